@@ -1,0 +1,103 @@
+"""Shared fixtures: tiny random-weight models built in-process (no downloads)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    GemmaConfig,
+    GPT2Config,
+    LlamaConfig,
+    MistralConfig,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen3Config,
+)
+
+from latent_graph import LocalLatentModel
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CORPUS = [
+    "Plan the solution step by step. Check the plan carefully and refine it.",
+    "What is 12 times 7? The answer is 84. Alice has 3 apples and buys 5 more.",
+    "The secret code is BLUE-42. Answer with the final number in boxed form.",
+    "You are a helpful assistant. Critic, planner, refiner, judger, expert.",
+] * 4
+
+ARCHS = ["llama", "qwen2", "qwen3", "mistral", "gemma", "gpt2"]
+
+
+def make_tokenizer(chat_template: str | None = CHATML) -> PreTrainedTokenizerFast:
+    """A small byte-level BPE tokenizer trained on a fixed corpus (deterministic)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    special = ["<pad>", "<s>", "<|im_end|>", "<|im_start|>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="<|im_end|>"
+    )
+    fast.chat_template = chat_template
+    return fast
+
+
+def make_config(arch: str, vocab: int, ctx: int = 512):
+    common = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=ctx,
+                  tie_word_embeddings=False, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    if arch == "llama":
+        return LlamaConfig(**common)
+    if arch == "qwen2":
+        return Qwen2Config(**common)
+    if arch == "qwen3":
+        return Qwen3Config(head_dim=16, **common)
+    if arch == "mistral":
+        return MistralConfig(sliding_window=None, **common)
+    if arch == "gemma":
+        return GemmaConfig(head_dim=16, **{**common, "tie_word_embeddings": True})
+    if arch == "gpt2":
+        return GPT2Config(vocab_size=vocab, n_embd=64, n_layer=2, n_head=4, n_positions=ctx,
+                          bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    raise ValueError(arch)
+
+
+def make_model(arch: str = "llama", seed: int = 0, ctx: int = 512, chat_template: str | None = CHATML,
+               **kwargs) -> LocalLatentModel:
+    tok = make_tokenizer(chat_template)
+    torch.manual_seed(seed)
+    hf = AutoModelForCausalLM.from_config(make_config(arch, len(tok), ctx))
+    hf.generation_config.eos_token_id = 2
+    return LocalLatentModel(hf.eval(), tok, name=f"tiny-{arch}-s{seed}", **kwargs)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep realignment caches of tiny models out of the user's cache."""
+    if "LATENT_GRAPH_TEST_CACHE" not in os.environ:
+        os.environ["LATENT_GRAPH_CACHE"] = str(tmp_path_factory.mktemp("lg-cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_factory() -> Callable[..., LocalLatentModel]:
+    return make_model
+
+
+@pytest.fixture(scope="session", params=ARCHS)
+def any_model(request: pytest.FixtureRequest) -> LocalLatentModel:
+    return make_model(request.param)
+
+
+@pytest.fixture(scope="session")
+def llama() -> LocalLatentModel:
+    return make_model("llama")
