@@ -9,7 +9,8 @@ A handle is a KV cache plus everything needed to extend it correctly:
   tokens continue at ``max(position) + 1`` per row, so dropping columns (memory
   policies) never shifts RoPE positions under keys that were already rotated;
 - ``segments``: which agent wrote which column span, and how (prompt, latent, text);
-- ``latents``: the realigned thought embeddings, one ``(B, n, H)`` per latent segment;
+- ``latents``: the realigned thought embeddings, one ``(B, n, H)`` per latent segment,
+  and ``hiddens`` the hidden states they were realigned from (same shapes);
 - ``fingerprint``: the model that built it; other models refuse it.
 
 Handles are never mutated: every operation returns a new handle, and the engine
@@ -55,8 +56,9 @@ class LatentHandle:
     attention_mask: torch.Tensor  # (B, T) int64
     position_ids: torch.Tensor  # (B, T) int64
     segments: tuple[Segment, ...]
-    latents: tuple[torch.Tensor, ...]  # one (B, n, H) per latent segment
+    latents: tuple[torch.Tensor, ...]  # one (B, n, H) per latent segment: realigned inputs fed
     fingerprint: ModelFingerprint
+    hiddens: tuple[torch.Tensor, ...] = ()  # one (B, n, H) per latent segment: hidden states before realign
     last_hidden: torch.Tensor | None = None  # (B, H) hidden state after the last column
     prompt_tokens: int = 0  # real prompt tokens fed, summed over rows
     latent_steps: int = 0  # latent steps taken (per row)
@@ -94,7 +96,7 @@ class LatentHandle:
 
     @property
     def nbytes(self) -> int:
-        tensors = [*self.keys, *self.values, self.attention_mask, self.position_ids, *self.latents]
+        tensors = [*self.keys, *self.values, self.attention_mask, self.position_ids, *self.latents, *self.hiddens]
         if self.last_hidden is not None:
             tensors.append(self.last_hidden)
         return sum(t.numel() * t.element_size() for t in tensors)
@@ -141,6 +143,7 @@ class LatentHandle:
             attention_mask=self.attention_mask.to(device),
             position_ids=self.position_ids.to(device),
             latents=tuple(mv(x) for x in self.latents),
+            hiddens=tuple(mv(x) for x in self.hiddens),
             last_hidden=None if self.last_hidden is None else mv(self.last_hidden),
         )
 
@@ -160,7 +163,9 @@ class LatentHandle:
             new_segments.append(Segment(s.agent, s.kind, start, start + s.length))
             start += s.length
         kept_ids = {id(s) for s in keep}
-        latents = tuple(x for s, x in self.latent_segments() if id(s) in kept_ids)
+        lat_segs = [s for s in self.segments if s.kind == "latent"]
+        latents = tuple(x for s, x in zip(lat_segs, self.latents) if id(s) in kept_ids)
+        hiddens = tuple(x for s, x in zip(lat_segs, self.hiddens) if id(s) in kept_ids)
         return replace(
             self,
             keys=tuple(k.index_select(2, idx) for k in self.keys),
@@ -169,6 +174,7 @@ class LatentHandle:
             position_ids=self.position_ids.index_select(1, idx),
             segments=tuple(new_segments),
             latents=latents,
+            hiddens=hiddens,
         )
 
     def with_memory(self, policy: MemoryPolicy | str) -> LatentHandle:

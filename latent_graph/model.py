@@ -83,6 +83,7 @@ class _Work:
         self.base = base
         self.segments: list[Segment] = list(base.segments) if base else []
         self.latents: list[torch.Tensor] = list(base.latents) if base else []
+        self.hiddens: list[torch.Tensor] = list(base.hiddens) if base else []
         self.fp = fp
         self.next_pos = base.next_positions() if base else torch.zeros(batch, dtype=torch.long, device=device)
         self.prompt_tokens = self.latent_steps = self.generated_tokens = 0
@@ -105,6 +106,7 @@ class _Work:
             position_ids=self.pos,
             segments=tuple(self.segments),
             latents=tuple(self.latents),
+            hiddens=tuple(self.hiddens),
             fingerprint=self.fp,
             last_hidden=last_hidden,
             prompt_tokens=(b.prompt_tokens if b else 0) + self.prompt_tokens,
@@ -331,8 +333,14 @@ class LocalLatentModel:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise InvalidStepsError(f"steps must be an int >= 0, got {steps!r}")
         work, h = self._prefill(handle, prompt, agent, system, memory, reserve=steps)
+        return self._steps(work, h, steps, agent, on_step)
+
+    def _steps(
+        self, work: _Work, h: torch.Tensor, steps: int, agent: str, on_step: Callable[[StepInfo], None] | None
+    ) -> LatentHandle:
+        """Take ``steps`` latent steps from hidden state ``h`` (B, H) and freeze the result."""
         ones = torch.ones((work.mask.shape[0], 1), dtype=torch.long, device=self.device)
-        thoughts = []
+        thoughts, hiddens = [], []
         for i in range(steps):
             e = self.realigner(h)  # (B, H)
             _check_finite(e, f"agent {agent!r} latent step {i}")
@@ -340,12 +348,51 @@ class LocalLatentModel:
             if on_step is not None:
                 on_step(StepInfo(agent, i, h, e))
             thoughts.append(e)
+            hiddens.append(h)
             h = h_next
         if steps:
             work.add_segment(agent, "latent", steps)
             work.latents.append(torch.stack(thoughts, dim=1))  # (B, steps, H)
+            work.hiddens.append(torch.stack(hiddens, dim=1))  # (B, steps, H)
             work.latent_steps += steps
         return work.freeze(h)
+
+    @torch.no_grad()
+    def inject(
+        self,
+        handle: LatentHandle | None,
+        embeds: torch.Tensor,
+        *,
+        agent: str = "inject",
+        steps: int = 0,
+        on_step: Callable[[StepInfo], None] | None = None,
+    ) -> LatentHandle:
+        """Prefill ready-made input embeddings (B, n, H) as a latent segment, then take ``steps`` steps.
+
+        This is how thoughts from *another* model enter this one (through a trained
+        cross-model adapter): they are fed like inputs, since that model's cache is
+        meaningless here.
+        """
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise InvalidStepsError(f"steps must be an int >= 0, got {steps!r}")
+        if embeds.dim() != 3 or embeds.shape[-1] != self.hidden_size:
+            raise InvalidArgumentError(f"embeds must be (B, n, {self.hidden_size}), got {tuple(embeds.shape)}")
+        if handle is not None:
+            self.check_handle(handle)
+            if embeds.shape[0] != handle.batch_size:
+                raise BatchSizeMismatchError(f"{embeds.shape[0]} rows of embeddings for a handle of batch {handle.batch_size}")
+        _check_finite(embeds, f"agent {agent!r}: injected embeddings")
+        embeds = embeds.to(device=self.device, dtype=self.dtype)
+        work = _Work(handle, embeds.shape[0], self.device, self.fingerprint)
+        n = embeds.shape[1]
+        if int(work.next_pos.max()) + n + steps > self.max_context:
+            raise ContextOverflowError(f"agent {agent!r}: {n} injected + {steps} steps exceed the context window")
+        new_mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device)  # (B, n)
+        h = self._forward(work, new_mask, inputs_embeds=embeds)[:, -1]
+        work.add_segment(agent, "latent", n)
+        work.latents.append(embeds)
+        work.hiddens.append(torch.zeros_like(embeds))  # their source hidden states live in the other model
+        return self._steps(work, h, steps, agent, on_step)
 
     def _decode_iter(
         self,
