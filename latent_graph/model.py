@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from latent_graph import _kv
+from latent_graph._runnable import LatentRunnable
 from latent_graph._chat import encode_left_padded, format_prompt, pad_id
 from latent_graph.errors import (
     BatchSizeMismatchError,
@@ -116,8 +117,11 @@ class _Work:
         )
 
 
-class LocalLatentModel:
+class LocalLatentModel(LatentRunnable):
     """A local HF causal LM that agents share to talk in latent space.
+
+    It is also a langchain-core ``Runnable`` (see :class:`~latent_graph._runnable.LatentRunnable`)
+    and can be exposed as a chat model with :meth:`as_chat_model`.
 
     Args:
         model: A loaded ``transformers`` causal LM (any architecture with a KV cache).
@@ -485,7 +489,9 @@ class LocalLatentModel:
         assert result is not None
         return result
 
-    def stream(self, handle: LatentHandle | None, prompt: str | Sequence[str], **kwargs: Any) -> Iterator[TokenChunk]:
+    def decode_stream(
+        self, handle: LatentHandle | None, prompt: str | Sequence[str], **kwargs: Any
+    ) -> Iterator[TokenChunk]:
         """Like :meth:`decode` but yields :class:`TokenChunk` as they are generated."""
         for item in self._decode_iter(handle, prompt, **_decode_defaults(kwargs)):
             if isinstance(item, TokenChunk):
@@ -513,6 +519,12 @@ class LocalLatentModel:
             [(self.tokenizer.decode([int(i)]), float(c)) for c, i in zip(cs, ids)]
             for cs, ids in zip(top.values, top.indices)
         ]
+
+    def as_chat_model(self, **kwargs: Any) -> Any:
+        """This model as a langchain-core ``BaseChatModel`` (text edges, ``stream_mode="messages"``)."""
+        from latent_graph.chat_model import LatentChatModel
+
+        return LatentChatModel(engine=self, **kwargs)
 
     def __repr__(self) -> str:
         return f"LocalLatentModel({self.name!r}, realign={self.realigner.name}, device={self.device}, dtype={self.dtype})"

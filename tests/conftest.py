@@ -52,7 +52,7 @@ def make_tokenizer(chat_template: str | None = CHATML) -> PreTrainedTokenizerFas
     return fast
 
 
-def make_config(arch: str, vocab: int, ctx: int = 512):
+def make_config(arch: str, vocab: int, ctx: int = 2048):
     common = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=ctx,
                   tie_word_embeddings=False, pad_token_id=0, bos_token_id=1, eos_token_id=2)
@@ -72,7 +72,7 @@ def make_config(arch: str, vocab: int, ctx: int = 512):
     raise ValueError(arch)
 
 
-def make_model(arch: str = "llama", seed: int = 0, ctx: int = 512, chat_template: str | None = CHATML,
+def make_model(arch: str = "llama", seed: int = 0, ctx: int = 2048, chat_template: str | None = CHATML,
                **kwargs) -> LocalLatentModel:
     tok = make_tokenizer(chat_template)
     torch.manual_seed(seed)

@@ -262,7 +262,7 @@ def test_sampling_is_seeded(llama):
 
 def test_streaming_matches_decode(llama):
     h = llama.think(None, PA, steps=2)
-    chunks = list(llama.stream(h, PB, max_new_tokens=8))
+    chunks = list(llama.decode_stream(h, PB, max_new_tokens=8))
     d = llama.decode(h, PB, max_new_tokens=8)
     assert "".join(c.text for c in chunks) == d.text
     seen = []

@@ -1,0 +1,53 @@
+"""Benchmark harness: single agent vs text-MAS vs latent-MAS on the same questions.
+
+Modules:
+
+- :mod:`~latent_graph.bench.tasks`: :class:`Example` / :class:`Task` and loaders
+  (GSM8K, ARC-style multiple choice, HumanEval/MBPP-style code, relay probes);
+- :mod:`~latent_graph.bench.extract`: answer extraction (``\\boxed{}``, numbers, letters, code);
+- :mod:`~latent_graph.bench.execute`: run generated code against tests in a subprocess;
+- :mod:`~latent_graph.bench.metrics`: Wilson intervals, per-method aggregation, goal ratios;
+- :mod:`~latent_graph.bench.runner`: :func:`run_bench`, resumable per-question JSONL results;
+- :mod:`~latent_graph.bench.report`: JSON summary, markdown table and plot;
+- :mod:`~latent_graph.bench.cli`: the ``latent-graph bench`` command (``register(subparsers)``).
+
+Nothing here imports LangGraph or the graph builders at import time.
+"""
+
+from __future__ import annotations
+
+from latent_graph.bench.errors import (
+    BenchArgumentError,
+    BenchError,
+    DataFormatError,
+    DataNotFoundError,
+    GraphOutputError,
+    GraphsUnavailableError,
+    ResumeError,
+)
+from latent_graph.bench.metrics import MethodSummary, Ratio, wilson_interval
+from latent_graph.bench.runner import METHODS, BenchSummary, load_results, run_bench
+from latent_graph.bench.tasks import TASKS, Example, Score, Task, load_task, relay_probes
+
+__all__ = [
+    "METHODS",
+    "TASKS",
+    "BenchArgumentError",
+    "BenchError",
+    "BenchSummary",
+    "DataFormatError",
+    "DataNotFoundError",
+    "Example",
+    "GraphOutputError",
+    "GraphsUnavailableError",
+    "MethodSummary",
+    "Ratio",
+    "ResumeError",
+    "Score",
+    "Task",
+    "load_results",
+    "load_task",
+    "relay_probes",
+    "run_bench",
+    "wilson_interval",
+]

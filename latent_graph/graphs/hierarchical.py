@@ -1,0 +1,65 @@
+"""Hierarchical graph: domain experts as parallel branches (fan-out) → judger (fan-in).
+
+Latent experts each think on top of the same (possibly empty) prefix and write
+their handle to ``branches[name]``; the judger merges them (see
+:mod:`latent_graph.merge` for how positions are assigned) so it sees every
+branch. Text experts send messages instead; edges can be mixed per expert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langgraph.graph import END, START
+
+from latent_graph.graphs import roles
+from latent_graph.graphs._build import Options, check_options, compile_graph, edge_kinds, new_graph, with_realign
+from latent_graph.model import LocalLatentModel
+from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode
+from latent_graph.realign import Realigner
+
+
+def build_hierarchical(
+    model: LocalLatentModel,
+    *,
+    edges: str | Sequence[str] | Mapping[str, str] = "latent",
+    experts: Mapping[str, str] | None = None,
+    judger: str = roles.JUDGER,
+    checkpointer: Any = None,
+    realign: str | Realigner | None = None,
+    expose_handle: bool = False,
+    **options: Any,
+) -> Any:
+    """Build and compile parallel experts feeding one judger.
+
+    Args:
+        model: The shared local model.
+        edges: "latent", "text", a list (one per expert, in order) or ``{expert: kind}``.
+        experts: Ordered ``{name: instruction}``; default math, science and code experts.
+            The first expert alone sees the per-question private ``context``.
+        judger, checkpointer, realign, expose_handle, **options: as in
+            :func:`~latent_graph.graphs.sequential.build_sequential`.
+    """
+    opts = Options(**options)
+    check_options(model, opts)
+    model = with_realign(model, realign)
+    experts = dict(experts or roles.EXPERTS)
+    kinds = edge_kinds(edges, list(experts))
+    builder = new_graph()
+    for i, (name, instruction) in enumerate(experts.items()):
+        common = dict(model=model, name=name, instruction=instruction, sees_context=i == 0,
+                      memory=opts.memory, inspect=opts.inspect, branch=True)
+        if kinds[name] == "latent":
+            node: Any = LatentAgentNode(steps=opts.steps, **common)
+        else:
+            node = TextAgentNode(**common, **opts.decoding())
+        builder.add_node(name, node)
+        builder.add_edge(START, name)
+    judge = JudgerNode(model=model, name="judger", instruction=roles.with_format(judger, opts.task),
+                       memory=opts.memory, **opts.decoding())
+    builder.add_node("judger", judge)
+    builder.add_edge(list(experts), "judger")
+    builder.add_edge("judger", END)
+    drawn = {(name, "judger"): kinds[name] for name in experts}
+    return compile_graph(builder, checkpointer, expose_handle, drawn, "latent-hierarchical")

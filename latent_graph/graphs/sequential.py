@@ -1,0 +1,90 @@
+"""Sequential graph: planner → critic → refiner → judger (LatentMAS sequential roles).
+
+Each edge can be latent (the handle flows on) or text (the sender decodes a
+message and the receiver starts a fresh cache with that message in its prompt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langgraph.graph import END, START
+
+from latent_graph.graphs import roles
+from latent_graph.graphs._build import Options, check_options, compile_graph, edge_kinds, new_graph, with_realign
+from latent_graph.model import LocalLatentModel
+from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode
+from latent_graph.realign import Realigner
+
+
+def build_sequential(
+    model: LocalLatentModel,
+    *,
+    edges: str | Sequence[str] | Mapping[str, str] = "latent",
+    agents: Mapping[str, str] | None = None,
+    judger: str = roles.JUDGER,
+    checkpointer: Any = None,
+    realign: str | Realigner | None = None,
+    expose_handle: bool = False,
+    **options: Any,
+) -> Any:
+    """Build and compile a sequential agent chain ending in a judger.
+
+    Args:
+        model: The shared local model.
+        edges: "latent", "text", one kind per agent before the judger (in order), or a
+            dict ``{agent: kind}`` giving the kind of the edge *leaving* that agent.
+        agents: Ordered ``{name: role instruction}``; default planner, critic, refiner.
+        judger: The judger's role instruction (the task's answer format is appended).
+        checkpointer: Optional LangGraph checkpointer (see :mod:`latent_graph.checkpoint`).
+        realign: Override the model's realigner ("ridge", "identity" or a Realigner/adapter).
+        expose_handle: Include the final handle in the graph output.
+        **options: steps, memory, max_new_tokens, temperature, top_p, seed, task, inspect.
+    """
+    opts = Options(**options)
+    check_options(model, opts)
+    model = with_realign(model, realign)
+    agents = dict(agents or roles.SEQUENTIAL)
+    kinds = edge_kinds(edges, list(agents))
+    builder = new_graph()
+    prev, drawn = START, {}
+    for i, (name, instruction) in enumerate(agents.items()):
+        common = dict(model=model, name=name, instruction=instruction, sees_context=i == 0,
+                      memory=opts.memory, inspect=opts.inspect)
+        if kinds[name] == "latent":
+            node: Any = LatentAgentNode(steps=opts.steps, **common)
+        else:
+            node = TextAgentNode(**common, **opts.decoding())
+        builder.add_node(name, node)
+        builder.add_edge(prev, name)
+        prev = name
+    judge = JudgerNode(model=model, name="judger", instruction=roles.with_format(judger, opts.task),
+                       sees_context=not agents, memory=opts.memory, **opts.decoding())
+    builder.add_node("judger", judge)
+    builder.add_edge(prev, "judger")
+    builder.add_edge("judger", END)
+    names = list(agents)
+    for a, b in zip(names, names[1:] + ["judger"]):
+        drawn[(a, b)] = kinds[a]
+    return compile_graph(builder, checkpointer, expose_handle, drawn, "latent-sequential")
+
+
+def build_single(
+    model: LocalLatentModel,
+    *,
+    instruction: str = roles.SINGLE,
+    checkpointer: Any = None,
+    expose_handle: bool = False,
+    **options: Any,
+) -> Any:
+    """A single agent answering directly (the baseline); it sees any private context."""
+    opts = Options(**options)
+    check_options(model, opts)
+    builder = new_graph()
+    node = JudgerNode(model=model, name="single", instruction=roles.with_format(instruction, opts.task),
+                      sees_context=True, memory=opts.memory, **opts.decoding())
+    builder.add_node("single", node)
+    builder.add_edge(START, "single")
+    builder.add_edge("single", END)
+    return compile_graph(builder, checkpointer, expose_handle, {}, "single-agent")
