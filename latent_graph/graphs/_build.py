@@ -71,15 +71,13 @@ def with_realign(model: LocalLatentModel, realign: str | Realigner | None) -> Lo
     return model if realign is None else model.with_realigner(realign)
 
 
-def new_graph() -> StateGraph:
-    return StateGraph(LatentState, input_schema=GraphInput, output_schema=GraphOutput)
+def new_graph(expose_handle: bool = False) -> StateGraph:
+    """A StateGraph over :class:`LatentState`; the handle is in the output only if asked for."""
+    output = GraphOutputWithHandle if expose_handle else GraphOutput
+    return StateGraph(LatentState, input_schema=GraphInput, output_schema=output)
 
 
-def compile_graph(
-    builder: StateGraph, checkpointer: Any, expose_handle: bool, edges: dict[tuple[str, str], str], name: str
-) -> Any:
-    if expose_handle:
-        builder.output_schema = GraphOutputWithHandle
+def compile_graph(builder: StateGraph, checkpointer: Any, edges: dict[tuple[str, str], str], name: str) -> Any:
     graph = builder.compile(checkpointer=checkpointer, name=name)
     graph.latent_edges = edges  # read by latent_graph.viz to style latent vs text edges
     return graph

@@ -46,7 +46,7 @@ def build_hierarchical(
     model = with_realign(model, realign)
     experts = dict(experts or roles.EXPERTS)
     kinds = edge_kinds(edges, list(experts))
-    builder = new_graph()
+    builder = new_graph(expose_handle)
     for i, (name, instruction) in enumerate(experts.items()):
         common = dict(model=model, name=name, instruction=instruction, sees_context=i == 0,
                       memory=opts.memory, inspect=opts.inspect, branch=True)
@@ -62,4 +62,4 @@ def build_hierarchical(
     builder.add_edge(list(experts), "judger")
     builder.add_edge("judger", END)
     drawn = {(name, "judger"): kinds[name] for name in experts}
-    return compile_graph(builder, checkpointer, expose_handle, drawn, "latent-hierarchical")
+    return compile_graph(builder, checkpointer, drawn, "latent-hierarchical")

@@ -47,7 +47,7 @@ def build_sequential(
     model = with_realign(model, realign)
     agents = dict(agents or roles.SEQUENTIAL)
     kinds = edge_kinds(edges, list(agents))
-    builder = new_graph()
+    builder = new_graph(expose_handle)
     prev, drawn = START, {}
     for i, (name, instruction) in enumerate(agents.items()):
         common = dict(model=model, name=name, instruction=instruction, sees_context=i == 0,
@@ -67,7 +67,7 @@ def build_sequential(
     names = list(agents)
     for a, b in zip(names, names[1:] + ["judger"]):
         drawn[(a, b)] = kinds[a]
-    return compile_graph(builder, checkpointer, expose_handle, drawn, "latent-sequential")
+    return compile_graph(builder, checkpointer, drawn, "latent-sequential")
 
 
 def build_single(
@@ -81,10 +81,10 @@ def build_single(
     """A single agent answering directly (the baseline); it sees any private context."""
     opts = Options(**options)
     check_options(model, opts)
-    builder = new_graph()
+    builder = new_graph(expose_handle)
     node = JudgerNode(model=model, name="single", instruction=roles.with_format(instruction, opts.task),
                       sees_context=True, memory=opts.memory, **opts.decoding())
     builder.add_node("single", node)
     builder.add_edge(START, "single")
     builder.add_edge("single", END)
-    return compile_graph(builder, checkpointer, expose_handle, {}, "single-agent")
+    return compile_graph(builder, checkpointer, {}, "single-agent")
