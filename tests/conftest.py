@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import pytest
@@ -81,13 +80,6 @@ def make_model(arch: str = "llama", seed: int = 0, ctx: int = 2048, chat_templat
     return LocalLatentModel(hf.eval(), tok, name=f"tiny-{arch}-s{seed}", **kwargs)
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Keep realignment caches of tiny models out of the user's cache."""
-    if "LATENT_GRAPH_TEST_CACHE" not in os.environ:
-        os.environ["LATENT_GRAPH_CACHE"] = str(tmp_path_factory.mktemp("lg-cache"))
-
-
 @pytest.fixture(scope="session")
 def tiny_factory() -> Callable[..., LocalLatentModel]:
     return make_model
@@ -101,3 +93,14 @@ def any_model(request: pytest.FixtureRequest) -> LocalLatentModel:
 @pytest.fixture(scope="session")
 def llama() -> LocalLatentModel:
     return make_model("llama")
+
+
+@pytest.fixture(scope="session")
+def default_model() -> LocalLatentModel:
+    """The embedded default model (SmolLM2-135M-Instruct); skips if its wheel is missing."""
+    from latent_graph.errors import DefaultModelMissingError
+
+    try:
+        return LocalLatentModel.default()
+    except DefaultModelMissingError as exc:
+        pytest.skip(f"default model not installed: {exc}")
