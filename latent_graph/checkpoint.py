@@ -37,12 +37,7 @@ from langgraph.types import Send
 
 from latent_graph.errors import HandleFormatError
 from latent_graph.handle import LatentHandle
-from latent_graph.serialize import (
-    handle_from_bytes,
-    handle_from_chunks,
-    handle_to_bytes,
-    handle_to_chunks,
-)
+from latent_graph.serialize import handle_from_bytes, handle_from_store, handle_to_bytes, handle_to_store
 
 __all__ = [
     "TYPE_TAG",
@@ -181,7 +176,7 @@ class LatentSerializer(JsonPlusSerializer):
 
     Values without handles are serialized exactly as ``JsonPlusSerializer()``
     does. Values containing handles get the type tag :data:`TYPE_TAG`: msgpack
-    in which each handle is a marker dict holding its chunk manifest (or, with
+    in which each handle is a marker dict holding its manifest's chunk key (or, with
     ``chunk_store=None``, its whole :func:`~latent_graph.serialize.handle_to_bytes`
     blob). Handles are found inside dicts, lists, tuples, dataclasses and
     ``Send`` packets; they come back as lists where msgpack makes lists anyway.
@@ -208,7 +203,8 @@ class LatentSerializer(JsonPlusSerializer):
         super().__init__(pickle_fallback=False, **kwargs)
         self.chunk_store = chunk_store
         self.device = device
-        self._manifests: weakref.WeakKeyDictionary[LatentHandle, str] = weakref.WeakKeyDictionary()
+        # handle -> manifest key, so a handle serialized again (every superstep) is not re-chunked
+        self._stored: weakref.WeakKeyDictionary[LatentHandle, str] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self.handles_dumped = 0
         self.handle_bytes_dumped = 0  # sum of handle.nbytes over every handle serialized
@@ -242,22 +238,25 @@ class LatentSerializer(JsonPlusSerializer):
             self.handle_bytes_dumped += handle.nbytes
         if self.chunk_store is None:
             return {_INLINE: handle_to_bytes(handle)}
-        manifest = self._manifests.get(handle)
-        if manifest is None:
-            split = handle_to_chunks(handle)
-            for key, chunk in split.chunks.items():
-                if key not in self.chunk_store:
-                    self.chunk_store.put(key, chunk)
-            manifest = split.manifest
-            self._manifests[handle] = manifest
-        return {_MANIFEST: manifest}
+        with self._lock:
+            key = self._stored.get(handle)
+        if key is None:
+            store = self.chunk_store
+            key = handle_to_store(handle, store.put, store.__contains__)
+            with self._lock:
+                self._stored[handle] = key
+        return {_MANIFEST: key}
 
     def _load(self, marker: dict[str, Any]) -> LatentHandle:
         if _INLINE in marker:
             return handle_from_bytes(marker[_INLINE], device=self.device)
         if self.chunk_store is None:
             raise HandleFormatError("checkpoint refers to latent handle chunks but this serializer has no chunk store")
-        return handle_from_chunks(marker[_MANIFEST], self.chunk_store.get, device=self.device)
+        key = marker[_MANIFEST]
+        handle = handle_from_store(key, self.chunk_store.get, device=self.device)
+        with self._lock:
+            self._stored[handle] = key  # a resumed run re-serializes it without re-chunking
+        return handle
 
     # ---- walking
     def _encode(self, obj: Any) -> Any:

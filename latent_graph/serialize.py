@@ -50,7 +50,9 @@ __all__ = [
     "handle_from_bytes",
     "handle_from_chunks",
     "handle_to_bytes",
+    "handle_from_store",
     "handle_to_chunks",
+    "handle_to_store",
     "manifest_chunk_keys",
 ]
 
@@ -59,6 +61,7 @@ CHUNK_FORMAT = "latent_graph.handle.chunk"
 MANIFEST_FORMAT = "latent_graph.handle.manifest"
 FORMAT_VERSION = 1
 _KINDS = ("prompt", "latent", "text")
+_META_KEY = "latent_graph"
 
 Tensors = dict[str, torch.Tensor]
 
@@ -73,8 +76,16 @@ def _cpu(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to("cpu").contiguous()
 
 
-def _save(tensors: Tensors, metadata: dict[str, str]) -> bytes:
+def _canonical(body: Any) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _save(tensors: Tensors, info: dict[str, Any]) -> bytes:
     """safetensors bytes; tensors are moved to CPU and un-aliased first.
+
+    ``info`` goes into the header as one canonical-JSON metadata entry: safetensors
+    writes several metadata entries in hash-map order, which would make equal
+    chunks differ in bytes (and so in content address).
 
     safetensors refuses tensors that share storage (e.g. latents equal to hiddens
     under the identity realigner, or views of one buffer), so any tensor whose
@@ -89,17 +100,17 @@ def _save(tensors: Tensors, metadata: dict[str, str]) -> bytes:
             t = t.clone()
         seen.add(ptr)
         ready[name] = t
-    return _st_save(ready, metadata=metadata)
+    return _st_save(ready, metadata={_META_KEY: _canonical(info)})
 
 
-def _load(data: bytes, what: str) -> tuple[Tensors, dict[str, str]]:
-    """Parse safetensors bytes (tensors on CPU) and return them with the header metadata."""
+def _load(data: bytes, what: str) -> tuple[Tensors, dict[str, Any]]:
+    """Parse safetensors bytes (tensors on CPU); return them with the ``info`` of :func:`_save`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise HandleFormatError(f"{what}: expected bytes, got {type(data).__name__}")
     data = bytes(data)
     try:
         tensors = _st_load(data)
-        metadata = _read_metadata(data)
+        metadata = _read_info(data)
     except HandleFormatError:
         raise
     except Exception as exc:  # safetensors raises its own error type; any failure is corruption
@@ -107,14 +118,14 @@ def _load(data: bytes, what: str) -> tuple[Tensors, dict[str, str]]:
     return tensors, metadata
 
 
-def _read_metadata(data: bytes) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors header (its length-prefixed JSON)."""
+def _read_info(data: bytes) -> dict[str, Any]:
+    """The ``info`` stored by :func:`_save` in a safetensors header (length-prefixed JSON)."""
     n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + n])
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict):
-        raise HandleFormatError("safetensors header has a malformed __metadata__")
-    return meta
+    meta = json.loads(data[8 : 8 + n]).get("__metadata__") or {}
+    info = json.loads(meta.get(_META_KEY, "null")) if isinstance(meta, dict) else None
+    if not isinstance(info, dict):
+        raise HandleFormatError(f"safetensors data without latent_graph metadata (keys: {sorted(meta or {})})")
+    return info
 
 
 def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
@@ -124,7 +135,7 @@ def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
         t = _cpu(tensors[name])
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         if t.numel():
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
     return h.hexdigest()
 
 
@@ -133,7 +144,7 @@ def _check_format(meta: Mapping[str, Any], fmt: str, what: str) -> None:
     if got != fmt:
         raise HandleFormatError(f"{what}: not a {fmt!r} payload (format field is {got!r})")
     version = meta.get("version")
-    if str(version) != str(FORMAT_VERSION):
+    if type(version) is not int or version != FORMAT_VERSION:
         raise HandleFormatError(
             f"{what}: unsupported {fmt} version {version!r}; this latent_graph reads version {FORMAT_VERSION}"
         )
@@ -210,8 +221,8 @@ def _check_shapes(p: _Parts, segments: tuple[Segment, ...], n_layers: int) -> No
     if len(p.keys) != n_layers or len(p.values) != n_layers:
         raise HandleFormatError(f"expected {n_layers} layers of keys/values, got {len(p.keys)}/{len(p.values)}")
     for x in (*p.keys, *p.values):
-        if x.dim() != 4 or x.shape[0] != b or x.shape[2] != t:
-            raise HandleFormatError(f"K/V tensor of shape {tuple(x.shape)} does not fit (B={b}, H, T={t}, D)")
+        if x.dim() != 4 or x.shape[0] != b:
+            raise HandleFormatError(f"K/V tensor of shape {tuple(x.shape)} does not fit (B={b}, H, T, D)")
     for s in segments:
         if s.end > t:
             raise HandleFormatError(f"segment {s} runs past the {t} cache columns")
@@ -273,13 +284,8 @@ def handle_to_bytes(handle: LatentHandle) -> bytes:
     tensors.update({f"hidden.{i}": x for i, x in enumerate(handle.hiddens)})
     if handle.last_hidden is not None:
         tensors["last_hidden"] = handle.last_hidden
-    meta = {
-        "format": FORMAT,
-        "version": str(FORMAT_VERSION),
-        "header": json.dumps(_header(handle), sort_keys=True),
-        "sha256": _digest(tensors),
-    }
-    return _save(tensors, meta)
+    info = {"format": FORMAT, "version": FORMAT_VERSION, "header": _header(handle), "sha256": _digest(tensors)}
+    return _save(tensors, info)
 
 
 def handle_from_bytes(data: bytes, device: torch.device | str | None = None) -> LatentHandle:
@@ -298,7 +304,9 @@ def handle_from_bytes(data: bytes, device: torch.device | str | None = None) -> 
     _check_format(meta, FORMAT, what)
     if meta.get("sha256") != _digest(tensors):
         raise HandleFormatError(f"{what}: tensor checksum mismatch (the data is corrupt)")
-    header = _json(meta.get("header"), what)
+    header = meta.get("header")
+    if not isinstance(header, dict):
+        raise HandleFormatError(f"{what}: missing header")
     n_layers = _int(header, "num_layers")
     parts = _Parts(
         keys=[_take(tensors, f"k.{i}", what) for i in range(n_layers)],
@@ -352,6 +360,7 @@ def _spans(h: LatentHandle) -> tuple[list[tuple[int, int]], bool]:
     """
     segs, t = h.segments, h.seq_len
     tiles = bool(segs) and segs[0].start == 0 and segs[-1].end == t
+    tiles = tiles and all(x.shape[2] == t for x in (*h.keys, *h.values))  # e.g. sliding-window layers
     tiles = tiles and all(a.end == b.start for a, b in zip(segs, segs[1:]))
     if not tiles:
         return [(0, t)], False
@@ -371,7 +380,7 @@ def _column_chunk(h: LatentHandle, start: int, end: int, latent: int | None, att
         tensors["latent"] = h.latents[latent]
         if h.hiddens:
             tensors["hidden"] = h.hiddens[latent]
-    return _save(tensors, {"format": CHUNK_FORMAT, "version": str(FORMAT_VERSION)})
+    return _save(tensors, {"format": CHUNK_FORMAT, "version": FORMAT_VERSION})
 
 
 def _tail_chunk(h: LatentHandle, attach: bool) -> bytes | None:
@@ -383,7 +392,7 @@ def _tail_chunk(h: LatentHandle, attach: bool) -> bytes | None:
         tensors.update({f"hidden.{i}": x for i, x in enumerate(h.hiddens)})
     if not tensors:
         return None
-    return _save(tensors, {"format": CHUNK_FORMAT, "version": str(FORMAT_VERSION)})
+    return _save(tensors, {"format": CHUNK_FORMAT, "version": FORMAT_VERSION})
 
 
 def _latent_indices(h: LatentHandle, n_spans: int) -> list[int | None]:
@@ -418,7 +427,7 @@ def handle_to_chunks(handle: LatentHandle) -> HandleChunks:
         data = _column_chunk(handle, start, end, latent, attach)
         key = chunk_key(data)
         chunks[key] = data
-        columns.append({"key": key, "start": start, "end": end})
+        columns.append([key, start, end])
     tail = _tail_chunk(handle, attach)
     tail_key = None if tail is None else chunk_key(tail)
     if tail is not None:
@@ -427,10 +436,13 @@ def handle_to_chunks(handle: LatentHandle) -> HandleChunks:
     return HandleChunks(_seal(body), chunks)
 
 
+def _body_sha(body: Any) -> str:
+    return hashlib.sha256(_canonical(body).encode()).hexdigest()[:32]
+
+
 def _seal(body: dict[str, Any]) -> str:
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    sha = hashlib.sha256(text.encode()).hexdigest()[:32]
-    return json.dumps({"format": MANIFEST_FORMAT, "version": FORMAT_VERSION, "sha256": sha, "body": text})
+    """Manifest JSON: format, version, the body and a checksum of its canonical form."""
+    return _canonical({"format": MANIFEST_FORMAT, "version": FORMAT_VERSION, "sha256": _body_sha(body), "body": body})
 
 
 def _unseal(manifest: str | bytes) -> dict[str, Any]:
@@ -439,10 +451,9 @@ def _unseal(manifest: str | bytes) -> dict[str, Any]:
     if not isinstance(outer, dict):
         raise HandleFormatError(f"{what} must be a JSON object")
     _check_format(outer, MANIFEST_FORMAT, what)
-    text = outer.get("body")
-    if not isinstance(text, str) or hashlib.sha256(text.encode()).hexdigest()[:32] != outer.get("sha256"):
+    body = outer.get("body")
+    if _body_sha(body) != outer.get("sha256"):
         raise HandleFormatError(f"{what}: checksum mismatch (the manifest is corrupt)")
-    body = _json(text, what)
     if not isinstance(body, dict) or not isinstance(body.get("columns"), list):
         raise HandleFormatError(f"{what}: malformed body")
     return body
@@ -458,17 +469,16 @@ def manifest_chunk_keys(manifest: str | bytes) -> list[str]:
 
 
 def _col(entry: Any) -> tuple[str, int, int]:
-    try:
-        key, start, end = entry["key"], int(entry["start"]), int(entry["end"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise HandleFormatError(f"malformed manifest column entry {entry!r}") from exc
-    if not isinstance(key, str):
+    ok = isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
+    if not ok or not all(isinstance(x, int) and not isinstance(x, bool) for x in entry[1:]):
         raise HandleFormatError(f"malformed manifest column entry {entry!r}")
-    return key, start, end
+    return entry[0], entry[1], entry[2]
 
 
-def _fetch(key: str, get_chunk: Callable[[str], bytes | None]) -> Tensors:
-    """Load one chunk and verify it is the bytes its key names."""
+def _verified(key: str, get_chunk: Callable[[str], bytes | None]) -> bytes:
+    """The bytes stored under ``key``, checked against it (its sha256)."""
+    if not isinstance(key, str):
+        raise HandleFormatError(f"latent handle chunk key must be a string, got {type(key).__name__}")
     try:
         data = get_chunk(key)
     except KeyError:
@@ -478,6 +488,12 @@ def _fetch(key: str, get_chunk: Callable[[str], bytes | None]) -> Tensors:
     data = bytes(data)
     if chunk_key(data) != key:
         raise HandleFormatError(f"latent handle chunk {key[:16]}... is corrupt (its sha256 does not match its key)")
+    return data
+
+
+def _fetch(key: str, get_chunk: Callable[[str], bytes | None]) -> Tensors:
+    """Load one tensor chunk and verify it is the bytes its key names."""
+    data = _verified(key, get_chunk)
     tensors, meta = _load(data, f"latent handle chunk {key[:16]}...")
     _check_format(meta, CHUNK_FORMAT, f"latent handle chunk {key[:16]}...")
     return tensors
@@ -554,3 +570,46 @@ def _check_columns(cols: list[tuple[str, int, int]], parts: _Parts) -> None:
         pos = end
     if pos != parts.attention_mask.shape[-1]:
         raise HandleFormatError(f"latent handle chunks hold {parts.attention_mask.shape[-1]} columns, manifest says {pos}")
+
+
+# ------------------------------------------------------ chunk-store level
+def handle_to_store(
+    handle: LatentHandle,
+    put_chunk: Callable[[str, bytes], None],
+    has_chunk: Callable[[str], bool] | None = None,
+) -> str:
+    """Store a handle as chunks, its manifest included; return the manifest's key.
+
+    The manifest is itself a content-addressed chunk, so a handle referenced
+    many times (every superstep, every pending write) costs one 64-character
+    key per reference, and its manifest is stored once.
+
+    Args:
+        handle: Any handle.
+        put_chunk: Stores ``bytes`` under a key.
+        has_chunk: Optional membership test; chunks already present are not put again.
+
+    Returns:
+        The key to pass to :func:`handle_from_store`.
+    """
+    split = handle_to_chunks(handle)
+    manifest = split.manifest.encode("utf-8")
+    items = [*split.chunks.items(), (chunk_key(manifest), manifest)]
+    for key, data in items:
+        if has_chunk is None or not has_chunk(key):
+            put_chunk(key, data)
+    return items[-1][0]
+
+
+def handle_from_store(
+    key: str,
+    get_chunk: Callable[[str], bytes | None],
+    device: torch.device | str | None = None,
+) -> LatentHandle:
+    """Inverse of :func:`handle_to_store`.
+
+    Raises:
+        HandleFormatError: A chunk (or the manifest) is missing or corrupt, or of
+            an unknown version.
+    """
+    return handle_from_chunks(_verified(key, get_chunk), get_chunk, device=device)
