@@ -77,7 +77,13 @@ def new_graph(expose_handle: bool = False) -> StateGraph:
     return StateGraph(LatentState, input_schema=GraphInput, output_schema=output)
 
 
-def compile_graph(builder: StateGraph, checkpointer: Any, edges: dict[tuple[str, str], str], name: str) -> Any:
-    graph = builder.compile(checkpointer=checkpointer, name=name)
+def compile_graph(
+    builder: StateGraph,
+    checkpointer: Any,
+    edges: dict[tuple[str, str], str],
+    name: str,
+    interrupt_after: Sequence[str] | None = None,
+) -> Any:
+    graph = builder.compile(checkpointer=checkpointer, name=name, interrupt_after=list(interrupt_after or []) or None)
     graph.latent_edges = edges  # read by latent_graph.viz to style latent vs text edges
     return graph

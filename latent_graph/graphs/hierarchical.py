@@ -27,6 +27,7 @@ def build_hierarchical(
     experts: Mapping[str, str] | None = None,
     judger: str = roles.JUDGER,
     checkpointer: Any = None,
+    interrupt_after: Sequence[str] | None = None,
     realign: str | Realigner | None = None,
     expose_handle: bool = False,
     **options: Any,
@@ -62,4 +63,4 @@ def build_hierarchical(
     builder.add_edge(list(experts), "judger")
     builder.add_edge("judger", END)
     drawn = {(name, "judger"): kinds[name] for name in experts}
-    return compile_graph(builder, checkpointer, drawn, "latent-hierarchical")
+    return compile_graph(builder, checkpointer, drawn, "latent-hierarchical", interrupt_after)

@@ -25,6 +25,7 @@ def build_sequential(
     agents: Mapping[str, str] | None = None,
     judger: str = roles.JUDGER,
     checkpointer: Any = None,
+    interrupt_after: Sequence[str] | None = None,
     realign: str | Realigner | None = None,
     expose_handle: bool = False,
     **options: Any,
@@ -38,6 +39,7 @@ def build_sequential(
         agents: Ordered ``{name: role instruction}``; default planner, critic, refiner.
         judger: The judger's role instruction (the task's answer format is appended).
         checkpointer: Optional LangGraph checkpointer (see :mod:`latent_graph.checkpoint`).
+        interrupt_after: Node names to pause after (resume with ``graph.invoke(None, config)``).
         realign: Override the model's realigner ("ridge", "identity" or a Realigner/adapter).
         expose_handle: Include the final handle in the graph output.
         **options: steps, memory, max_new_tokens, temperature, top_p, seed, task, inspect.
@@ -67,7 +69,7 @@ def build_sequential(
     names = list(agents)
     for a, b in zip(names, names[1:] + ["judger"]):
         drawn[(a, b)] = kinds[a]
-    return compile_graph(builder, checkpointer, drawn, "latent-sequential")
+    return compile_graph(builder, checkpointer, drawn, "latent-sequential", interrupt_after)
 
 
 def build_single(
@@ -75,6 +77,7 @@ def build_single(
     *,
     instruction: str = roles.SINGLE,
     checkpointer: Any = None,
+    interrupt_after: Sequence[str] | None = None,
     expose_handle: bool = False,
     **options: Any,
 ) -> Any:
@@ -87,4 +90,4 @@ def build_single(
     builder.add_node("single", node)
     builder.add_edge(START, "single")
     builder.add_edge("single", END)
-    return compile_graph(builder, checkpointer, {}, "single-agent")
+    return compile_graph(builder, checkpointer, {}, "single-agent", interrupt_after)

@@ -107,7 +107,9 @@ class AgentNode:
         after: LatentHandle | None,
         steps_log: list[dict[str, Any]],
         generated: int = 0,
+        prompts: list[str] | None = None,
     ) -> dict[str, Any]:
+        """The node's trace record (JSON-serialisable); ``prompts`` = composed prompt per question."""
         b_prompt = before.prompt_tokens if before is not None else 0
         b_steps = before.latent_steps if before is not None else 0
         end = time.time()
@@ -125,6 +127,7 @@ class AgentNode:
             "kv_len": after.seq_len if after is not None else 0,
             "memory": self.memory,
             "steps": steps_log,
+            "prompts": list(prompts) if prompts is not None else [],
         }
 
 

@@ -25,9 +25,10 @@ class LatentAgentNode(AgentNode):
         start = time.time()
         before = self.incoming(state)
         log: list[dict[str, Any]] = []
+        prompts = self.prompts(state)
         after = self.model.think(
             before,
-            self.prompts(state),
+            prompts,
             self.steps,
             agent=self.name,
             memory=self.memory,
@@ -38,5 +39,5 @@ class LatentAgentNode(AgentNode):
             update["branches"] = {self.name: after}
         else:
             update["handle"] = after
-        update["trace"] = [self.record(start, before, after, log)]
+        update["trace"] = [self.record(start, before, after, log, prompts=prompts)]
         return update

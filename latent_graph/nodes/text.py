@@ -40,7 +40,7 @@ class _Decoding(AgentNode):
             )
             texts = list(msg.response_metadata["texts"])
             generated = sum(msg.response_metadata["new_tokens"])
-            rec = self.record(start, before, None, [], generated)
+            rec = self.record(start, before, None, [], generated, prompts=prompts)
             rec["prompt_tokens"] = msg.response_metadata["prompt_tokens"] - (before.prompt_tokens if before else 0)
             rec["kv_len"] = msg.response_metadata.get("kv_len", 0)
             rec["handle_bytes_after"] = msg.response_metadata.get("handle_bytes", 0)
@@ -52,7 +52,7 @@ class _Decoding(AgentNode):
         replies = self.model.batch([[HumanMessage(p)] for p in prompts], config)
         texts = [str(r.content) for r in replies]
         generated = sum((getattr(r, "usage_metadata", None) or {}).get("output_tokens", 0) for r in replies)
-        return texts, self.record(start, None, None, [], generated)
+        return texts, self.record(start, None, None, [], generated, prompts=prompts)
 
 
 @dataclass
