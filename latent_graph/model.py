@@ -88,6 +88,7 @@ class _Work:
         self.fp = fp
         self.next_pos = base.next_positions() if base else torch.zeros(batch, dtype=torch.long, device=device)
         self.prompt_tokens = self.latent_steps = self.generated_tokens = 0
+        self.meta: dict[str, str] = dict(base.meta) if base else {}
 
     @property
     def length(self) -> int:
@@ -113,7 +114,7 @@ class _Work:
             prompt_tokens=(b.prompt_tokens if b else 0) + self.prompt_tokens,
             latent_steps=(b.latent_steps if b else 0) + self.latent_steps,
             generated_tokens=(b.generated_tokens if b else 0) + self.generated_tokens,
-            meta=dict(b.meta) if b else {},
+            meta=dict(self.meta),
         )
 
 
@@ -285,6 +286,7 @@ class LocalLatentModel(LatentRunnable):
         system: str | None,
         memory: MemoryPolicy | str,
         reserve: int,
+        generation: bool = True,
     ) -> tuple[_Work, torch.Tensor]:
         if memory not in MEMORY_POLICIES:
             raise InvalidArgumentError(f"unknown memory policy {memory!r}; choose one of {MEMORY_POLICIES}")
@@ -293,9 +295,14 @@ class LocalLatentModel(LatentRunnable):
             self.check_handle(handle)
             handle = handle.with_memory(memory)
         first = handle is None or handle.seq_len == 0
-        texts = [format_prompt(self.tokenizer, p, system, first) for p in prompts]
+        open_turn = handle is not None and handle.meta.get("open_turn", "1") == "1"
+        texts = [
+            format_prompt(self.tokenizer, p, system, first, after_open_turn=open_turn, generation=generation)
+            for p in prompts
+        ]
         ids, new_mask = encode_left_padded(self.tokenizer, texts, self.device)  # (B, n)
         work = _Work(handle, len(prompts), self.device, self.fingerprint)
+        work.meta["open_turn"] = "1" if generation else "0"
         need = int((work.next_pos + new_mask.sum(dim=1)).max()) + reserve
         if need > self.max_context:
             raise ContextOverflowError(
@@ -336,7 +343,8 @@ class LocalLatentModel(LatentRunnable):
         """
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise InvalidStepsError(f"steps must be an int >= 0, got {steps!r}")
-        work, h = self._prefill(handle, prompt, agent, system, memory, reserve=steps)
+        # An agent with 0 latent steps leaves its turn closed (no empty assistant reply in the cache).
+        work, h = self._prefill(handle, prompt, agent, system, memory, reserve=steps, generation=steps > 0)
         return self._steps(work, h, steps, agent, on_step)
 
     def _steps(

@@ -37,8 +37,8 @@ def test_lossless_handoff_equals_single_forward(any_model):
     m = any_model
     h = m.think(None, PA, steps=0, agent="a")
     h = m.think(h, PB, steps=0, agent="b")
-    ta = format_prompt(m.tokenizer, PA, None, first=True)
-    tb = format_prompt(m.tokenizer, PB, None, first=False)
+    ta = format_prompt(m.tokenizer, PA, None, first=True, generation=False)
+    tb = format_prompt(m.tokenizer, PB, None, first=False, after_open_turn=False, generation=False)
     ids = torch.tensor([_ids(m, ta) + _ids(m, tb)])
     with torch.no_grad():
         ref = m.hf_model(input_ids=ids).logits[:, -1].float()
@@ -121,7 +121,9 @@ def test_decode_uses_cache_at_zero_steps(llama):
     m = llama
     h = m.think(None, PA, steps=0, agent="a")
     d = m.decode(h, PB, max_new_tokens=8)
-    ids = _ids(m, format_prompt(m.tokenizer, PA, None, True)) + _ids(m, format_prompt(m.tokenizer, PB, None, False))
+    ids = _ids(m, format_prompt(m.tokenizer, PA, None, True, generation=False)) + _ids(
+        m, format_prompt(m.tokenizer, PB, None, False, after_open_turn=False)
+    )
     with torch.no_grad():
         ref = m.hf_model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False,
                                   eos_token_id=sorted(m.eos_ids), pad_token_id=0)
@@ -156,9 +158,10 @@ def test_memory_last_keeps_positions(llama):
     out = m.think(h, "Answer.", steps=0, agent="c", memory="last")
     # reference: full forward over A+B, drop A's columns from the cache, then C at positions
     # continuing after B (not restarting at B's length, which would break RoPE)
-    ta = _ids(m, format_prompt(m.tokenizer, PA, None, True))
-    tb = _ids(m, format_prompt(m.tokenizer, PB, None, False))
-    tc = _ids(m, format_prompt(m.tokenizer, "Answer.", None, False))
+    closed = dict(after_open_turn=False, generation=False)
+    ta = _ids(m, format_prompt(m.tokenizer, PA, None, True, generation=False))
+    tb = _ids(m, format_prompt(m.tokenizer, PB, None, False, **closed))
+    tc = _ids(m, format_prompt(m.tokenizer, "Answer.", None, False, **closed))
     with torch.no_grad():
         full = m.hf_model(input_ids=torch.tensor([ta + tb]), use_cache=True).past_key_values
         kept_kv = [(l.keys[:, :, len(ta):], l.values[:, :, len(ta):]) for l in full.layers]
@@ -274,8 +277,24 @@ def test_fallback_format_without_chat_template(tiny_factory):
     m = tiny_factory("llama", chat_template=None)
     text = format_prompt(m.tokenizer, "Hi there", "Be brief.", first=True)
     assert text.startswith("<s>System: Be brief.") and text.endswith("User: Hi there\nAssistant:")
+    assert format_prompt(m.tokenizer, "Go", None, first=False, generation=False) == "\nUser: Go"
     assert not format_prompt(m.tokenizer, "Hi", None, first=False).startswith("<s>")
     assert m.decode(m.think(None, "Hi there", steps=1), "Answer.", max_new_tokens=3).handle.seq_len > 0
+
+
+def test_turn_structure_in_the_shared_cache(llama):
+    tok = llama.tokenizer
+    first = format_prompt(tok, "Plan.", None, True)
+    assert first.endswith("<|im_start|>assistant\n")
+    # a later agent closes the previous assistant turn (latent thoughts) and opens its own
+    later = format_prompt(tok, "Check.", None, False)
+    assert later == "<|im_end|>\n<|im_start|>user\nCheck.<|im_end|>\n<|im_start|>assistant\n"
+    # after an agent with 0 latent steps there is no open turn to close
+    assert format_prompt(tok, "Check.", None, False, after_open_turn=False).startswith("<|im_start|>user")
+    h0 = llama.think(None, "Plan.", steps=0)
+    h1 = llama.think(None, "Plan.", steps=1)
+    assert h0.meta["open_turn"] == "0" and h1.meta["open_turn"] == "1"
+    assert h0.seq_len < h1.seq_len - 1  # no assistant header when no thoughts follow
 
 
 def test_summary_nbytes_and_to(llama):
