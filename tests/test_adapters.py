@@ -256,3 +256,32 @@ def test_cli_train_and_eval(tmp_path, monkeypatch, src, capsys):
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert set(metrics) == {"identity", "ridge", "adapter-mlp"} and metrics["ridge"]["n"] == 6
     assert "first-tok" in capsys.readouterr().out
+
+
+def test_cross_model_latent_edge_inside_a_graph(src, dst48):
+    """planner on model A --latent--> critic on model B (through an adapter) --latent--> judger on B."""
+    from langgraph.graph import END, START, StateGraph
+
+    from latent_graph.adapters import build_adapter
+    from latent_graph.nodes import CrossModelAgentNode, JudgerNode, LatentAgentNode, LatentState
+
+    adapter = AdapterRealigner(build_adapter("linear", 64, 48), src.fingerprint, dst48.fingerprint)
+    b = StateGraph(LatentState)
+    b.add_node("planner", LatentAgentNode(model=src, name="planner", instruction="Plan.", steps=3))
+    b.add_node("critic", CrossModelAgentNode(model=dst48, name="critic", instruction="Check.", steps=2,
+                                             source_model=src, adapter=adapter))
+    b.add_node("judger", JudgerNode(model=dst48, name="judger", instruction="Answer.", max_new_tokens=3))
+    b.add_edge(START, "planner")
+    b.add_edge("planner", "critic")
+    b.add_edge("critic", "judger")
+    b.add_edge("judger", END)
+    out = b.compile().invoke({"questions": ["What is 2 plus 3?", "What is 4 plus 4?"]})
+    assert len(out["answers"]) == 2
+    h = out["handle"]
+    assert h.fingerprint == dst48.fingerprint
+    received = [s for s in h.segments if s.agent == "critic:received"]
+    assert received and received[0].length == 4  # 3 latent hidden states + the last hidden state
+    # without the adapter the destination model refuses the foreign handle
+    plain = LatentAgentNode(model=dst48, name="critic", instruction="Check.", steps=1)
+    with pytest.raises(ModelMismatchError):
+        plain({"questions": ["q"], "handle": src.think(None, "q", steps=1)})

@@ -1,6 +1,7 @@
 """LangGraph wiring: agent nodes (plain callables) and the state they share."""
 
 from latent_graph.nodes.base import AgentNode, compose_prompt
+from latent_graph.nodes.cross import CrossModelAgentNode
 from latent_graph.nodes.latent import LatentAgentNode
 from latent_graph.nodes.state import (
     GraphInput,
@@ -14,6 +15,7 @@ from latent_graph.nodes.text import JudgerNode, TextAgentNode
 
 __all__ = [
     "AgentNode",
+    "CrossModelAgentNode",
     "GraphInput",
     "GraphOutput",
     "GraphOutputWithHandle",
