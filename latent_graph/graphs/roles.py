@@ -8,23 +8,16 @@ from __future__ import annotations
 
 from latent_graph.errors import InvalidArgumentError
 
+# Short, plain instructions: small models echo long role prompts back instead of following them
+# (measured on SmolLM2-135M: a judger prompt that talked about "latent thoughts" was echoed and
+# relayed 0/6 probes; this plain one relayed 4-5/9, see docs/benchmarks.md).
 PLANNER = (
-    "You are the Planner of a small team solving a problem together. "
-    "Think about the question and lay out a short, concrete step-by-step plan. "
+    "You are the Planner. Make a short step-by-step plan to solve the question. "
     "Do not give the final answer."
 )
-CRITIC = (
-    "You are the Critic of the team. The Planner's plan reaches you as latent thoughts or as a message. "
-    "Check it: point out wrong or missing steps and say how to fix them."
-)
-REFINER = (
-    "You are the Refiner of the team. Using the plan and the Critic's feedback you received, "
-    "write an improved, correct step-by-step solution plan."
-)
-JUDGER = (
-    "You are the Judger. The team's reasoning reaches you as latent thoughts or messages; "
-    "it may be incomplete or wrong, so use only what helps. Solve the question and give the final answer."
-)
+CRITIC = "You are the Critic. Check the plan so far and point out mistakes or missing steps."
+REFINER = "You are the Refiner. Write an improved, correct plan using the feedback so far."
+JUDGER = "You are the Judger. Use what the team found, then answer the question."
 SINGLE = "Solve the question. Think step by step, then give the final answer."
 EXPERTS = {
     "math_expert": "You are a mathematics expert. Work out the question with careful calculation.",
