@@ -7,7 +7,9 @@ Modules:
 - :mod:`~latent_graph.bench.extract`: answer extraction (``\\boxed{}``, numbers, letters, code);
 - :mod:`~latent_graph.bench.execute`: run generated code against tests in a subprocess;
 - :mod:`~latent_graph.bench.metrics`: Wilson intervals, per-method aggregation, goal ratios;
-- :mod:`~latent_graph.bench.runner`: :func:`run_bench`, resumable per-question JSONL results;
+- :mod:`~latent_graph.bench.runner`: :func:`run_bench` (jobs, interleaving, cost measurement);
+- :mod:`~latent_graph.bench.store`: resumable per-question JSONL results, config checks, rescoring;
+- :mod:`~latent_graph.bench.memory`: peak RSS / CUDA memory sampling and load average;
 - :mod:`~latent_graph.bench.report`: JSON summary, markdown table and plot;
 - :mod:`~latent_graph.bench.cli`: the ``latent-graph bench`` command (``register(subparsers)``).
 

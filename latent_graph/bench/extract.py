@@ -28,7 +28,7 @@ _NUM = r"(?<![\w.)\]])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\d])|(?<![\w.])-
 _FRAC = r"(?<![\w.)\]])-?\d+(?:\.\d+)?\s*/\s*\d+(?:\.\d+)?(?![\d/])"
 _NUMBER_RE = re.compile(f"(?:{_FRAC})|(?:{_NUM})")
 _ANSWER_CUE_RE = re.compile(
-    r"answer\s*(?:is|=|:)\s*[:\-]?\s*(.{0,80})", re.IGNORECASE
+    r"answer\s*(?:is|=|:)\s*:?\s*(.{0,80})", re.IGNORECASE
 )
 
 
@@ -290,14 +290,25 @@ def _canon(s: str) -> str:
 
 
 def relay_match(text: str, secret: str) -> bool:
-    """True if ``secret`` appears in ``text`` as whole words (case/separator-insensitive).
+    """True if ``text`` contains ``secret``.
 
-    ``"FALCON-37"`` matches "the code word is falcon 37" but not "FALCON-371".
+    Either as whole words, case- and separator-insensitive (``"FALCON-37"`` matches
+    "the code word is falcon 37"), or verbatim (case-sensitive) glued to a preceding
+    lower-case word — "isFALCON-37", a detokenization artifact of small models. Never
+    when extended: "FALCON-371", "14817" (for 4817) and "XFALCON-37" do not match.
     """
     if not text or not secret.strip():
         return False
-    hay, needle = f" {_canon(text.replace(',', ''))} ", f" {_canon(secret.replace(',', ''))} "
-    return needle in hay
+    hay, sec = text.replace(",", ""), secret.replace(",", "").strip()
+    if f" {_canon(sec)} " in f" {_canon(hay)} ":
+        return True
+    for m in re.finditer(re.escape(sec), hay):
+        before = hay[m.start() - 1] if m.start() > 0 else " "
+        after = hay[m.end()] if m.end() < len(hay) else " "
+        if after.isalnum() or before.isdigit() or (before.isupper() and sec[0].isupper()):
+            continue
+        return True
+    return False
 
 
 __all__ = [
