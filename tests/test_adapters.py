@@ -141,7 +141,7 @@ def test_pairs_file_errors(tmp_path):
     with pytest.raises(PairsFormatError, match=r"p.jsonl:2.*target"):
         load_pairs(p)
     p.write_text('{"instruction": "a", "target": "b"}\nnot json\n')
-    with pytest.raises(PairsFormatError, match=r":2: invalid JSON"):
+    with pytest.raises(PairsFormatError, match=r":2: not valid JSON"):
         load_pairs(p)
     p.write_text('{"instruction": "a", "target": "b", "split": "dev"}\n')
     with pytest.raises(PairsFormatError, match="unknown split"):

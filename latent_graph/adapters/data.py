@@ -10,12 +10,12 @@ optional ``split`` ("train" / "heldout") and any extra fields (kept in
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from latent_graph._jsonl import iter_objects
 from latent_graph.adapters.errors import PairsFormatError
 
 SPLITS: tuple[str, ...] = ("train", "heldout")
@@ -58,26 +58,17 @@ def load_pairs(path: str | Path | None = None, split: str | None = None, limit: 
     if not path.is_file():
         raise PairsFormatError(f"pairs file not found: {path}")
     pairs: list[Pair] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            pair = _parse(line, path, lineno)
-            if split is None or pair.split == split:
-                pairs.append(pair)
+    for lineno, row in iter_objects(path, PairsFormatError):
+        pair = _parse(row, path, lineno)
+        if split is None or pair.split == split:
+            pairs.append(pair)
     if not pairs:
         raise PairsFormatError(f"{path}: no pairs" + (f" in split {split!r}" if split else ""))
     return pairs[:limit] if limit is not None else pairs
 
 
-def _parse(line: str, path: Path, lineno: int) -> Pair:
+def _parse(row: dict[str, Any], path: Path, lineno: int) -> Pair:
     where = f"{path}:{lineno}"
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise PairsFormatError(f"{where}: invalid JSON ({exc.msg})") from exc
-    if not isinstance(row, dict):
-        raise PairsFormatError(f"{where}: expected a JSON object, got {type(row).__name__}")
     for key in ("instruction", "target"):
         value = row.get(key)
         if not isinstance(value, str) or not value.strip():

@@ -19,13 +19,13 @@ Every malformed line raises :class:`DataFormatError` naming ``path:line``.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from latent_graph._jsonl import iter_objects
 from latent_graph.bench import extract
 from latent_graph.bench.errors import BenchArgumentError, DataFormatError, DataNotFoundError
 
@@ -136,17 +136,7 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataNotFoundError(f"data file {str(p)!r} does not exist")
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(f"{p}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-            if not isinstance(obj, dict):
-                raise DataFormatError(f"{p}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    yield from iter_objects(p, DataFormatError)
 
 
 def _need_str(obj: Mapping[str, Any], key: str, where: str) -> str:
