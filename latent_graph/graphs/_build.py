@@ -11,7 +11,15 @@ from langgraph.graph import StateGraph
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.handle import MEMORY_POLICIES
 from latent_graph.model import LocalLatentModel
-from latent_graph.nodes import GraphInput, GraphOutput, GraphOutputWithHandle, LatentState
+from latent_graph.nodes import (
+    GraphInput,
+    GraphOutput,
+    GraphOutputWithHandle,
+    JudgerNode,
+    LatentAgentNode,
+    LatentState,
+    TextAgentNode,
+)
 from latent_graph.realign import Realigner
 
 EDGE_KINDS = ("latent", "text")
@@ -65,6 +73,26 @@ def edge_kinds(edges: str | Sequence[str] | Mapping[str, str], senders: Sequence
     if bad:
         raise InvalidArgumentError(f"edge kinds must be 'latent' or 'text', got {sorted(bad)}")
     return kinds
+
+
+def agent_node(
+    model: LocalLatentModel, name: str, instruction: str, kind: str, opts: Options, *,
+    sees_context: bool = False, branch: bool = False,
+) -> LatentAgentNode | TextAgentNode:
+    """A latent or text agent node (by the kind of the edge leaving it)."""
+    common: dict[str, Any] = dict(model=model, name=name, instruction=instruction, sees_context=sees_context,
+                                  memory=opts.memory, inspect=opts.inspect, branch=branch)
+    if kind == "latent":
+        return LatentAgentNode(steps=opts.steps, **common)
+    return TextAgentNode(**common, **opts.decoding())
+
+
+def judger_node(model: LocalLatentModel, name: str, instruction: str, opts: Options, sees_context: bool) -> JudgerNode:
+    """The answering node, with the task's answer-format instruction appended."""
+    from latent_graph.graphs.roles import with_format
+
+    return JudgerNode(model=model, name=name, instruction=with_format(instruction, opts.task),
+                      sees_context=sees_context, memory=opts.memory, **opts.decoding())
 
 
 def with_realign(model: LocalLatentModel, realign: str | Realigner | None) -> LocalLatentModel:

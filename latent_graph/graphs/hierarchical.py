@@ -14,9 +14,17 @@ from typing import Any
 from langgraph.graph import END, START
 
 from latent_graph.graphs import roles
-from latent_graph.graphs._build import Options, check_options, compile_graph, edge_kinds, new_graph, with_realign
+from latent_graph.graphs._build import (
+    Options,
+    agent_node,
+    check_options,
+    compile_graph,
+    edge_kinds,
+    judger_node,
+    new_graph,
+    with_realign,
+)
 from latent_graph.model import LocalLatentModel
-from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode
 from latent_graph.realign import Realigner
 
 
@@ -49,17 +57,10 @@ def build_hierarchical(
     kinds = edge_kinds(edges, list(experts))
     builder = new_graph(expose_handle)
     for i, (name, instruction) in enumerate(experts.items()):
-        common = dict(model=model, name=name, instruction=instruction, sees_context=i == 0,
-                      memory=opts.memory, inspect=opts.inspect, branch=True)
-        if kinds[name] == "latent":
-            node: Any = LatentAgentNode(steps=opts.steps, **common)
-        else:
-            node = TextAgentNode(**common, **opts.decoding())
+        node = agent_node(model, name, instruction, kinds[name], opts, sees_context=i == 0, branch=True)
         builder.add_node(name, node)
         builder.add_edge(START, name)
-    judge = JudgerNode(model=model, name="judger", instruction=roles.with_format(judger, opts.task),
-                       memory=opts.memory, **opts.decoding())
-    builder.add_node("judger", judge)
+    builder.add_node("judger", judger_node(model, "judger", judger, opts, sees_context=False))
     builder.add_edge(list(experts), "judger")
     builder.add_edge("judger", END)
     drawn = {(name, "judger"): kinds[name] for name in experts}

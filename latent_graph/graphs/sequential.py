@@ -12,9 +12,17 @@ from typing import Any
 from langgraph.graph import END, START
 
 from latent_graph.graphs import roles
-from latent_graph.graphs._build import Options, check_options, compile_graph, edge_kinds, new_graph, with_realign
+from latent_graph.graphs._build import (
+    Options,
+    agent_node,
+    check_options,
+    compile_graph,
+    edge_kinds,
+    judger_node,
+    new_graph,
+    with_realign,
+)
 from latent_graph.model import LocalLatentModel
-from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode
 from latent_graph.realign import Realigner
 
 
@@ -52,18 +60,10 @@ def build_sequential(
     builder = new_graph(expose_handle)
     prev, drawn = START, {}
     for i, (name, instruction) in enumerate(agents.items()):
-        common = dict(model=model, name=name, instruction=instruction, sees_context=i == 0,
-                      memory=opts.memory, inspect=opts.inspect)
-        if kinds[name] == "latent":
-            node: Any = LatentAgentNode(steps=opts.steps, **common)
-        else:
-            node = TextAgentNode(**common, **opts.decoding())
-        builder.add_node(name, node)
+        builder.add_node(name, agent_node(model, name, instruction, kinds[name], opts, sees_context=i == 0))
         builder.add_edge(prev, name)
         prev = name
-    judge = JudgerNode(model=model, name="judger", instruction=roles.with_format(judger, opts.task),
-                       sees_context=not agents, memory=opts.memory, **opts.decoding())
-    builder.add_node("judger", judge)
+    builder.add_node("judger", judger_node(model, "judger", judger, opts, sees_context=not agents))
     builder.add_edge(prev, "judger")
     builder.add_edge("judger", END)
     names = list(agents)
@@ -85,9 +85,7 @@ def build_single(
     opts = Options(**options)
     check_options(model, opts)
     builder = new_graph(expose_handle)
-    node = JudgerNode(model=model, name="single", instruction=roles.with_format(instruction, opts.task),
-                      sees_context=True, memory=opts.memory, **opts.decoding())
-    builder.add_node("single", node)
+    builder.add_node("single", judger_node(model, "single", instruction, opts, sees_context=True))
     builder.add_edge(START, "single")
     builder.add_edge("single", END)
     return compile_graph(builder, checkpointer, {}, "single-agent", interrupt_after)
