@@ -426,33 +426,53 @@ class LocalLatentModel(LatentRunnable):
         gen = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
         head = self.hf_model.get_output_embeddings()
         B = work.mask.shape[0]
-        done = torch.zeros(B, dtype=torch.bool, device=self.device)
+        rows = list(range(B))  # original batch row of each live row
+        parked: dict[int, tuple[Any, ...]] = {}  # finished rows: (keys, values, mask, pos, hidden)
         out_ids: list[list[int]] = [[] for _ in range(B)]
         texts = [""] * B
-        eos = torch.tensor(sorted(self.eos_ids), device=self.device, dtype=torch.long)
         fed = 0
         for t in range(budget):
             with torch.no_grad():
-                logits = head(h)  # (B, V) — last position only
-                tok = sample_next(logits, temperature, top_p, gen)  # (B,)
-            for b in range(B):
-                if done[b]:
-                    continue
-                tid = int(tok[b])
+                logits = head(h)  # (b, V) — last position only, live rows only
+                tok = sample_next(logits, temperature, top_p, gen)  # (b,)
+            finished = []
+            for i, r in enumerate(rows):
+                tid = int(tok[i])
                 if tid in self.eos_ids:
+                    finished.append(i)
                     continue
-                out_ids[b].append(tid)
-                full = self.tokenizer.decode(out_ids[b], skip_special_tokens=True)
-                delta, texts[b] = full[len(texts[b]) :], full
-                yield TokenChunk(b, tid, delta)
-            done = done | torch.isin(tok, eos)
-            if bool(done.all()) or t == budget - 1:
+                out_ids[r].append(tid)
+                full = self.tokenizer.decode(out_ids[r], skip_special_tokens=True)
+                delta, texts[r] = full[len(texts[r]) :], full
+                yield TokenChunk(r, tid, delta)
+            if t == budget - 1:
                 break
-            live = (~done).long()[:, None]  # (B, 1) finished rows append masked padding
-            tok = torch.where(done, pad_id(self.tokenizer), tok)
+            if finished:  # drop finished rows so they cost nothing more
+                keys, values = _kv.from_cache(work.cache)
+                for i in finished:
+                    parked[rows[i]] = (tuple(k[i : i + 1] for k in keys), tuple(v[i : i + 1] for v in values),
+                                       work.mask[i : i + 1], work.pos[i : i + 1], h[i : i + 1])
+                keep = [i for i in range(len(rows)) if i not in finished]
+                if not keep:
+                    break
+                idx = torch.tensor(keep, device=self.device)
+                work.cache = _kv.take_rows(work.cache, idx)
+                work.mask, work.pos = work.mask[idx], work.pos[idx]
+                work.next_pos, h, tok = work.next_pos[idx], h[idx], tok[idx]
+                rows = [rows[i] for i in keep]
+            ones = torch.ones((len(rows), 1), dtype=torch.long, device=self.device)
             with torch.no_grad():
-                h = self._forward(work, live, input_ids=tok[:, None])[:, -1]
+                h = self._forward(work, ones, input_ids=tok[:, None])[:, -1]
             fed += 1
+        if parked:  # reassemble the full batch in its original row order
+            keys, values = _kv.from_cache(work.cache)
+            for i, r in enumerate(rows):
+                parked[r] = (tuple(k[i : i + 1] for k in keys), tuple(v[i : i + 1] for v in values),
+                             work.mask[i : i + 1], work.pos[i : i + 1], h[i : i + 1])
+            ordered = [parked[r] for r in range(B)]
+            keys, values, work.mask, work.pos = _kv.stack_rows([p[:4] for p in ordered])
+            work.cache = _kv.to_cache_tensors(keys, values)
+            h = torch.cat([p[4] for p in ordered], dim=0)
         work.add_segment(agent, "text", fed)
         work.generated_tokens += sum(len(x) for x in out_ids)
         handle_out = work.freeze(h)

@@ -117,6 +117,27 @@ def test_batch_matches_rows_alone(any_model):
         assert db.new_tokens[i] == d1.new_tokens[0]
 
 
+def test_rows_finishing_early_match_rows_alone(tiny_factory):
+    """Finished rows leave the batch while others decode; the result still equals each row alone."""
+    m = tiny_factory("qwen2")  # its rows generate different tokens; a fresh copy, so eos can change
+    qs = ["What is 12 times 7?", "Alice has 3 apples and buys 5 more. How many apples?", "Plan it."]
+    h = m.think(None, qs, steps=2)
+    ids = [[c.token_id for c in m.decode_stream(m.think(None, q, steps=2), "Answer.", max_new_tokens=10)] for q in qs]
+    stop = next(t for t in ids[0][1:6] if t not in ids[1] and t not in ids[2][:5])
+    m.eos_ids = set(m.eos_ids) | {stop}
+    batch = m.decode(h, "Answer.", max_new_tokens=10)
+    alone = [m.decode(m.think(None, q, steps=2), "Answer.", max_new_tokens=10) for q in qs]
+    assert batch.texts == [a.text for a in alone]
+    assert batch.new_tokens == [a.new_tokens[0] for a in alone]
+    assert batch.new_tokens[0] < batch.new_tokens[1]  # row 0 really stopped early
+    # the reassembled cache is right for every row: continuing it matches continuing each row alone
+    nb = m.think(batch.handle, "Go on.", steps=1)
+    for i, a in enumerate(alone):
+        n1 = m.think(a.handle, "Go on.", steps=1)
+        torch.testing.assert_close(_logits(m, nb)[i : i + 1], _logits(m, n1), atol=1e-4, rtol=1e-4)
+        assert int(nb.attention_mask[i].sum()) == int(n1.attention_mask.sum())
+
+
 def test_decode_uses_cache_at_zero_steps(llama):
     m = llama
     h = m.think(None, PA, steps=0, agent="a")
