@@ -49,8 +49,12 @@ def _edges(spec: str) -> str | list[str] | dict[str, str]:
 
 def load_model(args: argparse.Namespace) -> Any:
     """Load the model named by ``--model`` (tests monkeypatch this to inject a tiny model)."""
+    from transformers.utils import logging as hf_logging
+
     from latent_graph import LocalLatentModel
 
+    if not getattr(args, "debug", False):
+        hf_logging.disable_progress_bar()  # no per-load "Loading weights" bars in CLI output
     kwargs: dict[str, Any] = {}
     if getattr(args, "dtype", None):
         kwargs["dtype"] = args.dtype

