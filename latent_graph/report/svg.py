@@ -131,6 +131,16 @@ def _legend(names: Sequence[str], w: int, y: float) -> str:
     return "".join(parts)
 
 
+def _axes(x0: float, y0: float, y1: float, xr: float, top: float) -> list[str]:
+    """The x axis line and two horizontal grid lines (half and full scale) with their labels."""
+    out = [f'<line x1="{x0}" y1="{y1}" x2="{xr}" y2="{y1}" stroke="#9ca3af"/>']
+    for frac in (0.5, 1.0):
+        y = y1 - (y1 - y0) * frac
+        out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{xr}" y2="{y:.1f}" stroke="#e5e7eb"/>'
+                   f'<text x="{x0 - 4}" y="{y + 3:.1f}" font-size="9" text-anchor="end">{_fmt(top * frac)}</text>')
+    return out
+
+
 def bar_chart(labels: Sequence[str], series: Mapping[str, Sequence[float]], title: str, unit: str = "",
               stacked: bool = False, width: int = 460, height: int = 240) -> str:
     """Grouped (or stacked) vertical bars: one group per label, one bar per series."""
@@ -140,12 +150,7 @@ def bar_chart(labels: Sequence[str], series: Mapping[str, Sequence[float]], titl
     top = _nice(max(sums, default=0))
     x0, y0, y1 = 44.0, 40.0, height - 52.0
     gw = (width - x0 - 10) / max(1, len(labels))
-    out = _frame(title, width, height, top, unit)
-    out.append(f'<line x1="{x0}" y1="{y1}" x2="{width - 10}" y2="{y1}" stroke="#9ca3af"/>')
-    for frac in (0.5, 1.0):
-        y = y1 - (y1 - y0) * frac
-        out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="#e5e7eb"/>'
-                   f'<text x="{x0 - 4}" y="{y + 3:.1f}" font-size="9" text-anchor="end">{_fmt(top * frac)}</text>')
+    out = _frame(title, width, height, top, unit) + _axes(x0, y0, y1, width - 10, top)
     for i, lab in enumerate(labels):
         gx = x0 + i * gw
         base = y1
@@ -175,12 +180,7 @@ def line_chart(series: Mapping[str, Sequence[float]], title: str, unit: str = ""
     vals = [float(v) for s in names for v in series[s]]
     top = _nice(max(vals, default=0))
     x0, y0, y1, xr = 44.0, 40.0, height - 52.0, width - 14.0
-    out = _frame(title, width, height, top, unit)
-    out.append(f'<line x1="{x0}" y1="{y1}" x2="{xr}" y2="{y1}" stroke="#9ca3af"/>')
-    for frac in (0.5, 1.0):
-        y = y1 - (y1 - y0) * frac
-        out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{xr}" y2="{y:.1f}" stroke="#e5e7eb"/>'
-                   f'<text x="{x0 - 4}" y="{y + 3:.1f}" font-size="9" text-anchor="end">{_fmt(top * frac)}</text>')
+    out = _frame(title, width, height, top, unit) + _axes(x0, y0, y1, xr, top)
 
     def px(i: int) -> float:
         return x0 + 10 + (xr - x0 - 20) * (i / max(1, n - 1))
