@@ -23,7 +23,7 @@ import torch
 
 from latent_graph import _kv
 from latent_graph._runnable import LatentRunnable
-from latent_graph._chat import encode_left_padded, format_prompt, pad_id
+from latent_graph._chat import encode_left_padded, format_prompt
 from latent_graph.errors import (
     BatchSizeMismatchError,
     ContextOverflowError,
@@ -540,7 +540,10 @@ class LocalLatentModel(LatentRunnable):
     @torch.no_grad()
     def nearest_tokens(self, embedding: torch.Tensor, k: int = 1) -> list[list[tuple[str, float]]]:
         """Input-embedding rows nearest (cosine) to realigned vectors (B, H)."""
-        w = torch.nn.functional.normalize(self.input_embedding_matrix().float(), dim=-1)  # (V, H)
+        w = self.__dict__.get("_unit_embeddings")
+        if w is None:  # normalised once, not at every inspected step
+            w = torch.nn.functional.normalize(self.input_embedding_matrix().float(), dim=-1)  # (V, H)
+            self._unit_embeddings = w
         e = torch.nn.functional.normalize(embedding.float(), dim=-1)  # (B, H)
         top = (e @ w.T).topk(k, dim=-1)  # (B, k)
         return [

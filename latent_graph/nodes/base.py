@@ -10,8 +10,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import torch
-
 from latent_graph.handle import LatentHandle
 from latent_graph.merge import merge_branches
 from latent_graph.model import LocalLatentModel, StepInfo
@@ -129,7 +127,3 @@ class AgentNode:
             "steps": steps_log,
             "prompts": list(prompts) if prompts is not None else [],
         }
-
-
-def no_grad() -> Any:
-    return torch.no_grad()
