@@ -3,7 +3,7 @@
 What: planner -> critic -> refiner -> judger (``think`` x3 + ``decode``) as a
 LangGraph ``StateGraph`` on the default model (SmolLM2-135M-Instruct), run with
 InMemorySaver and SqliteSaver checkpointers built by
-:mod:`latent_graph.checkpoint`. The state holds the running handle and a dict
+:mod:`latent_graph.persist.serializer`. The state holds the running handle and a dict
 of every agent's handle, so each superstep stores several handles (channel
 values, pending writes, and for SQLite the whole checkpoint again).
 
@@ -40,7 +40,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 
 from latent_graph import LocalLatentModel
-from latent_graph.checkpoint import (
+from latent_graph.persist import (
     LatentSerializer,
     checkpoint_nbytes,
     memory_checkpointer,

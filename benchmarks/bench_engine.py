@@ -20,7 +20,7 @@ import torch
 from transformers import DynamicCache
 
 from latent_graph import LocalLatentModel
-from latent_graph.default_model import default_source
+from latent_graph.engine.default_model import default_source
 
 
 def hf_decode_steps(model: LocalLatentModel, handle, steps: int) -> float:

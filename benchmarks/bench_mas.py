@@ -19,7 +19,7 @@ import argparse
 import sys
 import time
 
-from latent_graph.bench.cli import load_model
+from latent_graph.engine import load_model
 from latent_graph.bench.report import markdown
 from latent_graph.bench.runner import run_bench
 

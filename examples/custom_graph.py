@@ -17,8 +17,8 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 
 from latent_graph import LocalLatentModel
-from latent_graph.nodes import JudgerNode, LatentAgentNode, LatentState, TextAgentNode
-from latent_graph.viz import to_ascii
+from latent_graph.graph import JudgerNode, LatentAgentNode, LatentState, TextAgentNode
+from latent_graph.present.draw import to_ascii
 
 QUESTION = "A shop sells pens at 3 dollars each. Tom buys 4 pens and pays with a 20 dollar bill. What is his change?"
 

@@ -1,6 +1,6 @@
 """Example 3 — stop a run after one agent, persist it to SQLite, resume it later.
 
-The latent handle (a KV cache) is in graph state; :func:`latent_graph.checkpoint.sqlite_checkpointer`
+The latent handle (a KV cache) is in graph state; :func:`latent_graph.persist.serializer.sqlite_checkpointer`
 stores it safely (safetensors chunks, no pickle). The second half opens a *new*
 checkpointer and graph on the same file — as a new process would — and resumes
 from where the first stopped.
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from latent_graph import LocalLatentModel
-from latent_graph.checkpoint import sqlite_checkpointer
-from latent_graph.graphs import build_sequential
+from latent_graph.persist import sqlite_checkpointer
+from latent_graph.graph import build_sequential
 
 
 def main(model: LocalLatentModel | None = None, steps: int = 4, max_new_tokens: int = 64,

@@ -1,4 +1,11 @@
-"""latent_graph: multi-agent LLM systems that talk in latent space (LatentMAS), LangGraph-native."""
+"""latent_graph: multi-agent LLM systems that talk in latent space (LatentMAS), LangGraph-native.
+
+Layers, each using the ones below through their public names only:
+``engine`` (torch) -> ``persist`` (handle format, checkpoints) -> ``langchain``
+(Runnable / chat-model faces) -> ``graph`` (LangGraph state, nodes, prebuilt
+graphs, runs) -> ``present`` (drawings, reports) and ``cli``. ``adapters`` and
+``bench`` are tools beside them. The root re-exports the engine's public API.
+"""
 
 from latent_graph.errors import (
     BatchSizeMismatchError,
@@ -16,10 +23,19 @@ from latent_graph.errors import (
     NonFiniteLatentError,
     QuantizationUnavailableError,
 )
-from latent_graph.fingerprint import ModelFingerprint
-from latent_graph.handle import LatentHandle, Segment
-from latent_graph.model import Decoded, LocalLatentModel, StepInfo, TokenChunk
-from latent_graph.realign import IdentityRealigner, Realigner, RidgeRealigner
+from latent_graph.engine import (
+    DecodeOptions,
+    Decoded,
+    IdentityRealigner,
+    LatentHandle,
+    LocalLatentModel,
+    ModelFingerprint,
+    Realigner,
+    RidgeRealigner,
+    Segment,
+    StepInfo,
+    TokenChunk,
+)
 
 __version__ = "0.1.0"
 
@@ -27,6 +43,7 @@ __all__ = [
     "BatchSizeMismatchError",
     "ContextOverflowError",
     "DTypeMismatchError",
+    "DecodeOptions",
     "Decoded",
     "DefaultModelMissingError",
     "DeviceMismatchError",

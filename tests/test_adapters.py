@@ -27,7 +27,7 @@ from latent_graph.adapters import (
     relay_probes,
     train_adapter,
 )
-from latent_graph.adapters.cli import register
+from latent_graph.cli.adapter import register
 from latent_graph.errors import InvalidArgumentError
 
 PAIRS = [
@@ -238,12 +238,12 @@ def test_cross_model_training_and_handoff(src, dst48, tmp_path):
 
 # ------------------------------------------------------------------------- CLI
 def test_cli_train_and_eval(tmp_path, monkeypatch, src, capsys):
-    import latent_graph.adapters.cli as cli
+    import latent_graph.cli.adapter as cli
 
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps({"instruction": p.instruction, "target": p.target, "split": s}) + "\n"
                             for p, s in zip(PAIRS, ["train"] * 18 + ["heldout"] * 6)))
-    monkeypatch.setattr(cli, "_load_model", lambda spec: src)
+    monkeypatch.setattr(cli, "load_model", lambda spec: src)
     parser = argparse.ArgumentParser(prog="latent-graph")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["adapter", "train", "--data", str(data), "--out", str(tmp_path / "run"),
@@ -263,7 +263,7 @@ def test_cross_model_latent_edge_inside_a_graph(src, dst48):
     from langgraph.graph import END, START, StateGraph
 
     from latent_graph.adapters import build_adapter
-    from latent_graph.nodes import CrossModelAgentNode, JudgerNode, LatentAgentNode, LatentState
+    from latent_graph.graph import CrossModelAgentNode, JudgerNode, LatentAgentNode, LatentState
 
     adapter = AdapterRealigner(build_adapter("linear", 64, 48), src.fingerprint, dst48.fingerprint)
     b = StateGraph(LatentState)

@@ -239,10 +239,11 @@ class FakeGraph:
             answers.append(rf"\boxed{{{2 * i + 1}}}" if i % 2 == 0 else "no idea")
         _, gen = self.COST[self.method]
         steps = self.kwargs["steps"] if self.method.startswith("latent") else 0
-        trace = [{"node": "a", "kind": "latent", "wall_s": 0.0, "prompt_tokens": 10 * len(qs),
-                  "latent_steps": steps, "steps": [{}] * steps, "generated_tokens": 0, "handle_bytes_after": 1000},
-                 {"node": "judger", "kind": "answer", "wall_s": 0.0, "prompt_tokens": 5 * len(qs), "latent_steps": 0,
-                  "generated_tokens": gen * len(qs), "handle_bytes_after": 4096 * len(qs)}]
+        n = len(qs)  # trace counts are per row (NodeRecord)
+        trace = [{"node": "a", "kind": "latent", "wall_s": 0.0, "rows": n, "prompt_tokens": [10] * n,
+                  "latent_steps": steps, "generated_tokens": [0] * n, "handle_bytes_after": 1000},
+                 {"node": "judger", "kind": "answer", "wall_s": 0.0, "rows": n, "prompt_tokens": [5] * n,
+                  "latent_steps": 0, "generated_tokens": [gen] * n, "handle_bytes_after": 4096 * n}]
         return {"answers": answers, "trace": trace}
 
 
@@ -401,7 +402,7 @@ def test_ratio_math() -> None:
 
 # -------------------------------------------------------------------- CLI
 def test_cli_register_parses() -> None:
-    from latent_graph.bench.cli import register
+    from latent_graph.cli.bench import register
 
     parser = argparse.ArgumentParser(prog="latent-graph")
     sub = parser.add_subparsers(dest="command")
@@ -417,13 +418,13 @@ def test_cli_register_parses() -> None:
 # ------------------------------------------------------- real graphs, tiny model
 def _graphs_available() -> bool:
     try:
-        import latent_graph.graphs  # noqa: F401
+        import latent_graph.graph.prebuilt  # noqa: F401
     except ImportError:
         return False
     return True
 
 
-@pytest.mark.skipif(not _graphs_available(), reason="latent_graph.graphs is not available")
+@pytest.mark.skipif(not _graphs_available(), reason="latent_graph.graph.prebuilt is not available")
 def test_end_to_end_tiny_model_all_methods(tmp_path: Path, llama: Any) -> None:
     s = run_bench(llama, methods="all", task="gsm8k", data=_gsm(tmp_path, 2), batch_size=2, steps=2,
                   max_new_tokens=3, out_dir=tmp_path / "e2e", throughput_batch_sizes=[1], throughput_limit=1,
@@ -439,10 +440,10 @@ def test_end_to_end_tiny_model_all_methods(tmp_path: Path, llama: Any) -> None:
     assert Path(s.files["markdown"]).exists()
 
 
-@pytest.mark.skipif(not _graphs_available(), reason="latent_graph.graphs is not available")
+@pytest.mark.skipif(not _graphs_available(), reason="latent_graph.graph.prebuilt is not available")
 def test_end_to_end_relay_and_cli(tmp_path: Path, llama: Any, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from latent_graph.bench import cli
+    from latent_graph.cli import bench as cli
 
     monkeypatch.setattr(cli, "load_model", lambda *a, **k: llama)
     code = cli.main(["--task", "relay", "--limit", "2", "--methods", "single,latent-seq", "--steps", "1",

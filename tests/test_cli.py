@@ -8,7 +8,7 @@ import json
 import pytest
 
 import latent_graph.cli as cli
-from latent_graph.report import RunTrace
+from latent_graph.present import RunTrace
 
 FAST = ["--steps", "2", "--max-new-tokens", "4"]
 
@@ -95,9 +95,9 @@ def test_questions_from_file_jsonl_and_stdin(tiny, tmp_path, monkeypatch, capsys
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--steps", "-1", "q"], "--steps must be >= 0"),
-    (["--top-p", "0", "q"], "--top-p"),
-    (["--graph", "nope", "q"], "--graph must be one of"),
+    (["--steps", "-1", "q"], "steps must be an int >= 0"),
+    (["--top-p", "0", "q"], "top_p must be in (0, 1]"),
+    (["--graph", "nope", "q"], "graph must be one of"),
     (["--graph", "no_such_module:factory", "q"], "cannot import"),
     (["--edges", "latent,bogus,latent", "q"], "edge kinds must be"),
     (["--edges", "latent,text", "q"], "2 edge kinds for 3 edges"),
@@ -132,7 +132,7 @@ def test_ctrl_c_exits_130(tiny, monkeypatch, capsys):
     assert "interrupted" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("graph", ["single", "hierarchical", "latent_graph.graphs:build_sequential"])
+@pytest.mark.parametrize("graph", ["single", "hierarchical", "latent_graph.graph.prebuilt:build_sequential"])
 def test_other_graphs(tiny, capsys, graph):
     assert run("run", *FAST, "--graph", graph, "--json", "q?") == 0
     data = json.loads(capsys.readouterr().out)
@@ -140,7 +140,7 @@ def test_other_graphs(tiny, capsys, graph):
 
 
 def test_execute_with_progress_bar_and_streaming(tiny, capsys):
-    from latent_graph.graphs import build_sequential
+    from latent_graph.graph import build_sequential
 
     out = cli.execute(build_sequential(tiny, steps=1, max_new_tokens=3), {"questions": ["q"]},
                       stream_tokens=True, progress=True)

@@ -9,10 +9,12 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langgraph.graph import END, START, StateGraph
 
 from latent_graph import InvalidArgumentError, LatentHandle, ModelMismatchError
-from latent_graph.graphs import build_hierarchical, build_sequential, build_single
-from latent_graph.graphs import roles
-from latent_graph.nodes import JudgerNode, LatentAgentNode, LatentState, TextAgentNode
-from latent_graph.viz import edge_kinds_of, to_ascii, to_image, to_mermaid
+from latent_graph.graph import build_hierarchical, build_sequential, build_single
+from latent_graph.graph.prebuilt import roles
+from latent_graph.graph import JudgerNode, LatentAgentNode, LatentState, TextAgentNode, add_agent, edge_kinds_of
+from latent_graph.graph.edges import sends_metadata
+from latent_graph.langchain import LatentRunnable, as_chat_model
+from latent_graph.present.draw import to_ascii, to_image, to_mermaid
 
 QS = ["What is 12 times 7?", "Alice has 3 apples and buys 5 more. How many apples?", "Plan it."]
 FAST = dict(steps=2, max_new_tokens=4)
@@ -33,9 +35,10 @@ def test_sequential_runs_with_any_edges(llama, edges):
     assert kinds == expected
     for t in out["trace"][:3]:
         if t["kind"] == "latent":
-            assert t["latent_steps"] == 2 and t["generated_tokens"] == 0
+            assert t["latent_steps"] == 2 and t["generated_tokens"] == [0] * len(QS)
         else:
-            assert t["latent_steps"] == 0 and t["generated_tokens"] > 0
+            assert t["latent_steps"] == 0 and all(n > 0 for n in t["generated_tokens"])
+        assert t["rows"] == len(QS) and len(t["prompt_tokens"]) == len(QS) and min(t["prompt_tokens"]) > 0
     assert "handle" not in out  # hidden from the output schema
 
 
@@ -207,15 +210,20 @@ def test_drawings_are_offline_and_style_edges(llama, tmp_path):
         p = to_image(g, tmp_path / f"g.{ext}")
         assert p.stat().st_size > 1000
     assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
-    # hand-wired graphs: kinds inferred from the node objects
+    # hand-wired graphs: kinds declared in the node metadata (add_agent), read back through get_graph()
     b = StateGraph(LatentState)
-    b.add_node("a", LatentAgentNode(model=llama, name="a", instruction="x"))
-    b.add_node("t", TextAgentNode(model=llama, name="t", instruction="y"))
+    add_agent(b, LatentAgentNode(model=llama, name="a", instruction="x"))
+    b.add_node("t", TextAgentNode(model=llama, name="t", instruction="y"), metadata=sends_metadata("text"))
     b.add_edge(START, "a")
     b.add_edge("a", "t")
     b.add_edge("t", END)
     k = edge_kinds_of(b.compile())
-    assert k[("a", "t")] == "latent" and k[("t", END)] == "text"
+    assert k[("a", "t")] == "latent" and k[("t", END)] == "text" and k[(START, "a")] == "plain"
+    undeclared = StateGraph(LatentState)
+    undeclared.add_node("a", LatentAgentNode(model=llama, name="a", instruction="x"))
+    undeclared.add_edge(START, "a")
+    undeclared.add_edge("a", END)
+    assert edge_kinds_of(undeclared.compile())[("a", END)] == "plain"  # nothing guessed from the node object
 
 
 class _Counter(BaseCallbackHandler):
@@ -238,16 +246,17 @@ class _Counter(BaseCallbackHandler):
 
 def test_model_is_a_runnable_and_a_chat_model(llama):
     cb = _Counter()
-    h = llama.invoke({"prompt": "Plan.", "mode": "think", "steps": 2}, config={"callbacks": [cb]})
+    runnable = LatentRunnable(llama)
+    h = runnable.invoke({"prompt": "Plan.", "mode": "think", "steps": 2}, config={"callbacks": [cb]})
     assert isinstance(h, LatentHandle) and h.latent_steps == 2 and cb.starts >= 1
-    d = llama.invoke({"prompt": "Answer.", "handle": h, "mode": "decode", "max_new_tokens": 3})
+    d = runnable.invoke({"prompt": "Answer.", "handle": h, "mode": "decode", "max_new_tokens": 3})
     assert d.handle.seq_len > h.seq_len
-    assert isinstance(llama.invoke("Hello"), str)
+    assert isinstance(runnable.invoke("Hello"), str)
     with pytest.raises(InvalidArgumentError):
-        llama.invoke({"mode": "think"})
-    chat = llama.as_chat_model(max_new_tokens=3)
+        runnable.invoke({"mode": "think"})
+    chat = as_chat_model(llama, max_new_tokens=3)
     msg = chat.invoke("Hello")
-    assert isinstance(msg, AIMessage) and msg.response_metadata["new_tokens"][0] <= 3
+    assert isinstance(msg, AIMessage) and 1 <= msg.usage_metadata["output_tokens"] <= 3
     cb2 = _Counter()
     chunks = list(chat.stream("Hello", config={"callbacks": [cb2]}))
     assert "".join(c.content for c in chunks) == msg.content and cb2.tokens >= 1

@@ -18,7 +18,7 @@ from langgraph.types import Send
 from safetensors.torch import save as st_save
 
 from latent_graph import HandleFormatError, LatentHandle
-from latent_graph.checkpoint import (
+from latent_graph.persist import (
     TYPE_TAG,
     InMemoryChunkStore,
     LatentSerializer,
@@ -27,7 +27,7 @@ from latent_graph.checkpoint import (
     memory_checkpointer,
     sqlite_checkpointer,
 )
-from latent_graph.serialize import (
+from latent_graph.persist import (
     chunk_key,
     handle_from_bytes,
     handle_from_chunks,

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from latent_graph._jsonl import iter_objects
+from latent_graph.jsonl import iter_objects
 from latent_graph.adapters.errors import PairsFormatError
 
 SPLITS: tuple[str, ...] = ("train", "heldout")

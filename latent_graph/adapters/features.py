@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from latent_graph import _kv
+from latent_graph.engine import cache as _kv
 from latent_graph.adapters.errors import PairsFormatError
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.handle import LatentHandle
+from latent_graph.engine.handle import LatentHandle
 
 CONTEXTS: tuple[str, ...] = ("prompt", "none")
 

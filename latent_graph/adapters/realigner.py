@@ -1,4 +1,4 @@
-"""AdapterRealigner: a trained adapter behind the :class:`~latent_graph.realign.Realigner` interface.
+"""AdapterRealigner: a trained adapter behind the :class:`~latent_graph.engine.realign.Realigner` interface.
 
 It carries the fingerprint of the model whose hidden states it reads (*source*)
 and of the model whose input-embedding space it writes (*target*). A same-model
@@ -25,8 +25,8 @@ from torch import nn
 
 from latent_graph.adapters.errors import AdapterFileError, AdapterModelMismatchError
 from latent_graph.adapters.modules import from_config
-from latent_graph.fingerprint import ModelFingerprint
-from latent_graph.realign import Realigner
+from latent_graph.engine.fingerprint import ModelFingerprint
+from latent_graph.engine.realign import Realigner
 
 FORMAT = "latent_graph.adapter"
 VERSION = "1"

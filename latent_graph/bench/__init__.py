@@ -11,7 +11,7 @@ Modules:
 - :mod:`~latent_graph.bench.store`: resumable per-question JSONL results, config checks, rescoring;
 - :mod:`~latent_graph.bench.memory`: peak RSS / CUDA memory sampling and load average;
 - :mod:`~latent_graph.bench.report`: JSON summary, markdown table and plot;
-- :mod:`~latent_graph.bench.cli`: the ``latent-graph bench`` command (``register(subparsers)``).
+- :mod:`~latent_graph.cli.bench`: the ``latent-graph bench`` command (``register(subparsers)``).
 
 Nothing here imports LangGraph or the graph builders at import time.
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from latent_graph.bench.errors import BenchArgumentError
@@ -210,3 +210,37 @@ def compute_ratios(
 
 
 __all__ = ["MethodSummary", "Ratio", "compute_ratios", "summarize", "wilson_interval"]
+
+
+@dataclass
+class BenchSummary:
+    """What :func:`run_bench` returns (and ``summary.json`` holds)."""
+
+    config: dict[str, Any]
+    methods: list[MethodSummary]
+    ratios: list[Ratio]
+    environment: dict[str, Any]
+    out_dir: str
+    records: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    files: dict[str, str] = field(default_factory=dict)
+    computed_jobs: int = 0
+    skipped_jobs: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config,
+            "methods": [m.to_dict() for m in self.methods],
+            "ratios": [r.to_dict() for r in self.ratios],
+            "environment": self.environment,
+            "out_dir": self.out_dir,
+            "files": self.files,
+            "computed_jobs": self.computed_jobs,
+            "skipped_jobs": self.skipped_jobs,
+        }
+
+    def method(self, name: str, batch_size: int | None = None) -> MethodSummary:
+        """The summary of ``name`` (at ``batch_size``, or the first one found)."""
+        for m in self.methods:
+            if m.method == name and (batch_size is None or m.batch_size == batch_size):
+                return m
+        raise KeyError(f"no results for method {name!r} at batch size {batch_size}")

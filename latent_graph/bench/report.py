@@ -1,8 +1,8 @@
 """Reports: ``summary.json``, a markdown table (``results.md``) and a plot.
 
 The plot (accuracy with 95% interval, seconds per question, generated tokens per
-question, one bar per method) is always written as dependency-free SVG; a PNG is
-added when matplotlib is importable (otherwise the markdown says so).
+question, one bar per method) is drawn by the project's one chart writer,
+:mod:`latent_graph.present.svg`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,11 @@ import json
 import os
 import platform
 import sys
-from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from latent_graph.bench.metrics import MethodSummary
-
-if TYPE_CHECKING:
-    from latent_graph.bench.runner import BenchSummary
-
+from latent_graph.bench.metrics import BenchSummary, MethodSummary
+from latent_graph.present.svg import bar_chart, standalone
 
 def _version(dist: str) -> str | None:
     try:
@@ -120,74 +116,15 @@ def markdown(summary: BenchSummary, plot_note: str = "") -> str:
 
 
 def svg_plot(methods: list[MethodSummary]) -> str:
-    """Three bar panels (accuracy ± 95% CI, s/question, generated tokens/question) as SVG."""
+    """Three bar panels (accuracy with 95% CI, s/question, generated tokens/question) as one SVG document."""
     multi = len({m.batch_size for m in methods}) > 1
     labels = [_label(m, multi) for m in methods]
-    panels = [
-        ("accuracy (95% CI)", [m.accuracy for m in methods], [(m.ci_low, m.ci_high) for m in methods], 1.0),
-        ("seconds / question", [m.s_per_question for m in methods], None, None),
-        ("generated tokens / question", [m.generated_tokens for m in methods], None, None),
-    ]
-    colors = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3"]
-    pw, ph, top, bottom, left = 300, 260, 40, 110, 50
-    width, height = pw * len(panels) + 20, ph + top + bottom
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
-           f'<rect width="{width}" height="{height}" fill="white"/>']
-    for p, (title, values, ci, fixed_max) in enumerate(panels):
-        x0 = p * pw + left
-        inner = pw - left - 10
-        vmax = fixed_max or max([v for v in values if v == v] + [1e-9]) * 1.15
-        out.append(f'<text x="{x0 + inner / 2}" y="{top - 18}" text-anchor="middle" font-size="13">{escape(title)}</text>')
-        out.append(f'<line x1="{x0}" y1="{top}" x2="{x0}" y2="{top + ph}" stroke="black"/>')
-        out.append(f'<line x1="{x0}" y1="{top + ph}" x2="{x0 + inner}" y2="{top + ph}" stroke="black"/>')
-        for t in range(5):
-            v = vmax * t / 4
-            y = top + ph - ph * t / 4
-            txt = f"{v:.2f}" if vmax < 10 else f"{v:.0f}"
-            out.append(f'<text x="{x0 - 4}" y="{y + 4}" text-anchor="end">{txt}</text>')
-        bw = inner / max(1, len(values))
-        for i, v in enumerate(values):
-            h = ph * min(v, vmax) / vmax if vmax > 0 else 0
-            x = x0 + i * bw + bw * 0.15
-            out.append(f'<rect x="{x:.1f}" y="{top + ph - h:.1f}" width="{bw * 0.7:.1f}" height="{h:.1f}" fill="{colors[i % len(colors)]}"/>')
-            if ci is not None:
-                lo, hi = ci[i]
-                cx = x + bw * 0.35
-                y_lo, y_hi = top + ph - ph * lo / vmax, top + ph - ph * hi / vmax
-                out.append(f'<line x1="{cx:.1f}" y1="{y_lo:.1f}" x2="{cx:.1f}" y2="{y_hi:.1f}" stroke="black"/>')
-            lx, ly = x + bw * 0.35, top + ph + 10
-            out.append(f'<text x="{lx:.1f}" y="{ly}" transform="rotate(40 {lx:.1f} {ly})">{escape(labels[i])}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
-
-
-def png_plot(methods: list[MethodSummary], path: Path) -> bool:
-    """Write the same plot as PNG with matplotlib; False if matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    multi = len({m.batch_size for m in methods}) > 1
-    labels = [_label(m, multi) for m in methods]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    acc = [m.accuracy for m in methods]
-    err = [[max(0.0, a - m.ci_low) for a, m in zip(acc, methods)], [max(0.0, m.ci_high - a) for a, m in zip(acc, methods)]]
-    axes[0].bar(labels, acc, yerr=err, capsize=4)
-    axes[0].set_ylim(0, 1)
-    axes[0].set_title("accuracy (95% CI)")
-    axes[1].bar(labels, [m.s_per_question for m in methods])
-    axes[1].set_title("seconds / question")
-    axes[2].bar(labels, [m.generated_tokens for m in methods])
-    axes[2].set_title("generated tokens / question")
-    for ax in axes:
-        ax.tick_params(axis="x", rotation=40)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return standalone([
+        bar_chart(labels, {"": [m.accuracy for m in methods]}, "accuracy (95% CI)", "fraction",
+                  intervals=[(m.ci_low, m.ci_high) for m in methods]),
+        bar_chart(labels, {"": [m.s_per_question for m in methods]}, "seconds / question", "s"),
+        bar_chart(labels, {"": [m.generated_tokens for m in methods]}, "generated tokens / question", "tokens"),
+    ])
 
 
 def write_report(summary: BenchSummary, out_dir: str | Path) -> dict[str, str]:
@@ -195,15 +132,10 @@ def write_report(summary: BenchSummary, out_dir: str | Path) -> dict[str, str]:
     out = Path(out_dir)
     files = {"json": str(out / "summary.json"), "markdown": str(out / "results.md"), "svg": str(out / "plot.svg")}
     (out / "plot.svg").write_text(svg_plot(summary.methods), encoding="utf-8")
-    note = ""
-    if png_plot(summary.methods, out / "plot.png"):
-        files["png"] = str(out / "plot.png")
-    else:
-        note = "Plot: plot.svg (matplotlib is not installed, so no plot.png)."
     summary.files = files
-    (out / "results.md").write_text(markdown(summary, note), encoding="utf-8")
+    (out / "results.md").write_text(markdown(summary, "Plot: plot.svg."), encoding="utf-8")
     (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2), encoding="utf-8")
     return files
 
 
-__all__ = ["environment_info", "markdown", "png_plot", "svg_plot", "write_report"]
+__all__ = ["environment_info", "markdown", "svg_plot", "write_report"]

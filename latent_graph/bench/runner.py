@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from latent_graph.bench.errors import (
     BenchArgumentError,
@@ -27,7 +27,7 @@ from latent_graph.bench.errors import (
     GraphsUnavailableError,
 )
 from latent_graph.bench.memory import PeakMemory, loadavg
-from latent_graph.bench.metrics import MethodSummary, Ratio, compute_ratios, summarize
+from latent_graph.bench.metrics import BenchSummary, compute_ratios, summarize
 from latent_graph.bench.store import (
     BATCHES,
     RESULTS,
@@ -40,8 +40,10 @@ from latent_graph.bench.store import (
 )
 from latent_graph.bench.tasks import Example, Task, load_task
 from latent_graph.errors import LatentGraphError
-from latent_graph.handle import MEMORY_POLICIES
-from latent_graph.sampling import check_sampling
+from latent_graph.engine import DecodeOptions, check_memory, check_steps
+
+if TYPE_CHECKING:
+    from latent_graph.graph import NodeRecord
 
 METHODS: tuple[str, ...] = ("single", "text-seq", "text-hier", "latent-seq", "latent-hier")
 _ALIASES = {
@@ -81,53 +83,17 @@ def normalize_methods(methods: str | Iterable[str]) -> list[str]:
 
 
 def default_graph_factory(method: str, model: Any, **kwargs: Any) -> Graph:
-    """Build the graph of ``method`` with :mod:`latent_graph.graphs` (imported lazily)."""
+    """Build the graph of ``method`` through the graph registry :func:`latent_graph.graph.build_graph` (imported lazily)."""
     try:
-        from latent_graph.graphs import build_hierarchical, build_sequential, build_single
+        from latent_graph.graph import build_graph
     except ImportError as exc:
         raise GraphsUnavailableError(
-            f"latent_graph.graphs cannot be imported ({exc}); the benchmark needs the graph builders"
+            f"latent_graph.graph cannot be imported ({exc}); the benchmark needs the graph builders"
         ) from exc
     if method == "single":
-        return build_single(model, **kwargs)
-    topology, edges = method.split("-")[1], method.split("-")[0]
-    build = build_sequential if topology == "seq" else build_hierarchical
-    return build(model, edges=edges, **kwargs)
-
-
-# ---------------------------------------------------------------- summary
-@dataclass
-class BenchSummary:
-    """What :func:`run_bench` returns (and ``summary.json`` holds)."""
-
-    config: dict[str, Any]
-    methods: list[MethodSummary]
-    ratios: list[Ratio]
-    environment: dict[str, Any]
-    out_dir: str
-    records: list[dict[str, Any]] = field(default_factory=list, repr=False)
-    files: dict[str, str] = field(default_factory=dict)
-    computed_jobs: int = 0
-    skipped_jobs: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "config": self.config,
-            "methods": [m.to_dict() for m in self.methods],
-            "ratios": [r.to_dict() for r in self.ratios],
-            "environment": self.environment,
-            "out_dir": self.out_dir,
-            "files": self.files,
-            "computed_jobs": self.computed_jobs,
-            "skipped_jobs": self.skipped_jobs,
-        }
-
-    def method(self, name: str, batch_size: int | None = None) -> MethodSummary:
-        """The summary of ``name`` (at ``batch_size``, or the first one found)."""
-        for m in self.methods:
-            if m.method == name and (batch_size is None or m.batch_size == batch_size):
-                return m
-        raise KeyError(f"no results for method {name!r} at batch size {batch_size}")
+        return build_graph("single", model, **kwargs)
+    edges, topology = method.split("-")
+    return build_graph("sequential" if topology == "seq" else "hierarchical", model, edges=edges, **kwargs)
 
 
 # ------------------------------------------------------------------- jobs
@@ -164,35 +130,16 @@ def _plan(
     return jobs
 
 
-def _latent_rows(node: dict[str, Any], rows: int) -> int:
-    """Latent steps of one trace node summed over batch rows.
-
-    The engine counts latent steps per row (``LatentHandle.latent_steps``); a node's
-    per-step log has one entry per step. Equal counts mean per-row → multiply.
-    """
-    n = int(node.get("latent_steps") or 0)
-    log = node.get("steps")
-    if isinstance(log, list) and n == len(log):
-        return n * rows
-    return n
-
-
-def _trace_totals(trace: Sequence[dict[str, Any]], rows: int) -> dict[str, Any]:
-    def total(key: str) -> int:
-        if key == "latent_steps":
-            return sum(_latent_rows(n, rows) for n in trace)
-        return int(sum(int(n.get(key) or 0) for n in trace))
-
-    handle = max((int(n.get("handle_bytes_after") or 0) for n in trace), default=0)
+def _trace_totals(trace: Sequence[NodeRecord], rows: int) -> dict[str, Any]:
+    """Token counts summed over the batch's rows and nodes (records are per row), the largest handle, node times."""
     nodes: dict[str, float] = {}
     for n in trace:
-        name = str(n.get("node", "?"))
-        nodes[name] = round(nodes.get(name, 0.0) + float(n.get("wall_s") or 0.0), 4)
+        nodes[n["node"]] = round(nodes.get(n["node"], 0.0) + float(n["wall_s"]), 4)
     return {
-        "prompt_tokens": total("prompt_tokens"),
-        "latent_steps": total("latent_steps"),
-        "generated_tokens": total("generated_tokens"),
-        "handle_bytes": handle,
+        "prompt_tokens": sum(sum(n["prompt_tokens"]) for n in trace),
+        "latent_steps": sum(n["latent_steps"] * rows for n in trace),
+        "generated_tokens": sum(sum(n["generated_tokens"]) for n in trace),
+        "handle_bytes": max((n["handle_bytes_after"] for n in trace), default=0),
         "node_wall_s": nodes,
     }
 
@@ -316,7 +263,7 @@ def run_bench(
         relay_seed: Seed generating relay probes.
         code_timeout: Seconds per code-task test run.
         graph_factory: ``f(method, model, **graph_kwargs) -> graph``; default builds
-            with :mod:`latent_graph.graphs`.
+            with :mod:`latent_graph.graph.prebuilt`.
         warmup: Run every method once on a tiny input before measuring (untimed).
         rescore: Re-judge every stored answer of the selected questions with the current
             extractor (after fixing extraction; nothing is regenerated). Implies ``resume``.
@@ -339,12 +286,13 @@ def run_bench(
     (tp_method,) = normalize_methods([throughput_method])
     if tp_sizes and tp_method not in methods:
         raise BenchArgumentError(f"throughput method {tp_method!r} must be one of the methods run: {methods}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise BenchArgumentError(f"steps must be an int >= 0, got {steps!r}")
     _positive_int("max_new_tokens", max_new_tokens)
-    if memory not in MEMORY_POLICIES:
-        raise BenchArgumentError(f"unknown memory policy {memory!r}; choose one of {MEMORY_POLICIES}")
-    check_sampling(temperature, top_p, max_new_tokens)
+    try:
+        check_steps(steps)
+        check_memory(memory)
+        DecodeOptions(max_new_tokens, temperature, top_p)
+    except LatentGraphError as exc:
+        raise BenchArgumentError(str(exc)) from exc
 
     if isinstance(task, Task):
         tk = task

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from latent_graph._jsonl import iter_objects
+from latent_graph.jsonl import iter_objects
 from latent_graph.bench import extract
 from latent_graph.bench.errors import BenchArgumentError, DataFormatError, DataNotFoundError
 

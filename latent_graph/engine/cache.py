@@ -1,0 +1,184 @@
+"""The KV cache under an engine call: handle <-> ``DynamicCache``, positions, and the positioned forward.
+
+The cache object grows in place during ``forward``; handles must not. So each
+engine call builds a fresh ``DynamicCache`` from the handle's tensors (its first
+update concatenates into new storage), appends columns through :class:`Work`
+and freezes the result into a new handle at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+
+from latent_graph.engine.handle import LatentHandle, Segment, SegmentKind
+
+
+
+def to_cache(handle: LatentHandle | None) -> DynamicCache:
+    """A new DynamicCache holding (copies of) the handle's K/V; empty for None."""
+    if handle is None or handle.seq_len == 0:
+        return DynamicCache()
+    return DynamicCache(ddp_cache_data=list(zip(handle.keys, handle.values)))
+
+
+def to_cache_tensors(keys: tuple[torch.Tensor, ...], values: tuple[torch.Tensor, ...]) -> DynamicCache:
+    """A DynamicCache over the given per-layer tensors."""
+    return DynamicCache(ddp_cache_data=list(zip(keys, values)))
+
+
+def _layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    if hasattr(cache, "layers"):  # transformers >= 4.56
+        return [(layer.keys, layer.values) for layer in cache.layers if getattr(layer, "keys", None) is not None]
+    return list(zip(cache.key_cache, cache.value_cache))
+
+
+def from_cache(cache: Any) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """Per-layer keys and values, each (B, H_kv, T, D)."""
+    layers = _layers(cache)
+    return tuple(k for k, _ in layers), tuple(v for _, v in layers)
+
+
+def cache_len(cache: Any) -> int:
+    layers = _layers(cache)
+    return int(layers[0][0].shape[-2]) if layers else 0
+
+
+def take_rows(cache: Any, idx: torch.Tensor) -> DynamicCache:
+    """A new cache holding only batch rows ``idx`` (used to drop finished rows while decoding)."""
+    keys, values = from_cache(cache)
+    return DynamicCache(ddp_cache_data=[(k.index_select(0, idx), v.index_select(0, idx)) for k, v in zip(keys, values)])
+
+
+def stack_rows(
+    rows: list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]],
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+    """Stack single-row (keys, values, mask, positions) of different lengths into one batch.
+
+    Shorter rows are right-padded with masked columns (zeros in K/V, mask 0), which later
+    columns ignore like any other padding.
+    """
+    t_max = max(int(m.shape[1]) for _, _, m, _ in rows)
+
+    def pad(x: torch.Tensor, dim: int) -> torch.Tensor:
+        missing = t_max - x.shape[dim]
+        if missing == 0:
+            return x
+        shape = list(x.shape)
+        shape[dim] = missing
+        return torch.cat([x, x.new_zeros(shape)], dim=dim)
+
+    n_layers = len(rows[0][0])
+    keys = tuple(torch.cat([pad(r[0][i], 2) for r in rows], dim=0) for i in range(n_layers))
+    values = tuple(torch.cat([pad(r[1][i], 2) for r in rows], dim=0) for i in range(n_layers))
+    mask = torch.cat([pad(r[2], 1) for r in rows], dim=0)
+    pos = torch.cat([pad(r[3], 1) for r in rows], dim=0)
+    return keys, values, mask, pos
+
+
+def positions_after(next_pos: torch.Tensor, new_mask: torch.Tensor) -> torch.Tensor:
+    """Positions (B, n) of n new columns: real tokens continue after each row's last one, pads reuse it.
+
+    This is the one place the position rule lives; every forward on top of a handle uses it.
+    """
+    return next_pos[:, None] + (new_mask.cumsum(dim=1) - 1).clamp_min(0)  # (B, n)
+
+
+class Work:
+    """Mutable scratch state of one engine call on top of a handle; frozen into a new handle at the end.
+
+    The handle it starts from is never touched: its tensors seed a fresh ``DynamicCache``.
+    """
+
+    def __init__(self, base: LatentHandle | None, batch: int, device: torch.device, fingerprint: Any):
+        self.cache = to_cache(base)
+        if base is None:
+            self.mask = torch.zeros((batch, 0), dtype=torch.long, device=device)  # (B, T)
+            self.pos = torch.zeros((batch, 0), dtype=torch.long, device=device)  # (B, T)
+        else:
+            self.mask, self.pos = base.attention_mask, base.position_ids
+        self.base = base
+        self.segments: list[Segment] = list(base.segments) if base else []
+        self.latents: list[torch.Tensor] = list(base.latents) if base else []
+        self.hiddens: list[torch.Tensor] = list(base.hiddens) if base else []
+        self.fingerprint = fingerprint
+        self.next_pos = base.next_positions() if base else torch.zeros(batch, dtype=torch.long, device=device)  # (B,)
+        self.prompt_tokens = self.latent_steps = self.generated_tokens = 0
+        self.meta: dict[str, str] = dict(base.meta) if base else {}
+
+    @property
+    def length(self) -> int:
+        return int(self.mask.shape[1])
+
+    def add_segment(self, agent: str, kind: SegmentKind, n: int) -> None:
+        """Record that the last ``n`` columns were written by ``agent``."""
+        if n > 0:
+            self.segments.append(Segment(agent, kind, self.length - n, self.length))
+
+    def forward(
+        self,
+        base_model: Any,
+        new_mask: torch.Tensor,
+        layer: int = -1,
+        *,
+        input_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Append n columns through ``base_model`` (no lm_head); returns layer ``layer``'s hidden states (B, n, H)."""
+        n = new_mask.shape[1]
+        pos = positions_after(self.next_pos, new_mask)  # (B, n)
+        mask = torch.cat([self.mask, new_mask], dim=1)  # (B, T + n)
+        out = base_model(
+            input_ids=input_ids,
+            inputs_embeds=inputs_embeds,
+            attention_mask=mask,
+            position_ids=pos,
+            past_key_values=self.cache,
+            use_cache=True,
+            output_hidden_states=layer != -1,
+        )
+        self.cache = out.past_key_values
+        self.mask = mask
+        self.pos = torch.cat([self.pos, pos], dim=1)
+        self.next_pos = self.next_pos + new_mask.sum(dim=1)
+        assert cache_len(self.cache) == self.length, "KV cache and mask are out of step"
+        hidden = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
+        return hidden[:, -n:]
+
+    def take_rows(self, idx: torch.Tensor) -> None:
+        """Keep only batch rows ``idx`` (B',) of the cache, mask and positions."""
+        self.cache = take_rows(self.cache, idx)
+        self.mask, self.pos, self.next_pos = self.mask[idx], self.pos[idx], self.next_pos[idx]
+
+    def row(self, i: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+        """Row ``i`` as single-row (keys, values, mask, positions), for :func:`stack_rows`."""
+        keys, values = from_cache(self.cache)
+        return (tuple(k[i : i + 1] for k in keys), tuple(v[i : i + 1] for v in values),
+                self.mask[i : i + 1], self.pos[i : i + 1])
+
+    def set_rows(self, rows: list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]]) -> None:
+        """Replace the batch by ``rows`` (stacked, shorter ones right-padded with masked columns)."""
+        keys, values, self.mask, self.pos = stack_rows(rows)
+        self.cache = to_cache_tensors(keys, values)
+
+    def freeze(self, last_hidden: torch.Tensor | None) -> LatentHandle:
+        """The new immutable handle: base + everything this call appended."""
+        keys, values = from_cache(self.cache)
+        b = self.base
+        return LatentHandle(
+            keys=keys,
+            values=values,
+            attention_mask=self.mask,
+            position_ids=self.pos,
+            segments=tuple(self.segments),
+            latents=tuple(self.latents),
+            hiddens=tuple(self.hiddens),
+            fingerprint=self.fingerprint,
+            last_hidden=last_hidden,
+            prompt_tokens=(b.prompt_tokens if b else 0) + self.prompt_tokens,
+            latent_steps=(b.latent_steps if b else 0) + self.latent_steps,
+            generated_tokens=(b.generated_tokens if b else 0) + self.generated_tokens,
+            meta=dict(self.meta),
+        )

@@ -1,0 +1,77 @@
+"""The judger's generation loop on top of a prefilled :class:`~latent_graph.engine.cache.Work`.
+
+Greedy or sampled next tokens from the lm_head of the *last* position only;
+finished rows (EOS) leave the batch so they cost nothing more, and the full
+batch is reassembled in its original row order at the end (tested equal to
+running each row alone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from latent_graph.engine.cache import Work
+from latent_graph.engine.options import DecodeOptions
+from latent_graph.engine.results import TokenChunk
+from latent_graph.engine.sampling import sample_next
+
+
+def generate(
+    model: Any, work: Work, h: torch.Tensor, opts: DecodeOptions
+) -> Iterator[TokenChunk | tuple[list[list[int]], int, torch.Tensor]]:
+    """Yield a :class:`TokenChunk` per generated token, then ``(token ids per row, columns fed, last hidden)``.
+
+    Args:
+        model: The :class:`LocalLatentModel` (its lm_head, tokenizer, base model, EOS ids).
+        work: Prefilled state; grows by the fed tokens.
+        h: (B, H) hidden state after the prompt.
+        opts: Decoding options.
+    """
+    budget = min(opts.max_new_tokens, model.max_context - int(work.next_pos.max()))
+    gen = torch.Generator(device=model.device).manual_seed(opts.seed) if opts.seed is not None else None
+    head = model.hf_model.get_output_embeddings()
+    B = work.mask.shape[0]
+    rows = list(range(B))  # original batch row of each live row
+    parked: dict[int, Any] = {}  # finished rows: ((keys, values, mask, pos), hidden)
+    out_ids: list[list[int]] = [[] for _ in range(B)]
+    texts = [""] * B
+    fed = 0
+    for t in range(budget):
+        with torch.no_grad():
+            tok = sample_next(head(h), opts.temperature, opts.top_p, gen)  # (b,) from logits (b, V)
+        finished = []
+        for i, r in enumerate(rows):
+            tid = int(tok[i])
+            if tid in model.eos_ids:
+                finished.append(i)
+                continue
+            out_ids[r].append(tid)
+            full = model.tokenizer.decode(out_ids[r], skip_special_tokens=True)
+            delta, texts[r] = full[len(texts[r]) :], full
+            yield TokenChunk(r, tid, delta)
+        if t == budget - 1:
+            break
+        if finished:  # drop finished rows so they cost nothing more
+            for i in finished:
+                parked[rows[i]] = (work.row(i), h[i : i + 1])
+            keep = [i for i in range(len(rows)) if i not in finished]
+            if not keep:
+                break
+            idx = torch.tensor(keep, device=model.device)
+            work.take_rows(idx)
+            h, tok = h[idx], tok[idx]
+            rows = [rows[i] for i in keep]
+        ones = torch.ones((len(rows), 1), dtype=torch.long, device=model.device)
+        with torch.no_grad():
+            h = work.forward(model.base, ones, model.layer, input_ids=tok[:, None])[:, -1]
+        fed += 1
+    if parked:  # reassemble the full batch in its original row order
+        for i, r in enumerate(rows):
+            parked[r] = (work.row(i), h[i : i + 1])
+        ordered = [parked[r] for r in range(B)]
+        work.set_rows([p[0] for p in ordered])
+        h = torch.cat([p[1] for p in ordered], dim=0)
+    yield out_ids, fed, h

@@ -1,0 +1,24 @@
+"""``load_model``: the one model loader the command line, bench and adapter tools share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from latent_graph.engine.model import LocalLatentModel
+
+
+def load_model(
+    spec: str | None = "default",
+    *,
+    dtype: str | None = None,
+    device: str | None = None,
+    realign: str | None = None,
+) -> Any:
+    """The one loader every command uses: ``"default"``/None = the embedded default model, else an HF path or id.
+
+    Options left at None are not passed, so each loader keeps its own defaults.
+    """
+    kwargs = {k: v for k, v in (("dtype", dtype), ("device", device), ("realign", realign)) if v is not None}
+    if spec is None or spec == "default":
+        return LocalLatentModel.default(**kwargs)
+    return LocalLatentModel.from_pretrained(spec, **kwargs)

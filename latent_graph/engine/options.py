@@ -1,0 +1,80 @@
+"""The one owner of the engine's settings, their defaults and their checks.
+
+Every layer above (nodes, prebuilt graphs, the chat-model face, bench, CLI)
+takes its decoding defaults from :class:`DecodeOptions` and validates steps and
+memory policies with :func:`check_steps` / :func:`check_memory`, so a default or
+an error message is written exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+from latent_graph.errors import InvalidArgumentError, InvalidStepsError
+
+MemoryPolicy = Literal["all", "last", "latent"]
+MEMORY_POLICIES: tuple[str, ...] = ("all", "last", "latent")
+"""What of an incoming handle an agent reads: every column, the previous agent's only, latent segments only."""
+
+DEFAULT_STEPS = 8
+"""Latent steps a latent agent takes when nobody says otherwise."""
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How the judger (or a text agent) generates text.
+
+    Attributes:
+        max_new_tokens: Generation budget per row (>= 1).
+        temperature: 0 = greedy; > 0 samples.
+        top_p: Nucleus mass in (0, 1]; 1 = off.
+        seed: Makes sampling reproducible (None = unseeded).
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        check_sampling(self.temperature, self.top_p, self.max_new_tokens)
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise InvalidArgumentError(f"seed must be an int or None, got {self.seed!r}")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The option names, in order."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def pick(cls, options: dict[str, Any]) -> DecodeOptions:
+        """Options from a mapping that may hold other keys too (those are ignored)."""
+        return cls(**{k: options[k] for k in cls.names() if k in options})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_steps(steps: Any) -> int:
+    """``steps`` if it is an int >= 0, else :class:`InvalidStepsError`."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise InvalidStepsError(f"steps must be an int >= 0, got {steps!r}")
+    return steps
+
+
+def check_memory(memory: Any) -> MemoryPolicy:
+    """``memory`` if it is a known policy, else :class:`InvalidArgumentError`."""
+    if memory not in MEMORY_POLICIES:
+        raise InvalidArgumentError(f"unknown memory policy {memory!r}; choose one of {MEMORY_POLICIES}")
+    return memory  # type: ignore[no-any-return]
+
+
+def check_sampling(temperature: float, top_p: float, max_new_tokens: int) -> None:
+    """Named errors for a bad temperature, top_p or generation budget."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0:
+        raise InvalidArgumentError(f"temperature must be >= 0, got {temperature!r}")
+    if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
+        raise InvalidArgumentError(f"top_p must be in (0, 1], got {top_p!r}")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise InvalidArgumentError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")

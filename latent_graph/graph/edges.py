@@ -1,0 +1,91 @@
+"""Edge kinds as declared data: the one owner of what an edge is and how a graph says so.
+
+A node declares what it passes on (``sends``: latent, text or answer) in its
+LangGraph node *metadata* (``builder.add_node(name, node, metadata=node.metadata)``,
+or :func:`add_agent`); the edge leaving a node has that node's kind. Drawings,
+reports and the CLI read the kinds back through LangGraph's public drawable
+graph (``graph.get_graph().nodes[n].metadata``), never from LangGraph internals
+and never from attributes glued onto a compiled graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from latent_graph.errors import InvalidArgumentError
+
+EdgeKind = Literal["latent", "text"]
+EDGE_KINDS: tuple[str, ...] = ("latent", "text")
+DrawnKind = Literal["latent", "text", "plain"]
+METADATA_KEY = "latent_graph"
+
+
+def sends_metadata(sends: str) -> dict[str, Any]:
+    """Node metadata declaring what the node passes on."""
+    return {METADATA_KEY: {"sends": sends}}
+
+
+def add_agent(builder: Any, node: Any, name: str | None = None) -> Any:
+    """``builder.add_node(name or node.name, node, metadata=node.metadata)``: an agent node with its edge kind declared."""
+    return builder.add_node(name or node.name, node, metadata=node.metadata)
+
+
+def node_sends(graph: Any) -> dict[str, str]:
+    """``{node: sends}`` for the nodes of a compiled graph that declared it."""
+    out = {}
+    for name, node in graph.get_graph().nodes.items():
+        declared = (node.metadata or {}).get(METADATA_KEY) or {}
+        if "sends" in declared:
+            out[str(name)] = str(declared["sends"])
+    return out
+
+
+def edge_kinds_of(graph: Any) -> dict[tuple[str, str], DrawnKind]:
+    """Kind ("latent", "text" or "plain") of each edge of a compiled graph, from its senders' declarations."""
+    sends = node_sends(graph)
+    kinds: dict[tuple[str, str], DrawnKind] = {}
+    for e in graph.get_graph().edges:
+        kind = sends.get(e.source)
+        kinds[(e.source, e.target)] = kind if kind in EDGE_KINDS else "plain"  # type: ignore[assignment]
+    return kinds
+
+
+def answer_nodes(graph: Any) -> set[str]:
+    """Nodes that produce the final answer (their tokens are what a user wants streamed)."""
+    return {n for n, s in node_sends(graph).items() if s == "answer"}
+
+
+def parse_edges(edges: str | Sequence[str] | Mapping[str, str], senders: Sequence[str]) -> dict[str, EdgeKind]:
+    """Kind of the edge leaving each sender: one kind for all, a list (in order) or a dict by name."""
+    if isinstance(edges, str):
+        kinds = {s: edges for s in senders}
+    elif isinstance(edges, Mapping):
+        unknown = set(edges) - set(senders)
+        if unknown:
+            raise InvalidArgumentError(f"edges names unknown agents {sorted(unknown)}; agents: {list(senders)}")
+        kinds = {s: edges.get(s, "latent") for s in senders}
+    else:
+        edges = list(edges)
+        if len(edges) != len(senders):
+            raise InvalidArgumentError(
+                f"{len(edges)} edge kinds for {len(senders)} edges (one per agent before the judger: {list(senders)})"
+            )
+        kinds = dict(zip(senders, edges))
+    bad = {k for k in kinds.values() if k not in EDGE_KINDS}
+    if bad:
+        raise InvalidArgumentError(f"edge kinds must be 'latent' or 'text', got {sorted(bad)}")
+    return kinds  # type: ignore[return-value]
+
+
+def parse_edge_spec(spec: str) -> str | list[str] | dict[str, str]:
+    """Parse a command-line edge spec: "latent", "text", "latent,text,latent" (one per edge) or "critic=text,..."."""
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if not parts:
+        raise InvalidArgumentError("edges spec is empty; use latent, text, a list like latent,text,latent or critic=text")
+    if any("=" in p for p in parts):
+        pairs = [p.split("=", 1) for p in parts]
+        if any(len(p) != 2 or not p[0].strip() for p in pairs):
+            raise InvalidArgumentError(f"edges {spec!r}: mixing name=kind pairs with plain kinds is not allowed")
+        return {k.strip(): v.strip() for k, v in pairs}
+    return parts[0] if len(parts) == 1 else parts

@@ -1,0 +1,105 @@
+"""Shared machinery of agent nodes: prompt assembly, inputs from state, per-step events.
+
+A node is a plain callable ``node(state, config=None) -> dict`` usable in any
+``StateGraph``. It never mutates the handle it reads (engine calls return new
+ones) and writes its :class:`~latent_graph.graph.trace.NodeRecord` once, when it
+has finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from latent_graph.engine import LatentHandle, StepInfo, merge_branches
+from latent_graph.graph.edges import sends_metadata
+from latent_graph.graph.events import writer
+from latent_graph.graph.state import CLEAR, Message, contexts_of, questions_of
+from latent_graph.graph.trace import Sends, StepRecord
+
+
+def compose_prompt(instruction: str, question: str, context: str | None, inbox: list[Message], row: int) -> str:
+    """Role instruction + private context + question + text received over text edges."""
+    parts = [instruction.strip()]
+    if context:
+        parts.append(f"Context (only you have seen this): {context}")
+    parts.append(f"Question: {question}")
+    for msg in inbox:
+        parts.append(f"Message from {msg['agent']}:\n{msg['texts'][row]}")
+    return "\n\n".join(parts)
+
+
+@dataclass
+class AgentNode:
+    """Base of latent, text and judger nodes.
+
+    Attributes:
+        model: The shared local model (a LangChain chat model for external text agents).
+        name: Agent name (segment table, trace, events).
+        instruction: Role prompt; the question (and messages) are appended.
+        sees_context: Whether this agent sees the per-question private ``context``.
+        memory: Memory policy applied to the incoming handle ("all", "last", "latent").
+        branch: Write the output handle to ``branches[name]`` (parallel fan-out) instead of ``handle``.
+        inspect: Top-k nearest tokens / logit-lens per latent step (0 = off; costs a vocab matmul).
+    """
+
+    model: Any
+    name: str
+    instruction: str
+    sees_context: bool = False
+    memory: str = "all"
+    branch: bool = False
+    inspect: int = 0
+    sends: ClassVar[Sends] = "latent"
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """LangGraph node metadata declaring what this node passes on (read by drawings and the CLI)."""
+        return sends_metadata(self.sends)
+
+    # ---------------------------------------------------------------- inputs
+    def incoming(self, state: dict[str, Any]) -> LatentHandle | None:
+        """The handle this agent reads: merged branches if any, else ``state['handle']``."""
+        prefix = state.get("handle")
+        branches = state.get("branches") or {}
+        if branches and not self.branch:
+            return merge_branches(prefix, [branches[k] for k in sorted(branches)])
+        return prefix
+
+    def prompts(self, state: dict[str, Any]) -> list[str]:
+        qs = questions_of(state)
+        ctx = contexts_of(state, len(qs)) if self.sees_context else None
+        inbox = state.get("inbox") or []
+        return [compose_prompt(self.instruction, q, ctx[i] if ctx else None, inbox, i) for i, q in enumerate(qs)]
+
+    def consumed(self, state: dict[str, Any]) -> dict[str, Any]:
+        """State updates that mark this agent's inputs as read."""
+        update: dict[str, Any] = {}
+        if state.get("inbox"):
+            update["inbox"] = CLEAR
+        if state.get("branches") and not self.branch:
+            update["branches"] = None
+        return update
+
+    def output(self, handle: LatentHandle) -> dict[str, Any]:
+        """Where this node's handle goes: ``branches[name]`` for a parallel branch, else ``handle``."""
+        return {"branches": {self.name: handle}} if self.branch else {"handle": handle}
+
+    # ------------------------------------------------------------ latent steps
+    def step_callback(self, steps_log: list[StepRecord]) -> Callable[[StepInfo], None]:
+        """An ``on_step`` callback that records each step and emits it as a custom stream event."""
+        emit = writer()
+        model = self.model
+
+        def on_step(info: StepInfo) -> None:
+            record = StepRecord(step=info.step, norm=[round(float(x), 4) for x in info.hidden.float().norm(dim=-1)])
+            if self.inspect:
+                near = model.nearest_tokens(info.embedding, k=self.inspect)
+                record["nearest"] = [[t for t, _ in row] for row in near]
+                record["cosine"] = [round(row[0][1], 4) for row in near]
+                record["lens"] = [[[t, round(p, 4)] for t, p in row] for row in model.logit_lens(info.hidden, k=self.inspect)]
+            steps_log.append(record)
+            emit({"event": "latent_step", "node": self.name, **record})
+
+        return on_step

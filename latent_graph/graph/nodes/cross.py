@@ -1,0 +1,42 @@
+"""CrossModelAgentNode: a latent edge between agents on *different* models.
+
+A KV cache is meaningless to another model, so this node receives the sender's
+latent hidden states through a trained cross-model adapter
+(:func:`latent_graph.adapters.cross_handoff`), injects them into its own model as a
+latent segment, then thinks on top like any latent agent. Measured quality is low
+(see docs/adapters.md): prefer a text edge across models unless you trained a good adapter.
+"""
+
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from latent_graph.adapters import cross_handoff
+from latent_graph.errors import InvalidArgumentError
+from latent_graph.graph.nodes.latent import LatentAgentNode
+
+
+@dataclass
+class CrossModelAgentNode(LatentAgentNode):
+    """Latent agent on ``model`` reading a handle built by ``source_model``.
+
+    Attributes:
+        source_model: The sender's LocalLatentModel.
+        adapter: AdapterRealigner trained from ``source_model`` to ``model``.
+    """
+
+    source_model: Any = None
+    adapter: Any = None
+
+    def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
+        if self.source_model is None or self.adapter is None:
+            raise InvalidArgumentError(f"cross-model node {self.name!r} needs source_model and adapter")
+        start = time.time()
+        incoming = self.incoming(state)
+        base = None
+        if incoming is not None:
+            base = cross_handoff(self.source_model, incoming, self.model, self.adapter, agent=f"{self.name}:received")
+        return self.think(base, state, start)

@@ -1,0 +1,109 @@
+"""Typed trace records: one :class:`NodeRecord` per executed node, written once by the node that ran.
+
+Every count has one unit, stated per field: token counts are lists with one
+entry per batch row (question), so readers sum them without guessing;
+``latent_steps`` and ``kv_len`` are the same for every row and stored once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal, TypedDict
+
+from typing_extensions import NotRequired
+
+from latent_graph.engine import LatentHandle
+
+Sends = Literal["latent", "text", "answer"]
+"""What a node passes on: its handle (latent edge), a message (text edge) or the final answer."""
+
+
+class StepRecord(TypedDict):
+    """One latent step of one node."""
+
+    step: int
+    """0-based step index."""
+    norm: list[float]
+    """L2 norm of the hidden state the step started from, per row."""
+    nearest: NotRequired[list[list[str]]]
+    """With ``inspect=k``: the k input tokens nearest the realigned vector, per row."""
+    cosine: NotRequired[list[float]]
+    """With ``inspect=k``: cosine of the nearest token, per row."""
+    lens: NotRequired[list[list[list[str | float]]]]
+    """With ``inspect=k``: logit-lens top-k ``[token, probability]`` of the hidden state, per row."""
+
+
+class NodeRecord(TypedDict):
+    """What one node run did (JSON-serialisable)."""
+
+    node: str
+    """Node (agent) name."""
+    kind: Sends
+    """What the node passed on."""
+    rows: int
+    """Batch rows (questions) it ran on."""
+    start: float
+    """Start time, seconds since the epoch."""
+    end: float
+    """End time, seconds since the epoch."""
+    wall_s: float
+    """Wall seconds of the whole node run (all rows together)."""
+    prompt_tokens: list[int]
+    """Real (unpadded) prompt tokens fed, per row."""
+    latent_steps: int
+    """Latent steps taken, per row (every row takes the same number)."""
+    generated_tokens: list[int]
+    """Text tokens generated, per row."""
+    kv_len: int
+    """Cache columns of the handle it produced (padding included; the same for every row); 0 if none."""
+    handle_bytes_before: int
+    """Bytes of the handle it read (all rows); 0 if none."""
+    handle_bytes_after: int
+    """Bytes of the handle it produced (all rows); 0 if none."""
+    memory: str
+    """Memory policy applied to the handle it read."""
+    steps: list[StepRecord]
+    """Per latent step records."""
+    prompts: list[str]
+    """The composed prompt, per row."""
+
+
+def node_record(
+    *,
+    node: str,
+    kind: Sends,
+    start: float,
+    before: LatentHandle | None,
+    after: LatentHandle | None,
+    prompt_tokens: list[int],
+    latent_steps: int,
+    generated_tokens: list[int],
+    memory: str,
+    steps: list[StepRecord],
+    prompts: list[str],
+) -> NodeRecord:
+    """Build the record at the end of a node run (the end time is now)."""
+    end = time.time()
+    return NodeRecord(
+        node=node,
+        kind=kind,
+        rows=len(prompts),
+        start=start,
+        end=end,
+        wall_s=round(end - start, 4),
+        prompt_tokens=list(prompt_tokens),
+        latent_steps=latent_steps,
+        generated_tokens=list(generated_tokens),
+        kv_len=after.seq_len if after is not None else 0,
+        handle_bytes_before=before.nbytes if before is not None else 0,
+        handle_bytes_after=after.nbytes if after is not None else 0,
+        memory=memory,
+        steps=steps,
+        prompts=list(prompts),
+    )
+
+
+def prompt_tokens_of(handle: LatentHandle) -> list[int]:
+    """Real tokens per row of the newest prompt segment of ``handle`` (the prompt of the call that built it)."""
+    seg = next(s for s in reversed(handle.segments) if s.kind == "prompt")
+    return [int(x) for x in handle.attention_mask[:, seg.start : seg.end].sum(dim=1)]

@@ -1,0 +1,51 @@
+"""langchain-core ``Runnable`` face of a :class:`~latent_graph.engine.LocalLatentModel`.
+
+``LatentRunnable(model).invoke`` takes a plain string (-> decoded text) or a request dict::
+
+    {"prompt": str | list[str], "handle": LatentHandle | None,
+     "mode": "think" | "decode", "steps": int, ...other think/decode kwargs}
+
+and returns a new handle (think) or a :class:`~latent_graph.engine.Decoded` (decode).
+It wraps the engine through its public API (the engine knows nothing of LangChain);
+calls go through ``_call_with_config`` so callbacks, tags and run names propagate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from latent_graph.engine import LocalLatentModel
+from latent_graph.errors import InvalidArgumentError
+
+
+class LatentRunnable(Runnable[Any, Any]):
+    """``Runnable`` over ``think``/``decode`` of one engine.
+
+    Args:
+        model: The engine it drives.
+    """
+
+    def __init__(self, model: LocalLatentModel) -> None:
+        if not isinstance(model, LocalLatentModel):
+            raise InvalidArgumentError(f"LatentRunnable wraps a LocalLatentModel, got {type(model).__name__}")
+        self.model = model
+
+    def _run_request(self, request: Any) -> Any:
+        if isinstance(request, str):
+            return self.model.decode(None, request).text
+        if not isinstance(request, dict) or "prompt" not in request:
+            raise InvalidArgumentError("invoke() takes a prompt string or a dict with at least a 'prompt' key")
+        req = dict(request)
+        mode = req.pop("mode", "think")
+        handle = req.pop("handle", None)
+        prompt = req.pop("prompt")
+        if mode == "think":
+            return self.model.think(handle, prompt, **req)
+        if mode == "decode":
+            return self.model.decode(handle, prompt, **req)
+        raise InvalidArgumentError(f"mode must be 'think' or 'decode', got {mode!r}")
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return self._call_with_config(self._run_request, input, config, run_type="llm", **kwargs)

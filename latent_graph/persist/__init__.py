@@ -1,0 +1,34 @@
+"""Persistence: the handle byte formats (safetensors, no pickle) and LangGraph checkpointing of handles."""
+
+from latent_graph.persist.chunks import (
+    HandleChunks,
+    handle_from_chunks,
+    handle_from_store,
+    handle_to_chunks,
+    handle_to_store,
+    manifest_chunk_keys,
+)
+from latent_graph.persist.handle_format import chunk_key, handle_from_bytes, handle_to_bytes
+from latent_graph.persist.savers import checkpoint_nbytes, memory_checkpointer, sqlite_checkpointer
+from latent_graph.persist.serializer import TYPE_TAG, LatentSerializer
+from latent_graph.persist.stores import ChunkStore, InMemoryChunkStore, SqliteChunkStore
+
+__all__ = [
+    "TYPE_TAG",
+    "ChunkStore",
+    "HandleChunks",
+    "InMemoryChunkStore",
+    "LatentSerializer",
+    "SqliteChunkStore",
+    "checkpoint_nbytes",
+    "chunk_key",
+    "handle_from_bytes",
+    "handle_from_chunks",
+    "handle_from_store",
+    "handle_to_bytes",
+    "handle_to_chunks",
+    "handle_to_store",
+    "manifest_chunk_keys",
+    "memory_checkpointer",
+    "sqlite_checkpointer",
+]

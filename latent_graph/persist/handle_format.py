@@ -1,0 +1,320 @@
+"""Byte format for latent handles: one safetensors blob (chunks: :mod:`latent_graph.persist.chunks`).
+
+Why: a :class:`~latent_graph.engine.handle.LatentHandle` is a KV cache plus a segment
+table, and has to survive process restarts (LangGraph checkpoints) without
+pickle, which executes code on load. Everything here is safetensors (raw
+tensor bytes + a JSON header) and plain JSON, so loading untrusted bytes can at
+worst raise :class:`~latent_graph.errors.HandleFormatError`.
+
+Two formats:
+
+- :func:`handle_to_bytes` / :func:`handle_from_bytes`: the whole handle as one
+  safetensors blob. Exact round trip (bitwise tensors, every dtype incl. bf16);
+  a sha256 over the tensor bytes in the header catches corruption.
+- :func:`handle_to_chunks` / :func:`handle_from_chunks`: one chunk per segment
+  (that segment's K/V columns for every layer, its mask/position columns and,
+  for latent segments, its thought embeddings and hidden states) plus a small
+  "tail" chunk (``last_hidden``), each keyed by the sha256 of its bytes, and a
+  JSON manifest holding the chunk keys and everything else. The engine grows a
+  cache by concatenation, so the columns of a segment are bitwise identical in
+  every later handle: successive handles of a run share all their old chunks,
+  and a chunk store keeps each prefix once instead of once per superstep.
+
+This module and :mod:`~latent_graph.persist.chunks` do not import LangGraph (see
+:mod:`latent_graph.persist.serializer` for the checkpointer glue).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from safetensors.torch import load as _st_load
+from safetensors.torch import save as _st_save
+
+from latent_graph.errors import HandleFormatError
+from latent_graph.engine.fingerprint import ModelFingerprint
+from latent_graph.engine.handle import LatentHandle, Segment
+
+__all__ = ["CHUNK_FORMAT", "FORMAT", "FORMAT_VERSION", "MANIFEST_FORMAT", "chunk_key", "handle_from_bytes", "handle_to_bytes"]
+
+FORMAT = "latent_graph.handle"
+CHUNK_FORMAT = "latent_graph.handle.chunk"
+MANIFEST_FORMAT = "latent_graph.handle.manifest"
+FORMAT_VERSION = 1
+_KINDS = ("prompt", "latent", "text")
+_META_KEY = "latent_graph"
+
+Tensors = dict[str, torch.Tensor]
+
+
+# ---------------------------------------------------------------- helpers
+def chunk_key(data: bytes) -> str:
+    """Content address of a chunk: the hex sha256 of its bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _cpu(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to("cpu").contiguous()
+
+
+def _canonical(body: Any) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _save(tensors: Tensors, info: dict[str, Any]) -> bytes:
+    """safetensors bytes; tensors are moved to CPU and un-aliased first.
+
+    ``info`` goes into the header as one canonical-JSON metadata entry: safetensors
+    writes several metadata entries in hash-map order, which would make equal
+    chunks differ in bytes (and so in content address).
+
+    safetensors refuses tensors that share storage (e.g. latents equal to hiddens
+    under the identity realigner, or views of one buffer), so any tensor whose
+    storage was already seen is cloned.
+    """
+    seen: set[int] = set()
+    ready: Tensors = {}
+    for name, t in tensors.items():
+        t = _cpu(t)
+        ptr = t.untyped_storage().data_ptr()
+        if ptr in seen and t.numel() > 0:
+            t = t.clone()
+        seen.add(ptr)
+        ready[name] = t
+    return _st_save(ready, metadata={_META_KEY: _canonical(info)})
+
+
+def _load(data: bytes, what: str) -> tuple[Tensors, dict[str, Any]]:
+    """Parse safetensors bytes (tensors on CPU); return them with the ``info`` of :func:`_save`."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise HandleFormatError(f"{what}: expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    try:
+        tensors = _st_load(data)
+        metadata = _read_info(data)
+    except HandleFormatError:
+        raise
+    except Exception as exc:  # safetensors raises its own error type; any failure is corruption
+        raise HandleFormatError(f"{what} is corrupt or truncated ({len(data)} bytes): {exc}") from exc
+    return tensors, metadata
+
+
+def _read_info(data: bytes) -> dict[str, Any]:
+    """The ``info`` stored by :func:`_save` in a safetensors header (length-prefixed JSON)."""
+    n = int.from_bytes(data[:8], "little")
+    meta = json.loads(data[8 : 8 + n]).get("__metadata__") or {}
+    info = json.loads(meta.get(_META_KEY, "null")) if isinstance(meta, dict) else None
+    if not isinstance(info, dict):
+        raise HandleFormatError(f"safetensors data without latent_graph metadata (keys: {sorted(meta or {})})")
+    return info
+
+
+def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and raw bytes of the tensors, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = _cpu(tensors[name])
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    return h.hexdigest()
+
+
+def _check_format(meta: Mapping[str, Any], fmt: str, what: str) -> None:
+    got = meta.get("format")
+    if got != fmt:
+        raise HandleFormatError(f"{what}: not a {fmt!r} payload (format field is {got!r})")
+    version = meta.get("version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise HandleFormatError(
+            f"{what}: unsupported {fmt} version {version!r}; this latent_graph reads version {FORMAT_VERSION}"
+        )
+
+
+# ------------------------------------------------------------ the header
+def _header(h: LatentHandle) -> dict[str, Any]:
+    """Everything but the tensors, as JSON-able data."""
+    return {
+        "num_layers": h.num_layers,
+        "segments": [[s.agent, s.kind, s.start, s.end] for s in h.segments],
+        "fingerprint": asdict(h.fingerprint),
+        "prompt_tokens": h.prompt_tokens,
+        "latent_steps": h.latent_steps,
+        "generated_tokens": h.generated_tokens,
+        "meta": dict(h.meta),
+        "n_latents": len(h.latents),
+        "n_hiddens": len(h.hiddens),
+        "has_last_hidden": h.last_hidden is not None,
+    }
+
+
+def _int(header: Mapping[str, Any], key: str) -> int:
+    value = header.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise HandleFormatError(f"handle header field {key!r} must be an int >= 0, got {value!r}")
+    return value
+
+
+def _segments(raw: Any) -> tuple[Segment, ...]:
+    if not isinstance(raw, list):
+        raise HandleFormatError("handle header field 'segments' must be a list")
+    out = []
+    for item in raw:
+        ok = isinstance(item, list) and len(item) == 4 and isinstance(item[0], str) and item[1] in _KINDS
+        ok = ok and all(isinstance(x, int) and not isinstance(x, bool) for x in item[2:])
+        if not ok or not 0 <= item[2] <= item[3]:
+            raise HandleFormatError(f"malformed segment entry {item!r}")
+        out.append(Segment(item[0], item[1], item[2], item[3]))
+    return tuple(out)
+
+
+def _fingerprint(raw: Any) -> ModelFingerprint:
+    try:
+        return ModelFingerprint(**raw)
+    except Exception as exc:
+        raise HandleFormatError(f"malformed model fingerprint in handle header: {exc}") from exc
+
+
+def _meta(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise HandleFormatError("handle header field 'meta' must map str to str")
+    return dict(raw)
+
+
+@dataclass
+class _Parts:
+    """Tensors of a handle before validation."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    latents: list[torch.Tensor]
+    hiddens: list[torch.Tensor]
+    last_hidden: torch.Tensor | None
+
+
+def _check_shapes(p: _Parts, segments: tuple[Segment, ...], n_layers: int) -> None:
+    mask, pos = p.attention_mask, p.position_ids
+    if mask.dim() != 2 or pos.shape != mask.shape:
+        raise HandleFormatError(f"attention_mask {tuple(mask.shape)} / position_ids {tuple(pos.shape)} must be equal (B, T)")
+    b, t = mask.shape
+    if len(p.keys) != n_layers or len(p.values) != n_layers:
+        raise HandleFormatError(f"expected {n_layers} layers of keys/values, got {len(p.keys)}/{len(p.values)}")
+    for x in (*p.keys, *p.values):
+        if x.dim() != 4 or x.shape[0] != b:
+            raise HandleFormatError(f"K/V tensor of shape {tuple(x.shape)} does not fit (B={b}, H, T, D)")
+    for s in segments:
+        if s.end > t:
+            raise HandleFormatError(f"segment {s} runs past the {t} cache columns")
+    for x in (*p.latents, *p.hiddens):
+        if x.dim() != 3 or x.shape[0] != b:
+            raise HandleFormatError(f"latent tensor of shape {tuple(x.shape)} does not fit (B={b}, n, H)")
+    if p.last_hidden is not None and (p.last_hidden.dim() != 2 or p.last_hidden.shape[0] != b):
+        raise HandleFormatError(f"last_hidden of shape {tuple(p.last_hidden.shape)} does not fit (B={b}, H)")
+
+
+def _assemble(header: Mapping[str, Any], p: _Parts, device: torch.device | str | None) -> LatentHandle:
+    """Validate header + tensors and build the handle (on ``device``, CPU by default)."""
+    if not isinstance(header, Mapping):
+        raise HandleFormatError("handle header must be a JSON object")
+    segments = _segments(header.get("segments"))
+    _check_shapes(p, segments, _int(header, "num_layers"))
+    handle = LatentHandle(
+        keys=tuple(p.keys),
+        values=tuple(p.values),
+        attention_mask=p.attention_mask,
+        position_ids=p.position_ids,
+        segments=segments,
+        latents=tuple(p.latents),
+        fingerprint=_fingerprint(header.get("fingerprint")),
+        hiddens=tuple(p.hiddens),
+        last_hidden=p.last_hidden,
+        prompt_tokens=_int(header, "prompt_tokens"),
+        latent_steps=_int(header, "latent_steps"),
+        generated_tokens=_int(header, "generated_tokens"),
+        meta=_meta(header.get("meta")),
+    )
+    return handle if device is None else handle.to(device)
+
+
+def _take(tensors: Tensors, name: str, what: str) -> torch.Tensor:
+    try:
+        return tensors[name]
+    except KeyError:
+        raise HandleFormatError(f"{what} lacks tensor {name!r}") from None
+
+
+# ------------------------------------------------------- one-blob format
+def handle_to_bytes(handle: LatentHandle) -> bytes:
+    """Serialize a whole handle to safetensors bytes (no pickle).
+
+    Args:
+        handle: Any handle, on any device and dtype.
+
+    Returns:
+        Self-describing bytes: tensors ``k.{l}``, ``v.{l}``, ``attention_mask``,
+        ``position_ids``, ``latent.{i}``, ``hidden.{i}``, ``last_hidden``; the
+        header metadata carries the format version, the segment table, the
+        fingerprint, the counters, ``meta`` and a sha256 of the tensor bytes.
+    """
+    tensors: Tensors = {"attention_mask": handle.attention_mask, "position_ids": handle.position_ids}
+    for i, (k, v) in enumerate(zip(handle.keys, handle.values)):
+        tensors[f"k.{i}"], tensors[f"v.{i}"] = k, v
+    tensors.update({f"latent.{i}": x for i, x in enumerate(handle.latents)})
+    tensors.update({f"hidden.{i}": x for i, x in enumerate(handle.hiddens)})
+    if handle.last_hidden is not None:
+        tensors["last_hidden"] = handle.last_hidden
+    info = {"format": FORMAT, "version": FORMAT_VERSION, "header": _header(handle), "sha256": _digest(tensors)}
+    return _save(tensors, info)
+
+
+def handle_from_bytes(data: bytes, device: torch.device | str | None = None) -> LatentHandle:
+    """Inverse of :func:`handle_to_bytes`.
+
+    Args:
+        data: Bytes written by :func:`handle_to_bytes`.
+        device: Where to put the tensors; CPU when None.
+
+    Raises:
+        HandleFormatError: The bytes are corrupt, truncated, of another format or
+            of an unknown version.
+    """
+    what = "serialized latent handle"
+    tensors, meta = _load(data, what)
+    _check_format(meta, FORMAT, what)
+    if meta.get("sha256") != _digest(tensors):
+        raise HandleFormatError(f"{what}: tensor checksum mismatch (the data is corrupt)")
+    header = meta.get("header")
+    if not isinstance(header, dict):
+        raise HandleFormatError(f"{what}: missing header")
+    n_layers = _int(header, "num_layers")
+    parts = _Parts(
+        keys=[_take(tensors, f"k.{i}", what) for i in range(n_layers)],
+        values=[_take(tensors, f"v.{i}", what) for i in range(n_layers)],
+        attention_mask=_take(tensors, "attention_mask", what),
+        position_ids=_take(tensors, "position_ids", what),
+        latents=[_take(tensors, f"latent.{i}", what) for i in range(_int(header, "n_latents"))],
+        hiddens=[_take(tensors, f"hidden.{i}", what) for i in range(_int(header, "n_hiddens"))],
+        last_hidden=_take(tensors, "last_hidden", what) if header.get("has_last_hidden") else None,
+    )
+    return _assemble(header, parts, device)
+
+
+def _json(text: Any, what: str) -> Any:
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise HandleFormatError(f"{what}: header is not UTF-8") from exc
+    if not isinstance(text, str):
+        raise HandleFormatError(f"{what}: missing JSON header")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HandleFormatError(f"{what}: header is not valid JSON ({exc})") from exc

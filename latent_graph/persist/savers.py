@@ -1,0 +1,96 @@
+"""Ready-made LangGraph checkpointers for latent graphs, and a byte counter for what they store.
+
+Use :func:`memory_checkpointer` or :func:`sqlite_checkpointer` (both use
+:class:`~latent_graph.persist.serializer.LatentSerializer`), and
+:func:`checkpoint_nbytes` to measure what a checkpointer actually stores.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from latent_graph.persist.serializer import LatentSerializer
+from latent_graph.persist.stores import InMemoryChunkStore, SqliteChunkStore
+
+__all__ = ["checkpoint_nbytes", "memory_checkpointer", "sqlite_checkpointer"]
+
+
+# ---------------------------------------------------------- constructors
+def memory_checkpointer(*, device: str | Any | None = None) -> InMemorySaver:
+    """An ``InMemorySaver`` whose handles go to an :class:`InMemoryChunkStore`."""
+    return InMemorySaver(serde=LatentSerializer(InMemoryChunkStore(), device=device))
+
+
+def sqlite_checkpointer(path: str | Path, *, device: str | Any | None = None) -> SqliteSaver:
+    """A ``SqliteSaver`` on ``path`` whose handle chunks live in the same file.
+
+    The connection is opened with ``check_same_thread=False`` (LangGraph writes
+    from worker threads) and the saver and chunk store share one reentrant lock:
+    ``SqliteSaver.put_writes`` serializes values while holding its lock, and
+    serializing a handle writes chunks through the same connection. Close with
+    ``saver.conn.close()``.
+
+    Args:
+        path: SQLite file (or ``":memory:"``).
+        device: Device loaded handles are put on; CPU when None.
+    """
+    conn = sqlite3.connect(str(path), check_same_thread=False)
+    lock = threading.RLock()
+    saver = SqliteSaver(conn, serde=LatentSerializer(SqliteChunkStore(conn, lock=lock), device=device))
+    saver.lock = lock  # type: ignore[assignment]
+    return saver
+
+
+# -------------------------------------------------------------- measuring
+def _typed_len(entry: Any) -> int:
+    """Bytes in a stored ``(type, bytes)`` pair, or nested tuples of them."""
+    if isinstance(entry, (bytes, bytearray, memoryview)):
+        return len(entry)
+    if isinstance(entry, tuple):
+        return sum(_typed_len(x) for x in entry)
+    return 0
+
+
+def _memory_nbytes(saver: InMemorySaver) -> int:
+    total = 0
+    for namespaces in list(saver.storage.values()):
+        for checkpoints in list(namespaces.values()):
+            total += sum(_typed_len(entry) for entry in list(checkpoints.values()))
+    total += sum(_typed_len(v) for v in list(saver.blobs.values()))
+    for writes in list(saver.writes.values()):
+        total += sum(_typed_len(w) for w in list(writes.values()))
+    return total
+
+
+def _sqlite_nbytes(saver: SqliteSaver) -> int:
+    with saver.cursor(transaction=False) as cur:
+        ckpt = cur.execute(
+            "SELECT COALESCE(SUM(LENGTH(checkpoint) + LENGTH(metadata)), 0) FROM checkpoints"
+        ).fetchone()[0]
+        writes = cur.execute("SELECT COALESCE(SUM(LENGTH(value)), 0) FROM writes").fetchone()[0]
+    return int(ckpt) + int(writes)
+
+
+def checkpoint_nbytes(checkpointer: InMemorySaver | SqliteSaver) -> int:
+    """Bytes a checkpointer actually stores: checkpoint/blob/write payloads + handle chunks.
+
+    Counts serialized payloads (not SQLite page overhead or Python object
+    overhead), so the number compares directly with ``LatentHandle.nbytes``.
+
+    Raises:
+        TypeError: For checkpointers other than InMemorySaver and SqliteSaver.
+    """
+    if isinstance(checkpointer, InMemorySaver):
+        total = _memory_nbytes(checkpointer)
+    elif isinstance(checkpointer, SqliteSaver):
+        total = _sqlite_nbytes(checkpointer)
+    else:
+        raise TypeError(f"checkpoint_nbytes supports InMemorySaver and SqliteSaver, not {type(checkpointer).__name__}")
+    store = getattr(checkpointer.serde, "chunk_store", None)
+    return total + (store.nbytes if store is not None else 0)
