@@ -6,6 +6,7 @@ Modules:
   (GSM8K, ARC-style multiple choice, HumanEval/MBPP-style code, relay probes);
 - :mod:`~latent_graph.bench.extract`: answer extraction (``\\boxed{}``, numbers, letters, code);
 - :mod:`~latent_graph.bench.execute`: run generated code against tests in a subprocess;
+- :mod:`~latent_graph.bench.sandbox`: the bubblewrap sandbox that contains that subprocess;
 - :mod:`~latent_graph.bench.metrics`: Wilson intervals, per-method aggregation, goal ratios;
 - :mod:`~latent_graph.bench.runner`: :func:`run_bench` (jobs, interleaving, cost measurement);
 - :mod:`~latent_graph.bench.store`: resumable per-question JSONL results, config checks, rescoring;
@@ -26,6 +27,7 @@ from latent_graph.bench.errors import (
     GraphOutputError,
     GraphsUnavailableError,
     ResumeError,
+    SandboxUnavailableError,
 )
 from latent_graph.bench.metrics import MethodSummary, Ratio, wilson_interval
 from latent_graph.bench.runner import METHODS, BenchSummary, load_results, run_bench
@@ -45,6 +47,7 @@ __all__ = [
     "MethodSummary",
     "Ratio",
     "ResumeError",
+    "SandboxUnavailableError",
     "Score",
     "Task",
     "load_results",

@@ -35,3 +35,11 @@ class GraphOutputError(BenchError, RuntimeError):
 
 class ResumeError(BenchError, ValueError):
     """An output folder holds results of another configuration, or resuming was not asked for."""
+
+
+class SandboxUnavailableError(BenchError, RuntimeError):
+    """Generated code cannot be contained: bubblewrap (``bwrap``) is missing or cannot create a sandbox.
+
+    The message says why and how to fix it (``apt-get install bubblewrap``) or, knowingly,
+    opt out (``sandbox="none"`` / ``LATENT_GRAPH_UNSAFE_EXEC=1``).
+    """

@@ -1,29 +1,35 @@
 """Run generated code against its tests in a separate Python process.
 
-Each run gets a fresh temporary directory (its working directory and ``HOME``), an
-isolated interpreter (``python -I``), a wall-clock timeout after which the whole
-process group is killed, resource limits (address space, CPU time, file size, no
-core dumps) and a guard that disables sockets before the program starts.
+Generated code is untrusted, so by default each run happens in a bubblewrap
+sandbox (:mod:`latent_graph.bench.sandbox`): own PID/network namespaces, cleared
+environment, read-only system and Python directories, a private tmpfs working
+directory, capped output, and the limits set by ``_GUARD`` below (address space,
+processes + threads, CPU time, file size, no core dumps, no sockets). A timeout
+kills every process of the run.
 
-This keeps benchmark runs from hanging or leaking files; it is *not* a security
-sandbox for hostile code — run untrusted benchmarks inside a container.
+Without bwrap, :func:`run_python` raises
+:class:`~latent_graph.bench.errors.SandboxUnavailableError` unless the caller
+opts into the unsandboxed runner (``sandbox="none"`` or
+``LATENT_GRAPH_UNSAFE_EXEC=1``), which warns: that runner only keeps benchmark
+runs from hanging or leaking files; it does not contain hostile code.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from latent_graph.bench import sandbox as sb
 from latent_graph.bench.errors import BenchArgumentError
 
 ExecStatus = Literal["passed", "failed", "timeout"]
+SandboxMode = Literal["bwrap", "none"]
+UNSAFE_ENV = "LATENT_GRAPH_UNSAFE_EXEC"
 
 _GUARD = r'''
 import os, resource, runpy, socket, sys
@@ -40,6 +46,14 @@ if _mem:
 _limit(resource.RLIMIT_CPU, int(os.environ.get("LG_BENCH_CPU_S", "60")))
 _limit(resource.RLIMIT_FSIZE, 16 * 1024 * 1024)
 _limit(resource.RLIMIT_CORE, 0)
+_procs = int(os.environ.get("LG_BENCH_NPROC", "0"))
+if _procs:  # processes + threads of this uid (in the sandbox's user namespace, or a fresh uid)
+    resource.setrlimit(resource.RLIMIT_NPROC, (_procs, _procs))
+_uid = int(os.environ.pop("LG_SANDBOX_UID", "0"))
+if _uid and os.getuid() == 0:  # root is exempt from RLIMIT_NPROC: become an unused uid
+    os.setgroups([])
+    os.setgid(_uid)
+    os.setuid(_uid)
 
 def _no_network(*args, **kwargs):
     raise OSError("network access is disabled while running benchmark code")
@@ -90,53 +104,58 @@ class ExecResult:
         return lines[-1][:200] if lines else f"exit code {self.returncode}"
 
 
-def run_python(program: str, *, timeout: float = 10.0, memory_mb: int | None = 2048) -> ExecResult:
-    """Run ``program`` (Python source) in a fresh subprocess.
+def run_python(
+    program: str, *, timeout: float = 10.0, memory_mb: int | None = 2048, max_procs: int = 1,
+    sandbox: SandboxMode | None = None,
+) -> ExecResult:
+    """Run ``program`` (Python source) in a fresh, sandboxed subprocess.
 
     Args:
         program: Source code; runs as ``__main__`` in an empty temporary directory.
-        timeout: Wall-clock seconds before the process group is killed.
-        memory_mb: Address-space limit in MiB (None: no limit).
+        timeout: Wall-clock seconds before every process of the run is killed.
+        memory_mb: Address-space limit in MiB, per process (None: no limit).
+        max_procs: Processes + threads the program may have (sandbox only); 1 means it
+            cannot fork or start threads, so ``memory_mb`` also caps the total.
+        sandbox: "bwrap" (default) or "none" (unsafe, warns); None reads
+            ``LATENT_GRAPH_UNSAFE_EXEC`` ("1": "none").
 
     Returns:
-        An :class:`ExecResult`.
+        An :class:`ExecResult`; output past 1 MiB per stream kills the run ("failed").
+
+    Raises:
+        SandboxUnavailableError: bwrap is missing or unusable and "none" was not chosen.
     """
     if not timeout > 0:
         raise BenchArgumentError(f"timeout must be > 0 seconds, got {timeout!r}")
     if memory_mb is not None and memory_mb <= 0:
         raise BenchArgumentError(f"memory_mb must be > 0 or None, got {memory_mb!r}")
-    with tempfile.TemporaryDirectory(prefix="lg-bench-exec-") as tmp:
-        (Path(tmp) / "program.py").write_text(program, encoding="utf-8")
-        (Path(tmp) / "_guard.py").write_text(_GUARD, encoding="utf-8")
-        env = {
-            "PATH": os.defpath,
-            "HOME": tmp,
-            "TMPDIR": tmp,
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONHASHSEED": "0",
-            "LG_BENCH_MEM_BYTES": str((memory_mb or 0) * 1024 * 1024),
-            "LG_BENCH_CPU_S": str(int(timeout) + 5),
-        }
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "_guard.py"],
-            cwd=tmp,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # own process group: a timeout kills its children too
-        )
-        try:
-            out, err = proc.communicate(timeout=timeout)
-            status: ExecStatus = "passed" if proc.returncode == 0 else "failed"
-            code: int | None = proc.returncode
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            out, err = proc.communicate()
-            status, code = "timeout", None
-        wall = time.perf_counter() - start
-    return ExecResult(status, code, _tail(out), _tail(err), wall)
+    if max_procs < 1:
+        raise BenchArgumentError(f"max_procs must be >= 1, got {max_procs!r}")
+    mode = sandbox or ("none" if os.environ.get(UNSAFE_ENV) == "1" else "bwrap")
+    if mode not in ("bwrap", "none"):
+        raise BenchArgumentError(f"sandbox must be 'bwrap' or 'none', got {mode!r}")
+    env = {
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "LG_BENCH_MEM_BYTES": str((memory_mb or 0) * 1024 * 1024),
+        "LG_BENCH_CPU_S": str(int(timeout) + 5),
+    }
+    files = {"program.py": program, "_guard.py": _GUARD}
+    if mode == "bwrap":
+        # + bwrap's own reaper, which shares the uid inside a user namespace
+        env["LG_BENCH_NPROC"] = str(max_procs + (os.geteuid() != 0))
+        done = sb.run_sandboxed(files, ["python", "-I", "_guard.py"], env, timeout=timeout)
+    else:
+        warnings.warn("running generated code WITHOUT a sandbox (sandbox='none' / LATENT_GRAPH_UNSAFE_EXEC=1): "
+                      "it can read your files and environment and reach the network", RuntimeWarning, stacklevel=2)
+        with tempfile.TemporaryDirectory(prefix="lg-bench-exec-") as tmp:
+            for name, text in files.items():
+                (Path(tmp) / name).write_text(text, encoding="utf-8")
+            env |= {"PATH": os.defpath, "HOME": tmp, "TMPDIR": tmp}
+            done = sb.run_capped([sys.executable, "-I", "_guard.py"], env=env, timeout=timeout, cwd=tmp)
+    status: ExecStatus = "timeout" if done.timed_out else "passed" if done.returncode == 0 else "failed"
+    err = done.stderr + (f"\nsandbox: output passed {sb.OUTPUT_CAP} bytes; run killed".encode() if done.overflowed else b"")
+    return ExecResult(status, done.returncode, _tail(done.stdout), _tail(err), done.wall_s)
 
 
 def build_program(code: str, tests: str, *, entry_point: str | None = None, prompt: str = "", setup: str = "") -> str:
@@ -170,13 +189,6 @@ def run_tests(
 
 def _defines(code: str, name: str) -> bool:
     return f"def {name}(" in code or f"def {name} (" in code
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
 
 
 def _tail(data: bytes | None, n: int = 2000) -> str:
