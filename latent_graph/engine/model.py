@@ -326,21 +326,20 @@ class LocalLatentModel:
         handle: LatentHandle | None,
         prompt: str | Sequence[str],
         *,
-        agent: str = "judger",
-        system: str | None = None,
-        memory: MemoryPolicy | str = "all",
         on_token: Callable[[TokenChunk], None] | None = None,
-        **options: Any,
+        **kwargs: Any,
     ) -> Decoded:
         """Generate text on top of ``handle`` (the judger path).
 
-        ``options`` are :class:`DecodeOptions` fields (max_new_tokens, temperature, top_p,
-        seed); unknown ones raise :class:`InvalidArgumentError`. Greedy when
-        ``temperature == 0``; ``seed`` makes sampling reproducible. ``on_token``
-        receives every generated token as it is produced.
+        ``kwargs``: ``agent`` (default "judger"), ``system``, ``memory`` (as in
+        :meth:`think`) and the :class:`DecodeOptions` fields (max_new_tokens,
+        temperature, top_p, seed); unknown names raise :class:`InvalidArgumentError`.
+        Greedy when ``temperature == 0``; ``seed`` makes sampling reproducible.
+        ``on_token`` receives every generated token as it is produced.
         """
         result: Decoded | None = None
-        for item in self.decode_iter(handle, prompt, _options(options), agent=agent, system=system, memory=memory):
+        opts, call = _split_decode_kwargs(kwargs)
+        for item in self.decode_iter(handle, prompt, opts, **call):
             if isinstance(item, Decoded):
                 result = item
             elif on_token is not None:
@@ -348,18 +347,10 @@ class LocalLatentModel:
         assert result is not None
         return result
 
-    def decode_stream(
-        self,
-        handle: LatentHandle | None,
-        prompt: str | Sequence[str],
-        *,
-        agent: str = "judger",
-        system: str | None = None,
-        memory: MemoryPolicy | str = "all",
-        **options: Any,
-    ) -> Iterator[TokenChunk]:
-        """Like :meth:`decode` but yields :class:`TokenChunk` as they are generated."""
-        for item in self.decode_iter(handle, prompt, _options(options), agent=agent, system=system, memory=memory):
+    def decode_stream(self, handle: LatentHandle | None, prompt: str | Sequence[str], **kwargs: Any) -> Iterator[TokenChunk]:
+        """Like :meth:`decode` (same keyword arguments) but yields :class:`TokenChunk` as they are generated."""
+        opts, call = _split_decode_kwargs(kwargs)
+        for item in self.decode_iter(handle, prompt, opts, **call):
             if isinstance(item, TokenChunk):
                 yield item
 
@@ -380,11 +371,18 @@ class LocalLatentModel:
         return f"LocalLatentModel({self.name!r}, realign={self.realigner.name}, device={self.device}, dtype={self.dtype})"
 
 
-def _options(options: dict[str, Any]) -> DecodeOptions:
-    unknown = set(options) - set(DecodeOptions.names())
+_CALL_KEYS = ("agent", "system", "memory")
+
+
+def _split_decode_kwargs(kwargs: dict[str, Any]) -> tuple[DecodeOptions, dict[str, Any]]:
+    """``decode`` keyword arguments as (decoding options, call arguments); unknown names are an error."""
+    unknown = set(kwargs) - set(DecodeOptions.names()) - set(_CALL_KEYS)
     if unknown:
-        raise InvalidArgumentError(f"unknown decode arguments: {sorted(unknown)}; known: {list(DecodeOptions.names())}")
-    return DecodeOptions(**options)
+        raise InvalidArgumentError(
+            f"unknown decode arguments: {sorted(unknown)}; known: {[*_CALL_KEYS, *DecodeOptions.names()]}"
+        )
+    call = {k: kwargs[k] for k in _CALL_KEYS if k in kwargs}
+    return DecodeOptions.pick(kwargs), call
 
 
 def _check_finite(t: torch.Tensor, where: str) -> None:

@@ -9,29 +9,43 @@ handle: graph nodes call the engine directly and read handles themselves).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import ConfigDict
+from pydantic import ConfigDict, model_validator
 
 from latent_graph.engine import DecodeOptions, Decoded, LocalLatentModel, TokenChunk
 
-_DEFAULTS = DecodeOptions()
-
-
 class LatentChatModel(BaseChatModel):
-    """Chat model over a local latent engine (text in, text out)."""
+    """Chat model over a local latent engine (text in, text out).
+
+    Decoding settings live in one :class:`DecodeOptions` (``options``); the
+    constructor also takes them as keywords (``max_new_tokens`` or LangChain's
+    ``max_tokens``, ``temperature``, ``top_p``, ``seed``).
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     engine: LocalLatentModel
-    max_new_tokens: int = _DEFAULTS.max_new_tokens
-    temperature: float = _DEFAULTS.temperature
-    top_p: float = _DEFAULTS.top_p
-    seed: int | None = _DEFAULTS.seed
+    options: DecodeOptions = DecodeOptions()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_options(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "max_tokens" in data:
+            data["max_new_tokens"] = data.pop("max_tokens")
+        given = {k: data.pop(k) for k in DecodeOptions.names() if k in data}
+        if given:
+            base = data.get("options") or DecodeOptions()
+            data["options"] = replace(base, **given)
+        return data
 
     @property
     def _llm_type(self) -> str:
@@ -54,9 +68,8 @@ class LatentChatModel(BaseChatModel):
 
     def _iter(self, messages: list[BaseMessage], **kwargs: Any) -> Iterator[TokenChunk | Decoded]:
         system, prompt = self._split(messages)
-        opts = {k: getattr(self, k) for k in DecodeOptions.names()}
-        opts.update({k: kwargs[k] for k in DecodeOptions.names() if k in kwargs})
-        return self.engine.decode_iter(None, prompt, DecodeOptions(**opts), agent="chat", system=system)
+        opts = replace(self.options, **{k: kwargs[k] for k in DecodeOptions.names() if k in kwargs})
+        return self.engine.decode_iter(None, prompt, opts, agent="chat", system=system)
 
     def _stream(
         self,
@@ -91,4 +104,4 @@ class LatentChatModel(BaseChatModel):
 
 def as_chat_model(model: LocalLatentModel, **options: Any) -> LatentChatModel:
     """``model`` as a langchain-core chat model; ``options`` are :class:`DecodeOptions` fields."""
-    return LatentChatModel(engine=model, **DecodeOptions(**options).as_dict())
+    return LatentChatModel(engine=model, **options)

@@ -1,26 +1,64 @@
-"""Common options of the prebuilt graphs: settings, node construction, compilation."""
+"""What every prebuilt graph shares: its keyword options (one owner), node construction, compilation.
+
+:class:`GraphKwargs` declares, once, every keyword a prebuilt builder takes;
+:class:`Team` turns them into a validated :class:`Options`, the per-sender edge
+kinds and an empty ``StateGraph``, then adds the agents and compiles.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from langgraph.graph import StateGraph
 
 from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, LocalLatentModel, Realigner, check_memory, check_steps
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.graph.edges import EdgeKind, add_agent
+from latent_graph.graph.edges import EdgeKind, add_agent, parse_edges
 from latent_graph.graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode
-from latent_graph.graph.prebuilt.roles import with_format
+from latent_graph.graph.prebuilt.roles import JUDGER, with_format
 from latent_graph.graph.state import GraphInput, GraphOutput, GraphOutputWithHandle, LatentState
 
 _D = DecodeOptions()
 
 
+class GraphKwargs(TypedDict, total=False):
+    """Keyword options of every prebuilt builder (``build_sequential(model, **kwargs)`` ...)."""
+
+    edges: str | Sequence[str] | Mapping[str, str]
+    """Kind of the edge leaving each agent: "latent" (default), "text", one per agent in order, or ``{agent: kind}``."""
+    judger: str
+    """The judger's role instruction (the task's answer format is appended)."""
+    checkpointer: Any
+    """A LangGraph checkpointer (see :mod:`latent_graph.persist`)."""
+    interrupt_after: Sequence[str] | None
+    """Node names to pause after (resume with ``graph.invoke(None, config)``)."""
+    realign: str | Realigner | None
+    """Override the model's realigner ("ridge", "identity" or a Realigner/adapter)."""
+    expose_handle: bool
+    """Include the final handle in the graph output."""
+    steps: int
+    """Latent steps per latent agent."""
+    memory: str
+    """Memory policy of every reader ("all", "last", "latent")."""
+    max_new_tokens: int
+    """Generation budget of text agents and the judger."""
+    temperature: float
+    """0 = greedy."""
+    top_p: float
+    """Nucleus mass."""
+    seed: int | None
+    """Sampling seed."""
+    task: str
+    """Answer format of the judger: "math", "choice", "code" or "plain"."""
+    inspect: int
+    """Top-k logit lens / nearest tokens per latent step (0 = off)."""
+
+
 @dataclass(frozen=True)
 class Options:
-    """Settings every prebuilt graph takes (decoding defaults come from :class:`DecodeOptions`)."""
+    """Node settings of a prebuilt graph (decoding defaults come from :class:`DecodeOptions`)."""
 
     steps: int = DEFAULT_STEPS
     memory: str = "all"
@@ -37,51 +75,51 @@ class Options:
         self.decoding()  # validates the sampling settings
         with_format("", self.task)  # validates the task
 
-    @classmethod
-    def of(cls, options: dict[str, Any]) -> Options:
-        """Options from keyword arguments; an unknown name is an :class:`InvalidArgumentError`."""
-        unknown = set(options) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InvalidArgumentError(f"unknown graph options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**options)
-
     def decoding(self) -> dict[str, Any]:
         return DecodeOptions(self.max_new_tokens, self.temperature, self.top_p, self.seed).as_dict()
 
 
-def check_model(model: Any) -> LocalLatentModel:
-    if not isinstance(model, LocalLatentModel):
-        raise InvalidArgumentError(f"prebuilt graphs need a LocalLatentModel, got {type(model).__name__}")
-    return model
+_GRAPH_KEYS = ("edges", "judger", "checkpointer", "interrupt_after", "realign", "expose_handle")
 
 
-def add_agent_node(
-    builder: StateGraph, model: LocalLatentModel, name: str, instruction: str, kind: EdgeKind, opts: Options, *,
-    sees_context: bool = False, branch: bool = False,
-) -> None:
-    """Add a latent or text agent (by the kind of the edge leaving it), its kind declared in the node metadata."""
-    common: dict[str, Any] = dict(model=model, name=name, instruction=instruction, sees_context=sees_context,
-                                  memory=opts.memory, inspect=opts.inspect, branch=branch)
-    node = LatentAgentNode(steps=opts.steps, **common) if kind == "latent" else TextAgentNode(**common, **opts.decoding())
-    add_agent(builder, node)
+class Team:
+    """A prebuilt graph under construction: validated options, edge kinds and the builder.
 
+    Args:
+        model: The shared local model.
+        kwargs: The builder's :class:`GraphKwargs`.
+        senders: Agent names whose outgoing edge kinds ``edges`` names, in order.
+    """
 
-def add_judger_node(builder: StateGraph, model: LocalLatentModel, name: str, instruction: str, opts: Options,
-                    sees_context: bool) -> None:
-    """Add the answering node, with the task's answer-format instruction appended."""
-    add_agent(builder, JudgerNode(model=model, name=name, instruction=with_format(instruction, opts.task),
-                                  sees_context=sees_context, memory=opts.memory, **opts.decoding()))
+    def __init__(self, model: Any, kwargs: Mapping[str, Any], senders: Sequence[str]) -> None:
+        if not isinstance(model, LocalLatentModel):
+            raise InvalidArgumentError(f"prebuilt graphs need a LocalLatentModel, got {type(model).__name__}")
+        unknown = set(kwargs) - set(GraphKwargs.__annotations__)
+        if unknown:
+            raise InvalidArgumentError(f"unknown graph options {sorted(unknown)}; known: {sorted(GraphKwargs.__annotations__)}")
+        self.opts = Options(**{k: v for k, v in kwargs.items() if k not in _GRAPH_KEYS})
+        realign = kwargs.get("realign")
+        self.model = model if realign is None else model.with_realigner(realign)
+        self.kinds = parse_edges(kwargs.get("edges", "latent"), list(senders))
+        self.judger = kwargs.get("judger", JUDGER)
+        self.kwargs = kwargs
+        output = GraphOutputWithHandle if kwargs.get("expose_handle", False) else GraphOutput
+        self.state_graph = StateGraph(LatentState, input_schema=GraphInput, output_schema=output)
 
+    def add_agent(self, name: str, instruction: str, *, sees_context: bool = False, branch: bool = False) -> None:
+        """A latent or text agent (by the kind of the edge leaving it), its kind declared in the node metadata."""
+        common: dict[str, Any] = dict(model=self.model, name=name, instruction=instruction, sees_context=sees_context,
+                                      memory=self.opts.memory, inspect=self.opts.inspect, branch=branch)
+        kind: EdgeKind = self.kinds[name]
+        node = (LatentAgentNode(steps=self.opts.steps, **common) if kind == "latent"
+                else TextAgentNode(**common, **self.opts.decoding()))
+        add_agent(self.state_graph, node)
 
-def with_realign(model: LocalLatentModel, realign: str | Realigner | None) -> LocalLatentModel:
-    return model if realign is None else model.with_realigner(realign)
+    def add_judger(self, name: str, instruction: str, sees_context: bool) -> None:
+        """The answering node, with the task's answer-format instruction appended."""
+        add_agent(self.state_graph, JudgerNode(model=self.model, name=name, instruction=with_format(instruction, self.opts.task),
+                                           sees_context=sees_context, memory=self.opts.memory, **self.opts.decoding()))
 
-
-def new_graph(expose_handle: bool = False) -> StateGraph:
-    """A StateGraph over :class:`LatentState`; the handle is in the output only if asked for."""
-    output = GraphOutputWithHandle if expose_handle else GraphOutput
-    return StateGraph(LatentState, input_schema=GraphInput, output_schema=output)
-
-
-def compile_graph(builder: StateGraph, checkpointer: Any, name: str, interrupt_after: Sequence[str] | None = None) -> Any:
-    return builder.compile(checkpointer=checkpointer, name=name, interrupt_after=list(interrupt_after or []) or None)
+    def compile(self, name: str) -> Any:
+        interrupt = list(self.kwargs.get("interrupt_after") or []) or None
+        return self.state_graph.compile(checkpointer=self.kwargs.get("checkpointer"), name=name, interrupt_after=interrupt)

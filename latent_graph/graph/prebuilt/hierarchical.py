@@ -8,57 +8,31 @@ branch. Text experts send messages instead; edges can be mixed per expert.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from langgraph.graph import END, START
+from typing_extensions import Unpack
 
-from latent_graph.graph.edges import parse_edges
 from latent_graph.graph.prebuilt import roles
-from latent_graph.graph.prebuilt.build import (
-    Options,
-    add_agent_node,
-    add_judger_node,
-    check_model,
-    compile_graph,
-    new_graph,
-    with_realign,
-)
-from latent_graph.engine import LocalLatentModel, Realigner
+from latent_graph.graph.prebuilt.build import GraphKwargs, Team
 
 
-def build_hierarchical(
-    model: LocalLatentModel,
-    *,
-    edges: str | Sequence[str] | Mapping[str, str] = "latent",
-    experts: Mapping[str, str] | None = None,
-    judger: str = roles.JUDGER,
-    checkpointer: Any = None,
-    interrupt_after: Sequence[str] | None = None,
-    realign: str | Realigner | None = None,
-    expose_handle: bool = False,
-    **options: Any,
-) -> Any:
+def build_hierarchical(model: Any, *, experts: Mapping[str, str] | None = None, **kwargs: Unpack[GraphKwargs]) -> Any:
     """Build and compile parallel experts feeding one judger.
 
     Args:
-        model: The shared local model.
-        edges: "latent", "text", a list (one per expert, in order) or ``{expert: kind}``.
+        model: The shared :class:`~latent_graph.engine.LocalLatentModel`.
         experts: Ordered ``{name: instruction}``; default math, science and code experts.
             The first expert alone sees the per-question private ``context``.
-        judger, checkpointer, realign, expose_handle, **options: as in
-            :func:`~latent_graph.graph.prebuilt.sequential.build_sequential`.
+        **kwargs: :class:`~latent_graph.graph.prebuilt.build.GraphKwargs`; ``edges`` names one kind per expert.
     """
-    opts = Options.of(options)
-    check_model(model)
-    model = with_realign(model, realign)
-    experts = dict(experts or roles.EXPERTS)
-    kinds = parse_edges(edges, list(experts))
-    builder = new_graph(expose_handle)
+    experts = dict(roles.EXPERTS if experts is None else experts)
+    team = Team(model, kwargs, list(experts))
     for i, (name, instruction) in enumerate(experts.items()):
-        add_agent_node(builder, model, name, instruction, kinds[name], opts, sees_context=i == 0, branch=True)
-        builder.add_edge(START, name)
-    add_judger_node(builder, model, "judger", judger, opts, sees_context=False)
-    builder.add_edge(list(experts), "judger")
-    builder.add_edge("judger", END)
-    return compile_graph(builder, checkpointer, "latent-hierarchical", interrupt_after)
+        team.add_agent(name, instruction, sees_context=i == 0, branch=True)
+        team.state_graph.add_edge(START, name)
+    team.add_judger("judger", team.judger, sees_context=False)
+    team.state_graph.add_edge(list(experts), "judger")
+    team.state_graph.add_edge("judger", END)
+    return team.compile("latent-hierarchical")

@@ -1,4 +1,4 @@
-"""Sequential graph: planner → critic → refiner → judger (LatentMAS sequential roles).
+"""Sequential graph: planner → critic → refiner → judger (LatentMAS sequential roles), and the single agent.
 
 Each edge can be latent (the handle flows on) or text (the sender decodes a
 message and the receiver starts a fresh cache with that message in its prompt).
@@ -6,82 +6,42 @@ message and the receiver starts a fresh cache with that message in its prompt).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from langgraph.graph import END, START
+from typing_extensions import Unpack
 
-from latent_graph.graph.edges import parse_edges
 from latent_graph.graph.prebuilt import roles
-from latent_graph.graph.prebuilt.build import (
-    Options,
-    add_agent_node,
-    add_judger_node,
-    check_model,
-    compile_graph,
-    new_graph,
-    with_realign,
-)
-from latent_graph.engine import LocalLatentModel, Realigner
+from latent_graph.graph.prebuilt.build import GraphKwargs, Team
 
 
-def build_sequential(
-    model: LocalLatentModel,
-    *,
-    edges: str | Sequence[str] | Mapping[str, str] = "latent",
-    agents: Mapping[str, str] | None = None,
-    judger: str = roles.JUDGER,
-    checkpointer: Any = None,
-    interrupt_after: Sequence[str] | None = None,
-    realign: str | Realigner | None = None,
-    expose_handle: bool = False,
-    **options: Any,
-) -> Any:
+def build_sequential(model: Any, *, agents: Mapping[str, str] | None = None, **kwargs: Unpack[GraphKwargs]) -> Any:
     """Build and compile a sequential agent chain ending in a judger.
 
     Args:
-        model: The shared local model.
-        edges: "latent", "text", one kind per agent before the judger (in order), or a
-            dict ``{agent: kind}`` giving the kind of the edge *leaving* that agent.
+        model: The shared :class:`~latent_graph.engine.LocalLatentModel`.
         agents: Ordered ``{name: role instruction}``; default planner, critic, refiner.
-        judger: The judger's role instruction (the task's answer format is appended).
-        checkpointer: Optional LangGraph checkpointer (see :mod:`latent_graph.persist.serializer`).
-        interrupt_after: Node names to pause after (resume with ``graph.invoke(None, config)``).
-        realign: Override the model's realigner ("ridge", "identity" or a Realigner/adapter).
-        expose_handle: Include the final handle in the graph output.
-        **options: steps, memory, max_new_tokens, temperature, top_p, seed, task, inspect.
+            The first agent alone sees the per-question private ``context``.
+        **kwargs: :class:`~latent_graph.graph.prebuilt.build.GraphKwargs` (edges, steps, memory, sampling...).
     """
-    opts = Options.of(options)
-    check_model(model)
-    model = with_realign(model, realign)
-    agents = dict(agents or roles.SEQUENTIAL)
-    kinds = parse_edges(edges, list(agents))
-    builder = new_graph(expose_handle)
+    agents = dict(roles.SEQUENTIAL if agents is None else agents)
+    team = Team(model, kwargs, list(agents))
     prev = START
     for i, (name, instruction) in enumerate(agents.items()):
-        add_agent_node(builder, model, name, instruction, kinds[name], opts, sees_context=i == 0)
-        builder.add_edge(prev, name)
+        team.add_agent(name, instruction, sees_context=i == 0)
+        team.state_graph.add_edge(prev, name)
         prev = name
-    add_judger_node(builder, model, "judger", judger, opts, sees_context=not agents)
-    builder.add_edge(prev, "judger")
-    builder.add_edge("judger", END)
-    return compile_graph(builder, checkpointer, "latent-sequential", interrupt_after)
+    team.add_judger("judger", team.judger, sees_context=not agents)
+    team.state_graph.add_edge(prev, "judger")
+    team.state_graph.add_edge("judger", END)
+    return team.compile("latent-sequential")
 
 
-def build_single(
-    model: LocalLatentModel,
-    *,
-    instruction: str = roles.SINGLE,
-    checkpointer: Any = None,
-    interrupt_after: Sequence[str] | None = None,
-    expose_handle: bool = False,
-    **options: Any,
-) -> Any:
+def build_single(model: Any, *, instruction: str = roles.SINGLE, **kwargs: Unpack[GraphKwargs]) -> Any:
     """A single agent answering directly (the baseline); it sees any private context."""
-    opts = Options.of(options)
-    check_model(model)
-    builder = new_graph(expose_handle)
-    add_judger_node(builder, model, "single", instruction, opts, sees_context=True)
-    builder.add_edge(START, "single")
-    builder.add_edge("single", END)
-    return compile_graph(builder, checkpointer, "single-agent", interrupt_after)
+    team = Team(model, kwargs, [])
+    team.add_judger("single", instruction, sees_context=True)
+    team.state_graph.add_edge(START, "single")
+    team.state_graph.add_edge("single", END)
+    return team.compile("single-agent")
