@@ -17,25 +17,29 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 
 from latent_graph import LocalLatentModel
-from latent_graph.graph import JudgerNode, LatentAgentNode, LatentState, TextAgentNode
+from latent_graph.graph import JudgerNode, LatentAgentNode, LatentState, TextAgentNode, add_agent
 from latent_graph.present.draw import to_ascii
 
 QUESTION = "A shop sells pens at 3 dollars each. Tom buys 4 pens and pays with a 20 dollar bill. What is his change?"
 
 
 def build(model: LocalLatentModel, steps: int = 4, max_new_tokens: int = 64) -> Any:
-    """Wire analyst → skeptic → solver → judger by hand and compile."""
+    """Wire analyst → skeptic → solver → judger by hand and compile.
+
+    ``add_agent(b, node)`` is ``b.add_node(node.name, node, metadata=node.metadata)``: the metadata
+    declares what the node sends, which drawings and reports read back through ``graph.get_graph()``.
+    """
     b = StateGraph(LatentState)
-    b.add_node("analyst", LatentAgentNode(
+    add_agent(b, LatentAgentNode(
         model=model, name="analyst", steps=steps, sees_context=True,
         instruction="You are the Analyst. Work out which quantities matter and how they combine."))
-    b.add_node("skeptic", TextAgentNode(
+    add_agent(b, TextAgentNode(
         model=model, name="skeptic", max_new_tokens=max_new_tokens,
         instruction="You are the Skeptic. In one or two sentences, name the step most likely to go wrong."))
-    b.add_node("solver", LatentAgentNode(
+    add_agent(b, LatentAgentNode(
         model=model, name="solver", steps=steps,
         instruction="You are the Solver. Using the Skeptic's warning, solve the problem step by step."))
-    b.add_node("judger", JudgerNode(
+    add_agent(b, JudgerNode(
         model=model, name="judger", max_new_tokens=max_new_tokens,
         instruction="You are the Judger. Give the final answer as a number in the form \\boxed{ANSWER}."))
     b.add_edge(START, "analyst")
@@ -50,7 +54,7 @@ def main(model: LocalLatentModel | None = None, steps: int = 4, max_new_tokens: 
     """Draw the graph, run it on one question and print what crossed each edge."""
     model = model or LocalLatentModel.default()
     graph = build(model, steps, max_new_tokens)
-    print(to_ascii(graph))  # edge kinds come from the nodes: latent agents send latent, text agents text
+    print(to_ascii(graph))  # edge kinds: what each node declared through add_agent (its node metadata)
     out = graph.invoke({"questions": [QUESTION]})
     for rec in out["trace"]:
         print(f"{rec['node']:>8} [{rec['kind']:>6}] {rec['wall_s']:.2f}s  kv_len={rec['kv_len']}")

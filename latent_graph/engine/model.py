@@ -22,7 +22,7 @@ import torch
 
 from latent_graph.engine import decoding, inspect
 from latent_graph.engine.cache import Work
-from latent_graph.engine.chat_format import encode_left_padded, format_prompt
+from latent_graph.engine.chat_format import encode_left_padded, eos_ids, format_prompt
 from latent_graph.engine.fingerprint import compute_fingerprint
 from latent_graph.engine.handle import LatentHandle
 from latent_graph.engine.options import DecodeOptions, MemoryPolicy, check_memory, check_steps
@@ -72,7 +72,7 @@ class LocalLatentModel:
         self.fingerprint = compute_fingerprint(model, tokenizer, self.name, layer)
         self.ridge_lambda = ridge_lambda
         self.realigner = self._build_realigner(realign)
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_ids(model, tokenizer)
 
     # ------------------------------------------------------------ loading
     @classmethod
@@ -390,15 +390,4 @@ def _check_finite(t: torch.Tensor, where: str) -> None:
         raise NonFiniteLatentError(f"{where} contains NaN or infinity")
 
 
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    ids: set[int] = set()
-    for src in (getattr(model, "generation_config", None), model.config, tokenizer):
-        value = getattr(src, "eos_token_id", None)
-        if isinstance(value, int):
-            ids.add(value)
-        elif isinstance(value, (list, tuple)):
-            ids.update(int(v) for v in value)
-    return ids
-
-
-__all__ = ["Decoded", "LocalLatentModel", "StepInfo", "TokenChunk"]
+__all__ = ["LocalLatentModel"]
