@@ -260,3 +260,15 @@ def test_model_is_a_runnable_and_a_chat_model(llama):
     cb2 = _Counter()
     chunks = list(chat.stream("Hello", config={"callbacks": [cb2]}))
     assert "".join(c.content for c in chunks) == msg.content and cb2.tokens >= 1
+
+
+def test_judger_keeps_the_decoded_handle_when_asked(llama):
+    h = llama.think(None, "Plan.", steps=1, agent="planner")
+    state = {"questions": ["What is 2+2?"], "handle": h}
+    kept = JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=3, keep_handle=True)(state)
+    plain = JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=3)(state)
+    assert "handle" not in plain and kept["answers"] == plain["answers"]
+    out = kept["handle"]
+    assert out.seq_len == kept["trace"][0]["kv_len"] > h.seq_len and out.segments[-1].agent == "judger"
+    assert out.generated_tokens == sum(kept["trace"][0]["generated_tokens"])
+    assert state["handle"] is h  # the input handle is untouched
