@@ -20,12 +20,14 @@ builds a fresh cache object from these tensors before each forward (transformers
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
 
 from latent_graph.engine.fingerprint import ModelFingerprint
+from latent_graph.errors import InvalidArgumentError
 from latent_graph.engine.options import MemoryPolicy, check_memory
 
 SegmentKind = Literal["prompt", "latent", "text"]
@@ -82,6 +84,11 @@ class LatentHandle:
         return self.attention_mask.device
 
     @property
+    def layer_devices(self) -> tuple[torch.device, ...]:
+        """Device of each layer's K/V (they differ for a model sharded across devices)."""
+        return tuple(k.device for k in self.keys)
+
+    @property
     def dtype(self) -> torch.dtype:
         return self.keys[0].dtype if self.keys else torch.float32
 
@@ -128,16 +135,28 @@ class LatentHandle:
         )
 
     # ------------------------------------------------------------ transform
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> LatentHandle:
-        """Copy to another device and/or float dtype (masks stay int64)."""
+    def to(
+        self,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        layer_devices: Sequence[torch.device | str] | None = None,
+    ) -> LatentHandle:
+        """Copy to another device and/or float dtype (masks stay int64).
 
-        def mv(t: torch.Tensor) -> torch.Tensor:
-            return t.to(device=device, dtype=dtype) if dtype is not None else t.to(device=device)
+        ``layer_devices`` puts each layer's K/V on its own device (a model sharded with
+        ``device_map``: pass ``model.layer_devices``); everything else goes to ``device``.
+        """
+        if layer_devices is not None and len(layer_devices) != self.num_layers:
+            raise InvalidArgumentError(f"{len(layer_devices)} layer devices for a handle of {self.num_layers} layers")
+        per_layer = list(layer_devices) if layer_devices is not None else [device] * self.num_layers
+
+        def mv(t: torch.Tensor, dev: torch.device | str | None = device) -> torch.Tensor:
+            return t.to(device=dev, dtype=dtype) if dtype is not None else t.to(device=dev)
 
         return replace(
             self,
-            keys=tuple(mv(k) for k in self.keys),
-            values=tuple(mv(v) for v in self.values),
+            keys=tuple(mv(k, d) for k, d in zip(self.keys, per_layer)),
+            values=tuple(mv(v, d) for v, d in zip(self.values, per_layer)),
             attention_mask=self.attention_mask.to(device),
             position_ids=self.position_ids.to(device),
             latents=tuple(mv(x) for x in self.latents),

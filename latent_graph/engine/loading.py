@@ -67,6 +67,8 @@ def load_hf(
     dtype: str | torch.dtype | None = None,
     device: str | None = None,
     device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[Any, Any] | None = None,
+    offload_folder: str | None = None,
     quantization: str | None = None,
     gguf_file: str | None = None,
     realign: Any = "ridge",
@@ -75,7 +77,12 @@ def load_hf(
     name: str | None = None,
     **hf_kwargs: Any,
 ) -> Any:
-    """Load tokenizer + causal LM and wrap them in ``cls`` (a LocalLatentModel)."""
+    """Load tokenizer + causal LM and wrap them in ``cls`` (a LocalLatentModel).
+
+    ``device_map`` ("auto" or a module -> device map), ``max_memory`` and ``offload_folder``
+    shard the model with accelerate (layers on several GPUs, the CPU or disk); the engine then
+    keeps each layer's K/V where that layer runs (see :mod:`latent_graph.engine.devices`).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     looks_local = str(name_or_path).startswith(("/", "./", "../", "~")) or os.path.isabs(str(name_or_path))
@@ -88,8 +95,9 @@ def load_hf(
         extra["gguf_file"] = gguf_file
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, **extra)
+        shard = {k: v for k, v in (("max_memory", max_memory), ("offload_folder", offload_folder)) if v is not None}
         model = AutoModelForCausalLM.from_pretrained(
-            name_or_path, dtype=torch_dtype, device_map=device_map, quantization_config=qconf, **extra
+            name_or_path, dtype=torch_dtype, device_map=device_map, quantization_config=qconf, **shard, **extra
         )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"could not load model {name_or_path!r}: {exc}") from exc

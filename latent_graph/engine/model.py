@@ -23,6 +23,7 @@ import torch
 from latent_graph.engine import decoding, inspect
 from latent_graph.engine.cache import Work
 from latent_graph.engine.chat_format import encode_left_padded, eos_ids, format_prompt
+from latent_graph.engine.devices import check_devices, execution_device, layer_devices, offloaded
 from latent_graph.engine.fingerprint import compute_fingerprint
 from latent_graph.engine.handle import LatentHandle
 from latent_graph.engine.options import DecodeOptions, MemoryPolicy, check_memory, check_steps
@@ -31,9 +32,9 @@ from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
 from latent_graph.errors import (
     BatchSizeMismatchError,
     ContextOverflowError,
-    DeviceMismatchError,
     DTypeMismatchError,
     InvalidArgumentError,
+    ModelLoadError,
     NonFiniteLatentError,
 )
 
@@ -64,6 +65,12 @@ class LocalLatentModel:
         layer: int = -1,
     ) -> None:
         model.eval()
+        head = model.get_output_embeddings()
+        if offloaded(model.get_input_embeddings()) or (head is not None and offloaded(head)):
+            raise ModelLoadError(
+                "the input embeddings and the lm_head must stay on a device (map them to 'cpu' or a GPU, not "
+                "'disk'): the fingerprint and the realigner read them"
+            )
         self.hf_model = model
         self.tokenizer = tokenizer
         self.base = model.base_model  # decoder stack + final norm, no lm_head
@@ -114,7 +121,13 @@ class LocalLatentModel:
     # ---------------------------------------------------------- properties
     @property
     def device(self) -> torch.device:
-        return self.hf_model.get_input_embeddings().weight.device
+        """Where inputs enter: the input embedding's execution device (masks and positions live here)."""
+        return execution_device(self.hf_model.get_input_embeddings())
+
+    @property
+    def layer_devices(self) -> tuple[torch.device, ...]:
+        """Execution device of each decoder layer (where a handle's K/V of that layer must be)."""
+        return layer_devices(self.hf_model)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -144,11 +157,7 @@ class LocalLatentModel:
     def check_handle(self, handle: LatentHandle) -> None:
         """Raise a named error unless ``handle`` can be extended by this model."""
         self.fingerprint.check(handle.fingerprint)
-        if handle.device != self.device:
-            raise DeviceMismatchError(
-                f"handle is on {handle.device} but model {self.name!r} is on {self.device}; "
-                f"use handle.to({str(self.device)!r})"
-            )
+        check_devices(handle, self.device, self.layer_devices, self.name)
         if handle.num_layers and handle.dtype != self.dtype:
             raise DTypeMismatchError(
                 f"handle cache dtype {handle.dtype} differs from model dtype {self.dtype}; "
@@ -244,7 +253,7 @@ class LocalLatentModel:
         ones = torch.ones((work.mask.shape[0], 1), dtype=torch.long, device=self.device)
         thoughts, hiddens = [], []
         for i in range(steps):
-            e = self.realigner(h)  # (B, H)
+            e = self.realigner(h.to(self.device))  # (B, H) (h comes from the last layer's device)
             _check_finite(e, f"agent {agent!r} latent step {i}")
             h_next = work.forward(self.base, ones, self.layer, inputs_embeds=e[:, None].to(self.dtype))[:, -1]  # (B, H)
             if on_step is not None:
