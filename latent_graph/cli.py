@@ -30,7 +30,7 @@ from typing import Any
 from latent_graph.errors import InvalidArgumentError, LatentGraphError
 
 GRAPHS = ("sequential", "hierarchical", "single")
-COMMAND_GROUPS = ("latent_graph.bench.cli", "latent_graph.adapters.cli", "latent_graph.report.cli")
+COMMAND_GROUPS = ("latent_graph.bench.cli", "latent_graph.adapters.cli", "latent_graph.report.cli", "latent_graph.serve.cli")
 START, END = "__start__", "__end__"
 
 
