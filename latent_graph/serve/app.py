@@ -188,8 +188,7 @@ def start(cfg: ServeConfig, *, address: str | None = None, num_cpus: int = 2, bl
         if address:
             ray.init(address=address, logging_level="WARNING")
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING",
-                     _node_ip_address="127.0.0.1")
+            ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING")
     serve.start(http_options={"host": cfg.host, "port": cfg.port})
     serve.run(build_app(cfg), name=cfg.app_name, route_prefix="/", blocking=blocking)
     return f"http://{cfg.host}:{cfg.port}"
