@@ -82,7 +82,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(tiny_factory) -> Iterator[tuple[ServeClient, ServeConfig]]:
-    pytest.importorskip("ray.serve", reason=RAY_MISSING)
+    pytest.importorskip("ray.serve", reason=RAY_MISSING, exc_type=ImportError)
     from ray import cloudpickle
 
     from latent_graph.serve import start, stop
