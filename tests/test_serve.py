@@ -21,7 +21,7 @@ import pytest
 from latent_graph.cli import main as cli_main
 from latent_graph.serve import GraphWorker, Item, ServeClient, ServeConfig
 from latent_graph.serve.errors import InvalidRequestError
-from latent_graph.serve.schema import AnswerRequest, parse, settings_of
+from latent_graph.serve.schema import AnswerRequest, ChatRequest, answer_request_of_chat, parse, settings_of
 
 CFG = dict(steps=2, max_new_tokens=6, max_batch_size=4, batch_wait_timeout_s=0.2, max_question_chars=2000)
 RAY_MISSING = "ray[serve] is not installed (pip install 'latent-graph[serve]')"
@@ -65,6 +65,18 @@ def test_worker_batch_matches_rows_alone_and_isolates_a_bad_row(tiny_factory) ->
     mixed = worker.run(s, [items[0], too_long])
     assert mixed[0]["answer"] == alone[0]["answer"]
     assert mixed[1]["error"] == "ContextOverflowError" and mixed[1]["status"] == 400
+
+
+def test_chat_request_maps_to_answer_request_and_rejects_an_empty_question() -> None:
+    cfg = ServeConfig(**CFG)
+    chat = parse(ChatRequest, {"model": "single", "max_tokens": 5, "messages": [
+        {"role": "system", "content": "notes"}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
+        {"role": "user", "content": "What is 3+5?"}]})
+    req = answer_request_of_chat(chat, cfg)
+    assert (req.question, req.graph, req.max_new_tokens) == ("What is 3+5?", "single", 5)
+    assert req.context == "notes\nuser: hi\nassistant: yo"
+    with pytest.raises(InvalidRequestError):
+        answer_request_of_chat(parse(ChatRequest, {"messages": [{"role": "user", "content": ""}]}), cfg)
 
 
 def test_cli_registers_serve_and_rejects_bad_settings(capsys) -> None:

@@ -161,9 +161,10 @@ def answer_request_of_chat(chat: ChatRequest, cfg: ServeConfig) -> AnswerRequest
     context = "\n".join(m.content if m.role in ("system", "developer") else f"{m.role}: {m.content}"
                         for m in earlier) or None
     graph = chat.model if chat.model in cfg.graphs else ("sequential" if "sequential" in cfg.graphs else cfg.graphs[0])
-    return AnswerRequest(question=chat.messages[last].content, context=context, graph=graph, edges=chat.edges,
-                         steps=chat.steps, max_new_tokens=chat.max_completion_tokens or chat.max_tokens,
-                         temperature=chat.temperature, top_p=chat.top_p, seed=chat.seed, task="plain")
+    return parse(AnswerRequest, dict(question=chat.messages[last].content, context=context, graph=graph,
+                                     edges=chat.edges, steps=chat.steps, task="plain",
+                                     max_new_tokens=chat.max_completion_tokens or chat.max_tokens,
+                                     temperature=chat.temperature, top_p=chat.top_p, seed=chat.seed))
 
 
 def chat_completion(result: dict[str, Any], model_name: str, created: int) -> dict[str, Any]:
