@@ -67,6 +67,17 @@ def test_worker_batch_matches_rows_alone_and_isolates_a_bad_row(tiny_factory) ->
     assert mixed[1]["error"] == "ContextOverflowError" and mixed[1]["status"] == 400
 
 
+def test_worker_checkpoints_each_run_to_its_own_sqlite_file(tiny_factory, tmp_path) -> None:
+    worker = GraphWorker(tiny_factory("llama"), ServeConfig(checkpoint_dir=str(tmp_path), **CFG), "replica/1")
+    with ThreadPoolExecutor(1) as pool:  # replicas run graphs in worker threads
+        out = pool.submit(worker.run, settings(worker.cfg), [Item("What is 3+5?"), Item("What is 2+2?")]).result()
+    assert "error" not in out[0] and out[1]["checkpoint"]["row"] == 1
+    assert out[0]["checkpoint"]["file"] == "replica_1.sqlite" and (tmp_path / "replica_1.sqlite").stat().st_size > 0
+    graph = worker.graph(settings(worker.cfg))
+    state = graph.get_state({"configurable": {"thread_id": out[0]["checkpoint"]["thread_id"]}})
+    assert state.values["answers"] == [out[0]["answer"], out[1]["answer"]]
+
+
 def test_chat_request_maps_to_answer_request_and_rejects_an_empty_question() -> None:
     cfg = ServeConfig(**CFG)
     chat = parse(ChatRequest, {"model": "single", "max_tokens": 5, "messages": [
