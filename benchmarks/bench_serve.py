@@ -118,7 +118,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--max-batch-size", type=int, default=16)
+    ap.add_argument("--max-batch-size", type=int, default=8)
     ap.add_argument("--batch-wait-ms", type=float, default=100.0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (replica and direct)")
     ap.add_argument("--kill-after-s", type=float, default=3.0)
