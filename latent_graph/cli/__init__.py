@@ -38,7 +38,7 @@ from latent_graph.present import RunTrace, write_report
 from latent_graph.present.draw import draw as draw_graph
 
 _D = DecodeOptions()
-COMMAND_GROUPS = ("latent_graph.cli.bench", "latent_graph.cli.adapter", "latent_graph.cli.report")
+COMMAND_GROUPS = ("latent_graph.cli.bench", "latent_graph.cli.adapter", "latent_graph.cli.report", "latent_graph.cli.serve")
 
 
 def load_model(args: argparse.Namespace) -> Any:

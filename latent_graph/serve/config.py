@@ -1,0 +1,136 @@
+"""Settings of a served latent graph, and how they map onto Ray Serve's own options.
+
+Why one frozen dataclass: the same settings travel from the CLI (or Python
+caller) to the HTTP ingress (request limits, defaults) and to every model
+replica (which model to load, batching), so they must be picklable and
+immutable. Nothing here imports Ray: the mapping returns plain dicts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, LocalLatentModel, load_model
+from latent_graph.errors import InvalidArgumentError
+from latent_graph.graph import GRAPHS
+
+SERVABLE_GRAPHS: tuple[str, ...] = tuple(GRAPHS)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything ``latent-graph serve`` needs.
+
+    Attributes:
+        model: "default" (embedded SmolLM2-135M), a local HF folder or a hub id already on disk.
+        model_factory: Instead of ``model``: a zero-argument callable (or "module:attr") that
+            returns a :class:`LocalLatentModel`; it runs inside each replica process.
+        dtype, device: Passed to the model loader (``device`` defaults to "cuda" when
+            ``num_gpus > 0``).
+        graphs: Graph names clients may ask for (a subset of :data:`SERVABLE_GRAPHS`).
+        steps, max_new_tokens, task: Defaults for requests that leave them out.
+        max_steps, max_tokens_limit, max_question_chars, max_context_chars, max_body_bytes:
+            Hard request limits (larger requests get 422/413).
+        max_batch_size, batch_wait_timeout_s: Ray Serve request batching (``@serve.batch``).
+        num_replicas: Fixed replica count, or None with ``autoscale=(min, max)``.
+        autoscale: (min_replicas, max_replicas) for Ray's autoscaler, or None.
+        target_ongoing_requests: Autoscaling target per replica.
+        num_cpus, num_gpus: Ray resources per model replica (one replica = one model).
+        torch_threads: torch intra-op threads per replica (default: ``max(1, num_cpus)``).
+        request_timeout_s: The ingress gives up (504) after this long.
+        checkpoint_dir: If set, every replica checkpoints its runs to
+            ``<dir>/<replica>.sqlite`` (see docs/serving.md); None = no checkpoints.
+        host, port: HTTP bind address (loopback by default).
+        app_name: Ray Serve application name.
+    """
+
+    model: str = "default"
+    model_factory: Callable[[], LocalLatentModel] | str | None = None
+    dtype: str | None = None
+    device: str | None = None
+    graphs: tuple[str, ...] = SERVABLE_GRAPHS
+    steps: int = DEFAULT_STEPS
+    max_new_tokens: int = DecodeOptions().max_new_tokens
+    task: str = "math"
+    max_steps: int = 64
+    max_tokens_limit: int = 1024
+    max_question_chars: int = 4000
+    max_context_chars: int = 16000
+    max_body_bytes: int = 64_000
+    max_batch_size: int = 8
+    batch_wait_timeout_s: float = 0.05
+    num_replicas: int | None = 1
+    autoscale: tuple[int, int] | None = None
+    target_ongoing_requests: float = 8.0
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    torch_threads: int | None = None
+    request_timeout_s: float = 300.0
+    checkpoint_dir: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    app_name: str = "latent_graph"
+    extra_actor_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.graphs) - set(SERVABLE_GRAPHS)
+        checks = [
+            (bool(self.graphs) and not unknown, f"graphs must be a non-empty subset of {SERVABLE_GRAPHS}, got {self.graphs}"),
+            (0 <= self.steps <= self.max_steps, f"steps must be in [0, max_steps={self.max_steps}], got {self.steps}"),
+            (1 <= self.max_new_tokens <= self.max_tokens_limit,
+             f"max_new_tokens must be in [1, {self.max_tokens_limit}], got {self.max_new_tokens}"),
+            (self.max_batch_size >= 1, f"max_batch_size must be >= 1, got {self.max_batch_size}"),
+            (self.batch_wait_timeout_s >= 0, f"batch_wait_timeout_s must be >= 0, got {self.batch_wait_timeout_s}"),
+            ((self.num_replicas is None) != (self.autoscale is None),
+             "give exactly one of num_replicas or autoscale=(min, max)"),
+            (self.num_replicas is None or self.num_replicas >= 1, f"num_replicas must be >= 1, got {self.num_replicas}"),
+            (self.autoscale is None or 0 <= self.autoscale[0] <= self.autoscale[1] and self.autoscale[1] >= 1,
+             f"autoscale must be (min, max) with 0 <= min <= max, max >= 1, got {self.autoscale}"),
+            (self.num_cpus >= 0 and self.num_gpus >= 0, "num_cpus and num_gpus must be >= 0"),
+            (0 < self.port < 65536, f"port must be in 1..65535, got {self.port}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise InvalidArgumentError(msg)
+
+    # ------------------------------------------------------------------ Ray
+    def replica_options(self) -> dict[str, Any]:
+        """``serve.deployment(...)`` options of the model replica deployment."""
+        opts: dict[str, Any] = {
+            "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus, **self.extra_actor_options},
+            # room for a full batch waiting while the previous one runs
+            "max_ongoing_requests": max(2 * self.max_batch_size, 16),
+            "health_check_period_s": 2.0,
+            "graceful_shutdown_timeout_s": 5.0,
+        }
+        if self.autoscale is not None:
+            opts["autoscaling_config"] = {"min_replicas": self.autoscale[0], "max_replicas": self.autoscale[1],
+                                          "target_ongoing_requests": self.target_ongoing_requests}
+        else:
+            opts["num_replicas"] = self.num_replicas
+        return opts
+
+    def ingress_options(self) -> dict[str, Any]:
+        """Options of the light HTTP ingress (no model, no CPU reservation)."""
+        return {"ray_actor_options": {"num_cpus": 0}, "max_ongoing_requests": 1024, "num_replicas": 1}
+
+    # --------------------------------------------------------------- model
+    def load_model(self) -> LocalLatentModel:
+        """Build this replica's model (called inside the replica process)."""
+        factory = self.model_factory
+        if isinstance(factory, str):
+            mod, _, attr = factory.partition(":")
+            try:
+                factory = getattr(importlib.import_module(mod), attr)
+            except (ImportError, AttributeError, ValueError) as exc:
+                raise InvalidArgumentError(f"model_factory {self.model_factory!r}: cannot import it") from exc
+        if factory is not None:
+            model = factory()
+            if not isinstance(model, LocalLatentModel):
+                raise InvalidArgumentError(f"model_factory returned {type(model).__name__}, not a LocalLatentModel")
+            return model
+        device = self.device or ("cuda" if self.num_gpus > 0 else None)
+        return load_model(self.model, dtype=self.dtype, device=device)
