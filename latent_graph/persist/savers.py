@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,19 @@ __all__ = ["checkpoint_nbytes", "memory_checkpointer", "sqlite_checkpointer"]
 
 
 # ---------------------------------------------------------- constructors
-def memory_checkpointer(*, device: str | Any | None = None) -> InMemorySaver:
-    """An ``InMemorySaver`` whose handles go to an :class:`InMemoryChunkStore`."""
-    return InMemorySaver(serde=LatentSerializer(InMemoryChunkStore(), device=device))
+def memory_checkpointer(
+    *, device: str | Any | None = None, allowed_types: Iterable[type | tuple[str, ...]] = ()
+) -> InMemorySaver:
+    """An ``InMemorySaver`` whose handles go to an :class:`InMemoryChunkStore`.
+
+    Loading is strict: see :class:`LatentSerializer` (``allowed_types`` registers your own state types).
+    """
+    return InMemorySaver(serde=LatentSerializer(InMemoryChunkStore(), device=device, allowed_types=allowed_types))
 
 
-def sqlite_checkpointer(path: str | Path, *, device: str | Any | None = None) -> SqliteSaver:
+def sqlite_checkpointer(
+    path: str | Path, *, device: str | Any | None = None, allowed_types: Iterable[type | tuple[str, ...]] = ()
+) -> SqliteSaver:
     """A ``SqliteSaver`` on ``path`` whose handle chunks live in the same file.
 
     The connection is opened with ``check_same_thread=False`` (LangGraph writes
@@ -39,10 +47,13 @@ def sqlite_checkpointer(path: str | Path, *, device: str | Any | None = None) ->
     Args:
         path: SQLite file (or ``":memory:"``).
         device: Device loaded handles are put on; CPU when None.
+        allowed_types: Your own classes checkpoints may rebuild (strict loading, see
+            :class:`LatentSerializer`).
     """
     conn = sqlite3.connect(str(path), check_same_thread=False)
     lock = threading.RLock()
-    saver = SqliteSaver(conn, serde=LatentSerializer(SqliteChunkStore(conn, lock=lock), device=device))
+    serde = LatentSerializer(SqliteChunkStore(conn, lock=lock), device=device, allowed_types=allowed_types)
+    saver = SqliteSaver(conn, serde=serde)
     saver.lock = lock  # type: ignore[assignment]
     return saver
 
