@@ -22,7 +22,7 @@ import torch
 
 from latent_graph.engine import decoding, inspect
 from latent_graph.engine.cache import Work
-from latent_graph.engine.chat_format import encode_left_padded, format_prompt
+from latent_graph.engine.chat_format import encode_prompts
 from latent_graph.engine.fingerprint import compute_fingerprint
 from latent_graph.engine.handle import LatentHandle
 from latent_graph.engine.options import DecodeOptions, MemoryPolicy, check_memory, check_steps
@@ -186,11 +186,9 @@ class LocalLatentModel:
             handle = handle.with_memory(memory)
         first = handle is None or handle.seq_len == 0
         open_turn = handle is not None and handle.meta.get("open_turn", "1") == "1"
-        texts = [
-            format_prompt(self.tokenizer, p, system, first, after_open_turn=open_turn, generation=generation)
-            for p in prompts
-        ]
-        ids, new_mask = encode_left_padded(self.tokenizer, texts, self.device)  # (B, n)
+        ids, new_mask = encode_prompts(  # (B, n); user text tokenized literally
+            self.tokenizer, prompts, system, first, self.device, after_open_turn=open_turn, generation=generation
+        )
         work = Work(handle, len(prompts), self.device, self.fingerprint)
         work.meta["open_turn"] = "1" if generation else "0"
         need = int((work.next_pos + new_mask.sum(dim=1)).max()) + reserve
