@@ -38,12 +38,12 @@ from latent_graph.persist.handle_format import handle_from_bytes, handle_to_byte
 from latent_graph.persist.stores import ChunkStore
 from latent_graph.persist.strict import SAFE_TYPES, check_payload, type_keys
 
-__all__ = ["TYPE_TAG", "LatentSerializer"]
+__all__ = ["MANIFEST_KEY", "TYPE_TAG", "LatentSerializer"]
 
 TYPE_TAG = "latent_graph.msgpack"
 """Type string of blobs that contain handle markers (msgpack underneath)."""
 
-_MANIFEST = "__latent_graph_handle__"  # marker key: handle stored as chunks + manifest
+MANIFEST_KEY = _MANIFEST = "__latent_graph_handle__"  # marker key: handle stored as chunks + manifest
 _INLINE = "__latent_graph_handle_bytes__"  # marker key: handle stored whole, inline
 
 
@@ -152,6 +152,13 @@ class LatentSerializer(JsonPlusSerializer):
         with self._lock:
             self._stored[handle] = key  # a resumed run re-serializes it without re-chunking
         return handle
+
+    def forget(self, keys: set[str]) -> None:
+        """Drop cached handle -> manifest entries whose chunks were collected (they are re-chunked if seen again)."""
+        with self._lock:
+            for handle, key in list(self._stored.items()):
+                if key in keys:
+                    del self._stored[handle]
 
     # ---- walking
     def _encode(self, obj: Any) -> Any:
