@@ -156,6 +156,8 @@ class LocalLatentModel:
             )
 
     def _prompts(self, handle: LatentHandle | None, prompt: str | Sequence[str]) -> list[str]:
+        if not isinstance(prompt, (str, list, tuple)):  # a dict would silently become its keys
+            raise InvalidArgumentError(f"prompt must be a string or a list of strings, got {type(prompt).__name__}")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise BatchSizeMismatchError("no prompts given")
@@ -274,14 +276,14 @@ class LocalLatentModel:
         meaningless here.
         """
         check_steps(steps)
-        if embeds.dim() != 3 or embeds.shape[-1] != self.hidden_size:
-            raise InvalidArgumentError(f"embeds must be (B, n, {self.hidden_size}), got {tuple(embeds.shape)}")
+        if not isinstance(embeds, torch.Tensor) or embeds.dim() != 3 or embeds.shape[-1] != self.hidden_size or 0 in embeds.shape:
+            raise InvalidArgumentError(f"embeds must be a (B >= 1, n >= 1, {self.hidden_size}) tensor, got {getattr(embeds, 'shape', embeds)!r}")
         if handle is not None:
             self.check_handle(handle)
             if embeds.shape[0] != handle.batch_size:
                 raise BatchSizeMismatchError(f"{embeds.shape[0]} rows of embeddings for a handle of batch {handle.batch_size}")
-        _check_finite(embeds, f"agent {agent!r}: injected embeddings")
-        embeds = embeds.to(device=self.device, dtype=self.dtype)
+        embeds = embeds.to(device=self.device, dtype=self.dtype)  # check after the cast: fp64 may overflow it
+        _check_finite(embeds, f"agent {agent!r}: injected embeddings (as {self.dtype})")
         work = Work(handle, embeds.shape[0], self.device, self.fingerprint)
         n = embeds.shape[1]
         if int(work.next_pos.max()) + n + steps > self.max_context:

@@ -297,5 +297,5 @@ def _json(text: Any, what: str) -> Any:
         raise HandleFormatError(f"{what}: missing JSON header")
     try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HandleFormatError(f"{what}: header is not valid JSON ({exc})") from exc
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise HandleFormatError(f"{what}: header is not valid JSON ({type(exc).__name__})") from None
