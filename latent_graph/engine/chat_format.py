@@ -33,28 +33,9 @@ _PROMPT, _SYSTEM = "\u2063P\u2063", "\u2063S\u2063"  # stand-ins for user text w
 Spans = list[tuple[int, int]]
 
 
-def format_prompt(
-    tokenizer: Any,
-    prompt: str,
-    system: str | None,
-    first: bool,
-    *,
-    after_open_turn: bool = True,
-    generation: bool = True,
-) -> str:
-    """Chat-format one agent turn (the text only; see :func:`render_prompt`).
-
-    Args:
-        tokenizer: Tokenizer with (or without) a chat template.
-        prompt: The agent's prompt (user turn).
-        system: Optional system message.
-        first: True when the cache is empty (the turn starts the conversation).
-        after_open_turn: The cache ends inside an assistant turn (latent thoughts or
-            text) that must be closed first.
-        generation: Open an assistant turn after the prompt (for latent steps or decoding);
-            an agent with 0 latent steps leaves it closed so no empty reply is recorded.
-    """
-    return render_prompt(tokenizer, prompt, system, first, after_open_turn=after_open_turn, generation=generation)[0]
+def format_prompt(tokenizer: Any, prompt: str, system: str | None, first: bool, **options: bool) -> str:
+    """Chat-format one agent turn: the text of :func:`render_prompt` (same arguments)."""
+    return render_prompt(tokenizer, prompt, system, first, **options)[0]
 
 
 def render_prompt(
@@ -68,8 +49,17 @@ def render_prompt(
 ) -> tuple[str, Spans]:
     """Chat-format one agent turn; returns (text, character spans of user-supplied text in it).
 
-    Same arguments as :func:`format_prompt`. The spans are found by rendering the
-    template once more with stand-ins for the user text.
+    The spans are found by rendering the template once more with stand-ins for the user text.
+
+    Args:
+        tokenizer: Tokenizer with (or without) a chat template.
+        prompt: The agent's prompt (user turn).
+        system: Optional system message.
+        first: True when the cache is empty (the turn starts the conversation).
+        after_open_turn: The cache ends inside an assistant turn (latent thoughts or
+            text) that must be closed first.
+        generation: Open an assistant turn after the prompt (for latent steps or decoding);
+            an agent with 0 latent steps leaves it closed so no empty reply is recorded.
     """
     if not isinstance(prompt, str):
         raise InvalidArgumentError(f"agent prompt must be a string, got {type(prompt).__name__}")
