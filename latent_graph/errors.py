@@ -77,3 +77,7 @@ class AdapterError(LatentGraphError, ValueError):
 
 class ModelLoadError(LatentGraphError, OSError):
     """A model path or hub id could not be loaded."""
+
+
+class CheckpointSecurityError(LatentGraphError, ValueError):
+    """A checkpoint asks to rebuild a type outside the serializer's allow-list (refused, nothing run)."""

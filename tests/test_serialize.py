@@ -204,7 +204,7 @@ class Box:
 
 def test_serializer_finds_nested_handles(chain):
     h1, h2 = chain[0], chain[1]
-    serde = LatentSerializer(InMemoryChunkStore())
+    serde = LatentSerializer(InMemoryChunkStore(), allowed_types=[Box])  # loading is strict: register own types
     value = {
         "branches": {"planner": h1, "critic": h2},
         "list": [1, "x", h1, {"deep": [h2]}],

@@ -157,20 +157,18 @@ class AdapterRealigner(Realigner):
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
+                if meta.get("format") != FORMAT:
+                    raise AdapterFileError(f"{path} is not a latent_graph adapter file (format={meta.get('format')!r})")
+                if meta.get("version") != VERSION:
+                    raise AdapterFileError(f"{path}: unsupported adapter file version {meta.get('version')!r}")
+                config, source, target, info = _read_meta(path, meta)
+                check_weights(path, config, {k: (f.get_slice(k).get_shape(), f.get_slice(k).get_dtype()) for k in f.keys()})
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # sizes now known to fit the config
+        except AdapterFileError:
+            raise
         except Exception as exc:
             raise AdapterFileError(f"{path} is not a readable safetensors file ({exc})") from exc
-        if meta.get("format") != FORMAT:
-            raise AdapterFileError(f"{path} is not a latent_graph adapter file (format={meta.get('format')!r})")
-        if meta.get("version") != VERSION:
-            raise AdapterFileError(f"{path}: unsupported adapter file version {meta.get('version')!r}")
-        try:
-            module = from_config(json.loads(meta["module"]))
-            source = ModelFingerprint.from_json(meta["source_fingerprint"])
-            target = ModelFingerprint.from_json(meta["target_fingerprint"])
-            info = json.loads(meta.get("info", "{}"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise AdapterFileError(f"{path}: corrupt adapter metadata ({exc})") from exc
+        module = from_config(config)
         state = {k.removeprefix("module."): v for k, v in tensors.items()}
         try:
             module.load_state_dict(state, strict=True)
@@ -185,3 +183,46 @@ class AdapterRealigner(Realigner):
 
     def __repr__(self) -> str:
         return f"AdapterRealigner({self.kind}, {self.source.name!r} → {self.target.name!r}, {self.src_dim}→{self.dst_dim})"
+
+
+MAX_DIM = 1 << 16
+"""Largest adapter width accepted from a file (hidden sizes of today's models are < 32k)."""
+
+
+def _read_meta(path: Path, meta: dict[str, str]) -> tuple[dict[str, Any], ModelFingerprint, ModelFingerprint, dict[str, Any]]:
+    try:
+        config = json.loads(meta["module"])
+        source = ModelFingerprint.from_json(meta["source_fingerprint"])
+        target = ModelFingerprint.from_json(meta["target_fingerprint"])
+        info = json.loads(meta.get("info", "{}"))
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise AdapterFileError(f"{path}: corrupt adapter metadata ({type(exc).__name__})") from None
+    if not isinstance(config, dict):
+        raise AdapterFileError(f"{path}: adapter module config must be a JSON object")
+    for key in ("src_dim", "dst_dim", "hidden_dim"):
+        value = config.get(key)
+        if key == "hidden_dim" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIM:
+            raise AdapterFileError(f"{path}: adapter {key} must be an int in [1, {MAX_DIM}], got {value!r}")
+    return config, source, target, info if isinstance(info, dict) else {}
+
+
+def check_weights(path: Path, config: dict[str, Any], shapes: dict[str, tuple[list[int], str]]) -> None:
+    """The file's tensors must be exactly the module's parameters (names, shapes, float dtypes).
+
+    The module is built on the ``meta`` device: nothing is allocated for it.
+    """
+    try:
+        with torch.device("meta"):
+            expected = {f"module.{k}": list(v.shape) for k, v in from_config(config).state_dict().items()}
+    except AdapterFileError:
+        raise
+    except Exception as exc:
+        raise AdapterFileError(f"{path}: invalid adapter module config ({type(exc).__name__}: {exc})") from None
+    got = {k: list(shape) for k, (shape, _) in shapes.items()}
+    if got != expected:
+        raise AdapterFileError(f"{path}: weights do not match the adapter config (expected {expected}, file has {got})")
+    bad = sorted(k for k, (_, dtype) in shapes.items() if dtype not in ("F16", "BF16", "F32", "F64"))
+    if bad:
+        raise AdapterFileError(f"{path}: non-float adapter weights {bad}")

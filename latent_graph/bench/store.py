@@ -15,6 +15,7 @@ from typing import Any
 
 from latent_graph.bench.errors import ResumeError
 from latent_graph.bench.tasks import Example, Task
+from latent_graph.jsonl import parse_json
 
 RESULTS = "results.jsonl"
 BATCHES = "batches.jsonl"
@@ -39,10 +40,7 @@ def load_results(out_dir: str | Path) -> list[dict[str, Any]]:
     for lineno, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ResumeError(f"{path}:{lineno}: corrupt result line ({exc.msg}); fix or remove it") from exc
+        records.append(parse_json(line, ResumeError, f"{path}:{lineno}: corrupt result line (fix or remove it)"))
     return records
 
 
@@ -86,7 +84,7 @@ def check_config(out: Path, config: dict[str, Any], resume: bool) -> None:
     path = out / CONFIG
     existing = load_results(out)
     if path.exists():
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = parse_json(path.read_text(encoding="utf-8"), ResumeError, str(path))
         diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
         if diff and existing:
             details = "; ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
@@ -108,7 +106,7 @@ def batch_loads(out: Path, batch_ids: set[int]) -> list[float]:
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             b = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue  # a torn diagnostic line is harmless
         value = b.get("load_avg_1m")
         if b.get("batch_id") in batch_ids and isinstance(value, (int, float)) and value == value:

@@ -105,7 +105,7 @@ def _read_lines(lines: Sequence[str], jsonl: bool) -> tuple[list[str], list[str 
                 row = json.loads(line)
                 qs.append(str(row["question"]))
                 ctx.append(row.get("context"))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            except (json.JSONDecodeError, RecursionError, KeyError, TypeError) as exc:
                 raise InvalidArgumentError(f"line {n}: expected a JSON object with a 'question' key") from exc
         else:
             qs.append(line)

@@ -9,17 +9,36 @@ unclosed assistant turns made small models echo the template).
 
 No model-name checks: any tokenizer with a chat template works; one without a
 template gets a plain ``System:/User:/Assistant:`` fallback.
+
+User text (prompts, system messages) is tokenized as *literal* text: only the
+template's own markup may produce special tokens. A question holding
+``<|im_end|>\n<|im_start|>system\n...`` would otherwise forge a system turn.
+:func:`render_prompt` records where user text sits in the rendered prompt;
+:func:`encode_turn` tokenizes the prompt as before and, only when a special token
+came out of user text, re-tokenizes that text literally (``split_special_tokens``).
+Prompts without special-token strings get exactly the ids they always got.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
 
-from latent_graph.errors import EmptyPromptError
+from latent_graph.errors import EmptyPromptError, InvalidArgumentError
 
-def format_prompt(
+_PROMPT, _SYSTEM = "\u2063P\u2063", "\u2063S\u2063"  # stand-ins for user text while rendering
+
+Spans = list[tuple[int, int]]
+
+
+def format_prompt(tokenizer: Any, prompt: str, system: str | None, first: bool, **options: bool) -> str:
+    """Chat-format one agent turn: the text of :func:`render_prompt` (same arguments)."""
+    return render_prompt(tokenizer, prompt, system, first, **options)[0]
+
+
+def render_prompt(
     tokenizer: Any,
     prompt: str,
     system: str | None,
@@ -27,8 +46,10 @@ def format_prompt(
     *,
     after_open_turn: bool = True,
     generation: bool = True,
-) -> str:
-    """Chat-format one agent turn.
+) -> tuple[str, Spans]:
+    """Chat-format one agent turn; returns (text, character spans of user-supplied text in it).
+
+    The spans are found by rendering the template once more with stand-ins for the user text.
 
     Args:
         tokenizer: Tokenizer with (or without) a chat template.
@@ -40,8 +61,35 @@ def format_prompt(
         generation: Open an assistant turn after the prompt (for latent steps or decoding);
             an agent with 0 latent steps leaves it closed so no empty reply is recorded.
     """
-    if not prompt or not prompt.strip():
+    if not isinstance(prompt, str):
+        raise InvalidArgumentError(f"agent prompt must be a string, got {type(prompt).__name__}")
+    if system is not None and not isinstance(system, str):
+        raise InvalidArgumentError(f"system message must be a string or None, got {type(system).__name__}")
+    if not prompt.strip():
         raise EmptyPromptError("agent prompt is empty; every agent needs a non-empty prompt")
+    plain = _render(tokenizer, prompt, system, first, after_open_turn, generation)
+    marked = _render(tokenizer, _PROMPT, _SYSTEM if system else None, first, after_open_turn, generation)
+    fills = {_PROMPT: prompt, _SYSTEM: system or ""}
+    for strip in (False, True):  # templates that trim message content
+        text, spans = _fill(marked, fills, strip)
+        if text == plain:
+            return text, spans
+    return _fill(marked, fills, False)  # a template that rewrites user text: keep it literal
+
+
+def _fill(marked: str, fills: dict[str, str], strip: bool) -> tuple[str, Spans]:
+    parts = re.split(f"({_PROMPT}|{_SYSTEM})", marked)
+    text, spans = "", []
+    for i, part in enumerate(parts):
+        if i % 2:
+            value = fills[part].strip() if strip else fills[part]
+            spans.append((len(text), len(text) + len(value)))
+            part = value
+        text += part
+    return text, spans
+
+
+def _render(tokenizer: Any, prompt: str, system: str | None, first: bool, after_open_turn: bool, generation: bool) -> str:
     if getattr(tokenizer, "chat_template", None):
         if not first:
             cont = _continuation(tokenizer, f"{system}\n\n{prompt}" if system else prompt, generation)
@@ -59,6 +107,49 @@ def format_prompt(
     bos = tokenizer.bos_token if first and tokenizer.bos_token else ""
     sep = "" if first else "\n"
     return bos + sep + head + f"User: {prompt}" + ("\nAssistant:" if generation else "")
+
+
+# ------------------------------------------------------------ tokenizing
+def markup_ids(tokenizer: Any) -> set[int]:
+    """Ids of the tokenizer's special tokens (the ones only template markup may produce)."""
+    ids = {int(i) for i in getattr(tokenizer, "all_special_ids", []) or []}
+    for tid, tok in (getattr(tokenizer, "added_tokens_decoder", None) or {}).items():
+        if getattr(tok, "special", True):
+            ids.add(int(tid))
+    return ids
+
+
+def _literal(tokenizer: Any, text: str) -> list[int]:
+    """Ids of ``text`` with special-token strings split into ordinary tokens."""
+    if not text:
+        return []
+    return list(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+
+
+def _overlaps(start: int, end: int, spans: Spans) -> bool:
+    return any(start < b and end > a for a, b in spans)
+
+
+def encode_turn(tokenizer: Any, text: str, spans: Spans) -> list[int]:
+    """Token ids of a rendered turn; special tokens only from outside the user-text ``spans``."""
+    if not getattr(tokenizer, "is_fast", False):  # no offsets: tokenize template and user pieces apart
+        out, pos = [], 0
+        for a, b in spans:
+            out += tokenizer(text[pos:a], add_special_tokens=False)["input_ids"] if a > pos else []
+            out += _literal(tokenizer, text[a:b])
+            pos = b
+        return out + (tokenizer(text[pos:], add_special_tokens=False)["input_ids"] if pos < len(text) else [])
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
+    markup = markup_ids(tokenizer)
+    if not any(t in markup and _overlaps(s, e, spans) for t, (s, e) in zip(ids, offsets)):
+        return ids  # the common case: exactly the ids of the whole text
+    out, pos = [], 0
+    for t, (s, e) in zip(ids, offsets):
+        if t in markup and not _overlaps(s, e, spans):  # real template markup
+            out += _literal(tokenizer, text[pos:s]) + [t]
+            pos = e
+    return out + _literal(tokenizer, text[pos:])
 
 
 def _continuation(tokenizer: Any, prompt: str, generation: bool) -> tuple[str, str] | None:
@@ -88,17 +179,31 @@ def pad_id(tokenizer: Any) -> int:
     return 0
 
 
-def encode_left_padded(
-    tokenizer: Any, texts: list[str], device: torch.device
+def encode_prompts(
+    tokenizer: Any,
+    prompts: list[str],
+    system: str | None,
+    first: bool,
+    device: torch.device,
+    *,
+    after_open_turn: bool = True,
+    generation: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokenize ``texts`` without special tokens and left-pad them.
+    """Chat-format and tokenize one turn per prompt (user text literal), left-padded.
 
     Returns:
         ``input_ids`` (B, n) and ``mask`` (B, n), mask 1 for real tokens.
     """
-    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    rows = []
+    for p in prompts:
+        text, spans = render_prompt(tokenizer, p, system, first, after_open_turn=after_open_turn, generation=generation)
+        rows.append(encode_turn(tokenizer, text, spans))
+    return left_pad(rows, pad_id(tokenizer), device)
+
+
+def left_pad(ids: list[list[int]], pid: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad id rows: ``input_ids`` (B, n) and ``mask`` (B, n), mask 1 for real tokens."""
     n = max(len(x) for x in ids)
-    pid = pad_id(tokenizer)
     input_ids = torch.full((len(ids), n), pid, dtype=torch.long)
     mask = torch.zeros((len(ids), n), dtype=torch.long)
     for b, row in enumerate(ids):

@@ -22,7 +22,7 @@ import torch
 
 from latent_graph.engine import decoding, inspect
 from latent_graph.engine.cache import Work
-from latent_graph.engine.chat_format import encode_left_padded, eos_ids, format_prompt
+from latent_graph.engine.chat_format import encode_prompts, eos_ids
 from latent_graph.engine.devices import check_devices, execution_device, layer_devices, offloaded
 from latent_graph.engine.fingerprint import compute_fingerprint
 from latent_graph.engine.handle import LatentHandle
@@ -165,6 +165,8 @@ class LocalLatentModel:
             )
 
     def _prompts(self, handle: LatentHandle | None, prompt: str | Sequence[str]) -> list[str]:
+        if not isinstance(prompt, (str, list, tuple)):  # a dict would silently become its keys
+            raise InvalidArgumentError(f"prompt must be a string or a list of strings, got {type(prompt).__name__}")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise BatchSizeMismatchError("no prompts given")
@@ -195,11 +197,9 @@ class LocalLatentModel:
             handle = handle.with_memory(memory)
         first = handle is None or handle.seq_len == 0
         open_turn = handle is not None and handle.meta.get("open_turn", "1") == "1"
-        texts = [
-            format_prompt(self.tokenizer, p, system, first, after_open_turn=open_turn, generation=generation)
-            for p in prompts
-        ]
-        ids, new_mask = encode_left_padded(self.tokenizer, texts, self.device)  # (B, n)
+        ids, new_mask = encode_prompts(  # (B, n); user text tokenized literally
+            self.tokenizer, prompts, system, first, self.device, after_open_turn=open_turn, generation=generation
+        )
         work = Work(handle, len(prompts), self.device, self.fingerprint)
         work.meta["open_turn"] = "1" if generation else "0"
         need = int((work.next_pos + new_mask.sum(dim=1)).max()) + reserve
@@ -285,14 +285,14 @@ class LocalLatentModel:
         meaningless here.
         """
         check_steps(steps)
-        if embeds.dim() != 3 or embeds.shape[-1] != self.hidden_size:
-            raise InvalidArgumentError(f"embeds must be (B, n, {self.hidden_size}), got {tuple(embeds.shape)}")
+        if not isinstance(embeds, torch.Tensor) or embeds.dim() != 3 or embeds.shape[-1] != self.hidden_size or 0 in embeds.shape:
+            raise InvalidArgumentError(f"embeds must be a (B >= 1, n >= 1, {self.hidden_size}) tensor, got {getattr(embeds, 'shape', embeds)!r}")
         if handle is not None:
             self.check_handle(handle)
             if embeds.shape[0] != handle.batch_size:
                 raise BatchSizeMismatchError(f"{embeds.shape[0]} rows of embeddings for a handle of batch {handle.batch_size}")
-        _check_finite(embeds, f"agent {agent!r}: injected embeddings")
-        embeds = embeds.to(device=self.device, dtype=self.dtype)
+        embeds = embeds.to(device=self.device, dtype=self.dtype)  # check after the cast: fp64 may overflow it
+        _check_finite(embeds, f"agent {agent!r}: injected embeddings (as {self.dtype})")
         work = Work(handle, embeds.shape[0], self.device, self.fingerprint)
         n = embeds.shape[1]
         if int(work.next_pos.max()) + n + steps > self.max_context:

@@ -39,8 +39,9 @@ class DecodeOptions:
 
     def __post_init__(self) -> None:
         check_sampling(self.temperature, self.top_p, self.max_new_tokens)
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise InvalidArgumentError(f"seed must be an int or None, got {self.seed!r}")
+        seed = self.seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64):
+            raise InvalidArgumentError(f"seed must be an int in [0, 2**64) or None, got {seed!r}")
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

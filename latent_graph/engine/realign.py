@@ -14,6 +14,9 @@ same :class:`Realigner` interface.
 
 from __future__ import annotations
 
+import os
+import tempfile
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -102,12 +105,21 @@ def load_or_compute_ridge(
             path.unlink(missing_ok=True)
     matrix = ridge_matrix(w_in, w_out, lam)
     norm = mean_embedding_norm(w_in)
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(
-        {"matrix": matrix.cpu().contiguous(), "target_norm": torch.tensor(norm)},
-        str(tmp),
-        metadata={"fingerprint": fingerprint.digest, "lambda": repr(lam)},
-    )
-    tmp.replace(path)
+    try:
+        _save_ridge(path, matrix, norm, {"fingerprint": fingerprint.digest, "lambda": repr(lam)})
+    except OSError as exc:  # read-only or full cache: keep the matrix in memory only
+        warnings.warn(f"cannot cache the ridge realigner in {directory} ({exc}); using it from memory", stacklevel=3)
     return RidgeRealigner(matrix, norm)
+
+
+def _save_ridge(path: Path, matrix: torch.Tensor, norm: float, metadata: dict[str, str]) -> None:
+    """Write atomically through a temporary file of our own (concurrent writers never share one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({"matrix": matrix.cpu().contiguous(), "target_norm": torch.tensor(norm)}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -98,7 +98,7 @@ def questions_of(state: dict[str, Any]) -> list[str]:
     qs = state.get("questions")
     if isinstance(qs, str):
         qs = [qs]
-    if not qs or not all(isinstance(q, str) for q in qs):
+    if not isinstance(qs, (list, tuple)) or not qs or not all(isinstance(q, str) for q in qs):
         raise InvalidArgumentError("graph input needs 'questions': a non-empty list of strings")
     return list(qs)
 
@@ -109,6 +109,8 @@ def contexts_of(state: dict[str, Any], n: int) -> list[str] | None:
         return None
     if isinstance(ctx, str):
         ctx = [ctx] * n
+    if not isinstance(ctx, (list, tuple)) or not all(c is None or isinstance(c, str) for c in ctx):
+        raise InvalidArgumentError("graph input 'context' must be a string or a list of strings (one per question)")
     if len(ctx) != n:
         raise BatchSizeMismatchError(f"{len(ctx)} contexts for {n} questions")
     return list(ctx)

@@ -8,6 +8,7 @@ from latent_graph.persist.chunks import (
     handle_to_store,
     manifest_chunk_keys,
 )
+from latent_graph.persist.collect import collect_chunks, prune
 from latent_graph.persist.handle_format import chunk_key, handle_from_bytes, handle_to_bytes
 from latent_graph.persist.savers import checkpoint_nbytes, memory_checkpointer, sqlite_checkpointer
 from latent_graph.persist.serializer import TYPE_TAG, LatentSerializer
@@ -21,6 +22,7 @@ __all__ = [
     "LatentSerializer",
     "SqliteChunkStore",
     "checkpoint_nbytes",
+    "collect_chunks",
     "chunk_key",
     "handle_from_bytes",
     "handle_from_chunks",
@@ -30,5 +32,6 @@ __all__ = [
     "handle_to_store",
     "manifest_chunk_keys",
     "memory_checkpointer",
+    "prune",
     "sqlite_checkpointer",
 ]

@@ -30,11 +30,11 @@ from latent_graph.persist.handle_format import (
     _int,
     _json,
     _load,
-    _Parts,
     _save,
     _take,
     chunk_key,
 )
+from latent_graph.persist.validate import Parts
 
 __all__ = [
     "HandleChunks",
@@ -241,7 +241,7 @@ def handle_from_chunks(
         raise HandleFormatError("latent handle manifest lists no column chunks")
     loaded = [_fetch(key, get_chunk) for key, _, _ in cols]
     what = "latent handle chunk"
-    parts = _Parts(
+    parts = Parts(
         keys=[_cat([_take(c, f"k.{i}", what) for c in loaded], 2) for i in range(n_layers)],
         values=[_cat([_take(c, f"v.{i}", what) for c in loaded], 2) for i in range(n_layers)],
         attention_mask=_cat([_take(c, "attention_mask", what) for c in loaded], 1),
@@ -258,7 +258,7 @@ def handle_from_chunks(
     return _assemble(header, parts, device)
 
 
-def _fill_latents(parts: _Parts, header: Mapping[str, Any], loaded: list[Tensors], tail: Tensors, in_cols: bool) -> None:
+def _fill_latents(parts: Parts, header: Mapping[str, Any], loaded: list[Tensors], tail: Tensors, in_cols: bool) -> None:
     n_lat, n_hid = _int(header, "n_latents"), _int(header, "n_hiddens")
     if in_cols:
         parts.latents = [c["latent"] for c in loaded if "latent" in c]
@@ -273,7 +273,7 @@ def _fill_latents(parts: _Parts, header: Mapping[str, Any], loaded: list[Tensors
         )
 
 
-def _check_columns(cols: list[tuple[str, int, int]], parts: _Parts) -> None:
+def _check_columns(cols: list[tuple[str, int, int]], parts: Parts) -> None:
     """Chunk spans must tile the reassembled columns exactly."""
     pos = 0
     for _, start, end in cols:

@@ -10,7 +10,9 @@ Two formats:
 
 - :func:`handle_to_bytes` / :func:`handle_from_bytes`: the whole handle as one
   safetensors blob. Exact round trip (bitwise tensors, every dtype incl. bf16);
-  a sha256 over the tensor bytes in the header catches corruption.
+  a sha256 over the tensor bytes *and* the header (segment table, counters,
+  fingerprint) catches corruption anywhere; every tensor is then checked against
+  the header (:mod:`latent_graph.persist.validate`).
 - :func:`handle_to_chunks` / :func:`handle_from_chunks`: one chunk per segment
   (that segment's K/V columns for every layer, its mask/position columns and,
   for latent segments, its thought embeddings and hidden states) plus a small
@@ -29,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -39,13 +41,16 @@ from safetensors.torch import save as _st_save
 from latent_graph.errors import HandleFormatError
 from latent_graph.engine.fingerprint import ModelFingerprint
 from latent_graph.engine.handle import LatentHandle, Segment
+from latent_graph.persist.validate import Parts, check_parts
 
-__all__ = ["CHUNK_FORMAT", "FORMAT", "FORMAT_VERSION", "MANIFEST_FORMAT", "chunk_key", "handle_from_bytes", "handle_to_bytes"]
+__all__ = ["BLOB_VERSION", "CHUNK_FORMAT", "FORMAT", "FORMAT_VERSION", "MANIFEST_FORMAT", "chunk_key", "handle_from_bytes", "handle_to_bytes"]
 
 FORMAT = "latent_graph.handle"
 CHUNK_FORMAT = "latent_graph.handle.chunk"
 MANIFEST_FORMAT = "latent_graph.handle.manifest"
 FORMAT_VERSION = 1
+BLOB_VERSION = 2
+"""Version of the one-blob format: 2 signs header + tensors; 1 (tensors only) is still read."""
 _KINDS = ("prompt", "latent", "text")
 _META_KEY = "latent_graph"
 
@@ -125,15 +130,21 @@ def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _check_format(meta: Mapping[str, Any], fmt: str, what: str) -> None:
+def _check_format(meta: Mapping[str, Any], fmt: str, what: str, versions: tuple[int, ...] = (FORMAT_VERSION,)) -> int:
     got = meta.get("format")
     if got != fmt:
         raise HandleFormatError(f"{what}: not a {fmt!r} payload (format field is {got!r})")
     version = meta.get("version")
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in versions:
         raise HandleFormatError(
-            f"{what}: unsupported {fmt} version {version!r}; this latent_graph reads version {FORMAT_VERSION}"
+            f"{what}: unsupported {fmt} version {version!r}; this latent_graph reads versions {list(versions)}"
         )
+    return version
+
+
+def _signed_digest(tensors: Mapping[str, torch.Tensor], header: Any) -> str:
+    """sha256 over the tensors (:func:`_digest`) and the canonical JSON header (segments...)."""
+    return hashlib.sha256(f"{_digest(tensors)}|{_canonical(header)}".encode()).hexdigest()
 
 
 # ------------------------------------------------------------ the header
@@ -186,45 +197,12 @@ def _meta(raw: Any) -> dict[str, str]:
     return dict(raw)
 
 
-@dataclass
-class _Parts:
-    """Tensors of a handle before validation."""
-
-    keys: list[torch.Tensor]
-    values: list[torch.Tensor]
-    attention_mask: torch.Tensor
-    position_ids: torch.Tensor
-    latents: list[torch.Tensor]
-    hiddens: list[torch.Tensor]
-    last_hidden: torch.Tensor | None
-
-
-def _check_shapes(p: _Parts, segments: tuple[Segment, ...], n_layers: int) -> None:
-    mask, pos = p.attention_mask, p.position_ids
-    if mask.dim() != 2 or pos.shape != mask.shape:
-        raise HandleFormatError(f"attention_mask {tuple(mask.shape)} / position_ids {tuple(pos.shape)} must be equal (B, T)")
-    b, t = mask.shape
-    if len(p.keys) != n_layers or len(p.values) != n_layers:
-        raise HandleFormatError(f"expected {n_layers} layers of keys/values, got {len(p.keys)}/{len(p.values)}")
-    for x in (*p.keys, *p.values):
-        if x.dim() != 4 or x.shape[0] != b:
-            raise HandleFormatError(f"K/V tensor of shape {tuple(x.shape)} does not fit (B={b}, H, T, D)")
-    for s in segments:
-        if s.end > t:
-            raise HandleFormatError(f"segment {s} runs past the {t} cache columns")
-    for x in (*p.latents, *p.hiddens):
-        if x.dim() != 3 or x.shape[0] != b:
-            raise HandleFormatError(f"latent tensor of shape {tuple(x.shape)} does not fit (B={b}, n, H)")
-    if p.last_hidden is not None and (p.last_hidden.dim() != 2 or p.last_hidden.shape[0] != b):
-        raise HandleFormatError(f"last_hidden of shape {tuple(p.last_hidden.shape)} does not fit (B={b}, H)")
-
-
-def _assemble(header: Mapping[str, Any], p: _Parts, device: torch.device | str | None) -> LatentHandle:
+def _assemble(header: Mapping[str, Any], p: Parts, device: torch.device | str | None) -> LatentHandle:
     """Validate header + tensors and build the handle (on ``device``, CPU by default)."""
     if not isinstance(header, Mapping):
         raise HandleFormatError("handle header must be a JSON object")
     segments = _segments(header.get("segments"))
-    _check_shapes(p, segments, _int(header, "num_layers"))
+    check_parts(p, segments, _int(header, "num_layers"))
     handle = LatentHandle(
         keys=tuple(p.keys),
         values=tuple(p.values),
@@ -270,7 +248,8 @@ def handle_to_bytes(handle: LatentHandle) -> bytes:
     tensors.update({f"hidden.{i}": x for i, x in enumerate(handle.hiddens)})
     if handle.last_hidden is not None:
         tensors["last_hidden"] = handle.last_hidden
-    info = {"format": FORMAT, "version": FORMAT_VERSION, "header": _header(handle), "sha256": _digest(tensors)}
+    header = _header(handle)
+    info = {"format": FORMAT, "version": BLOB_VERSION, "header": header, "sha256": _signed_digest(tensors, header)}
     return _save(tensors, info)
 
 
@@ -287,14 +266,16 @@ def handle_from_bytes(data: bytes, device: torch.device | str | None = None) -> 
     """
     what = "serialized latent handle"
     tensors, meta = _load(data, what)
-    _check_format(meta, FORMAT, what)
-    if meta.get("sha256") != _digest(tensors):
-        raise HandleFormatError(f"{what}: tensor checksum mismatch (the data is corrupt)")
+    version = _check_format(meta, FORMAT, what, versions=(1, BLOB_VERSION))
     header = meta.get("header")
     if not isinstance(header, dict):
         raise HandleFormatError(f"{what}: missing header")
+    # version 1 signed the tensors only; version 2 signs the header (segments, counters...) too
+    expected = _digest(tensors) if version == 1 else _signed_digest(tensors, header)
+    if meta.get("sha256") != expected:
+        raise HandleFormatError(f"{what}: checksum mismatch (the data is corrupt)")
     n_layers = _int(header, "num_layers")
-    parts = _Parts(
+    parts = Parts(
         keys=[_take(tensors, f"k.{i}", what) for i in range(n_layers)],
         values=[_take(tensors, f"v.{i}", what) for i in range(n_layers)],
         attention_mask=_take(tensors, "attention_mask", what),
@@ -316,5 +297,5 @@ def _json(text: Any, what: str) -> Any:
         raise HandleFormatError(f"{what}: missing JSON header")
     try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HandleFormatError(f"{what}: header is not valid JSON ({exc})") from exc
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise HandleFormatError(f"{what}: header is not valid JSON ({type(exc).__name__})") from None

@@ -9,40 +9,73 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from latent_graph.persist.collect import collect_chunks
 from latent_graph.persist.serializer import LatentSerializer
 from latent_graph.persist.stores import InMemoryChunkStore, SqliteChunkStore
 
-__all__ = ["checkpoint_nbytes", "memory_checkpointer", "sqlite_checkpointer"]
+__all__ = ["LatentMemorySaver", "LatentSqliteSaver", "checkpoint_nbytes", "memory_checkpointer", "sqlite_checkpointer"]
+
+
+# ---------------------------------------------------------- savers
+class LatentMemorySaver(InMemorySaver):
+    """``InMemorySaver`` that collects unreferenced handle chunks when a thread is deleted."""
+
+    def delete_thread(self, thread_id: str) -> None:
+        super().delete_thread(thread_id)
+        collect_chunks(self)
+
+
+class LatentSqliteSaver(SqliteSaver):
+    """``SqliteSaver`` that collects unreferenced handle chunks when a thread is deleted."""
+
+    def delete_thread(self, thread_id: str) -> None:
+        super().delete_thread(thread_id)
+        collect_chunks(self)
 
 
 # ---------------------------------------------------------- constructors
-def memory_checkpointer(*, device: str | Any | None = None) -> InMemorySaver:
-    """An ``InMemorySaver`` whose handles go to an :class:`InMemoryChunkStore`."""
-    return InMemorySaver(serde=LatentSerializer(InMemoryChunkStore(), device=device))
+def memory_checkpointer(
+    *, device: str | Any | None = None, allowed_types: Iterable[type | tuple[str, ...]] = ()
+) -> InMemorySaver:
+    """An ``InMemorySaver`` whose handles go to an :class:`InMemoryChunkStore`.
+
+    ``delete_thread`` also deletes the chunks only that thread used; see
+    :func:`~latent_graph.persist.collect.prune` for old checkpoints.
+
+    Loading is strict: see :class:`LatentSerializer` (``allowed_types`` registers your own state types).
+    """
+    return LatentMemorySaver(serde=LatentSerializer(InMemoryChunkStore(), device=device, allowed_types=allowed_types))
 
 
-def sqlite_checkpointer(path: str | Path, *, device: str | Any | None = None) -> SqliteSaver:
+def sqlite_checkpointer(
+    path: str | Path, *, device: str | Any | None = None, allowed_types: Iterable[type | tuple[str, ...]] = ()
+) -> SqliteSaver:
     """A ``SqliteSaver`` on ``path`` whose handle chunks live in the same file.
 
     The connection is opened with ``check_same_thread=False`` (LangGraph writes
     from worker threads) and the saver and chunk store share one reentrant lock:
     ``SqliteSaver.put_writes`` serializes values while holding its lock, and
     serializing a handle writes chunks through the same connection. Close with
-    ``saver.conn.close()``.
+    ``saver.conn.close()``. ``delete_thread`` also deletes the chunks only that
+    thread used.
 
     Args:
         path: SQLite file (or ``":memory:"``).
         device: Device loaded handles are put on; CPU when None.
+        allowed_types: Your own classes checkpoints may rebuild (strict loading, see
+            :class:`LatentSerializer`).
     """
     conn = sqlite3.connect(str(path), check_same_thread=False)
     lock = threading.RLock()
-    saver = SqliteSaver(conn, serde=LatentSerializer(SqliteChunkStore(conn, lock=lock), device=device))
+    serde = LatentSerializer(SqliteChunkStore(conn, lock=lock), device=device, allowed_types=allowed_types)
+    saver = LatentSqliteSaver(conn, serde=serde)
     saver.lock = lock  # type: ignore[assignment]
     return saver
 

@@ -25,7 +25,7 @@ import copy
 import dataclasses
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
@@ -36,13 +36,14 @@ from latent_graph.errors import HandleFormatError
 from latent_graph.persist.chunks import handle_from_store, handle_to_store
 from latent_graph.persist.handle_format import handle_from_bytes, handle_to_bytes
 from latent_graph.persist.stores import ChunkStore
+from latent_graph.persist.strict import SAFE_TYPES, check_payload, type_keys
 
-__all__ = ["TYPE_TAG", "LatentSerializer"]
+__all__ = ["MANIFEST_KEY", "TYPE_TAG", "LatentSerializer"]
 
 TYPE_TAG = "latent_graph.msgpack"
 """Type string of blobs that contain handle markers (msgpack underneath)."""
 
-_MANIFEST = "__latent_graph_handle__"  # marker key: handle stored as chunks + manifest
+MANIFEST_KEY = _MANIFEST = "__latent_graph_handle__"  # marker key: handle stored as chunks + manifest
 _INLINE = "__latent_graph_handle_bytes__"  # marker key: handle stored whole, inline
 
 
@@ -57,14 +58,20 @@ class LatentSerializer(JsonPlusSerializer):
     blob). Handles are found inside dicts, lists, tuples, dataclasses and
     ``Send`` packets; they come back as lists where msgpack makes lists anyway.
 
-    Subclassing ``JsonPlusSerializer`` keeps LangGraph's strict-msgpack
-    allowlist working (``with_msgpack_allowlist`` clones share the chunk store).
+    Loading is strict (:mod:`latent_graph.persist.strict`): a payload naming any
+    type outside LangGraph's safe set plus ``allowed_types`` raises
+    :class:`~latent_graph.errors.CheckpointSecurityError` before anything is
+    imported or called. ``with_msgpack_allowlist`` clones (LangGraph's strict
+    mode) extend the allow-list and share the chunk store.
 
     Args:
         chunk_store: Where handle chunks go; None stores every handle whole,
             inline in each blob (no sharing: the naive cost).
         device: Device loaded handles are put on; CPU when None.
-        **kwargs: Passed to ``JsonPlusSerializer`` (``pickle_fallback`` is refused).
+        allowed_types: Extra classes (or ``(module, name)`` tuples) that
+            checkpoints may rebuild, e.g. dataclasses your state holds.
+        **kwargs: Passed to ``JsonPlusSerializer`` (``pickle_fallback`` and a
+            permissive ``allowed_msgpack_modules=True`` are refused).
     """
 
     def __init__(
@@ -72,11 +79,15 @@ class LatentSerializer(JsonPlusSerializer):
         chunk_store: ChunkStore | None = None,
         *,
         device: str | Any | None = None,
+        allowed_types: Iterable[type | tuple[str, ...]] = (),
         **kwargs: Any,
     ) -> None:
         if kwargs.pop("pickle_fallback", False):
             raise ValueError("LatentSerializer never uses pickle; drop pickle_fallback")
-        super().__init__(pickle_fallback=False, **kwargs)
+        if kwargs.get("allowed_msgpack_modules") is True:
+            raise ValueError("LatentSerializer is strict; list the types checkpoints may rebuild in allowed_types")
+        extra = set(type_keys(allowed_types)) | set(type_keys(kwargs.pop("allowed_msgpack_modules", None) or ()))
+        super().__init__(pickle_fallback=False, allowed_msgpack_modules=tuple(extra) or None, **kwargs)
         self.chunk_store = chunk_store
         self.device = device
         # handle -> manifest key, so a handle serialized again (every superstep) is not re-chunked
@@ -93,8 +104,16 @@ class LatentSerializer(JsonPlusSerializer):
         _, data = super().dumps_typed(encoded)
         return TYPE_TAG, data
 
+    @property
+    def allowed_types(self) -> frozenset[tuple[str, ...]]:
+        """``(module, name)`` of every type checkpoints may rebuild."""
+        extra = self._allowed_msgpack_modules
+        return SAFE_TYPES | frozenset(extra) if isinstance(extra, set) else SAFE_TYPES
+
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
         type_, payload = data
+        if type_ in ("msgpack", TYPE_TAG) and isinstance(payload, (bytes, bytearray, memoryview)):
+            check_payload(bytes(payload), self.allowed_types)
         if type_ != TYPE_TAG:
             return super().loads_typed(data)
         try:
@@ -133,6 +152,13 @@ class LatentSerializer(JsonPlusSerializer):
         with self._lock:
             self._stored[handle] = key  # a resumed run re-serializes it without re-chunking
         return handle
+
+    def forget(self, keys: set[str]) -> None:
+        """Drop cached handle -> manifest entries whose chunks were collected (they are re-chunked if seen again)."""
+        with self._lock:
+            for handle, key in list(self._stored.items()):
+                if key in keys:
+                    del self._stored[handle]
 
     # ---- walking
     def _encode(self, obj: Any) -> Any:

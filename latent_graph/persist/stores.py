@@ -59,6 +59,12 @@ class InMemoryChunkStore:
         """Every stored key."""
         return list(self._data)
 
+    def delete(self, keys: list[str]) -> None:
+        """Drop chunks (garbage collection; see :mod:`latent_graph.persist.collect`)."""
+        with self._lock:
+            for key in keys:
+                self._data.pop(key, None)
+
     @property
     def nbytes(self) -> int:
         return sum(len(v) for v in list(self._data.values()))
@@ -119,6 +125,18 @@ class SqliteChunkStore:
     def __len__(self) -> int:
         with self.lock:
             return int(self.conn.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0])
+
+    def keys(self) -> list[str]:
+        """Every stored key."""
+        with self.lock:
+            return [str(r[0]) for r in self.conn.execute(f"SELECT key FROM {self.table}").fetchall()]
+
+    def delete(self, keys: list[str]) -> None:
+        """Drop chunks (garbage collection; see :mod:`latent_graph.persist.collect`)."""
+        with self.lock:
+            self.conn.executemany(f"DELETE FROM {self.table} WHERE key = ?", [(k,) for k in keys])
+            self.conn.commit()
+        self._known.difference_update(keys)
 
     @property
     def nbytes(self) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from latent_graph.errors import InvalidArgumentError
+from latent_graph.jsonl import parse_json
 from latent_graph.graph import Message, NodeRecord, edge_kinds_of
 
 VERSION = 2  # 2: trace records are typed NodeRecords with per-row token counts
@@ -200,8 +201,5 @@ class RunTrace:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise InvalidArgumentError(f"cannot read run trace {str(path)!r}: {exc.strerror or exc}") from exc
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidArgumentError(f"run trace {str(path)!r} is not valid JSON: {exc}") from exc
+        data = parse_json(text, InvalidArgumentError, f"run trace {str(path)!r}")
         return cls.from_dict(data)
