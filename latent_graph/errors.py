@@ -77,3 +77,11 @@ class AdapterError(LatentGraphError, ValueError):
 
 class ModelLoadError(LatentGraphError, OSError):
     """A model path or hub id could not be loaded."""
+
+
+class BranchCollisionError(LatentGraphError, ValueError):
+    """Two parallel branches wrote a handle under the same branch key in one step."""
+
+
+class CheckpointSerializerError(LatentGraphError, TypeError):
+    """A LangGraph checkpointer without latent_graph's serializer was asked to store a latent handle."""

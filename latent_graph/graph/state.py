@@ -16,7 +16,7 @@ import operator
 from typing import Annotated, Any, TypedDict
 
 from latent_graph.engine import LatentHandle
-from latent_graph.errors import BatchSizeMismatchError, InvalidArgumentError
+from latent_graph.errors import BatchSizeMismatchError, BranchCollisionError, InvalidArgumentError
 from latent_graph.graph.trace import NodeRecord
 
 CLEAR: dict[str, str] = {"op": "clear"}
@@ -39,10 +39,22 @@ def inbox_reducer(left: list[Message] | None, right: Any) -> list[Message]:
 
 
 def branches_reducer(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
-    """Merge branch handles by agent name; ``None`` clears them (after a judger merged them)."""
+    """Merge branch handles by branch key (see :mod:`latent_graph.graph.tasks`); ``None`` clears them.
+
+    Raises:
+        BranchCollisionError: Two writes put different handles under one key (two
+            tasks of one node that do not say which Send task they are).
+    """
     if right is None:
         return {}
-    return {**(left or {}), **right}
+    left = left or {}
+    clash = sorted(k for k, v in right.items() if k in left and left[k] is not v)
+    if clash:
+        raise BranchCollisionError(
+            f"parallel branches {clash} were written twice before a reader merged them; every Send task "
+            "keeps its own key (node[i]) when it runs under LangGraph, so two different tasks used one name"
+        )
+    return {**left, **right}
 
 
 class LatentState(TypedDict, total=False):
@@ -55,7 +67,7 @@ class LatentState(TypedDict, total=False):
     handle: LatentHandle | None
     """The latent edge carrier: the last latent agent's handle (None after a text edge)."""
     branches: Annotated[dict[str, LatentHandle], branches_reducer]
-    """Handles written by parallel branches, merged by the next reader."""
+    """Handles written by parallel branches (keyed ``node`` or ``node[i]`` per Send task), merged by the next reader."""
     inbox: Annotated[list[Message], inbox_reducer]
     """Text-edge messages not yet read (the next agent consumes them)."""
     messages: Annotated[list[Message], operator.add]

@@ -16,6 +16,7 @@ from latent_graph.engine import LatentHandle, StepInfo, merge_branches
 from latent_graph.graph.edges import sends_metadata
 from latent_graph.graph.events import writer
 from latent_graph.graph.state import CLEAR, Message, contexts_of, questions_of
+from latent_graph.graph.tasks import branch_key, graph_node, ordered
 from latent_graph.graph.trace import Sends, StepRecord
 
 
@@ -60,11 +61,11 @@ class AgentNode:
 
     # ---------------------------------------------------------------- inputs
     def incoming(self, state: dict[str, Any]) -> LatentHandle | None:
-        """The handle this agent reads: merged branches if any, else ``state['handle']``."""
+        """The handle this agent reads: merged branches (stable key order) if any, else ``state['handle']``."""
         prefix = state.get("handle")
         branches = state.get("branches") or {}
         if branches and not self.branch:
-            return merge_branches(prefix, [branches[k] for k in sorted(branches)])
+            return merge_branches(prefix, [branches[k] for k in ordered(branches)])
         return prefix
 
     def prompts(self, state: dict[str, Any]) -> list[str]:
@@ -82,9 +83,17 @@ class AgentNode:
             update["branches"] = None
         return update
 
-    def output(self, handle: LatentHandle) -> dict[str, Any]:
-        """Where this node's handle goes: ``branches[name]`` for a parallel branch, else ``handle``."""
-        return {"branches": {self.name: handle}} if self.branch else {"handle": handle}
+    def output(self, handle: LatentHandle, config: Any = None) -> dict[str, Any]:
+        """Where this node's handle goes: ``branches[key]`` for a parallel branch, else ``handle``.
+
+        The key is the agent name, or ``name[i]`` for the i-th ``Send`` task of its node, so
+        N Sends to one branch node keep N branches.
+        """
+        return {"branches": {branch_key(self.name, config): handle}} if self.branch else {"handle": handle}
+
+    def task(self, config: Any) -> dict[str, str]:
+        """Trace fields naming the LangGraph task this run was: its graph node and branch key."""
+        return {"graph_node": graph_node(config, self.name), "branch": branch_key(self.name, config)}
 
     # ------------------------------------------------------------ latent steps
     def step_callback(self, steps_log: list[StepRecord]) -> Callable[[StepInfo], None]:

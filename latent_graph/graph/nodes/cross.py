@@ -39,4 +39,4 @@ class CrossModelAgentNode(LatentAgentNode):
         base = None
         if incoming is not None:
             base = cross_handoff(self.source_model, incoming, self.model, self.adapter, agent=f"{self.name}:received")
-        return self.think(base, state, start)
+        return self.think(base, state, start, config=config)

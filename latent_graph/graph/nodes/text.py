@@ -59,7 +59,7 @@ class _Decoding(AgentNode):
             d = self._engine_decode(before, prompts, config)
             rec = node_record(node=self.name, kind=self.sends, start=start, before=before, after=d.handle,
                               prompt_tokens=d.prompt_tokens, latent_steps=0, generated_tokens=d.new_tokens,
-                              memory=self.memory, steps=[], prompts=prompts)
+                              memory=self.memory, steps=[], prompts=prompts, task=self.task(config))
             return d.texts, rec, d.handle
         if before is not None:
             raise ModelMismatchError(
@@ -71,7 +71,7 @@ class _Decoding(AgentNode):
         rec = node_record(node=self.name, kind=self.sends, start=start, before=None, after=None,
                           prompt_tokens=[int(u.get("input_tokens", 0)) for u in usage], latent_steps=0,
                           generated_tokens=[int(u.get("output_tokens", 0)) for u in usage],
-                          memory=self.memory, steps=[], prompts=prompts)
+                          memory=self.memory, steps=[], prompts=prompts, task=self.task(config))
         return texts, rec, None
 
 
