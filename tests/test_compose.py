@@ -71,3 +71,52 @@ def test_branch_collision_is_a_named_error(llama):
     builder.add_edge(["a", "b"], "j")
     with pytest.raises(BranchCollisionError):
         builder.compile().invoke({"questions": ["q"]})
+
+
+# ------------------------------------------------------------------ item 2: subgraphs
+def _inner(model):
+    from latent_graph.graph import TextAgentNode
+
+    builder = StateGraph(LatentState)
+    add_agent(builder, LatentAgentNode(model=model, name="inner_think", instruction="Think.", steps=1))
+    add_agent(builder, TextAgentNode(model=model, name="inner_say", instruction="Say it.", max_new_tokens=2))
+    builder.add_edge(START, "inner_think")
+    builder.add_edge("inner_think", "inner_say")
+    builder.add_edge("inner_say", END)
+    return builder.compile()
+
+
+def test_subgraph_merges_state_once(llama):
+    from latent_graph.graph import TextAgentNode
+
+    builder = StateGraph(LatentState)
+    add_agent(builder, TextAgentNode(model=llama, name="outer", instruction="Say hi.", max_new_tokens=2))
+    builder.add_node("sub", _inner(llama), metadata={"latent_graph": {"sends": "text"}})
+    add_agent(builder, JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=2))
+    builder.add_edge(START, "outer")
+    builder.add_edge("outer", "sub")
+    builder.add_edge("sub", "judger")
+    builder.add_edge("judger", END)
+    out = builder.compile().invoke({"questions": ["What is 3+5?"]})
+    assert [r["node"] for r in out["trace"]] == ["outer", "inner_think", "inner_say", "judger"]
+    assert [m["agent"] for m in out["messages"]] == ["outer", "inner_say", "judger"]
+    judger = out["trace"][-1]
+    # the subgraph consumed outer's message: the judger reads inner_say's message only
+    assert "Message from inner_say" in judger["prompts"][0] and "Message from outer" not in judger["prompts"][0]
+    assert all(m.get("read") for m in out["inbox"])
+
+
+def test_prebuilt_graph_as_subgraph_receives_the_handle(llama):
+    from latent_graph.graph import build_sequential
+
+    sub = build_sequential(llama, agents={"critic": "Check."}, **FAST)
+    builder = StateGraph(LatentState)
+    add_agent(builder, LatentAgentNode(model=llama, name="planner", instruction="Plan.", steps=2))
+    builder.add_node("team", sub)
+    builder.add_edge(START, "planner")
+    builder.add_edge("planner", "team")
+    builder.add_edge("team", END)
+    out = builder.compile().invoke({"questions": ["What is 12 times 7?"]})
+    by = {r["node"]: r for r in out["trace"]}
+    assert len(out["trace"]) == 3 and out["answers"]
+    assert by["critic"]["handle_bytes_before"] > 0 and by["critic"]["kv_len"] > by["planner"]["kv_len"]

@@ -5,13 +5,12 @@ entry per batch row (question), so readers sum them without guessing;
 ``latent_steps`` and ``kv_len`` are the same for every row and stored once.
 """
 
-from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal, TypedDict
+from typing import Literal
 
-from typing_extensions import NotRequired
+from typing_extensions import NotRequired, TypedDict
 
 from latent_graph.engine import LatentHandle
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from latent_graph.engine import LatentHandle, StepInfo, merge_branches
 from latent_graph.graph.edges import sends_metadata
 from latent_graph.graph.events import writer
-from latent_graph.graph.state import CLEAR, Message, contexts_of, questions_of
+from latent_graph.graph.state import Message, contexts_of, questions_of, read_update, unread
 from latent_graph.graph.tasks import branch_key, graph_node, ordered
 from latent_graph.graph.trace import Sends, StepRecord
 
@@ -71,14 +71,15 @@ class AgentNode:
     def prompts(self, state: dict[str, Any]) -> list[str]:
         qs = questions_of(state)
         ctx = contexts_of(state, len(qs)) if self.sees_context else None
-        inbox = state.get("inbox") or []
+        inbox = unread(state.get("inbox"))
         return [compose_prompt(self.instruction, q, ctx[i] if ctx else None, inbox, i) for i, q in enumerate(qs)]
 
     def consumed(self, state: dict[str, Any]) -> dict[str, Any]:
         """State updates that mark this agent's inputs as read."""
         update: dict[str, Any] = {}
-        if state.get("inbox"):
-            update["inbox"] = CLEAR
+        pending = unread(state.get("inbox"))
+        if pending:
+            update["inbox"] = read_update(pending)
         if state.get("branches") and not self.branch:
             update["branches"] = None
         return update

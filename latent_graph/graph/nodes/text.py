@@ -18,7 +18,7 @@ from langchain_core.runnables import RunnableConfig
 from latent_graph.engine import DecodeOptions, Decoded, LatentHandle, LocalLatentModel
 from latent_graph.errors import ModelMismatchError
 from latent_graph.graph.nodes.base import AgentNode
-from latent_graph.graph.state import Message
+from latent_graph.graph.state import new_message
 from latent_graph.graph.streaming import ChatRun
 from latent_graph.graph.trace import NodeRecord, Sends, node_record
 
@@ -83,7 +83,7 @@ class TextAgentNode(_Decoding):
 
     def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
         texts, rec, _ = self.decode(state, config)
-        msg = Message(agent=self.name, texts=texts)
+        msg = new_message(self.name, texts)
         update = self.consumed(state)
         update["inbox"] = [msg]
         update["messages"] = [msg]
@@ -108,7 +108,7 @@ class JudgerNode(_Decoding):
         texts, rec, decoded = self.decode(state, config)
         update = self.consumed(state)
         update["answers"] = texts
-        update["messages"] = [Message(agent=self.name, texts=texts)]
+        update["messages"] = [new_message(self.name, texts)]
         update["trace"] = [rec]
         if self.keep_handle and decoded is not None:
             update["handle"] = decoded
