@@ -9,7 +9,7 @@ from latent_graph.persist.chunks import (
     manifest_chunk_keys,
 )
 from latent_graph.persist.handle_format import chunk_key, handle_from_bytes, handle_to_bytes
-from latent_graph.persist.savers import checkpoint_nbytes, memory_checkpointer, sqlite_checkpointer
+from latent_graph.persist.savers import checkpoint_nbytes, latent_checkpointer, memory_checkpointer, sqlite_checkpointer
 from latent_graph.persist.serializer import TYPE_TAG, LatentSerializer
 from latent_graph.persist.stores import ChunkStore, InMemoryChunkStore, SqliteChunkStore
 
@@ -29,6 +29,7 @@ __all__ = [
     "handle_to_chunks",
     "handle_to_store",
     "manifest_chunk_keys",
+    "latent_checkpointer",
     "memory_checkpointer",
     "sqlite_checkpointer",
 ]

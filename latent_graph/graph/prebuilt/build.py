@@ -13,6 +13,7 @@ from latent_graph.errors import InvalidArgumentError
 from latent_graph.graph.edges import EdgeKind, add_agent
 from latent_graph.graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode
 from latent_graph.graph.prebuilt.roles import with_format
+from latent_graph.persist import latent_checkpointer
 from latent_graph.graph.state import GraphInput, GraphOutput, GraphOutputWithHandle, LatentState
 
 _D = DecodeOptions()
@@ -84,4 +85,5 @@ def new_graph(expose_handle: bool = False) -> StateGraph:
 
 
 def compile_graph(builder: StateGraph, checkpointer: Any, name: str, interrupt_after: Sequence[str] | None = None) -> Any:
-    return builder.compile(checkpointer=checkpointer, name=name, interrupt_after=list(interrupt_after or []) or None)
+    """Compile; a plain InMemorySaver/SqliteSaver gets the latent serializer (:func:`latent_checkpointer`)."""
+    return builder.compile(checkpointer=latent_checkpointer(checkpointer), name=name, interrupt_after=list(interrupt_after or []) or None)
