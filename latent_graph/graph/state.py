@@ -13,6 +13,7 @@ The handle is accepted as input but hidden from the output schema unless asked f
 """
 
 
+import operator
 import uuid
 from typing import Annotated, Any
 
@@ -124,6 +125,10 @@ class LatentState(TypedDict, total=False):
     """One record per executed node, in order."""
     answers: list[str]
     """The judger's answer per question."""
+    turn: Annotated[int, operator.add]
+    """Runs (turns) this thread has finished: answer nodes add 1 (see :mod:`latent_graph.graph.threads`)."""
+    handle_turn: int
+    """The turn in which ``handle`` was written (an older one is carried over by the thread policy)."""
 
 
 class GraphInput(TypedDict, total=False):

@@ -16,6 +16,7 @@ from latent_graph.engine import LatentHandle, StepInfo, merge_branches
 from latent_graph.graph.edges import sends_metadata
 from latent_graph.graph.events import writer
 from latent_graph.graph.state import Message, contexts_of, questions_of, read_update, unread
+from latent_graph.graph.threads import carried
 from latent_graph.graph.tasks import branch_key, graph_node, ordered
 from latent_graph.graph.trace import Sends, StepRecord
 
@@ -60,9 +61,13 @@ class AgentNode:
         return sends_metadata(self.sends)
 
     # ---------------------------------------------------------------- inputs
-    def incoming(self, state: dict[str, Any]) -> LatentHandle | None:
-        """The handle this agent reads: merged branches (stable key order) if any, else ``state['handle']``."""
-        prefix = state.get("handle")
+    def incoming(self, state: dict[str, Any], config: Any = None) -> LatentHandle | None:
+        """The handle this agent reads: merged branches (stable key order) if any, else ``state['handle']``.
+
+        A handle left by an earlier run of the same thread is dropped or windowed by the
+        thread policy (:mod:`latent_graph.graph.threads`).
+        """
+        prefix = carried(state, config, int(getattr(self.model, "max_context", 0) or 2048))
         branches = state.get("branches") or {}
         if branches and not self.branch:
             return merge_branches(prefix, [branches[k] for k in ordered(branches)])
@@ -84,13 +89,15 @@ class AgentNode:
             update["branches"] = None
         return update
 
-    def output(self, handle: LatentHandle, config: Any = None) -> dict[str, Any]:
+    def output(self, handle: LatentHandle, config: Any = None, state: dict[str, Any] | None = None) -> dict[str, Any]:
         """Where this node's handle goes: ``branches[key]`` for a parallel branch, else ``handle``.
 
         The key is the agent name, or ``name[i]`` for the i-th ``Send`` task of its node, so
         N Sends to one branch node keep N branches.
         """
-        return {"branches": {branch_key(self.name, config): handle}} if self.branch else {"handle": handle}
+        if self.branch:
+            return {"branches": {branch_key(self.name, config): handle}}
+        return {"handle": handle, "handle_turn": int((state or {}).get("turn") or 0)}
 
     def task(self, config: Any) -> dict[str, str]:
         """Trace fields naming the LangGraph task this run was: its graph node and branch key."""

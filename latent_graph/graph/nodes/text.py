@@ -20,6 +20,7 @@ from latent_graph.errors import ModelMismatchError
 from latent_graph.graph.nodes.base import AgentNode
 from latent_graph.graph.state import new_message
 from latent_graph.graph.streaming import ChatRun
+from latent_graph.graph.threads import thread_mode
 from latent_graph.graph.trace import NodeRecord, Sends, node_record
 
 _D = DecodeOptions()
@@ -53,7 +54,7 @@ class _Decoding(AgentNode):
     def decode(self, state: dict[str, Any], config: Any) -> tuple[list[str], NodeRecord, LatentHandle | None]:
         """Decode one text per question; returns (texts, trace record, decoded handle or None)."""
         start = time.time()
-        before = self.incoming(state)
+        before = self.incoming(state, config)
         prompts = self.prompts(state)
         if isinstance(self.model, LocalLatentModel):
             d = self._engine_decode(before, prompts, config)
@@ -98,7 +99,8 @@ class JudgerNode(_Decoding):
     """Decodes the final answer from the incoming handle (+ any text messages).
 
     Attributes:
-        keep_handle: Also write the decoded handle (cache + answer tokens) to ``handle``.
+        keep_handle: Also write the decoded handle (cache + answer tokens) to ``handle``
+            (always done when the thread continues as a conversation).
     """
 
     keep_handle: bool = False
@@ -110,6 +112,7 @@ class JudgerNode(_Decoding):
         update["answers"] = texts
         update["messages"] = [new_message(self.name, texts)]
         update["trace"] = [rec]
-        if self.keep_handle and decoded is not None:
-            update["handle"] = decoded
+        update["turn"] = 1  # the answer ends this run's turn (see latent_graph.graph.threads)
+        if (self.keep_handle or thread_mode(config) == "continue") and decoded is not None:
+            update.update(self.output(decoded, None, state))
         return update
