@@ -120,3 +120,146 @@ def test_prebuilt_graph_as_subgraph_receives_the_handle(llama):
     by = {r["node"]: r for r in out["trace"]}
     assert len(out["trace"]) == 3 and out["answers"]
     assert by["critic"]["handle_bytes_before"] > 0 and by["critic"]["kv_len"] > by["planner"]["kv_len"]
+
+
+# ------------------------------------------------------------------ item 7: plain savers
+def test_plain_langgraph_savers_store_handles(llama, tmp_path):
+    import sqlite3
+
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from latent_graph.graph import build_sequential
+    from latent_graph.persist import LatentSerializer, latent_checkpointer
+
+    cfg = {"configurable": {"thread_id": "t"}}
+    saver = InMemorySaver()
+    out = build_sequential(llama, checkpointer=saver, **FAST).invoke({"questions": ["q"]}, cfg)
+    assert out["answers"] and isinstance(saver.serde, LatentSerializer)
+    sq = SqliteSaver(sqlite3.connect(str(tmp_path / "c.db"), check_same_thread=False))
+    assert build_sequential(llama, checkpointer=sq, **FAST).invoke({"questions": ["q"]}, cfg)["answers"]
+    # a hand-built graph: one call makes the saver handle-aware
+    builder = StateGraph(LatentState)
+    add_agent(builder, LatentAgentNode(model=llama, name="a", instruction="Think.", steps=1))
+    builder.add_edge(START, "a")
+    graph = builder.compile(checkpointer=latent_checkpointer(InMemorySaver()))
+    assert graph.invoke({"questions": ["q"]}, cfg)["trace"]
+    assert graph.get_state(cfg).values["handle"].seq_len > 0
+
+
+def test_unknown_saver_gets_a_named_error():
+    from latent_graph import CheckpointSerializerError
+    from latent_graph.persist import latent_checkpointer
+
+    class OtherSaver:
+        serde = object()
+
+    with pytest.raises(CheckpointSerializerError, match="memory_checkpointer"):
+        latent_checkpointer(OtherSaver())
+
+
+# ------------------------------------------------------------------ item 3: reused thread_id
+def _planner_kv(out, n_runs):
+    planners = [r for r in out["trace"] if r["node"] == "planner"]
+    assert len(planners) == n_runs  # the transcript accumulates in the thread
+    return [r["kv_len"] for r in planners]
+
+
+def test_reused_thread_starts_a_fresh_cache_by_default(llama):
+    from latent_graph.persist import memory_checkpointer
+    from latent_graph.graph import build_sequential
+
+    g = build_sequential(llama, checkpointer=memory_checkpointer(), **FAST)
+    cfg = {"configurable": {"thread_id": "same"}}
+    for _ in range(3):
+        out = g.invoke({"questions": ["What is 12 times 7?"]}, cfg)
+    kv = _planner_kv(out, 3)
+    assert kv[0] == kv[1] == kv[2]
+
+
+def test_thread_continues_as_a_bounded_conversation(tiny_factory):
+    from latent_graph.persist import memory_checkpointer
+    from latent_graph.graph import build_sequential
+
+    model = tiny_factory("llama", ctx=500)
+    g = build_sequential(model, agents={"planner": "Plan."}, checkpointer=memory_checkpointer(), **FAST)
+    q = {"questions": ["What is 12 times 7? Answer with the number."]}
+    turn = g.invoke(q, {"configurable": {"thread_id": "probe"}})["trace"][-1]["kv_len"]  # columns of one turn
+    window = turn + turn // 2
+    cfg = {"configurable": {"thread_id": "chat", "latent_thread": "continue", "latent_window": window}}
+    for _ in range(12):  # without the bound the cache grows by a turn per run and overflows 500 positions
+        out = g.invoke(q, cfg)
+    kv = _planner_kv(out, 12)
+    assert kv[1] > kv[0]  # turn 2 continued on top of turn 1 (the judger's answer included)
+    judgers = [r for r in out["trace"] if r["node"] == "judger"]
+    assert max(r["kv_len"] for r in judgers) <= window + turn
+    assert out["answers"]
+    with pytest.raises(Exception, match="latent_thread"):
+        g.invoke({"questions": ["q"]}, {"configurable": {"thread_id": "x", "latent_thread": "forever"}})
+
+
+# ------------------------------------------------------------------ item 5: the chat-model contract
+def test_chat_model_honours_langchain_options(llama):
+    from latent_graph import InvalidArgumentError
+    from latent_graph.langchain import as_chat_model
+
+    chat = as_chat_model(llama, max_tokens=3)
+    assert chat.max_new_tokens == 3
+    full = as_chat_model(llama, max_new_tokens=12).invoke("Plan the solution step by step.")
+    assert full.usage_metadata["output_tokens"] >= 1
+    text = str(full.content)
+    assert as_chat_model(llama).invoke("Plan the solution step by step.", max_tokens=2).usage_metadata[
+        "output_tokens"] <= 2
+    if len(text) > 2:  # stop at the text's second character: the reply is cut before it
+        stop = text[1]
+        cut = as_chat_model(llama, max_new_tokens=12).bind(stop=[stop]).invoke("Plan the solution step by step.")
+        assert cut.content == text[: text.index(stop)]
+    chunks = list(as_chat_model(llama, max_new_tokens=4).stream("Hi"))
+    with_usage = [c for c in chunks if c.usage_metadata]
+    assert len(with_usage) == 1 and all(not c.content for c in chunks[chunks.index(with_usage[0]):])
+    total = chunks[0]
+    for c in chunks[1:]:
+        total = total + c
+    assert total.usage_metadata["output_tokens"] >= 1
+    hot = as_chat_model(llama, max_new_tokens=4).invoke("Hi", temperature=1.0, seed=3)
+    assert hot.usage_metadata
+    with pytest.raises(InvalidArgumentError, match="frequency_penalty"):
+        as_chat_model(llama).invoke("Hi", frequency_penalty=1.0)
+    with pytest.raises(NotImplementedError, match="tool calling"):
+        as_chat_model(llama).bind_tools([])
+
+
+def test_structured_output_is_prompted_validated_and_retried(llama):
+    from langchain_core.exceptions import OutputParserException
+    from pydantic import BaseModel
+
+    from latent_graph.langchain import as_chat_model
+    from latent_graph.langchain.structured import first_json_object, validate
+
+    class Answer(BaseModel):
+        value: int
+
+    assert validate(first_json_object('Sure: {"value": 84} done'), Answer).value == 84
+    schema = {"type": "object", "properties": {"value": {"type": "integer"}}, "required": ["value"]}
+    assert validate({"value": 3}, schema) == {"value": 3}
+    with pytest.raises(ValueError):
+        validate({"value": "x"}, schema)
+    structured = as_chat_model(llama, max_new_tokens=3).with_structured_output(Answer, retries=1)
+    with pytest.raises(OutputParserException, match="2 tries"):  # a random tiny model never writes JSON
+        structured.invoke("What is 12 times 7?")
+    raw = as_chat_model(llama, max_new_tokens=3).with_structured_output(schema, include_raw=True, retries=0)
+    assert raw.invoke("q")["parsing_error"] is not None
+
+
+def test_runnable_face_accepts_prompt_values_and_messages(llama):
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
+
+    from latent_graph.langchain import LatentRunnable
+
+    runnable = LatentRunnable(llama)
+    chat = ChatPromptTemplate.from_messages([("system", "Be brief."), ("human", "{q}")]) | runnable
+    reply = chat.invoke({"q": "What is 3+5?"})
+    assert isinstance(reply, AIMessage) and reply.usage_metadata
+    assert isinstance((PromptTemplate.from_template("Q: {q}") | runnable).invoke({"q": "Hi"}), str)
+    assert isinstance(runnable.invoke([HumanMessage("Hi")]), AIMessage)
