@@ -263,3 +263,23 @@ def test_runnable_face_accepts_prompt_values_and_messages(llama):
     assert isinstance(reply, AIMessage) and reply.usage_metadata
     assert isinstance((PromptTemplate.from_template("Q: {q}") | runnable).invoke({"q": "Hi"}), str)
     assert isinstance(runnable.invoke([HumanMessage("Hi")]), AIMessage)
+
+
+# ------------------------------------------------------------------ item 8: events in astream_events
+def test_latent_steps_reach_astream_events_and_custom_stream(llama):
+    import asyncio
+
+    from latent_graph.graph import build_sequential
+
+    g = build_sequential(llama, agents={"planner": "Plan."}, **FAST)
+
+    async def collect():
+        return [e async for e in g.astream_events({"questions": ["q"]}, version="v2")]
+
+    events = asyncio.run(collect())
+    custom = [e for e in events if e["event"] == "on_custom_event" and e["name"] == "latent_step"]
+    assert [(e["data"]["node"], e["data"]["step"], e["data"]["total"]) for e in custom] == [("planner", 0, 2),
+                                                                                          ("planner", 1, 2)]
+    assert custom[0]["metadata"]["langgraph_node"] == "planner"
+    streamed = [c for c in g.stream({"questions": ["q"]}, stream_mode="custom") if c.get("event") == "latent_step"]
+    assert len(streamed) == 2

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from latent_graph.engine import LatentHandle, StepInfo, merge_branches
 from latent_graph.graph.edges import sends_metadata
-from latent_graph.graph.events import writer
+from latent_graph.graph.events import emitter
 from latent_graph.graph.state import Message, contexts_of, questions_of, read_update, unread
 from latent_graph.graph.threads import carried
 from latent_graph.graph.tasks import branch_key, graph_node, ordered
@@ -104,9 +104,9 @@ class AgentNode:
         return {"graph_node": graph_node(config, self.name), "branch": branch_key(self.name, config)}
 
     # ------------------------------------------------------------ latent steps
-    def step_callback(self, steps_log: list[StepRecord]) -> Callable[[StepInfo], None]:
-        """An ``on_step`` callback that records each step and emits it as a custom stream event."""
-        emit = writer()
+    def step_callback(self, steps_log: list[StepRecord], config: Any = None) -> Callable[[StepInfo], None]:
+        """An ``on_step`` callback that records each step and emits it (custom stream and ``astream_events``)."""
+        emit = emitter(config)
         model = self.model
 
         def on_step(info: StepInfo) -> None:
@@ -117,6 +117,6 @@ class AgentNode:
                 record["cosine"] = [round(row[0][1], 4) for row in near]
                 record["lens"] = [[[t, round(p, 4)] for t, p in row] for row in model.logit_lens(info.hidden, k=self.inspect)]
             steps_log.append(record)
-            emit({"event": "latent_step", "node": self.name, **record})
+            emit({"event": "latent_step", "node": self.name, "total": int(getattr(self, "steps", 0)), **record})
 
         return on_step

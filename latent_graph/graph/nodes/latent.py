@@ -30,7 +30,7 @@ class LatentAgentNode(AgentNode):
         log: list[StepRecord] = []
         prompts = self.prompts(state)
         after = self.model.think(
-            before, prompts, self.steps, agent=self.name, memory=self.memory, on_step=self.step_callback(log)
+            before, prompts, self.steps, agent=self.name, memory=self.memory, on_step=self.step_callback(log, config)
         )
         record = node_record(
             node=self.name, kind=self.sends, start=start, before=before, after=after,
