@@ -283,3 +283,43 @@ def test_latent_steps_reach_astream_events_and_custom_stream(llama):
     assert custom[0]["metadata"]["langgraph_node"] == "planner"
     streamed = [c for c in g.stream({"questions": ["q"]}, stream_mode="custom") if c.get("event") == "latent_step"]
     assert len(streamed) == 2
+
+
+# ------------------------------------------------------------------ item 6: external chat models as agents
+def test_latent_edge_into_a_foreign_chat_model_becomes_text(llama):
+    from langchain_core.language_models import FakeListChatModel
+
+    from latent_graph.graph import TextAgentNode, edge_kinds_of
+    from latent_graph.present.draw import to_mermaid
+
+    foreign = FakeListChatModel(responses=["the foreign reply"] * 4)
+    builder = StateGraph(LatentState)
+    add_agent(builder, LatentAgentNode(model=llama, name="planner", instruction="Plan.", steps=2))
+    add_agent(builder, TextAgentNode(model=foreign, name="reviewer", instruction="Review."))
+    add_agent(builder, JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=2))
+    builder.add_edge(START, "planner")
+    builder.add_edge("planner", "reviewer")
+    builder.add_edge("reviewer", "judger")
+    builder.add_edge("judger", END)
+    g = builder.compile()
+    out = g.invoke({"questions": ["What is 12 times 7?"]})
+    reviewer = next(r for r in out["trace"] if r["node"] == "reviewer")
+    assert "planner" in reviewer["converted"] and "Message from planner" in reviewer["prompts"][0]
+    assert [m["agent"] for m in out["messages"]] == ["planner", "reviewer", "judger"]
+    assert edge_kinds_of(g)[("planner", "reviewer")] == "text"
+    assert "planner -. text .-> reviewer" in to_mermaid(g)
+
+
+def test_chat_face_of_the_same_model_is_the_same_engine(llama):
+    from langchain_core.language_models import FakeListChatModel
+
+    from latent_graph.graph import TextAgentNode, build_sequential
+    from latent_graph.langchain import as_chat_model
+
+    node = TextAgentNode(model=as_chat_model(llama), name="t", instruction="Say.", max_new_tokens=2)
+    h = llama.think(None, "Plan.", 1, agent="planner")
+    assert node({"questions": ["q"], "handle": h})["trace"][0]["handle_bytes_before"] > 0
+    assert build_sequential(as_chat_model(llama), **FAST).invoke({"questions": ["q"]})["answers"]
+    fake = FakeListChatModel(responses=["ok"] * 8)
+    out = build_sequential(fake, **FAST).invoke({"questions": ["q"]})
+    assert out["answers"] == ["ok"] and {r["kind"] for r in out["trace"][:-1]} == {"text"}

@@ -21,9 +21,11 @@ DrawnKind = Literal["latent", "text", "plain"]
 METADATA_KEY = "latent_graph"
 
 
-def sends_metadata(sends: str) -> dict[str, Any]:
-    """Node metadata declaring what the node passes on."""
-    return {METADATA_KEY: {"sends": sends}}
+def sends_metadata(sends: str, receives: str | None = None) -> dict[str, Any]:
+    """Node metadata declaring what the node passes on (and ``receives="text"`` for a node on a foreign
+    chat model, which turns a latent edge into it into a text edge)."""
+    declared = {"sends": sends} if receives is None else {"sends": sends, "receives": receives}
+    return {METADATA_KEY: declared}
 
 
 def add_agent(builder: Any, node: Any, name: str | None = None) -> Any:
@@ -31,22 +33,38 @@ def add_agent(builder: Any, node: Any, name: str | None = None) -> Any:
     return builder.add_node(name or node.name, node, metadata=node.metadata)
 
 
-def node_sends(graph: Any) -> dict[str, str]:
-    """``{node: sends}`` for the nodes of a compiled graph that declared it."""
+def declared(graph: Any, key: str) -> dict[str, str]:
+    """``{node: value}`` of one declared key (``sends``/``receives``) for the nodes of a compiled graph."""
     out = {}
     for name, node in graph.get_graph().nodes.items():
-        declared = (node.metadata or {}).get(METADATA_KEY) or {}
-        if "sends" in declared:
-            out[str(name)] = str(declared["sends"])
+        decl = (node.metadata or {}).get(METADATA_KEY) or {}
+        if key in decl:
+            out[str(name)] = str(decl[key])
     return out
 
 
+def node_sends(graph: Any) -> dict[str, str]:
+    """``{node: sends}`` for the nodes of a compiled graph that declared it."""
+    return declared(graph, "sends")
+
+
+def converted_edges(graph: Any) -> set[tuple[str, str]]:
+    """Latent edges into a node that only reads text: the sender's handle is decoded to a message on the way."""
+    sends, receives = node_sends(graph), declared(graph, "receives")
+    return {(e.source, e.target) for e in graph.get_graph().edges
+            if sends.get(e.source) == "latent" and receives.get(e.target) == "text"}
+
+
 def edge_kinds_of(graph: Any) -> dict[tuple[str, str], DrawnKind]:
-    """Kind ("latent", "text" or "plain") of each edge of a compiled graph, from its senders' declarations."""
+    """Kind ("latent", "text" or "plain") of each edge of a compiled graph, from its senders' declarations.
+
+    A latent edge into a node declared ``receives="text"`` is a text edge (see :func:`converted_edges`).
+    """
     sends = node_sends(graph)
+    converted = converted_edges(graph)
     kinds: dict[tuple[str, str], DrawnKind] = {}
     for e in graph.get_graph().edges:
-        kind = sends.get(e.source)
+        kind = "text" if (e.source, e.target) in converted else sends.get(e.source)
         kinds[(e.source, e.target)] = kind if kind in EDGE_KINDS else "plain"  # type: ignore[assignment]
     return kinds
 

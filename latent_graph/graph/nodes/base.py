@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from latent_graph.engine import LatentHandle, StepInfo, merge_branches
 from latent_graph.graph.edges import sends_metadata
 from latent_graph.graph.events import emitter
+from latent_graph.graph.nodes.models import local_engine
 from latent_graph.graph.state import Message, contexts_of, questions_of, read_update, unread
 from latent_graph.graph.threads import carried
 from latent_graph.graph.tasks import branch_key, graph_node, ordered
@@ -55,10 +56,20 @@ class AgentNode:
     inspect: int = 0
     sends: ClassVar[Sends] = "latent"
 
+    def __post_init__(self) -> None:
+        engine = local_engine(self.model)
+        if engine is not None:
+            self.model = engine  # the same model behind its chat face is the same engine
+
+    @property
+    def foreign(self) -> bool:
+        """Whether this node runs on a chat model other than the local engine (it reads text only)."""
+        return local_engine(self.model) is None
+
     @property
     def metadata(self) -> dict[str, Any]:
         """LangGraph node metadata declaring what this node passes on (read by drawings and the CLI)."""
-        return sends_metadata(self.sends)
+        return sends_metadata(self.sends, "text" if self.foreign else None)
 
     # ---------------------------------------------------------------- inputs
     def incoming(self, state: dict[str, Any], config: Any = None) -> LatentHandle | None:

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
 from langgraph.graph import StateGraph
 
 from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, LocalLatentModel, Realigner, check_memory, check_steps
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.graph.edges import EdgeKind, add_agent
+from latent_graph.graph.edges import EdgeKind, add_agent, parse_edges
+from latent_graph.graph.nodes.models import local_engine
 from latent_graph.graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode
 from latent_graph.graph.prebuilt.roles import with_format
 from latent_graph.persist import latent_checkpointer
@@ -50,10 +52,21 @@ class Options:
         return DecodeOptions(self.max_new_tokens, self.temperature, self.top_p, self.seed).as_dict()
 
 
-def check_model(model: Any) -> LocalLatentModel:
-    if not isinstance(model, LocalLatentModel):
-        raise InvalidArgumentError(f"prebuilt graphs need a LocalLatentModel, got {type(model).__name__}")
+def check_model(model: Any) -> Any:
+    """The local engine (also given as its chat face), or a foreign LangChain chat model."""
+    engine = local_engine(model)
+    if engine is not None:
+        return engine
+    if not isinstance(model, BaseChatModel):
+        raise InvalidArgumentError(f"prebuilt graphs need a LocalLatentModel or a LangChain chat model, "
+                                   f"got {type(model).__name__}")
     return model
+
+
+def edge_kinds(model: Any, edges: Any, senders: Sequence[str]) -> dict[str, EdgeKind]:
+    """Kinds of the edges leaving ``senders``; every edge is text on a foreign chat model (it cannot think latently)."""
+    kinds = parse_edges(edges, list(senders))
+    return kinds if local_engine(model) is not None else {s: "text" for s in senders}
 
 
 def add_agent_node(
@@ -74,8 +87,12 @@ def add_judger_node(builder: StateGraph, model: LocalLatentModel, name: str, ins
                                   sees_context=sees_context, memory=opts.memory, **opts.decoding()))
 
 
-def with_realign(model: LocalLatentModel, realign: str | Realigner | None) -> LocalLatentModel:
-    return model if realign is None else model.with_realigner(realign)
+def with_realign(model: Any, realign: str | Realigner | None) -> Any:
+    if realign is None:
+        return model
+    if local_engine(model) is None:
+        raise InvalidArgumentError("realign applies to a LocalLatentModel, not to a foreign chat model")
+    return model.with_realigner(realign)
 
 
 def new_graph(expose_handle: bool = False) -> StateGraph:

@@ -13,7 +13,6 @@ from typing import Any
 
 from langgraph.graph import END, START
 
-from latent_graph.graph.edges import parse_edges
 from latent_graph.graph.prebuilt import roles
 from latent_graph.graph.prebuilt.build import (
     Options,
@@ -21,6 +20,7 @@ from latent_graph.graph.prebuilt.build import (
     add_judger_node,
     check_model,
     compile_graph,
+    edge_kinds,
     new_graph,
     with_realign,
 )
@@ -50,10 +50,9 @@ def build_hierarchical(
             :func:`~latent_graph.graph.prebuilt.sequential.build_sequential`.
     """
     opts = Options.of(options)
-    check_model(model)
-    model = with_realign(model, realign)
+    model = with_realign(check_model(model), realign)
     experts = dict(experts or roles.EXPERTS)
-    kinds = parse_edges(edges, list(experts))
+    kinds = edge_kinds(model, edges, list(experts))
     builder = new_graph(expose_handle)
     for i, (name, instruction) in enumerate(experts.items()):
         add_agent_node(builder, model, name, instruction, kinds[name], opts, sees_context=i == 0, branch=True)

@@ -11,7 +11,6 @@ from typing import Any
 
 from langgraph.graph import END, START
 
-from latent_graph.graph.edges import parse_edges
 from latent_graph.graph.prebuilt import roles
 from latent_graph.graph.prebuilt.build import (
     Options,
@@ -19,6 +18,7 @@ from latent_graph.graph.prebuilt.build import (
     add_judger_node,
     check_model,
     compile_graph,
+    edge_kinds,
     new_graph,
     with_realign,
 )
@@ -52,10 +52,9 @@ def build_sequential(
         **options: steps, memory, max_new_tokens, temperature, top_p, seed, task, inspect.
     """
     opts = Options.of(options)
-    check_model(model)
-    model = with_realign(model, realign)
+    model = with_realign(check_model(model), realign)
     agents = dict(agents or roles.SEQUENTIAL)
-    kinds = parse_edges(edges, list(agents))
+    kinds = edge_kinds(model, edges, list(agents))
     builder = new_graph(expose_handle)
     prev = START
     for i, (name, instruction) in enumerate(agents.items()):
@@ -79,7 +78,7 @@ def build_single(
 ) -> Any:
     """A single agent answering directly (the baseline); it sees any private context."""
     opts = Options.of(options)
-    check_model(model)
+    model = check_model(model)
     builder = new_graph(expose_handle)
     add_judger_node(builder, model, "single", instruction, opts, sees_context=True)
     builder.add_edge(START, "single")
