@@ -193,7 +193,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"--format {args.format} needs -o/--output FILE.{args.format}")
     graph = make_graph(StandInModel(args.model), args)  # drawing needs the graph's shape, not the weights
     result = draw_graph(graph, args.format, args.output)
-    if args.format in ("mermaid", "ascii"):
+    if args.format in ("mermaid", "ascii", "dot"):
         if args.output:
             Path(args.output).write_text(str(result), encoding="utf-8")
         else:
@@ -226,7 +226,7 @@ def make_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     draw = sub.add_parser("draw", help="draw a graph (mermaid, ascii, png, svg) offline")
-    draw.add_argument("--format", default="mermaid", choices=["mermaid", "ascii", "png", "svg"])
+    draw.add_argument("--format", default="mermaid", choices=["mermaid", "ascii", "dot", "png", "svg"])
     draw.add_argument("-o", "--output", default=None, help="output file (required for png/svg)")
     add_model_args(draw)
     add_graph_args(draw)

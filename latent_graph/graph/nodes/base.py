@@ -69,7 +69,7 @@ class AgentNode:
     @property
     def metadata(self) -> dict[str, Any]:
         """LangGraph node metadata declaring what this node passes on (read by drawings and the CLI)."""
-        return sends_metadata(self.sends, "text" if self.foreign else None)
+        return sends_metadata(self.sends, "text" if self.foreign else None, self.branch)
 
     # ---------------------------------------------------------------- inputs
     def incoming(self, state: dict[str, Any], config: Any = None) -> LatentHandle | None:
