@@ -9,6 +9,8 @@ graphs, runs) -> ``present`` (drawings, reports) and ``cli``. ``adapters`` and
 
 from latent_graph.errors import (
     BatchSizeMismatchError,
+    BranchCollisionError,
+    CheckpointSerializerError,
     ContextOverflowError,
     DefaultModelMissingError,
     DeviceMismatchError,
@@ -41,6 +43,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BatchSizeMismatchError",
+    "BranchCollisionError",
+    "CheckpointSerializerError",
     "ContextOverflowError",
     "DTypeMismatchError",
     "DecodeOptions",

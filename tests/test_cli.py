@@ -157,3 +157,42 @@ def test_draw_formats(tiny, tmp_path, capsys):
     assert run("draw", "--format", "svg", "-o", str(tmp_path / "g.svg")) == 0
     assert (tmp_path / "g.svg").read_text().lstrip().startswith("<?xml")
     assert run("draw", "--format", "png") == 2
+
+
+# ------------------------------------------------------------------ issue 12, item 9
+def test_graph_factory_from_the_current_directory_gets_only_its_kwargs(tiny, tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_graphs.py").write_text(
+        "from latent_graph.graph import build_sequential\n"
+        "def make(model, steps):\n"
+        "    return build_sequential(model, agents={'planner': 'Plan.'}, steps=steps, max_new_tokens=2)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert run("run", *FAST, "--graph", "my_graphs:make", "--json", "q?") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["node"] for r in data["trace"]] == ["planner", "judger"] and data["trace"][0]["latent_steps"] == 2
+
+
+def test_run_input_json_adds_graph_input_keys(tiny, capsys):
+    assert run("run", *FAST, "--json", "--input", '{"context": ["The code is BLUE-42."]}', "Which code?") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "BLUE-42" in data["trace"][0]["prompts"][0]
+    assert run("run", *FAST, "--input", "[1]", "q") == 2
+    assert "JSON object" in capsys.readouterr().err
+
+
+def test_draw_does_not_load_the_model(monkeypatch, capsys):
+    def refuse(args):
+        raise AssertionError("draw loaded the model")
+
+    monkeypatch.setattr(cli, "load_model", refuse)
+    assert run("draw", "--format", "mermaid", "--model", "some/huge-model", "--edges", "latent,text,latent") == 0
+    out = capsys.readouterr().out
+    assert "planner == latent ==> critic" in out and "critic -. text .-> refiner" in out
+
+
+def test_run_shows_live_progress_unless_quiet(tiny, capsys):
+    assert run("run", *FAST, "--edges", "critic=text", "a?", "b?") == 0
+    err = capsys.readouterr().err
+    assert "planner done (2 latent steps)" in err and "critic done" in err and "tokens" in err
+    assert run("run", *FAST, "--quiet", "a?") == 0
+    assert capsys.readouterr().err == ""

@@ -19,7 +19,8 @@ def _load(path: Path):
 
 
 def test_there_are_examples():
-    assert {p.stem for p in EXAMPLES} >= {"custom_graph", "streaming", "resume_checkpoint", "html_report"}
+    assert {p.stem for p in EXAMPLES} >= {"custom_graph", "streaming", "resume_checkpoint", "html_report",
+                                          "send_map_reduce", "subgraph", "loop", "multi_turn"}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
@@ -38,6 +39,15 @@ def test_example_runs_on_a_tiny_model(path, llama, tmp_path, capsys):
     elif path.stem == "resume_checkpoint":
         assert result["paused_next"] == ["critic"] and result["out"]["answers"]
         assert [r["node"] for r in result["out"]["trace"]] == ["planner", "critic", "refiner", "judger"]
+    elif path.stem == "send_map_reduce":
+        branches = [r["branch"] for r in result["out"]["trace"] if r["node"] == "worker"]
+        assert sorted(branches) == ["worker[0]", "worker[1]", "worker[2]"]
+    elif path.stem == "subgraph":
+        assert [r["node"] for r in result["out"]["trace"]] == ["scout", "critic", "judger", "editor"]
+    elif path.stem == "loop":
+        assert [r["node"] for r in result["out"]["trace"]] == ["planner", "critic"] * 2 + ["judger"]
+    elif path.stem == "multi_turn":
+        assert result["kv"][0] < result["kv"][1] < result["kv"][2]  # each turn continued the conversation
     elif path.stem == "html_report":
         assert all(p.exists() for p in result.values())
         assert "<svg" in result["report"].read_text() and "B / A" in result["compare"].read_text()

@@ -32,7 +32,8 @@ from typing import Any
 from latent_graph.engine import DEFAULT_STEPS, MEMORY_POLICIES, DecodeOptions, check_steps
 from latent_graph.engine import load_model as engine_load_model
 from latent_graph.errors import InvalidArgumentError, LatentGraphError
-from latent_graph.graph import GRAPHS, build_graph, execute
+from latent_graph.graph import GRAPHS, StandInModel, build_graph, execute
+from latent_graph.graph.run import FACTORY_OPTIONS
 from latent_graph.graph.edges import parse_edge_spec
 from latent_graph.present import RunTrace, write_report
 from latent_graph.present.draw import draw as draw_graph
@@ -69,7 +70,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_graph_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--graph", default="sequential", help=f"{'|'.join(GRAPHS)} or module:attr (a factory)")
+    p.add_argument("--graph", default="sequential",
+                   help=f"{'|'.join(GRAPHS)} or module:attr: a factory(model, **kw) returning a compiled graph, "
+                        f"importable from the current directory; it gets only the keywords it declares of "
+                        f"{', '.join(FACTORY_OPTIONS)} (all of them with **kwargs)")
     p.add_argument("--edges", default="latent",
                    help="latent | text | one kind per edge (latent,text,latent) | by sender (critic=text)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"latent steps per latent agent (default {DEFAULT_STEPS})")
@@ -137,16 +141,30 @@ def read_questions(args: argparse.Namespace) -> tuple[list[str], list[str] | Non
     return qs, (None if all(c is None for c in ctx) else [c or "" for c in ctx])
 
 
+def parse_input(text: str | None) -> dict[str, Any]:
+    """``--input JSON``: extra graph input keys (a JSON object; ``questions`` comes from the arguments)."""
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"--input is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidArgumentError("--input must be a JSON object of extra graph input keys")
+    return data
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     _check_flags(args)
     questions, contexts = read_questions(args)
+    extra = parse_input(args.input)
     model = load_model(args)
     graph = make_graph(model, args, inspect=args.inspect)
-    inputs: dict[str, Any] = {"questions": questions}
+    inputs: dict[str, Any] = {**extra, "questions": questions}
     if contexts is not None:
         inputs["context"] = contexts
     stream = len(questions) == 1 and not args.json and not args.quiet
-    progress = not args.quiet and sys.stderr.isatty()
+    progress = not args.quiet
     t0 = time.time()
     out = execute(graph, inputs, stream_tokens=stream, progress=progress)
     options = {"graph": args.graph, "edges": args.edges, **graph_options(args), "inspect": args.inspect}
@@ -173,10 +191,9 @@ def cmd_draw(args: argparse.Namespace) -> int:
     _check_flags(args)
     if args.format in ("png", "svg") and not args.output:
         raise InvalidArgumentError(f"--format {args.format} needs -o/--output FILE.{args.format}")
-    model = load_model(args)
-    graph = make_graph(model, args)
+    graph = make_graph(StandInModel(args.model), args)  # drawing needs the graph's shape, not the weights
     result = draw_graph(graph, args.format, args.output)
-    if args.format in ("mermaid", "ascii"):
+    if args.format in ("mermaid", "ascii", "dot"):
         if args.output:
             Path(args.output).write_text(str(result), encoding="utf-8")
         else:
@@ -200,13 +217,16 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--save-trace", default=None, metavar="RUN.json", help="save the run trace as JSON")
     run.add_argument("--report", default=None, metavar="RUN.html", help="write an offline HTML run report")
     run.add_argument("--json", action="store_true", help="print the run trace (answers, trace...) as JSON")
-    run.add_argument("--quiet", action="store_true", help="print only the answers (no progress, no streaming)")
+    run.add_argument("--input", default=None, metavar="JSON",
+                     help='extra graph input keys as a JSON object, e.g. \'{"topics": ["a", "b"]}\'')
+    run.add_argument("--quiet", action="store_true",
+                     help="print only the answers (no live progress on stderr, no streaming)")
     add_model_args(run)
     add_graph_args(run)
     run.set_defaults(func=cmd_run)
 
     draw = sub.add_parser("draw", help="draw a graph (mermaid, ascii, png, svg) offline")
-    draw.add_argument("--format", default="mermaid", choices=["mermaid", "ascii", "png", "svg"])
+    draw.add_argument("--format", default="mermaid", choices=["mermaid", "ascii", "dot", "png", "svg"])
     draw.add_argument("-o", "--output", default=None, help="output file (required for png/svg)")
     add_model_args(draw)
     add_graph_args(draw)

@@ -11,6 +11,7 @@ from latent_graph.graph.nodes import (
     CrossModelAgentNode,
     JudgerNode,
     LatentAgentNode,
+    StandInModel,
     TextAgentNode,
     compose_prompt,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "LatentState",
     "Message",
     "NodeRecord",
+    "StandInModel",
     "StepRecord",
     "TextAgentNode",
     "add_agent",

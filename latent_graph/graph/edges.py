@@ -11,7 +11,7 @@ and never from attributes glued onto a compiled graph.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from latent_graph.errors import InvalidArgumentError
 
@@ -21,9 +21,15 @@ DrawnKind = Literal["latent", "text", "plain"]
 METADATA_KEY = "latent_graph"
 
 
-def sends_metadata(sends: str) -> dict[str, Any]:
-    """Node metadata declaring what the node passes on."""
-    return {METADATA_KEY: {"sends": sends}}
+def sends_metadata(sends: str, receives: str | None = None, branch: bool = False) -> dict[str, Any]:
+    """Node metadata declaring what the node passes on (``receives="text"``: a node on a foreign chat
+    model, which turns a latent edge into it into a text edge; ``branch``: a parallel branch node)."""
+    decl: dict[str, Any] = {"sends": sends}
+    if receives is not None:
+        decl["receives"] = receives
+    if branch:
+        decl["branch"] = "true"
+    return {METADATA_KEY: decl}
 
 
 def add_agent(builder: Any, node: Any, name: str | None = None) -> Any:
@@ -31,24 +37,61 @@ def add_agent(builder: Any, node: Any, name: str | None = None) -> Any:
     return builder.add_node(name or node.name, node, metadata=node.metadata)
 
 
-def node_sends(graph: Any) -> dict[str, str]:
-    """``{node: sends}`` for the nodes of a compiled graph that declared it."""
+class DrawnEdge(NamedTuple):
+    """One edge as drawn: its kind, whether it is conditional (a router or ``Send``) and its label."""
+
+    source: str
+    target: str
+    kind: DrawnKind
+    conditional: bool
+    label: str
+
+
+def declared(graph: Any, key: str, xray: bool = False) -> dict[str, str]:
+    """``{node: value}`` of one declared key (``sends``/``receives``/``branch``) for the nodes of a compiled graph."""
     out = {}
-    for name, node in graph.get_graph().nodes.items():
-        declared = (node.metadata or {}).get(METADATA_KEY) or {}
-        if "sends" in declared:
-            out[str(name)] = str(declared["sends"])
+    for name, node in graph.get_graph(xray=xray).nodes.items():
+        decl = (node.metadata or {}).get(METADATA_KEY) or {}
+        if key in decl:
+            out[str(name)] = str(decl[key])
     return out
 
 
-def edge_kinds_of(graph: Any) -> dict[tuple[str, str], DrawnKind]:
-    """Kind ("latent", "text" or "plain") of each edge of a compiled graph, from its senders' declarations."""
-    sends = node_sends(graph)
-    kinds: dict[tuple[str, str], DrawnKind] = {}
-    for e in graph.get_graph().edges:
-        kind = sends.get(e.source)
-        kinds[(e.source, e.target)] = kind if kind in EDGE_KINDS else "plain"  # type: ignore[assignment]
-    return kinds
+def node_sends(graph: Any, xray: bool = False) -> dict[str, str]:
+    """``{node: sends}`` for the nodes of a compiled graph that declared it."""
+    return declared(graph, "sends", xray)
+
+
+def converted_edges(graph: Any, xray: bool = False) -> set[tuple[str, str]]:
+    """Latent edges into a node that only reads text: the sender's handle is decoded to a message on the way."""
+    sends, receives = node_sends(graph, xray), declared(graph, "receives", xray)
+    return {(e.source, e.target) for e in graph.get_graph(xray=xray).edges
+            if sends.get(e.source) == "latent" and receives.get(e.target) == "text"}
+
+
+def drawn_edges(graph: Any, xray: bool = False) -> list[DrawnEdge]:
+    """Every edge of a compiled graph with its kind, from its senders' declarations (``xray``: subgraphs expanded).
+
+    A latent edge into a node declared ``receives="text"`` is a text edge (see :func:`converted_edges`),
+    and so is an answer passed on to another node (a subgraph's judger feeding the parent). Conditional edges keep LangGraph's label (the router's path name); one into a node declared
+    ``branch`` (a parallel branch, e.g. ``Send`` fan-out) is labelled "Send" when it has none.
+    """
+    sends, branch = node_sends(graph, xray), declared(graph, "branch", xray)
+    converted = converted_edges(graph, xray)
+    out = []
+    for e in graph.get_graph(xray=xray).edges:
+        kind = "text" if (e.source, e.target) in converted else sends.get(e.source)
+        if kind == "answer" and e.target != "__end__":
+            kind = "text"  # an answer passed on inside a bigger graph is a message
+        label = str(e.data) if e.data is not None else ("Send" if e.conditional and e.target in branch else "")
+        out.append(DrawnEdge(e.source, e.target, kind if kind in EDGE_KINDS else "plain",  # type: ignore[arg-type]
+                             bool(e.conditional), label))
+    return out
+
+
+def edge_kinds_of(graph: Any, xray: bool = False) -> dict[tuple[str, str], DrawnKind]:
+    """Kind ("latent", "text" or "plain") of each edge of a compiled graph (see :func:`drawn_edges`)."""
+    return {(e.source, e.target): e.kind for e in drawn_edges(graph, xray)}
 
 
 def answer_nodes(graph: Any) -> set[str]:

@@ -3,23 +3,28 @@
 - ``questions`` (and optional per-question ``context``, shown to the first agent only);
 - ``handle``: the latent edge carrier — the last latent agent's :class:`LatentHandle`;
 - ``branches``: handles written by parallel branches, merged by the judger;
-- ``inbox``: text-edge messages not yet read (the next agent consumes them);
+- ``inbox``: text-edge messages, marked read by the agent that consumes them;
 - ``messages``: every text message ever sent (the transcript);
 - ``trace``: one record per executed node; ``answers``: the judger's output.
 
-The handle is hidden from the graph's input/output schema unless asked for.
+Lists merge by id and reading is a monotonic flag, so a compiled graph used as a
+node of another graph (a subgraph, which returns its whole state) merges once.
+The handle is accepted as input but hidden from the output schema unless asked for.
 """
 
-from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+import uuid
+from typing import Annotated, Any
+
+from typing_extensions import NotRequired, TypedDict
 
 from latent_graph.engine import LatentHandle
-from latent_graph.errors import BatchSizeMismatchError, InvalidArgumentError
+from latent_graph.errors import BatchSizeMismatchError, BranchCollisionError, InvalidArgumentError
 from latent_graph.graph.trace import NodeRecord
 
 CLEAR: dict[str, str] = {"op": "clear"}
+"""Inbox update marking every message read."""
 
 
 class Message(TypedDict):
@@ -29,20 +34,76 @@ class Message(TypedDict):
     """The sender."""
     texts: list[str]
     """One text per batch row (question)."""
+    id: NotRequired[str]
+    """Unique id (reducers keep a message once, however often a subgraph returns it)."""
+    read: NotRequired[bool]
+    """In the inbox: whether a reader consumed it (read messages are kept, marked, never re-read)."""
+
+
+def new_message(agent: str, texts: list[str]) -> Message:
+    """A message with a fresh id."""
+    return Message(agent=agent, texts=list(texts), id=uuid.uuid4().hex)
+
+
+def read_update(messages: list[Message]) -> dict[str, Any]:
+    """Inbox update marking ``messages`` read."""
+    return {"op": "read", "ids": [m["id"] for m in messages if "id" in m]}
+
+
+def unread(inbox: list[Message] | None) -> list[Message]:
+    """Messages of an inbox nobody has read yet."""
+    return [m for m in inbox or [] if not m.get("read")]
+
+
+def merge_by_id(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
+    """Append records/messages, keeping each id once (items without an id are always appended).
+
+    A compiled subgraph used as a node returns its whole list, including what it
+    received; merging by id makes that a no-op for items already present.
+    """
+    out = list(left or [])
+    seen = {x["id"] for x in out if isinstance(x, dict) and "id" in x}
+    for x in right or []:
+        if isinstance(x, dict) and "id" in x:
+            if x["id"] in seen:
+                continue
+            seen.add(x["id"])
+        out.append(x)
+    return out
 
 
 def inbox_reducer(left: list[Message] | None, right: Any) -> list[Message]:
-    """Append messages; the update ``CLEAR`` empties the inbox (the reader consumed it)."""
-    if right == CLEAR:
-        return []
-    return [*(left or []), *(right or [])]
+    """Append messages (by id); ``{"op": "read", "ids": [...]}`` marks them read, ``CLEAR`` marks all read.
+
+    Reading is monotonic: a message that is read anywhere (e.g. inside a subgraph,
+    which returns its inbox with the flag set) stays read in the parent.
+    """
+    left = [m if "id" in m else {**m, "id": uuid.uuid4().hex} for m in left or []]
+    if isinstance(right, dict) and right.get("op") in ("read", "clear"):
+        ids = None if right["op"] == "clear" else set(right.get("ids") or [])
+        return [{**m, "read": True} if ids is None or m["id"] in ids else m for m in left]  # type: ignore[typeddict-item]
+    read = {m["id"] for m in right or [] if m.get("read") and "id" in m}
+    merged = merge_by_id(left, [m if "id" in m else {**m, "id": uuid.uuid4().hex} for m in right or []])
+    return [{**m, "read": True} if m["id"] in read else m for m in merged]  # type: ignore[typeddict-item]
 
 
 def branches_reducer(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
-    """Merge branch handles by agent name; ``None`` clears them (after a judger merged them)."""
+    """Merge branch handles by branch key (see :mod:`latent_graph.graph.tasks`); ``None`` clears them.
+
+    Raises:
+        BranchCollisionError: Two writes put different handles under one key (two
+            tasks of one node that do not say which Send task they are).
+    """
     if right is None:
         return {}
-    return {**(left or {}), **right}
+    left = left or {}
+    clash = sorted(k for k, v in right.items() if k in left and left[k] is not v)
+    if clash:
+        raise BranchCollisionError(
+            f"parallel branches {clash} were written twice before a reader merged them; every Send task "
+            "keeps its own key (node[i]) when it runs under LangGraph, so two different tasks used one name"
+        )
+    return {**left, **right}
 
 
 class LatentState(TypedDict, total=False):
@@ -55,24 +116,34 @@ class LatentState(TypedDict, total=False):
     handle: LatentHandle | None
     """The latent edge carrier: the last latent agent's handle (None after a text edge)."""
     branches: Annotated[dict[str, LatentHandle], branches_reducer]
-    """Handles written by parallel branches, merged by the next reader."""
+    """Handles written by parallel branches (keyed ``node`` or ``node[i]`` per Send task), merged by the next reader."""
     inbox: Annotated[list[Message], inbox_reducer]
-    """Text-edge messages not yet read (the next agent consumes them)."""
-    messages: Annotated[list[Message], operator.add]
+    """Text-edge messages; the next agent reads the unread ones and marks them read."""
+    messages: Annotated[list[Message], merge_by_id]
     """Every text message ever sent (the transcript)."""
-    trace: Annotated[list[NodeRecord], operator.add]
+    trace: Annotated[list[NodeRecord], merge_by_id]
     """One record per executed node, in order."""
     answers: list[str]
     """The judger's answer per question."""
+    turn: Annotated[int, operator.add]
+    """Runs (turns) this thread has finished: answer nodes add 1 (see :mod:`latent_graph.graph.threads`)."""
+    handle_turn: int
+    """The turn in which ``handle`` was written (an older one is carried over by the thread policy)."""
 
 
 class GraphInput(TypedDict, total=False):
-    """What a caller passes to ``graph.invoke``."""
+    """What a caller (or a parent graph, when the graph is a subgraph) passes to ``graph.invoke``."""
 
     questions: list[str]
     """The batch of questions."""
     context: list[str] | None
     """Optional private context per question."""
+    handle: LatentHandle | None
+    """A handle to continue from (a parent graph's latent edge into this graph)."""
+    branches: dict[str, LatentHandle]
+    """Parallel branch handles to merge (a parent's fan-out into this graph)."""
+    inbox: list[Message]
+    """Text-edge messages sent into this graph."""
 
 
 class GraphOutput(TypedDict, total=False):
@@ -84,6 +155,8 @@ class GraphOutput(TypedDict, total=False):
     """The transcript of text messages."""
     trace: list[NodeRecord]
     """One record per executed node."""
+    inbox: list[Message]
+    """The inbox with read flags (a parent graph learns what this graph consumed)."""
 
 
 class GraphOutputWithHandle(GraphOutput, total=False):

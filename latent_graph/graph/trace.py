@@ -5,12 +5,12 @@ entry per batch row (question), so readers sum them without guessing;
 ``latent_steps`` and ``kv_len`` are the same for every row and stored once.
 """
 
-from __future__ import annotations
 
 import time
-from typing import Literal, TypedDict
+import uuid
+from typing import Literal
 
-from typing_extensions import NotRequired
+from typing_extensions import NotRequired, TypedDict
 
 from latent_graph.engine import LatentHandle
 
@@ -66,6 +66,14 @@ class NodeRecord(TypedDict):
     """Per latent step records."""
     prompts: list[str]
     """The composed prompt, per row."""
+    id: NotRequired[str]
+    """Unique id of this record (the ``trace`` reducer keeps a record once, even when a subgraph returns it again)."""
+    graph_node: NotRequired[str]
+    """The LangGraph node it ran as (differs from ``node`` when one graph node runs a renamed agent)."""
+    branch: NotRequired[str]
+    """Its branch key: ``node``, or ``node[i]`` for the i-th ``Send`` task."""
+    converted: NotRequired[str]
+    """Set when a latent edge was turned into a text edge on the way in (the reason)."""
 
 
 def node_record(
@@ -81,10 +89,11 @@ def node_record(
     memory: str,
     steps: list[StepRecord],
     prompts: list[str],
+    task: dict[str, str] | None = None,
 ) -> NodeRecord:
-    """Build the record at the end of a node run (the end time is now)."""
+    """Build the record at the end of a node run (the end time is now); ``task`` adds graph_node/branch."""
     end = time.time()
-    return NodeRecord(
+    record = NodeRecord(
         node=node,
         kind=kind,
         rows=len(prompts),
@@ -100,7 +109,10 @@ def node_record(
         memory=memory,
         steps=steps,
         prompts=list(prompts),
+        id=uuid.uuid4().hex,
     )
+    record.update(task or {})  # type: ignore[typeddict-item]
+    return record
 
 
 def prompt_tokens_of(handle: LatentHandle) -> list[int]:

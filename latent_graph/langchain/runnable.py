@@ -1,6 +1,8 @@
 """langchain-core ``Runnable`` face of a :class:`~latent_graph.engine.LocalLatentModel`.
 
-``LatentRunnable(model).invoke`` takes a plain string (-> decoded text) or a request dict::
+``LatentRunnable(model).invoke`` takes a plain string or a string prompt value (-> decoded
+text), chat messages or a chat prompt value (-> an ``AIMessage``, so ``prompt | LatentRunnable(model)``
+works), or a request dict::
 
     {"prompt": str | list[str], "handle": LatentHandle | None,
      "mode": "think" | "decode", "steps": int, ...other think/decode kwargs}
@@ -14,10 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.prompt_values import PromptValue, StringPromptValue
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from latent_graph.engine import LocalLatentModel
 from latent_graph.errors import InvalidArgumentError
+from latent_graph.langchain.chat_model import split_messages
 
 
 class LatentRunnable(Runnable[Any, Any]):
@@ -33,10 +38,23 @@ class LatentRunnable(Runnable[Any, Any]):
         self.model = model
 
     def _run_request(self, request: Any) -> Any:
+        if isinstance(request, StringPromptValue):
+            request = request.to_string()
         if isinstance(request, str):
             return self.model.decode(None, request).text
+        if isinstance(request, PromptValue):
+            request = request.to_messages()
+        if isinstance(request, BaseMessage):
+            request = [request]
+        if isinstance(request, list) and request and all(isinstance(m, BaseMessage) for m in request):
+            system, prompt = split_messages(request)
+            d = self.model.decode(None, prompt, system=system)
+            usage = {"input_tokens": d.prompt_tokens[0], "output_tokens": d.new_tokens[0],
+                     "total_tokens": d.prompt_tokens[0] + d.new_tokens[0]}
+            return AIMessage(content=d.text, usage_metadata=usage)  # type: ignore[arg-type]
         if not isinstance(request, dict) or "prompt" not in request:
-            raise InvalidArgumentError("invoke() takes a prompt string or a dict with at least a 'prompt' key")
+            raise InvalidArgumentError("invoke() takes a prompt string, chat messages, a prompt value "
+                                       f"or a dict with at least a 'prompt' key; got {type(request).__name__}")
         req = dict(request)
         mode = req.pop("mode", "think")
         handle = req.pop("handle", None)

@@ -10,7 +10,7 @@ from latent_graph.persist.chunks import (
 )
 from latent_graph.persist.collect import collect_chunks, prune
 from latent_graph.persist.handle_format import chunk_key, handle_from_bytes, handle_to_bytes
-from latent_graph.persist.savers import checkpoint_nbytes, memory_checkpointer, sqlite_checkpointer
+from latent_graph.persist.savers import checkpoint_nbytes, latent_checkpointer, memory_checkpointer, sqlite_checkpointer
 from latent_graph.persist.serializer import TYPE_TAG, LatentSerializer
 from latent_graph.persist.stores import ChunkStore, InMemoryChunkStore, SqliteChunkStore
 
@@ -31,6 +31,7 @@ __all__ = [
     "handle_to_chunks",
     "handle_to_store",
     "manifest_chunk_keys",
+    "latent_checkpointer",
     "memory_checkpointer",
     "prune",
     "sqlite_checkpointer",

@@ -16,11 +16,19 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from latent_graph.errors import CheckpointSerializerError
 from latent_graph.persist.collect import collect_chunks
 from latent_graph.persist.serializer import LatentSerializer
 from latent_graph.persist.stores import InMemoryChunkStore, SqliteChunkStore
 
-__all__ = ["LatentMemorySaver", "LatentSqliteSaver", "checkpoint_nbytes", "memory_checkpointer", "sqlite_checkpointer"]
+__all__ = [
+    "LatentMemorySaver",
+    "LatentSqliteSaver",
+    "checkpoint_nbytes",
+    "latent_checkpointer",
+    "memory_checkpointer",
+    "sqlite_checkpointer",
+]
 
 
 # ---------------------------------------------------------- savers
@@ -72,12 +80,46 @@ def sqlite_checkpointer(
         allowed_types: Your own classes checkpoints may rebuild (strict loading, see
             :class:`LatentSerializer`).
     """
-    conn = sqlite3.connect(str(path), check_same_thread=False)
+    saver = LatentSqliteSaver(sqlite3.connect(str(path), check_same_thread=False))
+    return _with_sqlite_chunks(saver, device, allowed_types)
+
+
+def _with_sqlite_chunks(
+    saver: SqliteSaver, device: str | Any | None, allowed_types: Iterable[type | tuple[str, ...]] = ()
+) -> SqliteSaver:
+    """Give ``saver`` a LatentSerializer whose chunks share its connection and one reentrant lock."""
     lock = threading.RLock()
-    serde = LatentSerializer(SqliteChunkStore(conn, lock=lock), device=device, allowed_types=allowed_types)
-    saver = LatentSqliteSaver(conn, serde=serde)
+    saver.serde = LatentSerializer(SqliteChunkStore(saver.conn, lock=lock), device=device, allowed_types=allowed_types)
     saver.lock = lock  # type: ignore[assignment]
     return saver
+
+
+def latent_checkpointer(checkpointer: Any, *, device: str | Any | None = None) -> Any:
+    """``checkpointer`` made able to store latent handles; what to pass to ``builder.compile``.
+
+    LangGraph's default serializer cannot store a :class:`LatentHandle` (it fails with a raw
+    msgpack ``TypeError``). This installs :class:`LatentSerializer` (a ``JsonPlusSerializer``
+    superset, so checkpoints already written stay readable) on a plain ``InMemorySaver`` or
+    ``SqliteSaver`` through their public ``serde`` attribute; a saver that already has one
+    is returned as is, and ``None`` stays ``None``. Prebuilt graphs call it for you; a
+    hand-built graph does ``builder.compile(checkpointer=latent_checkpointer(InMemorySaver()))``.
+
+    Raises:
+        CheckpointSerializerError: For another saver type, naming the calls to use instead.
+    """
+    if checkpointer is None or isinstance(getattr(checkpointer, "serde", None), LatentSerializer):
+        return checkpointer
+    if isinstance(checkpointer, InMemorySaver):
+        checkpointer.serde = LatentSerializer(InMemoryChunkStore(), device=device)  # strict loading too
+    elif isinstance(checkpointer, SqliteSaver):
+        _with_sqlite_chunks(checkpointer, device)
+    else:
+        raise CheckpointSerializerError(
+            f"a {type(checkpointer).__name__} cannot store latent handles with its serializer; use "
+            "latent_graph.persist.memory_checkpointer() or latent_graph.persist.sqlite_checkpointer(path), "
+            "or construct it with serde=latent_graph.persist.LatentSerializer(chunk_store)"
+        )
+    return checkpointer
 
 
 # -------------------------------------------------------------- measuring

@@ -1,10 +1,11 @@
 """Draw a compiled latent graph offline, with latent edges visibly different from text edges.
 
 LangGraph's ``draw_mermaid_png()`` calls a web API, so images are rendered locally
-with matplotlib instead. Edge kinds are what each sender declared in its node
-metadata (:func:`latent_graph.graph.edge_kinds_of`).
+with Graphviz ``dot`` instead (matplotlib where ``dot`` is missing). Edge kinds are
+what each sender declared in its node metadata (:func:`latent_graph.graph.edges.drawn_edges`).
 
-Styles: latent = thick purple ``==>``; text = dashed grey ``-.->``; other = plain.
+Styles: latent = thick purple ``==>``; text = dashed grey ``-.->``; conditional edges
+(routers, ``Send`` fan-out) dashed and labelled; subgraphs as blocks; other = plain.
 """
 
 from __future__ import annotations
@@ -16,37 +17,46 @@ from typing import Any
 from langgraph.graph import END, START
 
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.graph import edge_kinds_of
-from latent_graph.present.svg import LATENT as LATENT_COLOR
-from latent_graph.present.svg import TEXT as TEXT_COLOR
-from latent_graph.present.svg import label as _label
+from latent_graph.present.layout import LATENT as LATENT_COLOR
+from latent_graph.present.layout import TEXT as TEXT_COLOR
+from latent_graph.present.layout import Shape, edge_text, is_hot, node_id, render, to_dot
+from latent_graph.present.layout import label as _label
 from latent_graph.present.svg import layers
 
 
 def _nodes_and_edges(graph: Any) -> tuple[list[str], list[tuple[str, str, str]]]:
-    drawn = graph.get_graph()
-    kinds = edge_kinds_of(graph)
-    nodes = list(drawn.nodes)
-    edges = [(e.source, e.target, kinds[(e.source, e.target)]) for e in drawn.edges]
-    return nodes, edges
+    shape = Shape.of(graph)
+    return shape.nodes, [(e.source, e.target, e.kind) for e in shape.edges]
 
 
 def to_mermaid(graph: Any, highlight: Iterable[str] = ()) -> str:
-    """Mermaid flowchart text; latent edges thick purple, text edges dashed, executed nodes highlighted."""
-    nodes, edges = _nodes_and_edges(graph)
+    """Mermaid flowchart text: latent edges thick purple, text edges dashed, conditional edges dashed and
+    labelled, subgraphs as blocks, executed nodes highlighted."""
+    shape = Shape.of(graph)
     hot = set(highlight)
     lines = ["graph TD;"]
-    for n in nodes:
-        shape = f"([{_label(n)}])" if n in (START, END) else f"[{n}]"
-        lines.append(f"    {n}{shape}" + (":::ran" if n in hot else ""))
+
+    def node(n: str) -> str:
+        shape_text = f"([{_label(n)}])" if n in (START, END) else f"[{_label(n)}]"
+        return f"    {node_id(n)}{shape_text}" + (":::ran" if is_hot(n, hot) else "")
+
+    clustered = {n for members in shape.clusters.values() for n in members}
+    lines += [node(n) for n in shape.nodes if n not in clustered]
+    for name, members in shape.clusters.items():
+        lines.append(f"    subgraph {node_id(name)} [{name}]")
+        lines += ["    " + node(n) for n in members]
+        lines.append("    end")
     styles = []
-    for i, (a, b, kind) in enumerate(edges):
-        if kind == "latent":
+    for i, e in enumerate(shape.edges):
+        a, b, text = node_id(e.source), node_id(e.target), edge_text(e)
+        color = {"latent": LATENT_COLOR, "text": TEXT_COLOR}.get(e.kind)
+        if e.kind == "latent" and not e.conditional:
             lines.append(f"    {a} == latent ==> {b};")
             styles.append(f"    linkStyle {i} stroke:{LATENT_COLOR},stroke-width:3px;")
-        elif kind == "text":
-            lines.append(f"    {a} -. text .-> {b};")
-            styles.append(f"    linkStyle {i} stroke:{TEXT_COLOR},stroke-dasharray:5 5;")
+        elif text:
+            lines.append(f"    {a} -. {text} .-> {b};")
+            width = "3px" if e.kind == "latent" else "1.5px"
+            styles.append(f"    linkStyle {i} stroke:{color or '#111827'},stroke-width:{width},stroke-dasharray:5 5;")
         else:
             lines.append(f"    {a} --> {b};")
     lines += styles
@@ -55,18 +65,32 @@ def to_mermaid(graph: Any, highlight: Iterable[str] = ()) -> str:
 
 
 def to_ascii(graph: Any) -> str:
-    """Plain-text drawing: one line per edge, ``==latent==>`` / ``--text-->`` / ``---->``."""
-    _, edges = _nodes_and_edges(graph)
+    """Plain-text drawing: one line per edge, ``==latent==>`` / ``--text---->`` / ``----------->``,
+    conditional edges ``- - if - ->`` with their label."""
+    shape = Shape.of(graph)
     arrows = {"latent": "==latent==>", "text": "--text---->", "plain": "----------->"}
-    width = max((len(_label(a)) for a, _, _ in edges), default=0)
-    return "\n".join(f"{_label(a):>{width}} {arrows[k]} {_label(b)}" for a, b, k in edges) + "\n"
+    width = max((len(_label(e.source)) for e in shape.edges), default=0)
+    return "\n".join(
+        f"{_label(e.source):>{width}} {arrows[e.kind] if not e.conditional else f'- -{edge_text(e)}- ->'} {_label(e.target)}"
+        for e in shape.edges) + "\n"
+
+
+def to_dot_source(graph: Any, highlight: Iterable[str] = ()) -> str:
+    """Graphviz DOT text of the graph (see :func:`latent_graph.present.layout.to_dot`)."""
+    return to_dot(Shape.of(graph), highlight)
 
 
 def to_image(graph: Any, path: str | Path, highlight: Iterable[str] = ()) -> Path:
-    """Render to PNG or SVG (by file extension) with matplotlib — no network needed."""
+    """Render to PNG or SVG (by file extension), laid out by Graphviz ``dot``; without ``dot`` a simple
+    layered matplotlib drawing (a message on stderr says so). No network needed either way."""
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg"):
         raise InvalidArgumentError(f"image path must end in .png or .svg, got {path.name!r}")
+    laid = render(to_dot_source(graph, highlight), path.suffix[1:].lower())
+    if laid is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(laid)
+        return path
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,13 +139,15 @@ def to_image(graph: Any, path: str | Path, highlight: Iterable[str] = ()) -> Pat
 
 
 def draw(graph: Any, fmt: str = "mermaid", path: str | Path | None = None) -> str | Path:
-    """Draw in ``fmt`` ("mermaid", "ascii", "png", "svg"); images need ``path``."""
+    """Draw in ``fmt`` ("mermaid", "ascii", "dot", "png", "svg"); images need ``path``."""
     if fmt == "mermaid":
         return to_mermaid(graph)
     if fmt == "ascii":
         return to_ascii(graph)
+    if fmt == "dot":
+        return to_dot_source(graph)
     if fmt in ("png", "svg"):
         if path is None:
             raise InvalidArgumentError(f"drawing as {fmt} needs an output path")
         return to_image(graph, path)
-    raise InvalidArgumentError(f"unknown drawing format {fmt!r}; choose mermaid, ascii, png or svg")
+    raise InvalidArgumentError(f"unknown drawing format {fmt!r}; choose mermaid, ascii, dot, png or svg")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.present.svg import bar_chart, graph_svg, line_chart
+from latent_graph.present.svg import bar_chart, graph_svg, line_chart, timeline_svg
 from latent_graph.graph import NodeRecord, StepRecord
 from latent_graph.present.runtrace import RunTrace
 
@@ -176,7 +176,7 @@ def render_report(run: RunTrace, title: str | None = None) -> str:
     for k, rec in enumerate(run.trace):
         panels.append(_node_panel(run, k, rec, rec.get("node") not in seen))
         seen.add(rec.get("node"))
-    graph = graph_svg(run.nodes, run.edges, run.executed) if run.edges else '<p class="muted">no graph shape recorded</p>'
+    graph = graph_svg(run.nodes, run.edges, run.executed, run.edge_labels) if run.edges else '<p class="muted">no graph shape recorded</p>'
     mermaid = f"<details><summary>Mermaid source</summary><pre>{escape(run.mermaid)}</pre></details>" if run.mermaid else ""
     body = (
         f'<section><h2>Final answer</h2>{"".join(answers)}</section>'
@@ -184,6 +184,7 @@ def render_report(run: RunTrace, title: str | None = None) -> str:
         f"{mermaid}</section><section><h2>Run</h2>{_kv_table(summary)}<h4>Edges</h4>"
         f"{_kv_table(sorted(edge_kinds.items())) if edge_kinds else '<p class=muted>no agent edges</p>'}"
         f"<h4>Options</h4>{_kv_table(options) if options else '<p class=muted>none recorded</p>'}</section></div>"
+        f"<section><h2>Timeline</h2>{timeline_svg(run.trace)}</section>"
         f"<section><h2>Plots</h2>{_plots(run)}</section>"
         f'<h2>Nodes</h2>{"".join(panels)}'
     )
@@ -230,7 +231,7 @@ def render_compare(a: RunTrace, b: RunTrace, labels: Sequence[str] | None = None
         same = '<span class="same">same</span>' if x.strip() == y.strip() else '<span class="diff">differ</span>'
         answers.append(_row([str(i + 1), escape(q), f"<pre>{escape(x)}</pre>", f"<pre>{escape(y)}</pre>", same]))
     graphs = "".join(f'<section><h3>{escape(lab)}</h3><div class="graphbox">'
-                     f"{graph_svg(r.nodes, r.edges, r.executed) if r.edges else ''}</div></section>"
+                     f"{graph_svg(r.nodes, r.edges, r.executed, r.edge_labels) if r.edges else ''}</div></section>"
                      for lab, r in ((f"A: {la}", a), (f"B: {lb}", b)))
     body = (f"<section><h2>Summary</h2><p>A = {escape(la)}<br>B = {escape(lb)}</p>{table}</section>"
             f'<section><h2>Plots</h2><div class="plots">{"".join(charts)}</div></section>'

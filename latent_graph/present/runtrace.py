@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from latent_graph.errors import InvalidArgumentError
+from latent_graph.graph import Message, NodeRecord
 from latent_graph.jsonl import parse_json
-from latent_graph.graph import Message, NodeRecord, edge_kinds_of
+from latent_graph.present.layout import Shape
 
 VERSION = 2  # 2: trace records are typed NodeRecords with per-row token counts
 
@@ -35,13 +36,12 @@ def _jsonable(obj: Any) -> Any:
     return repr(obj)
 
 
-def graph_shape(graph: Any) -> tuple[list[str], dict[str, str], str]:
-    """Nodes, ``{"src->dst": kind}`` and mermaid text of a compiled graph (kinds: latent/text/plain)."""
-    from latent_graph.present.draw import to_mermaid
-
-    nodes = [str(n) for n in graph.get_graph().nodes]
-    edges = {f"{a}->{b}": k for (a, b), k in edge_kinds_of(graph).items()}
-    return nodes, edges, to_mermaid(graph)
+def graph_shape(graph: Any) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """Nodes (subgraphs expanded), ``{"src->dst": kind}`` (latent/text/plain) and ``{"src->dst": label}``
+    of the conditional edges of a compiled graph."""
+    shape = Shape.of(graph)
+    kinds, labels = shape.edge_record()
+    return [str(n) for n in shape.nodes], kinds, labels
 
 
 @dataclass
@@ -58,6 +58,7 @@ class RunTrace:
         graph: Graph name.
         nodes: Graph node names (including ``__start__`` / ``__end__``).
         edges: ``{"src->dst": "latent" | "text" | "plain"}``.
+        edge_labels: ``{"src->dst": label}`` of conditional edges (routers, ``Send`` fan-out).
         mermaid: Mermaid drawing of the graph with the executed nodes highlighted.
         options: Settings of the run (steps, memory, sampling...).
         wall_s: Wall seconds of the whole run as measured by the caller (None if unknown).
@@ -74,6 +75,7 @@ class RunTrace:
     graph: str = ""
     nodes: list[str] = field(default_factory=list)
     edges: dict[str, str] = field(default_factory=dict)
+    edge_labels: dict[str, str] = field(default_factory=dict)
     mermaid: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     wall_s: float | None = None
@@ -120,7 +122,7 @@ class RunTrace:
             fp = getattr(model, "fingerprint", None)
             run.model = {"name": str(getattr(model, "name", model)), "digest": str(getattr(fp, "digest", ""))}
         if graph is not None:
-            run.nodes, run.edges, _ = graph_shape(graph)
+            run.nodes, run.edges, run.edge_labels = graph_shape(graph)
             from latent_graph.present.draw import to_mermaid
 
             run.mermaid = to_mermaid(graph, highlight=run.executed)
@@ -132,8 +134,9 @@ class RunTrace:
     # ------------------------------------------------------------ views
     @property
     def executed(self) -> list[str]:
-        """Names of the nodes that ran, in execution order (unique)."""
-        return list(dict.fromkeys(r["node"] for r in self.trace))
+        """Graph nodes that ran, in execution order (unique): a record's ``graph_node`` (the LangGraph node
+        it ran as, e.g. ``worker`` for agent ``worker_algebra``), else its agent name."""
+        return list(dict.fromkeys(r.get("graph_node") or r["node"] for r in self.trace))
 
     def records(self, node: str) -> list[NodeRecord]:
         """The trace records of ``node`` (several if it ran more than once)."""

@@ -7,40 +7,61 @@ plotting library, no fonts or scripts from the network). All text is escaped.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+import re
 from html import escape
 
 from langgraph.graph import END, START
 
-LATENT = "#7c3aed"
-TEXT = "#6b7280"
-PLAIN = "#111827"
-RAN = "#fde68a"
+from latent_graph.present.layout import LATENT, PLAIN, RAN, TEXT, Shape, label, render, to_dot
+
 PALETTE = ["#7c3aed", "#0ea5e9", "#f59e0b", "#10b981", "#ef4444", "#6366f1", "#84cc16", "#ec4899"]
 
 
-def label(name: str) -> str:
-    """How a node name is shown (LangGraph's start/end nodes as plain words)."""
-    return {START: "start", END: "end"}.get(name, name)
-
-
 def layers(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> dict[str, int]:
-    """Longest-path layer of each node, for a top-down layout (graphs here are DAGs)."""
+    """Longest-path layer of each node for the fallback top-down layout; back edges of cycles are ignored."""
+    succ: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in edges:
+        if a in succ and b in succ:
+            succ[a].append(b)
+    back, state = set(), dict.fromkeys(nodes, 0)  # 0 new, 1 on the DFS stack, 2 done
+
+    def visit(n: str) -> None:
+        state[n] = 1
+        for m in succ[n]:
+            if state[m] == 1:
+                back.add((n, m))
+            elif state[m] == 0:
+                visit(m)
+        state[n] = 2
+
+    for n in nodes:
+        if state[n] == 0:
+            visit(n)
     depth = {n: 0 for n in nodes}
     for _ in nodes:
         for a, b in edges:
-            if a in depth and b in depth:
+            if a in depth and b in depth and (a, b) not in back:
                 depth[b] = max(depth[b], depth[a] + 1)
     return depth
 
 
-def graph_svg(nodes: Sequence[str], edges: Mapping[str, str], highlight: Iterable[str] = ()) -> str:
-    """The graph top-down; latent edges thick purple, text edges dashed grey, executed nodes yellow.
+def graph_svg(nodes: Sequence[str], edges: Mapping[str, str], highlight: Iterable[str] = (),
+              labels: Mapping[str, str] | None = None) -> str:
+    """The graph laid out by Graphviz ``dot`` (cycles, conditional edges, subgraph clusters), else top-down.
 
     Args:
         nodes: Node names (``__start__`` / ``__end__`` included).
         edges: ``{"src->dst": kind}``.
-        highlight: Executed nodes in order (numbered in the drawing; each links to ``#node-NAME``).
+        highlight: Executed nodes in order (highlighted; numbered in the fallback drawing).
+        labels: ``{"src->dst": label}`` of conditional edges (drawn dashed and labelled).
     """
+    highlight = list(highlight)
+    laid = render(to_dot(Shape.from_record(list(nodes), dict(edges), dict(labels or {})), highlight))
+    if laid is not None:  # inline in HTML: no XML prologue, comments or namespace URLs
+        svg = re.sub(r"<!--.*?-->", "", laid.decode("utf-8")[laid.decode("utf-8").index("<svg"):], flags=re.S)
+        svg = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", svg)
+        return '<div class="graph dot">' + svg + "</div>"
     pairs = [(k.split("->", 1)[0], k.split("->", 1)[1], v) for k, v in edges.items() if "->" in k]
     nodes = list(nodes) or sorted({a for a, _, _ in pairs} | {b for _, b, _ in pairs})
     depth = layers(nodes, [(a, b) for a, b, _ in pairs])
@@ -100,6 +121,33 @@ def graph_svg(nodes: Sequence[str], edges: Mapping[str, str], highlight: Iterabl
                f'<rect x="240" y="{ly - 7}" width="22" height="14" rx="3" fill="{RAN}" stroke="#b45309"/>'
                f'<text x="268" y="{ly + 4}" font-size="11">executed (order)</text>')
     out.append("</svg>")
+    return "".join(out)
+
+
+def timeline_svg(records: Sequence[Mapping[str, Any]]) -> str:
+    """One bar per node run from its ``start`` to its ``end``: parallel branches show as overlapping bars."""
+    runs = [r for r in records if isinstance(r.get("start"), (int, float)) and isinstance(r.get("end"), (int, float))]
+    if not runs:
+        return '<p class="muted">no node timings recorded</p>'
+    t0 = min(r["start"] for r in runs)
+    span = max(max(r["end"] for r in runs) - t0, 1e-6)
+    left, width, row = 150, 560, 22
+    kinds = {"latent": LATENT, "text": TEXT, "answer": "#b45309"}
+    out = [f'<svg class="timeline" viewBox="0 0 {left + width + 20} {row * len(runs) + 30}" '
+           f'width="{left + width + 20}" height="{row * len(runs) + 30}" role="img" aria-label="timeline">']
+    for i, r in enumerate(runs):
+        x = left + (r["start"] - t0) / span * width
+        w = max((r["end"] - r["start"]) / span * width, 2.0)
+        name = str(r.get("branch") or r.get("node"))
+        out.append(f'<text x="{left - 6}" y="{i * row + 15}" text-anchor="end" font-size="11">{escape(name)}</text>'
+                   f'<rect class="run" x="{x:.1f}" y="{i * row + 4}" width="{w:.1f}" height="{row - 8}" rx="3" '
+                   f'fill="{kinds.get(str(r.get("kind")), PLAIN)}" data-start="{r["start"] - t0:.4f}" '
+                   f'data-end="{r["end"] - t0:.4f}"><title>{escape(name)}: {r["start"] - t0:.3f}s to '
+                   f'{r["end"] - t0:.3f}s</title></rect>')
+    y = row * len(runs) + 20
+    out.append(f'<line x1="{left}" y1="{y - 8}" x2="{left + width}" y2="{y - 8}" stroke="#9ca3af"/>'
+               f'<text x="{left}" y="{y + 6}" font-size="10">0 s</text>'
+               f'<text x="{left + width}" y="{y + 6}" font-size="10" text-anchor="end">{span:.3f} s</text></svg>')
     return "".join(out)
 
 

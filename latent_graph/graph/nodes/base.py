@@ -14,8 +14,11 @@ from typing import Any, ClassVar
 
 from latent_graph.engine import LatentHandle, StepInfo, merge_branches
 from latent_graph.graph.edges import sends_metadata
-from latent_graph.graph.events import writer
-from latent_graph.graph.state import CLEAR, Message, contexts_of, questions_of
+from latent_graph.graph.events import emitter
+from latent_graph.graph.nodes.models import local_engine
+from latent_graph.graph.state import Message, contexts_of, questions_of, read_update, unread
+from latent_graph.graph.threads import carried
+from latent_graph.graph.tasks import branch_key, graph_node, ordered
 from latent_graph.graph.trace import Sends, StepRecord
 
 
@@ -53,43 +56,68 @@ class AgentNode:
     inspect: int = 0
     sends: ClassVar[Sends] = "latent"
 
+    def __post_init__(self) -> None:
+        engine = local_engine(self.model)
+        if engine is not None:
+            self.model = engine  # the same model behind its chat face is the same engine
+
+    @property
+    def foreign(self) -> bool:
+        """Whether this node runs on a chat model other than the local engine (it reads text only)."""
+        return local_engine(self.model) is None
+
     @property
     def metadata(self) -> dict[str, Any]:
         """LangGraph node metadata declaring what this node passes on (read by drawings and the CLI)."""
-        return sends_metadata(self.sends)
+        return sends_metadata(self.sends, "text" if self.foreign else None, self.branch)
 
     # ---------------------------------------------------------------- inputs
-    def incoming(self, state: dict[str, Any]) -> LatentHandle | None:
-        """The handle this agent reads: merged branches if any, else ``state['handle']``."""
-        prefix = state.get("handle")
+    def incoming(self, state: dict[str, Any], config: Any = None) -> LatentHandle | None:
+        """The handle this agent reads: merged branches (stable key order) if any, else ``state['handle']``.
+
+        A handle left by an earlier run of the same thread is dropped or windowed by the
+        thread policy (:mod:`latent_graph.graph.threads`).
+        """
+        prefix = carried(state, config, int(getattr(self.model, "max_context", 0) or 2048))
         branches = state.get("branches") or {}
         if branches and not self.branch:
-            return merge_branches(prefix, [branches[k] for k in sorted(branches)])
+            return merge_branches(prefix, [branches[k] for k in ordered(branches)])
         return prefix
 
     def prompts(self, state: dict[str, Any]) -> list[str]:
         qs = questions_of(state)
         ctx = contexts_of(state, len(qs)) if self.sees_context else None
-        inbox = state.get("inbox") or []
+        inbox = unread(state.get("inbox"))
         return [compose_prompt(self.instruction, q, ctx[i] if ctx else None, inbox, i) for i, q in enumerate(qs)]
 
     def consumed(self, state: dict[str, Any]) -> dict[str, Any]:
         """State updates that mark this agent's inputs as read."""
         update: dict[str, Any] = {}
-        if state.get("inbox"):
-            update["inbox"] = CLEAR
+        pending = unread(state.get("inbox"))
+        if pending:
+            update["inbox"] = read_update(pending)
         if state.get("branches") and not self.branch:
             update["branches"] = None
         return update
 
-    def output(self, handle: LatentHandle) -> dict[str, Any]:
-        """Where this node's handle goes: ``branches[name]`` for a parallel branch, else ``handle``."""
-        return {"branches": {self.name: handle}} if self.branch else {"handle": handle}
+    def output(self, handle: LatentHandle, config: Any = None, state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Where this node's handle goes: ``branches[key]`` for a parallel branch, else ``handle``.
+
+        The key is the agent name, or ``name[i]`` for the i-th ``Send`` task of its node, so
+        N Sends to one branch node keep N branches.
+        """
+        if self.branch:
+            return {"branches": {branch_key(self.name, config): handle}}
+        return {"handle": handle, "handle_turn": int((state or {}).get("turn") or 0)}
+
+    def task(self, config: Any) -> dict[str, str]:
+        """Trace fields naming the LangGraph task this run was: its graph node and branch key."""
+        return {"graph_node": graph_node(config, self.name), "branch": branch_key(self.name, config)}
 
     # ------------------------------------------------------------ latent steps
-    def step_callback(self, steps_log: list[StepRecord]) -> Callable[[StepInfo], None]:
-        """An ``on_step`` callback that records each step and emits it as a custom stream event."""
-        emit = writer()
+    def step_callback(self, steps_log: list[StepRecord], config: Any = None) -> Callable[[StepInfo], None]:
+        """An ``on_step`` callback that records each step and emits it (custom stream and ``astream_events``)."""
+        emit = emitter(config)
         model = self.model
 
         def on_step(info: StepInfo) -> None:
@@ -100,6 +128,6 @@ class AgentNode:
                 record["cosine"] = [round(row[0][1], 4) for row in near]
                 record["lens"] = [[[t, round(p, 4)] for t, p in row] for row in model.logit_lens(info.hidden, k=self.inspect)]
             steps_log.append(record)
-            emit({"event": "latent_step", "node": self.name, **record})
+            emit({"event": "latent_step", "node": self.name, "total": int(getattr(self, "steps", 0)), **record})
 
         return on_step

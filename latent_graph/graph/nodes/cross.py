@@ -35,8 +35,8 @@ class CrossModelAgentNode(LatentAgentNode):
         if self.source_model is None or self.adapter is None:
             raise InvalidArgumentError(f"cross-model node {self.name!r} needs source_model and adapter")
         start = time.time()
-        incoming = self.incoming(state)
+        incoming = self.incoming(state, config)
         base = None
         if incoming is not None:
             base = cross_handoff(self.source_model, incoming, self.model, self.adapter, agent=f"{self.name}:received")
-        return self.think(base, state, start)
+        return self.think(base, state, start, config=config)

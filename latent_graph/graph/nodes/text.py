@@ -15,14 +15,18 @@ from typing import Any, ClassVar
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 
-from latent_graph.engine import DecodeOptions, Decoded, LatentHandle, LocalLatentModel
+from latent_graph.engine import DecodeOptions, Decoded, LatentHandle
 from latent_graph.errors import ModelMismatchError
-from latent_graph.graph.nodes.base import AgentNode
-from latent_graph.graph.state import Message
+from latent_graph.graph.nodes.base import AgentNode, compose_prompt
+from latent_graph.graph.nodes.models import engine_for, model_name
+from latent_graph.graph.state import Message, new_message, questions_of
 from latent_graph.graph.streaming import ChatRun
+from latent_graph.graph.threads import thread_mode
 from latent_graph.graph.trace import NodeRecord, Sends, node_record
 
 _D = DecodeOptions()
+HANDOFF = "Write a short message that passes your work so far on to the next agent."
+"""What the sender's model is asked when a latent edge enters a foreign chat model."""
 
 
 @dataclass
@@ -50,29 +54,51 @@ class _Decoding(AgentNode):
         run.finish(result.texts, result.prompt_tokens, result.new_tokens)
         return result
 
-    def decode(self, state: dict[str, Any], config: Any) -> tuple[list[str], NodeRecord, LatentHandle | None]:
-        """Decode one text per question; returns (texts, trace record, decoded handle or None)."""
+    def decode(self, state: dict[str, Any], config: Any) -> tuple[list[str], NodeRecord, LatentHandle | None, list[Message]]:
+        """Decode one text per question.
+
+        Returns:
+            (texts, trace record, decoded handle or None, handoff messages: the message a latent
+            sender's model decoded when its edge entered this foreign chat model, if any).
+        """
         start = time.time()
-        before = self.incoming(state)
-        prompts = self.prompts(state)
-        if isinstance(self.model, LocalLatentModel):
+        before = self.incoming(state, config)
+        if not self.foreign:
+            prompts = self.prompts(state)
             d = self._engine_decode(before, prompts, config)
             rec = node_record(node=self.name, kind=self.sends, start=start, before=before, after=d.handle,
                               prompt_tokens=d.prompt_tokens, latent_steps=0, generated_tokens=d.new_tokens,
-                              memory=self.memory, steps=[], prompts=prompts)
-            return d.texts, rec, d.handle
+                              memory=self.memory, steps=[], prompts=prompts, task=self.task(config))
+            return d.texts, rec, d.handle, []
+        converted, handoffs = None, []
         if before is not None:
-            raise ModelMismatchError(
-                before.fingerprint.name, repr(self.model), what=f"latent handle reaching text agent {self.name!r}"
-            )
+            handoff, converted = self.handoff(state, before, config)
+            handoffs = [handoff]
+            state = {**state, "inbox": [*(state.get("inbox") or []), handoff]}
+        prompts = self.prompts(state)
         replies = self.model.batch([[HumanMessage(p)] for p in prompts], config)
         texts = [str(r.content) for r in replies]
         usage = [getattr(r, "usage_metadata", None) or {} for r in replies]
-        rec = node_record(node=self.name, kind=self.sends, start=start, before=None, after=None,
+        rec = node_record(node=self.name, kind=self.sends, start=start, before=before, after=None,
                           prompt_tokens=[int(u.get("input_tokens", 0)) for u in usage], latent_steps=0,
                           generated_tokens=[int(u.get("output_tokens", 0)) for u in usage],
-                          memory=self.memory, steps=[], prompts=prompts)
-        return texts, rec, None
+                          memory=self.memory, steps=[], prompts=prompts, task=self.task(config))
+        if converted:
+            rec["converted"] = converted
+        return texts, rec, None, handoffs
+
+    def handoff(self, state: dict[str, Any], handle: LatentHandle, config: Any) -> tuple[Message, str]:
+        """Turn a latent edge into a text edge: the handle's own model decodes the sender's message."""
+        sender = handle.segments[-1].agent if handle.segments else "sender"
+        engine = engine_for(handle.fingerprint)
+        if engine is None:
+            raise ModelMismatchError(handle.fingerprint.name, model_name(self.model),
+                                     what=f"latent handle reaching text agent {self.name!r} (no live model to decode it)")
+        qs = questions_of(state)
+        prompts = [compose_prompt(HANDOFF, q, None, [], i) for i, q in enumerate(qs)]
+        d = engine.decode(handle, prompts, agent=f"{sender}:handoff", memory=self.memory, **self.decoding.as_dict())
+        why = f"latent->text: {sender}'s handle decoded by {engine.name} for {model_name(self.model)}"
+        return new_message(sender, d.texts), why
 
 
 @dataclass
@@ -82,11 +108,11 @@ class TextAgentNode(_Decoding):
     sends: ClassVar[Sends] = "text"
 
     def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
-        texts, rec, _ = self.decode(state, config)
-        msg = Message(agent=self.name, texts=texts)
+        texts, rec, _, handoffs = self.decode(state, config)
+        msg = new_message(self.name, texts)
         update = self.consumed(state)
+        update["messages"] = [*handoffs, msg]
         update["inbox"] = [msg]
-        update["messages"] = [msg]
         if not self.branch:
             update["handle"] = None  # a text edge carries text only
         update["trace"] = [rec]
@@ -98,18 +124,20 @@ class JudgerNode(_Decoding):
     """Decodes the final answer from the incoming handle (+ any text messages).
 
     Attributes:
-        keep_handle: Also write the decoded handle (cache + answer tokens) to ``handle``.
+        keep_handle: Also write the decoded handle (cache + answer tokens) to ``handle``
+            (always done when the thread continues as a conversation).
     """
 
     keep_handle: bool = False
     sends: ClassVar[Sends] = "answer"
 
     def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
-        texts, rec, decoded = self.decode(state, config)
+        texts, rec, decoded, handoffs = self.decode(state, config)
         update = self.consumed(state)
         update["answers"] = texts
-        update["messages"] = [Message(agent=self.name, texts=texts)]
+        update["messages"] = [*handoffs, new_message(self.name, texts)]
         update["trace"] = [rec]
-        if self.keep_handle and decoded is not None:
-            update["handle"] = decoded
+        update["turn"] = 1  # the answer ends this run's turn (see latent_graph.graph.threads)
+        if (self.keep_handle or thread_mode(config) == "continue") and decoded is not None:
+            update.update(self.output(decoded, None, state))
         return update

@@ -11,14 +11,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from langchain_core.language_models import BaseChatModel
 from langgraph.graph import StateGraph
 
-from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, LocalLatentModel, Realigner, check_memory, check_steps
+from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, Realigner, check_memory, check_steps
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.graph.edges import EdgeKind, add_agent, parse_edges
 from latent_graph.graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode
+from latent_graph.graph.nodes.models import local_engine
 from latent_graph.graph.prebuilt.roles import JUDGER, with_format
 from latent_graph.graph.state import GraphInput, GraphOutput, GraphOutputWithHandle, LatentState
+from latent_graph.persist import latent_checkpointer
 
 _D = DecodeOptions()
 
@@ -31,7 +34,7 @@ class GraphKwargs(TypedDict, total=False):
     judger: str
     """The judger's role instruction (the task's answer format is appended)."""
     checkpointer: Any
-    """A LangGraph checkpointer (see :mod:`latent_graph.persist`)."""
+    """A LangGraph checkpointer (see :mod:`latent_graph.persist`); a plain InMemorySaver/SqliteSaver gets the latent serializer."""
     interrupt_after: Sequence[str] | None
     """Node names to pause after (resume with ``graph.invoke(None, config)``)."""
     realign: str | Realigner | None
@@ -92,15 +95,21 @@ class Team:
     """
 
     def __init__(self, model: Any, kwargs: Mapping[str, Any], senders: Sequence[str]) -> None:
-        if not isinstance(model, LocalLatentModel):
-            raise InvalidArgumentError(f"prebuilt graphs need a LocalLatentModel, got {type(model).__name__}")
+        engine = local_engine(model)  # the local engine, also when given as its chat face
+        if engine is None and not isinstance(model, BaseChatModel):
+            raise InvalidArgumentError(f"prebuilt graphs need a LocalLatentModel or a LangChain chat model, "
+                                       f"got {type(model).__name__}")
         unknown = set(kwargs) - set(GraphKwargs.__annotations__)
         if unknown:
             raise InvalidArgumentError(f"unknown graph options {sorted(unknown)}; known: {sorted(GraphKwargs.__annotations__)}")
         self.opts = Options(**{k: v for k, v in kwargs.items() if k not in _GRAPH_KEYS})
         realign = kwargs.get("realign")
-        self.model = model if realign is None else model.with_realigner(realign)
-        self.kinds = parse_edges(kwargs.get("edges", "latent"), list(senders))
+        if realign is not None and engine is None:
+            raise InvalidArgumentError("realign applies to a LocalLatentModel, not to a foreign chat model")
+        self.model = model if engine is None else (engine if realign is None else engine.with_realigner(realign))
+        kinds = parse_edges(kwargs.get("edges", "latent"), list(senders))
+        # a foreign chat model cannot think latently: every edge leaving it is text
+        self.kinds: dict[str, EdgeKind] = kinds if engine is not None else {s: "text" for s in senders}
         self.judger = kwargs.get("judger", JUDGER)
         self.kwargs = kwargs
         output = GraphOutputWithHandle if kwargs.get("expose_handle", False) else GraphOutput
@@ -121,5 +130,7 @@ class Team:
                                            sees_context=sees_context, memory=self.opts.memory, **self.opts.decoding()))
 
     def compile(self, name: str) -> Any:
+        """Compile; a plain InMemorySaver/SqliteSaver gets the latent serializer (:func:`latent_checkpointer`)."""
         interrupt = list(self.kwargs.get("interrupt_after") or []) or None
-        return self.state_graph.compile(checkpointer=self.kwargs.get("checkpointer"), name=name, interrupt_after=interrupt)
+        saver = latent_checkpointer(self.kwargs.get("checkpointer"))
+        return self.state_graph.compile(checkpointer=saver, name=name, interrupt_after=interrupt)

@@ -22,7 +22,8 @@ def build_hierarchical(model: Any, *, experts: Mapping[str, str] | None = None, 
     """Build and compile parallel experts feeding one judger.
 
     Args:
-        model: The shared :class:`~latent_graph.engine.LocalLatentModel`.
+        model: The shared :class:`~latent_graph.engine.LocalLatentModel` (or its chat face), or a foreign
+            LangChain chat model (then every edge is text).
         experts: Ordered ``{name: instruction}``; default math, science and code experts.
             The first expert alone sees the per-question private ``context``.
         **kwargs: :class:`~latent_graph.graph.prebuilt.build.GraphKwargs`; ``edges`` names one kind per expert.

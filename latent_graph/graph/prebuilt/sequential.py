@@ -20,7 +20,8 @@ def build_sequential(model: Any, *, agents: Mapping[str, str] | None = None, **k
     """Build and compile a sequential agent chain ending in a judger.
 
     Args:
-        model: The shared :class:`~latent_graph.engine.LocalLatentModel`.
+        model: The shared :class:`~latent_graph.engine.LocalLatentModel` (or its chat face), or a foreign
+            LangChain chat model (then every edge is text).
         agents: Ordered ``{name: role instruction}``; default planner, critic, refiner.
             The first agent alone sees the per-question private ``context``.
         **kwargs: :class:`~latent_graph.graph.prebuilt.build.GraphKwargs` (edges, steps, memory, sampling...).
