@@ -177,8 +177,13 @@ class LocalLatentModel:
         memory: MemoryPolicy | str,
         reserve: int,
         generation: bool = True,
+        grow: int | None = None,
     ) -> tuple[Work, torch.Tensor, list[int]]:
-        """Feed the agent's chat-formatted prompt; returns (work, last hidden (B, H), real prompt tokens per row)."""
+        """Feed the agent's chat-formatted prompt; returns (work, last hidden (B, H), real prompt tokens per row).
+
+        ``reserve`` positions must fit in the context after the prompt; ``grow`` (default ``reserve``)
+        cache columns are preallocated for what the call appends after it.
+        """
         check_memory(memory)
         prompts = self._prompts(handle, prompt)
         if handle is not None:
@@ -191,7 +196,7 @@ class LocalLatentModel:
             for p in prompts
         ]
         ids, new_mask = encode_left_padded(self.tokenizer, texts, self.device)  # (B, n)
-        work = Work(handle, len(prompts), self.device, self.fingerprint)
+        work = Work(handle, len(prompts), self.device, self.fingerprint, ids.shape[1] + (reserve if grow is None else grow))
         work.meta["open_turn"] = "1" if generation else "0"
         need = int((work.next_pos + new_mask.sum(dim=1)).max()) + reserve
         if need > self.max_context:
@@ -245,7 +250,8 @@ class LocalLatentModel:
         thoughts, hiddens = [], []
         for i in range(steps):
             e = self.realigner(h)  # (B, H)
-            _check_finite(e, f"agent {agent!r} latent step {i}")
+            if on_step is not None:  # a callback may look at it: check now (else once at the end, no sync per step)
+                _check_finite(e, f"agent {agent!r} latent step {i}")
             h_next = work.forward(self.base, ones, self.layer, inputs_embeds=e[:, None].to(self.dtype))[:, -1]  # (B, H)
             if on_step is not None:
                 on_step(StepInfo(agent, i, h, e))
@@ -253,8 +259,12 @@ class LocalLatentModel:
             hiddens.append(h)
             h = h_next
         if steps:
+            latents = torch.stack(thoughts, dim=1)  # (B, steps, H)
+            if not bool(torch.isfinite(latents).all()):
+                bad = int((~torch.isfinite(latents)).flatten(2).any(dim=2).any(dim=0).nonzero()[0])
+                _check_finite(latents[:, bad], f"agent {agent!r} latent step {bad}")
             work.add_segment(agent, "latent", steps)
-            work.latents.append(torch.stack(thoughts, dim=1))  # (B, steps, H)
+            work.latents.append(latents)
             work.hiddens.append(torch.stack(hiddens, dim=1))  # (B, steps, H)
             work.latent_steps += steps
         return work.freeze(h)
@@ -284,8 +294,8 @@ class LocalLatentModel:
                 raise BatchSizeMismatchError(f"{embeds.shape[0]} rows of embeddings for a handle of batch {handle.batch_size}")
         _check_finite(embeds, f"agent {agent!r}: injected embeddings")
         embeds = embeds.to(device=self.device, dtype=self.dtype)
-        work = Work(handle, embeds.shape[0], self.device, self.fingerprint)
         n = embeds.shape[1]
+        work = Work(handle, embeds.shape[0], self.device, self.fingerprint, n + steps)
         if int(work.next_pos.max()) + n + steps > self.max_context:
             raise ContextOverflowError(f"agent {agent!r}: {n} injected + {steps} steps exceed the context window")
         new_mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device)  # (B, n)
@@ -304,13 +314,14 @@ class LocalLatentModel:
         agent: str = "judger",
         system: str | None = None,
         memory: MemoryPolicy | str = "all",
+        stream: bool = True,
     ) -> Iterator[TokenChunk | Decoded]:
-        """Like :meth:`decode`, as a generator: every :class:`TokenChunk` as produced, then the :class:`Decoded`."""
+        """Like :meth:`decode`, as a generator: every :class:`TokenChunk` as produced (unless ``stream=False``), then the :class:`Decoded`."""
         opts = options or DecodeOptions()
         with torch.no_grad():
-            work, h, prompt_rows = self._prefill(handle, prompt, agent, system, memory, reserve=0)
+            work, h, prompt_rows = self._prefill(handle, prompt, agent, system, memory, reserve=0, grow=opts.max_new_tokens)
         result: Any = None
-        for item in decoding.generate(self, work, h, opts):
+        for item in decoding.generate(self, work, h, opts, stream):
             if isinstance(item, TokenChunk):
                 yield item
             else:
@@ -340,7 +351,10 @@ class LocalLatentModel:
         receives every generated token as it is produced.
         """
         result: Decoded | None = None
-        for item in self.decode_iter(handle, prompt, _options(options), agent=agent, system=system, memory=memory):
+        items = self.decode_iter(
+            handle, prompt, _options(options), agent=agent, system=system, memory=memory, stream=on_token is not None
+        )
+        for item in items:
             if isinstance(item, Decoded):
                 result = item
             elif on_token is not None:
