@@ -25,16 +25,18 @@ from latent_graph.engine.cache import Work
 from latent_graph.engine.chat_format import encode_left_padded, format_prompt
 from latent_graph.engine.fingerprint import compute_fingerprint
 from latent_graph.engine.handle import LatentHandle
-from latent_graph.engine.options import DecodeOptions, MemoryPolicy, check_memory, check_steps
+from latent_graph.engine.options import (
+    DecodeOptions, MemoryPolicy, check_finite, check_memory, check_steps, decode_options,
+)
 from latent_graph.engine.realign import IdentityRealigner, Realigner, load_or_compute_ridge, mean_embedding_norm
 from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
+from latent_graph.engine.sampling import eos_ids
 from latent_graph.errors import (
     BatchSizeMismatchError,
     ContextOverflowError,
     DeviceMismatchError,
     DTypeMismatchError,
     InvalidArgumentError,
-    NonFiniteLatentError,
 )
 
 
@@ -72,7 +74,7 @@ class LocalLatentModel:
         self.fingerprint = compute_fingerprint(model, tokenizer, self.name, layer)
         self.ridge_lambda = ridge_lambda
         self.realigner = self._build_realigner(realign)
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_ids(model, tokenizer)
 
     # ------------------------------------------------------------ loading
     @classmethod
@@ -208,7 +210,7 @@ class LocalLatentModel:
         work.add_segment(agent, "prompt", ids.shape[1])
         per_row = [int(x) for x in new_mask.sum(dim=1)]
         work.prompt_tokens += sum(per_row)
-        _check_finite(hidden, f"agent {agent!r}: hidden state after its prompt")
+        check_finite(hidden, f"agent {agent!r}: hidden state after its prompt")
         return work, hidden, per_row
 
     @torch.no_grad()
@@ -251,7 +253,7 @@ class LocalLatentModel:
         for i in range(steps):
             e = self.realigner(h)  # (B, H)
             if on_step is not None:  # a callback may look at it: check now (else once at the end, no sync per step)
-                _check_finite(e, f"agent {agent!r} latent step {i}")
+                check_finite(e, f"agent {agent!r} latent step {i}")
             h_next = work.forward(self.base, ones, self.layer, inputs_embeds=e[:, None].to(self.dtype))[:, -1]  # (B, H)
             if on_step is not None:
                 on_step(StepInfo(agent, i, h, e))
@@ -260,9 +262,7 @@ class LocalLatentModel:
             h = h_next
         if steps:
             latents = torch.stack(thoughts, dim=1)  # (B, steps, H)
-            if not bool(torch.isfinite(latents).all()):
-                bad = int((~torch.isfinite(latents)).flatten(2).any(dim=2).any(dim=0).nonzero()[0])
-                _check_finite(latents[:, bad], f"agent {agent!r} latent step {bad}")
+            check_finite(latents, f"agent {agent!r} latent step", steps_dim=1)
             work.add_segment(agent, "latent", steps)
             work.latents.append(latents)
             work.hiddens.append(torch.stack(hiddens, dim=1))  # (B, steps, H)
@@ -292,7 +292,7 @@ class LocalLatentModel:
             self.check_handle(handle)
             if embeds.shape[0] != handle.batch_size:
                 raise BatchSizeMismatchError(f"{embeds.shape[0]} rows of embeddings for a handle of batch {handle.batch_size}")
-        _check_finite(embeds, f"agent {agent!r}: injected embeddings")
+        check_finite(embeds, f"agent {agent!r}: injected embeddings")
         embeds = embeds.to(device=self.device, dtype=self.dtype)
         n = embeds.shape[1]
         work = Work(handle, embeds.shape[0], self.device, self.fingerprint, n + steps)
@@ -352,7 +352,7 @@ class LocalLatentModel:
         """
         result: Decoded | None = None
         items = self.decode_iter(
-            handle, prompt, _options(options), agent=agent, system=system, memory=memory, stream=on_token is not None
+            handle, prompt, decode_options(options), agent=agent, system=system, memory=memory, stream=on_token is not None
         )
         for item in items:
             if isinstance(item, Decoded):
@@ -373,7 +373,7 @@ class LocalLatentModel:
         **options: Any,
     ) -> Iterator[TokenChunk]:
         """Like :meth:`decode` but yields :class:`TokenChunk` as they are generated."""
-        for item in self.decode_iter(handle, prompt, _options(options), agent=agent, system=system, memory=memory):
+        for item in self.decode_iter(handle, prompt, decode_options(options), agent=agent, system=system, memory=memory):
             if isinstance(item, TokenChunk):
                 yield item
 
@@ -392,29 +392,6 @@ class LocalLatentModel:
 
     def __repr__(self) -> str:
         return f"LocalLatentModel({self.name!r}, realign={self.realigner.name}, device={self.device}, dtype={self.dtype})"
-
-
-def _options(options: dict[str, Any]) -> DecodeOptions:
-    unknown = set(options) - set(DecodeOptions.names())
-    if unknown:
-        raise InvalidArgumentError(f"unknown decode arguments: {sorted(unknown)}; known: {list(DecodeOptions.names())}")
-    return DecodeOptions(**options)
-
-
-def _check_finite(t: torch.Tensor, where: str) -> None:
-    if not bool(torch.isfinite(t).all()):
-        raise NonFiniteLatentError(f"{where} contains NaN or infinity")
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    ids: set[int] = set()
-    for src in (getattr(model, "generation_config", None), model.config, tokenizer):
-        value = getattr(src, "eos_token_id", None)
-        if isinstance(value, int):
-            ids.add(value)
-        elif isinstance(value, (list, tuple)):
-            ids.update(int(v) for v in value)
-    return ids
 
 
 __all__ = ["Decoded", "LocalLatentModel", "StepInfo", "TokenChunk"]
