@@ -6,7 +6,7 @@ next to their goals:
 
 - latent-seq >= 5x faster than text-seq (wall), with >= 80% fewer generated tokens;
 - latent-seq wall <= 1.3x the single agent's;
-- batch 8 >= 2.5x the questions/s of batch 1.
+- batch 8 >= 3x the questions/s of batch 1 (issue 13).
 
 Usage (about 11 minutes with the defaults on the shared 2-core CPU of docs/benchmarks.md, --threads 1):
     python benchmarks/bench_mas.py --data ../shared/data/gsm8k/test.jsonl --threads 1
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     start = time.perf_counter()
-    model = load_model(args.model, args.dtype, args.device)
+    model = load_model(args.model, dtype=args.dtype, device=args.device)
     summary = run_bench(
         model,
         methods=["single", "text-seq", "latent-seq"],

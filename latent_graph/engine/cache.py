@@ -1,9 +1,10 @@
-"""The KV cache under an engine call: handle <-> ``DynamicCache``, positions, and the positioned forward.
+"""The KV cache under an engine call: handle <-> cache objects, positions, and the positioned forward.
 
 The cache object grows in place during ``forward``; handles must not. So each
-engine call builds a fresh ``DynamicCache`` from the handle's tensors (its first
-update concatenates into new storage), appends columns through :class:`Work`
-and freezes the result into a new handle at the end.
+engine call copies the handle's tensors once into a fresh
+:class:`~latent_graph.engine.kvbuffer.BufferCache` (preallocated for the columns
+the call will add, written in place, no per-token concatenation), appends
+columns through :class:`Work` and freezes the result into a new handle at the end.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from transformers import DynamicCache
 
 from latent_graph.engine.handle import LatentHandle, Segment, SegmentKind
+from latent_graph.engine.kvbuffer import BufferCache
 
 
 
@@ -22,11 +24,6 @@ def to_cache(handle: LatentHandle | None) -> DynamicCache:
     if handle is None or handle.seq_len == 0:
         return DynamicCache()
     return DynamicCache(ddp_cache_data=list(zip(handle.keys, handle.values)))
-
-
-def to_cache_tensors(keys: tuple[torch.Tensor, ...], values: tuple[torch.Tensor, ...]) -> DynamicCache:
-    """A DynamicCache over the given per-layer tensors."""
-    return DynamicCache(ddp_cache_data=list(zip(keys, values)))
 
 
 def _layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -39,17 +36,6 @@ def from_cache(cache: Any) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor
     """Per-layer keys and values, each (B, H_kv, T, D)."""
     layers = _layers(cache)
     return tuple(k for k, _ in layers), tuple(v for _, v in layers)
-
-
-def cache_len(cache: Any) -> int:
-    layers = _layers(cache)
-    return int(layers[0][0].shape[-2]) if layers else 0
-
-
-def take_rows(cache: Any, idx: torch.Tensor) -> DynamicCache:
-    """A new cache holding only batch rows ``idx`` (used to drop finished rows while decoding)."""
-    keys, values = from_cache(cache)
-    return DynamicCache(ddp_cache_data=[(k.index_select(0, idx), v.index_select(0, idx)) for k, v in zip(keys, values)])
 
 
 def stack_rows(
@@ -89,11 +75,13 @@ def positions_after(next_pos: torch.Tensor, new_mask: torch.Tensor) -> torch.Ten
 class Work:
     """Mutable scratch state of one engine call on top of a handle; frozen into a new handle at the end.
 
-    The handle it starts from is never touched: its tensors seed a fresh ``DynamicCache``.
+    The handle it starts from is never touched: its tensors are copied once into a
+    :class:`BufferCache` with ``capacity`` free columns reserved for what this call appends.
     """
 
-    def __init__(self, base: LatentHandle | None, batch: int, device: torch.device, fingerprint: Any):
-        self.cache = to_cache(base)
+    def __init__(self, base: LatentHandle | None, batch: int, device: torch.device, fingerprint: Any, capacity: int = 0):
+        has_kv = base is not None and base.seq_len > 0
+        self.cache = BufferCache(base.keys if has_kv else (), base.values if has_kv else (), capacity)
         if base is None:
             self.mask = torch.zeros((batch, 0), dtype=torch.long, device=device)  # (B, T)
             self.pos = torch.zeros((batch, 0), dtype=torch.long, device=device)  # (B, T)
@@ -143,13 +131,13 @@ class Work:
         self.mask = mask
         self.pos = torch.cat([self.pos, pos], dim=1)
         self.next_pos = self.next_pos + new_mask.sum(dim=1)
-        assert cache_len(self.cache) == self.length, "KV cache and mask are out of step"
+        assert self.cache.get_seq_length() == self.length, "KV cache and mask are out of step"
         hidden = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
         return hidden[:, -n:]
 
     def take_rows(self, idx: torch.Tensor) -> None:
         """Keep only batch rows ``idx`` (B',) of the cache, mask and positions."""
-        self.cache = take_rows(self.cache, idx)
+        self.cache.select_rows(idx)
         self.mask, self.pos, self.next_pos = self.mask[idx], self.pos[idx], self.next_pos[idx]
 
     def row(self, i: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
@@ -161,11 +149,11 @@ class Work:
     def set_rows(self, rows: list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]]) -> None:
         """Replace the batch by ``rows`` (stacked, shorter ones right-padded with masked columns)."""
         keys, values, self.mask, self.pos = stack_rows(rows)
-        self.cache = to_cache_tensors(keys, values)
+        self.cache = BufferCache(keys, values)
 
     def freeze(self, last_hidden: torch.Tensor | None) -> LatentHandle:
         """The new immutable handle: base + everything this call appended."""
-        keys, values = from_cache(self.cache)
+        keys, values = self.cache.frozen()
         b = self.base
         return LatentHandle(
             keys=keys,

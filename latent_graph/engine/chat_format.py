@@ -211,15 +211,3 @@ def left_pad(ids: list[list[int]], pid: int, device: torch.device) -> tuple[torc
             input_ids[b, n - len(row) :] = torch.tensor(row, dtype=torch.long)
             mask[b, n - len(row) :] = 1
     return input_ids.to(device), mask.to(device)
-
-
-def eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    """Every end-of-sequence id the model's generation config, config or tokenizer names."""
-    ids: set[int] = set()
-    for src in (getattr(model, "generation_config", None), model.config, tokenizer):
-        value = getattr(src, "eos_token_id", None)
-        if isinstance(value, int):
-            ids.add(value)
-        elif isinstance(value, (list, tuple)):
-            ids.update(int(v) for v in value)
-    return ids

@@ -20,9 +20,11 @@ from latent_graph.engine.sampling import sample_next
 
 
 def generate(
-    model: Any, work: Work, h: torch.Tensor, opts: DecodeOptions
+    model: Any, work: Work, h: torch.Tensor, opts: DecodeOptions, stream: bool = True
 ) -> Iterator[TokenChunk | tuple[list[list[int]], int, torch.Tensor]]:
-    """Yield a :class:`TokenChunk` per generated token, then ``(token ids per row, columns fed, last hidden)``.
+    """Yield a :class:`TokenChunk` per generated token (if ``stream``), then ``(token ids per row, columns fed, last hidden)``.
+
+    Per token it reads the new ids once (one ``tolist``) and decodes text deltas only when streaming.
 
     Args:
         model: The :class:`LocalLatentModel` (its lm_head, tokenizer, base model, EOS ids).
@@ -33,7 +35,9 @@ def generate(
     budget = min(opts.max_new_tokens, model.max_context - int(work.next_pos.max()))
     gen = torch.Generator(device=model.device).manual_seed(opts.seed) if opts.seed is not None else None
     head = model.hf_model.get_output_embeddings()
+    eos = model.eos_ids
     B = work.mask.shape[0]
+    ones = torch.ones((B, 1), dtype=torch.long, device=model.device)
     rows = list(range(B))  # original batch row of each live row
     parked: dict[int, Any] = {}  # finished rows: ((keys, values, mask, pos), hidden)
     out_ids: list[list[int]] = [[] for _ in range(B)]
@@ -43,15 +47,16 @@ def generate(
         with torch.no_grad():
             tok = sample_next(head(h), opts.temperature, opts.top_p, gen)  # (b,) from logits (b, V)
         finished = []
-        for i, r in enumerate(rows):
-            tid = int(tok[i])
-            if tid in model.eos_ids:
+        for i, tid in enumerate(tok.tolist()):
+            if tid in eos:
                 finished.append(i)
                 continue
+            r = rows[i]
             out_ids[r].append(tid)
-            full = model.tokenizer.decode(out_ids[r], skip_special_tokens=True)
-            delta, texts[r] = full[len(texts[r]) :], full
-            yield TokenChunk(r, tid, delta)
+            if stream:
+                full = model.tokenizer.decode(out_ids[r], skip_special_tokens=True)
+                delta, texts[r] = full[len(texts[r]) :], full
+                yield TokenChunk(r, tid, delta)
         if t == budget - 1:
             break
         if finished:  # drop finished rows so they cost nothing more
@@ -62,9 +67,8 @@ def generate(
                 break
             idx = torch.tensor(keep, device=model.device)
             work.take_rows(idx)
-            h, tok = h[idx], tok[idx]
+            h, tok, ones = h[idx], tok[idx], ones[: len(keep)]
             rows = [rows[i] for i in keep]
-        ones = torch.ones((len(rows), 1), dtype=torch.long, device=model.device)
         with torch.no_grad():
             h = work.forward(model.base, ones, model.layer, input_ids=tok[:, None])[:, -1]
         fed += 1

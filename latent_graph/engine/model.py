@@ -22,20 +22,20 @@ import torch
 
 from latent_graph.engine import decoding, inspect
 from latent_graph.engine.cache import Work
-from latent_graph.engine.chat_format import encode_prompts, eos_ids
+from latent_graph.engine.chat_format import encode_prompts
 from latent_graph.engine.devices import check_devices, execution_device, layer_devices, offloaded
 from latent_graph.engine.fingerprint import compute_fingerprint
 from latent_graph.engine.handle import LatentHandle
-from latent_graph.engine.options import DecodeOptions, MemoryPolicy, check_memory, check_steps
+from latent_graph.engine.options import DecodeOptions, MemoryPolicy, check_finite, check_memory, check_steps
 from latent_graph.engine.realign import IdentityRealigner, Realigner, load_or_compute_ridge, mean_embedding_norm
 from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
+from latent_graph.engine.sampling import eos_ids
 from latent_graph.errors import (
     BatchSizeMismatchError,
     ContextOverflowError,
     DTypeMismatchError,
     InvalidArgumentError,
     ModelLoadError,
-    NonFiniteLatentError,
 )
 
 
@@ -188,8 +188,13 @@ class LocalLatentModel:
         memory: MemoryPolicy | str,
         reserve: int,
         generation: bool = True,
+        grow: int | None = None,
     ) -> tuple[Work, torch.Tensor, list[int]]:
-        """Feed the agent's chat-formatted prompt; returns (work, last hidden (B, H), real prompt tokens per row)."""
+        """Feed the agent's chat-formatted prompt; returns (work, last hidden (B, H), real prompt tokens per row).
+
+        ``reserve`` positions must fit in the context after the prompt; ``grow`` (default ``reserve``)
+        cache columns are preallocated for what the call appends after it.
+        """
         check_memory(memory)
         prompts = self._prompts(handle, prompt)
         if handle is not None:
@@ -200,7 +205,7 @@ class LocalLatentModel:
         ids, new_mask = encode_prompts(  # (B, n); user text tokenized literally
             self.tokenizer, prompts, system, first, self.device, after_open_turn=open_turn, generation=generation
         )
-        work = Work(handle, len(prompts), self.device, self.fingerprint)
+        work = Work(handle, len(prompts), self.device, self.fingerprint, ids.shape[1] + (reserve if grow is None else grow))
         work.meta["open_turn"] = "1" if generation else "0"
         need = int((work.next_pos + new_mask.sum(dim=1)).max()) + reserve
         if need > self.max_context:
@@ -212,7 +217,7 @@ class LocalLatentModel:
         work.add_segment(agent, "prompt", ids.shape[1])
         per_row = [int(x) for x in new_mask.sum(dim=1)]
         work.prompt_tokens += sum(per_row)
-        _check_finite(hidden, f"agent {agent!r}: hidden state after its prompt")
+        check_finite(hidden, f"agent {agent!r}: hidden state after its prompt")
         return work, hidden, per_row
 
     @torch.no_grad()
@@ -254,7 +259,8 @@ class LocalLatentModel:
         thoughts, hiddens = [], []
         for i in range(steps):
             e = self.realigner(h.to(self.device))  # (B, H) (h comes from the last layer's device)
-            _check_finite(e, f"agent {agent!r} latent step {i}")
+            if on_step is not None:  # a callback may look at it: check now (else once at the end, no sync per step)
+                check_finite(e, f"agent {agent!r} latent step {i}")
             h_next = work.forward(self.base, ones, self.layer, inputs_embeds=e[:, None].to(self.dtype))[:, -1]  # (B, H)
             if on_step is not None:
                 on_step(StepInfo(agent, i, h, e))
@@ -262,8 +268,10 @@ class LocalLatentModel:
             hiddens.append(h)
             h = h_next
         if steps:
+            latents = torch.stack(thoughts, dim=1)  # (B, steps, H)
+            check_finite(latents, f"agent {agent!r} latent step", steps_dim=1)
             work.add_segment(agent, "latent", steps)
-            work.latents.append(torch.stack(thoughts, dim=1))  # (B, steps, H)
+            work.latents.append(latents)
             work.hiddens.append(torch.stack(hiddens, dim=1))  # (B, steps, H)
             work.latent_steps += steps
         return work.freeze(h)
@@ -292,9 +300,9 @@ class LocalLatentModel:
             if embeds.shape[0] != handle.batch_size:
                 raise BatchSizeMismatchError(f"{embeds.shape[0]} rows of embeddings for a handle of batch {handle.batch_size}")
         embeds = embeds.to(device=self.device, dtype=self.dtype)  # check after the cast: fp64 may overflow it
-        _check_finite(embeds, f"agent {agent!r}: injected embeddings (as {self.dtype})")
-        work = Work(handle, embeds.shape[0], self.device, self.fingerprint)
+        check_finite(embeds, f"agent {agent!r}: injected embeddings (as {self.dtype})")
         n = embeds.shape[1]
+        work = Work(handle, embeds.shape[0], self.device, self.fingerprint, n + steps)
         if int(work.next_pos.max()) + n + steps > self.max_context:
             raise ContextOverflowError(f"agent {agent!r}: {n} injected + {steps} steps exceed the context window")
         new_mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device)  # (B, n)
@@ -313,13 +321,14 @@ class LocalLatentModel:
         agent: str = "judger",
         system: str | None = None,
         memory: MemoryPolicy | str = "all",
+        stream: bool = True,
     ) -> Iterator[TokenChunk | Decoded]:
-        """Like :meth:`decode`, as a generator: every :class:`TokenChunk` as produced, then the :class:`Decoded`."""
+        """Like :meth:`decode`, as a generator: every :class:`TokenChunk` as produced (unless ``stream=False``), then the :class:`Decoded`."""
         opts = options or DecodeOptions()
         with torch.no_grad():
-            work, h, prompt_rows = self._prefill(handle, prompt, agent, system, memory, reserve=0)
+            work, h, prompt_rows = self._prefill(handle, prompt, agent, system, memory, reserve=0, grow=opts.max_new_tokens)
         result: Any = None
-        for item in decoding.generate(self, work, h, opts):
+        for item in decoding.generate(self, work, h, opts, stream):
             if isinstance(item, TokenChunk):
                 yield item
             else:
@@ -348,7 +357,7 @@ class LocalLatentModel:
         """
         result: Decoded | None = None
         opts, call = _split_decode_kwargs(kwargs)
-        for item in self.decode_iter(handle, prompt, opts, **call):
+        for item in self.decode_iter(handle, prompt, opts, stream=on_token is not None, **call):
             if isinstance(item, Decoded):
                 result = item
             elif on_token is not None:
@@ -392,11 +401,6 @@ def _split_decode_kwargs(kwargs: dict[str, Any]) -> tuple[DecodeOptions, dict[st
         )
     call = {k: kwargs[k] for k in _CALL_KEYS if k in kwargs}
     return DecodeOptions.pick(kwargs), call
-
-
-def _check_finite(t: torch.Tensor, where: str) -> None:
-    if not bool(torch.isfinite(t).all()):
-        raise NonFiniteLatentError(f"{where} contains NaN or infinity")
 
 
 __all__ = ["LocalLatentModel"]

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from latent_graph.errors import InvalidArgumentError, InvalidStepsError
+import torch
+
+from latent_graph.errors import InvalidArgumentError, InvalidStepsError, NonFiniteLatentError
 
 MemoryPolicy = Literal["all", "last", "latent"]
 MEMORY_POLICIES: tuple[str, ...] = ("all", "last", "latent")
@@ -79,3 +81,14 @@ def check_sampling(temperature: float, top_p: float, max_new_tokens: int) -> Non
         raise InvalidArgumentError(f"top_p must be in (0, 1], got {top_p!r}")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise InvalidArgumentError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+
+
+def check_finite(t: torch.Tensor, where: str, steps_dim: int | None = None) -> None:
+    """:class:`NonFiniteLatentError` if ``t`` holds NaN/inf; with ``steps_dim``, names the first bad index along it."""
+    finite = torch.isfinite(t)
+    if bool(finite.all()):
+        return
+    if steps_dim is not None:
+        bad = (~finite).movedim(steps_dim, 0).flatten(1).any(dim=1)
+        where = f"{where} {int(bad.nonzero()[0])}"
+    raise NonFiniteLatentError(f"{where} contains NaN or infinity")

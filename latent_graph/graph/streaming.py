@@ -34,6 +34,7 @@ class ChatRun:
         manager = CallbackManager.configure(
             cfg.get("callbacks"), inheritable_tags=cfg.get("tags"), inheritable_metadata=cfg.get("metadata")
         )
+        self.listening = bool(manager.handlers)  # else per-token callbacks would reach nobody: skip them
         self.runs = manager.on_chat_model_start(
             {"name": name}, [[HumanMessage(p)] for p in prompts], name=name,
             invocation_params={"model": model_name}, run_name=name,

@@ -46,7 +46,8 @@ class _Decoding(AgentNode):
         run = ChatRun(config, self.name, prompts, self.model.name)
         try:
             result = self.model.decode(
-                before, prompts, agent=self.name, memory=self.memory, on_token=run.on_token, **self.decoding.as_dict()
+                before, prompts, agent=self.name, memory=self.memory, on_token=run.on_token if run.listening else None,
+                **self.decoding.as_dict(),
             )
         except BaseException as exc:
             run.fail(exc)

@@ -1,0 +1,100 @@
+"""A KV cache that writes new columns into preallocated buffers instead of concatenating per token.
+
+``DynamicCache`` grows by ``torch.cat`` at every forward: each decode or latent
+step copies the whole cache of every layer once more. :class:`BufferCache` copies
+the handle's prefix once into a buffer of ``prefix + capacity`` columns per layer
+and writes each new column in place; attention reads a view of the filled part.
+It only grows (doubling) if a call writes more columns than it reserved.
+
+Handles stay immutable: the prefix is copied (never written), and the buffer is
+handed over at freeze time only after the last write (sliced and compacted when
+columns are left unused).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from transformers.cache_utils import Cache, DynamicLayer
+
+
+class BufferLayer(DynamicLayer):
+    """One layer's K/V in a preallocated ``(B, H_kv, T_max, D)`` buffer; ``keys``/``values`` view the filled part."""
+
+    def __init__(self, capacity: int, keys: torch.Tensor | None = None, values: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.capacity = max(0, int(capacity))  # free columns to reserve beyond what is written first
+        self.filled = 0
+        if keys is not None and values is not None:
+            self._allocate(keys, values)
+
+    def _allocate(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        n = keys.shape[-2]
+        self.dtype, self.device = keys.dtype, keys.device
+        self._k = keys.new_empty((*keys.shape[:2], n + self.capacity, keys.shape[-1]))
+        self._v = values.new_empty((*values.shape[:2], n + self.capacity, values.shape[-1]))
+        self._k[:, :, :n].copy_(keys)
+        self._v[:, :, :n].copy_(values)
+        self.is_initialized = True
+        self._set_filled(n)
+
+    def _set_filled(self, n: int) -> None:
+        self.filled = n
+        self.keys = self._k[:, :, :n]
+        self.values = self._v[:, :, :n]
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self._allocate(key_states[:, :, :0], value_states[:, :, :0])
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        start, end = self.filled, self.filled + key_states.shape[-2]
+        if end > self._k.shape[2]:  # more columns than reserved: double the buffer
+            grow = max(end - self._k.shape[2], self._k.shape[2])
+            self._k = torch.cat([self._k, self._k.new_empty((*self._k.shape[:2], grow, self._k.shape[-1]))], dim=2)
+            self._v = torch.cat([self._v, self._v.new_empty((*self._v.shape[:2], grow, self._v.shape[-1]))], dim=2)
+        self._k[:, :, start:end].copy_(key_states)
+        self._v[:, :, start:end].copy_(value_states)
+        self._set_filled(end)
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.filled
+
+    def frozen(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The filled K/V as tensors no later write can reach: the buffer itself when full, else a compact copy."""
+        if self.filled == self._k.shape[2]:
+            return self._k, self._v
+        return self.keys.contiguous(), self.values.contiguous()
+
+    def select_rows(self, idx: torch.Tensor) -> None:
+        """Keep batch rows ``idx`` (new buffers, same reserve)."""
+        self._k, self._v = self._k.index_select(0, idx), self._v.index_select(0, idx)
+        self._set_filled(self.filled)
+
+
+class BufferCache(Cache):
+    """A transformers ``Cache`` of :class:`BufferLayer`; seeded with copies of per-layer K/V (or empty)."""
+
+    def __init__(
+        self,
+        keys: tuple[torch.Tensor, ...] = (),
+        values: tuple[torch.Tensor, ...] = (),
+        capacity: int = 0,
+    ) -> None:
+        if keys:
+            super().__init__(layers=[BufferLayer(capacity, k, v) for k, v in zip(keys, values)])
+        else:
+            super().__init__(layer_class_to_replicate=partial(BufferLayer, capacity))  # type: ignore[arg-type]
+
+    def frozen(self) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """Per-layer (keys, values) safe to hand to an immutable handle (see :meth:`BufferLayer.frozen`)."""
+        pairs = [layer.frozen() for layer in self.layers if layer.is_initialized]
+        return tuple(k for k, _ in pairs), tuple(v for _, v in pairs)
+
+    def select_rows(self, idx: torch.Tensor) -> None:
+        for layer in self.layers:
+            if layer.is_initialized:
+                layer.select_rows(idx)
