@@ -38,6 +38,7 @@ from latent_graph.bench.store import (
     record_key,
     rescore_results,
 )
+from latent_graph.bench.relay_suite import agent_context_state
 from latent_graph.bench.tasks import Example, Task, load_task
 from latent_graph.errors import LatentGraphError
 from latent_graph.engine import DecodeOptions, check_memory, check_steps
@@ -151,6 +152,9 @@ def _run_job(
     state: dict[str, Any] = {"questions": [e.question for e in exs]}
     if any(e.context for e in exs):
         state["context"] = [e.context or "" for e in exs]
+    per_agent = agent_context_state(exs)
+    if per_agent:  # facts told to one named agent only (relay6 second_agent family)
+        state["agent_context"] = per_agent
     error = None
     with PeakMemory(device) as mem:
         t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Benchmark tasks: :class:`Example` / :class:`Task` and their loaders.
+"""Benchmark task loaders (the :class:`Example` / :class:`Task` records live in :mod:`latent_graph.bench.task_types`).
 
 - ``gsm8k``: JSONL with ``question`` and ``answer`` (gold after the last ``####``);
   or, only when asked (``hf=True``) and ``datasets`` is importable, the HF hub copy.
@@ -21,104 +21,18 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from latent_graph.jsonl import iter_objects
 from latent_graph.bench import extract
 from latent_graph.bench.errors import BenchArgumentError, DataFormatError, DataNotFoundError
+from latent_graph.bench.task_types import GRAPH_TASK, LETTERS, Example, Score, Task
 
-TaskKind = Literal["math", "choice", "code", "relay"]
-TASKS: tuple[str, ...] = ("gsm8k", "arc", "code", "relay")
-GRAPH_TASK: dict[str, str] = {"math": "math", "choice": "choice", "code": "code", "relay": "plain"}
+TASKS: tuple[str, ...] = ("gsm8k", "arc", "code", "relay", "relay6", "relay6:train", "relay6:validation", "relay6:test")
 DEFAULT_DATA: dict[str, tuple[str, ...]] = {
     "gsm8k": ("../shared/data/gsm8k/test.jsonl", "data/gsm8k/test.jsonl"),
 }
-LETTERS = "ABCDEFGHIJ"
-
-
-@dataclass(frozen=True)
-class Example:
-    """One benchmark question.
-
-    Attributes:
-        id: Stable id (source index + a hash of the question text), used as resume key.
-        question: Text every agent sees.
-        gold: Reference answer: a number, an option letter, a secret, or "" for code.
-        context: Text shown to the first agent only (relay probes), else None.
-        labels: Option labels for multiple choice.
-        choices: Option texts, same order as ``labels``.
-        meta: Task-specific extras (code tests, entry point, prompt...).
-    """
-
-    id: str
-    question: str
-    gold: str
-    context: str | None = None
-    labels: tuple[str, ...] = ()
-    choices: tuple[str, ...] = ()
-    meta: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Score:
-    """How one answer was judged: the extracted prediction, correctness, and why."""
-
-    pred: str | None
-    correct: bool
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Task:
-    """A named list of examples of one kind.
-
-    Attributes:
-        name: "gsm8k", "arc", "code", "relay" or a custom name.
-        kind: How answers are scored: "math", "choice", "code" or "relay".
-        examples: The questions, in source order.
-        source: Where they came from (a path, ``hf:...`` or ``relay(seed=...)``).
-    """
-
-    name: str
-    kind: TaskKind
-    examples: tuple[Example, ...]
-    source: str
-
-    @property
-    def graph_task(self) -> str:
-        """The graph builders' ``task`` argument (judger answer-format instruction)."""
-        return GRAPH_TASK[self.kind]
-
-    def head(self, limit: int | None) -> tuple[Example, ...]:
-        """The first ``limit`` examples (all if None)."""
-        if limit is None:
-            return self.examples
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise BenchArgumentError(f"limit must be a positive int or None, got {limit!r}")
-        return self.examples[:limit]
-
-    def score(self, example: Example, answer: str, *, code_timeout: float = 10.0) -> Score:
-        """Judge ``answer`` against ``example`` (code tasks run the tests)."""
-        if self.kind == "math":
-            pred = extract.extract_math_answer(answer)
-            return Score(pred, extract.numbers_equal(pred, example.gold))
-        if self.kind == "choice":
-            pred = extract.extract_choice(answer, example.labels, example.choices)
-            return Score(pred, pred is not None and pred == example.gold)
-        if self.kind == "relay":
-            ok = extract.relay_match(answer, example.gold)
-            return Score(example.gold if ok else None, ok)
-        from latent_graph.bench.execute import run_tests
-
-        code = extract.extract_code(answer)
-        m = example.meta
-        res = run_tests(
-            code, m["tests"], entry_point=m.get("entry_point"), prompt=m.get("prompt", ""),
-            setup=m.get("setup", ""), timeout=code_timeout,
-        )
-        return Score(code[:2000], res.passed, res.reason())
 
 
 # ------------------------------------------------------------------ helpers
@@ -326,7 +240,8 @@ def load_task(name: str, path: str | Path | None = None, *, hf: bool = False, n:
     """Load a task by name.
 
     Args:
-        name: One of :data:`TASKS` ("gsm8k", "arc", "code", "relay").
+        name: One of :data:`TASKS` ("gsm8k", "arc", "code", "relay", "relay6"); "relay6:SPLIT"
+            picks a relay6 split (:mod:`latent_graph.bench.relay_suite`, default test).
         path: Data file (JSONL). For gsm8k, defaults to ``../shared/data/gsm8k/test.jsonl``
             if it exists.
         hf: gsm8k only: load from the HF hub with ``datasets`` when no path is given.
@@ -341,6 +256,10 @@ def load_task(name: str, path: str | Path | None = None, *, hf: bool = False, n:
         return load_code(_resolve("code", path))
     if name == "relay":
         return relay_probes(n, seed)
+    if name.split(":")[0] == "relay6":  # "relay6" (test split) or "relay6:train|validation|test"
+        from latent_graph.bench.relay_suite import relay_suite
+
+        return relay_suite(n, name.partition(":")[2] or "test", seed)
     raise BenchArgumentError(f"unknown task {name!r}; choose one of {TASKS}")
 
 

@@ -15,7 +15,7 @@ from latent_graph.graph.nodes import (
     TextAgentNode,
     compose_prompt,
 )
-from latent_graph.graph.prebuilt import build_hierarchical, build_sequential, build_single
+from latent_graph.graph.prebuilt import build_compact, build_hierarchical, build_sequential, build_single
 from latent_graph.graph.run import GRAPHS, build_graph, execute
 from latent_graph.graph.state import (
     GraphInput,
@@ -48,6 +48,7 @@ __all__ = [
     "add_agent",
     "answer_nodes",
     "branches_reducer",
+    "build_compact",
     "build_graph",
     "build_hierarchical",
     "build_sequential",

@@ -20,13 +20,14 @@ from langgraph.graph import END, START
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.graph.edges import answer_nodes
 from latent_graph.graph.progress import Progress
-from latent_graph.graph.prebuilt import build_hierarchical, build_sequential, build_single
+from latent_graph.graph.prebuilt import build_compact, build_hierarchical, build_sequential, build_single
 
 GraphFactory = Callable[..., Any]
 GRAPHS: dict[str, GraphFactory] = {
     "sequential": build_sequential,
     "hierarchical": build_hierarchical,
     "single": build_single,
+    "compact": build_compact,
 }
 """Prebuilt graphs by name; each factory takes ``(model, *, edges?, **options)``."""
 

@@ -113,6 +113,8 @@ class LatentState(TypedDict, total=False):
     """The batch of questions (one row each)."""
     context: list[str] | None
     """Optional private context per question, shown to agents with ``sees_context``."""
+    agent_context: dict[str, list[str]] | None
+    """Private text per question for one named agent only (``{agent: [text per question]}``)."""
     handle: LatentHandle | None
     """The latent edge carrier: the last latent agent's handle (None after a text edge)."""
     branches: Annotated[dict[str, LatentHandle], branches_reducer]
@@ -138,6 +140,8 @@ class GraphInput(TypedDict, total=False):
     """The batch of questions."""
     context: list[str] | None
     """Optional private context per question."""
+    agent_context: dict[str, list[str]] | None
+    """Private text per question for one named agent only (``{agent: [text per question]}``)."""
     handle: LatentHandle | None
     """A handle to continue from (a parent graph's latent edge into this graph)."""
     branches: dict[str, LatentHandle]
@@ -187,3 +191,13 @@ def contexts_of(state: dict[str, Any], n: int) -> list[str] | None:
     if len(ctx) != n:
         raise BatchSizeMismatchError(f"{len(ctx)} contexts for {n} questions")
     return list(ctx)
+
+
+def agent_contexts_of(state: dict[str, Any], agent: str, n: int) -> list[str] | None:
+    """Per-question private text for ``agent`` from ``state['agent_context']`` (None if it has none)."""
+    mapping = state.get("agent_context") or {}
+    if not isinstance(mapping, dict):
+        raise InvalidArgumentError("graph input 'agent_context' must map agent names to per-question texts")
+    if agent not in mapping:
+        return None
+    return contexts_of({"context": mapping[agent]}, n)

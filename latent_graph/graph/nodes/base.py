@@ -16,7 +16,7 @@ from latent_graph.engine import LatentHandle, StepInfo, merge_branches
 from latent_graph.graph.edges import sends_metadata
 from latent_graph.graph.events import emitter
 from latent_graph.graph.nodes.models import local_engine
-from latent_graph.graph.state import Message, contexts_of, questions_of, read_update, unread
+from latent_graph.graph.state import Message, agent_contexts_of, contexts_of, questions_of, read_update, unread
 from latent_graph.graph.threads import carried
 from latent_graph.graph.tasks import branch_key, graph_node, ordered
 from latent_graph.graph.trace import Sends, StepRecord
@@ -86,9 +86,15 @@ class AgentNode:
 
     def prompts(self, state: dict[str, Any]) -> list[str]:
         qs = questions_of(state)
-        ctx = contexts_of(state, len(qs)) if self.sees_context else None
+        ctx = self.contexts(state, len(qs))
         inbox = unread(state.get("inbox"))
-        return [compose_prompt(self.instruction, q, ctx[i] if ctx else None, inbox, i) for i, q in enumerate(qs)]
+        return [compose_prompt(self.instruction, q, ctx[i] or None, inbox, i) for i, q in enumerate(qs)]
+
+    def contexts(self, state: dict[str, Any], n: int) -> list[str]:
+        """Private text per question this agent sees: the shared ``context`` (if it sees it) + its own."""
+        shared = (contexts_of(state, n) if self.sees_context else None) or [""] * n
+        own = agent_contexts_of(state, self.name, n) or [""] * n
+        return [" ".join(c for c in pair if c) for pair in zip(shared, own)]
 
     def consumed(self, state: dict[str, Any]) -> dict[str, Any]:
         """State updates that mark this agent's inputs as read."""
