@@ -105,8 +105,9 @@ def run_sandboxed(
         args += ["--setenv", key, value]
     if root:
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    args += _system_binds() + _python_binds()
-    args += ["--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp", "--perms", "1777", "--dir", work]
+    # the private /tmp first, then the interpreter: a venv that lives under /tmp stays visible (read-only)
+    args += _system_binds() + ["--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
+    args += _python_binds() + ["--perms", "1777", "--dir", work]
     handles = []
     try:
         for name, text in files.items():
