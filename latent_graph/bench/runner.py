@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from latent_graph.graph import NodeRecord
 
 METHODS: tuple[str, ...] = ("single", "text-seq", "text-hier", "latent-seq", "latent-hier")
+EXTRA_METHODS: tuple[str, ...] = ("latent-compact",)
+"""Methods run only when named ("all" means :data:`METHODS`): the compact prompt layout."""
 _ALIASES = {
     "textmas-seq": "text-seq",
     "textmas-hier": "text-hier",
@@ -74,8 +76,10 @@ def normalize_methods(methods: str | Iterable[str]) -> list[str]:
             out.extend(x for x in METHODS if x not in out)
             continue
         m = _ALIASES.get(m, m)
-        if m not in METHODS:
-            raise BenchArgumentError(f"unknown method {raw!r}; choose from {', '.join(METHODS)} (or 'all')")
+        if m not in METHODS + EXTRA_METHODS:
+            raise BenchArgumentError(
+                f"unknown method {raw!r}; choose from {', '.join(METHODS + EXTRA_METHODS)} (or 'all')"
+            )
         if m not in out:
             out.append(m)
     if not out:
@@ -91,8 +95,8 @@ def default_graph_factory(method: str, model: Any, **kwargs: Any) -> Graph:
         raise GraphsUnavailableError(
             f"latent_graph.graph cannot be imported ({exc}); the benchmark needs the graph builders"
         ) from exc
-    if method == "single":
-        return build_graph("single", model, **kwargs)
+    if method in ("single", "latent-compact"):
+        return build_graph(method.removeprefix("latent-"), model, **kwargs)
     edges, topology = method.split("-")
     return build_graph("sequential" if topology == "seq" else "hierarchical", model, edges=edges, **kwargs)
 
