@@ -122,7 +122,9 @@ def measure(cond: Cond, graph: Any, task: Task, batch_size: int) -> dict[str, An
     for i in range(0, len(task.examples), batch_size):
         batch = task.examples[i : i + batch_size]
         out = graph.invoke(state_for(cond, batch))
-        generated += sum(int(n.get("generated_tokens", 0)) for n in out.get("trace") or [])
+        for node in out.get("trace") or []:  # per-row counts (a list) or one total (older traces)
+            g = node.get("generated_tokens", 0)
+            generated += sum(int(x) for x in g) if isinstance(g, (list, tuple)) else int(g)
         answers += [str(a) for a in out["answers"]]
         hits += [task.score(e, a).correct for e, a in zip(batch, out["answers"])]
     wall = time.perf_counter() - t0
