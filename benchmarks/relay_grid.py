@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from latent_graph import LocalLatentModel
+from latent_graph.adapters import AdapterRealigner
 from latent_graph.bench.metrics import wilson_interval
 from latent_graph.bench.relay_suite import FAMILIES, agent_context_state, relay_suite
 from latent_graph.bench.tasks import Example, Task
@@ -51,10 +52,21 @@ class Cond:
     memory: str = "all"
     layer: int = -1
     layout: str = "default"
+    agents: int = 3  # latent agents before the judger (compact layout only)
 
     @property
     def key(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        d = asdict(self)
+        if d["agents"] == 3:  # keys of rows measured before the option existed stay valid
+            del d["agents"]
+        return json.dumps(d, sort_keys=True)
+
+    @property
+    def layout_label(self) -> str:
+        return self.layout if self.agents == 3 else f"{self.layout} ({self.agents} agent{'s' * (self.agents != 1)})"
+
+
+FIELDS = tuple(Cond.__dataclass_fields__)
 
 
 def grid(args: argparse.Namespace) -> list[Cond]:
@@ -65,8 +77,15 @@ def grid(args: argparse.Namespace) -> list[Cond]:
             for memory in args.memory:
                 for steps in args.steps:
                     for realign in (args.realign[:1] if steps == 0 else args.realign):
-                        cells.append(Cond("latent-seq", realign, steps, memory, layer, layout))
+                        cells.append(Cond("latent-seq", realign, steps, memory, layer, layout, args.agents))
     return cells
+
+
+def realigner_of(model: LocalLatentModel, spec: str) -> Any:
+    """A spec for :func:`make_realigner`, or the path of a trained adapter / channel file (``*.safetensors``)."""
+    if spec.endswith(".safetensors"):
+        return AdapterRealigner.load(spec, model)
+    return make_realigner(model, spec)
 
 
 def build(cond: Cond, models: dict[int, LocalLatentModel], args: argparse.Namespace) -> Any:
@@ -78,9 +97,9 @@ def build(cond: Cond, models: dict[int, LocalLatentModel], args: argparse.Namesp
         return build_sequential(base, edges="text", **common)
     if cond.method in ("direct", "no-edge"):
         return build_single(base, **common)
-    realign = make_realigner(base, cond.realign)
+    realign = realigner_of(base, cond.realign)
     if cond.layout == "compact":
-        return build_compact(base, realign=realign, **common)
+        return build_compact(base, agents=("planner", "critic", "refiner")[:cond.agents], realign=realign, **common)
     return build_sequential(base, edges="latent", realign=realign, **common)
 
 
@@ -103,7 +122,9 @@ def measure(cond: Cond, graph: Any, task: Task, batch_size: int) -> dict[str, An
     for i in range(0, len(task.examples), batch_size):
         batch = task.examples[i : i + batch_size]
         out = graph.invoke(state_for(cond, batch))
-        generated += sum(int(n.get("generated_tokens", 0)) for n in out.get("trace") or [])
+        for node in out.get("trace") or []:  # per-row counts (a list) or one total (older traces)
+            g = node.get("generated_tokens", 0)
+            generated += sum(int(x) for x in g) if isinstance(g, (list, tuple)) else int(g)
         answers += [str(a) for a in out["answers"]]
         hits += [task.score(e, a).correct for e, a in zip(batch, out["answers"])]
     wall = time.perf_counter() - t0
@@ -124,7 +145,7 @@ def table(rows: list[dict[str, Any]], per_family: int) -> str:
         lo, hi = r["ci95"]
         fam = " / ".join(str(r["family_hits"][f]) for f in FAMILIES)
         latent = r["method"] == "latent-seq"
-        knobs = [r["realign"], str(r["steps"]), r["memory"], str(r["layer"]), r["layout"]] if latent else ["-"] * 5
+        knobs = [r["realign"], str(r["steps"]), r["memory"], str(r["layer"]), Cond(**{k: r[k] for k in FIELDS if k in r}).layout_label] if latent else ["-"] * 5
         lines.append(f"| {r['method']} | " + " | ".join(knobs) + f" | {r['n']} | {r['accuracy']:.2f} [{lo:.2f}, {hi:.2f}] "
                      f"| {fam} | {r['gen_tok_per_q']:.1f} | {r['wall_s']:.0f} | {r['load_1m'][0]}→{r['load_1m'][1]} |")
     return "\n".join(lines)
@@ -137,9 +158,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, nargs="+", default=[0, 4, 8, 16])
     p.add_argument("--memory", nargs="+", default=["all", "last", "latent"])
-    p.add_argument("--realign", nargs="+", default=["ridge", "soft:k=8,t=0.5", "knn:k=4", "blend:alpha=0.5,k=8,t=0.5"])
+    p.add_argument("--realign", nargs="+", default=["ridge", "soft:k=8,t=0.5", "knn:k=4", "blend:alpha=0.5,k=8,t=0.5"],
+                   help="realigner specs (see make_realigner) or trained adapter files (*.safetensors)")
     p.add_argument("--layers", type=int, nargs="+", default=[-1], help="hidden layer fed back (-1 = final norm output)")
     p.add_argument("--layout", nargs="+", default=["default"], choices=LAYOUTS)
+    p.add_argument("--agents", type=int, default=3, choices=(1, 2, 3),
+                   help="latent agents before the judger in the compact layout (1 = one sender, then the judger)")
     p.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=BASELINES)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=16)

@@ -6,7 +6,10 @@ Two shapes from the literature:
   same model it is the trained counterpart of the ridge matrix W_a;
 - :class:`MLPAdapter` — LayerNorm → Linear → GELU → Linear → LayerNorm; the
   output LayerNorm's gain/bias are initialised to the target embedding table's
-  scale and mean so outputs start at the right norm.
+  scale and mean so outputs start at the right norm;
+- :class:`ChannelAdapter` — ``g · normalize(W h + b)``: the ridge realigner with a
+  trainable matrix and output norm (start it from W_a, see
+  :mod:`latent_graph.adapters.channel`, which trains it end to end through the model).
 
 Both are plain ``nn.Module`` s over the last dimension, ``(..., H_src) → (..., H_dst)``,
 and describe themselves with :meth:`config` so a file can rebuild them.
@@ -21,7 +24,7 @@ from torch import nn
 
 from latent_graph.adapters.errors import AdapterFileError
 
-KINDS: tuple[str, ...] = ("linear", "mlp")
+KINDS: tuple[str, ...] = ("linear", "mlp", "channel")
 
 
 class LinearAdapter(nn.Module):
@@ -64,12 +67,36 @@ class MLPAdapter(nn.Module):
         return {"kind": self.kind, "src_dim": self.src_dim, "dst_dim": self.dst_dim, "hidden_dim": self.hidden_dim}
 
 
+class ChannelAdapter(LinearAdapter):
+    """``e = g · (W h + b) / ‖W h + b‖``: (..., dim) → (..., dim), one learned output norm ``g``."""
+
+    kind = "channel"
+
+    def __init__(self, src_dim: int, dst_dim: int) -> None:
+        super().__init__(src_dim, dst_dim)
+        self.gain = nn.Parameter(torch.ones(1))
+
+    def init_from(self, matrix: torch.Tensor, norm: float) -> ChannelAdapter:
+        """Start at a ridge realigner: ``matrix`` (src_dim, dst_dim) as in ``e = h @ matrix``, rescaled to ``norm``."""
+        with torch.no_grad():
+            self.proj.weight.copy_(matrix.float().T)
+            self.proj.bias.zero_()
+            self.gain.fill_(float(norm))
+        return self
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        e = self.proj(hidden)  # (..., dst_dim)
+        return e * (self.gain / e.norm(dim=-1, keepdim=True).clamp_min(1e-6))
+
+
 def build_adapter(kind: str, src_dim: int, dst_dim: int, hidden_dim: int | None = None) -> nn.Module:
-    """A fresh adapter module of ``kind`` ("linear" or "mlp")."""
+    """A fresh adapter module of ``kind`` ("linear", "mlp" or "channel")."""
     if kind == "linear":
         return LinearAdapter(src_dim, dst_dim)
     if kind == "mlp":
         return MLPAdapter(src_dim, dst_dim, hidden_dim)
+    if kind == "channel":
+        return ChannelAdapter(src_dim, dst_dim)
     raise AdapterFileError(f"unknown adapter kind {kind!r}; choose one of {KINDS}")
 
 
