@@ -24,7 +24,7 @@ import torch
 from transformers import DynamicCache, GenerationConfig
 
 from latent_graph import LocalLatentModel
-from latent_graph.engine.chat_format import encode_left_padded, format_prompt
+from latent_graph.engine.chat_format import encode_prompts
 from latent_graph.engine.default_model import default_source
 
 
@@ -72,8 +72,7 @@ def ours_generate(model: LocalLatentModel, prompts: list[str], n: int) -> float:
 
 
 def hf_generate(model: LocalLatentModel, prompts: list[str], n: int) -> float:
-    texts = [format_prompt(model.tokenizer, p, None, True) for p in prompts]
-    ids, mask = encode_left_padded(model.tokenizer, texts, model.device)
+    ids, mask = encode_prompts(model.tokenizer, prompts, None, True, model.device)  # the engine's own ids
     cfg = GenerationConfig(max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=0)
     t0 = time.perf_counter()
     with torch.no_grad():
