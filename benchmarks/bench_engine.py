@@ -9,7 +9,7 @@ Prints, from one run, with the load average (variants interleaved A B A B ..., m
   same batch (per-token time = (time for 1 + n tokens - time for 1 token) / n, EOS off);
 - warm default-model load time and peak RSS.
 
-Usage: python benchmarks/bench_engine.py [--steps 32] [--repeats 5] [--cache-len 64] [--threads 1] [--dtype bfloat16]
+Usage: python benchmarks/bench_engine.py [--steps 32] [--repeats 5] [--cache-len 64] [--threads 1 [--clock cpu]] [--dtype bfloat16]
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ import torch
 from transformers import DynamicCache, GenerationConfig
 
 from latent_graph import LocalLatentModel
-from latent_graph.engine.chat_format import encode_left_padded, format_prompt
+from latent_graph.engine.chat_format import encode_prompts
 from latent_graph.engine.default_model import default_source
+
+clock = time.perf_counter  # --clock cpu: time.thread_time (this thread's CPU seconds; with --threads 1 all of torch's work)
 
 
 def weight_stream(model: LocalLatentModel) -> tuple[float, float]:
@@ -34,12 +36,12 @@ def weight_stream(model: LocalLatentModel) -> tuple[float, float]:
     lins = [m for m in model.hf_model.modules() if isinstance(m, torch.nn.Linear) and m is not head]
     xs = {m.in_features: torch.randn(1, m.in_features, dtype=model.dtype) for m in [*lins, head]}
     with torch.no_grad():
-        t0 = time.perf_counter()
+        t0 = clock()
         for m in lins:
             torch.nn.functional.linear(xs[m.in_features], m.weight)
-        t1 = time.perf_counter()
+        t1 = clock()
         torch.nn.functional.linear(xs[head.in_features], head.weight)
-        t2 = time.perf_counter()
+        t2 = clock()
     return t1 - t0, t2 - t1
 
 
@@ -50,36 +52,35 @@ def hf_decode_steps(model: LocalLatentModel, handle, steps: int) -> float:
     tok = torch.tensor([[model.tokenizer.eos_token_id or 0]])
     with torch.no_grad():
         out = hf(input_ids=tok, past_key_values=cache, use_cache=True)  # warm-up, grows cache by 1
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(steps):
             out = hf(input_ids=tok, past_key_values=out.past_key_values, use_cache=True)
             tok = out.logits[:, -1].argmax(-1, keepdim=True)
-        return (time.perf_counter() - t0) / steps
+        return (clock() - t0) / steps
 
 
 def latent_steps(model: LocalLatentModel, handle, steps: int) -> float:
     """Seconds per latent step, timed inside the engine with an on_step clock."""
     stamps: list[float] = []
-    model.think(handle, "Continue.", steps + 1, on_step=lambda _i: stamps.append(time.perf_counter()))
+    model.think(handle, "Continue.", steps + 1, on_step=lambda _i: stamps.append(clock()))
     return (stamps[-1] - stamps[0]) / steps
 
 
 def ours_generate(model: LocalLatentModel, prompts: list[str], n: int) -> float:
-    t0 = time.perf_counter()
+    t0 = clock()
     d = model.decode(None, prompts, max_new_tokens=n)
     assert all(k == n for k in d.new_tokens), d.new_tokens
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
 def hf_generate(model: LocalLatentModel, prompts: list[str], n: int) -> float:
-    texts = [format_prompt(model.tokenizer, p, None, True) for p in prompts]
-    ids, mask = encode_left_padded(model.tokenizer, texts, model.device)
+    ids, mask = encode_prompts(model.tokenizer, prompts, None, True, model.device)  # the engine's own ids
     cfg = GenerationConfig(max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=0)
-    t0 = time.perf_counter()
+    t0 = clock()
     with torch.no_grad():
         out = model.hf_model.generate(input_ids=ids, attention_mask=mask, generation_config=cfg)
     assert out.shape[1] == ids.shape[1] + n
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
 def per_token(fn, model, prompts: list[str], n: int) -> float:
@@ -93,10 +94,17 @@ def main() -> None:
     p.add_argument("--cache-len", type=int, default=64, help="approximate cache length in tokens")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--dtype", default=None, help="e.g. bfloat16 (default: the model's fp32)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: time this thread's CPU seconds (needs --threads 1), robust to other processes on a shared machine")
     p.add_argument("--batch", type=int, nargs="*", default=[1, 8], help="batch sizes for the generate comparison")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        if torch.get_num_threads() != 1:
+            p.error("--clock cpu needs --threads 1")
+        global clock
+        clock = time.thread_time
 
     _, source = default_source()
     kw = {"dtype": args.dtype} if args.dtype else {}
@@ -126,6 +134,7 @@ def main() -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ms = lambda k: f"{med[k] * 1e3:7.2f} ms"  # noqa: E731
     print(f"model: {model.name} ({model.fingerprint.digest}) dtype={model.dtype}, torch threads={torch.get_num_threads()}")
+    print(f"clock: {args.clock}")
     print(f"load average at start {load0[0]:.2f}, at end {os.getloadavg()[0]:.2f} (1 min)")
     print(f"cache length: {handle.seq_len} tokens; {args.steps} steps x {args.repeats} repeats (median)")
     print(f"roofline: weights streamed once {ms('stream')} (body {ms('stream_body')}, lm_head {(med['stream'] - med['stream_body']) * 1e3:.2f} ms)")

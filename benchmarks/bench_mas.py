@@ -10,6 +10,7 @@ next to their goals:
 
 Usage (about 11 minutes with the defaults on the shared 2-core CPU of docs/benchmarks.md, --threads 1):
     python benchmarks/bench_mas.py --data ../shared/data/gsm8k/test.jsonl --threads 1
+    python benchmarks/bench_mas.py --methods latent-seq --limit 8 --max-new-tokens 48 --threads 1  # batch ratio only
     python benchmarks/bench_mas.py --model Qwen/Qwen3-4B --dtype bfloat16 --device cuda --limit 64
 """
 
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="../shared/data/gsm8k/test.jsonl", help="GSM8K test.jsonl")
     p.add_argument("--limit", type=int, default=16, help="GSM8K questions (default 16)")
+    p.add_argument("--methods", default="single,text-seq,latent-seq", help="comma-separated (default single,text-seq,latent-seq)")
     p.add_argument("--batch-size", type=int, default=8, help="main batch size (default 8)")
     p.add_argument("--steps", type=int, default=8, help="latent steps per agent (default 8)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="generation budget per agent (default 128)")
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(args.model, dtype=args.dtype, device=args.device)
     summary = run_bench(
         model,
-        methods=["single", "text-seq", "latent-seq"],
+        methods=args.methods,
         task="gsm8k",
         data=args.data,
         limit=args.limit,

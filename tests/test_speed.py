@@ -121,3 +121,18 @@ def test_buffer_grows_past_its_reserve():
 def test_think_buffer_is_exact_and_compact(llama, steps):
     h = llama.think(None, PROMPTS, steps)
     assert all(k.is_contiguous() and k.shape[2] == h.seq_len for k in h.keys)
+
+
+def test_step_fast_path_equals_full_mask_path(any_model, monkeypatch):
+    """Single steps without padding (positions from next_pos, no 2D mask passed) equal the general path bit for bit."""
+    padded = [PROMPTS[0], PROMPTS[1] + " Answer with a number."]  # different lengths: a padded batch too
+    new = [pipeline(any_model, p) for p in ([PROMPTS[0]], padded)]
+    with monkeypatch.context() as m:
+        m.setattr(cache_mod.Work, "dense", property(lambda self: False, lambda self, v: None), raising=False)  # pass the mask
+        m.setattr(cache_mod.Work, "ones", lambda self, rows: torch.ones((rows, 1), dtype=torch.long))  # never the fast path
+        old = [pipeline(any_model, p) for p in ([PROMPTS[0]], padded)]
+    for a, b in zip(new, old):
+        for x, y in zip(a[:2], b[:2]):
+            assert_same_handle(x, y)
+        assert a[2].texts == b[2].texts and a[2].new_tokens == b[2].new_tokens
+        assert_same_handle(a[2].handle, b[2].handle)

@@ -18,7 +18,6 @@ from latent_graph.engine.handle import LatentHandle, Segment, SegmentKind
 from latent_graph.engine.kvbuffer import BufferCache
 
 
-
 def to_cache(handle: LatentHandle | None) -> DynamicCache:
     """A new DynamicCache holding (copies of) the handle's K/V; empty for None."""
     if handle is None or handle.seq_len == 0:
@@ -93,8 +92,17 @@ class Work:
         self.hiddens: list[torch.Tensor] = list(base.hiddens) if base else []
         self.fingerprint = fingerprint
         self.next_pos = base.next_positions() if base else torch.zeros(batch, dtype=torch.long, device=device)  # (B,)
+        self.dense = bool(self.mask.all())
+        self._ones: dict[int, torch.Tensor] = {}  # no padding column yet: the model may skip its 2D mask
         self.prompt_tokens = self.latent_steps = self.generated_tokens = 0
         self.meta: dict[str, str] = dict(base.meta) if base else {}
+
+    def ones(self, rows: int) -> torch.Tensor:
+        """The shared (rows, 1) all-ones column mask of single steps (made once per batch size)."""
+        col = self._ones.get(rows)
+        if col is None:
+            col = self._ones[rows] = torch.ones((rows, 1), dtype=torch.long, device=self.next_pos.device)
+        return col
 
     @property
     def length(self) -> int:
@@ -116,12 +124,17 @@ class Work:
     ) -> torch.Tensor:
         """Append n columns through ``base_model`` (no lm_head); returns layer ``layer``'s hidden states (B, n, H)."""
         n = new_mask.shape[1]
-        pos = positions_after(self.next_pos, new_mask)  # (B, n)
+        if n == 1 and new_mask is self.ones(new_mask.shape[0]):  # a latent/decode step: one real column per row
+            pos, added = self.next_pos[:, None], 1  # == positions_after(next_pos, ones)
+        else:
+            pos, added = positions_after(self.next_pos, new_mask), new_mask.sum(dim=1)  # (B, n), (B,)
+            self.dense = self.dense and bool(new_mask.all())
         mask = torch.cat([self.mask, new_mask], dim=1)  # (B, T + n)
         out = base_model(
             input_ids=input_ids,
             inputs_embeds=inputs_embeds,
-            attention_mask=mask,
+            # without padding the model's causal mask is the plain one (transformers then skips it too)
+            attention_mask=None if self.dense else mask,
             position_ids=pos,
             past_key_values=self.cache,
             use_cache=True,
@@ -130,7 +143,7 @@ class Work:
         self.cache = out.past_key_values
         self.mask = mask
         self.pos = torch.cat([self.pos, pos], dim=1)
-        self.next_pos = self.next_pos + new_mask.sum(dim=1)
+        self.next_pos = self.next_pos + added
         assert self.cache.get_seq_length() == self.length, "KV cache and mask are out of step"
         hidden = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
         return hidden[:, -n:]
@@ -149,6 +162,7 @@ class Work:
     def set_rows(self, rows: list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]]) -> None:
         """Replace the batch by ``rows`` (stacked, shorter ones right-padded with masked columns)."""
         keys, values, self.mask, self.pos = stack_rows(rows)
+        self.dense = bool(self.mask.all())
         self.cache = BufferCache(keys, values)
 
     def freeze(self, last_hidden: torch.Tensor | None) -> LatentHandle:

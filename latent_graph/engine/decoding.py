@@ -37,7 +37,6 @@ def generate(
     head = model.hf_model.get_output_embeddings()
     eos = model.eos_ids
     B = work.mask.shape[0]
-    ones = torch.ones((B, 1), dtype=torch.long, device=model.device)
     rows = list(range(B))  # original batch row of each live row
     parked: dict[int, Any] = {}  # finished rows: ((keys, values, mask, pos), hidden)
     out_ids: list[list[int]] = [[] for _ in range(B)]
@@ -67,10 +66,10 @@ def generate(
                 break
             idx = torch.tensor(keep, device=model.device)
             work.take_rows(idx)
-            h, tok, ones = h[idx], tok[idx], ones[: len(keep)]
+            h, tok = h[idx], tok[idx]
             rows = [rows[i] for i in keep]
         with torch.no_grad():
-            h = work.forward(model.base, ones, model.layer, input_ids=tok[:, None])[:, -1]
+            h = work.forward(model.base, work.ones(len(rows)), model.layer, input_ids=tok[:, None])[:, -1]
         fed += 1
     if parked:  # reassemble the full batch in its original row order
         for i, r in enumerate(rows):

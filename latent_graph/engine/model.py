@@ -255,7 +255,7 @@ class LocalLatentModel:
         self, work: Work, h: torch.Tensor, steps: int, agent: str, on_step: Callable[[StepInfo], None] | None
     ) -> LatentHandle:
         """Take ``steps`` latent steps from hidden state ``h`` (B, H) and freeze the result."""
-        ones = torch.ones((work.mask.shape[0], 1), dtype=torch.long, device=self.device)
+        ones = work.ones(work.mask.shape[0])
         thoughts, hiddens = [], []
         for i in range(steps):
             e = self.realigner(h.to(self.device))  # (B, H) (h comes from the last layer's device)
