@@ -70,8 +70,8 @@ class LatentSerializer(JsonPlusSerializer):
         device: Device loaded handles are put on; CPU when None.
         allowed_types: Extra classes (or ``(module, name)`` tuples) that
             checkpoints may rebuild, e.g. dataclasses your state holds.
-        **kwargs: Passed to ``JsonPlusSerializer`` (``pickle_fallback`` and a
-            permissive ``allowed_msgpack_modules=True`` are refused).
+        **kwargs: Passed to ``JsonPlusSerializer``; ``pickle_fallback`` and a permissive
+            msgpack allow-list (``allowed_msgpack_modules`` set to True) are refused.
     """
 
     def __init__(
