@@ -31,10 +31,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import DynamicCache
 
 from latent_graph.adapters.modules import ChannelAdapter
 from latent_graph.adapters.realigner import AdapterRealigner
-from latent_graph.engine import cache as _kv
+from latent_graph.engine.cache import from_cache, positions_after
 from latent_graph.engine.chat_format import encode_prompts
 from latent_graph.engine.realign import RidgeRealigner
 from latent_graph.errors import InvalidArgumentError
@@ -97,7 +98,7 @@ def sender_latents(model: Any, module: nn.Module, prompts: Sequence[str], steps:
     """
     dev = model.device
     ids, mask = encode_prompts(model.tokenizer, list(prompts), None, True, dev)  # (B, n) left-padded
-    pos = (mask.cumsum(1) - 1).clamp_min(0)
+    pos = positions_after(mask.new_zeros(mask.shape[0]), mask)  # (B, n)
     with torch.no_grad():
         out = model.base(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
     cache, h = out.past_key_values, out.last_hidden_state[:, -1]  # (B, H)
@@ -109,7 +110,7 @@ def sender_latents(model: Any, module: nn.Module, prompts: Sequence[str], steps:
         out = model.base(inputs_embeds=e[:, None], attention_mask=mask, position_ids=(start + i)[:, None],
                          past_key_values=cache, use_cache=True)
         cache, h = out.past_key_values, out.last_hidden_state[:, -1]
-    keys, values = _kv.from_cache(cache)
+    keys, values = from_cache(cache)
     return [(k[:, :, n0:n0 + steps], v[:, :, n0:n0 + steps]) for k, v in zip(keys, values)], start
 
 
@@ -132,8 +133,8 @@ def channel_loss(model: Any, module: nn.Module, batch: Sequence[ChannelExample],
     lab = torch.tensor([lb[:n] + [-100] * (n - len(lb[:n])) for lb in labels], device=dev)
     rmask = torch.tensor([[1] * len(r) + [0] * (n - len(r)) for r in rows], device=dev)
     mask = torch.cat([rmask.new_ones((len(rows), steps)), rmask], dim=1)
-    pos = (start + steps)[:, None] + torch.arange(n, device=dev)[None]
-    cache = _kv.DynamicCache(ddp_cache_data=latent_kv)
+    pos = positions_after(start + steps, rmask)  # (B, n)
+    cache = DynamicCache(ddp_cache_data=latent_kv)
     out = model.base(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
     hidden = out.last_hidden_state  # (B, n, H)
     sel = lab != -100

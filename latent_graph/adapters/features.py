@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from latent_graph.engine import cache as _kv
+from latent_graph.engine.cache import positions_after, to_cache
 from latent_graph.adapters.errors import PairsFormatError
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.engine.handle import LatentHandle
@@ -83,13 +83,13 @@ def receiver_logits(
             tok_in[b, : n - 1] = torch.tensor(t[1:-1], device=dev)
     embeds = torch.cat([e[:, None].to(dev), model.hf_model.get_input_embeddings()(tok_in).float()], dim=1)  # (B, L, H)
     start = ctx.next_positions() if ctx is not None else torch.zeros(B, dtype=torch.long, device=dev)
-    pos = start[:, None] + torch.arange(L, device=dev)[None]  # (B, L)
+    pos = positions_after(start, mask)  # (B, L): the engine's position rule
     full_mask = torch.cat([ctx.attention_mask, mask], dim=1) if ctx is not None else mask  # (B, T + L)
     out = model.hf_model(
         inputs_embeds=embeds.to(model.dtype),
         attention_mask=full_mask,
         position_ids=pos,
-        past_key_values=_kv.to_cache(ctx) if ctx is not None else None,
+        past_key_values=to_cache(ctx) if ctx is not None else None,
         use_cache=ctx is not None,
     )
     return out.logits.float(), labels  # (B, L, V), (B, L)

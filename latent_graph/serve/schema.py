@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from latent_graph.engine import DecodeOptions, MemoryPolicy
 from latent_graph.serve.config import ServeConfig
 from latent_graph.serve.errors import InvalidRequestError
 
@@ -24,7 +25,8 @@ MAX_EDGES = 16
 MAX_NAME = 64
 
 Task = Literal["math", "choice", "code", "plain"]
-Memory = Literal["all", "last", "latent"]
+Memory = MemoryPolicy  # the engine owns the policy names
+_D = DecodeOptions()
 
 
 class AnswerRequest(BaseModel):
@@ -40,8 +42,8 @@ class AnswerRequest(BaseModel):
     memory: Memory = "all"
     task: Task | None = None
     max_new_tokens: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    temperature: float = Field(default=_D.temperature, ge=0.0, le=2.0)
+    top_p: float = Field(default=_D.top_p, gt=0.0, le=1.0)
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
 
 
@@ -61,8 +63,8 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1, max_length=64)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    temperature: float = Field(default=_D.temperature, ge=0.0, le=2.0)
+    top_p: float = Field(default=_D.top_p, gt=0.0, le=1.0)
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     n: int = Field(default=1, ge=1, le=1)
     stream: Literal[False] = False
