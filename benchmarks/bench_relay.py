@@ -19,7 +19,7 @@ import time
 from latent_graph import LocalLatentModel
 from latent_graph.bench.metrics import wilson_interval
 from latent_graph.bench.tasks import relay_probes
-from latent_graph.graph import build_hierarchical, build_sequential, build_single
+from latent_graph.graphs import build_hierarchical, build_sequential, build_single
 
 
 def main() -> None:

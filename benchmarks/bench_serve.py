@@ -77,7 +77,7 @@ def direct(questions: list[str], cfg: ServeConfig, batch: int) -> Run:
     import torch
 
     from latent_graph import LocalLatentModel
-    from latent_graph.graph.prebuilt import build_sequential
+    from latent_graph.graphs import build_sequential
 
     torch.set_num_threads(cfg.torch_threads or 1)
     graph = build_sequential(LocalLatentModel.default(), steps=cfg.steps, max_new_tokens=cfg.max_new_tokens,

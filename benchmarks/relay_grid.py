@@ -35,9 +35,9 @@ from latent_graph.adapters import AdapterRealigner
 from latent_graph.bench.metrics import wilson_interval
 from latent_graph.bench.relay_suite import FAMILIES, agent_context_state, relay_suite
 from latent_graph.bench.tasks import Example, Task
-from latent_graph.engine.realigners import make_realigner
-from latent_graph.graph import build_compact, build_sequential, build_single
-from latent_graph.graph.prebuilt import LAYOUTS
+from latent_graph.engine.realign_catalog import make_realigner
+from latent_graph.graphs import build_compact, build_sequential, build_single
+from latent_graph.graphs import LAYOUTS
 
 BASELINES = ("text-seq", "direct", "no-edge")
 

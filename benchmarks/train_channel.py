@@ -22,8 +22,8 @@ import torch
 from latent_graph import LocalLatentModel
 from latent_graph.adapters.channel import ChannelConfig, ChannelExample, evaluate_channel, ridge_channel, train_channel
 from latent_graph.bench.relay_suite import relay_suite
-from latent_graph.graph.prebuilt.compact import COMPACT_FIRST
-from latent_graph.graph.prebuilt.roles import with_format
+from latent_graph.graphs.compact import COMPACT_FIRST
+from latent_graph.graphs.roles import with_format
 
 
 def examples(split: str, n: int, seed: int) -> list[ChannelExample]:

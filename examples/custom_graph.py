@@ -17,7 +17,8 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 
 from latent_graph import LocalLatentModel
-from latent_graph.graph import JudgerNode, LatentAgentNode, LatentState, TextAgentNode, add_agent
+from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_agent
+from latent_graph.state import LatentState
 from latent_graph.present.draw import to_ascii
 
 QUESTION = "A shop sells pens at 3 dollars each. Tom buys 4 pens and pays with a 20 dollar bill. What is his change?"

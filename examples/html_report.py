@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from latent_graph import LocalLatentModel
-from latent_graph.graph import build_sequential
+from latent_graph.graphs import build_sequential
 from latent_graph.present import RunTrace, write_compare, write_report
 
 QUESTIONS = ["What is 12 times 7?", "Alice has 3 apples and buys 5 more. How many apples does she have?"]

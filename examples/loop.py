@@ -17,7 +17,8 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 
 from latent_graph import LocalLatentModel
-from latent_graph.graph import JudgerNode, LatentAgentNode, LatentState, add_agent
+from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent
+from latent_graph.state import LatentState
 from latent_graph.present.draw import to_ascii
 
 QUESTION = "Alice has 3 apples and buys 5 more, then eats 2. How many apples does she have?"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from latent_graph import LocalLatentModel
-from latent_graph.graph import build_sequential
+from latent_graph.graphs import build_sequential
 from latent_graph.persist import memory_checkpointer
 from latent_graph.present.draw import to_ascii
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from latent_graph import LocalLatentModel
 from latent_graph.persist import sqlite_checkpointer
-from latent_graph.graph import build_sequential
+from latent_graph.graphs import build_sequential
 
 
 def main(model: LocalLatentModel | None = None, steps: int = 4, max_new_tokens: int = 64,

@@ -17,7 +17,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from latent_graph import LocalLatentModel
-from latent_graph.graph import JudgerNode, LatentAgentNode, LatentState, add_agent
+from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent
+from latent_graph.state import LatentState
 from latent_graph.present.draw import to_ascii
 
 QUESTION = "A farm has 3 pens with 4 sheep each and 2 pens with 5 goats each. How many animals are there?"

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from latent_graph import LocalLatentModel
-from latent_graph.graph import build_sequential
+from latent_graph.graphs import build_sequential
 
 
 def main(model: LocalLatentModel | None = None, steps: int = 4, max_new_tokens: int = 64) -> dict[str, list[Any]]:

@@ -16,8 +16,10 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 
 from latent_graph import LocalLatentModel
-from latent_graph.graph import LatentAgentNode, LatentState, TextAgentNode, add_agent, build_sequential
-from latent_graph.graph.edges import sends_metadata
+from latent_graph.nodes import LatentAgentNode, TextAgentNode, add_agent
+from latent_graph.state import LatentState
+from latent_graph.graphs import build_sequential
+from latent_graph.state.edges import sends_metadata
 from latent_graph.present.draw import to_mermaid
 
 QUESTION = "What is 15 percent of 80?"

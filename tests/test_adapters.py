@@ -263,7 +263,8 @@ def test_cross_model_latent_edge_inside_a_graph(src, dst48):
     from langgraph.graph import END, START, StateGraph
 
     from latent_graph.adapters import build_adapter
-    from latent_graph.graph import CrossModelAgentNode, JudgerNode, LatentAgentNode, LatentState
+    from latent_graph.nodes import CrossModelAgentNode, JudgerNode, LatentAgentNode
+    from latent_graph.state import LatentState
 
     adapter = AdapterRealigner(build_adapter("linear", 64, 48), src.fingerprint, dst48.fingerprint)
     b = StateGraph(LatentState)

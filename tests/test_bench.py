@@ -418,13 +418,13 @@ def test_cli_register_parses() -> None:
 # ------------------------------------------------------- real graphs, tiny model
 def _graphs_available() -> bool:
     try:
-        import latent_graph.graph.prebuilt  # noqa: F401
+        import latent_graph.graphs  # noqa: F401
     except ImportError:
         return False
     return True
 
 
-@pytest.mark.skipif(not _graphs_available(), reason="latent_graph.graph.prebuilt is not available")
+@pytest.mark.skipif(not _graphs_available(), reason="latent_graph.graphs is not available")
 def test_end_to_end_tiny_model_all_methods(tmp_path: Path, llama: Any) -> None:
     s = run_bench(llama, methods="all", task="gsm8k", data=_gsm(tmp_path, 2), batch_size=2, steps=2,
                   max_new_tokens=3, out_dir=tmp_path / "e2e", throughput_batch_sizes=[1], throughput_limit=1,
@@ -440,7 +440,7 @@ def test_end_to_end_tiny_model_all_methods(tmp_path: Path, llama: Any) -> None:
     assert Path(s.files["markdown"]).exists()
 
 
-@pytest.mark.skipif(not _graphs_available(), reason="latent_graph.graph.prebuilt is not available")
+@pytest.mark.skipif(not _graphs_available(), reason="latent_graph.graphs is not available")
 def test_end_to_end_relay_and_cli(tmp_path: Path, llama: Any, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     from latent_graph.cli import bench as cli

@@ -132,7 +132,7 @@ def test_ctrl_c_exits_130(tiny, monkeypatch, capsys):
     assert "interrupted" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("graph", ["single", "hierarchical", "latent_graph.graph.prebuilt:build_sequential"])
+@pytest.mark.parametrize("graph", ["single", "hierarchical", "latent_graph.graphs:build_sequential"])
 def test_other_graphs(tiny, capsys, graph):
     assert run("run", *FAST, "--graph", graph, "--json", "q?") == 0
     data = json.loads(capsys.readouterr().out)
@@ -140,7 +140,7 @@ def test_other_graphs(tiny, capsys, graph):
 
 
 def test_execute_with_progress_bar_and_streaming(tiny, capsys):
-    from latent_graph.graph import build_sequential
+    from latent_graph.graphs import build_sequential
 
     out = cli.execute(build_sequential(tiny, steps=1, max_new_tokens=3), {"questions": ["q"]},
                       stream_tokens=True, progress=True)
@@ -162,7 +162,7 @@ def test_draw_formats(tiny, tmp_path, capsys):
 # ------------------------------------------------------------------ issue 12, item 9
 def test_graph_factory_from_the_current_directory_gets_only_its_kwargs(tiny, tmp_path, monkeypatch, capsys):
     (tmp_path / "my_graphs.py").write_text(
-        "from latent_graph.graph import build_sequential\n"
+        "from latent_graph.graphs import build_sequential\n"
         "def make(model, steps):\n"
         "    return build_sequential(model, agents={'planner': 'Plan.'}, steps=steps, max_new_tokens=2)\n"
     )

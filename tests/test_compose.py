@@ -7,7 +7,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from latent_graph import BranchCollisionError
-from latent_graph.graph import JudgerNode, LatentAgentNode, LatentState, add_agent, branches_reducer
+from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent
+from latent_graph.state import LatentState, branches_reducer
 
 FAST = dict(steps=2, max_new_tokens=4)
 TOPICS = ["algebra", "geometry", "counting"]
@@ -48,7 +49,7 @@ def test_send_fan_out_keeps_every_branch(llama):
 
 
 def test_send_branches_merge_in_task_order(llama):
-    from latent_graph.graph.tasks import ordered
+    from latent_graph.state.branches import ordered
 
     assert ordered(["w[10]", "w[2]", "w[0]", "a"]) == ["a", "w[0]", "w[2]", "w[10]"]
     a = send_graph(llama).invoke({"questions": ["Plan it."]})
@@ -75,7 +76,7 @@ def test_branch_collision_is_a_named_error(llama):
 
 # ------------------------------------------------------------------ item 2: subgraphs
 def _inner(model):
-    from latent_graph.graph import TextAgentNode
+    from latent_graph.nodes import TextAgentNode
 
     builder = StateGraph(LatentState)
     add_agent(builder, LatentAgentNode(model=model, name="inner_think", instruction="Think.", steps=1))
@@ -87,7 +88,7 @@ def _inner(model):
 
 
 def test_subgraph_merges_state_once(llama):
-    from latent_graph.graph import TextAgentNode
+    from latent_graph.nodes import TextAgentNode
 
     builder = StateGraph(LatentState)
     add_agent(builder, TextAgentNode(model=llama, name="outer", instruction="Say hi.", max_new_tokens=2))
@@ -107,7 +108,7 @@ def test_subgraph_merges_state_once(llama):
 
 
 def test_prebuilt_graph_as_subgraph_receives_the_handle(llama):
-    from latent_graph.graph import build_sequential
+    from latent_graph.graphs import build_sequential
 
     sub = build_sequential(llama, agents={"critic": "Check."}, **FAST)
     builder = StateGraph(LatentState)
@@ -129,7 +130,7 @@ def test_plain_langgraph_savers_store_handles(llama, tmp_path):
     from langgraph.checkpoint.memory import InMemorySaver
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    from latent_graph.graph import build_sequential
+    from latent_graph.graphs import build_sequential
     from latent_graph.persist import LatentSerializer, latent_checkpointer
 
     cfg = {"configurable": {"thread_id": "t"}}
@@ -167,7 +168,7 @@ def _planner_kv(out, n_runs):
 
 def test_reused_thread_starts_a_fresh_cache_by_default(llama):
     from latent_graph.persist import memory_checkpointer
-    from latent_graph.graph import build_sequential
+    from latent_graph.graphs import build_sequential
 
     g = build_sequential(llama, checkpointer=memory_checkpointer(), **FAST)
     cfg = {"configurable": {"thread_id": "same"}}
@@ -179,7 +180,7 @@ def test_reused_thread_starts_a_fresh_cache_by_default(llama):
 
 def test_thread_continues_as_a_bounded_conversation(tiny_factory):
     from latent_graph.persist import memory_checkpointer
-    from latent_graph.graph import build_sequential
+    from latent_graph.graphs import build_sequential
 
     model = tiny_factory("llama", ctx=500)
     g = build_sequential(model, agents={"planner": "Plan."}, checkpointer=memory_checkpointer(), **FAST)
@@ -269,7 +270,7 @@ def test_runnable_face_accepts_prompt_values_and_messages(llama):
 def test_latent_steps_reach_astream_events_and_custom_stream(llama):
     import asyncio
 
-    from latent_graph.graph import build_sequential
+    from latent_graph.graphs import build_sequential
 
     g = build_sequential(llama, agents={"planner": "Plan."}, **FAST)
 
@@ -289,7 +290,8 @@ def test_latent_steps_reach_astream_events_and_custom_stream(llama):
 def test_latent_edge_into_a_foreign_chat_model_becomes_text(llama):
     from langchain_core.language_models import FakeListChatModel
 
-    from latent_graph.graph import TextAgentNode, edge_kinds_of
+    from latent_graph.nodes import TextAgentNode
+    from latent_graph.state import edge_kinds_of
     from latent_graph.present.draw import to_mermaid
 
     foreign = FakeListChatModel(responses=["the foreign reply"] * 4)
@@ -313,7 +315,8 @@ def test_latent_edge_into_a_foreign_chat_model_becomes_text(llama):
 def test_chat_face_of_the_same_model_is_the_same_engine(llama):
     from langchain_core.language_models import FakeListChatModel
 
-    from latent_graph.graph import TextAgentNode, build_sequential
+    from latent_graph.nodes import TextAgentNode
+    from latent_graph.graphs import build_sequential
     from latent_graph.langchain import as_chat_model
 
     node = TextAgentNode(model=as_chat_model(llama), name="t", instruction="Say.", max_new_tokens=2)

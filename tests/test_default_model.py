@@ -7,7 +7,7 @@ import time
 import pytest
 
 from latent_graph import LocalLatentModel
-from latent_graph.engine.default_model import converted_dir, default_source, gguf_path
+from latent_graph.engine.embedded import converted_dir, default_source, gguf_path
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def test_think_and_decode_give_text(default_model):
 
 
 def test_default_sequential_graph_answers(default_model):
-    from latent_graph.graph import build_sequential
+    from latent_graph.graphs import build_sequential
 
     g = build_sequential(default_model, steps=4, max_new_tokens=24)
     out = g.invoke({"questions": ["What is 2 plus 3?", "What is 10 minus 4?"]})

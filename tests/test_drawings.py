@@ -30,7 +30,7 @@ def _graph(stem: str, model):
     module = _example(stem)
     if hasattr(module, "build"):
         return module.build(model, 2, 4)
-    from latent_graph.graph import build_sequential
+    from latent_graph.graphs import build_sequential
 
     return build_sequential(model, agents={"planner": "x"}, steps=2, max_new_tokens=4)
 

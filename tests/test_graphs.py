@@ -9,10 +9,11 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langgraph.graph import END, START, StateGraph
 
 from latent_graph import InvalidArgumentError, LatentHandle, ModelMismatchError
-from latent_graph.graph import build_hierarchical, build_sequential, build_single
-from latent_graph.graph.prebuilt import roles
-from latent_graph.graph import JudgerNode, LatentAgentNode, LatentState, TextAgentNode, add_agent, edge_kinds_of
-from latent_graph.graph.edges import sends_metadata
+from latent_graph.graphs import build_hierarchical, build_sequential, build_single
+from latent_graph.graphs import roles
+from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_agent
+from latent_graph.state import LatentState, edge_kinds_of
+from latent_graph.state.edges import sends_metadata
 from latent_graph.langchain import LatentRunnable, as_chat_model
 from latent_graph.present.draw import to_ascii, to_image, to_mermaid
 

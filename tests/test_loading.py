@@ -14,7 +14,7 @@ from latent_graph import (
     ModelLoadError,
     QuantizationUnavailableError,
 )
-from latent_graph.engine import default_model as dm
+from latent_graph.engine import embedded as dm
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.graph import build_sequential
+from latent_graph.graphs import build_sequential
 from latent_graph.engine.realign import mean_embedding_norm
-from latent_graph.engine.realigners import (
+from latent_graph.engine.realign_catalog import (
     BlendRealigner,
     KnnProjectionRealigner,
     SoftTokenRealigner,

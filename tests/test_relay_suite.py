@@ -21,7 +21,7 @@ from latent_graph.bench.relay_suite import (
     split_templates,
 )
 from latent_graph.bench.tasks import load_task
-from latent_graph.graph import AgentNode
+from latent_graph.nodes import AgentNode
 
 
 def test_deterministic_and_extends() -> None:
@@ -123,7 +123,7 @@ def test_registered_in_load_task() -> None:
 
 
 def test_agent_context_through_graphs(llama: Any) -> None:
-    from latent_graph.graph import build_compact, build_sequential
+    from latent_graph.graphs import build_compact, build_sequential
 
     state = {"questions": ["What is the code?"], "context": ["first fact"], "agent_context": {"critic": ["own fact"]}}
     for g in (build_sequential(llama, steps=1, max_new_tokens=2, task="plain"),

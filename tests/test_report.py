@@ -11,7 +11,7 @@ from html import escape
 import pytest
 
 from latent_graph import InvalidArgumentError
-from latent_graph.graph import build_sequential
+from latent_graph.graphs import build_sequential
 from latent_graph.present import RunTrace, render_compare, render_report, write_compare, write_report
 
 QS = ["What is 12 times 7?", "Is <b>bold</b> & \"quoted\" <script>alert(1)</script> escaped?"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from latent_graph.persist import checkpoint_nbytes, memory_checkpointer, sqlite_checkpointer
-from latent_graph.graph import build_hierarchical, build_sequential
+from latent_graph.graphs import build_hierarchical, build_sequential
 
 QS = ["What is 12 times 7?", "Alice has 3 apples and buys 5 more. How many apples?"]
 OPTS = dict(steps=3, max_new_tokens=6)

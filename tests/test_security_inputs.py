@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 
 from latent_graph.adapters.errors import AdapterFileError, PairsFormatError
 from latent_graph.adapters.modules import build_adapter
-from latent_graph.adapters.realigner import AdapterRealigner
+from latent_graph.adapters.trained_realigner import AdapterRealigner
 from latent_graph.bench.errors import ResumeError
 from latent_graph.errors import HandleFormatError, InvalidArgumentError, LatentGraphError, NonFiniteLatentError
 from latent_graph.persist import handle_from_bytes, handle_to_bytes
@@ -32,7 +32,7 @@ def test_prompts_must_be_strings(llama):
 
 
 def test_graph_questions_must_be_a_list_of_strings(llama):
-    from latent_graph.graph import build_sequential
+    from latent_graph.graphs import build_sequential
 
     g = build_sequential(llama, steps=1, max_new_tokens=2)
     for bad in ({"What?": 1}, 7, [b"bytes"], {"q"}):
@@ -154,7 +154,7 @@ VALUES = st.recursive(
 
 @pytest.fixture(scope="module")
 def graph(llama):
-    from latent_graph.graph import build_sequential
+    from latent_graph.graphs import build_sequential
 
     return build_sequential(llama, steps=1, max_new_tokens=2)
 

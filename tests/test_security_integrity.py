@@ -11,7 +11,7 @@ import torch
 from latent_graph.engine.handle import Segment
 from latent_graph.errors import HandleFormatError
 from latent_graph.persist import handle_from_bytes, handle_to_bytes
-from latent_graph.persist.handle_format import _canonical, _digest
+from latent_graph.persist.handle_format import canonical_json, _digest
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_one_byte_header_edit_is_caught(handle):
 
 def test_old_version_blobs_still_load(handle):
     """Version-1 blobs (tensor-only checksum) written before the header was signed still read."""
-    from latent_graph.persist.handle_format import FORMAT, _header, _save
+    from latent_graph.persist.handle_format import FORMAT, handle_header, save_bytes
 
     blob = handle_to_bytes(handle)
     back = handle_from_bytes(blob)
@@ -48,10 +48,10 @@ def test_old_version_blobs_still_load(handle):
     tensors.update({f"latent.{i}": x for i, x in enumerate(back.latents)})
     tensors.update({f"hidden.{i}": x for i, x in enumerate(back.hiddens)})
     tensors["last_hidden"] = back.last_hidden
-    v1 = _save(tensors, {"format": FORMAT, "version": 1, "header": _header(back), "sha256": _digest(tensors)})
+    v1 = save_bytes(tensors, {"format": FORMAT, "version": 1, "header": handle_header(back), "sha256": _digest(tensors)})
     again = handle_from_bytes(v1)
     assert again.segments == handle.segments and torch.equal(again.keys[0], handle.keys[0])
-    assert _canonical(_header(again)) == _canonical(_header(handle))
+    assert canonical_json(handle_header(again)) == canonical_json(handle_header(handle))
 
 
 def _bad_handles(h):
@@ -83,7 +83,7 @@ def fake_default(monkeypatch, tmp_path):
     """The default-model machinery on a tiny model: 'dequantising' saves a small random model."""
     from conftest import make_model
 
-    from latent_graph.engine import default_model as dm
+    from latent_graph.engine import embedded as dm
 
     tiny = make_model("llama")
     calls = []

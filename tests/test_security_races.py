@@ -23,7 +23,7 @@ CONVERT = textwrap.dedent(
     from pathlib import Path
     import torch, transformers
     from safetensors.torch import save_file
-    from latent_graph.engine import default_model as dm
+    from latent_graph.engine import embedded as dm
 
     log = Path(sys.argv[2])
 

@@ -22,7 +22,7 @@ from latent_graph.adapters.errors import (
 )
 from latent_graph.adapters.evaluate import cross_relay_probe, evaluate_realigners, relay_probe, relay_probes
 from latent_graph.adapters.modules import ChannelAdapter, LinearAdapter, MLPAdapter, build_adapter
-from latent_graph.adapters.realigner import AdapterRealigner
+from latent_graph.adapters.trained_realigner import AdapterRealigner
 from latent_graph.adapters.train import TrainConfig, TrainResult, train_adapter
 
 __all__ = [

@@ -3,7 +3,7 @@
 A KV cache means nothing to a different model, so a cross-model edge carries
 *vectors*: the sender's per-step hidden states (``handle.hiddens``) and its final
 hidden state (``handle.last_hidden``), mapped by a cross-model
-:class:`~latent_graph.adapters.realigner.AdapterRealigner` into the receiver's
+:class:`~latent_graph.adapters.trained_realigner.AdapterRealigner` into the receiver's
 input-embedding space and prefilled there with ``dst_model.inject`` as a latent
 segment. The receiver never sees the sender's prompt — only what the vectors carry.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from latent_graph.adapters.realigner import AdapterRealigner
+from latent_graph.adapters.trained_realigner import AdapterRealigner
 from latent_graph.errors import AdapterError
 from latent_graph.engine.handle import LatentHandle
 

@@ -28,7 +28,7 @@ from latent_graph.adapters.features import (
     target_embeddings,
     target_ids,
 )
-from latent_graph.adapters.realigner import AdapterRealigner
+from latent_graph.adapters.trained_realigner import AdapterRealigner
 from latent_graph.errors import InvalidArgumentError
 
 Mapper = Callable[[torch.Tensor], torch.Tensor]  # (B, H_src) -> (B, H_dst)

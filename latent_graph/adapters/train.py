@@ -38,7 +38,7 @@ from latent_graph.adapters.features import (
     target_ids,
 )
 from latent_graph.adapters.modules import KINDS, build_adapter
-from latent_graph.adapters.realigner import AdapterRealigner
+from latent_graph.adapters.trained_realigner import AdapterRealigner
 from latent_graph.errors import InvalidArgumentError
 
 # Fields that may change between a run and its resumption.

@@ -26,7 +26,7 @@ class DataFormatError(BenchError, ValueError):
 
 
 class GraphsUnavailableError(BenchError, ImportError):
-    """``latent_graph.graph.prebuilt`` (the LangGraph builders) cannot be imported."""
+    """``latent_graph.graphs`` (the LangGraph builders) cannot be imported."""
 
 
 class GraphOutputError(BenchError, RuntimeError):

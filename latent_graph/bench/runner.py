@@ -44,7 +44,7 @@ from latent_graph.errors import LatentGraphError
 from latent_graph.engine import DecodeOptions, check_memory, check_steps
 
 if TYPE_CHECKING:
-    from latent_graph.graph import NodeRecord
+    from latent_graph.state import NodeRecord
 
 METHODS: tuple[str, ...] = ("single", "text-seq", "text-hier", "latent-seq", "latent-hier")
 EXTRA_METHODS: tuple[str, ...] = ("latent-compact",)
@@ -88,12 +88,12 @@ def normalize_methods(methods: str | Iterable[str]) -> list[str]:
 
 
 def default_graph_factory(method: str, model: Any, **kwargs: Any) -> Graph:
-    """Build the graph of ``method`` through the graph registry :func:`latent_graph.graph.build_graph` (imported lazily)."""
+    """Build the graph of ``method`` through the graph registry :func:`latent_graph.graphs.build_graph` (imported lazily)."""
     try:
-        from latent_graph.graph import build_graph
+        from latent_graph.graphs import build_graph
     except ImportError as exc:
         raise GraphsUnavailableError(
-            f"latent_graph.graph cannot be imported ({exc}); the benchmark needs the graph builders"
+            f"latent_graph.graphs cannot be imported ({exc}); the benchmark needs the graph builders"
         ) from exc
     if method in ("single", "latent-compact"):
         return build_graph(method.removeprefix("latent-"), model, **kwargs)
@@ -271,7 +271,7 @@ def run_bench(
         relay_seed: Seed generating relay probes.
         code_timeout: Seconds per code-task test run.
         graph_factory: ``f(method, model, **graph_kwargs) -> graph``; default builds
-            with :mod:`latent_graph.graph.prebuilt`.
+            with :mod:`latent_graph.graphs`.
         warmup: Run every method once on a tiny input before measuring (untimed).
         rescore: Re-judge every stored answer of the selected questions with the current
             extractor (after fixing extraction; nothing is regenerated). Implies ``resume``.

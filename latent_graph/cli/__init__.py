@@ -4,7 +4,7 @@ Argument parsing only: ``run`` and ``draw`` are parsed here, ``report``,
 ``bench`` and ``adapter`` in their own modules of this package (each module's
 ``register(subparsers)``). The work is done by the layers below: models load
 through :func:`latent_graph.engine.load_model`, graphs come from the registry
-:func:`latent_graph.graph.build_graph` and run through :func:`latent_graph.graph.execute`.
+:func:`latent_graph.graphs.build_graph` and run through :func:`latent_graph.present.console.execute`.
 
 Exit codes: 0 success, 2 bad usage / :class:`LatentGraphError` (one line on
 stderr, no traceback; ``--debug`` shows it), 1 unexpected error, 130 Ctrl-C.
@@ -32,9 +32,11 @@ from typing import Any
 from latent_graph.engine import DEFAULT_STEPS, MEMORY_POLICIES, DecodeOptions, check_steps
 from latent_graph.engine import load_model as engine_load_model
 from latent_graph.errors import InvalidArgumentError, LatentGraphError
-from latent_graph.graph import GRAPHS, StandInModel, build_graph, execute
-from latent_graph.graph.run import FACTORY_OPTIONS
-from latent_graph.graph.edges import parse_edge_spec
+from latent_graph.graphs import GRAPHS, build_graph
+from latent_graph.nodes import StandInModel
+from latent_graph.present.console import execute
+from latent_graph.graphs.registry import FACTORY_OPTIONS
+from latent_graph.state.edges import parse_edge_spec
 from latent_graph.present import RunTrace, write_report
 from latent_graph.present.draw import draw as draw_graph
 

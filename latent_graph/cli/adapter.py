@@ -77,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from latent_graph.adapters.evaluate import evaluate_realigners
-    from latent_graph.adapters.realigner import AdapterRealigner
+    from latent_graph.adapters.trained_realigner import AdapterRealigner
 
     src = load_model(args.model)
     dst = load_model(args.target_model) if args.target_model else src

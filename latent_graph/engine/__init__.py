@@ -10,7 +10,7 @@ Settings and their checks live in ``options.py``.
 
 from latent_graph.engine.fingerprint import ModelFingerprint
 from latent_graph.engine.handle import LatentHandle, Segment, SegmentKind
-from latent_graph.engine.load import load_model
+from latent_graph.engine.factory import load_model
 from latent_graph.engine.merge import merge_branches
 from latent_graph.engine.model import LocalLatentModel
 from latent_graph.engine.options import (

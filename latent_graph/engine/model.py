@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from latent_graph.engine import decoding, inspect
+from latent_graph.engine import decoding, lens
 from latent_graph.engine.cache import Work
 from latent_graph.engine.chat_format import encode_prompts
 from latent_graph.engine.devices import check_devices, execution_device, layer_devices, offloaded
@@ -84,15 +84,15 @@ class LocalLatentModel:
     # ------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(cls, name_or_path: str, **kwargs: Any) -> LocalLatentModel:
-        """Load any HF causal LM path or hub id. See :func:`latent_graph.engine.loading.load_hf`."""
-        from latent_graph.engine.loading import load_hf
+        """Load any HF causal LM path or hub id. See :func:`latent_graph.engine.pretrained.load_hf`."""
+        from latent_graph.engine.pretrained import load_hf
 
         return load_hf(cls, name_or_path, **kwargs)
 
     @classmethod
     def default(cls, **kwargs: Any) -> LocalLatentModel:
-        """The embedded default model, SmolLM2-135M-Instruct (see :mod:`latent_graph.engine.default_model`)."""
-        from latent_graph.engine.default_model import load_default
+        """The embedded default model, SmolLM2-135M-Instruct (see :mod:`latent_graph.engine.embedded`)."""
+        from latent_graph.engine.embedded import load_default
 
         return load_default(cls, **kwargs)
 
@@ -375,7 +375,7 @@ class LocalLatentModel:
     # ------------------------------------------------------------ inspect
     def logit_lens(self, hidden: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
         """Top-k vocabulary tokens (with probabilities) of hidden states (B, H) through the lm_head."""
-        return inspect.logit_lens(self, hidden, k)
+        return lens.logit_lens(self, hidden, k)
 
     def nearest_tokens(self, embedding: torch.Tensor, k: int = 1) -> list[list[tuple[str, float]]]:
         """Input-embedding rows nearest (cosine) to realigned vectors (B, H)."""
@@ -383,7 +383,7 @@ class LocalLatentModel:
         if w is None:  # normalised once, not at every inspected step
             w = torch.nn.functional.normalize(self.input_embedding_matrix().float(), dim=-1)  # (V, H)
             self._unit_embeddings = w
-        return inspect.nearest_tokens(self, w, embedding, k)
+        return lens.nearest_tokens(self, w, embedding, k)
 
     def __repr__(self) -> str:
         return f"LocalLatentModel({self.name!r}, realign={self.realigner.name}, device={self.device}, dtype={self.dtype})"

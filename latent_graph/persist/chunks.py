@@ -23,15 +23,15 @@ from latent_graph.persist.handle_format import (
     FORMAT_VERSION,
     MANIFEST_FORMAT,
     Tensors,
-    _assemble,
-    _canonical,
-    _check_format,
-    _header,
-    _int,
-    _json,
-    _load,
-    _save,
-    _take,
+    assemble_handle,
+    canonical_json,
+    check_format,
+    handle_header,
+    header_int,
+    parse_json,
+    load_bytes,
+    save_bytes,
+    take_tensor,
     chunk_key,
 )
 from latent_graph.persist.validate import Parts
@@ -92,7 +92,7 @@ def _column_chunk(h: LatentHandle, start: int, end: int, latent: int | None, att
         tensors["latent"] = h.latents[latent]
         if h.hiddens:
             tensors["hidden"] = h.hiddens[latent]
-    return _save(tensors, {"format": CHUNK_FORMAT, "version": FORMAT_VERSION})
+    return save_bytes(tensors, {"format": CHUNK_FORMAT, "version": FORMAT_VERSION})
 
 
 def _tail_chunk(h: LatentHandle, attach: bool) -> bytes | None:
@@ -104,7 +104,7 @@ def _tail_chunk(h: LatentHandle, attach: bool) -> bytes | None:
         tensors.update({f"hidden.{i}": x for i, x in enumerate(h.hiddens)})
     if not tensors:
         return None
-    return _save(tensors, {"format": CHUNK_FORMAT, "version": FORMAT_VERSION})
+    return save_bytes(tensors, {"format": CHUNK_FORMAT, "version": FORMAT_VERSION})
 
 
 def _latent_indices(h: LatentHandle, n_spans: int) -> list[int | None]:
@@ -144,25 +144,25 @@ def handle_to_chunks(handle: LatentHandle) -> HandleChunks:
     tail_key = None if tail is None else chunk_key(tail)
     if tail is not None:
         chunks[tail_key] = tail  # type: ignore[index]
-    body = {"columns": columns, "tail": tail_key, "latents_in_columns": attach, "header": _header(handle)}
+    body = {"columns": columns, "tail": tail_key, "latents_in_columns": attach, "header": handle_header(handle)}
     return HandleChunks(_seal(body), chunks)
 
 
 def _body_sha(body: Any) -> str:
-    return hashlib.sha256(_canonical(body).encode()).hexdigest()[:32]
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()[:32]
 
 
 def _seal(body: dict[str, Any]) -> str:
     """Manifest JSON: format, version, the body and a checksum of its canonical form."""
-    return _canonical({"format": MANIFEST_FORMAT, "version": FORMAT_VERSION, "sha256": _body_sha(body), "body": body})
+    return canonical_json({"format": MANIFEST_FORMAT, "version": FORMAT_VERSION, "sha256": _body_sha(body), "body": body})
 
 
 def _unseal(manifest: str | bytes) -> dict[str, Any]:
     what = "latent handle manifest"
-    outer = _json(manifest, what)
+    outer = parse_json(manifest, what)
     if not isinstance(outer, dict):
         raise HandleFormatError(f"{what} must be a JSON object")
-    _check_format(outer, MANIFEST_FORMAT, what)
+    check_format(outer, MANIFEST_FORMAT, what)
     body = outer.get("body")
     if _body_sha(body) != outer.get("sha256"):
         raise HandleFormatError(f"{what}: checksum mismatch (the manifest is corrupt)")
@@ -206,8 +206,8 @@ def _verified(key: str, get_chunk: Callable[[str], bytes | None]) -> bytes:
 def _fetch(key: str, get_chunk: Callable[[str], bytes | None]) -> Tensors:
     """Load one tensor chunk and verify it is the bytes its key names."""
     data = _verified(key, get_chunk)
-    tensors, meta = _load(data, f"latent handle chunk {key[:16]}...")
-    _check_format(meta, CHUNK_FORMAT, f"latent handle chunk {key[:16]}...")
+    tensors, meta = load_bytes(data, f"latent handle chunk {key[:16]}...")
+    check_format(meta, CHUNK_FORMAT, f"latent handle chunk {key[:16]}...")
     return tensors
 
 
@@ -235,17 +235,17 @@ def handle_from_chunks(
     header = body.get("header")
     if not isinstance(header, dict):
         raise HandleFormatError("latent handle manifest: missing header")
-    n_layers = _int(header, "num_layers")
+    n_layers = header_int(header, "num_layers")
     cols = [_col(c) for c in body["columns"]]
     if not cols:
         raise HandleFormatError("latent handle manifest lists no column chunks")
     loaded = [_fetch(key, get_chunk) for key, _, _ in cols]
     what = "latent handle chunk"
     parts = Parts(
-        keys=[_cat([_take(c, f"k.{i}", what) for c in loaded], 2) for i in range(n_layers)],
-        values=[_cat([_take(c, f"v.{i}", what) for c in loaded], 2) for i in range(n_layers)],
-        attention_mask=_cat([_take(c, "attention_mask", what) for c in loaded], 1),
-        position_ids=_cat([_take(c, "position_ids", what) for c in loaded], 1),
+        keys=[_cat([take_tensor(c, f"k.{i}", what) for c in loaded], 2) for i in range(n_layers)],
+        values=[_cat([take_tensor(c, f"v.{i}", what) for c in loaded], 2) for i in range(n_layers)],
+        attention_mask=_cat([take_tensor(c, "attention_mask", what) for c in loaded], 1),
+        position_ids=_cat([take_tensor(c, "position_ids", what) for c in loaded], 1),
         latents=[],
         hiddens=[],
         last_hidden=None,
@@ -253,19 +253,19 @@ def handle_from_chunks(
     tail = _fetch(str(body["tail"]), get_chunk) if body.get("tail") is not None else {}
     _fill_latents(parts, header, loaded, tail, bool(body.get("latents_in_columns")))
     if header.get("has_last_hidden"):
-        parts.last_hidden = _take(tail, "last_hidden", "latent handle tail chunk")
+        parts.last_hidden = take_tensor(tail, "last_hidden", "latent handle tail chunk")
     _check_columns(cols, parts)
-    return _assemble(header, parts, device)
+    return assemble_handle(header, parts, device)
 
 
 def _fill_latents(parts: Parts, header: Mapping[str, Any], loaded: list[Tensors], tail: Tensors, in_cols: bool) -> None:
-    n_lat, n_hid = _int(header, "n_latents"), _int(header, "n_hiddens")
+    n_lat, n_hid = header_int(header, "n_latents"), header_int(header, "n_hiddens")
     if in_cols:
         parts.latents = [c["latent"] for c in loaded if "latent" in c]
         parts.hiddens = [c["hidden"] for c in loaded if "hidden" in c]
     else:
-        parts.latents = [_take(tail, f"latent.{i}", "latent handle tail chunk") for i in range(n_lat)]
-        parts.hiddens = [_take(tail, f"hidden.{i}", "latent handle tail chunk") for i in range(n_hid)]
+        parts.latents = [take_tensor(tail, f"latent.{i}", "latent handle tail chunk") for i in range(n_lat)]
+        parts.hiddens = [take_tensor(tail, f"hidden.{i}", "latent handle tail chunk") for i in range(n_hid)]
     if len(parts.latents) != n_lat or len(parts.hiddens) != n_hid:
         raise HandleFormatError(
             f"latent handle chunks hold {len(parts.latents)} latents / {len(parts.hiddens)} hiddens, "

@@ -67,11 +67,11 @@ def _cpu(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to("cpu").contiguous()
 
 
-def _canonical(body: Any) -> str:
+def canonical_json(body: Any) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _save(tensors: Tensors, info: dict[str, Any]) -> bytes:
+def save_bytes(tensors: Tensors, info: dict[str, Any]) -> bytes:
     """safetensors bytes; tensors are moved to CPU and un-aliased first.
 
     ``info`` goes into the header as one canonical-JSON metadata entry: safetensors
@@ -91,11 +91,11 @@ def _save(tensors: Tensors, info: dict[str, Any]) -> bytes:
             t = t.clone()
         seen.add(ptr)
         ready[name] = t
-    return _st_save(ready, metadata={_META_KEY: _canonical(info)})
+    return _st_save(ready, metadata={_META_KEY: canonical_json(info)})
 
 
-def _load(data: bytes, what: str) -> tuple[Tensors, dict[str, Any]]:
-    """Parse safetensors bytes (tensors on CPU); return them with the ``info`` of :func:`_save`."""
+def load_bytes(data: bytes, what: str) -> tuple[Tensors, dict[str, Any]]:
+    """Parse safetensors bytes (tensors on CPU); return them with the ``info`` of :func:`save_bytes`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise HandleFormatError(f"{what}: expected bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -110,7 +110,7 @@ def _load(data: bytes, what: str) -> tuple[Tensors, dict[str, Any]]:
 
 
 def _read_info(data: bytes) -> dict[str, Any]:
-    """The ``info`` stored by :func:`_save` in a safetensors header (length-prefixed JSON)."""
+    """The ``info`` stored by :func:`save_bytes` in a safetensors header (length-prefixed JSON)."""
     n = int.from_bytes(data[:8], "little")
     meta = json.loads(data[8 : 8 + n]).get("__metadata__") or {}
     info = json.loads(meta.get(_META_KEY, "null")) if isinstance(meta, dict) else None
@@ -130,7 +130,7 @@ def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _check_format(meta: Mapping[str, Any], fmt: str, what: str, versions: tuple[int, ...] = (FORMAT_VERSION,)) -> int:
+def check_format(meta: Mapping[str, Any], fmt: str, what: str, versions: tuple[int, ...] = (FORMAT_VERSION,)) -> int:
     got = meta.get("format")
     if got != fmt:
         raise HandleFormatError(f"{what}: not a {fmt!r} payload (format field is {got!r})")
@@ -144,11 +144,11 @@ def _check_format(meta: Mapping[str, Any], fmt: str, what: str, versions: tuple[
 
 def _signed_digest(tensors: Mapping[str, torch.Tensor], header: Any) -> str:
     """sha256 over the tensors (:func:`_digest`) and the canonical JSON header (segments...)."""
-    return hashlib.sha256(f"{_digest(tensors)}|{_canonical(header)}".encode()).hexdigest()
+    return hashlib.sha256(f"{_digest(tensors)}|{canonical_json(header)}".encode()).hexdigest()
 
 
 # ------------------------------------------------------------ the header
-def _header(h: LatentHandle) -> dict[str, Any]:
+def handle_header(h: LatentHandle) -> dict[str, Any]:
     """Everything but the tensors, as JSON-able data."""
     return {
         "num_layers": h.num_layers,
@@ -164,7 +164,7 @@ def _header(h: LatentHandle) -> dict[str, Any]:
     }
 
 
-def _int(header: Mapping[str, Any], key: str) -> int:
+def header_int(header: Mapping[str, Any], key: str) -> int:
     value = header.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise HandleFormatError(f"handle header field {key!r} must be an int >= 0, got {value!r}")
@@ -197,12 +197,12 @@ def _meta(raw: Any) -> dict[str, str]:
     return dict(raw)
 
 
-def _assemble(header: Mapping[str, Any], p: Parts, device: torch.device | str | None) -> LatentHandle:
+def assemble_handle(header: Mapping[str, Any], p: Parts, device: torch.device | str | None) -> LatentHandle:
     """Validate header + tensors and build the handle (on ``device``, CPU by default)."""
     if not isinstance(header, Mapping):
         raise HandleFormatError("handle header must be a JSON object")
     segments = _segments(header.get("segments"))
-    check_parts(p, segments, _int(header, "num_layers"))
+    check_parts(p, segments, header_int(header, "num_layers"))
     handle = LatentHandle(
         keys=tuple(p.keys),
         values=tuple(p.values),
@@ -213,15 +213,15 @@ def _assemble(header: Mapping[str, Any], p: Parts, device: torch.device | str | 
         fingerprint=_fingerprint(header.get("fingerprint")),
         hiddens=tuple(p.hiddens),
         last_hidden=p.last_hidden,
-        prompt_tokens=_int(header, "prompt_tokens"),
-        latent_steps=_int(header, "latent_steps"),
-        generated_tokens=_int(header, "generated_tokens"),
+        prompt_tokens=header_int(header, "prompt_tokens"),
+        latent_steps=header_int(header, "latent_steps"),
+        generated_tokens=header_int(header, "generated_tokens"),
         meta=_meta(header.get("meta")),
     )
     return handle if device is None else handle.to(device)
 
 
-def _take(tensors: Tensors, name: str, what: str) -> torch.Tensor:
+def take_tensor(tensors: Tensors, name: str, what: str) -> torch.Tensor:
     try:
         return tensors[name]
     except KeyError:
@@ -248,9 +248,9 @@ def handle_to_bytes(handle: LatentHandle) -> bytes:
     tensors.update({f"hidden.{i}": x for i, x in enumerate(handle.hiddens)})
     if handle.last_hidden is not None:
         tensors["last_hidden"] = handle.last_hidden
-    header = _header(handle)
+    header = handle_header(handle)
     info = {"format": FORMAT, "version": BLOB_VERSION, "header": header, "sha256": _signed_digest(tensors, header)}
-    return _save(tensors, info)
+    return save_bytes(tensors, info)
 
 
 def handle_from_bytes(data: bytes, device: torch.device | str | None = None) -> LatentHandle:
@@ -265,8 +265,8 @@ def handle_from_bytes(data: bytes, device: torch.device | str | None = None) -> 
             of an unknown version.
     """
     what = "serialized latent handle"
-    tensors, meta = _load(data, what)
-    version = _check_format(meta, FORMAT, what, versions=(1, BLOB_VERSION))
+    tensors, meta = load_bytes(data, what)
+    version = check_format(meta, FORMAT, what, versions=(1, BLOB_VERSION))
     header = meta.get("header")
     if not isinstance(header, dict):
         raise HandleFormatError(f"{what}: missing header")
@@ -274,20 +274,20 @@ def handle_from_bytes(data: bytes, device: torch.device | str | None = None) -> 
     expected = _digest(tensors) if version == 1 else _signed_digest(tensors, header)
     if meta.get("sha256") != expected:
         raise HandleFormatError(f"{what}: checksum mismatch (the data is corrupt)")
-    n_layers = _int(header, "num_layers")
+    n_layers = header_int(header, "num_layers")
     parts = Parts(
-        keys=[_take(tensors, f"k.{i}", what) for i in range(n_layers)],
-        values=[_take(tensors, f"v.{i}", what) for i in range(n_layers)],
-        attention_mask=_take(tensors, "attention_mask", what),
-        position_ids=_take(tensors, "position_ids", what),
-        latents=[_take(tensors, f"latent.{i}", what) for i in range(_int(header, "n_latents"))],
-        hiddens=[_take(tensors, f"hidden.{i}", what) for i in range(_int(header, "n_hiddens"))],
-        last_hidden=_take(tensors, "last_hidden", what) if header.get("has_last_hidden") else None,
+        keys=[take_tensor(tensors, f"k.{i}", what) for i in range(n_layers)],
+        values=[take_tensor(tensors, f"v.{i}", what) for i in range(n_layers)],
+        attention_mask=take_tensor(tensors, "attention_mask", what),
+        position_ids=take_tensor(tensors, "position_ids", what),
+        latents=[take_tensor(tensors, f"latent.{i}", what) for i in range(header_int(header, "n_latents"))],
+        hiddens=[take_tensor(tensors, f"hidden.{i}", what) for i in range(header_int(header, "n_hiddens"))],
+        last_hidden=take_tensor(tensors, "last_hidden", what) if header.get("has_last_hidden") else None,
     )
-    return _assemble(header, parts, device)
+    return assemble_handle(header, parts, device)
 
 
-def _json(text: Any, what: str) -> Any:
+def parse_json(text: Any, what: str) -> Any:
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8")

@@ -14,7 +14,7 @@ from typing import Any
 
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.present.svg import bar_chart, graph_svg, line_chart, timeline_svg
-from latent_graph.graph import NodeRecord, StepRecord
+from latent_graph.state import NodeRecord, StepRecord
 from latent_graph.present.runtrace import RunTrace
 
 CSS = """

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.graph import Message, NodeRecord
+from latent_graph.state import Message, NodeRecord
 from latent_graph.jsonl import parse_json
 from latent_graph.present.layout import Shape
 
@@ -51,7 +51,7 @@ class RunTrace:
     Attributes:
         questions: The batch of questions, in order.
         answers: The final answer per question.
-        trace: Node records in execution order (:class:`~latent_graph.graph.NodeRecord`).
+        trace: Node records in execution order (:class:`~latent_graph.state.NodeRecord`).
         messages: Text sent over text edges (and the judger's answers): ``{agent, texts}``.
         context: Per-question private context, if any.
         model: ``{"name", "digest"}`` of the model (its fingerprint).

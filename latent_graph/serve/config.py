@@ -15,7 +15,7 @@ from typing import Any
 
 from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, LocalLatentModel, load_model
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.graph import GRAPHS
+from latent_graph.graphs import GRAPHS
 
 SERVABLE_GRAPHS: tuple[str, ...] = tuple(GRAPHS)
 

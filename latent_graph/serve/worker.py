@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from latent_graph import LatentGraphError, LocalLatentModel
-from latent_graph.graph import build_graph
+from latent_graph.graphs import build_graph
 from latent_graph.serve.config import ServeConfig
 from latent_graph.serve.errors import http_status
 from latent_graph.serve.schema import RunSettings, row_result

@@ -21,7 +21,7 @@ from typing_extensions import NotRequired, TypedDict
 
 from latent_graph.engine import LatentHandle
 from latent_graph.errors import BatchSizeMismatchError, BranchCollisionError, InvalidArgumentError
-from latent_graph.graph.trace import NodeRecord
+from latent_graph.state.trace import NodeRecord
 
 CLEAR: dict[str, str] = {"op": "clear"}
 """Inbox update marking every message read."""
@@ -88,7 +88,7 @@ def inbox_reducer(left: list[Message] | None, right: Any) -> list[Message]:
 
 
 def branches_reducer(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
-    """Merge branch handles by branch key (see :mod:`latent_graph.graph.tasks`); ``None`` clears them.
+    """Merge branch handles by branch key (see :mod:`latent_graph.state.branches`); ``None`` clears them.
 
     Raises:
         BranchCollisionError: Two writes put different handles under one key (two
@@ -128,7 +128,7 @@ class LatentState(TypedDict, total=False):
     answers: list[str]
     """The judger's answer per question."""
     turn: Annotated[int, operator.add]
-    """Runs (turns) this thread has finished: answer nodes add 1 (see :mod:`latent_graph.graph.threads`)."""
+    """Runs (turns) this thread has finished: answer nodes add 1 (see :mod:`latent_graph.state.threads`)."""
     handle_turn: int
     """The turn in which ``handle`` was written (an older one is carried over by the thread policy)."""
 

@@ -1,6 +1,6 @@
-"""Live per-node progress of a graph run on stderr: which agent, latent step k/n, tokens streaming.
+"""The terminal face of a run: live per-node progress on stderr and the answer on stdout (:func:`execute`).
 
-Fed from LangGraph's stream modes by :func:`latent_graph.graph.run.execute`:
+Fed from LangGraph's stream modes by :func:`latent_graph.present.console.execute`:
 ``custom`` (latent-step events), ``messages`` (tokens of decoding nodes) and
 ``updates`` (a node finished). On a terminal one status line is rewritten in
 place; otherwise (a pipe, a log file) one line is written per finished node.
@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import sys
 from typing import Any, TextIO
+
+from langgraph.graph import END, START
+
+from latent_graph.state import answer_nodes
 
 
 class Progress:
@@ -72,3 +76,45 @@ class Progress:
         self.clear()
         self.stream.write(f"[{self.done}/{self.total} nodes] {node} done{detail}\n")
         self.stream.flush()
+
+
+def execute(graph: Any, inputs: dict[str, Any], *, stream_tokens: bool = False, progress: bool = False) -> dict[str, Any]:
+    """Run ``graph`` on ``inputs``: live per-node progress on stderr, answer tokens streamed to stdout.
+
+    Returns:
+        The final graph output (``answers``, ``messages``, ``trace``).
+    """
+    prog = Progress(sum(1 for n in graph.get_graph().nodes if n not in (START, END)), enabled=progress)
+    answering = answer_nodes(graph)
+    out: dict[str, Any] = {}
+    streamed = False
+    modes = ["updates", "values"] + (["messages"] if stream_tokens or progress else []) + (["custom"] if progress else [])
+    try:
+        for mode, chunk in graph.stream(inputs, stream_mode=modes):
+            if mode == "updates":
+                for node in chunk or {}:
+                    if not str(node).startswith("__"):
+                        prog.node_done(str(node))
+            elif mode == "custom":
+                if isinstance(chunk, dict) and chunk.get("event") == "latent_step":
+                    prog.latent_step(chunk)
+            elif mode == "messages":
+                msg, meta = chunk
+                if type(msg).__name__ != "AIMessageChunk" or not msg.content:
+                    continue
+                node = str(meta.get("langgraph_node"))
+                if stream_tokens and node in answering:
+                    if not streamed:
+                        prog.clear()
+                        prog.enabled = False  # the answer owns the terminal now
+                        streamed = True
+                    print(msg.content, end="", flush=True)
+                else:
+                    prog.token(node)
+            else:
+                out = chunk
+    finally:
+        prog.clear()
+        if streamed:
+            print()
+    return out

@@ -12,34 +12,18 @@ test split it lifts latent-seq from 0.24 to 0.61–0.66 (docs/relay_ablation.md)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from langgraph.graph import END, START
 from typing_extensions import Unpack
 
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.graph.edges import add_agent
-from latent_graph.graph.nodes import LatentAgentNode
-from latent_graph.graph.prebuilt.build import GraphKwargs, Team
-from latent_graph.graph.state import questions_of
+from latent_graph.nodes import QuietAgentNode, add_agent
+from latent_graph.graphs.base import GraphKwargs, Team
 
 COMPACT_FIRST = "Read the context and the question. Think about the fact needed to answer."
 COMPACT_LATER = "Continue thinking about the fact needed to answer."
 LAYOUTS: tuple[str, ...] = ("default", "compact")
-
-
-@dataclass
-class QuietAgentNode(LatentAgentNode):
-    """A latent agent whose prompt does not restate the question (``restate=False``)."""
-
-    restate: bool = True
-
-    def prompts(self, state: dict[str, Any]) -> list[str]:
-        if self.restate:
-            return super().prompts(state)
-        ctx = self.contexts(state, len(questions_of(state)))
-        return [f"{self.instruction}\n\nContext (only you have seen this): {c}" if c else self.instruction for c in ctx]
 
 
 def build_compact(model: Any, *, agents: Sequence[str] = ("planner", "critic", "refiner"),

@@ -3,7 +3,7 @@
 With a :class:`~latent_graph.engine.LocalLatentModel` they decode on top of the
 incoming latent handle through the engine's public ``decode``; the tokens also
 reach LangGraph's ``stream_mode="messages"`` through a thin chat-model callback
-run (:class:`~latent_graph.graph.streaming.ChatRun`). Any other LangChain chat
+run (:class:`~latent_graph.nodes.streaming.ChatRun`). Any other LangChain chat
 model works too, but only on text input (it cannot read a latent handle).
 """
 
@@ -17,12 +17,12 @@ from langchain_core.runnables import RunnableConfig
 
 from latent_graph.engine import DecodeOptions, Decoded, LatentHandle
 from latent_graph.errors import ModelMismatchError
-from latent_graph.graph.nodes.base import AgentNode, compose_prompt
-from latent_graph.graph.nodes.models import engine_for, model_name
-from latent_graph.graph.state import Message, new_message, questions_of
-from latent_graph.graph.streaming import ChatRun
-from latent_graph.graph.threads import thread_mode
-from latent_graph.graph.trace import NodeRecord, Sends, node_record
+from latent_graph.nodes.base import AgentNode, compose_prompt
+from latent_graph.nodes.models import engine_for, model_name
+from latent_graph.state.schema import Message, new_message, questions_of
+from latent_graph.nodes.streaming import ChatRun
+from latent_graph.state.threads import thread_mode
+from latent_graph.state.trace import NodeRecord, Sends, node_record
 
 _D = DecodeOptions()
 HANDOFF = "Write a short message that passes your work so far on to the next agent."
@@ -138,7 +138,7 @@ class JudgerNode(_Decoding):
         update["answers"] = texts
         update["messages"] = [*handoffs, new_message(self.name, texts)]
         update["trace"] = [rec]
-        update["turn"] = 1  # the answer ends this run's turn (see latent_graph.graph.threads)
+        update["turn"] = 1  # the answer ends this run's turn (see latent_graph.state.threads)
         if (self.keep_handle or thread_mode(config) == "continue") and decoded is not None:
             update.update(self.output(decoded, None, state))
         return update

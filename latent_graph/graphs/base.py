@@ -16,11 +16,11 @@ from langgraph.graph import StateGraph
 
 from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, Realigner, check_memory, check_steps
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.graph.edges import EdgeKind, add_agent, parse_edges
-from latent_graph.graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode
-from latent_graph.graph.nodes.models import local_engine
-from latent_graph.graph.prebuilt.roles import JUDGER, with_format
-from latent_graph.graph.state import GraphInput, GraphOutput, GraphOutputWithHandle, LatentState
+from latent_graph.state.edges import EdgeKind, parse_edges
+from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_agent
+from latent_graph.nodes.models import local_engine
+from latent_graph.graphs.roles import JUDGER, with_format
+from latent_graph.state.schema import GraphInput, GraphOutput, GraphOutputWithHandle, LatentState
 from latent_graph.persist import latent_checkpointer
 
 _D = DecodeOptions()

@@ -14,8 +14,8 @@ from typing import Any
 from langgraph.graph import END, START
 from typing_extensions import Unpack
 
-from latent_graph.graph.prebuilt import roles
-from latent_graph.graph.prebuilt.build import GraphKwargs, Team
+from latent_graph.graphs import roles
+from latent_graph.graphs.base import GraphKwargs, Team
 
 
 def build_hierarchical(model: Any, *, experts: Mapping[str, str] | None = None, **kwargs: Unpack[GraphKwargs]) -> Any:
@@ -26,7 +26,7 @@ def build_hierarchical(model: Any, *, experts: Mapping[str, str] | None = None, 
             LangChain chat model (then every edge is text).
         experts: Ordered ``{name: instruction}``; default math, science and code experts.
             The first expert alone sees the per-question private ``context``.
-        **kwargs: :class:`~latent_graph.graph.prebuilt.build.GraphKwargs`; ``edges`` names one kind per expert.
+        **kwargs: :class:`~latent_graph.graphs.base.GraphKwargs`; ``edges`` names one kind per expert.
     """
     experts = dict(roles.EXPERTS if experts is None else experts)
     team = Team(model, kwargs, list(experts))

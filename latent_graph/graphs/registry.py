@@ -1,9 +1,8 @@
-"""Run a graph: the graph-by-name registry and the streaming executor shared by the CLI and bench.
+"""The one registry of prebuilt graphs by name, shared by the CLI, bench and serving.
 
-- :data:`GRAPHS` / :func:`build_graph`: the one registry of prebuilt graphs by name
-  (plus ``module:attr`` factories), so the CLI, bench and serving agree on names;
-- :func:`execute`: run a compiled graph with live per-node progress (stderr:
-  agent, latent step k/n, tokens) and streaming of the answering node's tokens.
+:data:`GRAPHS` / :func:`build_graph` name every prebuilt graph (plus ``module:attr``
+factories), so the CLI, bench and serving agree on names. Running a graph on a
+terminal is :func:`latent_graph.present.console.execute`.
 """
 
 from __future__ import annotations
@@ -15,12 +14,10 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from langgraph.graph import END, START
-
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.graph.edges import answer_nodes
-from latent_graph.graph.progress import Progress
-from latent_graph.graph.prebuilt import build_compact, build_hierarchical, build_sequential, build_single
+from latent_graph.graphs.compact import build_compact
+from latent_graph.graphs.hierarchical import build_hierarchical
+from latent_graph.graphs.sequential import build_sequential, build_single
 
 GraphFactory = Callable[..., Any]
 GRAPHS: dict[str, GraphFactory] = {
@@ -30,6 +27,10 @@ GRAPHS: dict[str, GraphFactory] = {
     "compact": build_compact,
 }
 """Prebuilt graphs by name; each factory takes ``(model, *, edges?, **options)``."""
+
+DEFAULT_GRAPH = "compact"
+"""The graph the CLI, serve and bench run when none is named (measured best on the default model,
+docs/relay_ablation.md)."""
 
 
 FACTORY_OPTIONS = ("edges", "steps", "memory", "max_new_tokens", "temperature", "top_p", "seed", "task", "inspect")
@@ -77,45 +78,3 @@ def build_graph(
     if ":" in name:
         return call_factory(load_factory(name), model, {"edges": edges, **options})
     raise InvalidArgumentError(f"graph must be one of {tuple(GRAPHS)} or module:attr, got {name!r}")
-
-
-def execute(graph: Any, inputs: dict[str, Any], *, stream_tokens: bool = False, progress: bool = False) -> dict[str, Any]:
-    """Run ``graph`` on ``inputs``: live per-node progress on stderr, answer tokens streamed to stdout.
-
-    Returns:
-        The final graph output (``answers``, ``messages``, ``trace``).
-    """
-    prog = Progress(sum(1 for n in graph.get_graph().nodes if n not in (START, END)), enabled=progress)
-    answering = answer_nodes(graph)
-    out: dict[str, Any] = {}
-    streamed = False
-    modes = ["updates", "values"] + (["messages"] if stream_tokens or progress else []) + (["custom"] if progress else [])
-    try:
-        for mode, chunk in graph.stream(inputs, stream_mode=modes):
-            if mode == "updates":
-                for node in chunk or {}:
-                    if not str(node).startswith("__"):
-                        prog.node_done(str(node))
-            elif mode == "custom":
-                if isinstance(chunk, dict) and chunk.get("event") == "latent_step":
-                    prog.latent_step(chunk)
-            elif mode == "messages":
-                msg, meta = chunk
-                if type(msg).__name__ != "AIMessageChunk" or not msg.content:
-                    continue
-                node = str(meta.get("langgraph_node"))
-                if stream_tokens and node in answering:
-                    if not streamed:
-                        prog.clear()
-                        prog.enabled = False  # the answer owns the terminal now
-                        streamed = True
-                    print(msg.content, end="", flush=True)
-                else:
-                    prog.token(node)
-            else:
-                out = chunk
-    finally:
-        prog.clear()
-        if streamed:
-            print()
-    return out

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 from langchain_core.runnables import RunnableConfig
 
 from latent_graph.engine import DEFAULT_STEPS, LatentHandle
-from latent_graph.graph.nodes.base import AgentNode
-from latent_graph.graph.trace import Sends, StepRecord, node_record, prompt_tokens_of
+from latent_graph.nodes.base import AgentNode
+from latent_graph.state.trace import Sends, StepRecord, node_record, prompt_tokens_of
 
 
 @dataclass

@@ -12,8 +12,8 @@ from typing import Any
 from langgraph.graph import END, START
 from typing_extensions import Unpack
 
-from latent_graph.graph.prebuilt import roles
-from latent_graph.graph.prebuilt.build import GraphKwargs, Team
+from latent_graph.graphs import roles
+from latent_graph.graphs.base import GraphKwargs, Team
 
 
 def build_sequential(model: Any, *, agents: Mapping[str, str] | None = None, **kwargs: Unpack[GraphKwargs]) -> Any:
@@ -24,7 +24,7 @@ def build_sequential(model: Any, *, agents: Mapping[str, str] | None = None, **k
             LangChain chat model (then every edge is text).
         agents: Ordered ``{name: role instruction}``; default planner, critic, refiner.
             The first agent alone sees the per-question private ``context``.
-        **kwargs: :class:`~latent_graph.graph.prebuilt.build.GraphKwargs` (edges, steps, memory, sampling...).
+        **kwargs: :class:`~latent_graph.graphs.base.GraphKwargs` (edges, steps, memory, sampling...).
     """
     agents = dict(roles.SEQUENTIAL if agents is None else agents)
     team = Team(model, kwargs, list(agents))

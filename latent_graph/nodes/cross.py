@@ -16,7 +16,7 @@ from langchain_core.runnables import RunnableConfig
 
 from latent_graph.adapters import cross_handoff
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.graph.nodes.latent import LatentAgentNode
+from latent_graph.nodes.latent import LatentAgentNode
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 A node is a plain callable ``node(state, config=None) -> dict`` usable in any
 ``StateGraph``. It never mutates the handle it reads (engine calls return new
-ones) and writes its :class:`~latent_graph.graph.trace.NodeRecord` once, when it
+ones) and writes its :class:`~latent_graph.state.trace.NodeRecord` once, when it
 has finished.
 """
 
@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from latent_graph.engine import LatentHandle, StepInfo, merge_branches
-from latent_graph.graph.edges import sends_metadata
-from latent_graph.graph.events import emitter
-from latent_graph.graph.nodes.models import local_engine
-from latent_graph.graph.state import Message, agent_contexts_of, contexts_of, questions_of, read_update, unread
-from latent_graph.graph.threads import carried
-from latent_graph.graph.tasks import branch_key, graph_node, ordered
-from latent_graph.graph.trace import Sends, StepRecord
+from latent_graph.state.edges import sends_metadata
+from latent_graph.nodes.events import emitter
+from latent_graph.nodes.models import local_engine
+from latent_graph.state.schema import Message, agent_contexts_of, contexts_of, questions_of, read_update, unread
+from latent_graph.state.threads import carried
+from latent_graph.state.branches import branch_key, graph_node, ordered
+from latent_graph.state.trace import Sends, StepRecord
 
 
 def compose_prompt(instruction: str, question: str, context: str | None, inbox: list[Message], row: int) -> str:
@@ -31,6 +31,11 @@ def compose_prompt(instruction: str, question: str, context: str | None, inbox: 
     for msg in inbox:
         parts.append(f"Message from {msg['agent']}:\n{msg['texts'][row]}")
     return "\n\n".join(parts)
+
+
+def add_agent(builder: Any, node: "AgentNode", name: str | None = None) -> Any:
+    """``builder.add_node(name or node.name, node, metadata=node.metadata)``: an agent node with its edge kind declared."""
+    return builder.add_node(name or node.name, node, metadata=node.metadata)
 
 
 @dataclass
@@ -76,7 +81,7 @@ class AgentNode:
         """The handle this agent reads: merged branches (stable key order) if any, else ``state['handle']``.
 
         A handle left by an earlier run of the same thread is dropped or windowed by the
-        thread policy (:mod:`latent_graph.graph.threads`).
+        thread policy (:mod:`latent_graph.state.threads`).
         """
         prefix = carried(state, config, int(getattr(self.model, "max_context", 0) or 2048))
         branches = state.get("branches") or {}

@@ -32,11 +32,6 @@ def sends_metadata(sends: str, receives: str | None = None, branch: bool = False
     return {METADATA_KEY: decl}
 
 
-def add_agent(builder: Any, node: Any, name: str | None = None) -> Any:
-    """``builder.add_node(name or node.name, node, metadata=node.metadata)``: an agent node with its edge kind declared."""
-    return builder.add_node(name or node.name, node, metadata=node.metadata)
-
-
 class DrawnEdge(NamedTuple):
     """One edge as drawn: its kind, whether it is conditional (a router or ``Send``) and its label."""
 
