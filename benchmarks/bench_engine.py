@@ -51,10 +51,10 @@ def hf_decode_steps(model: LocalLatentModel, handle, steps: int) -> float:
     cache = DynamicCache(ddp_cache_data=list(zip(handle.keys, handle.values)))
     tok = torch.tensor([[model.tokenizer.eos_token_id or 0]])
     with torch.no_grad():
-        out = hf(input_ids=tok, past_key_values=cache, use_cache=True)  # warm-up, grows cache by 1
+        out = hf(input_ids=tok, cache=cache, use_cache=True)  # warm-up, grows cache by 1
         t0 = clock()
         for _ in range(steps):
-            out = hf(input_ids=tok, past_key_values=out.past_key_values, use_cache=True)
+            out = hf(input_ids=tok, cache=out.cache, use_cache=True)
             tok = out.logits[:, -1].argmax(-1, keepdim=True)
         return (clock() - t0) / steps
 

@@ -52,15 +52,15 @@ def test_latent_step_equals_manual_hf_forward(any_model):
     ids = torch.tensor([_ids(m, format_prompt(m.tokenizer, PA, None, True))])
     cache = DynamicCache()
     with torch.no_grad():
-        out = m.hf_model(input_ids=ids, past_key_values=cache, use_cache=True, output_hidden_states=True)
+        out = m.hf_model(input_ids=ids, cache=cache, use_cache=True, output_hidden_states=True)
         hid = out.hidden_states[-1][:, -1]
         for _ in range(2):
             e = m.realigner(hid)
-            out = m.hf_model(inputs_embeds=e[:, None], past_key_values=out.past_key_values,
+            out = m.hf_model(inputs_embeds=e[:, None], cache=out.cache,
                              use_cache=True, output_hidden_states=True)
             hid = out.hidden_states[-1][:, -1]
     torch.testing.assert_close(h.last_hidden, hid, atol=1e-5, rtol=1e-4)
-    k_ref = out.past_key_values.layers[-1].keys
+    k_ref = out.cache.layers[-1].keys
     torch.testing.assert_close(h.keys[-1], k_ref, atol=1e-5, rtol=1e-4)
     assert h.latent_steps == 2 and h.latents[0].shape == (1, 2, m.hidden_size)
 
@@ -184,13 +184,13 @@ def test_memory_last_keeps_positions(llama):
     tb = _ids(m, format_prompt(m.tokenizer, PB, None, False, **closed))
     tc = _ids(m, format_prompt(m.tokenizer, "Answer.", None, False, **closed))
     with torch.no_grad():
-        full = m.hf_model(input_ids=torch.tensor([ta + tb]), use_cache=True).past_key_values
+        full = m.hf_model(input_ids=torch.tensor([ta + tb]), use_cache=True).cache
         kept_kv = [(l.keys[:, :, len(ta):], l.values[:, :, len(ta):]) for l in full.layers]
         pos = torch.arange(len(ta) + len(tb), len(ta) + len(tb) + len(tc))[None]
         ref = m.hf_model(input_ids=torch.tensor([tc]), position_ids=pos,
-                         past_key_values=DynamicCache(ddp_cache_data=kept_kv), use_cache=True).logits[:, -1]
+                         cache=DynamicCache(ddp_cache_data=kept_kv), use_cache=True).logits[:, -1]
         wrong = m.hf_model(input_ids=torch.tensor([tc]), position_ids=pos - len(ta),
-                           past_key_values=DynamicCache(ddp_cache_data=kept_kv), use_cache=True).logits[:, -1]
+                           cache=DynamicCache(ddp_cache_data=kept_kv), use_cache=True).logits[:, -1]
     torch.testing.assert_close(_logits(m, out), ref.float(), atol=1e-4, rtol=0)
     assert not torch.allclose(_logits(m, out), wrong.float(), atol=1e-4)
 

@@ -101,15 +101,15 @@ def sender_latents(model: Any, module: nn.Module, prompts: Sequence[str], steps:
     pos = positions_after(mask.new_zeros(mask.shape[0]), mask)  # (B, n)
     with torch.no_grad():
         out = model.base(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-    cache, h = out.past_key_values, out.last_hidden_state[:, -1]  # (B, H)
+    cache, h = out.cache, out.last_hidden_state[:, -1]  # (B, H)
     start = mask.sum(dim=1)  # (B,)
     n0 = ids.shape[1]
     for i in range(steps):
         e = module(h.float()).to(model.dtype)  # (B, H)
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
         out = model.base(inputs_embeds=e[:, None], attention_mask=mask, position_ids=(start + i)[:, None],
-                         past_key_values=cache, use_cache=True)
-        cache, h = out.past_key_values, out.last_hidden_state[:, -1]
+                         cache=cache, use_cache=True)
+        cache, h = out.cache, out.last_hidden_state[:, -1]
     keys, values = from_cache(cache)
     return [(k[:, :, n0:n0 + steps], v[:, :, n0:n0 + steps]) for k, v in zip(keys, values)], start
 
@@ -135,7 +135,7 @@ def channel_loss(model: Any, module: nn.Module, batch: Sequence[ChannelExample],
     mask = torch.cat([rmask.new_ones((len(rows), steps)), rmask], dim=1)
     pos = positions_after(start + steps, rmask)  # (B, n)
     cache = DynamicCache(ddp_cache_data=latent_kv)
-    out = model.base(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
+    out = model.base(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
     hidden = out.last_hidden_state  # (B, n, H)
     sel = lab != -100
     logits = model.hf_model.get_output_embeddings()(hidden[sel]).float()  # (N, V)

@@ -89,7 +89,7 @@ def receiver_logits(
         inputs_embeds=embeds.to(model.dtype),
         attention_mask=full_mask,
         position_ids=pos,
-        past_key_values=to_cache(ctx) if ctx is not None else None,
+        cache=to_cache(ctx) if ctx is not None else None,
         use_cache=ctx is not None,
     )
     return out.logits.float(), labels  # (B, L, V), (B, L)

@@ -136,11 +136,11 @@ class Work:
             # without padding the model's causal mask is the plain one (transformers then skips it too)
             attention_mask=None if self.dense else mask,
             position_ids=pos,
-            past_key_values=self.cache,
+            cache=self.cache,
             use_cache=True,
             output_hidden_states=layer != -1,
         )
-        self.cache = out.past_key_values
+        self.cache = out.cache
         self.mask = mask
         self.pos = torch.cat([self.pos, pos], dim=1)
         self.next_pos = self.next_pos + added
