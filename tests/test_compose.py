@@ -297,7 +297,7 @@ def test_latent_edge_into_a_foreign_chat_model_becomes_text(llama):
     foreign = FakeListChatModel(responses=["the foreign reply"] * 4)
     builder = StateGraph(LatentState)
     add_agent(builder, LatentAgentNode(model=llama, name="planner", instruction="Plan.", steps=2))
-    add_agent(builder, TextAgentNode(model=foreign, name="reviewer", instruction="Review."))
+    add_agent(builder, TextAgentNode(model=foreign, name="reviewer", instruction="Review.", handoff_model=llama))
     add_agent(builder, JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=2))
     builder.add_edge(START, "planner")
     builder.add_edge("planner", "reviewer")

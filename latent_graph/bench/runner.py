@@ -41,7 +41,7 @@ from latent_graph.bench.store import (
 from latent_graph.bench.relay_suite import agent_context_state
 from latent_graph.bench.tasks import Example, Task, load_task
 from latent_graph.errors import LatentGraphError
-from latent_graph.engine import DecodeOptions, check_memory, check_steps
+from latent_graph.engine import DEFAULT_MEMORY, DecodeOptions, check_memory, check_steps
 
 if TYPE_CHECKING:
     from latent_graph.state import NodeRecord
@@ -204,7 +204,7 @@ def _warmup(model: Any, factory: GraphFactory, methods: Sequence[str], graph_tas
     LangGraph/LangChain setup) that would otherwise land on whichever method runs first.
     """
     for method in methods:
-        g = factory(method, model, steps=1, memory="all", max_new_tokens=2, temperature=0.0, top_p=1.0,
+        g = factory(method, model, steps=1, memory=DEFAULT_MEMORY, max_new_tokens=2, temperature=0.0, top_p=1.0,
                     seed=0, checkpointer=None, task=graph_task)
         g.invoke({"questions": ["What is 1 + 1?"] * rows})
 
@@ -223,7 +223,7 @@ def run_bench(
     limit: int | None = None,
     batch_size: int = 1,
     steps: int = 8,
-    memory: str = "all",
+    memory: str = DEFAULT_MEMORY,
     temperature: float = 0.0,
     top_p: float = 1.0,
     seeds: Sequence[int] = (0,),

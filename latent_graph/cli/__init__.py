@@ -29,19 +29,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from latent_graph.engine import DEFAULT_STEPS, MEMORY_POLICIES, DecodeOptions, check_steps
+import dataclasses
+import importlib
+
+from latent_graph.engine import REALIGNERS
 from latent_graph.engine import load_model as engine_load_model
 from latent_graph.errors import InvalidArgumentError, LatentGraphError
-from latent_graph.graphs import GRAPHS, build_graph
-from latent_graph.nodes import StandInModel
-from latent_graph.present.console import execute
+from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphOptions, build_graph
 from latent_graph.graphs.registry import FACTORY_OPTIONS
+from latent_graph.nodes import StandInModel
+from latent_graph.present.console import execute, print_answers
 from latent_graph.state.edges import parse_edge_spec
-from latent_graph.present import RunTrace, write_report
-from latent_graph.present.draw import draw as draw_graph
 
-_D = DecodeOptions()
 COMMAND_GROUPS = ("latent_graph.cli.bench", "latent_graph.cli.adapter", "latent_graph.cli.report", "latent_graph.cli.serve")
+"""Sub-command modules, each with ``register(subparsers)``; one that cannot be imported is an error."""
 
 
 def load_model(args: argparse.Namespace) -> Any:
@@ -54,55 +55,44 @@ def load_model(args: argparse.Namespace) -> Any:
 
 
 def graph_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The prebuilt-graph options given on the command line."""
-    return dict(steps=args.steps, memory=args.memory, max_new_tokens=args.max_new_tokens,
-                temperature=args.temperature, top_p=args.top_p, seed=args.seed, task=args.task)
+    """The prebuilt-graph options given on the command line (every :class:`GraphOptions` field)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(GraphOptions)}
 
 
-def default_graph(args: argparse.Namespace) -> str:
-    """``--graph``, or the measured best for the setting: the compact latent chain on the default model
-    with latent edges (relay6 test 0.61 vs 0.24, GSM8K-64 6.2% vs 0.0%: docs/relay_ablation.md), else sequential."""
-    if args.graph:
-        return str(args.graph)
-    return "compact" if args.model in (None, "default") and args.edges == "latent" else "sequential"
-
-
-def make_graph(model: Any, args: argparse.Namespace, **extra: Any) -> Any:
-    """The graph named by ``--graph`` with the command-line options."""
-    args.graph = default_graph(args)
-    return build_graph(args.graph, model, edges=parse_edge_spec(args.edges), **graph_options(args), **extra)
+def make_graph(model: Any, args: argparse.Namespace) -> Any:
+    """The graph named by ``--graph`` (default :data:`DEFAULT_GRAPH`) with the command-line options."""
+    if args.graph in (None, DEFAULT_GRAPH) and args.edges != "latent":
+        args.graph = "sequential"  # the compact layout has latent edges only
+    args.graph = args.graph or DEFAULT_GRAPH
+    return build_graph(args.graph, model, edges=parse_edge_spec(args.edges), **graph_options(args))
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default", help="HF path or hub id (default: embedded SmolLM2-135M-Instruct)")
     p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 | auto")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:0 ...")
-    p.add_argument("--realign", default=None, choices=["ridge", "identity"], help="realignment (default ridge)")
+    p.add_argument("--realign", default=None, metavar="SPEC",
+                   help=f"realigner: {' | '.join(REALIGNERS)} (params e.g. soft:k=8,t=0.5; default ridge)")
 
 
 def add_graph_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--graph", default=None,
-                   help=f"{'|'.join(GRAPHS)} (default: compact on the default model with latent edges, else "
-                        f"sequential) or module:attr: a factory(model, **kw) returning a compiled graph, "
-                        f"importable from the current directory; it gets only the keywords it declares of "
-                        f"{', '.join(FACTORY_OPTIONS)} (all of them with **kwargs)")
+                   help=f"{'|'.join(GRAPHS)} (default {DEFAULT_GRAPH}; sequential when --edges is not latent) or "
+                        f"module:attr: a factory(model, **kw) returning a compiled graph, importable from the current "
+                        f"directory; it gets only the keywords it declares of {', '.join(FACTORY_OPTIONS)} "
+                        f"(all of them with **kwargs)")
     p.add_argument("--edges", default="latent",
                    help="latent | text | one kind per edge (latent,text,latent) | by sender (critic=text)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"latent steps per latent agent (default {DEFAULT_STEPS})")
-    p.add_argument("--memory", default="all", choices=list(MEMORY_POLICIES))
-    p.add_argument("--task", default="math", choices=["math", "choice", "code", "plain"])
-    p.add_argument("--max-new-tokens", type=int, default=_D.max_new_tokens)
-    p.add_argument("--temperature", type=float, default=_D.temperature, help="0 = greedy (default)")
-    p.add_argument("--top-p", type=float, default=_D.top_p)
-    p.add_argument("--seed", type=int, default=None)
+    for f in dataclasses.fields(GraphOptions):  # the graph options' one owner: names, defaults, choices, help
+        kind = int if f.name == "seed" else type(f.default)
+        choices = f.metadata.get("choices")
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, choices=choices,
+                       metavar=None if choices else f.name.upper(), help=f"{f.metadata['help']} (default {f.default})")
 
 
 def _check_flags(args: argparse.Namespace) -> None:
     """Reject bad numbers and output paths before the (slow) model load."""
-    check_steps(args.steps)
-    DecodeOptions(args.max_new_tokens, args.temperature, args.top_p, args.seed)
-    if getattr(args, "inspect", 0) < 0:
-        raise InvalidArgumentError(f"--inspect must be >= 0, got {args.inspect}")
+    GraphOptions(**graph_options(args))  # the owner checks every option
     for flag in ("report", "save_trace", "output"):
         path = getattr(args, flag, None)
         if path and Path(path).is_dir():
@@ -171,15 +161,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     questions, contexts = read_questions(args)
     extra = parse_input(args.input)
     model = load_model(args)
-    graph = make_graph(model, args, inspect=args.inspect)
+    graph = make_graph(model, args)
     inputs: dict[str, Any] = {**extra, "questions": questions}
     if contexts is not None:
         inputs["context"] = contexts
     stream = len(questions) == 1 and not args.json and not args.quiet
-    progress = not args.quiet
     t0 = time.time()
-    out = execute(graph, inputs, stream_tokens=stream, progress=progress)
-    options = {"graph": args.graph, "edges": args.edges, **graph_options(args), "inspect": args.inspect}
+    out = execute(graph, inputs, stream_tokens=stream, progress=not args.quiet)
+    if not (args.json or args.save_trace or args.report):
+        if not stream:
+            print_answers(questions, out.get("answers") or [], quiet=args.quiet)
+        return 0
+    from latent_graph.present import RunTrace, write_report  # only when a trace or report is asked for
+
+    options = {"graph": args.graph, "edges": args.edges, **graph_options(args)}
     run = RunTrace.from_run(out, questions, graph=graph, model=model, options=options, context=contexts,
                             wall_s=time.time() - t0)
     if args.save_trace:
@@ -189,8 +184,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(run.to_json())
     elif not stream:
-        for q, a in zip(questions, run.answers):
-            print(a if args.quiet else f"Q: {q}\nA: {a}\n")
+        print_answers(questions, run.answers, quiet=args.quiet)
     if not args.quiet:
         for what, path in (("trace", args.save_trace), ("report", args.report)):
             if path:
@@ -203,6 +197,8 @@ def cmd_draw(args: argparse.Namespace) -> int:
     _check_flags(args)
     if args.format in ("png", "svg") and not args.output:
         raise InvalidArgumentError(f"--format {args.format} needs -o/--output FILE.{args.format}")
+    from latent_graph.present.draw import draw as draw_graph
+
     graph = make_graph(StandInModel(args.model), args)  # drawing needs the graph's shape, not the weights
     result = draw_graph(graph, args.format, args.output)
     if args.format in ("mermaid", "ascii", "dot"):
@@ -224,8 +220,6 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("questions", nargs="*", help="question(s); or use --file / stdin")
     run.add_argument("--file", help="questions file: text (one a line), .jsonl ({question, context}) or - for stdin")
     run.add_argument("--context", default=None, help="private context shown to the first agent (every question)")
-    run.add_argument("--inspect", type=int, default=0, metavar="K",
-                     help="record top-K logit-lens / nearest tokens per latent step (opt-in; slower)")
     run.add_argument("--save-trace", default=None, metavar="RUN.json", help="save the run trace as JSON")
     run.add_argument("--report", default=None, metavar="RUN.html", help="write an offline HTML run report")
     run.add_argument("--json", action="store_true", help="print the run trace (answers, trace...) as JSON")
@@ -245,11 +239,7 @@ def make_parser() -> argparse.ArgumentParser:
     draw.set_defaults(func=cmd_draw)
 
     for module in COMMAND_GROUPS:
-        try:
-            register = __import__(module, fromlist=["register"]).register
-        except (ImportError, AttributeError):
-            continue
-        register(sub)
+        importlib.import_module(module).register(sub)  # a sub-command that cannot import is an error, not omitted
     return parser
 
 

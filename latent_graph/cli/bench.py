@@ -20,7 +20,7 @@ from typing import Any
 from latent_graph.bench.errors import BenchArgumentError
 from latent_graph.bench.runner import METHODS
 from latent_graph.bench.tasks import TASKS
-from latent_graph.engine import DEFAULT_STEPS, MEMORY_POLICIES, DecodeOptions, load_model
+from latent_graph.engine import DEFAULT_MEMORY, DEFAULT_STEPS, MEMORY_POLICIES, DecodeOptions, load_model
 from latent_graph.errors import LatentGraphError
 
 _D = DecodeOptions()
@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="questions per graph run (default 1)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
                    help=f"latent steps per non-final agent (default {DEFAULT_STEPS})")
-    p.add_argument("--memory", default="all", choices=MEMORY_POLICIES, help="memory policy (default all)")
+    p.add_argument("--memory", default=DEFAULT_MEMORY, choices=MEMORY_POLICIES, help=f"memory policy (default {DEFAULT_MEMORY})")
     p.add_argument("--temperature", type=float, default=_D.temperature, help="sampling temperature (default 0 = greedy)")
     p.add_argument("--top-p", type=float, default=_D.top_p, help="nucleus sampling mass (default 1.0)")
     p.add_argument("--seeds", type=_ints, default=[0], help="comma-separated sampling seeds (default 0)")

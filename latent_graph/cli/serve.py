@@ -17,6 +17,8 @@ import sys
 from typing import Any
 
 from latent_graph import InvalidArgumentError
+from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphOptions
+from latent_graph.graphs.roles import ANSWER_FORMATS
 
 
 def _autoscale(spec: str) -> tuple[int, int]:
@@ -63,10 +65,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="zero-argument function returning a LocalLatentModel (instead of --model)")
     p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 | auto")
     p.add_argument("--device", default=None, help="cpu | cuda ... (default cuda when --num-gpus > 0)")
-    p.add_argument("--graphs", default="sequential,hierarchical,single", help="graph names clients may use")
-    p.add_argument("--steps", type=int, default=8, help="default latent steps per agent (requests may override)")
-    p.add_argument("--max-new-tokens", type=int, default=256, help="default answer length (requests may override)")
-    p.add_argument("--task", default="math", choices=["math", "choice", "code", "plain"], help="default answer format")
+    p.add_argument("--graphs", default=",".join(GRAPHS), help=f"graph names clients may use (default all; requests "
+                                                            f"default to {DEFAULT_GRAPH})")
+    p.add_argument("--steps", type=int, default=GraphOptions.steps, help="default latent steps per agent (requests may override)")
+    p.add_argument("--max-new-tokens", type=int, default=GraphOptions.max_new_tokens,
+                   help="default answer length (requests may override)")
+    p.add_argument("--task", default=GraphOptions.task, choices=tuple(ANSWER_FORMATS), help="default answer format")
     p.add_argument("--max-batch-size", type=int, default=8, help="most requests coalesced into one graph.invoke")
     p.add_argument("--batch-wait-ms", type=float, default=50.0, help="how long a batch waits to fill (ms)")
     p.add_argument("--num-replicas", type=int, default=1, help="model replicas (each loads its own model)")

@@ -14,6 +14,7 @@ from latent_graph.engine.factory import load_model
 from latent_graph.engine.merge import merge_branches
 from latent_graph.engine.model import LocalLatentModel
 from latent_graph.engine.options import (
+    DEFAULT_MEMORY,
     DEFAULT_STEPS,
     MEMORY_POLICIES,
     DecodeOptions,
@@ -21,27 +22,36 @@ from latent_graph.engine.options import (
     check_memory,
     check_steps,
 )
+from latent_graph.engine.protocols import DecodingModel, LatentModel, StepCallback, TokenCallback
 from latent_graph.engine.realign import IdentityRealigner, Realigner, RidgeRealigner
+from latent_graph.engine.realign_catalog import REALIGNERS, make_realigner
 from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
 
 __all__ = [
+    "DEFAULT_MEMORY",
     "DEFAULT_STEPS",
     "MEMORY_POLICIES",
     "DecodeOptions",
     "Decoded",
+    "DecodingModel",
     "IdentityRealigner",
     "LatentHandle",
+    "LatentModel",
     "LocalLatentModel",
     "MemoryPolicy",
+    "REALIGNERS",
     "ModelFingerprint",
     "Realigner",
     "RidgeRealigner",
     "Segment",
     "SegmentKind",
+    "StepCallback",
     "StepInfo",
+    "TokenCallback",
     "TokenChunk",
     "check_memory",
     "check_steps",
     "load_model",
+    "make_realigner",
     "merge_branches",
 ]

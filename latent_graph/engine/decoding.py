@@ -15,19 +15,20 @@ import torch
 
 from latent_graph.engine.cache import Work
 from latent_graph.engine.options import DecodeOptions
+from latent_graph.engine.protocols import DecodingModel
 from latent_graph.engine.results import TokenChunk
 from latent_graph.engine.sampling import sample_next
 
 
 def generate(
-    model: Any, work: Work, h: torch.Tensor, opts: DecodeOptions, stream: bool = True
+    model: DecodingModel, work: Work, h: torch.Tensor, opts: DecodeOptions, stream: bool = True
 ) -> Iterator[TokenChunk | tuple[list[list[int]], int, torch.Tensor]]:
     """Yield a :class:`TokenChunk` per generated token (if ``stream``), then ``(token ids per row, columns fed, last hidden)``.
 
     Per token it reads the new ids once (one ``tolist``) and decodes text deltas only when streaming.
 
     Args:
-        model: The :class:`LocalLatentModel` (its lm_head, tokenizer, base model, EOS ids).
+        model: What decoding reads of the model (:class:`~latent_graph.engine.protocols.DecodingModel`).
         work: Prefilled state; grows by the fed tokens.
         h: (B, H) hidden state after the prompt.
         opts: Decoding options.

@@ -15,7 +15,7 @@ mask and positions, so a batched run matches running each row alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -26,7 +26,8 @@ from latent_graph.engine.chat_format import encode_prompts
 from latent_graph.engine.devices import check_devices, execution_device, layer_devices, offloaded
 from latent_graph.engine.fingerprint import compute_fingerprint
 from latent_graph.engine.handle import LatentHandle
-from latent_graph.engine.options import DecodeOptions, MemoryPolicy, check_finite, check_memory, check_steps
+from latent_graph.engine.protocols import StepCallback, TokenCallback
+from latent_graph.engine.options import DEFAULT_MEMORY, DecodeOptions, MemoryPolicy, check_finite, check_memory, check_steps
 from latent_graph.engine.realign import IdentityRealigner, Realigner, load_or_compute_ridge, mean_embedding_norm
 from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
 from latent_graph.engine.sampling import eos_ids
@@ -72,6 +73,8 @@ class LocalLatentModel:
                 "'disk'): the fingerprint and the realigner read them"
             )
         self.hf_model = model
+        self._device = execution_device(model.get_input_embeddings())  # placement is fixed once loaded
+        self._layer_devices = layer_devices(model)
         self.tokenizer = tokenizer
         self.base = model.base_model  # decoder stack + final norm, no lm_head
         self.layer = layer
@@ -121,13 +124,13 @@ class LocalLatentModel:
     # ---------------------------------------------------------- properties
     @property
     def device(self) -> torch.device:
-        """Where inputs enter: the input embedding's execution device (masks and positions live here)."""
-        return execution_device(self.hf_model.get_input_embeddings())
+        """Where inputs enter: the input embedding's execution device (masks and positions live here; read at load)."""
+        return self._device
 
     @property
     def layer_devices(self) -> tuple[torch.device, ...]:
-        """Execution device of each decoder layer (where a handle's K/V of that layer must be)."""
-        return layer_devices(self.hf_model)
+        """Execution device of each decoder layer (where a handle's K/V of that layer must be; read at load)."""
+        return self._layer_devices
 
     @property
     def dtype(self) -> torch.dtype:
@@ -229,8 +232,8 @@ class LocalLatentModel:
         *,
         agent: str = "agent",
         system: str | None = None,
-        memory: MemoryPolicy | str = "all",
-        on_step: Callable[[StepInfo], None] | None = None,
+        memory: MemoryPolicy | str = DEFAULT_MEMORY,
+        on_step: StepCallback | None = None,
     ) -> LatentHandle:
         """Prefill ``prompt`` on top of ``handle``, then take ``steps`` latent steps.
 
@@ -252,7 +255,7 @@ class LocalLatentModel:
         return self._steps(work, h, steps, agent, on_step)
 
     def _steps(
-        self, work: Work, h: torch.Tensor, steps: int, agent: str, on_step: Callable[[StepInfo], None] | None
+        self, work: Work, h: torch.Tensor, steps: int, agent: str, on_step: StepCallback | None
     ) -> LatentHandle:
         """Take ``steps`` latent steps from hidden state ``h`` (B, H) and freeze the result."""
         ones = work.ones(work.mask.shape[0])
@@ -284,7 +287,7 @@ class LocalLatentModel:
         *,
         agent: str = "inject",
         steps: int = 0,
-        on_step: Callable[[StepInfo], None] | None = None,
+        on_step: StepCallback | None = None,
     ) -> LatentHandle:
         """Prefill ready-made input embeddings (B, n, H) as a latent segment, then take ``steps`` steps.
 
@@ -320,7 +323,7 @@ class LocalLatentModel:
         *,
         agent: str = "judger",
         system: str | None = None,
-        memory: MemoryPolicy | str = "all",
+        memory: MemoryPolicy | str = DEFAULT_MEMORY,
         stream: bool = True,
     ) -> Iterator[TokenChunk | Decoded]:
         """Like :meth:`decode`, as a generator: every :class:`TokenChunk` as produced (unless ``stream=False``), then the :class:`Decoded`."""
@@ -344,7 +347,7 @@ class LocalLatentModel:
         handle: LatentHandle | None,
         prompt: str | Sequence[str],
         *,
-        on_token: Callable[[TokenChunk], None] | None = None,
+        on_token: TokenCallback | None = None,
         **kwargs: Any,
     ) -> Decoded:
         """Generate text on top of ``handle`` (the judger path).

@@ -18,6 +18,8 @@ from latent_graph.errors import InvalidArgumentError, InvalidStepsError, NonFini
 MemoryPolicy = Literal["all", "last", "latent"]
 MEMORY_POLICIES: tuple[str, ...] = ("all", "last", "latent")
 """What of an incoming handle an agent reads: every column, the previous agent's only, latent segments only."""
+DEFAULT_MEMORY: MemoryPolicy = "all"
+"""What an agent reads of the incoming handle unless told otherwise: all of it."""
 
 DEFAULT_STEPS = 8
 """Latent steps a latent agent takes when nobody says otherwise."""

@@ -146,6 +146,13 @@ def _bias(head: torch.nn.Module | None) -> torch.Tensor | None:
     return bias.detach() if isinstance(bias, torch.Tensor) else None
 
 
+REALIGNERS: dict[str, frozenset[str]] = {
+    "ridge": frozenset(), "identity": frozenset(), "soft": frozenset({"k", "t"}), "knn": frozenset({"k"}),
+    "blend": frozenset({"alpha", "k", "t"}),
+}
+"""Every training-free realigner by spec name, with the parameters its spec takes (the one list the CLI offers)."""
+
+
 def make_realigner(model: LocalLatentModel, spec: str) -> Realigner:
     """A realigner for ``model`` from a spec string.
 
@@ -154,11 +161,10 @@ def make_realigner(model: LocalLatentModel, spec: str) -> Realigner:
     tokens pass h through the base model's final norm first (if it has one named ``norm``).
     """
     kind, p = _parse(spec)
-    known = {"ridge": set(), "identity": set(), "soft": {"k", "t"}, "knn": {"k"}, "blend": {"alpha", "k", "t"}}
-    if kind not in known:
-        raise InvalidArgumentError(f"unknown realigner {kind!r}; choose one of {sorted(known)}")
-    if set(p) - known[kind]:
-        raise InvalidArgumentError(f"realigner {kind!r} takes {sorted(known[kind])}, got {sorted(p)}")
+    if kind not in REALIGNERS:
+        raise InvalidArgumentError(f"unknown realigner {kind!r}; choose one of {list(REALIGNERS)}")
+    if set(p) - REALIGNERS[kind]:
+        raise InvalidArgumentError(f"realigner {kind!r} takes {sorted(REALIGNERS[kind])}, got {sorted(p)}")
     if kind in ("ridge", "identity"):
         return model.with_realigner(kind).realigner
     w_in = model.input_embedding_matrix()  # (V, H)
@@ -174,4 +180,4 @@ def make_realigner(model: LocalLatentModel, spec: str) -> Realigner:
     return BlendRealigner(ridge, soft, p.get("alpha", 0.5))
 
 
-__all__ = ["BlendRealigner", "KnnProjectionRealigner", "SoftTokenRealigner", "make_realigner"]
+__all__ = ["REALIGNERS", "BlendRealigner", "KnnProjectionRealigner", "SoftTokenRealigner", "make_realigner"]

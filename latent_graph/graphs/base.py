@@ -1,25 +1,34 @@
 """What every prebuilt graph shares: its keyword options (one owner), node construction, compilation.
 
 :class:`GraphKwargs` declares, once, every keyword a prebuilt builder takes;
-:class:`Team` turns them into a validated :class:`Options`, the per-sender edge
+:class:`Team` turns them into validated :class:`GraphOptions`, the per-sender edge
 kinds and an empty ``StateGraph``, then adds the agents and compiles.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import StateGraph
 
-from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, Realigner, check_memory, check_steps
+from latent_graph.engine import (
+    DEFAULT_MEMORY,
+    DEFAULT_STEPS,
+    MEMORY_POLICIES,
+    DecodeOptions,
+    Realigner,
+    check_memory,
+    make_realigner,
+    check_steps,
+)
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.state.edges import EdgeKind, parse_edges
 from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_agent
-from latent_graph.nodes.models import local_engine
-from latent_graph.graphs.roles import JUDGER, with_format
+from latent_graph.nodes.models import StandInModel, engine_of
+from latent_graph.graphs.roles import ANSWER_FORMATS, JUDGER, with_format
 from latent_graph.state.schema import GraphInput, GraphOutput, GraphOutputWithHandle, LatentState
 from latent_graph.persist import latent_checkpointer
 
@@ -38,7 +47,8 @@ class GraphKwargs(TypedDict, total=False):
     interrupt_after: Sequence[str] | None
     """Node names to pause after (resume with ``graph.invoke(None, config)``)."""
     realign: str | Realigner | None
-    """Override the model's realigner ("ridge", "identity" or a Realigner/adapter)."""
+    """Override the model's realigner: a spec of the engine's catalog (``REALIGNERS``: "ridge", "identity",
+    "soft:k=8,t=1", "knn:k=4", "blend:alpha=0.5") or a Realigner / trained adapter."""
     expose_handle: bool
     """Include the final handle in the graph output."""
     steps: int
@@ -59,24 +69,35 @@ class GraphKwargs(TypedDict, total=False):
     """Top-k logit lens / nearest tokens per latent step (0 = off)."""
 
 
-@dataclass(frozen=True)
-class Options:
-    """Node settings of a prebuilt graph (decoding defaults come from :class:`DecodeOptions`)."""
+def option(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:
+    """A :class:`GraphOptions` field: its default, one line of help and its choices (read by the CLI and serve)."""
+    return field(default=default, metadata={"help": help, "choices": tuple(choices) if choices else None})
 
-    steps: int = DEFAULT_STEPS
-    memory: str = "all"
-    max_new_tokens: int = _D.max_new_tokens
-    temperature: float = _D.temperature
-    top_p: float = _D.top_p
-    seed: int | None = _D.seed
-    task: str = "math"
-    inspect: int = 0
+
+@dataclass(frozen=True)
+class GraphOptions:
+    """Node settings of a prebuilt graph: the one owner of their names, defaults, choices and checks.
+
+    The CLI's flags (``--steps``, ``--max-new-tokens`` ...), serve's request fields and the bench read
+    them from here (:func:`dataclasses.fields`); decoding defaults come from :class:`DecodeOptions`.
+    """
+
+    steps: int = option(DEFAULT_STEPS, "latent steps per latent agent")
+    memory: str = option(DEFAULT_MEMORY, "what each reader sees of the incoming handle", MEMORY_POLICIES)
+    max_new_tokens: int = option(_D.max_new_tokens, "answer budget of the judger (and of text agents)")
+    temperature: float = option(_D.temperature, "0 = greedy")
+    top_p: float = option(_D.top_p, "nucleus sampling mass")
+    seed: int | None = option(_D.seed, "sampling seed")
+    task: str = option("math", "answer format of the judger", tuple(ANSWER_FORMATS))
+    inspect: int = option(0, "record top-K logit-lens / nearest tokens per latent step (opt-in; slower)")
 
     def __post_init__(self) -> None:
         check_steps(self.steps)
         check_memory(self.memory)
         self.decoding()  # validates the sampling settings
         with_format("", self.task)  # validates the task
+        if not isinstance(self.inspect, int) or self.inspect < 0:
+            raise InvalidArgumentError(f"inspect must be an integer >= 0, got {self.inspect!r}")
 
     def decoding(self) -> dict[str, Any]:
         return DecodeOptions(self.max_new_tokens, self.temperature, self.top_p, self.seed).as_dict()
@@ -95,17 +116,19 @@ class Team:
     """
 
     def __init__(self, model: Any, kwargs: Mapping[str, Any], senders: Sequence[str]) -> None:
-        engine = local_engine(model)  # the local engine, also when given as its chat face
+        engine = engine_of(model)  # the local engine, also when given as its chat face
         if engine is None and not isinstance(model, BaseChatModel):
             raise InvalidArgumentError(f"prebuilt graphs need a LocalLatentModel or a LangChain chat model, "
                                        f"got {type(model).__name__}")
         unknown = set(kwargs) - set(GraphKwargs.__annotations__)
         if unknown:
             raise InvalidArgumentError(f"unknown graph options {sorted(unknown)}; known: {sorted(GraphKwargs.__annotations__)}")
-        self.opts = Options(**{k: v for k, v in kwargs.items() if k not in _GRAPH_KEYS})
+        self.opts = GraphOptions(**{k: v for k, v in kwargs.items() if k not in _GRAPH_KEYS})
         realign = kwargs.get("realign")
         if realign is not None and engine is None:
             raise InvalidArgumentError("realign applies to a LocalLatentModel, not to a foreign chat model")
+        if isinstance(realign, str) and engine is not None and not isinstance(engine, StandInModel):
+            realign = make_realigner(engine, realign)  # a spec from the engine's catalog (REALIGNERS)
         self.model = model if engine is None else (engine if realign is None else engine.with_realigner(realign))
         kinds = parse_edges(kwargs.get("edges", "latent"), list(senders))
         # a foreign chat model cannot think latently: every edge leaving it is text
@@ -132,5 +155,6 @@ class Team:
     def compile(self, name: str) -> Any:
         """Compile; a plain InMemorySaver/SqliteSaver gets the latent serializer (:func:`latent_checkpointer`)."""
         interrupt = list(self.kwargs.get("interrupt_after") or []) or None
-        saver = latent_checkpointer(self.kwargs.get("checkpointer"))
+        saver = self.kwargs.get("checkpointer")
+        saver = latent_checkpointer(saver) if saver is not None else None
         return self.state_graph.compile(checkpointer=saver, name=name, interrupt_after=interrupt)

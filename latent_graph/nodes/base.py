@@ -12,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from latent_graph.engine import LatentHandle, StepInfo, merge_branches
+from langchain_core.language_models import BaseChatModel
+
+from latent_graph.engine import DEFAULT_MEMORY, LatentHandle, StepInfo, merge_branches
 from latent_graph.state.edges import sends_metadata
 from latent_graph.nodes.events import emitter
-from latent_graph.nodes.models import local_engine
+from latent_graph.nodes.models import NodeModel, engine_of
 from latent_graph.state.schema import Message, agent_contexts_of, contexts_of, questions_of, read_update, unread
 from latent_graph.state.threads import carried
 from latent_graph.state.branches import branch_key, graph_node, ordered
@@ -43,7 +45,8 @@ class AgentNode:
     """Base of latent, text and judger nodes.
 
     Attributes:
-        model: The shared local model (a LangChain chat model for external text agents).
+        model: The shared latent model (:class:`~latent_graph.engine.LatentModel`), or a LangChain chat model
+            for an external text agent.
         name: Agent name (segment table, trace, events).
         instruction: Role prompt; the question (and messages) are appended.
         sees_context: Whether this agent sees the per-question private ``context``.
@@ -52,24 +55,24 @@ class AgentNode:
         inspect: Top-k nearest tokens / logit-lens per latent step (0 = off; costs a vocab matmul).
     """
 
-    model: Any
+    model: NodeModel
     name: str
     instruction: str
     sees_context: bool = False
-    memory: str = "all"
+    memory: str = DEFAULT_MEMORY
     branch: bool = False
     inspect: int = 0
     sends: ClassVar[Sends] = "latent"
 
     def __post_init__(self) -> None:
-        engine = local_engine(self.model)
+        engine = engine_of(self.model)  # checks the model's kind once, here
         if engine is not None:
             self.model = engine  # the same model behind its chat face is the same engine
 
     @property
     def foreign(self) -> bool:
-        """Whether this node runs on a chat model other than the local engine (it reads text only)."""
-        return local_engine(self.model) is None
+        """Whether this node runs on a chat model other than a latent model (it reads text only)."""
+        return isinstance(self.model, BaseChatModel)
 
     @property
     def metadata(self) -> dict[str, Any]:

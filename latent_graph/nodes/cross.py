@@ -14,7 +14,6 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from latent_graph.adapters import cross_handoff
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.nodes.latent import LatentAgentNode
 
@@ -38,5 +37,7 @@ class CrossModelAgentNode(LatentAgentNode):
         incoming = self.incoming(state, config)
         base = None
         if incoming is not None:
+            from latent_graph.adapters.cross import cross_handoff  # training code loads only when a cross edge runs
+
             base = cross_handoff(self.source_model, incoming, self.model, self.adapter, agent=f"{self.name}:received")
         return self.think(base, state, start, config=config)

@@ -1,20 +1,20 @@
-"""Which models agent nodes run on: the local engine (also behind its chat face) or a foreign chat model.
+"""Which model a node runs on: a :class:`~latent_graph.engine.LatentModel` (also behind its chat face) or a
+foreign LangChain chat model, decided from the model's type alone (no registry).
 
-Nodes built on a :class:`LocalLatentModel` are remembered by model fingerprint, so a
-node on a *foreign* chat model that receives a latent handle can have the handle's
-own model decode it into a message (the latent edge becomes a text edge).
+A node on a *foreign* chat model that receives a latent handle needs a latent model to
+decode the handle into a message first: it is passed to the node explicitly
+(``TextAgentNode(..., handoff_model=local)``), never looked up.
 """
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
-from latent_graph.engine import LocalLatentModel, ModelFingerprint
+from langchain_core.language_models import BaseChatModel
+
+from latent_graph.engine import LatentModel
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.langchain import LatentChatModel
-
-_ENGINES: weakref.WeakValueDictionary[str, LocalLatentModel] = weakref.WeakValueDictionary()
 
 
 class StandInModel:
@@ -38,26 +38,32 @@ class StandInModel:
                                    f"{attr!r}: load the model to run the graph")
 
 
-def local_engine(model: Any) -> Any:
-    """The engine behind ``model`` (itself, the engine of its chat face, or a drawing stand-in); None for a foreign model."""
-    if isinstance(model, StandInModel):
-        return model
+NodeModel = LatentModel | BaseChatModel | StandInModel
+"""What a node accepts as its model: a latent model, a LangChain chat model, or a drawing stand-in."""
+
+
+def engine_of(model: Any) -> LatentModel | None:
+    """The latent model behind ``model`` (itself, its chat face's engine, or a drawing stand-in);
+    None for a foreign chat model.
+
+    Raises:
+        InvalidArgumentError: ``model`` is neither a latent model nor a LangChain chat model.
+    """
     if isinstance(model, LatentChatModel):
-        model = model.engine
-    if isinstance(model, LocalLatentModel):
-        _ENGINES[model.fingerprint.digest] = model
+        return model.engine
+    if isinstance(model, StandInModel):
+        return model  # type: ignore[return-value]
+    if isinstance(model, BaseChatModel):
+        return None
+    if isinstance(model, LatentModel):
         return model
-    return None
-
-
-def engine_for(fingerprint: ModelFingerprint) -> LocalLatentModel | None:
-    """A live engine (used by some agent node) that built handles with ``fingerprint``."""
-    return _ENGINES.get(fingerprint.digest)
+    raise InvalidArgumentError(f"a node's model must be a LatentModel (e.g. LocalLatentModel) or a LangChain chat "
+                               f"model, got {type(model).__name__}")
 
 
 def model_name(model: Any) -> str:
-    """A readable name of any model."""
-    engine = local_engine(model)
+    """A readable name of any node model."""
+    engine = engine_of(model)
     if engine is not None:
         return str(engine.name)
     return str(getattr(model, "model_name", None) or getattr(model, "model", None) or type(model).__name__)

@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 
-from latent_graph.engine import DecodeOptions, Decoded, LatentHandle
+from latent_graph.engine import DecodeOptions, Decoded, LatentHandle, LatentModel
 from latent_graph.errors import ModelMismatchError
 from latent_graph.nodes.base import AgentNode, compose_prompt
-from latent_graph.nodes.models import engine_for, model_name
+from latent_graph.nodes.models import model_name
 from latent_graph.state.schema import Message, new_message, questions_of
 from latent_graph.nodes.streaming import ChatRun
 from latent_graph.state.threads import thread_mode
@@ -37,6 +37,8 @@ class _Decoding(AgentNode):
     temperature: float = _D.temperature
     top_p: float = _D.top_p
     seed: int | None = _D.seed
+    handoff_model: LatentModel | None = None
+    """On a foreign chat model: the latent model that decodes an incoming latent handle into a message."""
 
     @property
     def decoding(self) -> DecodeOptions:
@@ -91,10 +93,12 @@ class _Decoding(AgentNode):
     def handoff(self, state: dict[str, Any], handle: LatentHandle, config: Any) -> tuple[Message, str]:
         """Turn a latent edge into a text edge: the handle's own model decodes the sender's message."""
         sender = handle.segments[-1].agent if handle.segments else "sender"
-        engine = engine_for(handle.fingerprint)
-        if engine is None:
-            raise ModelMismatchError(handle.fingerprint.name, model_name(self.model),
-                                     what=f"latent handle reaching text agent {self.name!r} (no live model to decode it)")
+        engine = self.handoff_model
+        if engine is None or engine.fingerprint != handle.fingerprint:
+            found = "none" if engine is None else engine.name
+            raise ModelMismatchError(handle.fingerprint.name, found,
+                                     what=f"latent handle reaching text agent {self.name!r} on {model_name(self.model)} "
+                                          f"(pass handoff_model=<the model that built it> to decode it into a message)")
         qs = questions_of(state)
         prompts = [compose_prompt(HANDOFF, q, None, [], i) for i, q in enumerate(qs)]
         d = engine.decode(handle, prompts, agent=f"{sender}:handoff", memory=self.memory, **self.decoding.as_dict())

@@ -118,3 +118,9 @@ def execute(graph: Any, inputs: dict[str, Any], *, stream_tokens: bool = False, 
         if streamed:
             print()
     return out
+
+
+def print_answers(questions: list[str], answers: list[str], *, quiet: bool = False) -> None:
+    """The one place answers are printed when they were not streamed: ``Q:``/``A:`` pairs, or bare answers."""
+    for q, a in zip(questions, answers):
+        print(a if quiet else f"Q: {q}\nA: {a}\n")

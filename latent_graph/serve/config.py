@@ -15,7 +15,7 @@ from typing import Any
 
 from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, LocalLatentModel, load_model
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.graphs import GRAPHS
+from latent_graph.graphs import GRAPHS, GraphOptions
 
 SERVABLE_GRAPHS: tuple[str, ...] = tuple(GRAPHS)
 
@@ -54,7 +54,7 @@ class ServeConfig:
     graphs: tuple[str, ...] = SERVABLE_GRAPHS
     steps: int = DEFAULT_STEPS
     max_new_tokens: int = DecodeOptions().max_new_tokens
-    task: str = "math"
+    task: str = GraphOptions.task
     max_steps: int = 64
     max_tokens_limit: int = 1024
     max_question_chars: int = 4000

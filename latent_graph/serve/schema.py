@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from latent_graph.engine import DecodeOptions, MemoryPolicy
+from latent_graph.engine import DEFAULT_MEMORY, DecodeOptions, MemoryPolicy
+from latent_graph.graphs import DEFAULT_GRAPH
+from latent_graph.graphs.roles import ANSWER_FORMATS
 from latent_graph.serve.config import ServeConfig
 from latent_graph.serve.errors import InvalidRequestError
 
@@ -24,7 +26,7 @@ EDGE_KINDS = ("latent", "text")
 MAX_EDGES = 16
 MAX_NAME = 64
 
-Task = Literal["math", "choice", "code", "plain"]
+Task = Literal[tuple(ANSWER_FORMATS)]  # type: ignore[valid-type]  # the roles own the task names
 Memory = MemoryPolicy  # the engine owns the policy names
 _D = DecodeOptions()
 
@@ -36,10 +38,10 @@ class AnswerRequest(BaseModel):
 
     question: str = Field(min_length=1)
     context: str | None = None
-    graph: str = "sequential"
+    graph: str = DEFAULT_GRAPH
     edges: str | list[str] | dict[str, str] = "latent"
     steps: int | None = Field(default=None, ge=0)
-    memory: Memory = "all"
+    memory: Memory = DEFAULT_MEMORY
     task: Task | None = None
     max_new_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=_D.temperature, ge=0.0, le=2.0)
@@ -151,7 +153,7 @@ def parse(model: type[BaseModel], body: Any) -> Any:
 def answer_request_of_chat(chat: ChatRequest, cfg: ServeConfig) -> AnswerRequest:
     """Map an OpenAI chat request: last user message = question, system/earlier turns = private context.
 
-    ``model`` picks a served graph by name (anything else runs ``sequential``).
+    ``model`` picks a served graph by name (anything else runs :data:`DEFAULT_GRAPH` if served).
     """
     users = [i for i, m in enumerate(chat.messages) if m.role == "user"]
     if not users:
@@ -160,7 +162,7 @@ def answer_request_of_chat(chat: ChatRequest, cfg: ServeConfig) -> AnswerRequest
     earlier = [m for i, m in enumerate(chat.messages) if i != last]
     context = "\n".join(m.content if m.role in ("system", "developer") else f"{m.role}: {m.content}"
                         for m in earlier) or None
-    graph = chat.model if chat.model in cfg.graphs else ("sequential" if "sequential" in cfg.graphs else cfg.graphs[0])
+    graph = chat.model if chat.model in cfg.graphs else (DEFAULT_GRAPH if DEFAULT_GRAPH in cfg.graphs else cfg.graphs[0])
     return parse(AnswerRequest, dict(question=chat.messages[last].content, context=context, graph=graph,
                                      edges=chat.edges, steps=chat.steps, task="plain",
                                      max_new_tokens=chat.max_completion_tokens or chat.max_tokens,
