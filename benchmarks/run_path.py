@@ -28,6 +28,7 @@ def main(argv: list[str]) -> int:
     from latent_graph import cli
 
     entered: Counter[str] = Counter()
+    in_run: Counter[str] = Counter()  # entered while the graph runs: question in -> answer printed
     up: Counter[tuple[str, str, str]] = Counter()
     active = [False]
 
@@ -42,6 +43,10 @@ def main(argv: list[str]) -> int:
         if not active[0]:
             return
         entered[callee] += 1
+        if frame.f_code.co_name == "execute" and callee == "latent_graph.present.console":
+            active.append(True)
+        if len(active) > 1:
+            in_run[callee] += 1
         caller = frame.f_back.f_globals.get("__name__", "") if frame.f_back else ""
         if caller.startswith("latent_graph") and caller != callee and layer(callee) > layer(caller) >= 0:
             up[(caller, callee, frame.f_code.co_name)] += 1
@@ -53,9 +58,10 @@ def main(argv: list[str]) -> int:
     finally:
         sys.setprofile(None)
         threading.setprofile(None)  # type: ignore[arg-type]
-    print(f"\nmodules entered: {len(entered)}", file=sys.stderr)
+    print(f"\nmodules entered by `run` (load + build + run): {len(entered)}; while the graph runs "
+          f"(question in -> answer printed): {len(in_run)}", file=sys.stderr)
     for m, n in sorted(entered.items(), key=lambda kv: (layer(kv[0]), kv[0])):
-        print(f"  {m:45s} {n:7d} calls", file=sys.stderr)
+        print(f"  {m:45s} {n:7d} calls{'' if m in in_run else '   (load/build only)'}", file=sys.stderr)
     print(f"calls going up a layer: {sum(up.values())}", file=sys.stderr)
     for (a, b, f), n in sorted(up.items()):
         print(f"  {a} -> {b}.{f}  x{n}", file=sys.stderr)
