@@ -7,6 +7,8 @@ kinds and an empty ``StateGraph``, then adds the agents and compiles.
 
 from __future__ import annotations
 
+from langgraph.graph.state import CompiledStateGraph
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -24,6 +26,7 @@ from latent_graph.engine import (
     make_realigner,
     check_steps,
 )
+from latent_graph.nodes.models import NodeModel
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.state.edges import EdgeKind, parse_edges
 from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_agent
@@ -115,7 +118,7 @@ class Team:
         senders: Agent names whose outgoing edge kinds ``edges`` names, in order.
     """
 
-    def __init__(self, model: Any, kwargs: Mapping[str, Any], senders: Sequence[str]) -> None:
+    def __init__(self, model: NodeModel, kwargs: Mapping[str, Any], senders: Sequence[str]) -> None:
         engine = engine_of(model)  # the local engine, also when given as its chat face
         if engine is None and not isinstance(model, BaseChatModel):
             raise InvalidArgumentError(f"prebuilt graphs need a LocalLatentModel or a LangChain chat model, "
@@ -152,7 +155,7 @@ class Team:
         add_agent(self.state_graph, JudgerNode(model=self.model, name=name, instruction=with_format(instruction, self.opts.task),
                                            sees_context=sees_context, memory=self.opts.memory, **self.opts.decoding()))
 
-    def compile(self, name: str) -> Any:
+    def compile(self, name: str) -> CompiledStateGraph:
         """Compile; a plain InMemorySaver/SqliteSaver gets the latent serializer (:func:`latent_checkpointer`)."""
         interrupt = list(self.kwargs.get("interrupt_after") or []) or None
         saver = self.kwargs.get("checkpointer")

@@ -11,12 +11,15 @@ test split it lifts latent-seq from 0.24 to 0.61–0.66 (docs/relay_ablation.md)
 
 from __future__ import annotations
 
+from langgraph.graph.state import CompiledStateGraph
+
 from collections.abc import Sequence
 from typing import Any
 
 from langgraph.graph import END, START
 from typing_extensions import Unpack
 
+from latent_graph.nodes.models import NodeModel
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.nodes import QuietAgentNode, add_agent
 from latent_graph.graphs.base import GraphKwargs, Team
@@ -26,8 +29,8 @@ COMPACT_LATER = "Continue thinking about the fact needed to answer."
 LAYOUTS: tuple[str, ...] = ("default", "compact")
 
 
-def build_compact(model: Any, *, agents: Sequence[str] = ("planner", "critic", "refiner"),
-                  **kwargs: Unpack[GraphKwargs]) -> Any:
+def build_compact(model: NodeModel, *, agents: Sequence[str] = ("planner", "critic", "refiner"),
+                  **kwargs: Unpack[GraphKwargs]) -> CompiledStateGraph:
     """Latent chain ``agents`` → judger in the compact layout (same keyword options as ``build_sequential``;
     every edge is latent)."""
     if kwargs.get("edges", "latent") != "latent":

@@ -8,17 +8,20 @@ branch. Text experts send messages instead; edges can be mixed per expert.
 
 from __future__ import annotations
 
+from langgraph.graph.state import CompiledStateGraph
+
 from collections.abc import Mapping
 from typing import Any
 
 from langgraph.graph import END, START
 from typing_extensions import Unpack
 
+from latent_graph.nodes.models import NodeModel
 from latent_graph.graphs import roles
 from latent_graph.graphs.base import GraphKwargs, Team
 
 
-def build_hierarchical(model: Any, *, experts: Mapping[str, str] | None = None, **kwargs: Unpack[GraphKwargs]) -> Any:
+def build_hierarchical(model: NodeModel, *, experts: Mapping[str, str] | None = None, **kwargs: Unpack[GraphKwargs]) -> CompiledStateGraph:
     """Build and compile parallel experts feeding one judger.
 
     Args:

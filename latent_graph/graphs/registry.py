@@ -7,6 +7,8 @@ terminal is :func:`latent_graph.present.console.execute`.
 
 from __future__ import annotations
 
+from langgraph.graph.state import CompiledStateGraph
+
 import importlib
 import inspect
 import os
@@ -14,6 +16,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from latent_graph.nodes.models import NodeModel
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.graphs.compact import build_compact
 from latent_graph.graphs.hierarchical import build_hierarchical
@@ -53,7 +56,7 @@ def load_factory(name: str) -> GraphFactory:
             sys.path.remove(cwd)
 
 
-def call_factory(factory: GraphFactory, model: Any, options: Mapping[str, Any]) -> Any:
+def call_factory(factory: GraphFactory, model: NodeModel, options: Mapping[str, Any]) -> CompiledStateGraph:
     """``factory(model, **options)`` with only the options the factory declares.
 
     The contract of a ``--graph module:attr`` factory: ``factory(model, **kw) -> compiled graph``,
@@ -68,7 +71,7 @@ def call_factory(factory: GraphFactory, model: Any, options: Mapping[str, Any]) 
 
 
 def build_graph(
-    name: str, model: Any, *, edges: str | Sequence[str] | Mapping[str, str] = "latent", **options: Any
+    name: str, model: NodeModel, *, edges: str | Sequence[str] | Mapping[str, str] = "latent", **options: Any
 ) -> Any:
     """Build the graph called ``name`` (a key of :data:`GRAPHS` or a ``module:attr`` factory, see :func:`call_factory`)."""
     if name == "single":

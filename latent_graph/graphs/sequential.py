@@ -6,17 +6,20 @@ message and the receiver starts a fresh cache with that message in its prompt).
 
 from __future__ import annotations
 
+from langgraph.graph.state import CompiledStateGraph
+
 from collections.abc import Mapping
 from typing import Any
 
 from langgraph.graph import END, START
 from typing_extensions import Unpack
 
+from latent_graph.nodes.models import NodeModel
 from latent_graph.graphs import roles
 from latent_graph.graphs.base import GraphKwargs, Team
 
 
-def build_sequential(model: Any, *, agents: Mapping[str, str] | None = None, **kwargs: Unpack[GraphKwargs]) -> Any:
+def build_sequential(model: NodeModel, *, agents: Mapping[str, str] | None = None, **kwargs: Unpack[GraphKwargs]) -> CompiledStateGraph:
     """Build and compile a sequential agent chain ending in a judger.
 
     Args:
@@ -39,7 +42,7 @@ def build_sequential(model: Any, *, agents: Mapping[str, str] | None = None, **k
     return team.compile("latent-sequential")
 
 
-def build_single(model: Any, *, instruction: str = roles.SINGLE, **kwargs: Unpack[GraphKwargs]) -> Any:
+def build_single(model: NodeModel, *, instruction: str = roles.SINGLE, **kwargs: Unpack[GraphKwargs]) -> CompiledStateGraph:
     """A single agent answering directly (the baseline); it sees any private context."""
     team = Team(model, kwargs, [])
     team.add_judger("single", instruction, sees_context=True)
