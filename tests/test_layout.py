@@ -181,18 +181,23 @@ def test_graph_options_have_one_owner() -> None:
 def test_a_subcommand_that_cannot_import_is_an_error(monkeypatch) -> None:
     import latent_graph.cli as cli
 
-    monkeypatch.setattr(cli, "COMMAND_GROUPS", (*cli.COMMAND_GROUPS, "latent_graph.cli.no_such_command"))
+    monkeypatch.setattr(cli, "COMMAND_GROUPS", {**cli.COMMAND_GROUPS, "broken": ("latent_graph.cli.no_such", "x")})
     with pytest.raises(ImportError):
         cli.make_parser()
+    with pytest.raises(ImportError):
+        cli.main(["broken"])
+    assert "broken" in cli.make_parser("run").format_help()  # listed, not imported, when another command runs
 
 
 @pytest.mark.integration
 def test_default_run_prints_no_warning_and_draws_nothing() -> None:
+    """A default run: no warning, no drawing, trace or report built, no bench or training code loaded."""
     code = ("import sys, warnings\nwarnings.simplefilter('always')\nfrom latent_graph.cli import main\n"
             "rc = main(['run', '--quiet', '--steps', '1', '--max-new-tokens', '4', 'What is 2 plus 3?'])\n"
-            "drawn = sorted(m for m in sys.modules if m in ('latent_graph.present.draw', 'latent_graph.present.runtrace', "
-            "'latent_graph.present.html'))\nprint('DRAWN', drawn, file=sys.stderr)\nsys.exit(rc)")
+            "extra = ('latent_graph.present.draw', 'latent_graph.present.runtrace', 'latent_graph.present.html', "
+            "'latent_graph.bench', 'latent_graph.adapters')\n"
+            "print('LOADED', sorted(m for m in sys.modules if m.startswith(extra)), file=sys.stderr)\nsys.exit(rc)")
     res = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "Warning" not in res.stderr, res.stderr
-    assert "DRAWN []" in res.stderr and res.stdout.strip()
+    assert "LOADED []" in res.stderr and res.stdout.strip()

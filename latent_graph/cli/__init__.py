@@ -41,8 +41,14 @@ from latent_graph.nodes import StandInModel
 from latent_graph.present.console import execute, print_answers
 from latent_graph.state.edges import parse_edge_spec
 
-COMMAND_GROUPS = ("latent_graph.cli.bench", "latent_graph.cli.adapter", "latent_graph.cli.report", "latent_graph.cli.serve")
-"""Sub-command modules, each with ``register(subparsers)``; one that cannot be imported is an error."""
+COMMAND_GROUPS: dict[str, tuple[str, str]] = {
+    "bench": ("latent_graph.cli.bench", "run a benchmark (GSM8K, ARC, code, relay) and write a report"),
+    "adapter": ("latent_graph.cli.adapter", "train and evaluate learned hidden→input adapters"),
+    "report": ("latent_graph.cli.report", "render a saved run trace (or two, compared) as offline HTML"),
+    "serve": ("latent_graph.cli.serve", "serve graphs over HTTP to many concurrent users (Ray Serve)"),
+}
+"""Sub-commands in their own modules (``register(subparsers)``), by name: a module is imported only when its
+command runs (or for ``--help``), so ``run`` loads no bench or training code; one that cannot import is an error."""
 
 
 def load_model(args: argparse.Namespace) -> Any:
@@ -211,7 +217,8 @@ def cmd_draw(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``command``, the other sub-command groups are listed but their modules not imported."""
     parser = argparse.ArgumentParser(prog="latent-graph", description="Multi-agent LLM graphs that talk in latent space.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -238,8 +245,11 @@ def make_parser() -> argparse.ArgumentParser:
     add_graph_args(draw)
     draw.set_defaults(func=cmd_draw)
 
-    for module in COMMAND_GROUPS:
-        importlib.import_module(module).register(sub)  # a sub-command that cannot import is an error, not omitted
+    for name, (module, help_text) in COMMAND_GROUPS.items():
+        if command is None or command == name:
+            importlib.import_module(module).register(sub)  # a sub-command that cannot import is an error
+        else:
+            sub.add_parser(name, help=help_text)
     return parser
 
 
@@ -249,7 +259,9 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (argparse usage errors give 2, ``--help`` 0)."""
-    parser = make_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = make_parser(command if command in ("run", "draw", *COMMAND_GROUPS) else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
