@@ -16,7 +16,7 @@ from latent_graph.engine import LatentHandle, StepInfo, merge_branches
 from latent_graph.state.edges import sends_metadata
 from latent_graph.nodes.events import emitter
 from latent_graph.nodes.models import local_engine
-from latent_graph.state.schema import Message, agent_contexts_of, contexts_of, questions_of, read_update, unread
+from latent_graph.state.schema import MAX_QUESTIONS, Message, agent_contexts_of, contexts_of, questions_of, read_update, unread
 from latent_graph.state.threads import carried
 from latent_graph.state.branches import branch_key, graph_node, ordered
 from latent_graph.state.trace import Sends, StepRecord
@@ -50,6 +50,7 @@ class AgentNode:
         memory: Memory policy applied to the incoming handle ("all", "last", "latent").
         branch: Write the output handle to ``branches[name]`` (parallel fan-out) instead of ``handle``.
         inspect: Top-k nearest tokens / logit-lens per latent step (0 = off; costs a vocab matmul).
+        max_questions: Most questions one invocation may carry (more raise ``TooManyQuestionsError``).
     """
 
     model: Any
@@ -59,6 +60,7 @@ class AgentNode:
     memory: str = "all"
     branch: bool = False
     inspect: int = 0
+    max_questions: int = MAX_QUESTIONS
     sends: ClassVar[Sends] = "latent"
 
     def __post_init__(self) -> None:
@@ -90,7 +92,7 @@ class AgentNode:
         return prefix
 
     def prompts(self, state: dict[str, Any]) -> list[str]:
-        qs = questions_of(state)
+        qs = questions_of(state, self.max_questions)
         ctx = self.contexts(state, len(qs))
         inbox = unread(state.get("inbox"))
         return [compose_prompt(self.instruction, q, ctx[i] or None, inbox, i) for i, q in enumerate(qs)]

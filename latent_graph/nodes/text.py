@@ -95,7 +95,7 @@ class _Decoding(AgentNode):
         if engine is None:
             raise ModelMismatchError(handle.fingerprint.name, model_name(self.model),
                                      what=f"latent handle reaching text agent {self.name!r} (no live model to decode it)")
-        qs = questions_of(state)
+        qs = questions_of(state, self.max_questions)
         prompts = [compose_prompt(HANDOFF, q, None, [], i) for i, q in enumerate(qs)]
         d = engine.decode(handle, prompts, agent=f"{sender}:handoff", memory=self.memory, **self.decoding.as_dict())
         why = f"latent->text: {sender}'s handle decoded by {engine.name} for {model_name(self.model)}"

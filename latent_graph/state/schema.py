@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from typing_extensions import NotRequired, TypedDict
 
 from latent_graph.engine import LatentHandle
-from latent_graph.errors import BatchSizeMismatchError, BranchCollisionError, InvalidArgumentError
+from latent_graph.errors import BatchSizeMismatchError, BranchCollisionError, InvalidArgumentError, TooManyQuestionsError
 from latent_graph.state.trace import NodeRecord
 
 CLEAR: dict[str, str] = {"op": "clear"}
@@ -170,11 +170,18 @@ class GraphOutputWithHandle(GraphOutput, total=False):
     """The final handle."""
 
 
-def questions_of(state: dict[str, Any]) -> list[str]:
-    """The batch of questions in ``state`` (a single string counts as one)."""
+MAX_QUESTIONS = 256
+"""Default cap on the questions of one graph invocation (one batch); graphs take ``max_questions=``."""
+
+
+def questions_of(state: dict[str, Any], limit: int = MAX_QUESTIONS) -> list[str]:
+    """The batch of questions in ``state`` (a single string counts as one); at most ``limit`` of them."""
     qs = state.get("questions")
     if isinstance(qs, str):
         qs = [qs]
+    if isinstance(qs, (list, tuple)) and len(qs) > limit:  # before touching them: refuse in O(1)
+        raise TooManyQuestionsError(f"graph input has {len(qs)} questions; at most {limit} per invocation "
+                                    "(raise max_questions= when building the graph, or split the batch)")
     if not isinstance(qs, (list, tuple)) or not qs or not all(isinstance(q, str) for q in qs):
         raise InvalidArgumentError("graph input needs 'questions': a non-empty list of strings")
     return list(qs)
