@@ -123,6 +123,11 @@ class AgentNode:
             return {"branches": {branch_key(self.name, config): handle}}
         return {"handle": handle, "handle_turn": int((state or {}).get("turn") or 0)}
 
+    @staticmethod
+    def in_turn(record: Any, state: dict[str, Any]) -> Any:
+        """``record`` stamped with the thread's current turn (the ``trace`` reducer keeps one turn)."""
+        return {**record, "turn": int((state or {}).get("turn") or 0)}
+
     def task(self, config: Any) -> dict[str, str]:
         """Trace fields naming the LangGraph task this run was: its graph node and branch key."""
         return {"graph_node": graph_node(config, self.name), "branch": branch_key(self.name, config)}

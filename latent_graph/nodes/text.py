@@ -116,7 +116,7 @@ class TextAgentNode(_Decoding):
         update["inbox"] = [msg]
         if not self.branch:
             update["handle"] = None  # a text edge carries text only
-        update["trace"] = [rec]
+        update["trace"] = [self.in_turn(rec, state)]
         return update
 
 
@@ -137,7 +137,7 @@ class JudgerNode(_Decoding):
         update = self.consumed(state)
         update["answers"] = texts
         update["messages"] = [*handoffs, new_message(self.name, texts)]
-        update["trace"] = [rec]
+        update["trace"] = [self.in_turn(rec, state)]
         update["turn"] = 1  # the answer ends this run's turn (see latent_graph.state.threads)
         if (self.keep_handle or thread_mode(config) == "continue") and decoded is not None:
             update.update(self.output(decoded, None, state))

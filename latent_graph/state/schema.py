@@ -72,6 +72,26 @@ def merge_by_id(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
     return out
 
 
+def trace_reducer(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
+    """:func:`merge_by_id`, keeping only the newest turn's records: a reused thread's trace stays one turn long.
+
+    Nodes stamp each record with the thread's ``turn`` (see :mod:`latent_graph.state.threads`).
+    A new record without a newer stamp than what the trace holds (a compiled subgraph's own
+    records carry its inner turn) joins the newest turn; records of earlier turns are dropped
+    (they stay in the thread's checkpoint history). Unstamped records are always kept.
+    """
+    out = merge_by_id(left, right)
+    stamps = [x["turn"] for x in out if isinstance(x, dict) and isinstance(x.get("turn"), int)]
+    if not stamps:
+        return out
+    held = max((x["turn"] for x in left or [] if isinstance(x, dict) and isinstance(x.get("turn"), int)), default=0)
+    seen = {id(x) for x in left or []}
+    out = [{**x, "turn": held} if id(x) not in seen and isinstance(x, dict) and isinstance(x.get("turn"), int)
+           and x["turn"] < held else x for x in out]
+    newest = max(held, *stamps)
+    return [x for x in out if not (isinstance(x, dict) and isinstance(x.get("turn"), int) and x["turn"] < newest)]
+
+
 def inbox_reducer(left: list[Message] | None, right: Any) -> list[Message]:
     """Append messages (by id); ``{"op": "read", "ids": [...]}`` marks them read, ``CLEAR`` marks all read.
 
@@ -123,8 +143,8 @@ class LatentState(TypedDict, total=False):
     """Text-edge messages; the next agent reads the unread ones and marks them read."""
     messages: Annotated[list[Message], merge_by_id]
     """Every text message ever sent (the transcript)."""
-    trace: Annotated[list[NodeRecord], merge_by_id]
-    """One record per executed node, in order."""
+    trace: Annotated[list[NodeRecord], trace_reducer]
+    """One record per executed node of the current turn, in order (earlier turns: the checkpoint history)."""
     answers: list[str]
     """The judger's answer per question."""
     turn: Annotated[int, operator.add]
