@@ -70,3 +70,19 @@ def test_lone_surrogate_is_a_named_error(where):
         else:
             model.decode(None, "Hi", system=bad, max_new_tokens=2)
     assert issubclass(InvalidArgumentError, LatentGraphError)
+
+
+def test_hierarchical_graph_under_threads_120_runs():
+    """Done-when: the hierarchical graph (parallel experts) run 120 times under threads: 0 forged, 0 lost markup."""
+    from latent_graph.graphs import build_hierarchical
+
+    graph = build_hierarchical(make_model("llama"), steps=1, max_new_tokens=1)
+    inputs = {p: {"questions": [p]} for p in (ATTACK, PLAIN)}
+
+    def tokens(p: str) -> dict[str, list[int]]:
+        return {r["node"]: r["prompt_tokens"] for r in graph.invoke(inputs[p])["trace"]}
+
+    want = {p: tokens(p) for p in inputs}
+    got = _hammer(tokens, list(inputs), calls=30)
+    wrong = [p for p, t in got if t != want[p]]
+    assert len(got) == 120 and not wrong, f"{len(wrong)} of {len(got)} runs tokenized a node's prompt differently"

@@ -27,12 +27,20 @@ class BackendPair:
     """Two private copies of ``tokenizer.backend_tokenizer`` (no truncation, no padding)."""
 
     def __init__(self, tokenizer: Any) -> None:
-        backend = tokenizer.backend_tokenizer
-        raw = backend.to_str()
-        self.plain = self._copy(backend, raw, split=False)
+        self._backend = tokenizer.backend_tokenizer
+        self._raw = self._backend.to_str()
+        self.plain = self._copy(self._backend, self._raw, split=False)
         """Special-token strings in the text become their special ids (used for the rendered template)."""
-        self.literal = self._copy(backend, raw, split=True)
-        """Special-token strings are split into ordinary tokens (used for user text)."""
+        self._literal: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def literal(self) -> Any:
+        """Special-token strings are split into ordinary tokens (used for user text; built on first need)."""
+        with self._lock:
+            if self._literal is None:
+                self._literal = self._copy(self._backend, self._raw, split=True)
+            return self._literal
 
     @staticmethod
     def _copy(backend: Any, raw: str, split: bool) -> Any:
