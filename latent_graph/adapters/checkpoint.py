@@ -61,17 +61,44 @@ def load_checkpoint(folder: Path, module: nn.Module, optimizer: torch.optim.Opti
         best = load_file(str(best_path)) if best_path.exists() else None
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise CheckpointError(f"checkpoint in {folder} is unreadable ({exc}); delete it or pass resume=False") from exc
-    slots: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in flat.items():
-        if key == "empty":
-            continue
-        _, idx, name = key.split(".", 2)
-        slots.setdefault(int(idx), {})[name] = value
+    slots = _optimizer_slots(flat, optimizer, folder)
     try:
         optimizer.load_state_dict({"state": slots, "param_groups": optimizer.state_dict()["param_groups"]})
     except (ValueError, KeyError) as exc:
         raise CheckpointError(f"optimizer state in {folder} does not fit this adapter ({exc})") from exc
     return state, best
+
+
+ADAMW_SLOTS = ("step", "exp_avg", "exp_avg_sq")
+
+
+def _optimizer_slots(flat: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, folder: Path
+                     ) -> dict[int, dict[str, torch.Tensor]]:
+    """Per-parameter AdamW slots from ``state.<index>.<name>`` keys, each checked against its parameter.
+
+    A tampered file (unknown keys, indices past the parameters, moments of another shape or dtype,
+    non-finite values) raises :class:`CheckpointError` here instead of failing at the next step.
+    """
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    slots: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in flat.items():
+        if key == "empty" and value.numel() == 0:
+            continue
+        parts = key.split(".")
+        if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit() or parts[2] not in ADAMW_SLOTS:
+            raise CheckpointError(f"optimizer state in {folder}: unexpected entry {key[:80]!r}")
+        idx, name = int(parts[1]), parts[2]
+        if idx >= len(params):
+            raise CheckpointError(f"optimizer state in {folder}: entry {key!r} names parameter {idx} of {len(params)}")
+        want = () if name == "step" else tuple(params[idx].shape)
+        if tuple(value.shape) != want or not value.is_floating_point() or not torch.isfinite(value).all():
+            raise CheckpointError(f"optimizer state in {folder}: {key} is {value.dtype} {tuple(value.shape)}, "
+                                  f"expected finite floats of shape {want}")
+        slots.setdefault(idx, {})[name] = value
+    for idx, got in slots.items():
+        if set(got) != set(ADAMW_SLOTS):
+            raise CheckpointError(f"optimizer state in {folder}: parameter {idx} has {sorted(got)}, expected {list(ADAMW_SLOTS)}")
+    return slots
 
 
 def has_checkpoint(folder: Path) -> bool:

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from latent_graph.engine.literal import backends
 from latent_graph.errors import EmptyPromptError, InvalidArgumentError
 
 _PROMPT, _SYSTEM = "\u2063P\u2063", "\u2063S\u2063"  # stand-ins for user text while rendering
@@ -65,6 +66,9 @@ def render_prompt(
         raise InvalidArgumentError(f"agent prompt must be a string, got {type(prompt).__name__}")
     if system is not None and not isinstance(system, str):
         raise InvalidArgumentError(f"system message must be a string or None, got {type(system).__name__}")
+    _check_unicode(prompt, "agent prompt")
+    if system is not None:
+        _check_unicode(system, "system message")
     if not prompt.strip():
         raise EmptyPromptError("agent prompt is empty; every agent needs a non-empty prompt")
     plain = _render(tokenizer, prompt, system, first, after_open_turn, generation)
@@ -75,6 +79,16 @@ def render_prompt(
         if text == plain:
             return text, spans
     return _fill(marked, fills, False)  # a template that rewrites user text: keep it literal
+
+
+def _check_unicode(text: str, what: str) -> None:
+    """Refuse text no tokenizer can read (a lone surrogate such as ``"\\ud800"``, legal in JSON escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidArgumentError(
+            f"{what} is not valid Unicode text: lone surrogate {text[exc.start]!r} at index {exc.start}"
+        ) from None
 
 
 def _fill(marked: str, fills: dict[str, str], strip: bool) -> tuple[str, Spans]:
@@ -120,7 +134,7 @@ def markup_ids(tokenizer: Any) -> set[int]:
 
 
 def _literal(tokenizer: Any, text: str) -> list[int]:
-    """Ids of ``text`` with special-token strings split into ordinary tokens."""
+    """Ids of ``text`` with special-token strings split into ordinary tokens (slow tokenizers: per-call option)."""
     if not text:
         return []
     return list(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
@@ -131,25 +145,30 @@ def _overlaps(start: int, end: int, spans: Spans) -> bool:
 
 
 def encode_turn(tokenizer: Any, text: str, spans: Spans) -> list[int]:
-    """Token ids of a rendered turn; special tokens only from outside the user-text ``spans``."""
-    if not getattr(tokenizer, "is_fast", False):  # no offsets: tokenize template and user pieces apart
+    """Token ids of a rendered turn; special tokens only from outside the user-text ``spans``.
+
+    Fast tokenizers are read through private backend copies (:mod:`latent_graph.engine.literal`),
+    never through the shared tokenizer's switchable ``split_special_tokens`` flag, so
+    concurrent threads cannot see each other's setting.
+    """
+    pair = backends(tokenizer)
+    if pair is None:  # slow tokenizer, no offsets: tokenize template and user pieces apart
         out, pos = [], 0
         for a, b in spans:
             out += tokenizer(text[pos:a], add_special_tokens=False)["input_ids"] if a > pos else []
             out += _literal(tokenizer, text[a:b])
             pos = b
         return out + (tokenizer(text[pos:], add_special_tokens=False)["input_ids"] if pos < len(text) else [])
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
+    ids, offsets = pair.encode(text)
     markup = markup_ids(tokenizer)
     if not any(t in markup and _overlaps(s, e, spans) for t, (s, e) in zip(ids, offsets)):
         return ids  # the common case: exactly the ids of the whole text
     out, pos = [], 0
     for t, (s, e) in zip(ids, offsets):
         if t in markup and not _overlaps(s, e, spans):  # real template markup
-            out += _literal(tokenizer, text[pos:s]) + [t]
+            out += pair.encode_literal(text[pos:s]) + [t]
             pos = e
-    return out + _literal(tokenizer, text[pos:])
+    return out + pair.encode_literal(text[pos:])
 
 
 def _continuation(tokenizer: Any, prompt: str, generation: bool) -> tuple[str, str] | None:

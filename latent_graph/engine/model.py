@@ -195,8 +195,9 @@ class LocalLatentModel:
     ) -> tuple[Work, torch.Tensor, list[int]]:
         """Feed the agent's chat-formatted prompt; returns (work, last hidden (B, H), real prompt tokens per row).
 
-        ``reserve`` positions must fit in the context after the prompt; ``grow`` (default ``reserve``)
-        cache columns are preallocated for what the call appends after it.
+        ``reserve`` positions must fit in the context after the prompt (else :class:`ContextOverflowError`,
+        before anything is allocated); ``grow`` (default ``reserve``) cache columns are preallocated for
+        what the call appends after it, clamped to the positions left in the context window.
         """
         check_memory(memory)
         prompts = self._prompts(handle, prompt)
@@ -208,14 +209,16 @@ class LocalLatentModel:
         ids, new_mask = encode_prompts(  # (B, n); user text tokenized literally
             self.tokenizer, prompts, system, first, self.device, after_open_turn=open_turn, generation=generation
         )
-        work = Work(handle, len(prompts), self.device, self.fingerprint, ids.shape[1] + (reserve if grow is None else grow))
-        work.meta["open_turn"] = "1" if generation else "0"
-        need = int((work.next_pos + new_mask.sum(dim=1)).max()) + reserve
-        if need > self.max_context:
+        start = handle.next_positions() if handle is not None else torch.zeros(len(prompts), dtype=torch.long)  # (B,)
+        need = int((start.to(new_mask.device) + new_mask.sum(dim=1)).max()) + reserve
+        if need > self.max_context:  # checked before any buffer is reserved
             raise ContextOverflowError(
                 f"agent {agent!r}: cache + prompt + {reserve} reserved positions = {need} "
                 f"exceeds the context window of {self.name!r} ({self.max_context})"
             )
+        room = self.max_context - need + reserve  # positions left after the prompt: no call can append more
+        work = Work(handle, len(prompts), self.device, self.fingerprint, ids.shape[1] + min(reserve if grow is None else grow, room))
+        work.meta["open_turn"] = "1" if generation else "0"
         hidden = work.forward(self.base, new_mask, self.layer, input_ids=ids)[:, -1]  # (B, H), last column is real
         work.add_segment(agent, "prompt", ids.shape[1])
         per_row = [int(x) for x in new_mask.sum(dim=1)]
@@ -329,7 +332,8 @@ class LocalLatentModel:
         """Like :meth:`decode`, as a generator: every :class:`TokenChunk` as produced (unless ``stream=False``), then the :class:`Decoded`."""
         opts = options or DecodeOptions()
         with torch.no_grad():
-            work, h, prompt_rows = self._prefill(handle, prompt, agent, system, memory, reserve=0, grow=opts.max_new_tokens)
+            # room for at least one new token; the reservation is clamped to the context window
+            work, h, prompt_rows = self._prefill(handle, prompt, agent, system, memory, reserve=1, grow=opts.max_new_tokens)
         result: Any = None
         for item in decoding.generate(self, work, h, opts, stream):
             if isinstance(item, TokenChunk):

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from latent_graph.engine.paths import cache_dir
 from latent_graph.engine.fingerprint import ModelFingerprint
+from latent_graph.errors import CacheDirError, RealignerCacheError
 
 
 class Realigner(ABC):
@@ -95,14 +96,22 @@ def load_or_compute_ridge(
     directory: Path | None = None,
 ) -> RidgeRealigner:
     """Ridge realigner for a model, computed once per fingerprint and cached as safetensors."""
-    directory = directory or cache_dir() / "realign"
+    if directory is None:
+        try:
+            directory = cache_dir() / "realign"
+        except CacheDirError as exc:  # no usable cache at all: compute, keep in memory
+            warnings.warn(f"{exc}; using the ridge realigner from memory", stacklevel=3)
+            return RidgeRealigner(ridge_matrix(w_in, w_out, lam), mean_embedding_norm(w_in))
     path = directory / f"{fingerprint.digest}-lam{lam:g}.safetensors"
     if path.exists():
         try:
-            data = load_file(str(path))
-            return RidgeRealigner(data["matrix"].to(w_in.device), float(data["target_norm"]))
-        except Exception:  # corrupt cache file: recompute below
-            path.unlink(missing_ok=True)
+            return _load_ridge(path, w_in)
+        except (RealignerCacheError, OSError) as exc:  # damaged or foreign cache file: recompute below
+            warnings.warn(f"ignoring the cached ridge realigner {path.name}: {exc}; recomputing it", stacklevel=3)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass  # read-only cache: the fresh matrix is used from memory
     matrix = ridge_matrix(w_in, w_out, lam)
     norm = mean_embedding_norm(w_in)
     try:
@@ -110,6 +119,21 @@ def load_or_compute_ridge(
     except OSError as exc:  # read-only or full cache: keep the matrix in memory only
         warnings.warn(f"cannot cache the ridge realigner in {directory} ({exc}); using it from memory", stacklevel=3)
     return RidgeRealigner(matrix, norm)
+
+
+def _load_ridge(path: Path, w_in: torch.Tensor) -> RidgeRealigner:
+    """A cached matrix, checked to be ``(H, H)`` floats with a finite scalar norm (else :class:`RealignerCacheError`)."""
+    try:
+        data = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own (unnamed) errors for damaged files
+        raise RealignerCacheError(f"unreadable file ({type(exc).__name__})") from None
+    matrix, norm = data.get("matrix"), data.get("target_norm")
+    h = w_in.shape[1]
+    if matrix is None or norm is None or tuple(matrix.shape) != (h, h) or not matrix.is_floating_point() \
+            or norm.numel() != 1 or not torch.isfinite(norm).all() or not torch.isfinite(matrix).all():
+        shape = None if matrix is None else tuple(matrix.shape)
+        raise RealignerCacheError(f"expected a finite ({h}, {h}) float matrix and a scalar norm, got matrix {shape}")
+    return RidgeRealigner(matrix.to(w_in.device), float(norm))
 
 
 def _save_ridge(path: Path, matrix: torch.Tensor, norm: float, metadata: dict[str, str]) -> None:

@@ -32,7 +32,7 @@ from latent_graph.state.edges import EdgeKind, parse_edges
 from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_agent
 from latent_graph.nodes.models import StandInModel, engine_of
 from latent_graph.graphs.roles import ANSWER_FORMATS, JUDGER, with_format
-from latent_graph.state.schema import GraphInput, GraphOutput, GraphOutputWithHandle, LatentState
+from latent_graph.state.schema import MAX_QUESTIONS, GraphInput, GraphOutput, GraphOutputWithHandle, LatentState
 from latent_graph.persist import latent_checkpointer
 
 _D = DecodeOptions()
@@ -70,11 +70,14 @@ class GraphKwargs(TypedDict, total=False):
     """Answer format of the judger: "math", "choice", "code" or "plain"."""
     inspect: int
     """Top-k logit lens / nearest tokens per latent step (0 = off)."""
+    max_questions: int
+    """Most questions one invocation may carry (default :data:`~latent_graph.state.schema.MAX_QUESTIONS`); more raise ``TooManyQuestionsError``."""
 
 
 def option(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:
     """A :class:`GraphOptions` field: its default, one line of help and its choices (read by the CLI and serve)."""
     return field(default=default, metadata={"help": help, "choices": tuple(choices) if choices else None})
+
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,11 @@ class GraphOptions:
     seed: int | None = option(_D.seed, "sampling seed")
     task: str = option("math", "answer format of the judger", tuple(ANSWER_FORMATS))
     inspect: int = option(0, "record top-K logit-lens / nearest tokens per latent step (opt-in; slower)")
+    max_questions: int = option(MAX_QUESTIONS, "most questions one invocation may carry")
 
     def __post_init__(self) -> None:
+        if isinstance(self.max_questions, bool) or not isinstance(self.max_questions, int) or self.max_questions < 1:
+            raise InvalidArgumentError(f"max_questions must be an int >= 1, got {self.max_questions!r}")
         check_steps(self.steps)
         check_memory(self.memory)
         self.decoding()  # validates the sampling settings
@@ -144,7 +150,8 @@ class Team:
     def add_agent(self, name: str, instruction: str, *, sees_context: bool = False, branch: bool = False) -> None:
         """A latent or text agent (by the kind of the edge leaving it), its kind declared in the node metadata."""
         common: dict[str, Any] = dict(model=self.model, name=name, instruction=instruction, sees_context=sees_context,
-                                      memory=self.opts.memory, inspect=self.opts.inspect, branch=branch)
+                                      memory=self.opts.memory, inspect=self.opts.inspect, branch=branch,
+                                      max_questions=self.opts.max_questions)
         kind: EdgeKind = self.kinds[name]
         node = (LatentAgentNode(steps=self.opts.steps, **common) if kind == "latent"
                 else TextAgentNode(**common, **self.opts.decoding()))
@@ -153,7 +160,8 @@ class Team:
     def add_judger(self, name: str, instruction: str, sees_context: bool) -> None:
         """The answering node, with the task's answer-format instruction appended."""
         add_agent(self.state_graph, JudgerNode(model=self.model, name=name, instruction=with_format(instruction, self.opts.task),
-                                           sees_context=sees_context, memory=self.opts.memory, **self.opts.decoding()))
+                                           sees_context=sees_context, memory=self.opts.memory,
+                                           max_questions=self.opts.max_questions, **self.opts.decoding()))
 
     def compile(self, name: str) -> CompiledStateGraph:
         """Compile; a plain InMemorySaver/SqliteSaver gets the latent serializer (:func:`latent_checkpointer`)."""

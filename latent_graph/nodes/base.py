@@ -18,7 +18,7 @@ from latent_graph.engine import DEFAULT_MEMORY, LatentHandle, StepInfo, merge_br
 from latent_graph.state.edges import sends_metadata
 from latent_graph.nodes.events import emitter
 from latent_graph.nodes.models import NodeModel, engine_of
-from latent_graph.state.schema import Message, agent_contexts_of, contexts_of, questions_of, read_update, unread
+from latent_graph.state.schema import MAX_QUESTIONS, Message, agent_contexts_of, contexts_of, questions_of, read_update, unread
 from latent_graph.state.threads import carried
 from latent_graph.state.branches import branch_key, graph_node, ordered
 from latent_graph.state.trace import Sends, StepRecord
@@ -53,6 +53,7 @@ class AgentNode:
         memory: Memory policy applied to the incoming handle ("all", "last", "latent").
         branch: Write the output handle to ``branches[name]`` (parallel fan-out) instead of ``handle``.
         inspect: Top-k nearest tokens / logit-lens per latent step (0 = off; costs a vocab matmul).
+        max_questions: Most questions one invocation may carry (more raise ``TooManyQuestionsError``).
     """
 
     model: NodeModel
@@ -62,6 +63,7 @@ class AgentNode:
     memory: str = DEFAULT_MEMORY
     branch: bool = False
     inspect: int = 0
+    max_questions: int = MAX_QUESTIONS
     sends: ClassVar[Sends] = "latent"
 
     def __post_init__(self) -> None:
@@ -93,7 +95,7 @@ class AgentNode:
         return prefix
 
     def prompts(self, state: dict[str, Any]) -> list[str]:
-        qs = questions_of(state)
+        qs = questions_of(state, self.max_questions)
         ctx = self.contexts(state, len(qs))
         inbox = unread(state.get("inbox"))
         return [compose_prompt(self.instruction, q, ctx[i] or None, inbox, i) for i, q in enumerate(qs)]
@@ -123,6 +125,11 @@ class AgentNode:
         if self.branch:
             return {"branches": {branch_key(self.name, config): handle}}
         return {"handle": handle, "handle_turn": int((state or {}).get("turn") or 0)}
+
+    @staticmethod
+    def in_turn(record: Any, state: dict[str, Any]) -> Any:
+        """``record`` stamped with the thread's current turn (the ``trace`` reducer keeps one turn)."""
+        return {**record, "turn": int((state or {}).get("turn") or 0)}
 
     def task(self, config: Any) -> dict[str, str]:
         """Trace fields naming the LangGraph task this run was: its graph node and branch key."""

@@ -37,7 +37,7 @@ class LatentAgentNode(AgentNode):
             prompt_tokens=prompt_tokens_of(after), latent_steps=self.steps, generated_tokens=[0] * len(prompts),
             memory=self.memory, steps=log, prompts=prompts, task=self.task(config),
         )
-        return {**self.consumed(state), **self.output(after, config, state), "trace": [record]}
+        return {**self.consumed(state), **self.output(after, config, state), "trace": [self.in_turn(record, state)]}
 
     def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
         return self.think(self.incoming(state, config), state, config=config)

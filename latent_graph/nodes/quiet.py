@@ -16,5 +16,5 @@ class QuietAgentNode(LatentAgentNode):
     def prompts(self, state: dict[str, Any]) -> list[str]:
         if self.restate:
             return super().prompts(state)
-        ctx = self.contexts(state, len(questions_of(state)))
+        ctx = self.contexts(state, len(questions_of(state, self.max_questions)))
         return [f"{self.instruction}\n\nContext (only you have seen this): {c}" if c else self.instruction for c in ctx]

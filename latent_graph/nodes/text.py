@@ -99,7 +99,7 @@ class _Decoding(AgentNode):
             raise ModelMismatchError(handle.fingerprint.name, found,
                                      what=f"latent handle reaching text agent {self.name!r} on {model_name(self.model)} "
                                           f"(pass handoff_model=<the model that built it> to decode it into a message)")
-        qs = questions_of(state)
+        qs = questions_of(state, self.max_questions)
         prompts = [compose_prompt(HANDOFF, q, None, [], i) for i, q in enumerate(qs)]
         d = engine.decode(handle, prompts, agent=f"{sender}:handoff", memory=self.memory, **self.decoding.as_dict())
         why = f"latent->text: {sender}'s handle decoded by {engine.name} for {model_name(self.model)}"
@@ -120,7 +120,7 @@ class TextAgentNode(_Decoding):
         update["inbox"] = [msg]
         if not self.branch:
             update["handle"] = None  # a text edge carries text only
-        update["trace"] = [rec]
+        update["trace"] = [self.in_turn(rec, state)]
         return update
 
 
@@ -141,7 +141,7 @@ class JudgerNode(_Decoding):
         update = self.consumed(state)
         update["answers"] = texts
         update["messages"] = [*handoffs, new_message(self.name, texts)]
-        update["trace"] = [rec]
+        update["trace"] = [self.in_turn(rec, state)]
         update["turn"] = 1  # the answer ends this run's turn (see latent_graph.state.threads)
         if (self.keep_handle or thread_mode(config) == "continue") and decoded is not None:
             update.update(self.output(decoded, None, state))

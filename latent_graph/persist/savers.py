@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from latent_graph.errors import CheckpointSerializerError
+from latent_graph.errors import CheckpointFileError, CheckpointSerializerError
 from latent_graph.persist.collect import collect_chunks
 from latent_graph.persist.serializer import LatentSerializer
 from latent_graph.persist.stores import InMemoryChunkStore, SqliteChunkStore
@@ -41,11 +42,44 @@ class LatentMemorySaver(InMemorySaver):
 
 
 class LatentSqliteSaver(SqliteSaver):
-    """``SqliteSaver`` that collects unreferenced handle chunks when a thread is deleted."""
+    """``SqliteSaver`` that collects unreferenced handle chunks when a thread is deleted.
+
+    A damaged database file (SQLite's plain ``DatabaseError``: "malformed", "not a database")
+    is reported as :class:`CheckpointFileError` by reads and writes; locking and other
+    operational errors pass through unchanged.
+    """
 
     def delete_thread(self, thread_id: str) -> None:
-        super().delete_thread(thread_id)
+        with _named_damage(self):
+            super().delete_thread(thread_id)
         collect_chunks(self)
+
+    def get_tuple(self, config: Any) -> Any:
+        with _named_damage(self):
+            return super().get_tuple(config)
+
+    def list(self, *args: Any, **kwargs: Any) -> Any:
+        with _named_damage(self):
+            yield from super().list(*args, **kwargs)
+
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        with _named_damage(self):
+            return super().put(*args, **kwargs)
+
+    def put_writes(self, *args: Any, **kwargs: Any) -> None:
+        with _named_damage(self):
+            super().put_writes(*args, **kwargs)
+
+
+@contextmanager
+def _named_damage(saver: SqliteSaver) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if type(exc) is not sqlite3.DatabaseError:  # locked, integrity... : not damage
+            raise
+        raise CheckpointFileError(f"checkpoint database is damaged ({exc}); restore it from a backup "
+                                  "or start a new file") from None
 
 
 # ---------------------------------------------------------- constructors
@@ -80,7 +114,13 @@ def sqlite_checkpointer(
         allowed_types: Your own classes checkpoints may rebuild (strict loading, see
             :class:`LatentSerializer`).
     """
-    saver = LatentSqliteSaver(sqlite3.connect(str(path), check_same_thread=False))
+    conn = sqlite3.connect(str(path), check_same_thread=False)
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()  # reads the header and schema: a damaged file fails here
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise CheckpointFileError(f"checkpoint file {path} is damaged or not a SQLite database ({exc})") from None
+    saver = LatentSqliteSaver(conn)
     return _with_sqlite_chunks(saver, device, allowed_types)
 
 

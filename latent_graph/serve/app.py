@@ -33,6 +33,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from latent_graph import LatentGraphError
+from latent_graph.jsonl import parse_json
 from latent_graph.serve.config import ServeConfig
 from latent_graph.serve.errors import (
     InvalidRequestError,
@@ -41,6 +42,7 @@ from latent_graph.serve.errors import (
     ServiceUnavailableError,
     http_status,
 )
+from latent_graph.serve.guard import Limits, RequestGuard
 from latent_graph.serve.replica import GraphReplica
 from latent_graph.serve.schema import AnswerRequest, ChatRequest, answer_request_of_chat, chat_completion, parse, settings_of
 from latent_graph.serve.worker import Item, error_result
@@ -50,6 +52,14 @@ RETRYABLE = (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError,
 HTTP_NAMES = {404: "NotFoundError", 405: "MethodNotAllowedError"}
 
 api = FastAPI(title="latent_graph", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def _limits(scope: dict[str, Any]) -> Limits:
+    """The deployment's guard limits (installed by :class:`Ingress`; defaults before that)."""
+    return getattr(scope["app"].state, "limits", None) or Limits.of(ServeConfig())
+
+
+api.add_middleware(RequestGuard, limits=_limits)  # Host/Origin, JSON only, streamed body and depth limits
 
 
 def error_response(name: str, message: str, status: int) -> JSONResponse:
@@ -95,6 +105,7 @@ class Ingress:
     def __init__(self, replica: DeploymentHandle, cfg: ServeConfig) -> None:
         self.replica = replica
         self.cfg = cfg
+        api.state.limits = Limits.of(cfg)
 
     async def _json(self, request: Request) -> Any:
         declared = request.headers.get("content-length")
@@ -103,10 +114,7 @@ class Ingress:
         body = await request.body()
         if len(body) > self.cfg.max_body_bytes:
             raise RequestTooLargeError(f"body: at most {self.cfg.max_body_bytes} bytes")
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise InvalidRequestError("body: not valid JSON") from None
+        data = parse_json(body, InvalidRequestError, "body")  # depth already bounded by the guard
         if not isinstance(data, dict):
             raise InvalidRequestError("body: expected a JSON object")
         return data

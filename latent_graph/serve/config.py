@@ -16,8 +16,11 @@ from typing import Any
 from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, LocalLatentModel, load_model
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.graphs import GRAPHS, GraphOptions
+from latent_graph.state.schema import MAX_QUESTIONS
 
 SERVABLE_GRAPHS: tuple[str, ...] = tuple(GRAPHS)
+LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+"""``Host`` names a server answers by default."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,12 @@ class ServeConfig:
         checkpoint_dir: If set, every replica checkpoints its runs to
             ``<dir>/<replica>.sqlite`` (see docs/serving.md); None = no checkpoints.
         host, port: HTTP bind address (loopback by default).
+        allowed_hosts: ``Host`` header names the server answers (others get 421: no DNS rebinding);
+            loopback names by default, add your public name when binding elsewhere; "*" = any.
+        allowed_origins: Browser ``Origin`` values allowed to call (others get 403: no CSRF); empty =
+            http(s) origins on an allowed host; "*" = any.
+        max_json_depth: Deepest JSON nesting a body may have (deeper gets 422).
+        max_questions: Questions one graph invocation (a replica batch) may carry; at least ``max_batch_size``.
         app_name: Ray Serve application name.
     """
 
@@ -72,6 +81,10 @@ class ServeConfig:
     checkpoint_dir: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    allowed_origins: tuple[str, ...] = ()
+    max_json_depth: int = 32
+    max_questions: int = MAX_QUESTIONS
     app_name: str = "latent_graph"
     extra_actor_options: dict[str, Any] = field(default_factory=dict)
 
@@ -91,6 +104,10 @@ class ServeConfig:
              f"autoscale must be (min, max) with 0 <= min <= max, max >= 1, got {self.autoscale}"),
             (self.num_cpus >= 0 and self.num_gpus >= 0, "num_cpus and num_gpus must be >= 0"),
             (0 < self.port < 65536, f"port must be in 1..65535, got {self.port}"),
+            (bool(self.allowed_hosts), "allowed_hosts must name at least one host (or \"*\")"),
+            (self.max_json_depth >= 2, f"max_json_depth must be >= 2, got {self.max_json_depth}"),
+            (self.max_batch_size <= self.max_questions,
+             f"max_batch_size ({self.max_batch_size}) must be <= max_questions ({self.max_questions})"),
         ]
         for ok, msg in checks:
             if not ok:

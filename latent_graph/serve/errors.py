@@ -18,6 +18,10 @@ class RequestTooLargeError(InvalidArgumentError):
     """The request body is larger than ``max_body_bytes`` (HTTP 413)."""
 
 
+class RequestCancelledError(LatentGraphError, RuntimeError):
+    """The client went away, so its run was stopped at the next agent boundary (HTTP 499, never sent)."""
+
+
 class ServiceUnavailableError(LatentGraphError, RuntimeError):
     """No replica could take the request right now (it died or is restarting): retry (HTTP 503)."""
 
@@ -32,6 +36,8 @@ def http_status(exc: BaseException) -> int:
         return 413
     if isinstance(exc, InvalidRequestError):
         return 422
+    if isinstance(exc, RequestCancelledError):
+        return 499
     if isinstance(exc, ServiceUnavailableError):
         return 503
     if isinstance(exc, RequestTimeoutError):

@@ -41,12 +41,21 @@ class GraphReplica:
         except Exception:  # outside a Serve replica (unit use)
             replica_id = f"pid{os.getpid()}"
         self.worker = GraphWorker(cfg.load_model(), cfg, replica_id)
+        self.gone: set[str] = set()  # request ids whose client went away (Ray Serve cancelled them)
         self.run_batch.set_max_batch_size(cfg.max_batch_size)
         self.run_batch.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
 
     async def answer(self, settings: RunSettings, item: Item) -> dict[str, Any]:
-        """One request; coalesced with concurrent ones into a batch."""
-        return await self.run_batch((settings, item))
+        """One request; coalesced with concurrent ones into a batch.
+
+        When its client disconnects, Ray Serve cancels this call: the request is marked gone,
+        and a batch whose every request is gone stops at its next agent boundary.
+        """
+        try:
+            return await self.run_batch((settings, item))
+        except asyncio.CancelledError:
+            self.gone.add(item.request_id)
+            raise
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def run_batch(self, requests: list[tuple[RunSettings, Item]]) -> list[dict[str, Any]]:
@@ -55,7 +64,10 @@ class GraphReplica:
             groups.setdefault(settings, []).append(i)
         results: list[dict[str, Any]] = [{} for _ in requests]
         for settings, rows in groups.items():
-            outs = await asyncio.to_thread(self.worker.run, settings, [requests[i][1] for i in rows])
+            items = [requests[i][1] for i in rows]
+            ids = {it.request_id for it in items}
+            outs = await asyncio.to_thread(self.worker.run, settings, items, lambda: ids <= self.gone)
+            self.gone -= ids
             for i, out in zip(rows, outs):
                 results[i] = out
         return results

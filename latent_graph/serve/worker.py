@@ -28,13 +28,15 @@ from typing import Any
 from latent_graph import LatentGraphError, LocalLatentModel
 from latent_graph.graphs import build_graph
 from latent_graph.serve.config import ServeConfig
-from latent_graph.serve.errors import http_status
+from latent_graph.serve.errors import RequestCancelledError, http_status
 from latent_graph.serve.schema import RunSettings, row_result
 
 log = logging.getLogger(__name__)
 
 MAX_CACHED_GRAPHS = 32
 Emit = Callable[[str, dict[str, Any]], None]
+Cancelled = Callable[[], bool]
+"""Asked at every agent boundary of a batch run: True when nobody waits for its answers any more."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class GraphWorker:
         self.cfg = cfg
         self.replica_id = replica_id
         self.runs = 0
+        self.cancelled = 0
         self._graphs: OrderedDict[RunSettings, Any] = OrderedDict()
         self._lock = threading.Lock()
         self.checkpoint_file: Path | None = None
@@ -80,7 +83,8 @@ class GraphWorker:
         if s in self._graphs:
             self._graphs.move_to_end(s)
             return self._graphs[s]
-        graph = build_graph(s.graph, self.model, checkpointer=self._checkpointer, **s.graph_kwargs())
+        graph = build_graph(s.graph, self.model, checkpointer=self._checkpointer, max_questions=self.cfg.max_questions,
+                            **s.graph_kwargs())
         self._graphs[s] = graph
         while len(self._graphs) > MAX_CACHED_GRAPHS:
             self._graphs.popitem(last=False)
@@ -110,15 +114,26 @@ class GraphWorker:
         return results
 
     # -------------------------------------------------------------------- runs
-    def run(self, s: RunSettings, items: list[Item]) -> list[dict[str, Any]]:
-        """Answer ``items`` (all with settings ``s``) in one batched ``graph.invoke``; one result each."""
+    def run(self, s: RunSettings, items: list[Item], cancelled: Cancelled | None = None) -> list[dict[str, Any]]:
+        """Answer ``items`` (all with settings ``s``) in one batched graph run; one result each.
+
+        ``cancelled()`` is asked after every graph step (agent boundary): when it says True
+        (every client of the batch went away) the run stops there and each row gets
+        :class:`RequestCancelledError`.
+        """
         try:
             graph = self.graph(s)
             config, run_id = self._run_config()
+            out: dict[str, Any] = {}
             with self._lock:
-                out = graph.invoke(self._inputs(items), config)
+                for out in graph.stream(self._inputs(items), config, stream_mode="values"):  # = invoke, step by step
+                    if cancelled is not None and cancelled():
+                        self.cancelled += 1
+                        raise RequestCancelledError("the client went away; the run stopped at an agent boundary")
                 self.runs += 1
             return self._results(s, items, out, run_id)
+        except RequestCancelledError as exc:
+            return [error_result(exc) for _ in items]
         except LatentGraphError as exc:
             if len(items) > 1:  # isolate the row the graph refused
                 return [r for it in items for r in self.run(s, [it])]
@@ -141,6 +156,7 @@ class GraphWorker:
             with self._lock:
                 for mode, chunk in graph.stream(self._inputs([item]), config, stream_mode=modes):
                     if cancelled is not None and cancelled.is_set():
+                        self.cancelled += 1
                         return
                     if mode == "custom" and isinstance(chunk, dict):
                         emit(str(chunk.get("event", "custom")), {k: v for k, v in chunk.items() if k != "event"})
@@ -160,4 +176,4 @@ class GraphWorker:
     def health(self) -> dict[str, Any]:
         fp = getattr(self.model, "fingerprint", None)
         return {"status": "ok", "replica": self.replica_id, "model": getattr(fp, "name", str(self.model)),
-                "graphs": list(self.cfg.graphs), "runs": self.runs}
+                "graphs": list(self.cfg.graphs), "runs": self.runs, "cancelled": self.cancelled}

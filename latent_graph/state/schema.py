@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from typing_extensions import NotRequired, TypedDict
 
 from latent_graph.engine import LatentHandle
-from latent_graph.errors import BatchSizeMismatchError, BranchCollisionError, InvalidArgumentError
+from latent_graph.errors import BatchSizeMismatchError, BranchCollisionError, InvalidArgumentError, TooManyQuestionsError
 from latent_graph.state.trace import NodeRecord
 
 CLEAR: dict[str, str] = {"op": "clear"}
@@ -70,6 +70,26 @@ def merge_by_id(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
             seen.add(x["id"])
         out.append(x)
     return out
+
+
+def trace_reducer(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
+    """:func:`merge_by_id`, keeping only the newest turn's records: a reused thread's trace stays one turn long.
+
+    Nodes stamp each record with the thread's ``turn`` (see :mod:`latent_graph.state.threads`).
+    A new record without a newer stamp than what the trace holds (a compiled subgraph's own
+    records carry its inner turn) joins the newest turn; records of earlier turns are dropped
+    (they stay in the thread's checkpoint history). Unstamped records are always kept.
+    """
+    out = merge_by_id(left, right)
+    stamps = [x["turn"] for x in out if isinstance(x, dict) and isinstance(x.get("turn"), int)]
+    if not stamps:
+        return out
+    held = max((x["turn"] for x in left or [] if isinstance(x, dict) and isinstance(x.get("turn"), int)), default=0)
+    seen = {id(x) for x in left or []}
+    out = [{**x, "turn": held} if id(x) not in seen and isinstance(x, dict) and isinstance(x.get("turn"), int)
+           and x["turn"] < held else x for x in out]
+    newest = max(held, *stamps)
+    return [x for x in out if not (isinstance(x, dict) and isinstance(x.get("turn"), int) and x["turn"] < newest)]
 
 
 def inbox_reducer(left: list[Message] | None, right: Any) -> list[Message]:
@@ -123,8 +143,8 @@ class LatentState(TypedDict, total=False):
     """Text-edge messages; the next agent reads the unread ones and marks them read."""
     messages: Annotated[list[Message], merge_by_id]
     """Every text message ever sent (the transcript)."""
-    trace: Annotated[list[NodeRecord], merge_by_id]
-    """One record per executed node, in order."""
+    trace: Annotated[list[NodeRecord], trace_reducer]
+    """One record per executed node of the current turn, in order (earlier turns: the checkpoint history)."""
     answers: list[str]
     """The judger's answer per question."""
     turn: Annotated[int, operator.add]
@@ -170,11 +190,18 @@ class GraphOutputWithHandle(GraphOutput, total=False):
     """The final handle."""
 
 
-def questions_of(state: dict[str, Any]) -> list[str]:
-    """The batch of questions in ``state`` (a single string counts as one)."""
+MAX_QUESTIONS = 256
+"""Default cap on the questions of one graph invocation (one batch); graphs take ``max_questions=``."""
+
+
+def questions_of(state: dict[str, Any], limit: int = MAX_QUESTIONS) -> list[str]:
+    """The batch of questions in ``state`` (a single string counts as one); at most ``limit`` of them."""
     qs = state.get("questions")
     if isinstance(qs, str):
         qs = [qs]
+    if isinstance(qs, (list, tuple)) and len(qs) > limit:  # before touching them: refuse in O(1)
+        raise TooManyQuestionsError(f"graph input has {len(qs)} questions; at most {limit} per invocation "
+                                    "(raise max_questions= when building the graph, or split the batch)")
     if not isinstance(qs, (list, tuple)) or not qs or not all(isinstance(q, str) for q in qs):
         raise InvalidArgumentError("graph input needs 'questions': a non-empty list of strings")
     return list(qs)

@@ -72,6 +72,8 @@ class NodeRecord(TypedDict):
     """The LangGraph node it ran as (differs from ``node`` when one graph node runs a renamed agent)."""
     branch: NotRequired[str]
     """Its branch key: ``node``, or ``node[i]`` for the i-th ``Send`` task."""
+    turn: NotRequired[int]
+    """The thread's turn it was written in (the ``trace`` reducer keeps the newest turn only)."""
     converted: NotRequired[str]
     """Set when a latent edge was turned into a text edge on the way in (the reason)."""
 
