@@ -42,7 +42,7 @@ from latent_graph.serve.errors import (
     ServiceUnavailableError,
     http_status,
 )
-from latent_graph.serve.guard import Limits, RequestGuard
+from latent_graph.serve.guard import LIMITS_ENV, PROXY_CALLBACK, Limits, RequestGuard, limits_env
 from latent_graph.serve.replica import GraphReplica
 from latent_graph.serve.schema import AnswerRequest, ChatRequest, answer_request_of_chat, chat_completion, parse, settings_of
 from latent_graph.serve.worker import Item, error_result
@@ -192,6 +192,10 @@ def start(cfg: ServeConfig, *, address: str | None = None, num_cpus: int = 2, bl
         blocking: Serve until interrupted (the CLI) instead of returning.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # The guard also runs in Ray's HTTP proxy itself (a cluster started here inherits these
+    # variables): a refused body is not read on, so the proxy never holds more than the limit.
+    os.environ["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] = PROXY_CALLBACK
+    os.environ[LIMITS_ENV] = limits_env(Limits.of(cfg))
     if not ray.is_initialized():
         if address:
             ray.init(address=address, logging_level="WARNING")

@@ -20,6 +20,7 @@ No Ray or FastAPI import: it wraps any ASGI app and is tested in-process.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,24 +31,25 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-def json_depth(body: bytes) -> int:
-    """Deepest ``[``/``{`` nesting in ``body`` (brackets inside strings do not count); one linear pass."""
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(body: bytes, stop_above: int | None = None) -> int:
+    """Deepest ``[``/``{`` nesting in ``body`` (brackets inside strings do not count); linear time.
+
+    Strings are cut out and everything but brackets dropped (both in C) before the Python loop,
+    which returns as soon as the depth passes ``stop_above``.
+    """
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
     depth = deepest = 0
-    in_string = escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
+    for byte in brackets:
+        if byte in (0x5B, 0x7B):
             depth += 1
             deepest = max(deepest, depth)
-        elif byte in (0x5D, 0x7D):
+            if stop_above is not None and deepest > stop_above:
+                break
+        else:
             depth -= 1
     return deepest
 
@@ -73,6 +75,10 @@ class Limits:
     @classmethod
     def of(cls, cfg: Any) -> Limits:
         return cls(cfg.allowed_hosts, cfg.allowed_origins, cfg.max_body_bytes, cfg.max_json_depth)
+
+    def __call__(self, scope: Scope) -> Limits:
+        """The same limits for every request (pass a :class:`Limits` as the guard's ``limits``)."""
+        return self
 
 
 class RequestGuard:
@@ -146,7 +152,7 @@ class RequestGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if json_depth(body) > lim.max_json_depth:
+        if json_depth(body, lim.max_json_depth) > lim.max_json_depth:
             return b"", (422, "InvalidRequestError", f"body: JSON nested deeper than {lim.max_json_depth}")
         return body, None
 
@@ -171,3 +177,24 @@ async def _respond(send: Send, status: int, name: str, message: str) -> None:
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": payload})
+
+
+LIMITS_ENV = "LATENT_GRAPH_SERVE_LIMITS"
+"""JSON of the :class:`Limits` Ray's HTTP proxy guards with (set by ``start`` before Ray starts)."""
+PROXY_CALLBACK = "latent_graph.serve.guard:proxy_middlewares"
+"""Import path given to Ray Serve as ``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH``."""
+
+
+def limits_env(lim: Limits) -> str:
+    return json.dumps({"allowed_hosts": sorted(lim.hosts), "allowed_origins": sorted(lim.origins),
+                       "max_body_bytes": lim.max_body_bytes, "max_json_depth": lim.max_json_depth})
+
+
+def proxy_middlewares() -> list[Any]:
+    """Ray Serve's HTTP-proxy callback: the guard, so refused bodies are never read on by the proxy."""
+    import os
+
+    from starlette.middleware import Middleware
+
+    raw = os.environ.get(LIMITS_ENV)
+    return [] if not raw else [Middleware(RequestGuard, limits=Limits(**json.loads(raw)))]
