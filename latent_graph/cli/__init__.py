@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from latent_graph.cli.model_options import add_quantization_arg
 from latent_graph.engine import DEFAULT_STEPS, MEMORY_POLICIES, DecodeOptions, check_steps
 from latent_graph.engine import load_model as engine_load_model
 from latent_graph.errors import InvalidArgumentError, LatentGraphError
@@ -50,7 +51,8 @@ def load_model(args: argparse.Namespace) -> Any:
 
     if not getattr(args, "debug", False):
         hf_logging.disable_progress_bar()  # no per-load "Loading weights" bars in CLI output
-    return engine_load_model(args.model, dtype=args.dtype, device=args.device, realign=args.realign)
+    return engine_load_model(args.model, dtype=args.dtype, device=args.device, realign=args.realign,
+                             quantization=getattr(args, "quantization", None))
 
 
 def graph_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -78,6 +80,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 | auto")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:0 ...")
     p.add_argument("--realign", default=None, choices=["ridge", "identity"], help="realignment (default ridge)")
+    add_quantization_arg(p)
 
 
 def add_graph_args(p: argparse.ArgumentParser) -> None:

@@ -21,12 +21,14 @@ from latent_graph.engine.options import (
     check_memory,
     check_steps,
 )
+from latent_graph.engine.quantize import QUANTIZATIONS, check_quantization
 from latent_graph.engine.realign import IdentityRealigner, Realigner, RidgeRealigner
 from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
 
 __all__ = [
     "DEFAULT_STEPS",
     "MEMORY_POLICIES",
+    "QUANTIZATIONS",
     "DecodeOptions",
     "Decoded",
     "IdentityRealigner",
@@ -41,6 +43,7 @@ __all__ = [
     "StepInfo",
     "TokenChunk",
     "check_memory",
+    "check_quantization",
     "check_steps",
     "load_model",
     "merge_branches",

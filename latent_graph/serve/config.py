@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, LocalLatentModel, load_model
+from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, LocalLatentModel, check_quantization, load_model
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.graphs import GRAPHS
 
@@ -30,6 +30,7 @@ class ServeConfig:
             returns a :class:`LocalLatentModel`; it runs inside each replica process.
         dtype, device: Passed to the model loader (``device`` defaults to "cuda" when
             ``num_gpus > 0``).
+        quantization: "4bit", "8bit" (bitsandbytes, CPU or GPU) or None.
         graphs: Graph names clients may ask for (a subset of :data:`SERVABLE_GRAPHS`).
         steps, max_new_tokens, task: Defaults for requests that leave them out.
         max_steps, max_tokens_limit, max_question_chars, max_context_chars, max_body_bytes:
@@ -51,6 +52,7 @@ class ServeConfig:
     model_factory: Callable[[], LocalLatentModel] | str | None = None
     dtype: str | None = None
     device: str | None = None
+    quantization: str | None = None
     graphs: tuple[str, ...] = SERVABLE_GRAPHS
     steps: int = DEFAULT_STEPS
     max_new_tokens: int = DecodeOptions().max_new_tokens
@@ -76,6 +78,7 @@ class ServeConfig:
     extra_actor_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_quantization(self.quantization)
         unknown = set(self.graphs) - set(SERVABLE_GRAPHS)
         checks = [
             (bool(self.graphs) and not unknown, f"graphs must be a non-empty subset of {SERVABLE_GRAPHS}, got {self.graphs}"),
@@ -133,4 +136,4 @@ class ServeConfig:
                 raise InvalidArgumentError(f"model_factory returned {type(model).__name__}, not a LocalLatentModel")
             return model
         device = self.device or ("cuda" if self.num_gpus > 0 else None)
-        return load_model(self.model, dtype=self.dtype, device=device)
+        return load_model(self.model, dtype=self.dtype, device=device, quantization=self.quantization)
