@@ -18,6 +18,7 @@ from typing import Any
 
 from latent_graph import InvalidArgumentError
 from latent_graph.cli.model_options import add_quantization_arg
+from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS
 
 
 def _autoscale(spec: str) -> tuple[int, int]:
@@ -35,7 +36,7 @@ def config_of(args: argparse.Namespace) -> Any:
     graphs = tuple(g.strip() for g in args.graphs.split(",") if g.strip())
     return ServeConfig(
         model=args.model, model_factory=args.model_factory, dtype=args.dtype, device=args.device,
-        quantization=args.quantization, graphs=graphs,
+        quantization=args.quantization, graphs=graphs, default_graph=args.default_graph,
         steps=args.steps, max_new_tokens=args.max_new_tokens, task=args.task,
         max_batch_size=args.max_batch_size, batch_wait_timeout_s=args.batch_wait_ms / 1000.0,
         num_replicas=None if args.autoscale else args.num_replicas, autoscale=args.autoscale,
@@ -66,7 +67,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 | auto")
     p.add_argument("--device", default=None, help="cpu | cuda ... (default cuda when --num-gpus > 0)")
     add_quantization_arg(p)
-    p.add_argument("--graphs", default="sequential,hierarchical,single", help="graph names clients may use")
+    p.add_argument("--graphs", default=",".join(GRAPHS), help=f"graph names clients may use (default {','.join(GRAPHS)})")
+    p.add_argument("--default-graph", default="",
+                   help=f"graph of requests that name none (default {DEFAULT_GRAPH}, the CLI's, when served)")
     p.add_argument("--steps", type=int, default=8, help="default latent steps per agent (requests may override)")
     p.add_argument("--max-new-tokens", type=int, default=256, help="default answer length (requests may override)")
     p.add_argument("--task", default="math", choices=["math", "choice", "code", "plain"], help="default answer format")

@@ -15,7 +15,7 @@ from typing import Any
 
 from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, LocalLatentModel, check_quantization, load_model
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.graphs import GRAPHS
+from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS
 
 SERVABLE_GRAPHS: tuple[str, ...] = tuple(GRAPHS)
 
@@ -32,6 +32,8 @@ class ServeConfig:
             ``num_gpus > 0``).
         quantization: "4bit", "8bit" (bitsandbytes, CPU or GPU) or None.
         graphs: Graph names clients may ask for (a subset of :data:`SERVABLE_GRAPHS`).
+        default_graph: The graph of requests that name none: the registry's
+            :data:`~latent_graph.graphs.DEFAULT_GRAPH` (as on the CLI) when served, else the first of ``graphs``.
         steps, max_new_tokens, task: Defaults for requests that leave them out.
         max_steps, max_tokens_limit, max_question_chars, max_context_chars, max_body_bytes:
             Hard request limits (larger requests get 422/413).
@@ -54,6 +56,7 @@ class ServeConfig:
     device: str | None = None
     quantization: str | None = None
     graphs: tuple[str, ...] = SERVABLE_GRAPHS
+    default_graph: str = ""
     steps: int = DEFAULT_STEPS
     max_new_tokens: int = DecodeOptions().max_new_tokens
     task: str = "math"
@@ -98,6 +101,10 @@ class ServeConfig:
         for ok, msg in checks:
             if not ok:
                 raise InvalidArgumentError(msg)
+        if not self.default_graph:  # frozen: set the resolved default once
+            object.__setattr__(self, "default_graph", DEFAULT_GRAPH if DEFAULT_GRAPH in self.graphs else self.graphs[0])
+        if self.default_graph not in self.graphs:
+            raise InvalidArgumentError(f"default_graph {self.default_graph!r} must be one of graphs {self.graphs}")
 
     # ------------------------------------------------------------------ Ray
     def replica_options(self) -> dict[str, Any]:
