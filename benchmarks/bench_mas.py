@@ -1,12 +1,15 @@
 """The issue's performance goals, measured in one run on the default model.
 
-Runs single, text-seq and latent-seq over the same GSM8K questions at batch 8,
-plus latent-seq at batch 1 on the first 8 of them, and prints the four ratios
-next to their goals:
+Runs single, text-seq, latent-seq and latent-compact (the CLI's default latent chain,
+compact prompt layout) over the same GSM8K questions at batch 8, plus latent-seq and
+latent-compact at batch 1 on the first 8 of them, and prints the ratios next to their goals:
 
 - latent-seq >= 5x faster than text-seq (wall), with >= 80% fewer generated tokens;
 - latent-seq wall <= 1.3x the single agent's;
-- batch 8 >= 3x the questions/s of batch 1 (issue 13).
+- batch 8 >= 3x the questions/s of batch 1, for latent-seq and latent-compact.
+
+It also prints the padding share of the batches (cut in order vs bucketed by length; the
+run buckets) and the share of fresh-prefill tokens the shared-prefix cache saved.
 
 Usage (about 11 minutes with the defaults on the shared 2-core CPU of docs/benchmarks.md, --threads 1):
     python benchmarks/bench_mas.py --data ../shared/data/gsm8k/test.jsonl --threads 1
@@ -17,6 +20,7 @@ Usage (about 11 minutes with the defaults on the shared 2-core CPU of docs/bench
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -29,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="../shared/data/gsm8k/test.jsonl", help="GSM8K test.jsonl")
     p.add_argument("--limit", type=int, default=16, help="GSM8K questions (default 16)")
-    p.add_argument("--methods", default="single,text-seq,latent-seq", help="comma-separated (default single,text-seq,latent-seq)")
+    p.add_argument("--methods", default="single,text-seq,latent-seq,latent-compact",
+                   help="comma-separated (default single,text-seq,latent-seq,latent-compact)")
     p.add_argument("--batch-size", type=int, default=8, help="main batch size (default 8)")
     p.add_argument("--steps", type=int, default=8, help="latent steps per agent (default 8)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="generation budget per agent (default 128)")
@@ -39,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-bucket", action="store_true", help="cut batches in question order (no length bucketing)")
     args = p.parse_args(argv)
     if args.threads:
         import torch
@@ -59,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         out_dir=args.out,
         resume=args.resume,
         throughput_batch_sizes=[1],
-        throughput_method="latent-seq",
+        throughput_method=[m for m in ("latent-seq", "latent-compact") if m in args.methods.split(",")] or "latent-seq",
+        bucket=not args.no_bucket,
         throughput_limit=min(args.limit, args.batch_size),
         progress=lambda s: print(s, flush=True),
     )
@@ -72,6 +79,19 @@ def main(argv: list[str] | None = None) -> int:
         value = "n/a" if r.value is None else f"{r.value:.2f}"
         met = "-" if r.met is None else ("yes" if r.met else "NO")
         print(f"{r.name:<52} {value:>9} {r.goal:>8}  {met}    ({r.detail})")
+    for r in summary.ratios:  # the batch ratios, one line each (the issue's format)
+        if "questions/s, batch" in r.name:
+            print(f"{r.name}: {'n/a' if r.value is None else f'{r.value:.2f}'}")
+    cfg = summary.config
+    print(f"padding share of the question columns: {cfg['padding_share_arrival']:.1%} in order, "
+          f"{cfg['padding_share_bucketed']:.1%} bucketed by length (this run: {'bucketed' if cfg['bucket'] else 'in order'})")
+    pc = cfg.get("prefix_cache")
+    if pc:
+        print(f"shared-prefix cache: {pc['saved_share']:.1%} of first-agent prefill tokens and "
+              f"{pc['saved_share_all']:.1%} of all prompt tokens not recomputed "
+              f"({pc['reused_tokens']} reused, {pc['computed_prefix_tokens']} computed once, {pc['hits']} hits)")
+    print(f"load average now: {tuple(round(x, 2) for x in os.getloadavg())}; during batches: "
+          f"{summary.environment.get('load_avg_1m_batches')}")
     print(f"\ntotal wall (load + warm-up + run + report): {time.perf_counter() - start:.0f}s; files: {summary.out_dir}")
     return 0
 

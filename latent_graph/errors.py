@@ -80,7 +80,7 @@ class DefaultModelMissingError(LatentGraphError, RuntimeError):
 
 
 class QuantizationUnavailableError(LatentGraphError, RuntimeError):
-    """4-bit/8-bit loading was asked for where it cannot work (no CUDA, no bitsandbytes)."""
+    """4-bit/8-bit loading was asked for where it cannot work (bitsandbytes missing or unable to run it on that device)."""
 
 
 class HandleFormatError(LatentGraphError, ValueError):

@@ -12,7 +12,6 @@ from latent_graph import (
     InvalidArgumentError,
     LocalLatentModel,
     ModelLoadError,
-    QuantizationUnavailableError,
 )
 from latent_graph.engine import embedded as dm
 
@@ -36,9 +35,6 @@ def test_load_errors(tmp_path):
         LocalLatentModel.from_pretrained(str(tmp_path / "nonexistent"))
     with pytest.raises(InvalidArgumentError):
         LocalLatentModel.from_pretrained(str(tmp_path), dtype="float8")
-    if not torch.cuda.is_available():
-        with pytest.raises(QuantizationUnavailableError, match="CUDA"):
-            LocalLatentModel.from_pretrained(str(tmp_path), quantization="4bit")
     with pytest.raises(InvalidArgumentError):
         LocalLatentModel.from_pretrained(str(tmp_path), quantization="3bit")
 

@@ -156,15 +156,31 @@ def _goal(value: float | None, goal: str | None) -> bool | None:
     return value >= float(target) if op == ">=" else value <= float(target)
 
 
+def _throughput_ratio(records: Sequence[dict[str, Any]], method: str) -> Ratio:
+    """``method``'s questions/s at its largest batch size over batch size 1 (its smallest), on common questions."""
+    sizes = sorted({int(r["batch_size"]) for r in records if r["method"] == method})
+    if len(sizes) < 2:
+        return Ratio(f"{method} questions/s, largest batch / batch 1", None, ">= 3", None,
+                     f"needs {method} at two batch sizes")
+    lo, hi = sizes[0], sizes[-1]
+    r_lo, r_hi = _common(records, (method, lo), (method, hi))
+    w_lo, w_hi = sum(_f(r, "wall_s") for r in r_lo), sum(_f(r, "wall_s") for r in r_hi)
+    n = len(r_lo)
+    value = (n / w_hi) / (n / w_lo) if n and w_lo > 0 and w_hi > 0 else None
+    detail = (f"batch {hi}: {n / w_hi:.3f} q/s vs batch {lo}: {n / w_lo:.3f} q/s over {n} questions"
+              if value is not None else f"no common questions at batch {lo} and {hi}")
+    return Ratio(f"{method} questions/s, batch {hi} / batch {lo}", value, ">= 3", _goal(value, ">= 3"), detail)
+
+
 def compute_ratios(
-    records: Sequence[dict[str, Any]], batch_size: int, throughput_method: str = "latent-seq"
+    records: Sequence[dict[str, Any]], batch_size: int, throughput_method: str | Sequence[str] = "latent-seq"
 ) -> list[Ratio]:
     """The issue's goal ratios (plus hierarchical counterparts), each over common questions.
 
     Args:
         records: Per-question records.
         batch_size: Batch size at which methods are compared with each other.
-        throughput_method: Method whose questions/s are compared across batch sizes.
+        throughput_method: Method(s) whose questions/s are compared across batch sizes.
     """
     out: list[Ratio] = []
 
@@ -190,22 +206,8 @@ def compute_ratios(
     pair("latent-hier speed-up over text-hier (wall)", "text-hier", "latent-hier", None, "wall")
     pair("latent-hier generated-token reduction vs text-hier", "text-hier", "latent-hier", None, "tokens")
 
-    sizes = sorted({int(r["batch_size"]) for r in records if r["method"] == throughput_method})
-    name = f"{throughput_method} questions/s, largest batch / batch 1"
-    if len(sizes) < 2:
-        out.append(Ratio(name, None, ">= 3", None, f"needs {throughput_method} at two batch sizes"))
-    else:
-        lo, hi = sizes[0], sizes[-1]
-        r_lo, r_hi = _common(records, (throughput_method, lo), (throughput_method, hi))
-        w_lo, w_hi = sum(_f(r, "wall_s") for r in r_lo), sum(_f(r, "wall_s") for r in r_hi)
-        n = len(r_lo)
-        value = (n / w_hi) / (n / w_lo) if n and w_lo > 0 and w_hi > 0 else None
-        detail = (
-            f"batch {hi}: {n / w_hi:.3f} q/s vs batch {lo}: {n / w_lo:.3f} q/s over {n} questions"
-            if value is not None
-            else f"no common questions at batch {lo} and {hi}"
-        )
-        out.append(Ratio(f"{throughput_method} questions/s, batch {hi} / batch {lo}", value, ">= 3", _goal(value, ">= 3"), detail))
+    for method in [throughput_method] if isinstance(throughput_method, str) else throughput_method:
+        out.append(_throughput_ratio(records, method))
     return out
 
 

@@ -42,6 +42,7 @@ from latent_graph.bench.relay_suite import agent_context_state
 from latent_graph.bench.tasks import Example, Task, load_task
 from latent_graph.errors import LatentGraphError
 from latent_graph.engine import DEFAULT_MEMORY, DecodeOptions, check_memory, check_steps
+from latent_graph.engine.buckets import arrival_batches, length_buckets, padding_share, token_lengths
 
 if TYPE_CHECKING:
     from latent_graph.state import NodeRecord
@@ -111,28 +112,58 @@ class _Job:
     examples: tuple[tuple[int, Example], ...]  # (index in the task, example)
 
 
-def _chunks(items: Sequence[tuple[int, Example]], size: int) -> list[tuple[tuple[int, Example], ...]]:
-    return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
+def _chunks(items: Sequence[tuple[int, Example]], size: int, lengths: Sequence[int] | None) -> list[tuple[tuple[int, Example], ...]]:
+    """Batches of ``size``: cut after sorting by question length (``lengths``), or in order (None)."""
+    cuts = arrival_batches(len(items), size) if lengths is None else length_buckets([lengths[i] for i, _ in items], size)
+    return [tuple(items[j] for j in cut) for cut in cuts]
 
 
 def _plan(
     examples: Sequence[Example], methods: Sequence[str], batch_size: int, seeds: Sequence[int], repeats: int,
-    tp_sizes: Sequence[int], tp_method: str, tp_limit: int,
+    tp_sizes: Sequence[int], tp_methods: Sequence[str], tp_limit: int, lengths: Sequence[int] | None = None,
 ) -> list[_Job]:
     indexed = list(enumerate(examples))
-    main = _chunks(indexed, batch_size)
+    main = _chunks(indexed, batch_size, lengths)
+    slot_of = {i: slot for slot, chunk in enumerate(main) for i, _ in chunk}
     extra: dict[int, list[tuple[int, tuple[tuple[int, Example], ...]]]] = {}
     for bs in tp_sizes:
-        for chunk in _chunks(indexed[:tp_limit], bs):
-            slot = chunk[-1][0] // batch_size  # run after the main batch holding its last question
+        for chunk in _chunks(indexed[:tp_limit], bs, lengths):
+            slot = max(slot_of[i] for i, _ in chunk)  # run after the last main batch holding one of its questions
             extra.setdefault(slot, []).append((bs, chunk))
     jobs: list[_Job] = []
     for seed in seeds:
         for rep in range(repeats):
             for slot, chunk in enumerate(main):
                 jobs.extend(_Job(seed, rep, batch_size, m, chunk) for m in methods)
-                jobs.extend(_Job(seed, rep, bs, tp_method, c) for bs, c in extra.get(slot, []))
+                jobs.extend(_Job(seed, rep, bs, m, c) for bs, c in extra.get(slot, []) for m in tp_methods)
     return jobs
+
+
+def _prefix_delta(start: dict[str, Any] | None, prefixes: Any, records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """What the model's shared-prefix cache did during this run (counters now minus at the start).
+
+    ``saved_share``: of the first agents' (fresh) prefill tokens; ``saved_share_all``: of every
+    prompt token the run's records count (all agents; warm-up excluded).
+    """
+    if start is None:
+        return None
+    now = prefixes.stats.as_dict()
+    d = {k: now[k] - start[k] for k in ("prompt_tokens", "reused_tokens", "computed_prefix_tokens", "hits", "misses")}
+    saved = d["reused_tokens"] - d["computed_prefix_tokens"]
+    every = sum(float(r.get("prompt_tokens") or 0) for r in records)
+    d["saved_share"] = round(saved / d["prompt_tokens"], 4) if d["prompt_tokens"] else 0.0
+    d["saved_share_all"] = round(min(1.0, saved / every), 4) if every else 0.0
+    return d
+
+
+def padding_report(model: Any, examples: Sequence[Example], batch_size: int) -> dict[str, Any]:
+    """Question-token lengths and the padding share of batches cut in order vs bucketed by length."""
+    qs = [e.question for e in examples]
+    tok = getattr(model, "tokenizer", None)
+    lengths = token_lengths(tok, qs) if tok is not None else [len(q) for q in qs]
+    return {"lengths": lengths,
+            "padding_share_arrival": round(padding_share(lengths, arrival_batches(len(qs), batch_size)), 4),
+            "padding_share_bucketed": round(padding_share(lengths, length_buckets(lengths, batch_size)), 4)}
 
 
 def _trace_totals(trace: Sequence[NodeRecord], rows: int) -> dict[str, Any]:
@@ -242,6 +273,7 @@ def run_bench(
     graph_factory: GraphFactory | None = None,
     warmup: bool = True,
     rescore: bool = False,
+    bucket: bool = True,
     report: bool = True,
     progress: Callable[[str], None] | None = print,
 ) -> BenchSummary:
@@ -266,7 +298,7 @@ def run_bench(
         resume: Continue a run in ``out_dir`` (needed when it holds results).
         throughput_batch_sizes: Extra batch sizes at which ``throughput_method`` runs on
             the first ``throughput_limit`` questions, for the batch questions/s ratio.
-        throughput_method: The method measured at the extra batch sizes.
+        throughput_method: The method(s) measured at the extra batch sizes ("a,b" or a list).
         throughput_limit: Questions for the extra batch sizes (default: all selected).
         relay_seed: Seed generating relay probes.
         code_timeout: Seconds per code-task test run.
@@ -275,6 +307,7 @@ def run_bench(
         warmup: Run every method once on a tiny input before measuring (untimed).
         rescore: Re-judge every stored answer of the selected questions with the current
             extractor (after fixing extraction; nothing is regenerated). Implies ``resume``.
+        bucket: Cut batches after sorting questions by token length (less padding); False = in order.
         report: Write summary.json, results.md and the plot.
         progress: Called with one line per job (None: silent).
 
@@ -291,9 +324,12 @@ def run_bench(
         raise BenchArgumentError(f"seeds must be distinct, got {seeds!r}")
     tp_sizes = [_positive_int("throughput batch size", s) for s in throughput_batch_sizes]
     tp_sizes = [s for s in dict.fromkeys(tp_sizes) if s != batch_size]
-    (tp_method,) = normalize_methods([throughput_method])
-    if tp_sizes and tp_method not in methods:
-        raise BenchArgumentError(f"throughput method {tp_method!r} must be one of the methods run: {methods}")
+    tp_methods = normalize_methods(throughput_method)
+    if not tp_methods:
+        raise BenchArgumentError("throughput_method names no method")
+    if tp_sizes and not set(tp_methods) <= set(methods):
+        raise BenchArgumentError(f"throughput methods {tp_methods} must be among the methods run: {methods}")
+    tp_method = ",".join(tp_methods)
     _positive_int("max_new_tokens", max_new_tokens)
     try:
         check_steps(steps)
@@ -324,12 +360,16 @@ def run_bench(
 
     factory = graph_factory or default_graph_factory
     done = {record_key(r) for r in load_results(out)}
-    jobs = _plan(examples, methods, batch_size, seeds, repeats, tp_sizes, tp_method, tp_limit)
+    padding = padding_report(model, examples, batch_size)
+    jobs = _plan(examples, methods, batch_size, seeds, repeats, tp_sizes, tp_methods, tp_limit,
+                 padding["lengths"] if bucket else None)
     device = getattr(model, "device", None)
     graphs: dict[tuple[str, int], Graph] = {}
     computed = skipped = 0
     warmed = not warmup
     batch_id = len(load_results(out))  # unique enough: grows with every row written
+    prefixes = getattr(model, "prefixes", None)
+    prefix_start = prefixes.stats.as_dict() if prefixes is not None else None
     for i, job in enumerate(jobs, start=1):
         todo = tuple(
             (idx, e) for idx, e in job.examples
@@ -375,9 +415,12 @@ def run_bench(
     summary = BenchSummary(
         config={**config, "methods": methods, "batch_size": batch_size, "seeds": seeds, "repeats": repeats,
                 "limit": limit, "questions": len(examples), "throughput_batch_sizes": tp_sizes,
-                "throughput_method": tp_method, "throughput_limit": tp_limit},
+                "throughput_method": tp_method, "throughput_limit": tp_limit, "bucket": bucket,
+                "padding_share_arrival": padding["padding_share_arrival"],
+                "padding_share_bucketed": padding["padding_share_bucketed"],
+                "prefix_cache": _prefix_delta(prefix_start, prefixes, records)},
         methods=summarize(records),
-        ratios=compute_ratios(records, batch_size, tp_method),
+        ratios=compute_ratios(records, batch_size, tp_methods),
         environment={**environment_info(model), "load_avg_start": [round(x, 2) for x in load_start],
                      "load_avg_end": [round(x, 2) for x in loadavg()],
                      "load_avg_1m_batches": [round(min(loads), 2), round(max(loads), 2)] if loads else None},

@@ -33,6 +33,7 @@ import dataclasses
 import importlib
 
 from latent_graph.engine import REALIGNERS
+from latent_graph.cli.model_options import add_quantization_arg
 from latent_graph.engine import load_model as engine_load_model
 from latent_graph.errors import InvalidArgumentError, LatentGraphError
 from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphOptions, build_graph
@@ -57,7 +58,8 @@ def load_model(args: argparse.Namespace) -> Any:
 
     if not getattr(args, "debug", False):
         hf_logging.disable_progress_bar()  # no per-load "Loading weights" bars in CLI output
-    return engine_load_model(args.model, dtype=args.dtype, device=args.device, realign=args.realign)
+    return engine_load_model(args.model, dtype=args.dtype, device=args.device, realign=args.realign,
+                             quantization=getattr(args, "quantization", None))
 
 
 def graph_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,6 +81,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:0 ...")
     p.add_argument("--realign", default=None, metavar="SPEC",
                    help=f"realigner: {' | '.join(REALIGNERS)} (params e.g. soft:k=8,t=0.5; default ridge)")
+    add_quantization_arg(p)
 
 
 def add_graph_args(p: argparse.ArgumentParser) -> None:

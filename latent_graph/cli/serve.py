@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from latent_graph import InvalidArgumentError
+from latent_graph.cli.model_options import add_quantization_arg
 from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphOptions
 from latent_graph.graphs.roles import ANSWER_FORMATS
 
@@ -35,7 +36,8 @@ def config_of(args: argparse.Namespace) -> Any:
 
     graphs = tuple(g.strip() for g in args.graphs.split(",") if g.strip())
     return ServeConfig(
-        model=args.model, model_factory=args.model_factory, dtype=args.dtype, device=args.device, graphs=graphs,
+        model=args.model, model_factory=args.model_factory, dtype=args.dtype, device=args.device,
+        quantization=args.quantization, graphs=graphs, default_graph=args.default_graph,
         steps=args.steps, max_new_tokens=args.max_new_tokens, task=args.task,
         max_batch_size=args.max_batch_size, batch_wait_timeout_s=args.batch_wait_ms / 1000.0,
         num_replicas=None if args.autoscale else args.num_replicas, autoscale=args.autoscale,
@@ -65,8 +67,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="zero-argument function returning a LocalLatentModel (instead of --model)")
     p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 | auto")
     p.add_argument("--device", default=None, help="cpu | cuda ... (default cuda when --num-gpus > 0)")
-    p.add_argument("--graphs", default=",".join(GRAPHS), help=f"graph names clients may use (default all; requests "
-                                                            f"default to {DEFAULT_GRAPH})")
+    add_quantization_arg(p)
+    p.add_argument("--graphs", default=",".join(GRAPHS), help=f"graph names clients may use (default all)")
+    p.add_argument("--default-graph", default="",
+                   help=f"graph of requests that name none (default {DEFAULT_GRAPH}, the CLI's, when served)")
     p.add_argument("--steps", type=int, default=GraphOptions.steps, help="default latent steps per agent (requests may override)")
     p.add_argument("--max-new-tokens", type=int, default=GraphOptions.max_new_tokens,
                    help="default answer length (requests may override)")

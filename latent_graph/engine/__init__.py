@@ -23,6 +23,7 @@ from latent_graph.engine.options import (
     check_steps,
 )
 from latent_graph.engine.protocols import DecodingModel, LatentModel, StepCallback, TokenCallback
+from latent_graph.engine.quantize import QUANTIZATIONS, check_quantization
 from latent_graph.engine.realign import IdentityRealigner, Realigner, RidgeRealigner
 from latent_graph.engine.realign_catalog import REALIGNERS, make_realigner
 from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_MEMORY",
     "DEFAULT_STEPS",
     "MEMORY_POLICIES",
+    "QUANTIZATIONS",
     "DecodeOptions",
     "Decoded",
     "DecodingModel",
@@ -50,6 +52,7 @@ __all__ = [
     "TokenCallback",
     "TokenChunk",
     "check_memory",
+    "check_quantization",
     "check_steps",
     "load_model",
     "make_realigner",

@@ -13,12 +13,14 @@ def load_model(
     dtype: str | None = None,
     device: str | None = None,
     realign: str | None = None,
+    quantization: str | None = None,
 ) -> Any:
     """The one loader every command uses: ``"default"``/None = the embedded default model, else an HF path or id.
 
     Options left at None are not passed, so each loader keeps its own defaults.
     """
-    kwargs = {k: v for k, v in (("dtype", dtype), ("device", device), ("realign", realign)) if v is not None}
+    pairs = (("dtype", dtype), ("device", device), ("realign", realign), ("quantization", quantization))
+    kwargs = {k: v for k, v in pairs if v is not None}
     if spec is None or spec == "default":
         return LocalLatentModel.default(**kwargs)
     return LocalLatentModel.from_pretrained(spec, **kwargs)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from latent_graph.engine.quantize import quantization_of
 from latent_graph.errors import ModelMismatchError
 
 _CONFIG_KEYS = (
@@ -42,7 +43,8 @@ class ModelFingerprint:
         vocab_hash: sha256 of the tokenizer vocabulary.
         embed_checksum: sha256 of (strided rows of) the input embedding matrix.
         head_checksum: sha256 of (strided rows of) the output head.
-        config: The architecture fields that matter (model_type, sizes...).
+        config: The architecture fields that matter (model_type, sizes..., and the
+            quantization mode of a 4-bit/8-bit model).
         layer: Hidden layer used for latent steps (-1 = final norm output).
     """
 
@@ -88,6 +90,9 @@ def compute_fingerprint(model: Any, tokenizer: Any, name: str, layer: int = -1) 
     """Fingerprint a loaded HF causal LM and its tokenizer."""
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     config = {k: getattr(cfg, k) for k in _CONFIG_KEYS if getattr(cfg, k, None) is not None}
+    quantized = quantization_of(model)
+    if quantized is not None:  # same embeddings and head, other decoder weights: other latent state
+        config["quantization"] = quantized
     embed = _tensor_checksum(model.get_input_embeddings().weight)
     head_module = model.get_output_embeddings()
     head = _tensor_checksum(head_module.weight) if head_module is not None else embed

@@ -28,6 +28,7 @@ from latent_graph.engine.fingerprint import compute_fingerprint
 from latent_graph.engine.handle import LatentHandle
 from latent_graph.engine.protocols import StepCallback, TokenCallback
 from latent_graph.engine.options import DEFAULT_MEMORY, DecodeOptions, MemoryPolicy, check_finite, check_memory, check_steps
+from latent_graph.engine.prefix import PrefixCache
 from latent_graph.engine.realign import IdentityRealigner, Realigner, load_or_compute_ridge, mean_embedding_norm
 from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
 from latent_graph.engine.sampling import eos_ids
@@ -83,6 +84,7 @@ class LocalLatentModel:
         self.ridge_lambda = ridge_lambda
         self.realigner = self._build_realigner(realign)
         self.eos_ids = eos_ids(model, tokenizer)
+        self.prefixes = PrefixCache()  # shared prompt prefixes, prefilled once (PrefixCache(0) turns it off)
 
     # ------------------------------------------------------------ loading
     @classmethod
@@ -209,6 +211,9 @@ class LocalLatentModel:
         ids, new_mask = encode_prompts(  # (B, n); user text tokenized literally
             self.tokenizer, prompts, system, first, self.device, after_open_turn=open_turn, generation=generation
         )
+        shared = 0
+        if handle is None:  # a fresh prefill starts from the shared-prefix cache (each prefix computed once)
+            handle, ids, new_mask, shared = self.prefixes.split(self, ids, new_mask)
         start = handle.next_positions() if handle is not None else torch.zeros(len(prompts), dtype=torch.long)  # (B,)
         need = int((start.to(new_mask.device) + new_mask.sum(dim=1)).max()) + reserve
         if need > self.max_context:  # checked before any buffer is reserved
@@ -220,8 +225,8 @@ class LocalLatentModel:
         work = Work(handle, len(prompts), self.device, self.fingerprint, ids.shape[1] + min(reserve if grow is None else grow, room))
         work.meta["open_turn"] = "1" if generation else "0"
         hidden = work.forward(self.base, new_mask, self.layer, input_ids=ids)[:, -1]  # (B, H), last column is real
-        work.add_segment(agent, "prompt", ids.shape[1])
-        per_row = [int(x) for x in new_mask.sum(dim=1)]
+        work.add_segment(agent, "prompt", ids.shape[1] + shared)
+        per_row = [int(x) + shared for x in new_mask.sum(dim=1)]
         work.prompt_tokens += sum(per_row)
         check_finite(hidden, f"agent {agent!r}: hidden state after its prompt")
         return work, hidden, per_row

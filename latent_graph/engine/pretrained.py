@@ -1,7 +1,8 @@
 """Load any Hugging Face causal LM into a :class:`LocalLatentModel`.
 
 Handles dtype/device/device_map and optional bitsandbytes 4-bit/8-bit loading
-(CUDA only; elsewhere a clear :class:`QuantizationUnavailableError`).
+(on the CPU or a GPU, wherever the installed bitsandbytes runs it; see
+:mod:`latent_graph.engine.quantize`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 
 import torch
 
-from latent_graph.errors import InvalidArgumentError, ModelLoadError, QuantizationUnavailableError
+from latent_graph.engine.quantize import quantization_config, target_device
+from latent_graph.errors import InvalidArgumentError, ModelLoadError
 
 _DTYPES = {
     "float32": torch.float32,
@@ -34,30 +36,6 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str | None) -> torch.
     if dtype not in _DTYPES:
         raise InvalidArgumentError(f"unknown dtype {dtype!r}; choose one of {sorted(_DTYPES)} or 'auto'")
     return _DTYPES[dtype]
-
-
-def quantization_config(quantization: str | None) -> Any:
-    """A BitsAndBytesConfig for "4bit"/"8bit", or None."""
-    if quantization is None:
-        return None
-    if quantization not in ("4bit", "8bit"):
-        raise InvalidArgumentError(f"quantization must be '4bit', '8bit' or None, got {quantization!r}")
-    if not torch.cuda.is_available():
-        raise QuantizationUnavailableError(
-            f"{quantization} loading needs a CUDA GPU (bitsandbytes); none is available here. "
-            "Load in float32/bfloat16 instead (quantization=None)."
-        )
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError as exc:
-        raise QuantizationUnavailableError(
-            "bitsandbytes is not installed: pip install 'latent-graph[quant]'"
-        ) from exc
-    from transformers import BitsAndBytesConfig
-
-    if quantization == "4bit":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)
-    return BitsAndBytesConfig(load_in_8bit=True)
 
 
 def load_hf(
@@ -89,7 +67,9 @@ def load_hf(
     if looks_local and not Path(name_or_path).expanduser().exists():
         raise ModelLoadError(f"could not load model {name_or_path!r}: no such folder")
     torch_dtype = resolve_dtype(dtype, device)
-    qconf = quantization_config(quantization)
+    qconf = quantization_config(quantization, device, torch_dtype)
+    if qconf is not None and device_map is None:  # bitsandbytes quantizes while placing: say where
+        device_map = {"": str(target_device(device))}
     extra: dict[str, Any] = dict(hf_kwargs)
     if gguf_file:
         extra["gguf_file"] = gguf_file

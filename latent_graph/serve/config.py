@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, LocalLatentModel, load_model
+from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, LocalLatentModel, check_quantization, load_model
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.graphs import GRAPHS, GraphOptions
+from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphOptions
 from latent_graph.state.schema import MAX_QUESTIONS
 
 SERVABLE_GRAPHS: tuple[str, ...] = tuple(GRAPHS)
@@ -33,7 +33,10 @@ class ServeConfig:
             returns a :class:`LocalLatentModel`; it runs inside each replica process.
         dtype, device: Passed to the model loader (``device`` defaults to "cuda" when
             ``num_gpus > 0``).
+        quantization: "4bit", "8bit" (bitsandbytes, CPU or GPU) or None.
         graphs: Graph names clients may ask for (a subset of :data:`SERVABLE_GRAPHS`).
+        default_graph: The graph of requests that name none: the registry's
+            :data:`~latent_graph.graphs.DEFAULT_GRAPH` (as on the CLI) when served, else the first of ``graphs``.
         steps, max_new_tokens, task: Defaults for requests that leave them out.
         max_steps, max_tokens_limit, max_question_chars, max_context_chars, max_body_bytes:
             Hard request limits (larger requests get 422/413).
@@ -60,7 +63,9 @@ class ServeConfig:
     model_factory: Callable[[], LocalLatentModel] | str | None = None
     dtype: str | None = None
     device: str | None = None
+    quantization: str | None = None
     graphs: tuple[str, ...] = SERVABLE_GRAPHS
+    default_graph: str = ""
     steps: int = DEFAULT_STEPS
     max_new_tokens: int = DecodeOptions().max_new_tokens
     task: str = GraphOptions.task
@@ -89,6 +94,7 @@ class ServeConfig:
     extra_actor_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_quantization(self.quantization)
         unknown = set(self.graphs) - set(SERVABLE_GRAPHS)
         checks = [
             (bool(self.graphs) and not unknown, f"graphs must be a non-empty subset of {SERVABLE_GRAPHS}, got {self.graphs}"),
@@ -112,6 +118,10 @@ class ServeConfig:
         for ok, msg in checks:
             if not ok:
                 raise InvalidArgumentError(msg)
+        if not self.default_graph:  # frozen: set the resolved default once
+            object.__setattr__(self, "default_graph", DEFAULT_GRAPH if DEFAULT_GRAPH in self.graphs else self.graphs[0])
+        if self.default_graph not in self.graphs:
+            raise InvalidArgumentError(f"default_graph {self.default_graph!r} must be one of graphs {self.graphs}")
 
     # ------------------------------------------------------------------ Ray
     def replica_options(self) -> dict[str, Any]:
@@ -150,4 +160,4 @@ class ServeConfig:
                 raise InvalidArgumentError(f"model_factory returned {type(model).__name__}, not a LocalLatentModel")
             return model
         device = self.device or ("cuda" if self.num_gpus > 0 else None)
-        return load_model(self.model, dtype=self.dtype, device=device)
+        return load_model(self.model, dtype=self.dtype, device=device, quantization=self.quantization)

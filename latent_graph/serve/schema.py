@@ -38,7 +38,7 @@ class AnswerRequest(BaseModel):
 
     question: str = Field(min_length=1)
     context: str | None = None
-    graph: str = DEFAULT_GRAPH
+    graph: str | None = None  # None: the server's default graph (ServeConfig.default_graph)
     edges: str | list[str] | dict[str, str] = "latent"
     steps: int | None = Field(default=None, ge=0)
     memory: Memory = DEFAULT_MEMORY
@@ -121,10 +121,11 @@ def _check_edges(edges: str | list[str] | dict[str, str]) -> str:
 
 def settings_of(req: AnswerRequest, cfg: ServeConfig) -> RunSettings:
     """Check ``req`` against the server's limits; the settings it runs with."""
+    graph = cfg.default_graph if req.graph is None else req.graph
     steps = cfg.steps if req.steps is None else req.steps
     tokens = cfg.max_new_tokens if req.max_new_tokens is None else req.max_new_tokens
     checks = [
-        (req.graph in cfg.graphs, f"graph: must be one of {list(cfg.graphs)}"),
+        (graph in cfg.graphs, f"graph: must be one of {list(cfg.graphs)}"),
         (len(req.question) <= cfg.max_question_chars, f"question: at most {cfg.max_question_chars} characters"),
         (req.context is None or len(req.context) <= cfg.max_context_chars,
          f"context: at most {cfg.max_context_chars} characters"),
@@ -135,7 +136,7 @@ def settings_of(req: AnswerRequest, cfg: ServeConfig) -> RunSettings:
     for ok, msg in checks:
         if not ok:
             raise _fail(msg)
-    return RunSettings(graph=req.graph, edges=_check_edges(req.edges), steps=steps, memory=req.memory,
+    return RunSettings(graph=graph, edges=_check_edges(req.edges), steps=steps, memory=req.memory,
                        task=req.task or cfg.task, max_new_tokens=tokens, temperature=float(req.temperature),
                        top_p=float(req.top_p), seed=req.seed)
 
@@ -153,7 +154,7 @@ def parse(model: type[BaseModel], body: Any) -> Any:
 def answer_request_of_chat(chat: ChatRequest, cfg: ServeConfig) -> AnswerRequest:
     """Map an OpenAI chat request: last user message = question, system/earlier turns = private context.
 
-    ``model`` picks a served graph by name (anything else runs :data:`DEFAULT_GRAPH` if served).
+    ``model`` picks a served graph by name (anything else runs the server's default graph).
     """
     users = [i for i, m in enumerate(chat.messages) if m.role == "user"]
     if not users:
@@ -162,7 +163,7 @@ def answer_request_of_chat(chat: ChatRequest, cfg: ServeConfig) -> AnswerRequest
     earlier = [m for i, m in enumerate(chat.messages) if i != last]
     context = "\n".join(m.content if m.role in ("system", "developer") else f"{m.role}: {m.content}"
                         for m in earlier) or None
-    graph = chat.model if chat.model in cfg.graphs else (DEFAULT_GRAPH if DEFAULT_GRAPH in cfg.graphs else cfg.graphs[0])
+    graph = chat.model if chat.model in cfg.graphs else cfg.default_graph
     return parse(AnswerRequest, dict(question=chat.messages[last].content, context=context, graph=graph,
                                      edges=chat.edges, steps=chat.steps, task="plain",
                                      max_new_tokens=chat.max_completion_tokens or chat.max_tokens,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from latent_graph import LatentGraphError, LocalLatentModel
+from latent_graph.engine.buckets import split_by_waste, token_lengths
 from latent_graph.graphs import build_graph
 from latent_graph.serve.config import ServeConfig
 from latent_graph.serve.errors import RequestCancelledError, http_status
@@ -34,6 +35,8 @@ from latent_graph.serve.schema import RunSettings, row_result
 log = logging.getLogger(__name__)
 
 MAX_CACHED_GRAPHS = 32
+MAX_PADDING_SHARE = 0.25
+"""A coalesced batch whose padding would exceed this share of its question columns is split by length."""
 Emit = Callable[[str, dict[str, Any]], None]
 Cancelled = Callable[[], bool]
 """Asked at every agent boundary of a batch run: True when nobody waits for its answers any more."""
@@ -67,6 +70,7 @@ class GraphWorker:
         self.cancelled = 0
         self._graphs: OrderedDict[RunSettings, Any] = OrderedDict()
         self._lock = threading.Lock()
+        self.padding = {"batches": 0, "columns": 0, "pad_unbucketed": 0, "pad_bucketed": 0}  # question columns
         self.checkpoint_file: Path | None = None
         self._checkpointer: Any = None
         if cfg.checkpoint_dir:
@@ -115,12 +119,33 @@ class GraphWorker:
 
     # -------------------------------------------------------------------- runs
     def run(self, s: RunSettings, items: list[Item], cancelled: Cancelled | None = None) -> list[dict[str, Any]]:
-        """Answer ``items`` (all with settings ``s``) in one batched graph run; one result each.
+        """Answer ``items`` (all with settings ``s``); one result each, in order.
 
-        ``cancelled()`` is asked after every graph step (agent boundary): when it says True
-        (every client of the batch went away) the run stops there and each row gets
-        :class:`RequestCancelledError`.
+        A batch whose question lengths differ so much that padding would exceed
+        :data:`MAX_PADDING_SHARE` of its columns is split into length buckets, each one
+        batched graph run; otherwise the whole batch is one run. ``cancelled()`` is asked after every
+        graph step (agent boundary): when it says True (every client of the batch went away) the run
+        stops there and each row gets :class:`RequestCancelledError`.
         """
+        groups = [list(range(len(items)))]
+        tok = getattr(self.model, "tokenizer", None)
+        if len(items) > 1 and tok is not None:
+            lengths = token_lengths(tok, [it.question for it in items])
+            groups = split_by_waste(lengths, MAX_PADDING_SHARE)
+            self.padding["batches"] += 1
+            self.padding["columns"] += max(lengths) * len(items)
+            self.padding["pad_unbucketed"] += sum(max(lengths) - n for n in lengths)
+            self.padding["pad_bucketed"] += sum(max(lengths[i] for i in g) - lengths[i] for g in groups for i in g)
+        if len(groups) == 1:
+            return self._run(s, items, cancelled)
+        out: list[dict[str, Any]] = [{} for _ in items]
+        for g in groups:
+            for i, res in zip(g, self._run(s, [items[i] for i in g], cancelled)):
+                out[i] = res
+        return out
+
+    def _run(self, s: RunSettings, items: list[Item], cancelled: Cancelled | None = None) -> list[dict[str, Any]]:
+        """``items`` in one batched ``graph.invoke``; a refused batch is re-run row by row."""
         try:
             graph = self.graph(s)
             config, run_id = self._run_config()
@@ -136,7 +161,7 @@ class GraphWorker:
             return [error_result(exc) for _ in items]
         except LatentGraphError as exc:
             if len(items) > 1:  # isolate the row the graph refused
-                return [r for it in items for r in self.run(s, [it])]
+                return [r for it in items for r in self._run(s, [it], cancelled)]
             return [error_result(exc)]
         except Exception as exc:  # never let one request take the replica down
             log.exception("graph run failed (%d rows)", len(items))
@@ -175,5 +200,8 @@ class GraphWorker:
 
     def health(self) -> dict[str, Any]:
         fp = getattr(self.model, "fingerprint", None)
+        prefixes = getattr(self.model, "prefixes", None)
         return {"status": "ok", "replica": self.replica_id, "model": getattr(fp, "name", str(self.model)),
-                "graphs": list(self.cfg.graphs), "runs": self.runs, "cancelled": self.cancelled}
+                "graphs": list(self.cfg.graphs), "default_graph": self.cfg.default_graph, "runs": self.runs, "cancelled": self.cancelled,
+                "padding": dict(self.padding),
+                "prefix_cache": prefixes.stats.as_dict() if prefixes is not None else None}
