@@ -93,7 +93,7 @@ class _Decoding(AgentNode):
         sender = handle.segments[-1].agent if handle.segments else "sender"
         engine = engine_for(handle.fingerprint)
         if engine is None:
-            raise ModelMismatchError(handle.fingerprint.name, model_name(self.model),
+            raise ModelMismatchError(model_name(self.model), handle.fingerprint.name,
                                      what=f"latent handle reaching text agent {self.name!r} (no live model to decode it)")
         qs = questions_of(state)
         prompts = [compose_prompt(HANDOFF, q, None, [], i) for i, q in enumerate(qs)]

@@ -1,5 +1,6 @@
-"""Persistence: the handle byte formats (safetensors, no pickle) and LangGraph checkpointing of handles."""
+"""Persistence: handle byte formats (safetensors, no pickle), blob stores, handle references, LangGraph checkpointing."""
 
+from latent_graph.persist.blobs import BlobStore, FolderBlobStore, MemoryBlobStore, SqliteBlobStore
 from latent_graph.persist.chunks import (
     HandleChunks,
     handle_from_chunks,
@@ -10,11 +11,20 @@ from latent_graph.persist.chunks import (
 )
 from latent_graph.persist.collect import collect_chunks, prune
 from latent_graph.persist.handle_format import chunk_key, handle_from_bytes, handle_to_bytes
+from latent_graph.persist.refs import HandleRef, HandleStore, default_handle_store, is_ref
 from latent_graph.persist.savers import checkpoint_nbytes, latent_checkpointer, memory_checkpointer, sqlite_checkpointer
 from latent_graph.persist.serializer import TYPE_TAG, LatentSerializer
 from latent_graph.persist.stores import ChunkStore, InMemoryChunkStore, SqliteChunkStore
 
 __all__ = [
+    "BlobStore",
+    "FolderBlobStore",
+    "HandleRef",
+    "HandleStore",
+    "MemoryBlobStore",
+    "SqliteBlobStore",
+    "default_handle_store",
+    "is_ref",
     "TYPE_TAG",
     "ChunkStore",
     "HandleChunks",
