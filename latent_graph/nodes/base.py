@@ -19,7 +19,7 @@ from latent_graph.nodes.models import engine_for, local_engine
 from latent_graph.persist import HandleStore, default_handle_store, is_ref
 from latent_graph.state.schema import Message, agent_contexts_of, contexts_of, questions_of, read_update, unread
 from latent_graph.state.threads import carried
-from latent_graph.state.branches import branch_key, graph_node, ordered
+from latent_graph.state.branches import branch_key, graph_node, ordered, task_id
 from latent_graph.state.trace import Sends, StepRecord
 
 
@@ -145,7 +145,7 @@ class AgentNode:
         """
         ref = self.handles.save(handle)
         if self.branch:
-            return {"branches": {branch_key(self.name, config): ref}}
+            return {"branches": {branch_key(self.name, config): {**ref, "writer": task_id(config)}}}
         return {"handle": ref, "handle_turn": int((state or {}).get("turn") or 0)}
 
     def task(self, config: Any) -> dict[str, str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 from latent_graph.engine import LatentHandle
 from latent_graph.errors import BlobMissingError, HandleFormatError, HandleRefError, ModelMismatchError
@@ -72,6 +72,8 @@ class HandleRef(TypedDict):
     """``[agent, kind, start, end]`` per segment."""
     summary: str
     """One readable line."""
+    writer: NotRequired[str]
+    """In ``branches``: the LangGraph task that wrote it (two tasks writing one key collide even with equal content)."""
 
 
 def is_ref(value: Any) -> bool:

@@ -51,6 +51,12 @@ def send_index(config: Mapping[str, Any] | None) -> tuple[int, ...] | None:
     return tuple(_ints(path[1:]))
 
 
+def task_id(config: Mapping[str, Any] | None) -> str:
+    """The running task's checkpoint namespace (``node:task id``), "" outside a graph run."""
+    c = ambient(config) or {}
+    return str((c.get("metadata") or {}).get("langgraph_checkpoint_ns") or (c.get("configurable") or {}).get("checkpoint_ns") or "")
+
+
 def graph_node(config: Mapping[str, Any] | None, default: str) -> str:
     """The LangGraph node the running task belongs to (``default`` outside a graph run)."""
     meta = (ambient(config) or {}).get("metadata") or {}

@@ -112,7 +112,7 @@ def branches_reducer(left: dict[str, Any] | None, right: dict[str, Any] | None) 
 def same_handle(a: Any, b: Any) -> bool:
     """Whether two handle values (references or handle objects) are the same handle."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.get("digest") is not None and a.get("digest") == b.get("digest")
+        return a.get("digest") is not None and (a.get("digest"), a.get("writer")) == (b.get("digest"), b.get("writer"))
     return a is b
 
 
