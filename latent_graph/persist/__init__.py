@@ -10,6 +10,7 @@ from latent_graph.persist.chunks import (
     manifest_chunk_keys,
 )
 from latent_graph.persist.collect import collect_chunks, prune
+from latent_graph.persist.gc import collect_blobs, delete_thread, referenced_blobs
 from latent_graph.persist.handle_format import chunk_key, handle_from_bytes, handle_to_bytes
 from latent_graph.persist.refs import HandleRef, HandleStore, default_handle_store, is_ref
 from latent_graph.persist.savers import checkpoint_nbytes, latent_checkpointer, memory_checkpointer, sqlite_checkpointer
@@ -23,7 +24,10 @@ __all__ = [
     "HandleStore",
     "MemoryBlobStore",
     "SqliteBlobStore",
+    "collect_blobs",
     "default_handle_store",
+    "delete_thread",
+    "referenced_blobs",
     "is_ref",
     "TYPE_TAG",
     "ChunkStore",

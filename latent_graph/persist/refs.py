@@ -145,14 +145,13 @@ class HandleStore:
             raise HandleRefError(f"HandleStore.save needs a LatentHandle, got {type(handle).__name__}")
         with self._lock:
             known = self._refs.get(handle)
-        if known is not None:
+        if known is not None and known["digest"] in self.blobs:  # saved before (and not collected since)
             return dict(known)  # type: ignore[return-value]
         split = handle_to_chunks(handle)
         manifest = split.manifest.encode("utf-8")
         digest = chunk_key(manifest)
         for key, data in [*split.chunks.items(), (digest, manifest)]:
-            if key not in self.blobs:
-                self.blobs.put(key, data)
+            self.blobs.put(key, data)  # present blobs only get their age refreshed (GC spares fresh blobs)
         k = handle.keys[0] if handle.keys else None
         ref = HandleRef(
             latent_graph_ref=REF_VERSION, digest=digest, chunks=list(split.chunks), model=handle.fingerprint.name,
