@@ -4,7 +4,7 @@ Used by tests/test_state_refs.py in fresh processes (``LANGGRAPH_STRICT_MSGPACK`
 and a resume must happen in another process). Usage::
 
     python tests/stock_savers_run.py all <tmpdir>          # the four stock set-ups
-    python tests/stock_savers_run.py pause <db> <thread>   # interrupt_after the first agent
+    python tests/stock_savers_run.py pause <db> <thread>   # interrupt_after the first agent (db: a file or postgresql:// URL)
     python tests/stock_savers_run.py resume <db> <thread>  # resume it here, plus a reference run
 """
 
@@ -108,6 +108,19 @@ def check_functional() -> dict:
     return {"answers": out["answers"], "ref": is_ref(out["handle"]), "keys": out["keys"]}
 
 
+def saver_for(where: str):
+    """A stock SqliteSaver on a file, or a PostgresSaver for a ``postgresql://`` URL."""
+    if where.startswith("postgresql://"):
+        import psycopg
+        from langgraph.checkpoint.postgres import PostgresSaver
+
+        saver = PostgresSaver(psycopg.connect(where, autocommit=True, prepare_threshold=0,
+                                              row_factory=psycopg.rows.dict_row))
+        saver.setup()
+        return saver
+    return SqliteSaver(sqlite3.connect(where, check_same_thread=False))
+
+
 def main() -> None:
     mode = sys.argv[1]
     if mode == "all":
@@ -115,11 +128,11 @@ def main() -> None:
         result = {"memory": check_memory(), "sqlite": check_sqlite(tmp / "s.db"),
                   "async_sqlite": asyncio.run(_async_sqlite(tmp / "a.db")), "functional": check_functional()}
     elif mode == "pause":
-        graph = build(SqliteSaver(sqlite3.connect(sys.argv[2], check_same_thread=False)), interrupt=["a"])
+        graph = build(saver_for(sys.argv[2]), interrupt=["a"])
         graph.invoke(Q, cfg(sys.argv[3]))
         result = {"next": list(graph.get_state(cfg(sys.argv[3])).next)}
     else:
-        graph = build(SqliteSaver(sqlite3.connect(sys.argv[2], check_same_thread=False)), interrupt=["a"])
+        graph = build(saver_for(sys.argv[2]), interrupt=["a"])
         resumed = graph.invoke(None, cfg(sys.argv[3]))
         loads = default_handle_store().loads
         reference = build().invoke(Q)
