@@ -87,10 +87,14 @@ def test_every_graph_has_schemas_and_a_run_resumes(server):
         thread = server.threads.create()["thread_id"]
         drawn = server.assistants.get_graph(ids[graph_id])
         first = next(e["target"] for e in drawn["edges"] if e["source"] == "__start__")
-        server.runs.wait(thread, ids[graph_id], input={"questions": ["What is 2 plus 3?"]}, config=cfg,
-                         interrupt_after=[first])
+        ran = server.runs.wait(thread, ids[graph_id], input={"questions": ["What is 2 plus 3?"]}, config=cfg,
+                               interrupt_after=[first])
         paused = server.threads.get_state(thread)
-        assert paused["next"], graph_id
+        agents = [n for n in drawn["nodes"] if not n["id"].startswith("__")]
+        if len(agents) == 1:  # a one-node graph has nothing left to resume
+            assert ran["answers"], graph_id
+            continue
+        assert not paused["values"].get("answers") and paused["values"]["trace"], (graph_id, first, ran)
         handle = paused["values"].get("handle")
         if handle is not None:  # a latent first agent: its handle reference is plain JSON with content
             assert handle["latent_graph_ref"] == 1 and handle["columns"] > 0 and len(handle["digest"]) == 64
