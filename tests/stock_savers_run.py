@@ -26,18 +26,18 @@ from langgraph.func import entrypoint, task  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 
 from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent  # noqa: E402
-from latent_graph.persist import default_handle_store, is_ref  # noqa: E402
+from latent_graph.persist import HandleStore, default_handle_store, is_ref  # noqa: E402
 from latent_graph.state import LatentState  # noqa: E402
 
 MODEL = make_model("llama")
 Q = {"questions": ["What is 2 plus 3?"]}
 
 
-def build(saver=None, interrupt=None):
+def build(saver=None, interrupt=None, store=None):
     b = StateGraph(LatentState)
-    add_agent(b, LatentAgentNode(model=MODEL, name="a", instruction="Plan.", steps=2))
-    add_agent(b, LatentAgentNode(model=MODEL, name="b", instruction="Check.", steps=2))
-    add_agent(b, JudgerNode(model=MODEL, name="j", instruction="Answer.", max_new_tokens=4))
+    add_agent(b, LatentAgentNode(model=MODEL, name="a", instruction="Plan.", steps=2, handle_store=store))
+    add_agent(b, LatentAgentNode(model=MODEL, name="b", instruction="Check.", steps=2, handle_store=store))
+    add_agent(b, JudgerNode(model=MODEL, name="j", instruction="Answer.", max_new_tokens=4, handle_store=store))
     b.add_edge(START, "a")
     b.add_edge("a", "b")
     b.add_edge("b", "j")
@@ -121,6 +121,15 @@ def saver_for(where: str):
     return SqliteSaver(sqlite3.connect(where, check_same_thread=False))
 
 
+def store_for(where: str) -> HandleStore:
+    """Blobs beside the checkpoints: a PostgresBlobStore for a URL, else the default folder store."""
+    if where.startswith("postgresql://"):
+        from latent_graph.persist.pg_blobs import PostgresBlobStore
+
+        return HandleStore(PostgresBlobStore(where))
+    return default_handle_store()
+
+
 def main() -> None:
     mode = sys.argv[1]
     if mode == "all":
@@ -128,13 +137,14 @@ def main() -> None:
         result = {"memory": check_memory(), "sqlite": check_sqlite(tmp / "s.db"),
                   "async_sqlite": asyncio.run(_async_sqlite(tmp / "a.db")), "functional": check_functional()}
     elif mode == "pause":
-        graph = build(saver_for(sys.argv[2]), interrupt=["a"])
+        graph = build(saver_for(sys.argv[2]), interrupt=["a"], store=store_for(sys.argv[2]))
         graph.invoke(Q, cfg(sys.argv[3]))
         result = {"next": list(graph.get_state(cfg(sys.argv[3])).next)}
     else:
-        graph = build(saver_for(sys.argv[2]), interrupt=["a"])
+        store = store_for(sys.argv[2])
+        graph = build(saver_for(sys.argv[2]), interrupt=["a"], store=store)
         resumed = graph.invoke(None, cfg(sys.argv[3]))
-        loads = default_handle_store().loads
+        loads = store.loads
         reference = build().invoke(Q)
         result = {"answers": resumed["answers"], "reference": reference["answers"], "loads": loads,
                   "columns": resumed["handle"]["columns"]}

@@ -214,4 +214,9 @@ def test_postgres_end_to_end_with_resume_in_a_second_process(llama, pg_url, tmp_
     import json
 
     r = json.loads(script("resume", pg_url, "pg-thread")[len("RESULT "):])
-    assert r["answers"] == r["reference"] and r["loads"] == 1
+    assert r["answers"] == r["reference"] and r["loads"] == 1  # agent a's handle, read from PostgresBlobStore
+    from latent_graph.persist.pg_blobs import PostgresBlobStore
+
+    blobs = PostgresBlobStore(pg_url)
+    assert len(blobs.keys()) >= 3 and blobs.nbytes > 0  # the thread's tensors live in Postgres
+    blobs.close()
