@@ -9,6 +9,7 @@ graphs, runs) -> ``present`` (drawings, reports) and ``cli``. ``adapters`` and
 
 from latent_graph.errors import (
     BatchSizeMismatchError,
+    BlobMissingError,
     BranchCollisionError,
     CheckpointSerializerError,
     ContextOverflowError,
@@ -17,6 +18,7 @@ from latent_graph.errors import (
     DTypeMismatchError,
     EmptyPromptError,
     HandleFormatError,
+    HandleRefError,
     InvalidArgumentError,
     InvalidStepsError,
     LatentGraphError,
@@ -24,6 +26,7 @@ from latent_graph.errors import (
     ModelMismatchError,
     NonFiniteLatentError,
     QuantizationUnavailableError,
+    StaleHandleError,
 )
 from latent_graph.engine import (
     DecodeOptions,
@@ -43,6 +46,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BatchSizeMismatchError",
+    "BlobMissingError",
     "BranchCollisionError",
     "CheckpointSerializerError",
     "ContextOverflowError",
@@ -53,6 +57,7 @@ __all__ = [
     "DeviceMismatchError",
     "EmptyPromptError",
     "HandleFormatError",
+    "HandleRefError",
     "IdentityRealigner",
     "InvalidArgumentError",
     "InvalidStepsError",
@@ -67,6 +72,7 @@ __all__ = [
     "Realigner",
     "RidgeRealigner",
     "Segment",
+    "StaleHandleError",
     "StepInfo",
     "TokenChunk",
 ]

@@ -17,8 +17,9 @@ class ModelMismatchError(LatentGraphError, ValueError):
     """A latent handle (or adapter) built by one model was given to another."""
 
     def __init__(self, expected: str, got: str, what: str = "latent handle") -> None:
+        # expected: the model doing the work (or the reference handle); got: the model that built the handle
         super().__init__(
-            f"{what} was built by model {expected} but is being used with model {got}; "
+            f"{what} was built by model {got} but is being used with model {expected}; "
             "latent state only transfers between instances of the same model "
             "(same tokenizer, weights and layer). Use a text edge or a trained "
             "cross-model adapter instead."
@@ -85,6 +86,18 @@ class QuantizationUnavailableError(LatentGraphError, RuntimeError):
 
 class HandleFormatError(LatentGraphError, ValueError):
     """Serialized handle bytes are corrupt, truncated or of an unknown version."""
+
+
+class HandleRefError(HandleFormatError):
+    """A handle reference in graph state is malformed, names a bad key, or does not fit the model."""
+
+
+class BlobMissingError(HandleFormatError):
+    """A blob a handle reference names is missing from (or corrupt in) its blob store."""
+
+
+class StaleHandleError(LatentGraphError, ValueError):
+    """A node would read a handle older than the one a subgraph produced."""
 
 
 class AdapterError(LatentGraphError, ValueError):

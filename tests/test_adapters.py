@@ -278,7 +278,9 @@ def test_cross_model_latent_edge_inside_a_graph(src, dst48):
     b.add_edge("judger", END)
     out = b.compile().invoke({"questions": ["What is 2 plus 3?", "What is 4 plus 4?"]})
     assert len(out["answers"]) == 2
-    h = out["handle"]
+    from latent_graph.persist import default_handle_store
+
+    h = default_handle_store().load(out["handle"])
     assert h.fingerprint == dst48.fingerprint
     received = [s for s in h.segments if s.agent == "critic:received"]
     assert received and received[0].length == 4  # 3 latent hidden states + the last hidden state

@@ -145,7 +145,9 @@ def test_plain_langgraph_savers_store_handles(llama, tmp_path):
     builder.add_edge(START, "a")
     graph = builder.compile(checkpointer=latent_checkpointer(InMemorySaver()))
     assert graph.invoke({"questions": ["q"]}, cfg)["trace"]
-    assert graph.get_state(cfg).values["handle"].seq_len > 0
+    from latent_graph.persist import default_handle_store
+
+    assert default_handle_store().load(graph.get_state(cfg).values["handle"]).seq_len > 0
 
 
 def test_unknown_saver_gets_a_named_error():

@@ -10,12 +10,18 @@ from langgraph.graph import END, START, StateGraph
 
 from latent_graph import InvalidArgumentError, LatentHandle, ModelMismatchError
 from latent_graph.graphs import build_hierarchical, build_sequential, build_single
+from latent_graph.persist import default_handle_store, is_ref
 from latent_graph.graphs import roles
 from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_agent
 from latent_graph.state import LatentState, edge_kinds_of
 from latent_graph.state.edges import sends_metadata
 from latent_graph.langchain import LatentRunnable, as_chat_model
 from latent_graph.present.draw import to_ascii, to_image, to_mermaid
+
+def load(ref):
+    """The handle behind a state reference (the nodes' default store)."""
+    return default_handle_store().load(ref)
+
 
 QS = ["What is 12 times 7?", "Alice has 3 apples and buys 5 more. How many apples?", "Plan it."]
 FAST = dict(steps=2, max_new_tokens=4)
@@ -40,7 +46,8 @@ def test_sequential_runs_with_any_edges(llama, edges):
         else:
             assert t["latent_steps"] == 0 and all(n > 0 for n in t["generated_tokens"])
         assert t["rows"] == len(QS) and len(t["prompt_tokens"]) == len(QS) and min(t["prompt_tokens"]) > 0
-    assert "handle" not in out  # hidden from the output schema
+    # the output holds the final handle as a JSON reference (None after a text edge), loadable from its store
+    assert out.get("handle") is None or (is_ref(out["handle"]) and load(out["handle"]).seq_len == out["handle"]["columns"])
 
 
 def test_text_edge_starts_fresh_cache_and_passes_text(llama):
@@ -82,7 +89,7 @@ def test_hierarchical_judger_sees_every_branch(llama):
     merged = judge.incoming({**state, "branches": branches})
     agents = {s.agent for s in merged.segments}
     assert agents == set(roles.EXPERTS)
-    assert merged.seq_len == sum(b.seq_len for b in branches.values())
+    assert merged.seq_len == sum(b["columns"] for b in branches.values())
     # the fact only the first expert saw changes what the judger computes
     other = dict(branches)
     first = next(iter(roles.EXPERTS))
@@ -98,7 +105,7 @@ def test_relay_through_latent_chain_only(llama):
 
     def final(ctx: str, edges: str) -> LatentHandle | None:
         g = build_sequential(llama, edges=edges, memory="last", expose_handle=True, **FAST)
-        return g.invoke({"questions": ["Which code?"], "context": [ctx]})["handle"]
+        return load(g.invoke({"questions": ["Which code?"], "context": [ctx]})["handle"])
 
     a, b = final("The code is BLUE-42.", "latent"), final("The code is RED-17.", "latent")
     assert [s.agent for s in a.segments] == ["critic", "critic", "refiner", "refiner"]  # planner's columns are gone
@@ -114,7 +121,7 @@ def test_state_handle_is_never_mutated(llama):
 
     def spy(state, config=None):
         out = planner(state)
-        h = out["handle"]
+        h = load(out["handle"])
         seen.append((h, [t.clone() for t in (*h.keys, *h.values, h.attention_mask, h.position_ids)]))
         return out
 
@@ -130,7 +137,7 @@ def test_state_handle_is_never_mutated(llama):
     (h, before), = seen
     after = [*h.keys, *h.values, h.attention_mask, h.position_ids]
     assert all(torch.equal(x, y) for x, y in zip(before, after))
-    assert out["handle"].seq_len > h.seq_len  # later nodes built new handles
+    assert load(out["handle"]).seq_len > h.seq_len  # later nodes built new handles
 
 
 def test_graph_on_model_y_refuses_handle_from_model_x(tiny_factory):
@@ -162,7 +169,7 @@ def test_custom_events_and_message_stream(llama):
 def test_nodes_work_outside_a_graph_run(llama):
     node = LatentAgentNode(model=llama, name="planner", instruction=roles.PLANNER, steps=2)
     out = node({"questions": ["q"]})
-    assert out["handle"].latent_steps == 2 and len(out["trace"][0]["steps"]) == 2
+    assert load(out["handle"]).latent_steps == 2 and len(out["trace"][0]["steps"]) == 2
     text = TextAgentNode(model=llama, name="critic", instruction=roles.CRITIC, max_new_tokens=3)
     t = text({"questions": ["q"], "handle": out["handle"]})
     assert t["handle"] is None and t["inbox"][0]["agent"] == "critic"
@@ -271,7 +278,7 @@ def test_judger_keeps_the_decoded_handle_when_asked(llama):
     kept = JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=3, keep_handle=True)(state)
     plain = JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=3)(state)
     assert "handle" not in plain and kept["answers"] == plain["answers"]
-    out = kept["handle"]
+    out = load(kept["handle"])
     assert out.seq_len == kept["trace"][0]["kv_len"] > h.seq_len and out.segments[-1].agent == "judger"
     assert out.generated_tokens == sum(kept["trace"][0]["generated_tokens"])
     assert state["handle"] is h  # the input handle is untouched

@@ -46,14 +46,19 @@ class GraphKwargs(TypedDict, total=False):
     judger: str
     """The judger's role instruction (the task's answer format is appended)."""
     checkpointer: Any
-    """A LangGraph checkpointer (see :mod:`latent_graph.persist`); a plain InMemorySaver/SqliteSaver gets the latent serializer."""
+    """Any LangGraph checkpointer (state holds JSON handle references; a plain InMemorySaver/SqliteSaver also gets
+    the latent serializer, so hand-written nodes that put LatentHandle objects in state still checkpoint)."""
+    store: Any
+    """A LangGraph ``BaseStore`` (cross-thread memory; handle references can be kept in it), passed to ``compile``."""
+    handle_store: Any
+    """Where handle tensors live (:class:`~latent_graph.persist.HandleStore`); None = the default folder store."""
     interrupt_after: Sequence[str] | None
     """Node names to pause after (resume with ``graph.invoke(None, config)``)."""
     realign: str | Realigner | None
     """Override the model's realigner: a spec of the engine's catalog (``REALIGNERS``: "ridge", "identity",
     "soft:k=8,t=1", "knn:k=4", "blend:alpha=0.5") or a Realigner / trained adapter."""
     expose_handle: bool
-    """Include the final handle in the graph output."""
+    """Accepted for compatibility: the output always holds the final handle reference (``HandleStore.load`` it)."""
     steps: int
     """Latent steps per latent agent."""
     memory: str
@@ -112,7 +117,7 @@ class GraphOptions:
         return DecodeOptions(self.max_new_tokens, self.temperature, self.top_p, self.seed).as_dict()
 
 
-_GRAPH_KEYS = ("edges", "judger", "checkpointer", "interrupt_after", "realign", "expose_handle")
+_GRAPH_KEYS = ("edges", "judger", "checkpointer", "interrupt_after", "realign", "expose_handle", "store", "handle_store")
 
 
 class Team:
@@ -151,7 +156,7 @@ class Team:
         """A latent or text agent (by the kind of the edge leaving it), its kind declared in the node metadata."""
         common: dict[str, Any] = dict(model=self.model, name=name, instruction=instruction, sees_context=sees_context,
                                       memory=self.opts.memory, inspect=self.opts.inspect, branch=branch,
-                                      max_questions=self.opts.max_questions)
+                                      max_questions=self.opts.max_questions, handle_store=self.kwargs.get("handle_store"))
         kind: EdgeKind = self.kinds[name]
         node = (LatentAgentNode(steps=self.opts.steps, **common) if kind == "latent"
                 else TextAgentNode(**common, **self.opts.decoding()))
@@ -161,11 +166,13 @@ class Team:
         """The answering node, with the task's answer-format instruction appended."""
         add_agent(self.state_graph, JudgerNode(model=self.model, name=name, instruction=with_format(instruction, self.opts.task),
                                            sees_context=sees_context, memory=self.opts.memory,
-                                           max_questions=self.opts.max_questions, **self.opts.decoding()))
+                                           max_questions=self.opts.max_questions,
+                                           handle_store=self.kwargs.get("handle_store"), **self.opts.decoding()))
 
     def compile(self, name: str) -> CompiledStateGraph:
         """Compile; a plain InMemorySaver/SqliteSaver gets the latent serializer (:func:`latent_checkpointer`)."""
         interrupt = list(self.kwargs.get("interrupt_after") or []) or None
         saver = self.kwargs.get("checkpointer")
         saver = latent_checkpointer(saver) if saver is not None else None
-        return self.state_graph.compile(checkpointer=saver, name=name, interrupt_after=interrupt)
+        return self.state_graph.compile(checkpointer=saver, name=name, interrupt_after=interrupt,
+                                        store=self.kwargs.get("store"))

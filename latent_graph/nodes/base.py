@@ -19,8 +19,9 @@ from latent_graph.state.edges import sends_metadata
 from latent_graph.nodes.events import emitter
 from latent_graph.nodes.models import NodeModel, engine_of
 from latent_graph.state.schema import MAX_QUESTIONS, Message, agent_contexts_of, contexts_of, questions_of, read_update, unread
+from latent_graph.persist import HandleStore, default_handle_store, is_ref
 from latent_graph.state.threads import carried
-from latent_graph.state.branches import branch_key, graph_node, ordered
+from latent_graph.state.branches import branch_key, graph_node, ordered, task_id
 from latent_graph.state.trace import Sends, StepRecord
 
 
@@ -54,6 +55,8 @@ class AgentNode:
         branch: Write the output handle to ``branches[name]`` (parallel fan-out) instead of ``handle``.
         inspect: Top-k nearest tokens / logit-lens per latent step (0 = off; costs a vocab matmul).
         max_questions: Most questions one invocation may carry (more raise ``TooManyQuestionsError``).
+        handle_store: Where handle tensors go and references are resolved
+            (:class:`~latent_graph.persist.HandleStore`); None = the process's default folder store.
     """
 
     model: NodeModel
@@ -64,6 +67,7 @@ class AgentNode:
     branch: bool = False
     inspect: int = 0
     max_questions: int = MAX_QUESTIONS
+    handle_store: HandleStore | None = None
     sends: ClassVar[Sends] = "latent"
 
     def __post_init__(self) -> None:
@@ -81,13 +85,32 @@ class AgentNode:
         """LangGraph node metadata declaring what this node passes on (read by drawings and the CLI)."""
         return sends_metadata(self.sends, "text" if self.foreign else None, self.branch)
 
+    @property
+    def handles(self) -> HandleStore:
+        """The handle store this node writes to and resolves references through."""
+        return self.handle_store if self.handle_store is not None else default_handle_store()
+
     # ---------------------------------------------------------------- inputs
+    def resolved(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``state`` with ``handle`` and ``branches`` references resolved to handles (objects pass through)."""
+        handle, branches = state.get("handle"), state.get("branches") or {}
+        if not is_ref(handle) and not any(is_ref(v) for v in branches.values()):
+            return state
+        load = self.handles.load
+        return {**state, "handle": None if handle is None else load(handle, self._reader(handle)),
+                "branches": {k: load(v, self._reader(v)) for k, v in branches.items()}}
+
+    def _reader(self, ref: Any) -> Any:
+        """The model a reference is resolved for: this node's, else (a foreign chat model) its ``handoff_model``."""
+        return getattr(self, "handoff_model", None) if self.foreign else self.model
+
     def incoming(self, state: dict[str, Any], config: Any = None) -> LatentHandle | None:
         """The handle this agent reads: merged branches (stable key order) if any, else ``state['handle']``.
 
         A handle left by an earlier run of the same thread is dropped or windowed by the
         thread policy (:mod:`latent_graph.state.threads`).
         """
+        state = self.resolved(state)
         prefix = carried(state, config, int(getattr(self.model, "max_context", 0) or 2048))
         branches = state.get("branches") or {}
         if branches and not self.branch:
@@ -122,9 +145,10 @@ class AgentNode:
         The key is the agent name, or ``name[i]`` for the i-th ``Send`` task of its node, so
         N Sends to one branch node keep N branches.
         """
+        ref = self.handles.save(handle)
         if self.branch:
-            return {"branches": {branch_key(self.name, config): handle}}
-        return {"handle": handle, "handle_turn": int((state or {}).get("turn") or 0)}
+            return {"branches": {branch_key(self.name, config): {**ref, "writer": task_id(config)}}}
+        return {"handle": ref, "handle_turn": int((state or {}).get("turn") or 0)}
 
     @staticmethod
     def in_turn(record: Any, state: dict[str, Any]) -> Any:

@@ -30,6 +30,10 @@ class CrossModelAgentNode(LatentAgentNode):
     source_model: Any = None
     adapter: Any = None
 
+    def _reader(self, ref: Any) -> Any:
+        """References reaching this node were built by ``source_model``: resolve them for it."""
+        return self.source_model if self.source_model is not None else super()._reader(ref)
+
     def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
         if self.source_model is None or self.adapter is None:
             raise InvalidArgumentError(f"cross-model node {self.name!r} needs source_model and adapter")

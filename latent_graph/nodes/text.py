@@ -96,7 +96,7 @@ class _Decoding(AgentNode):
         engine = self.handoff_model
         if engine is None or engine.fingerprint != handle.fingerprint:
             found = "none" if engine is None else engine.name
-            raise ModelMismatchError(handle.fingerprint.name, found,
+            raise ModelMismatchError(found, handle.fingerprint.name,
                                      what=f"latent handle reaching text agent {self.name!r} on {model_name(self.model)} "
                                           f"(pass handoff_model=<the model that built it> to decode it into a message)")
         qs = questions_of(state, self.max_questions)

@@ -1,5 +1,6 @@
-"""Persistence: the handle byte formats (safetensors, no pickle) and LangGraph checkpointing of handles."""
+"""Persistence: handle byte formats (safetensors, no pickle), blob stores, handle references, LangGraph checkpointing."""
 
+from latent_graph.persist.blobs import BlobStore, FolderBlobStore, MemoryBlobStore, SqliteBlobStore
 from latent_graph.persist.chunks import (
     HandleChunks,
     handle_from_chunks,
@@ -9,12 +10,25 @@ from latent_graph.persist.chunks import (
     manifest_chunk_keys,
 )
 from latent_graph.persist.collect import collect_chunks, prune
+from latent_graph.persist.gc import collect_blobs, delete_thread, referenced_blobs
 from latent_graph.persist.handle_format import chunk_key, handle_from_bytes, handle_to_bytes
+from latent_graph.persist.refs import HandleRef, HandleStore, default_handle_store, is_ref
 from latent_graph.persist.savers import checkpoint_nbytes, latent_checkpointer, memory_checkpointer, sqlite_checkpointer
 from latent_graph.persist.serializer import TYPE_TAG, LatentSerializer
 from latent_graph.persist.stores import ChunkStore, InMemoryChunkStore, SqliteChunkStore
 
 __all__ = [
+    "BlobStore",
+    "FolderBlobStore",
+    "HandleRef",
+    "HandleStore",
+    "MemoryBlobStore",
+    "SqliteBlobStore",
+    "collect_blobs",
+    "default_handle_store",
+    "delete_thread",
+    "referenced_blobs",
+    "is_ref",
     "TYPE_TAG",
     "ChunkStore",
     "HandleChunks",

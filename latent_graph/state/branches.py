@@ -29,18 +29,37 @@ def _ints(path: Any) -> list[int]:
     return []
 
 
+def ambient(config: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """``config``, or when None the config of the LangGraph task running now (a node called inside a
+    functional-API ``@task`` without its config still learns which task it is); None outside a run."""
+    if config is not None:
+        return config
+    try:
+        from langgraph.config import get_config
+
+        return get_config()
+    except RuntimeError:  # not inside a runnable context
+        return None
+
+
 def send_index(config: Mapping[str, Any] | None) -> tuple[int, ...] | None:
     """The Send payload index (nested: one per level) of the running task, or None for a normal task."""
-    meta = (config or {}).get("metadata") or {}
+    meta = (ambient(config) or {}).get("metadata") or {}
     path = meta.get("langgraph_path") or ()
     if not path or path[0] != PUSH:
         return None
     return tuple(_ints(path[1:]))
 
 
+def task_id(config: Mapping[str, Any] | None) -> str:
+    """The running task's checkpoint namespace (``node:task id``), "" outside a graph run."""
+    c = ambient(config) or {}
+    return str((c.get("metadata") or {}).get("langgraph_checkpoint_ns") or (c.get("configurable") or {}).get("checkpoint_ns") or "")
+
+
 def graph_node(config: Mapping[str, Any] | None, default: str) -> str:
     """The LangGraph node the running task belongs to (``default`` outside a graph run)."""
-    meta = (config or {}).get("metadata") or {}
+    meta = (ambient(config) or {}).get("metadata") or {}
     return str(meta.get("langgraph_node") or default)
 
 

@@ -1,15 +1,18 @@
 """Graph state for latent multi-agent graphs, with the reducers that keep it consistent.
 
 - ``questions`` (and optional per-question ``context``, shown to the first agent only);
-- ``handle``: the latent edge carrier — the last latent agent's :class:`LatentHandle`;
-- ``branches``: handles written by parallel branches, merged by the judger;
+- ``handle``: the latent edge carrier — a :class:`~latent_graph.persist.refs.HandleRef` (plain JSON)
+  to the last latent agent's handle, whose tensors live in a blob store (nodes also accept a
+  :class:`LatentHandle` object from hand-written code; ``HandleStore.load(ref)`` gives one back);
+- ``branches``: references written by parallel branches, merged by the judger;
 - ``inbox``: text-edge messages, marked read by the agent that consumes them;
 - ``messages``: every text message ever sent (the transcript);
 - ``trace``: one record per executed node; ``answers``: the judger's output.
 
 Lists merge by id and reading is a monotonic flag, so a compiled graph used as a
 node of another graph (a subgraph, which returns its whole state) merges once.
-The handle is accepted as input but hidden from the output schema unless asked for.
+The handle reference is part of the input and the output, so a latent edge flows into and
+out of a subgraph.
 """
 
 
@@ -19,7 +22,7 @@ from typing import Annotated, Any
 
 from typing_extensions import NotRequired, TypedDict
 
-from latent_graph.engine import LatentHandle
+from latent_graph.persist.refs import HandleRef
 from latent_graph.errors import BatchSizeMismatchError, BranchCollisionError, InvalidArgumentError, TooManyQuestionsError
 from latent_graph.state.trace import NodeRecord
 
@@ -117,13 +120,20 @@ def branches_reducer(left: dict[str, Any] | None, right: dict[str, Any] | None) 
     if right is None:
         return {}
     left = left or {}
-    clash = sorted(k for k, v in right.items() if k in left and left[k] is not v)
+    clash = sorted(k for k, v in right.items() if k in left and not same_handle(left[k], v))
     if clash:
         raise BranchCollisionError(
             f"parallel branches {clash} were written twice before a reader merged them; every Send task "
             "keeps its own key (node[i]) when it runs under LangGraph, so two different tasks used one name"
         )
     return {**left, **right}
+
+
+def same_handle(a: Any, b: Any) -> bool:
+    """Whether two handle values (references or handle objects) are the same handle."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.get("digest") is not None and (a.get("digest"), a.get("writer")) == (b.get("digest"), b.get("writer"))
+    return a is b
 
 
 class LatentState(TypedDict, total=False):
@@ -135,10 +145,10 @@ class LatentState(TypedDict, total=False):
     """Optional private context per question, shown to agents with ``sees_context``."""
     agent_context: dict[str, list[str]] | None
     """Private text per question for one named agent only (``{agent: [text per question]}``)."""
-    handle: LatentHandle | None
-    """The latent edge carrier: the last latent agent's handle (None after a text edge)."""
-    branches: Annotated[dict[str, LatentHandle], branches_reducer]
-    """Handles written by parallel branches (keyed ``node`` or ``node[i]`` per Send task), merged by the next reader."""
+    handle: HandleRef | None
+    """The latent edge carrier: a reference to the last latent agent's handle (None after a text edge)."""
+    branches: Annotated[dict[str, HandleRef], branches_reducer]
+    """References written by parallel branches (keyed ``node`` or ``node[i]`` per Send task), merged by the next reader."""
     inbox: Annotated[list[Message], inbox_reducer]
     """Text-edge messages; the next agent reads the unread ones and marks them read."""
     messages: Annotated[list[Message], merge_by_id]
@@ -162,16 +172,16 @@ class GraphInput(TypedDict, total=False):
     """Optional private context per question."""
     agent_context: dict[str, list[str]] | None
     """Private text per question for one named agent only (``{agent: [text per question]}``)."""
-    handle: LatentHandle | None
-    """A handle to continue from (a parent graph's latent edge into this graph)."""
-    branches: dict[str, LatentHandle]
-    """Parallel branch handles to merge (a parent's fan-out into this graph)."""
+    handle: HandleRef | None
+    """A handle reference to continue from (a parent graph's latent edge into this graph; a LatentHandle works too)."""
+    branches: dict[str, HandleRef]
+    """Parallel branch references to merge (a parent's fan-out into this graph)."""
     inbox: list[Message]
     """Text-edge messages sent into this graph."""
 
 
 class GraphOutput(TypedDict, total=False):
-    """What ``graph.invoke`` returns by default (no handle)."""
+    """What ``graph.invoke`` returns: answers, transcript, trace, inbox and the final handle reference."""
 
     answers: list[str]
     """The judger's answer per question."""
@@ -181,13 +191,12 @@ class GraphOutput(TypedDict, total=False):
     """One record per executed node."""
     inbox: list[Message]
     """The inbox with read flags (a parent graph learns what this graph consumed)."""
+    handle: HandleRef | None
+    """The final handle's reference: a parent graph reads the latent edge out of this graph (no stale handle)."""
 
 
-class GraphOutputWithHandle(GraphOutput, total=False):
-    """Output schema that also exposes the final latent handle."""
-
-    handle: LatentHandle | None
-    """The final handle."""
+GraphOutputWithHandle = GraphOutput
+"""The output schema (kept name: the handle reference is always in the output now)."""
 
 
 MAX_QUESTIONS = 256

@@ -1,0 +1,234 @@
+"""Blob stores: where the tensors behind handle references live (content-addressed safetensors chunks).
+
+Graph state holds a small JSON reference per handle (:mod:`latent_graph.persist.refs`);
+the chunks it names live in a :class:`BlobStore`. Keys are the sha256 hex of the
+bytes, so a segment shared by successive handles is stored once, whatever saver
+holds the references. Keys are checked against ``[0-9a-f]{64}`` before any file or
+row is touched: a reference cannot name a path outside its store.
+
+- :class:`FolderBlobStore`: one file per blob under a folder (the default, under the
+  project cache dir: :func:`default_blob_folder`); atomic writes, safe across processes.
+- :class:`SqliteBlobStore`: a table in a SQLite file (one file beside a ``SqliteSaver``).
+- :class:`MemoryBlobStore`: a dict (tests, a single process).
+
+Every store records when a blob was last written (:meth:`BlobStore.age`), so
+garbage collection (:mod:`latent_graph.persist.gc`) can spare blobs a running
+graph has just written but not yet checkpointed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from latent_graph.engine.paths import cache_dir
+from latent_graph.errors import HandleRefError
+
+__all__ = ["BlobStore", "FolderBlobStore", "MemoryBlobStore", "SqliteBlobStore", "check_key", "default_blob_folder"]
+
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_key(key: Any) -> str:
+    """``key`` if it is a blob key (64 lowercase hex chars); else :class:`HandleRefError`."""
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise HandleRefError(f"{str(key)[:80]!r} is not a blob key (64 hex chars); a reference cannot name "
+                             "anything outside its blob store")
+    return key
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Content-addressed bytes: ``sha256 hex -> bytes``. Thread-safe; writing a key twice stores it once."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` (refreshes its age when already present)."""
+        ...
+
+    def get(self, key: str) -> bytes | None:
+        """The bytes under ``key``, or None."""
+        ...
+
+    def __contains__(self, key: object) -> bool: ...
+
+    def keys(self) -> list[str]:
+        """Every stored key."""
+        ...
+
+    def delete(self, keys: list[str]) -> None:
+        """Drop blobs (garbage collection)."""
+        ...
+
+    def age(self, key: str) -> float | None:
+        """Seconds since ``key`` was last written, None if absent."""
+        ...
+
+    @property
+    def nbytes(self) -> int:
+        """Total payload bytes stored."""
+        ...
+
+
+def default_blob_folder() -> Path:
+    """``<cache dir>/handles``: where :class:`FolderBlobStore` keeps blobs by default."""
+    return cache_dir() / "handles"
+
+
+class MemoryBlobStore:
+    """A dict-backed :class:`BlobStore` (lives as long as the process)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, bytes] = {}
+        self._times: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def put(self, key: str, data: bytes) -> None:
+        check_key(key)
+        with self._lock:
+            self._data.setdefault(key, bytes(data))
+            self._times[key] = time.time()
+
+    def get(self, key: str) -> bytes | None:
+        return self._data.get(check_key(key))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def keys(self) -> list[str]:
+        return list(self._data)
+
+    def delete(self, keys: list[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._data.pop(key, None)
+                self._times.pop(key, None)
+
+    def age(self, key: str) -> float | None:
+        t = self._times.get(key)
+        return None if t is None else time.time() - t
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(v) for v in list(self._data.values()))
+
+
+class FolderBlobStore:
+    """A :class:`BlobStore` in a folder: ``<root>/<key[:2]>/<key>``, written atomically (temp file + rename).
+
+    Args:
+        root: The folder (created); :func:`default_blob_folder` when None.
+    """
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root if root is not None else default_blob_folder()).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        key = check_key(key)
+        return self.root / key[:2] / key
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        if path.exists():
+            os.utime(path)  # a fresh write of a shared blob: GC spares it again for a while
+            return
+        path.parent.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(bytes(data))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and bool(_KEY.match(key)) and self._path(key).exists()
+
+    def keys(self) -> list[str]:
+        return sorted(p.name for p in self.root.glob("??/*") if _KEY.match(p.name))
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+
+    def age(self, key: str) -> float | None:
+        try:
+            return time.time() - self._path(key).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.stat().st_size for p in self.root.glob("??/*") if _KEY.match(p.name))
+
+    def __repr__(self) -> str:
+        return f"FolderBlobStore({str(self.root)!r})"
+
+
+class SqliteBlobStore:
+    """A :class:`BlobStore` in a SQLite table ``latent_blobs`` (its own connection; WAL, safe across processes).
+
+    Args:
+        path: The database file (may be the file a ``SqliteSaver`` uses).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self.lock = threading.RLock()
+        with self.lock:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("CREATE TABLE IF NOT EXISTS latent_blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL, "
+                              "written REAL NOT NULL)")
+            self.conn.commit()
+
+    def put(self, key: str, data: bytes) -> None:
+        check_key(key)
+        with self.lock:
+            self.conn.execute("INSERT INTO latent_blobs (key, data, written) VALUES (?, ?, ?) "
+                              "ON CONFLICT(key) DO UPDATE SET written = excluded.written", (key, bytes(data), time.time()))
+            self.conn.commit()
+
+    def get(self, key: str) -> bytes | None:
+        with self.lock:
+            row = self.conn.execute("SELECT data FROM latent_blobs WHERE key = ?", (check_key(key),)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def __contains__(self, key: object) -> bool:
+        with self.lock:
+            return self.conn.execute("SELECT 1 FROM latent_blobs WHERE key = ?", (key,)).fetchone() is not None
+
+    def keys(self) -> list[str]:
+        with self.lock:
+            return [str(r[0]) for r in self.conn.execute("SELECT key FROM latent_blobs").fetchall()]
+
+    def delete(self, keys: list[str]) -> None:
+        with self.lock:
+            self.conn.executemany("DELETE FROM latent_blobs WHERE key = ?", [(k,) for k in keys])
+            self.conn.commit()
+
+    def age(self, key: str) -> float | None:
+        with self.lock:
+            row = self.conn.execute("SELECT written FROM latent_blobs WHERE key = ?", (key,)).fetchone()
+        return None if row is None else time.time() - float(row[0])
+
+    @property
+    def nbytes(self) -> int:
+        with self.lock:
+            return int(self.conn.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM latent_blobs").fetchone()[0])
+
+    def close(self) -> None:
+        self.conn.close()
