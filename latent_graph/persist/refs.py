@@ -233,6 +233,14 @@ class HandleStore:
             return hit.to(device, layer_devices=layers)
         return hit if hit.device == torch.device(device) else hit.to(device)
 
+    def _get_checked(self, key: str, repair: str) -> bytes | None:
+        """A chunk's bytes; a corrupt one is deleted (a re-run writes it again) and named."""
+        data = self.blobs.get(key)
+        if data is not None and chunk_key(data) != key:
+            self.blobs.delete([key])
+            raise BlobMissingError(f"handle chunk {key[:16]}... was corrupt in {self.blobs!r} (deleted); {repair}")
+        return data
+
     def _read(self, ref: dict[str, Any], digest: str) -> LatentHandle:
         repair = ("re-run from a checkpoint before the node that wrote it "
                   "(graph.get_state_history / invoke(None, that config)) or restore the blob store")
@@ -241,10 +249,11 @@ class HandleStore:
             if manifest is None:
                 raise BlobMissingError(f"handle manifest {digest[:16]}... is missing from {self.blobs!r}; {repair}")
             if chunk_key(manifest) != digest:
-                raise BlobMissingError(f"handle manifest {digest[:16]}... is corrupt in {self.blobs!r}; {repair}")
+                self.blobs.delete([digest])
+                raise BlobMissingError(f"handle manifest {digest[:16]}... was corrupt in {self.blobs!r} (deleted); {repair}")
             if manifest_chunk_keys(manifest) != list(ref["chunks"]):
                 raise HandleRefError(f"handle reference {digest[:16]}... lists other chunks than its manifest")
-            handle = handle_from_chunks(manifest, self.blobs.get)
+            handle = handle_from_chunks(manifest, lambda key: self._get_checked(key, repair))
         except (BlobMissingError, HandleRefError):
             raise
         except HandleFormatError as exc:
