@@ -33,7 +33,7 @@ from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_a
 from latent_graph.nodes.models import StandInModel, engine_of
 from latent_graph.graphs.roles import ANSWER_FORMATS, JUDGER, with_format
 from latent_graph.state.schema import MAX_QUESTIONS, GraphInput, GraphOutput, GraphOutputWithHandle, LatentState
-from latent_graph.persist import latent_checkpointer
+from latent_graph.persist import HandleStore, MemoryBlobStore, latent_checkpointer
 
 _D = DecodeOptions()
 
@@ -51,7 +51,10 @@ class GraphKwargs(TypedDict, total=False):
     store: Any
     """A LangGraph ``BaseStore`` (cross-thread memory; handle references can be kept in it), passed to ``compile``."""
     handle_store: Any
-    """Where handle tensors live (:class:`~latent_graph.persist.HandleStore`); None = the default folder store."""
+    """Where handle tensors live (:class:`~latent_graph.persist.HandleStore`). None = the default folder store when
+    a ``checkpointer`` is given, else a bounded in-memory store (nothing outlives one invocation, nothing is written
+    to disk). Pass a persistent store when the graph is a subgraph under a parent's checkpointer or served by
+    LangGraph Server (which supplies the checkpointer later)."""
     interrupt_after: Sequence[str] | None
     """Node names to pause after (resume with ``graph.invoke(None, config)``)."""
     realign: str | Realigner | None
@@ -117,6 +120,9 @@ class GraphOptions:
         return DecodeOptions(self.max_new_tokens, self.temperature, self.top_p, self.seed).as_dict()
 
 
+EPHEMERAL_BLOB_BYTES = 1 << 30
+"""Bound of the in-memory blob store of a prebuilt graph compiled without a checkpointer."""
+
 _GRAPH_KEYS = ("edges", "judger", "checkpointer", "interrupt_after", "realign", "expose_handle", "store", "handle_store")
 
 
@@ -148,6 +154,10 @@ class Team:
         # a foreign chat model cannot think latently: every edge leaving it is text
         self.kinds: dict[str, EdgeKind] = kinds if engine is not None else {s: "text" for s in senders}
         self.judger = kwargs.get("judger", JUDGER)
+        self.handle_store = kwargs.get("handle_store")
+        if self.handle_store is None and kwargs.get("checkpointer") is None:
+            # nothing outlives one invocation: keep the tensors in memory (bounded), write nothing to disk
+            self.handle_store = HandleStore(MemoryBlobStore(max_bytes=EPHEMERAL_BLOB_BYTES))
         self.kwargs = kwargs
         output = GraphOutputWithHandle if kwargs.get("expose_handle", False) else GraphOutput
         self.state_graph = StateGraph(LatentState, input_schema=GraphInput, output_schema=output)
@@ -156,7 +166,7 @@ class Team:
         """A latent or text agent (by the kind of the edge leaving it), its kind declared in the node metadata."""
         common: dict[str, Any] = dict(model=self.model, name=name, instruction=instruction, sees_context=sees_context,
                                       memory=self.opts.memory, inspect=self.opts.inspect, branch=branch,
-                                      max_questions=self.opts.max_questions, handle_store=self.kwargs.get("handle_store"))
+                                      max_questions=self.opts.max_questions, handle_store=self.handle_store)
         kind: EdgeKind = self.kinds[name]
         node = (LatentAgentNode(steps=self.opts.steps, **common) if kind == "latent"
                 else TextAgentNode(**common, **self.opts.decoding()))
@@ -167,7 +177,7 @@ class Team:
         add_agent(self.state_graph, JudgerNode(model=self.model, name=name, instruction=with_format(instruction, self.opts.task),
                                            sees_context=sees_context, memory=self.opts.memory,
                                            max_questions=self.opts.max_questions,
-                                           handle_store=self.kwargs.get("handle_store"), **self.opts.decoding()))
+                                           handle_store=self.handle_store, **self.opts.decoding()))
 
     def compile(self, name: str) -> CompiledStateGraph:
         """Compile; a plain InMemorySaver/SqliteSaver gets the latent serializer (:func:`latent_checkpointer`)."""

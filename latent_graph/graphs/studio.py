@@ -12,16 +12,19 @@ any of :data:`RUN_OPTIONS`, e.g. ``{"configurable": {"steps": 2, "max_new_tokens
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from latent_graph.engine import LocalLatentModel
 from latent_graph.errors import InvalidArgumentError
+from latent_graph.graphs.base import GraphOptions
 from latent_graph.graphs.registry import build_graph
+from latent_graph.persist import default_handle_store
 
 __all__ = ["RUN_OPTIONS", "compact", "hierarchical", "sequential", "single"]
 
-RUN_OPTIONS = ("edges", "steps", "memory", "max_new_tokens", "temperature", "top_p", "seed", "task")
-"""``configurable`` keys a Studio run may set (the prebuilt graphs' own options, see GraphKwargs)."""
+RUN_OPTIONS = ("edges", *(f.name for f in dataclasses.fields(GraphOptions)))
+"""``configurable`` keys a Studio run may set (``edges`` and the :class:`GraphOptions` fields)."""
 
 
 MODEL = LocalLatentModel.default()
@@ -34,7 +37,8 @@ def _build(name: str, config: Any) -> Any:
     if name == "single":
         options.pop("edges", None)
     try:
-        return build_graph(name, MODEL, **options)
+        # the server supplies the checkpointer later: keep the tensors in the persistent folder store
+        return build_graph(name, MODEL, handle_store=default_handle_store(), **options)
     except TypeError as exc:
         raise InvalidArgumentError(f"bad run options {sorted(options)} for graph {name!r}: {exc}") from exc
 

@@ -81,18 +81,31 @@ def default_blob_folder() -> Path:
 
 
 class MemoryBlobStore:
-    """A dict-backed :class:`BlobStore` (lives as long as the process)."""
+    """A dict-backed :class:`BlobStore` (lives as long as the process).
 
-    def __init__(self) -> None:
+    Args:
+        max_bytes: If set, the oldest blobs are dropped once the store holds more (for graphs run
+            without a checkpointer, whose references only live for one invocation).
+    """
+
+    def __init__(self, max_bytes: int | None = None) -> None:
         self._data: dict[str, bytes] = {}
         self._times: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.max_bytes = max_bytes
+        self._size = 0
 
     def put(self, key: str, data: bytes) -> None:
         check_key(key)
         with self._lock:
-            self._data.setdefault(key, bytes(data))
+            if key not in self._data:
+                self._data[key] = bytes(data)
+                self._size += len(data)
             self._times[key] = time.time()
+            while self.max_bytes is not None and self._size > self.max_bytes and len(self._data) > 1:
+                oldest = min(self._times, key=self._times.__getitem__)
+                self._size -= len(self._data.pop(oldest))
+                self._times.pop(oldest)
 
     def get(self, key: str) -> bytes | None:
         return self._data.get(check_key(key))
@@ -106,7 +119,7 @@ class MemoryBlobStore:
     def delete(self, keys: list[str]) -> None:
         with self._lock:
             for key in keys:
-                self._data.pop(key, None)
+                self._size -= len(self._data.pop(key, b""))
                 self._times.pop(key, None)
 
     def age(self, key: str) -> float | None:
