@@ -13,7 +13,6 @@ import json
 import os
 import socket
 import sys
-import threading
 import time
 
 import pytest
