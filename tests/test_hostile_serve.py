@@ -13,7 +13,6 @@ import json
 import os
 import socket
 import sys
-import threading
 import time
 
 import pytest
@@ -103,6 +102,19 @@ def test_serve_config_caps_batches_by_max_questions():
 
     with pytest.raises(InvalidArgumentError, match="max_questions"):
         ServeConfig(max_batch_size=16, max_questions=8)
+
+
+def test_cli_sets_the_allow_lists():
+    import argparse
+
+    from latent_graph.cli import serve as cli_serve
+
+    parser = argparse.ArgumentParser()
+    cli_serve.register(parser.add_subparsers())
+    cfg = cli_serve.config_of(parser.parse_args(["serve", "--allow-host", "api.example,localhost",
+                                                 "--allow-origin", "https://app.example"]))
+    assert cfg.allowed_hosts == ("api.example", "localhost") and cfg.allowed_origins == ("https://app.example",)
+    assert cli_serve.config_of(parser.parse_args(["serve"])).allowed_hosts == ("127.0.0.1", "localhost", "::1")
 
 
 CFG = dict(steps=2, max_new_tokens=6, max_batch_size=4, batch_wait_timeout_s=0.05)

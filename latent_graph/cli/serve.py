@@ -43,6 +43,8 @@ def config_of(args: argparse.Namespace) -> Any:
         num_replicas=None if args.autoscale else args.num_replicas, autoscale=args.autoscale,
         num_cpus=args.num_cpus, num_gpus=args.num_gpus, torch_threads=args.torch_threads,
         checkpoint_dir=args.checkpoint_dir, host=args.host, port=args.port,
+        **({"allowed_hosts": tuple(h for h in args.allow_host.split(",") if h)} if args.allow_host else {}),
+        **({"allowed_origins": tuple(o for o in args.allow_origin.split(",") if o)} if args.allow_origin else {}),
     )
 
 
@@ -89,5 +91,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--ray-cpus", type=int, default=2, help="CPUs of the in-process Ray (ignored with --address)")
     p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default loopback only)")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--allow-host", default=None, metavar="NAMES",
+                   help="Host header names to answer, comma-separated (default: loopback names; others get 421)")
+    p.add_argument("--allow-origin", default=None, metavar="ORIGINS",
+                   help="browser Origins allowed, comma-separated (default: http(s) origins on an allowed host)")
     p.set_defaults(func=cmd_serve)
     return p

@@ -194,8 +194,11 @@ def start(cfg: ServeConfig, *, address: str | None = None, num_cpus: int = 2, bl
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # The guard also runs in Ray's HTTP proxy itself (a cluster started here inherits these
     # variables): a refused body is not read on, so the proxy never holds more than the limit.
+    # Importing latent_graph in the proxy (torch included) takes seconds on a busy machine: give the
+    # proxy's readiness check room so it is not restarted while it imports.
     os.environ["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] = PROXY_CALLBACK
     os.environ[LIMITS_ENV] = limits_env(Limits.of(cfg))
+    os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "120")
     if not ray.is_initialized():
         if address:
             ray.init(address=address, logging_level="WARNING")
