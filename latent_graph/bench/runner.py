@@ -42,6 +42,7 @@ from latent_graph.bench.relay_suite import agent_context_state
 from latent_graph.bench.tasks import Example, Task, load_task
 from latent_graph.errors import LatentGraphError
 from latent_graph.engine import DecodeOptions, check_memory, check_steps
+from latent_graph.engine.prefix import enable as enable_prefixes
 from latent_graph.engine.buckets import arrival_batches, length_buckets, padding_share, token_lengths
 
 if TYPE_CHECKING:
@@ -274,6 +275,7 @@ def run_bench(
     warmup: bool = True,
     rescore: bool = False,
     bucket: bool = True,
+    share_prefixes: bool = True,
     report: bool = True,
     progress: Callable[[str], None] | None = print,
 ) -> BenchSummary:
@@ -308,6 +310,7 @@ def run_bench(
         rescore: Re-judge every stored answer of the selected questions with the current
             extractor (after fixing extraction; nothing is regenerated). Implies ``resume``.
         bucket: Cut batches after sorting questions by token length (less padding); False = in order.
+        share_prefixes: Turn on the model's shared-prefix cache (engine/prefix.py) for the run.
         report: Write summary.json, results.md and the plot.
         progress: Called with one line per job (None: silent).
 
@@ -368,7 +371,7 @@ def run_bench(
     computed = skipped = 0
     warmed = not warmup
     batch_id = len(load_results(out))  # unique enough: grows with every row written
-    prefixes = getattr(model, "prefixes", None)
+    prefixes = enable_prefixes(model) if share_prefixes and hasattr(model, "prefixes") else getattr(model, "prefixes", None)
     prefix_start = prefixes.stats.as_dict() if prefixes is not None else None
     for i, job in enumerate(jobs, start=1):
         todo = tuple(
