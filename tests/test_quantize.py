@@ -61,7 +61,7 @@ def test_tiny_model_quantized_on_cpu(tiny_factory, tmp_path, quantization):
 
 # ------------------------------------------------------------- default model
 PROMPT = "What is the capital of France? Answer in one short sentence."
-PAIRS = [Pair(f"What is {a} plus {b}? Answer with the number only.", str(a + b)) for a in range(2, 6) for b in range(2, 5)]
+PAIRS = [Pair(f"What is {a} plus {b}? Answer with the number only.", str(a + b)) for a in range(2, 6) for b in range(2, 4)]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_default_model_quantized_answers_on_cpu(default_model, fp32_bytes, tmp_p
     assert "paris" in d.text.lower()
     assert "paris" in m.decode(None, PROMPT, max_new_tokens=16).text.lower()
     # a trained adapter plugs into the quantized model's latent steps
-    cfg = TrainConfig(steps=4, batch_size=4, eval_every=2, save_every=2, val_fraction=0.25, patience=100)
+    cfg = TrainConfig(steps=2, batch_size=4, eval_every=2, save_every=2, val_fraction=0.25, patience=100)
     trained = train_adapter(m, PAIRS, tmp_path, cfg, progress=False).adapter
     assert trained.source == m.fingerprint
     h2 = m.with_realigner(trained).think(None, PROMPT, steps=2)
