@@ -47,7 +47,7 @@ def test_tiny_model_quantized_on_cpu(tiny_factory, tmp_path, quantization):
     m = tiny_factory("llama")
     m.hf_model.save_pretrained(tmp_path)
     m.tokenizer.save_pretrained(tmp_path)
-    q = LocalLatentModel.from_pretrained(str(tmp_path), quantization=quantization, name=m.name)
+    q = LocalLatentModel.from_pretrained(str(tmp_path), quantization=quantization, device="cpu", name=m.name)
     assert q.device.type == "cpu" and q.dtype == torch.float32
     assert q.fingerprint.config["quantization"] == quantization
     assert q.fingerprint.digest != m.fingerprint.digest  # other decoder weights, other latent state
@@ -73,7 +73,7 @@ def fp32_bytes(default_model):
 @needs_bnb
 @pytest.mark.parametrize("quantization,bound", [("8bit", 0.5), ("4bit", 0.4)])
 def test_default_model_quantized_answers_on_cpu(default_model, fp32_bytes, tmp_path, quantization, bound):
-    m = LocalLatentModel.default(quantization=quantization)
+    m = LocalLatentModel.default(quantization=quantization, device="cpu")
     ratio = qz.weight_bytes(m.hf_model) / fp32_bytes
     print(f"{quantization}: weights {qz.weight_bytes(m.hf_model) / 2**20:.0f} MiB = {ratio:.2f}x fp32")
     assert ratio <= bound
