@@ -72,7 +72,11 @@ def main() -> None:
 
     hf_logging.disable_progress_bar()
     task = relay_probes(args.relay, 0)
-    rows = [measure(m.strip(), args, task) for m in args.modes.split(",") if m.strip()]
+    rows = []
+    for m in (x.strip() for x in args.modes.split(",")):
+        if m:
+            rows.append(measure(m, args, task))
+            print(f"measured {m}: {rows[-1]}", flush=True)
     base = next((r for r in rows if r["mode"] == "fp32"), rows[0])
     print(f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()}")
     print(f"{'mode':<6} {'weights MiB':>11} {'x fp32':>7} {'load s':>7} {'latent step s':>14} {'HF decode step s':>17} "

@@ -9,6 +9,10 @@ only) with the default model, and in one run prints side by side:
 (d) (a) again while the replica's process is SIGKILLed mid-load: the clients
     retry 503 + Retry-After; every request must finish, none lost.
 
+Requests name no graph, so the server runs its default (the registry's DEFAULT_GRAPH, as
+the CLI does); (c) runs the same graph. It also prints the replica's shared-prefix cache
+counters and the padding share of its coalesced batches (before/after length bucketing).
+
 Every answer of (a), (c), (d) is compared with the unbatched greedy answer of (b).
 Goals: (a) >= 2.5x the questions/s of (b); p95 latency of (a) <= 3x the p50 of (b);
 0 lost requests in (d).
@@ -77,11 +81,11 @@ def direct(questions: list[str], cfg: ServeConfig, batch: int) -> Run:
     import torch
 
     from latent_graph import LocalLatentModel
-    from latent_graph.graphs import build_sequential
+    from latent_graph.graphs import build_graph
 
     torch.set_num_threads(cfg.torch_threads or 1)
-    graph = build_sequential(LocalLatentModel.default(), steps=cfg.steps, max_new_tokens=cfg.max_new_tokens,
-                             task=cfg.task)
+    graph = build_graph(cfg.default_graph, LocalLatentModel.default(), steps=cfg.steps,
+                        max_new_tokens=cfg.max_new_tokens, task=cfg.task)  # the graph the server runs
     graph.invoke({"questions": questions[:1]})  # warm-up
     latencies: list[float] = []
     answers: list[str | None] = []
@@ -134,6 +138,7 @@ def main() -> None:
     client.ask(questions[0])  # warm-up
     one = served("(b) served, one at a time", client, questions, clients=1)
     batched = served(f"(a) served, {args.clients} clients, batching", client, questions, clients=args.clients)
+    health = client.health().body  # the replica's shared-prefix cache and padding counters, before the kill
     go, log = threading.Event(), []
     thread = killer(cfg, go, args.kill_after_s, log)
     killed = served("(d) = (a) + replica SIGKILL", client, questions, clients=args.clients, kill=go)
@@ -157,6 +162,15 @@ def main() -> None:
     print(f"p95 (a) / single-request p50 (b): {p95x:.2f}x (goal <= 3x) {'MET' if p95x <= 3 else 'MISSED'}")
     lost = len(killed.failed)
     print(f"lost requests after replica kill: {lost} (goal 0) {'MET' if lost == 0 else 'MISSED'}")
+    pc, pad = health.get("prefix_cache") or {}, health.get("padding") or {}
+    if pc:
+        print(f"shared-prefix cache (replica, (b)+(a)): {pc.get('saved_share', 0):.1%} of first-agent prefill tokens "
+              f"not recomputed ({pc.get('reused_tokens')} reused, {pc.get('computed_prefix_tokens')} computed once, "
+              f"{pc.get('hits')} hits)")
+    if pad.get("columns"):
+        print(f"padding share of question columns in coalesced batches: {pad['pad_unbucketed'] / pad['columns']:.1%} "
+              f"unbucketed -> {pad['pad_bucketed'] / pad['columns']:.1%} bucketed ({pad['batches']} batches)")
+    print(f"graph: {cfg.default_graph} (the registry default, as on the CLI)")
     print(f"load average (1, 5, 15 min): before {tuple(round(x, 2) for x in load0)}, "
           f"after {tuple(round(x, 2) for x in load1)}; cores: {os.cpu_count()}; "
           f"total {time.perf_counter() - t_start:.0f} s")

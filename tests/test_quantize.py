@@ -47,7 +47,7 @@ def test_tiny_model_quantized_on_cpu(tiny_factory, tmp_path, quantization):
     m = tiny_factory("llama")
     m.hf_model.save_pretrained(tmp_path)
     m.tokenizer.save_pretrained(tmp_path)
-    q = LocalLatentModel.from_pretrained(str(tmp_path), quantization=quantization, name=m.name)
+    q = LocalLatentModel.from_pretrained(str(tmp_path), quantization=quantization, device="cpu", name=m.name)
     assert q.device.type == "cpu" and q.dtype == torch.float32
     assert q.fingerprint.config["quantization"] == quantization
     assert q.fingerprint.digest != m.fingerprint.digest  # other decoder weights, other latent state
@@ -61,7 +61,7 @@ def test_tiny_model_quantized_on_cpu(tiny_factory, tmp_path, quantization):
 
 # ------------------------------------------------------------- default model
 PROMPT = "What is the capital of France? Answer in one short sentence."
-PAIRS = [Pair(f"What is {a} plus {b}? Answer with the number only.", str(a + b)) for a in range(2, 6) for b in range(2, 5)]
+PAIRS = [Pair(f"What is {a} plus {b}? Answer with the number only.", str(a + b)) for a in range(2, 6) for b in range(2, 4)]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def fp32_bytes(default_model):
 @needs_bnb
 @pytest.mark.parametrize("quantization,bound", [("8bit", 0.5), ("4bit", 0.4)])
 def test_default_model_quantized_answers_on_cpu(default_model, fp32_bytes, tmp_path, quantization, bound):
-    m = LocalLatentModel.default(quantization=quantization)
+    m = LocalLatentModel.default(quantization=quantization, device="cpu")
     ratio = qz.weight_bytes(m.hf_model) / fp32_bytes
     print(f"{quantization}: weights {qz.weight_bytes(m.hf_model) / 2**20:.0f} MiB = {ratio:.2f}x fp32")
     assert ratio <= bound
@@ -85,7 +85,7 @@ def test_default_model_quantized_answers_on_cpu(default_model, fp32_bytes, tmp_p
     assert "paris" in d.text.lower()
     assert "paris" in m.decode(None, PROMPT, max_new_tokens=16).text.lower()
     # a trained adapter plugs into the quantized model's latent steps
-    cfg = TrainConfig(steps=4, batch_size=4, eval_every=2, save_every=2, val_fraction=0.25, patience=100)
+    cfg = TrainConfig(steps=2, batch_size=4, eval_every=2, save_every=2, val_fraction=0.25, patience=100)
     trained = train_adapter(m, PAIRS, tmp_path, cfg, progress=False).adapter
     assert trained.source == m.fingerprint
     h2 = m.with_realigner(trained).think(None, PROMPT, steps=2)

@@ -23,7 +23,8 @@ from latent_graph.serve import GraphWorker, Item, ServeClient, ServeConfig
 from latent_graph.serve.errors import InvalidRequestError
 from latent_graph.serve.schema import AnswerRequest, ChatRequest, answer_request_of_chat, parse, settings_of
 
-CFG = dict(steps=2, max_new_tokens=6, max_batch_size=4, batch_wait_timeout_s=0.2, max_question_chars=2000)
+CFG = dict(steps=2, max_new_tokens=6, max_batch_size=4, batch_wait_timeout_s=0.2, max_question_chars=2000,
+           default_graph="sequential")  # these tests exercise the four-agent chain
 RAY_MISSING = "ray[serve] is not installed (pip install 'latent-graph[serve]')"
 
 

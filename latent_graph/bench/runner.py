@@ -42,7 +42,8 @@ from latent_graph.bench.relay_suite import agent_context_state
 from latent_graph.bench.tasks import Example, Task, load_task
 from latent_graph.errors import LatentGraphError
 from latent_graph.engine import DEFAULT_MEMORY, DecodeOptions, check_memory, check_steps
-from latent_graph.engine.buckets import arrival_batches, length_buckets, padding_share, token_lengths
+from latent_graph.engine.prefix import enable as enable_prefixes
+from latent_graph.bench.batching import cut_batches, padding_report, prefix_delta
 
 if TYPE_CHECKING:
     from latent_graph.state import NodeRecord
@@ -112,22 +113,16 @@ class _Job:
     examples: tuple[tuple[int, Example], ...]  # (index in the task, example)
 
 
-def _chunks(items: Sequence[tuple[int, Example]], size: int, lengths: Sequence[int] | None) -> list[tuple[tuple[int, Example], ...]]:
-    """Batches of ``size``: cut after sorting by question length (``lengths``), or in order (None)."""
-    cuts = arrival_batches(len(items), size) if lengths is None else length_buckets([lengths[i] for i, _ in items], size)
-    return [tuple(items[j] for j in cut) for cut in cuts]
-
-
 def _plan(
     examples: Sequence[Example], methods: Sequence[str], batch_size: int, seeds: Sequence[int], repeats: int,
     tp_sizes: Sequence[int], tp_methods: Sequence[str], tp_limit: int, lengths: Sequence[int] | None = None,
 ) -> list[_Job]:
     indexed = list(enumerate(examples))
-    main = _chunks(indexed, batch_size, lengths)
+    main = cut_batches(indexed, batch_size, lengths)
     slot_of = {i: slot for slot, chunk in enumerate(main) for i, _ in chunk}
     extra: dict[int, list[tuple[int, tuple[tuple[int, Example], ...]]]] = {}
     for bs in tp_sizes:
-        for chunk in _chunks(indexed[:tp_limit], bs, lengths):
+        for chunk in cut_batches(indexed[:tp_limit], bs, lengths):
             slot = max(slot_of[i] for i, _ in chunk)  # run after the last main batch holding one of its questions
             extra.setdefault(slot, []).append((bs, chunk))
     jobs: list[_Job] = []
@@ -137,33 +132,6 @@ def _plan(
                 jobs.extend(_Job(seed, rep, batch_size, m, chunk) for m in methods)
                 jobs.extend(_Job(seed, rep, bs, m, c) for bs, c in extra.get(slot, []) for m in tp_methods)
     return jobs
-
-
-def _prefix_delta(start: dict[str, Any] | None, prefixes: Any, records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """What the model's shared-prefix cache did during this run (counters now minus at the start).
-
-    ``saved_share``: of the first agents' (fresh) prefill tokens; ``saved_share_all``: of every
-    prompt token the run's records count (all agents; warm-up excluded).
-    """
-    if start is None:
-        return None
-    now = prefixes.stats.as_dict()
-    d = {k: now[k] - start[k] for k in ("prompt_tokens", "reused_tokens", "computed_prefix_tokens", "hits", "misses")}
-    saved = d["reused_tokens"] - d["computed_prefix_tokens"]
-    every = sum(float(r.get("prompt_tokens") or 0) for r in records)
-    d["saved_share"] = round(saved / d["prompt_tokens"], 4) if d["prompt_tokens"] else 0.0
-    d["saved_share_all"] = round(min(1.0, saved / every), 4) if every else 0.0
-    return d
-
-
-def padding_report(model: Any, examples: Sequence[Example], batch_size: int) -> dict[str, Any]:
-    """Question-token lengths and the padding share of batches cut in order vs bucketed by length."""
-    qs = [e.question for e in examples]
-    tok = getattr(model, "tokenizer", None)
-    lengths = token_lengths(tok, qs) if tok is not None else [len(q) for q in qs]
-    return {"lengths": lengths,
-            "padding_share_arrival": round(padding_share(lengths, arrival_batches(len(qs), batch_size)), 4),
-            "padding_share_bucketed": round(padding_share(lengths, length_buckets(lengths, batch_size)), 4)}
 
 
 def _trace_totals(trace: Sequence[NodeRecord], rows: int) -> dict[str, Any]:
@@ -274,6 +242,7 @@ def run_bench(
     warmup: bool = True,
     rescore: bool = False,
     bucket: bool = True,
+    share_prefixes: bool = True,
     report: bool = True,
     progress: Callable[[str], None] | None = print,
 ) -> BenchSummary:
@@ -308,6 +277,7 @@ def run_bench(
         rescore: Re-judge every stored answer of the selected questions with the current
             extractor (after fixing extraction; nothing is regenerated). Implies ``resume``.
         bucket: Cut batches after sorting questions by token length (less padding); False = in order.
+        share_prefixes: Turn on the model's shared-prefix cache (engine/prefix.py) for the run.
         report: Write summary.json, results.md and the plot.
         progress: Called with one line per job (None: silent).
 
@@ -368,7 +338,7 @@ def run_bench(
     computed = skipped = 0
     warmed = not warmup
     batch_id = len(load_results(out))  # unique enough: grows with every row written
-    prefixes = getattr(model, "prefixes", None)
+    prefixes = enable_prefixes(model) if share_prefixes and hasattr(model, "prefixes") else getattr(model, "prefixes", None)
     prefix_start = prefixes.stats.as_dict() if prefixes is not None else None
     for i, job in enumerate(jobs, start=1):
         todo = tuple(
@@ -418,7 +388,7 @@ def run_bench(
                 "throughput_method": tp_method, "throughput_limit": tp_limit, "bucket": bucket,
                 "padding_share_arrival": padding["padding_share_arrival"],
                 "padding_share_bucketed": padding["padding_share_bucketed"],
-                "prefix_cache": _prefix_delta(prefix_start, prefixes, records)},
+                "prefix_cache": prefix_delta(prefix_start, prefixes, records)},
         methods=summarize(records),
         ratios=compute_ratios(records, batch_size, tp_methods),
         environment={**environment_info(model), "load_avg_start": [round(x, 2) for x in load_start],

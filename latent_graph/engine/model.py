@@ -84,7 +84,9 @@ class LocalLatentModel:
         self.ridge_lambda = ridge_lambda
         self.realigner = self._build_realigner(realign)
         self.eos_ids = eos_ids(model, tokenizer)
-        self.prefixes = PrefixCache()  # shared prompt prefixes, prefilled once (PrefixCache(0) turns it off)
+        # shared prompt prefixes prefilled once; off by default (a split prefill differs from a one-shot one in the
+        # last float bits): ``model.prefixes = PrefixCache()`` turns it on (bench and serve do)
+        self.prefixes = PrefixCache(0)
 
     # ------------------------------------------------------------ loading
     @classmethod

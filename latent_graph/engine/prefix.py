@@ -16,6 +16,12 @@ handle holding the prefix would give them).
 
 Only prefills on top of no handle use it (later agents attend to a cache the
 prefix does not cover).
+
+Off by default on a :class:`~latent_graph.engine.model.LocalLatentModel`
+(``PrefixCache(0)``): feeding ``[prefix][rest]`` in two forwards instead of one
+changes the result in the last float bits (other matmul and softmax
+blocking), so a greedy near-tie could flip. ``model.prefixes = PrefixCache()``
+turns it on; the benchmark runner and the serving worker do.
 """
 
 from __future__ import annotations
@@ -57,6 +63,15 @@ class PrefixStats:
         return {"prompt_tokens": self.prompt_tokens, "reused_tokens": self.reused_tokens,
                 "computed_prefix_tokens": self.computed_prefix_tokens, "hits": self.hits, "misses": self.misses,
                 "saved_share": round(self.saved_share, 4)}
+
+
+def enable(model: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> PrefixCache:
+    """Turn ``model``'s shared-prefix cache on (kept if already on); returns it."""
+    cache = getattr(model, "prefixes", None)
+    if cache is None or cache.max_bytes <= 0:
+        cache = PrefixCache(max_bytes)
+        model.prefixes = cache
+    return cache
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

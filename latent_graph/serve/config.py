@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from latent_graph.engine.prefix import DEFAULT_MAX_BYTES as DEFAULT_PREFIX_BYTES
 from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, LocalLatentModel, check_quantization, load_model
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphOptions
@@ -34,6 +35,7 @@ class ServeConfig:
         dtype, device: Passed to the model loader (``device`` defaults to "cuda" when
             ``num_gpus > 0``).
         quantization: "4bit", "8bit" (bitsandbytes, CPU or GPU) or None.
+        prefix_cache_bytes: Byte budget of each replica's shared-prefix cache (0 = off).
         graphs: Graph names clients may ask for (a subset of :data:`SERVABLE_GRAPHS`).
         default_graph: The graph of requests that name none: the registry's
             :data:`~latent_graph.graphs.DEFAULT_GRAPH` (as on the CLI) when served, else the first of ``graphs``.
@@ -64,6 +66,7 @@ class ServeConfig:
     dtype: str | None = None
     device: str | None = None
     quantization: str | None = None
+    prefix_cache_bytes: int = DEFAULT_PREFIX_BYTES
     graphs: tuple[str, ...] = SERVABLE_GRAPHS
     default_graph: str = ""
     steps: int = DEFAULT_STEPS

@@ -27,6 +27,7 @@ from typing import Any
 
 from latent_graph import LatentGraphError, LocalLatentModel
 from latent_graph.engine.buckets import split_by_waste, token_lengths
+from latent_graph.engine.prefix import enable as enable_prefixes
 from latent_graph.graphs import build_graph
 from latent_graph.serve.config import ServeConfig
 from latent_graph.serve.errors import RequestCancelledError, http_status
@@ -70,6 +71,8 @@ class GraphWorker:
         self.cancelled = 0
         self._graphs: OrderedDict[RunSettings, Any] = OrderedDict()
         self._lock = threading.Lock()
+        if cfg.prefix_cache_bytes > 0 and hasattr(model, "prefixes"):
+            enable_prefixes(model, cfg.prefix_cache_bytes)  # system prompt + preambles prefilled once per replica
         self.padding = {"batches": 0, "columns": 0, "pad_unbucketed": 0, "pad_bucketed": 0}  # question columns
         self.checkpoint_file: Path | None = None
         self._checkpointer: Any = None
