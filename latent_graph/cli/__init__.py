@@ -39,6 +39,7 @@ from latent_graph.errors import InvalidArgumentError, LatentGraphError
 from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphOptions, build_graph
 from latent_graph.graphs.registry import FACTORY_OPTIONS
 from latent_graph.nodes import StandInModel
+from latent_graph.persist import HandleStore
 from latent_graph.present.console import execute, print_answers
 from latent_graph.state.edges import parse_edge_spec
 
@@ -72,7 +73,8 @@ def make_graph(model: Any, args: argparse.Namespace) -> Any:
     if args.graph in (None, DEFAULT_GRAPH) and args.edges != "latent":
         args.graph = "sequential"  # the compact layout has latent edges only
     args.graph = args.graph or DEFAULT_GRAPH
-    return build_graph(args.graph, model, edges=parse_edge_spec(args.edges), **graph_options(args))
+    extra = {"handle_store": HandleStore.in_memory()} if args.graph in GRAPHS else {}  # a run keeps nothing on disk
+    return build_graph(args.graph, model, edges=parse_edge_spec(args.edges), **graph_options(args), **extra)
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

@@ -33,7 +33,7 @@ from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_a
 from latent_graph.nodes.models import StandInModel, engine_of
 from latent_graph.graphs.roles import ANSWER_FORMATS, JUDGER, with_format
 from latent_graph.state.schema import MAX_QUESTIONS, GraphInput, GraphOutput, GraphOutputWithHandle, LatentState
-from latent_graph.persist import HandleStore, MemoryBlobStore, latent_checkpointer
+from latent_graph.persist import latent_checkpointer
 
 _D = DecodeOptions()
 
@@ -51,10 +51,9 @@ class GraphKwargs(TypedDict, total=False):
     store: Any
     """A LangGraph ``BaseStore`` (cross-thread memory; handle references can be kept in it), passed to ``compile``."""
     handle_store: Any
-    """Where handle tensors live (:class:`~latent_graph.persist.HandleStore`). None = the default folder store when
-    a ``checkpointer`` is given, else a bounded in-memory store (nothing outlives one invocation, nothing is written
-    to disk). Pass a persistent store when the graph is a subgraph under a parent's checkpointer or served by
-    LangGraph Server (which supplies the checkpointer later)."""
+    """Where handle tensors live (:class:`~latent_graph.persist.HandleStore`); None = the default folder store (so a
+    subgraph, a parent's checkpointer and LangGraph Server all find them). A one-shot run that keeps nothing can pass
+    ``HandleStore.in_memory()`` to write nothing to disk (the CLI's ``run`` does)."""
     interrupt_after: Sequence[str] | None
     """Node names to pause after (resume with ``graph.invoke(None, config)``)."""
     realign: str | Realigner | None
@@ -120,9 +119,6 @@ class GraphOptions:
         return DecodeOptions(self.max_new_tokens, self.temperature, self.top_p, self.seed).as_dict()
 
 
-EPHEMERAL_BLOB_BYTES = 1 << 30
-"""Bound of the in-memory blob store of a prebuilt graph compiled without a checkpointer."""
-
 _GRAPH_KEYS = ("edges", "judger", "checkpointer", "interrupt_after", "realign", "expose_handle", "store", "handle_store")
 
 
@@ -155,9 +151,6 @@ class Team:
         self.kinds: dict[str, EdgeKind] = kinds if engine is not None else {s: "text" for s in senders}
         self.judger = kwargs.get("judger", JUDGER)
         self.handle_store = kwargs.get("handle_store")
-        if self.handle_store is None and kwargs.get("checkpointer") is None:
-            # nothing outlives one invocation: keep the tensors in memory (bounded), write nothing to disk
-            self.handle_store = HandleStore(MemoryBlobStore(max_bytes=EPHEMERAL_BLOB_BYTES))
         self.kwargs = kwargs
         output = GraphOutputWithHandle if kwargs.get("expose_handle", False) else GraphOutput
         self.state_graph = StateGraph(LatentState, input_schema=GraphInput, output_schema=output)

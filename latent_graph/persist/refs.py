@@ -31,7 +31,7 @@ from typing_extensions import NotRequired, TypedDict
 
 from latent_graph.engine import LatentHandle
 from latent_graph.errors import BlobMissingError, HandleFormatError, HandleRefError, ModelMismatchError
-from latent_graph.persist.blobs import BlobStore, FolderBlobStore, check_key, default_blob_folder
+from latent_graph.persist.blobs import MemoryBlobStore, BlobStore, FolderBlobStore, check_key, default_blob_folder
 from latent_graph.persist.chunks import handle_from_chunks, handle_to_chunks, manifest_chunk_keys
 from latent_graph.persist.handle_format import chunk_key
 
@@ -137,6 +137,12 @@ class HandleStore:
 
     def __repr__(self) -> str:
         return f"HandleStore({self.blobs!r})"
+
+    @classmethod
+    def in_memory(cls, max_bytes: int = 1 << 30) -> HandleStore:
+        """A store that writes nothing to disk: blobs in a :class:`MemoryBlobStore` bounded at ``max_bytes``
+        (oldest dropped first), for runs with no checkpointer whose references live one invocation."""
+        return cls(MemoryBlobStore(max_bytes=max_bytes))
 
     # ------------------------------------------------------------- writing
     def save(self, handle: LatentHandle) -> HandleRef:
