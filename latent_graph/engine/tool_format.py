@@ -22,6 +22,9 @@ RESPONSE_OPEN, RESPONSE_CLOSE = "<tool_response>\n", "\n</tool_response>"
 MAX_PARALLEL = 4
 """Most tool calls one constrained reply may hold."""
 
+TEXT_REPLY = Constraint.ebnf("root ::= [^<] [^]*")
+"""A plain-text reply: anything not starting with ``<`` (so neither a tool call nor an echoed tag)."""
+
 _BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.S)
 
 
@@ -69,7 +72,7 @@ def tool_call_constraint(tools: list[dict[str, Any]], choice: str = "auto", para
         many.append(Constraint.concat(many[-1], Constraint.text("\n"), one))
     calls = Constraint.union(*many)
     if choice == "auto":
-        return Constraint.union(calls, Constraint.ebnf("root ::= [^<] [^]*"))
+        return Constraint.union(calls, TEXT_REPLY)
     return calls
 
 
@@ -94,5 +97,8 @@ def parse_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
         calls.append({"name": call["name"], "arguments": args})
         kept.append(text[pos : m.start()])
         pos = m.end()
-    kept.append(text[pos:])
+    tail = text[pos:]
+    if calls and "<tool_call>" in tail and "</tool_call>" not in tail[tail.index("<tool_call>"):]:
+        tail = tail[: tail.index("<tool_call>")]  # a further call cut off by the token budget
+    kept.append(tail)
     return "".join(kept).strip() if calls else text, calls

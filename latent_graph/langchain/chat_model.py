@@ -9,8 +9,9 @@ decode from a fresh cache (graph nodes call the engine directly and read handles
   call always parses and its arguments validate; ``AIMessage.tool_calls`` carry ids, several
   calls in one reply are parallel calls (``parallel_tool_calls=False`` allows one). Under
   ``auto`` the policy ``auto_tool_choice`` decides: ``"after_user"`` (default, for small
-  models that rarely choose a call themselves) makes a reply to a human turn a tool call and
-  leaves a reply to a tool result free (text or calls); ``"model"`` lets the model choose.
+  models, which rarely choose a call themselves and repeat a call after its result) makes the
+  reply to a human turn a tool call and the reply to tool results plain text (one round of
+  calls per user turn); ``"model"`` lets the model choose each time (text or calls).
 - ``with_structured_output``: constrained decoding (:mod:`latent_graph.langchain.structured`).
 - ``stop`` cuts the text before the first stop string and ends generation there; call
   options ``max_tokens`` (alias of ``max_new_tokens``), ``temperature``, ``top_p``, ``seed``;
@@ -37,7 +38,7 @@ from latent_graph.engine import DecodeOptions, Decoded, LocalLatentModel
 from latent_graph.engine.chat_turns import count_chat_tokens
 from latent_graph.engine.constrain import Constraint
 from latent_graph.engine.face import to_turns
-from latent_graph.engine.tool_format import parse_tool_calls, tool_call_constraint
+from latent_graph.engine.tool_format import TEXT_REPLY, parse_tool_calls, tool_call_constraint
 from latent_graph.errors import InvalidArgumentError
 
 ALIASES = {"max_tokens": "max_new_tokens"}
@@ -96,6 +97,8 @@ class LatentChatModel(BaseChatModel):
     """Reported as ``ls_model_name`` and ``response_metadata["model_name"]`` (default: the engine's name)."""
     auto_tool_choice: Literal["after_user", "model"] = "after_user"
     """How ``tool_choice="auto"`` decides between a call and text (see the module docstring)."""
+    stop: list[str] | None = None
+    """Default stop strings (a call's ``stop`` replaces them)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -123,8 +126,8 @@ class LatentChatModel(BaseChatModel):
         opts = decode_options(self.options.as_dict(), {k: v for k, v in kwargs.items() if k not in _CALL_KEYS})
         params = LangSmithParams(ls_provider="latent_graph", ls_model_name=self.model_name, ls_model_type="chat",
                                  ls_temperature=opts.temperature, ls_max_tokens=opts.max_new_tokens)
-        if stop:
-            params["ls_stop"] = stop
+        if stop or self.stop:
+            params["ls_stop"] = stop or self.stop
         return params
 
     # ----------------------------------------------------------- decoding
@@ -132,14 +135,17 @@ class LatentChatModel(BaseChatModel):
                     parallel: bool) -> Constraint | None:
         if not tools:
             return None
-        if choice == "auto" and self.auto_tool_choice == "after_user" and messages and messages[-1].type == "human":
-            choice = "any"
+        if choice == "auto" and self.auto_tool_choice == "after_user" and messages:
+            choice = {"human": "any", "tool": "none"}.get(messages[-1].type, choice)
+            if choice == "none":
+                return TEXT_REPLY
         return tool_call_constraint(tools, choice, parallel)
 
     def _decode(self, messages: list[BaseMessage], stop: list[str] | None, stream: bool,
                 **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         """Chunks of one reply: text deltas (when no tools are bound), then one chunk with calls, usage and metadata."""
         call = {k: kwargs.pop(k) for k in _CALL_KEYS if k in kwargs}
+        stop = self.stop if stop is None else stop
         opts = decode_options(self.options.as_dict(), kwargs)
         tools = call.get("tools") or None
         constraint = call.get("constraint")
