@@ -58,10 +58,6 @@ class _Params:
     def returns_usage_metadata(self) -> bool:
         return True
 
-    @property
-    def supports_model_override(self) -> bool:
-        return False  # one loaded engine: a per-call ``model=`` cannot swap it
-
 
 class TestLatentChatModelUnit(_Params, ChatModelUnitTests):
     pass

@@ -123,8 +123,10 @@ class LatentChatModel(BaseChatModel):
         return {"model": self.model_name, "fingerprint": self.engine.fingerprint.digest}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        opts = decode_options(self.options.as_dict(), {k: v for k, v in kwargs.items() if k not in _CALL_KEYS})
-        params = LangSmithParams(ls_provider="latent_graph", ls_model_name=self.model_name, ls_model_type="chat",
+        opts = decode_options(self.options.as_dict(),
+                              {k: v for k, v in kwargs.items() if k not in _CALL_KEYS and k != "model"})
+        name = str(kwargs.get("model") or self.model_name)  # traces name a per-call override (a call refuses it)
+        params = LangSmithParams(ls_provider="latent_graph", ls_model_name=name, ls_model_type="chat",
                                  ls_temperature=opts.temperature, ls_max_tokens=opts.max_new_tokens)
         if stop or self.stop:
             params["ls_stop"] = stop or self.stop
