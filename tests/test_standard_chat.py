@@ -7,6 +7,7 @@ model reads text only), so the suite itself skips those tests.
 
 from __future__ import annotations
 
+import inspect
 from functools import lru_cache
 from typing import Any
 
@@ -58,6 +59,10 @@ class _Params:
     def returns_usage_metadata(self) -> bool:
         return True
 
+    @property
+    def supports_model_override(self) -> bool:
+        return False  # one loaded engine: a per-call ``model=`` cannot swap it (traces still name it)
+
 
 class TestLatentChatModelUnit(_Params, ChatModelUnitTests):
     pass
@@ -65,3 +70,9 @@ class TestLatentChatModelUnit(_Params, ChatModelUnitTests):
 
 class TestLatentChatModelIntegration(_Params, ChatModelIntegrationTests):
     pass
+
+
+for _name in dir(TestLatentChatModelIntegration):  # the suite's async tests need pytest-asyncio's marker
+    _fn = getattr(TestLatentChatModelIntegration, _name)
+    if _name.startswith("test_") and inspect.iscoroutinefunction(_fn):
+        setattr(TestLatentChatModelIntegration, _name, pytest.mark.asyncio(_fn))
