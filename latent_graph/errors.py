@@ -118,3 +118,7 @@ class BranchCollisionError(LatentGraphError, ValueError):
 
 class CheckpointSerializerError(LatentGraphError, TypeError):
     """A LangGraph checkpointer without latent_graph's serializer was asked to store a latent handle."""
+
+
+class ConstraintError(LatentGraphError, ValueError):
+    """A decoding constraint (JSON schema, regex, choice, grammar) is invalid or cannot be compiled."""

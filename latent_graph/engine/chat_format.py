@@ -73,7 +73,11 @@ def render_prompt(
         raise EmptyPromptError("agent prompt is empty; every agent needs a non-empty prompt")
     plain = _render(tokenizer, prompt, system, first, after_open_turn, generation)
     marked = _render(tokenizer, _PROMPT, _SYSTEM if system else None, first, after_open_turn, generation)
-    fills = {_PROMPT: prompt, _SYSTEM: system or ""}
+    return fill_markers(plain, marked, {_PROMPT: prompt, _SYSTEM: system or ""})
+
+
+def fill_markers(plain: str, marked: str, fills: dict[str, str]) -> tuple[str, Spans]:
+    """(text, spans of the filled-in user text): ``marked`` with its stand-ins replaced by ``fills``."""
     for strip in (False, True):  # templates that trim message content
         text, spans = _fill(marked, fills, strip)
         if text == plain:
@@ -92,7 +96,7 @@ def _check_unicode(text: str, what: str) -> None:
 
 
 def _fill(marked: str, fills: dict[str, str], strip: bool) -> tuple[str, Spans]:
-    parts = re.split(f"({_PROMPT}|{_SYSTEM})", marked)
+    parts = re.split("(" + "|".join(re.escape(k) for k in fills) + ")", marked)
     text, spans = "", []
     for i, part in enumerate(parts):
         if i % 2:

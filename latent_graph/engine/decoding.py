@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from latent_graph.engine.cache import Work
+from latent_graph.engine.constrain import RowConstraints
 from latent_graph.engine.options import DecodeOptions
 from latent_graph.engine.protocols import DecodingModel
 from latent_graph.engine.results import TokenChunk
@@ -21,7 +22,12 @@ from latent_graph.engine.sampling import sample_next
 
 
 def generate(
-    model: DecodingModel, work: Work, h: torch.Tensor, opts: DecodeOptions, stream: bool = True
+    model: DecodingModel,
+    work: Work,
+    h: torch.Tensor,
+    opts: DecodeOptions,
+    stream: bool = True,
+    constraints: RowConstraints | None = None,
 ) -> Iterator[TokenChunk | tuple[list[list[int]], int, torch.Tensor]]:
     """Yield a :class:`TokenChunk` per generated token (if ``stream``), then ``(token ids per row, columns fed, last hidden)``.
 
@@ -32,6 +38,8 @@ def generate(
         work: Prefilled state; grows by the fed tokens.
         h: (B, H) hidden state after the prompt.
         opts: Decoding options.
+        constraints: Matchers of the constrained rows (None = no row is constrained): forbidden
+            tokens are masked before sampling, so an allowed greedy token is still picked.
     """
     budget = min(opts.max_new_tokens, model.max_context - int(work.next_pos.max()))
     gen = torch.Generator(device=model.device).manual_seed(opts.seed) if opts.seed is not None else None
@@ -45,7 +53,10 @@ def generate(
     fed = 0
     for t in range(budget):
         with torch.no_grad():
-            tok = sample_next(head(h), opts.temperature, opts.top_p, gen)  # (b,) from logits (b, V)
+            logits = head(h)  # (b, V)
+            if constraints is not None:
+                logits = constraints.mask(logits, rows)
+            tok = sample_next(logits, opts.temperature, opts.top_p, gen)  # (b,)
         finished = []
         for i, tid in enumerate(tok.tolist()):
             if tid in eos:
@@ -53,6 +64,8 @@ def generate(
                 continue
             r = rows[i]
             out_ids[r].append(tid)
+            if constraints is not None:
+                constraints.accept(r, tid)
             if stream:
                 full = model.tokenizer.decode(out_ids[r], skip_special_tokens=True)
                 delta, texts[r] = full[len(texts[r]) :], full

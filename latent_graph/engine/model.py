@@ -20,14 +20,18 @@ from typing import Any
 
 import torch
 
-from latent_graph.engine import decoding, lens
+from latent_graph.engine import decoding, face, lens
 from latent_graph.engine.cache import Work
 from latent_graph.engine.chat_format import encode_prompts
+from latent_graph.engine.chat_turns import ChatTurn, prefill_chats
+from latent_graph.engine.constrain import Constraint, RowConstraints, per_row
 from latent_graph.engine.devices import check_devices, execution_device, layer_devices, offloaded
 from latent_graph.engine.fingerprint import compute_fingerprint
 from latent_graph.engine.handle import LatentHandle
 from latent_graph.engine.protocols import StepCallback, TokenCallback
-from latent_graph.engine.options import DEFAULT_MEMORY, DecodeOptions, MemoryPolicy, check_finite, check_memory, check_steps
+from latent_graph.engine.options import (
+    DEFAULT_MEMORY, DecodeOptions, MemoryPolicy, check_finite, check_memory, check_steps, split_decode_kwargs,
+)
 from latent_graph.engine.prefix import PrefixCache
 from latent_graph.engine.realign import IdentityRealigner, Realigner, load_or_compute_ridge, mean_embedding_norm
 from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
@@ -335,14 +339,28 @@ class LocalLatentModel:
         system: str | None = None,
         memory: MemoryPolicy | str = DEFAULT_MEMORY,
         stream: bool = True,
+        constraint: Constraint | Sequence[Constraint | None] | None = None,
+        messages: Sequence[Sequence[ChatTurn]] | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> Iterator[TokenChunk | Decoded]:
-        """Like :meth:`decode`, as a generator: every :class:`TokenChunk` as produced (unless ``stream=False``), then the :class:`Decoded`."""
+        """Like :meth:`decode`, as a generator: every :class:`TokenChunk` as produced (unless ``stream=False``), then the :class:`Decoded`.
+
+        ``constraint``: a :class:`~latent_graph.engine.constrain.Constraint` for every row, or one (or None) per row.
+        ``messages``: instead of ``prompt`` (pass None), one whole chat per row on a fresh cache, rendered by the
+        chat template with ``tools`` (see :mod:`latent_graph.engine.chat_turns`).
+        """
         opts = options or DecodeOptions()
         with torch.no_grad():
-            # room for at least one new token; the reservation is clamped to the context window
-            work, h, prompt_rows = self._prefill(handle, prompt, agent, system, memory, reserve=1, grow=opts.max_new_tokens)
+            if messages is not None:
+                if handle is not None:
+                    raise InvalidArgumentError("decoding whole chats (messages=) starts a fresh cache: pass handle=None")
+                work, h, prompt_rows = prefill_chats(self, messages, tools, agent, opts.max_new_tokens)
+            else:
+                work, h, prompt_rows = self._prefill(handle, prompt, agent, system, memory, reserve=1, grow=opts.max_new_tokens)  # room for one token; clamped
+        rows = per_row(constraint, len(prompt_rows))
+        matchers = RowConstraints(self, rows) if any(c is not None for c in rows) else None
         result: Any = None
-        for item in decoding.generate(self, work, h, opts, stream):
+        for item in decoding.generate(self, work, h, opts, stream, matchers):
             if isinstance(item, TokenChunk):
                 yield item
             else:
@@ -370,7 +388,7 @@ class LocalLatentModel:
         ``on_token`` receives every generated token as it is produced.
         """
         result: Decoded | None = None
-        opts, call = _split_decode_kwargs(kwargs)
+        opts, call = split_decode_kwargs(kwargs)
         for item in self.decode_iter(handle, prompt, opts, stream=on_token is not None, **call):
             if isinstance(item, Decoded):
                 result = item
@@ -381,10 +399,31 @@ class LocalLatentModel:
 
     def decode_stream(self, handle: LatentHandle | None, prompt: str | Sequence[str], **kwargs: Any) -> Iterator[TokenChunk]:
         """Like :meth:`decode` (same keyword arguments) but yields :class:`TokenChunk` as they are generated."""
-        opts, call = _split_decode_kwargs(kwargs)
+        opts, call = split_decode_kwargs(kwargs)
         for item in self.decode_iter(handle, prompt, opts, **call):
             if isinstance(item, TokenChunk):
                 yield item
+
+    # ------------------------------------------------ Runnable-shaped face (engine/face.py)
+    def invoke(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
+        """Decode a string / chat / prompt value to text, or run a request dict (think or decode); see ``face.py``."""
+        return face.run(self, input, **kwargs)
+
+    __call__ = invoke  # callable, so LangChain coerces it: ``prompt | model``, ``model | parser``
+
+    def batch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
+        return [face.run(self, x, **kwargs) for x in inputs]
+
+    def stream(self, input: Any, config: Any = None, **kwargs: Any) -> Iterator[Any]:
+        return face.stream(self, input, **kwargs)
+
+    async def ainvoke(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
+        import asyncio
+
+        return await asyncio.to_thread(face.run, self, input, **kwargs)
+
+    def astream(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
+        return face.astream(self, input, **kwargs)
 
     # ------------------------------------------------------------ inspect
     def logit_lens(self, hidden: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
@@ -401,20 +440,6 @@ class LocalLatentModel:
 
     def __repr__(self) -> str:
         return f"LocalLatentModel({self.name!r}, realign={self.realigner.name}, device={self.device}, dtype={self.dtype})"
-
-
-_CALL_KEYS = ("agent", "system", "memory")
-
-
-def _split_decode_kwargs(kwargs: dict[str, Any]) -> tuple[DecodeOptions, dict[str, Any]]:
-    """``decode`` keyword arguments as (decoding options, call arguments); unknown names are an error."""
-    unknown = set(kwargs) - set(DecodeOptions.names()) - set(_CALL_KEYS)
-    if unknown:
-        raise InvalidArgumentError(
-            f"unknown decode arguments: {sorted(unknown)}; known: {[*_CALL_KEYS, *DecodeOptions.names()]}"
-        )
-    call = {k: kwargs[k] for k in _CALL_KEYS if k in kwargs}
-    return DecodeOptions.pick(kwargs), call
 
 
 __all__ = ["LocalLatentModel"]

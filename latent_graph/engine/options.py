@@ -94,3 +94,18 @@ def check_finite(t: torch.Tensor, where: str, steps_dim: int | None = None) -> N
         bad = (~finite).movedim(steps_dim, 0).flatten(1).any(dim=1)
         where = f"{where} {int(bad.nonzero()[0])}"
     raise NonFiniteLatentError(f"{where} contains NaN or infinity")
+
+
+DECODE_CALL_KEYS = ("agent", "system", "memory", "constraint", "messages", "tools")
+"""``decode`` keyword arguments that are not :class:`DecodeOptions` fields."""
+
+
+def split_decode_kwargs(kwargs: dict[str, Any]) -> tuple[DecodeOptions, dict[str, Any]]:
+    """``decode`` keyword arguments as (decoding options, call arguments); unknown names are an error."""
+    unknown = set(kwargs) - set(DecodeOptions.names()) - set(DECODE_CALL_KEYS)
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown decode arguments: {sorted(unknown)}; known: {[*DECODE_CALL_KEYS, *DecodeOptions.names()]}"
+        )
+    call = {k: kwargs[k] for k in DECODE_CALL_KEYS if k in kwargs}
+    return DecodeOptions.pick(kwargs), call

@@ -21,8 +21,8 @@ from langchain_core.prompt_values import PromptValue, StringPromptValue
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from latent_graph.engine import LocalLatentModel
+from latent_graph.engine.face import to_turns
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.langchain.chat_model import split_messages
 
 
 class LatentRunnable(Runnable[Any, Any]):
@@ -47,8 +47,7 @@ class LatentRunnable(Runnable[Any, Any]):
         if isinstance(request, BaseMessage):
             request = [request]
         if isinstance(request, list) and request and all(isinstance(m, BaseMessage) for m in request):
-            system, prompt = split_messages(request)
-            d = self.model.decode(None, prompt, system=system)
+            d = self.model.decode(None, None, messages=[to_turns(request)])
             usage = {"input_tokens": d.prompt_tokens[0], "output_tokens": d.new_tokens[0],
                      "total_tokens": d.prompt_tokens[0] + d.new_tokens[0]}
             return AIMessage(content=d.text, usage_metadata=usage)  # type: ignore[arg-type]

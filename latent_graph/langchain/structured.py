@@ -1,95 +1,89 @@
-"""``with_structured_output`` for a chat model without tool calling: prompted JSON, validated, retried.
+"""``with_structured_output`` by constrained decoding: the reply is valid for the schema on the first try.
 
-The schema (a pydantic model or a JSON-schema dict) is put into the prompt as a
-JSON schema; the reply's first JSON object is parsed and validated (pydantic, or a
-small JSON-schema check of required keys and basic types). A bad reply is retried
-with the error appended, up to ``retries`` times; then
-:class:`~langchain_core.exceptions.OutputParserException` says what was wrong.
+Targets: a pydantic model (v2 or v1), a TypedDict, a JSON schema, or an OpenAI tool dict.
+Methods:
+
+- ``json_schema`` (default): the reply is decoded under the schema's grammar, then parsed
+  (into the pydantic model, or a dict);
+- ``function_calling``: the schema is bound as the only tool with ``tool_choice`` set to it,
+  and the call's arguments are the output (also on ``raw.tool_calls``);
+- ``json_mode``: the reply is any JSON object (decoded under a JSON grammar).
+
+``strict`` is accepted (decoding is always strict: the grammar enforces the schema).
+``include_raw=True`` returns ``{"raw", "parsed", "parsing_error"}`` instead of raising.
 """
 
 from __future__ import annotations
 
-import json
+from operator import itemgetter
 from typing import Any
 
-from langchain_core.exceptions import OutputParserException
-from langchain_core.messages import BaseMessage, HumanMessage
-from langchain_core.prompt_values import PromptValue
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.output_parsers import JsonOutputKeyToolsParser, JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers.openai_tools import PydanticToolsParser
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from latent_graph.engine.constrain import Constraint
 from latent_graph.errors import InvalidArgumentError
 
-_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list, "object": dict}
+METHODS = ("json_schema", "function_calling", "json_mode")
+
+
+def _is_pydantic(schema: Any) -> bool:
+    if not isinstance(schema, type):
+        return False
+    try:
+        import pydantic
+        import pydantic.v1
+
+        return issubclass(schema, (pydantic.BaseModel, pydantic.v1.BaseModel))
+    except ImportError:  # pragma: no cover - pydantic v2 always has v1
+        return hasattr(schema, "model_json_schema")
+
+
+def tool_spec(schema: Any) -> dict[str, Any]:
+    """The OpenAI tool dict of a structured-output target."""
+    if isinstance(schema, dict) and "properties" in schema and "title" not in schema and "name" not in schema:
+        schema = {**schema, "title": "output"}  # a bare JSON schema needs a name to become a tool
+    try:
+        return convert_to_openai_tool(schema)
+    except Exception as exc:
+        raise InvalidArgumentError(f"with_structured_output takes a pydantic model, TypedDict, JSON schema or "
+                                   f"tool dict; cannot use {schema!r}: {exc}") from exc
 
 
 def json_schema_of(schema: Any) -> dict[str, Any]:
-    """The JSON schema of a pydantic model class or a JSON-schema dict."""
-    if isinstance(schema, dict):
-        return schema
+    """The JSON schema the reply must match."""
     if isinstance(schema, type) and hasattr(schema, "model_json_schema"):
         return schema.model_json_schema()
-    raise InvalidArgumentError(f"with_structured_output takes a pydantic model or a JSON-schema dict, got {schema!r}")
-
-
-def first_json_object(text: str) -> Any:
-    """The first JSON object in ``text`` (models wrap it in prose or code fences)."""
-    decoder = json.JSONDecoder()
-    for i, ch in enumerate(text):
-        if ch == "{":
-            try:
-                return decoder.raw_decode(text[i:])[0]
-            except json.JSONDecodeError:
-                continue
-    raise ValueError("no JSON object in the reply")
-
-
-def validate(value: Any, schema: Any) -> Any:
-    """``value`` checked against ``schema`` (a pydantic instance for a model class)."""
-    if not isinstance(schema, dict):
-        return schema.model_validate(value)
-    if schema.get("type", "object") == "object" and not isinstance(value, dict):
-        raise ValueError("expected a JSON object")
-    missing = [k for k in schema.get("required", []) if k not in value]
-    if missing:
-        raise ValueError(f"missing required keys {missing}")
-    for key, prop in (schema.get("properties") or {}).items():
-        want = _TYPES.get(prop.get("type", ""))
-        if key in value and want and (not isinstance(value[key], want) or isinstance(value[key], bool) != (want is bool)):
-            raise ValueError(f"key {key!r} must be of JSON type {prop['type']}")
-    return value
-
-
-def _messages(value: Any) -> list[BaseMessage]:
-    if isinstance(value, PromptValue):
-        return value.to_messages()
-    if isinstance(value, str):
-        return [HumanMessage(value)]
-    return list(value)
+    if isinstance(schema, dict) and "properties" in schema and "function" not in schema:
+        return {k: v for k, v in schema.items() if k not in ("title", "description") or k == "type"} | (
+            {"type": "object"} if "type" not in schema else {})
+    return tool_spec(schema)["function"]["parameters"]
 
 
 def structured_runnable(model: Any, schema: Any, *, include_raw: bool = False, method: str = "json_schema",
-                        retries: int = 2) -> Runnable:
-    """A runnable: chat input -> validated structured output of ``model``."""
-    if method not in ("json_schema", "json_mode"):
-        raise InvalidArgumentError(f"method {method!r} is not supported (no tool calling); use 'json_schema'")
-    spec = json.dumps(json_schema_of(schema))
-    instruction = f"Reply with only one JSON object that matches this JSON schema, no other text:\n{spec}"
-
-    def run(value: Any, config: Any = None) -> Any:
-        messages = [*_messages(value), HumanMessage(instruction)]
-        raw, error = None, None
-        for _ in range(retries + 1):
-            raw = model.invoke(messages, config)
-            try:
-                parsed = validate(first_json_object(str(raw.content)), schema)
-                return {"raw": raw, "parsed": parsed, "parsing_error": None} if include_raw else parsed
-            except ValueError as exc:  # pydantic's ValidationError is a ValueError
-                error = exc
-                messages = [*messages, raw, HumanMessage(f"That was not valid: {exc}. {instruction}")]
-        failure = OutputParserException(f"no valid JSON for the schema after {retries + 1} tries: {error}",
-                                        llm_output=str(raw.content) if raw is not None else None)
-        if include_raw:
-            return {"raw": raw, "parsed": None, "parsing_error": failure}
-        raise failure
-
-    return RunnableLambda(run, name="structured_output")
+                        strict: bool | None = None, **kwargs: Any) -> Runnable:
+    """A runnable: chat input -> structured output of ``model`` (see the module docstring)."""
+    if kwargs:
+        raise InvalidArgumentError(f"unknown with_structured_output arguments: {sorted(kwargs)}")
+    if method not in METHODS:
+        raise InvalidArgumentError(f"method {method!r} is not supported; choose one of {METHODS}")
+    if schema is None and method != "json_mode":
+        raise InvalidArgumentError(f"method {method!r} needs a schema")
+    fmt = {"kwargs": {"method": method, "strict": strict}, "schema": schema}
+    parser: Runnable
+    if method == "function_calling":
+        name = tool_spec(schema)["function"]["name"]
+        llm = model.bind_tools([schema], tool_choice=name, parallel_tool_calls=False, ls_structured_output_format=fmt)
+        parser = (PydanticToolsParser(tools=[schema], first_tool_only=True) if _is_pydantic(schema)
+                  else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True))
+    else:
+        constraint = Constraint.json() if method == "json_mode" else Constraint.json_schema(json_schema_of(schema))
+        llm = model.bind(constraint=constraint, ls_structured_output_format=fmt)
+        parser = PydanticOutputParser(pydantic_object=schema) if _is_pydantic(schema) else JsonOutputParser()
+    if not include_raw:
+        return llm | parser
+    parsed = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
+    failed = RunnablePassthrough.assign(parsed=lambda _: None)
+    return RunnableMap(raw=llm) | parsed.with_fallbacks([failed], exception_key="parsing_error")

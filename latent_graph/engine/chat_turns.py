@@ -1,0 +1,187 @@
+"""Whole chats (system / user / assistant / tool turns) through the tokenizer's own chat template.
+
+:func:`render_chat` renders a list of :class:`ChatTurn` with the template (``tools=`` passed
+when the template knows tools, e.g. Qwen3's ``<tool_call>`` tags); every piece of message
+text - contents, tool-call names and arguments, tool results - is user data, so its
+character span is recorded (by rendering once more with stand-ins) and
+:func:`~latent_graph.engine.chat_format.encode_turn` tokenizes it literally.
+
+A template without tool support (SmolLM2's) gets the tool format of
+:mod:`latent_graph.engine.tool_format` spelt out in plain turns: the tool list in the system
+turn, tool calls as ``<tool_call>`` blocks in the assistant turn, tool results as a user
+turn inside ``<tool_response>`` tags.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+import torch
+
+from latent_graph.engine.chat_format import Spans, fill_markers, encode_turn, left_pad, pad_id
+from latent_graph.engine.tool_format import CALL_CLOSE, CALL_OPEN, RESPONSE_CLOSE, RESPONSE_OPEN, tools_system_text
+from latent_graph.errors import EmptyPromptError, InvalidArgumentError
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+class ToolCall(TypedDict):
+    """One tool call an assistant turn made."""
+
+    name: str
+    """The tool's name."""
+    arguments: dict[str, Any]
+    """Its arguments (a JSON object)."""
+    id: str
+    """The call's id (a tool turn answers it)."""
+
+
+class ChatTurn(TypedDict, total=False):
+    """One message of a chat."""
+
+    role: str
+    """``system``, ``user``, ``assistant`` or ``tool``."""
+    content: str
+    """The message text (user data: tokenized literally)."""
+    tool_calls: list[ToolCall]
+    """Tool calls of an assistant turn."""
+    tool_call_id: str
+    """The call a tool turn answers."""
+
+
+def supports_tools(tokenizer: Any) -> bool:
+    """True when the chat template renders a ``tools`` list itself."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    return isinstance(template, str) and "tools" in template and "tool_call" in template
+
+
+def check_chat(turns: Any) -> list[ChatTurn]:
+    """``turns`` if it is a non-empty list of well-formed turns, else a named error."""
+    if not isinstance(turns, (list, tuple)) or not turns:
+        raise EmptyPromptError("a chat needs at least one message")
+    for t in turns:
+        if not isinstance(t, dict) or t.get("role") not in ROLES:
+            raise InvalidArgumentError(f"each chat turn is a dict with a role in {ROLES}, got {t!r}")
+        if not isinstance(t.get("content", ""), str):
+            raise InvalidArgumentError(f"chat turn content must be a string, got {type(t.get('content')).__name__}")
+    return list(turns)
+
+
+def _plain_turns(turns: list[ChatTurn], tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The turns for a template without tool support: tools, calls and results spelt out as text."""
+    out: list[dict[str, Any]] = []
+    for t in turns:
+        content = t.get("content", "")
+        if t["role"] == "assistant" and t.get("tool_calls"):
+            blocks = [CALL_OPEN + json.dumps({"name": c["name"], "arguments": c["arguments"]}) + CALL_CLOSE
+                      for c in t["tool_calls"]]
+            content = "\n".join([content, *blocks] if content else blocks)
+        if t["role"] == "tool":
+            out.append({"role": "user", "content": RESPONSE_OPEN + content + RESPONSE_CLOSE})
+            continue
+        out.append({"role": t["role"], "content": content})
+    if tools:
+        text = tools_system_text(tools)
+        if out and out[0]["role"] == "system":
+            out[0] = {"role": "system", "content": out[0]["content"] + "\n\n" + text}
+        else:
+            out.insert(0, {"role": "system", "content": text})
+    return out
+
+
+def _template_turns(turns: list[ChatTurn]) -> list[dict[str, Any]]:
+    """The turns for a template with tool support (arguments as JSON text so they are one literal span)."""
+    out: list[dict[str, Any]] = []
+    for t in turns:
+        m: dict[str, Any] = {"role": t["role"], "content": t.get("content", "")}
+        if t.get("tool_calls"):
+            m["tool_calls"] = [{"id": c.get("id", ""), "type": "function",
+                                "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                               for c in t["tool_calls"]]
+        if t.get("tool_call_id"):
+            m["tool_call_id"] = t["tool_call_id"]
+        out.append(m)
+    return out
+
+
+def _mark(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """A copy of ``messages`` with every text replaced by a unique stand-in, and the stand-ins' values."""
+    fills: dict[str, str] = {}
+
+    def stand_in(value: str) -> str:
+        key = f"\u2063{len(fills)}\u2063"
+        fills[key] = value
+        return key
+
+    marked = []
+    for m in messages:
+        c = dict(m, content=stand_in(m["content"]) if m["content"] else "")
+        if m.get("tool_calls"):
+            c["tool_calls"] = [{**tc, "function": {"name": stand_in(tc["function"]["name"]),
+                                                   "arguments": stand_in(tc["function"]["arguments"])}}
+                               for tc in m["tool_calls"]]
+        marked.append(c)
+    return marked, fills
+
+
+def render_chat(
+    tokenizer: Any, turns: Sequence[ChatTurn], tools: list[dict[str, Any]] | None = None, generation: bool = True
+) -> tuple[str, Spans]:
+    """(rendered chat text, character spans of message text in it) for a fresh cache.
+
+    Args:
+        tokenizer: Tokenizer with a chat template.
+        turns: The chat (see :class:`ChatTurn`).
+        tools: JSON-schema tool specs ``{"type": "function", "function": {name, description, parameters}}``.
+        generation: End with an open assistant turn.
+    """
+    turns = check_chat(turns)
+    if not getattr(tokenizer, "chat_template", None):
+        raise InvalidArgumentError("whole chats need a tokenizer with a chat template")
+    native = supports_tools(tokenizer)
+    messages = _template_turns(turns) if native else _plain_turns(turns, tools)
+    extra = {"tools": tools} if native and tools else {}
+
+    def render(msgs: list[dict[str, Any]]) -> str:
+        return str(tokenizer.apply_chat_template(msgs, add_generation_prompt=generation, tokenize=False, **extra))
+
+    marked, fills = _mark(messages)
+    return fill_markers(render(messages), render(marked), fills)
+
+
+def encode_chats(
+    tokenizer: Any, chats: Sequence[Sequence[ChatTurn]], device: torch.device, tools: list[dict[str, Any]] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render and tokenize one chat per row (message text literal), left-padded: ``input_ids`` (B, n), ``mask`` (B, n)."""
+    if not isinstance(chats, (list, tuple)) or not chats:
+        raise InvalidArgumentError("messages must be a non-empty list of chats (one list of turns per row)")
+    rows = [encode_turn(tokenizer, *render_chat(tokenizer, chat, tools)) for chat in chats]
+    return left_pad(rows, pad_id(tokenizer), device)
+
+
+def prefill_chats(
+    model: Any, chats: Sequence[Sequence[ChatTurn]], tools: list[dict[str, Any]] | None, agent: str, grow: int
+) -> tuple[Any, torch.Tensor, list[int]]:
+    """Prefill one whole chat per row on a fresh cache: (work, last hidden (B, H), prompt tokens per row)."""
+    from latent_graph.engine.cache import Work
+    from latent_graph.errors import ContextOverflowError
+
+    ids, mask = encode_chats(model.tokenizer, chats, model.device, tools)  # (B, n)
+    need = int(mask.sum(dim=1).max()) + 1
+    if need > model.max_context:
+        raise ContextOverflowError(f"agent {agent!r}: the chat needs {need} positions, more than the context "
+                                   f"window of {model.name!r} ({model.max_context})")
+    work = Work(None, len(chats), model.device, model.fingerprint, ids.shape[1] + grow)
+    work.meta["open_turn"] = "1"
+    hidden = work.forward(model.base, mask, model.layer, input_ids=ids)[:, -1]  # (B, H)
+    work.add_segment(agent, "prompt", ids.shape[1])
+    per_row = [int(x) for x in mask.sum(dim=1)]
+    work.prompt_tokens += sum(per_row)
+    return work, hidden, per_row
+
+
+def count_chat_tokens(tokenizer: Any, turns: Sequence[ChatTurn], tools: list[dict[str, Any]] | None = None) -> int:
+    """Prompt tokens of one chat as :func:`encode_chats` feeds it."""
+    return len(encode_turn(tokenizer, *render_chat(tokenizer, turns, tools)))
