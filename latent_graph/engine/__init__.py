@@ -8,6 +8,7 @@ prefills it on top of a :class:`LatentHandle` (``handle.py``) through
 Settings and their checks live in ``options.py``.
 """
 
+from latent_graph.engine.compress import KVPolicy, check_kv, compress, kept_total, observing
 from latent_graph.engine.fingerprint import ModelFingerprint
 from latent_graph.engine.handle import LatentHandle, Segment, SegmentKind
 from latent_graph.engine.factory import load_model
@@ -30,6 +31,7 @@ __all__ = [
     "DecodeOptions",
     "Decoded",
     "IdentityRealigner",
+    "KVPolicy",
     "LatentHandle",
     "LocalLatentModel",
     "MemoryPolicy",
@@ -40,8 +42,12 @@ __all__ = [
     "SegmentKind",
     "StepInfo",
     "TokenChunk",
+    "check_kv",
     "check_memory",
+    "compress",
     "check_steps",
+    "kept_total",
     "load_model",
     "merge_branches",
+    "observing",
 ]

@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import StateGraph
 
-from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, Realigner, check_memory, check_steps
+from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, Realigner, check_kv, check_memory, check_steps
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.state.edges import EdgeKind, parse_edges
 from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_agent
@@ -24,6 +24,8 @@ from latent_graph.state.schema import GraphInput, GraphOutput, GraphOutputWithHa
 from latent_graph.persist import latent_checkpointer
 
 _D = DecodeOptions()
+MESSAGE_TOKENS = 128
+"""Default message budget of text agents: generous, so a text edge is not cut to the judger's answer budget."""
 
 
 class GraphKwargs(TypedDict, total=False):
@@ -46,7 +48,9 @@ class GraphKwargs(TypedDict, total=False):
     memory: str
     """Memory policy of every reader ("all", "last", "latent")."""
     max_new_tokens: int
-    """Generation budget of text agents and the judger."""
+    """Answer budget of the judger (tokens)."""
+    message_tokens: int
+    """Message budget of every text agent (tokens; it also stops at the end of its turn). Default 128."""
     temperature: float
     """0 = greedy."""
     top_p: float
@@ -57,6 +61,14 @@ class GraphKwargs(TypedDict, total=False):
     """Answer format of the judger: "math", "choice", "code" or "plain"."""
     inspect: int
     """Top-k logit lens / nearest tokens per latent step (0 = off)."""
+    kv_keep: float
+    """Fraction in (0, 1] of each latent sender's own cache columns that cross its edge, best-attended first
+    (1 = all, the default: the handle crosses unchanged). See :mod:`latent_graph.engine.compress`."""
+    kv_budget: int | None
+    """At most this many real cache columns per row cross each latent edge (None = no cap)."""
+    cache_budget: int | None
+    """At most this many real cache columns per row in the handle any node reads; the lowest-scored
+    columns are evicted first (long chains, ``latent_thread="continue"`` threads). None = no cap."""
 
 
 @dataclass(frozen=True)
@@ -66,20 +78,33 @@ class Options:
     steps: int = DEFAULT_STEPS
     memory: str = "all"
     max_new_tokens: int = _D.max_new_tokens
+    message_tokens: int = MESSAGE_TOKENS
     temperature: float = _D.temperature
     top_p: float = _D.top_p
     seed: int | None = _D.seed
     task: str = "math"
     inspect: int = 0
+    kv_keep: float = 1.0
+    kv_budget: int | None = None
+    cache_budget: int | None = None
 
     def __post_init__(self) -> None:
         check_steps(self.steps)
+        check_kv(self.kv_keep, self.kv_budget)
+        check_kv(1.0, self.cache_budget, "cache_budget")
         check_memory(self.memory)
         self.decoding()  # validates the sampling settings
+        self.decoding(self.message_tokens)  # and the message budget
         with_format("", self.task)  # validates the task
 
-    def decoding(self) -> dict[str, Any]:
-        return DecodeOptions(self.max_new_tokens, self.temperature, self.top_p, self.seed).as_dict()
+    def latent(self) -> dict[str, Any]:
+        """Settings of a latent sender node: steps and its compressed edge."""
+        return dict(steps=self.steps, kv_keep=self.kv_keep, kv_budget=self.kv_budget)
+
+    def decoding(self, budget: int | None = None) -> dict[str, Any]:
+        """Decoding options of the judger (``budget`` None) or of a text agent (``budget=self.message_tokens``)."""
+        tokens = self.max_new_tokens if budget is None else budget
+        return DecodeOptions(tokens, self.temperature, self.top_p, self.seed).as_dict()
 
 
 _GRAPH_KEYS = ("edges", "judger", "checkpointer", "interrupt_after", "realign", "expose_handle")
@@ -118,16 +143,18 @@ class Team:
     def add_agent(self, name: str, instruction: str, *, sees_context: bool = False, branch: bool = False) -> None:
         """A latent or text agent (by the kind of the edge leaving it), its kind declared in the node metadata."""
         common: dict[str, Any] = dict(model=self.model, name=name, instruction=instruction, sees_context=sees_context,
-                                      memory=self.opts.memory, inspect=self.opts.inspect, branch=branch)
+                                      memory=self.opts.memory, inspect=self.opts.inspect, branch=branch,
+                                      cache_budget=self.opts.cache_budget)
         kind: EdgeKind = self.kinds[name]
-        node = (LatentAgentNode(steps=self.opts.steps, **common) if kind == "latent"
-                else TextAgentNode(**common, **self.opts.decoding()))
+        node = (LatentAgentNode(**self.opts.latent(), **common) if kind == "latent"
+                else TextAgentNode(**common, **self.opts.decoding(self.opts.message_tokens)))
         add_agent(self.state_graph, node)
 
     def add_judger(self, name: str, instruction: str, sees_context: bool) -> None:
         """The answering node, with the task's answer-format instruction appended."""
         add_agent(self.state_graph, JudgerNode(model=self.model, name=name, instruction=with_format(instruction, self.opts.task),
-                                           sees_context=sees_context, memory=self.opts.memory, **self.opts.decoding()))
+                                           sees_context=sees_context, memory=self.opts.memory,
+                                           cache_budget=self.opts.cache_budget, **self.opts.decoding()))
 
     def compile(self, name: str) -> Any:
         """Compile; a plain InMemorySaver/SqliteSaver gets the latent serializer (:func:`latent_checkpointer`)."""

@@ -37,8 +37,8 @@ def build_compact(model: Any, *, agents: Sequence[str] = ("planner", "critic", "
     for i, name in enumerate(agents):
         add_agent(team.state_graph, QuietAgentNode(
             model=team.model, name=name, instruction=COMPACT_FIRST if i == 0 else COMPACT_LATER,
-            sees_context=i == 0, memory=team.opts.memory, inspect=team.opts.inspect, steps=team.opts.steps,
-            restate=i == 0))
+            sees_context=i == 0, memory=team.opts.memory, inspect=team.opts.inspect, restate=i == 0,
+            cache_budget=team.opts.cache_budget, **team.opts.latent()))
         team.state_graph.add_edge(prev, name)
         prev = name
     team.add_judger("judger", "", sees_context=not agents)

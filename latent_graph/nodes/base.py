@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from latent_graph.engine import LatentHandle, StepInfo, merge_branches
+from latent_graph.engine import KVPolicy, LatentHandle, StepInfo, compress, merge_branches
 from latent_graph.state.edges import sends_metadata
 from latent_graph.nodes.events import emitter
 from latent_graph.nodes.models import local_engine
@@ -50,6 +50,8 @@ class AgentNode:
         memory: Memory policy applied to the incoming handle ("all", "last", "latent").
         branch: Write the output handle to ``branches[name]`` (parallel fan-out) instead of ``handle``.
         inspect: Top-k nearest tokens / logit-lens per latent step (0 = off; costs a vocab matmul).
+        cache_budget: At most this many real cache columns per row in the handle it reads; the
+            lowest-scored columns are evicted first (:mod:`latent_graph.engine.compress`). None = no cap.
     """
 
     model: Any
@@ -59,6 +61,7 @@ class AgentNode:
     memory: str = "all"
     branch: bool = False
     inspect: int = 0
+    cache_budget: int | None = None
     sends: ClassVar[Sends] = "latent"
 
     def __post_init__(self) -> None:
@@ -86,7 +89,9 @@ class AgentNode:
         prefix = carried(state, config, int(getattr(self.model, "max_context", 0) or 2048))
         branches = state.get("branches") or {}
         if branches and not self.branch:
-            return merge_branches(prefix, [branches[k] for k in ordered(branches)])
+            prefix = merge_branches(prefix, [branches[k] for k in ordered(branches)])
+        if self.cache_budget is not None and prefix is not None and not self.foreign:
+            prefix = compress(self.model, prefix, KVPolicy(budget=self.cache_budget))
         return prefix
 
     def prompts(self, state: dict[str, Any]) -> list[str]:
