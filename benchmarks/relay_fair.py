@@ -43,7 +43,7 @@ TABLES: dict[str, list[dict[str, Any]]] = {
              {"method": "text-seq", "message_tokens": 64}, {"method": "direct"}, {"method": "no-edge"},
              *({"method": "text-seq", "message_tokens": t} for t in (32, 128)),
              {"method": "latent-seq", "layout": "default", "steps": 8}],
-    "kv": [{"method": "latent-seq", "layout": "compact", "steps": 8, "kv_keep": k} for k in (1.0, 0.5, 0.2, 0.1)],
+    "kv": [{"method": "latent-seq", "layout": "compact", "steps": 8, "kv_keep": k} for k in (1.0, 0.2, 0.1, 0.5)],
     "capacity": [*({"method": "thoughts", "steps": m} for m in (1, 4, 8, 16)),
                  *({"method": "text-1", "message_tokens": t} for t in (1, 4, 8, 16, 32, 64))],
 }

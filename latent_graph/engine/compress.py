@@ -22,7 +22,8 @@ Scores may be max-pooled over ``pool`` neighbouring columns. Selection is per ro
 - ``keep``: of the droppable (unprotected) real columns in ``[start, T)`` (the columns the
   sender wrote), keep the best-scored ``ceil(keep * n)`` per row;
 - ``budget``: then, while a row holds more than ``budget`` real columns, drop its
-  lowest-scored unprotected column anywhere in the handle (a per-graph cache budget).
+  lowest-scored unprotected column outside ``[0, start)``; if that is not enough, protected
+  template columns go too, oldest first (latent segments, the first and the last columns stay).
 
 Kept columns keep their positions (nothing is re-rotated) and new tokens continue after
 the highest kept position. Every segment keeps its place in the segment table, left-padded
@@ -192,7 +193,22 @@ def select(handle: LatentHandle, scores: torch.Tensor, policy: KVPolicy, start: 
             if over > 0 and len(cand):
                 worst = scores[r, cand].topk(min(over, len(cand)), largest=False).indices
                 keep[r, cand[worst]] = False
+            over = int(keep[r].sum()) - policy.budget
+            if over > 0:  # still over: protected template columns go too, oldest first (latent, sink, recent stay)
+                keep[r, _evictable(handle, keep, policy, r)[:over]] = False
     return keep
+
+
+def _evictable(handle: LatentHandle, keep: torch.Tensor, policy: KVPolicy, r: int) -> torch.Tensor:
+    """Kept columns of row ``r`` a budget may still evict, oldest first: not latent, not sink, not recent."""
+    ok = keep[r].clone()
+    for s in handle.segments:
+        if s.kind == "latent":
+            ok[s.start : s.end] = False
+    real = keep[r].nonzero().flatten()
+    ok[real[: policy.boundary]] = False  # the attention sink / first template tokens
+    ok[real[-policy.recent :] if policy.recent else real[:0]] = False
+    return ok.nonzero().flatten()
 
 
 def apply_selection(handle: LatentHandle, keep: torch.Tensor) -> LatentHandle:
