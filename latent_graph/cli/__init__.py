@@ -35,12 +35,14 @@ from latent_graph.errors import InvalidArgumentError, LatentGraphError
 from latent_graph.graphs import GRAPHS, build_graph
 from latent_graph.nodes import StandInModel
 from latent_graph.present.console import execute
+from latent_graph.graphs.base import Options
 from latent_graph.graphs.registry import FACTORY_OPTIONS
 from latent_graph.state.edges import parse_edge_spec
 from latent_graph.present import RunTrace, write_report
 from latent_graph.present.draw import draw as draw_graph
 
 _D = DecodeOptions()
+_O = Options()  # graph option defaults: one owner (latent_graph.graphs.base)
 COMMAND_GROUPS = ("latent_graph.cli.bench", "latent_graph.cli.adapter", "latent_graph.cli.report", "latent_graph.cli.serve")
 
 
@@ -56,7 +58,9 @@ def load_model(args: argparse.Namespace) -> Any:
 def graph_options(args: argparse.Namespace) -> dict[str, Any]:
     """The prebuilt-graph options given on the command line."""
     return dict(steps=args.steps, memory=args.memory, max_new_tokens=args.max_new_tokens,
-                temperature=args.temperature, top_p=args.top_p, seed=args.seed, task=args.task)
+                message_tokens=args.message_tokens, kv_keep=args.kv_keep, kv_budget=args.kv_budget,
+                cache_budget=args.cache_budget, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+                task=args.task)
 
 
 def default_graph(args: argparse.Namespace) -> str:
@@ -91,7 +95,13 @@ def add_graph_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"latent steps per latent agent (default {DEFAULT_STEPS})")
     p.add_argument("--memory", default="all", choices=list(MEMORY_POLICIES))
     p.add_argument("--task", default="math", choices=["math", "choice", "code", "plain"])
-    p.add_argument("--max-new-tokens", type=int, default=_D.max_new_tokens)
+    p.add_argument("--max-new-tokens", type=int, default=_O.max_new_tokens, help="the judger's answer budget")
+    p.add_argument("--message-tokens", type=int, default=_O.message_tokens,
+                   help=f"message budget of text agents (default {_O.message_tokens})")
+    p.add_argument("--kv-keep", type=float, default=_O.kv_keep,
+                   help="fraction of each latent sender's own cache columns crossing its edge (default 1 = all)")
+    p.add_argument("--kv-budget", type=int, default=_O.kv_budget, help="max cache columns per latent edge")
+    p.add_argument("--cache-budget", type=int, default=_O.cache_budget, help="max cache columns any node reads")
     p.add_argument("--temperature", type=float, default=_D.temperature, help="0 = greedy (default)")
     p.add_argument("--top-p", type=float, default=_D.top_p)
     p.add_argument("--seed", type=int, default=None)
