@@ -156,6 +156,37 @@ def table(rows: list[dict[str, Any]], per_family: int, kv: bool = False) -> str:
     return "\n".join(lines)
 
 
+def plot_capacity(rows: list[dict[str, Any]], path: str) -> None:
+    """Accuracy (Wilson 95% bars) against m: m latent thoughts vs a text edge of m and of 4m tokens (PNG and SVG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ms = (1, 4, 8, 16)
+    thoughts = {r["steps"]: r for r in rows if r["method"] == "thoughts"}
+    text = {r["message_tokens"]: r for r in rows if r["method"] == "text-1"}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, pick in (("thoughts only: m latent vectors", lambda m: thoughts.get(m)),
+                        ("text edge: m tokens", lambda m: text.get(m)), ("text edge: 4m tokens", lambda m: text.get(4 * m))):
+        pts = [(m, pick(m)) for m in ms if pick(m) is not None]
+        if pts:
+            acc = [r["accuracy"] for _, r in pts]
+            err = [[a - r["ci95"][0] for a, (_, r) in zip(acc, pts)], [r["ci95"][1] - a for a, (_, r) in zip(acc, pts)]]
+            ax.errorbar([m for m, _ in pts], acc, yerr=err, marker="o", capsize=3, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ms, [str(m) for m in ms])
+    ax.set_xlabel("m")
+    ax.set_ylabel("relay6 test accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    ax.set_title("Channel capacity: latent vectors vs text tokens")
+    fig.tight_layout()
+    for ext in (".png", ".svg"):
+        fig.savefig(str(Path(path).with_suffix(ext)))
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", nargs="+", default=["fair"], choices=tuple(TABLES))
@@ -167,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--jsonl", default="runs/relay_fair.jsonl")
     p.add_argument("--out", default="docs/relay_fair.md")
     p.add_argument("--table-only", action="store_true")
+    p.add_argument("--plot", default="docs/relay_capacity.png", help="capacity plot (PNG + SVG), drawn when measured")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     task = relay_suite(args.n, args.split, 0)
@@ -199,6 +231,9 @@ def main(argv: list[str] | None = None) -> None:
         if rows:
             cmds = "\n".join(dict.fromkeys(r["command"] for r in rows))
             md.append(f"## {name}\n\n```bash\n{cmds}\n```\n\n{table(rows, args.n // len(FAMILIES), name == 'kv')}\n")
+    cap = [done[key(c)] for c in TABLES["capacity"] if key(c) in done and done[key(c)]["n"] == args.n]
+    if cap and args.plot:
+        plot_capacity(cap, args.plot)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(md), encoding="utf-8")
     print("\n".join(md))
