@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from latent_graph import LocalLatentModel
+from latent_graph.engine import load_model
 from latent_graph.bench.metrics import wilson_interval
 from latent_graph.bench.relay_suite import FAMILIES, agent_context_state, relay_suite
 from latent_graph.graphs import build_compact, build_sequential, build_single
@@ -195,6 +196,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=24, help="the judger's answer budget (every condition)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--model", default="default", help="HF path or hub id (default: the embedded SmolLM2-135M)")
+    p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 | auto")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:0 ...")
     p.add_argument("--jsonl", default="runs/relay_fair.jsonl")
     p.add_argument("--out", default="docs/relay_fair.md")
     p.add_argument("--table-only", action="store_true")
@@ -211,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
                 r = json.loads(line)
                 done[r["key"]] = r
     command = "python benchmarks/relay_fair.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    model = LocalLatentModel.default()
+    model = LocalLatentModel.default() if args.model == "default" else load_model(args.model, dtype=args.dtype, device=args.device)
     print(f"{task.source}: {command}", flush=True)
     for name in [] if args.table_only else args.table:
         for cond in TABLES[name]:
