@@ -146,3 +146,15 @@ def test_cache_budget_keeps_a_twenty_turn_thread_bounded(llama):
         judger = out["trace"][-1]
         cols.append(judger["kv_len"] - judger["prompt_tokens"][0] - judger["generated_tokens"][0])
     assert max(cols) <= 80 + 60  # the budgeted cache + the planner's turn on top of it
+
+
+def test_drawing_labels_compressed_edges(llama):
+    from latent_graph.present.draw import kept_per_edge, to_mermaid
+
+    g = build_sequential(llama, kv_keep=0.3, **FAST)
+    out = g.invoke({"questions": QS})
+    kept = kept_per_edge(out["trace"])
+    k, t = kept["planner"]
+    assert 0 < k < t
+    assert f"latent {k}/{t} cols" in to_mermaid(g, kept=kept)
+    assert "latent ==>" in to_mermaid(g)  # without a run: the plain drawing
