@@ -51,7 +51,7 @@ def test_sequential_runs_with_any_edges(llama, edges):
 
 
 def test_text_edge_starts_fresh_cache_and_passes_text(llama):
-    out = build_sequential(llama, edges=["latent", "text", "latent"], **FAST).invoke({"questions": QS[:1]})
+    out = build_sequential(llama, edges=["latent", "text", "latent"], message_tokens=4, **FAST).invoke({"questions": QS[:1]})
     by = {t["node"]: t for t in out["trace"]}
     # the critic decodes on top of the planner's cache; the refiner starts a fresh one
     assert by["critic"]["kv_len"] > by["planner"]["kv_len"]

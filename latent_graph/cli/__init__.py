@@ -95,7 +95,7 @@ def add_graph_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--edges", default="latent",
                    help="latent | text | one kind per edge (latent,text,latent) | by sender (critic=text)")
     for f in dataclasses.fields(GraphOptions):  # the graph options' one owner: names, defaults, choices, help
-        kind = int if f.name == "seed" else type(f.default)
+        kind = {"int": int, "float": float, "str": str}[str(f.type).split("|")[0].strip()]  # "int | None" -> int
         choices = f.metadata.get("choices")
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, choices=choices,
                        metavar=None if choices else f.name.upper(), help=f"{f.metadata['help']} (default {f.default})")

@@ -8,6 +8,7 @@ prefills it on top of a :class:`LatentHandle` (``handle.py``) through
 Settings and their checks live in ``options.py``.
 """
 
+from latent_graph.engine.compress import KVPolicy, check_kv, compress, kept_total, observing
 from latent_graph.engine.fingerprint import ModelFingerprint
 from latent_graph.engine.handle import LatentHandle, Segment, SegmentKind
 from latent_graph.engine.factory import load_model
@@ -37,6 +38,7 @@ __all__ = [
     "Decoded",
     "DecodingModel",
     "IdentityRealigner",
+    "KVPolicy",
     "LatentHandle",
     "LatentModel",
     "LocalLatentModel",
@@ -51,10 +53,14 @@ __all__ = [
     "StepInfo",
     "TokenCallback",
     "TokenChunk",
+    "check_kv",
     "check_memory",
     "check_quantization",
+    "compress",
     "check_steps",
+    "kept_total",
     "load_model",
     "make_realigner",
     "merge_branches",
+    "observing",
 ]

@@ -41,6 +41,7 @@ class Segment:
     kind: SegmentKind
     start: int
     end: int
+    dropped: int = 0  # real columns (all rows) a compressed edge or cache budget dropped from it
 
     @property
     def length(self) -> int:
@@ -124,7 +125,8 @@ class LatentHandle:
         ]
         for i, s in enumerate(self.segments):
             real = int(self.attention_mask[:, s.start : s.end].sum())
-            lines.append(f"    [{i}] {s.agent:<12} {s.kind:<6} cols {s.start}:{s.end} ({real} real over {self.batch_size} rows)")
+            gone = f", {s.dropped} dropped" if s.dropped else ""
+            lines.append(f"    [{i}] {s.agent:<12} {s.kind:<6} cols {s.start}:{s.end} ({real} real over {self.batch_size} rows{gone})")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -177,7 +179,7 @@ class LatentHandle:
             idx = torch.cat([torch.arange(s.start, s.end, device=self.device) for s in keep])
         new_segments, start = [], 0
         for s in keep:
-            new_segments.append(Segment(s.agent, s.kind, start, start + s.length))
+            new_segments.append(Segment(s.agent, s.kind, start, start + s.length, s.dropped))
             start += s.length
         kept_ids = {id(s) for s in keep}
         lat_segs = [s for s in self.segments if s.kind == "latent"]

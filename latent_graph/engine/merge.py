@@ -55,7 +55,7 @@ def merge_branches(prefix: LatentHandle | None, branches: Sequence[LatentHandle]
     offset = p
     for b in branches:
         for s in b.segments[n_prefix_seg:]:
-            segments.append(Segment(s.agent, s.kind, s.start - p + offset, s.end - p + offset))
+            segments.append(Segment(s.agent, s.kind, s.start - p + offset, s.end - p + offset, s.dropped))
         latents.extend(b.latents[n_prefix_lat:])
         hiddens.extend(b.hiddens[n_prefix_lat:])
         offset += b.seq_len - p

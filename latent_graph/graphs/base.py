@@ -22,6 +22,7 @@ from latent_graph.engine import (
     MEMORY_POLICIES,
     DecodeOptions,
     Realigner,
+    check_kv,
     check_memory,
     make_realigner,
     check_steps,
@@ -36,6 +37,8 @@ from latent_graph.state.schema import MAX_QUESTIONS, GraphInput, GraphOutput, Gr
 from latent_graph.persist import latent_checkpointer
 
 _D = DecodeOptions()
+MESSAGE_TOKENS = 128
+"""Default message budget of text agents: generous, so a text edge is not cut to the judger's answer budget."""
 
 
 class GraphKwargs(TypedDict, total=False):
@@ -66,7 +69,9 @@ class GraphKwargs(TypedDict, total=False):
     memory: str
     """Memory policy of every reader ("all", "last", "latent")."""
     max_new_tokens: int
-    """Generation budget of text agents and the judger."""
+    """Answer budget of the judger (tokens)."""
+    message_tokens: int
+    """Message budget of every text agent (tokens; it also stops at the end of its turn). Default 128."""
     temperature: float
     """0 = greedy."""
     top_p: float
@@ -79,6 +84,15 @@ class GraphKwargs(TypedDict, total=False):
     """Top-k logit lens / nearest tokens per latent step (0 = off)."""
     max_questions: int
     """Most questions one invocation may carry (default :data:`~latent_graph.state.schema.MAX_QUESTIONS`); more raise ``TooManyQuestionsError``."""
+
+    kv_keep: float
+    """Fraction in (0, 1] of each latent sender's own cache columns that cross its edge, best-attended first
+    (1 = all, the default: the handle crosses unchanged). See :mod:`latent_graph.engine.compress`."""
+    kv_budget: int | None
+    """At most this many real cache columns per row cross each latent edge (None = no cap)."""
+    cache_budget: int | None
+    """At most this many real cache columns per row in the handle any node reads; the lowest-scored
+    columns are evicted first (long chains, ``latent_thread="continue"`` threads). None = no cap."""
 
 
 def option(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:
@@ -97,26 +111,39 @@ class GraphOptions:
 
     steps: int = option(DEFAULT_STEPS, "latent steps per latent agent")
     memory: str = option(DEFAULT_MEMORY, "what each reader sees of the incoming handle", MEMORY_POLICIES)
-    max_new_tokens: int = option(_D.max_new_tokens, "answer budget of the judger (and of text agents)")
+    max_new_tokens: int = option(_D.max_new_tokens, "the judger's answer budget")
+    message_tokens: int = option(MESSAGE_TOKENS, "message budget of text agents (they also stop at end of turn)")
     temperature: float = option(_D.temperature, "0 = greedy")
     top_p: float = option(_D.top_p, "nucleus sampling mass")
     seed: int | None = option(_D.seed, "sampling seed")
     task: str = option("math", "answer format of the judger", tuple(ANSWER_FORMATS))
     inspect: int = option(0, "record top-K logit-lens / nearest tokens per latent step (opt-in; slower)")
     max_questions: int = option(MAX_QUESTIONS, "most questions one invocation may carry")
+    kv_keep: float = option(1.0, "fraction of each latent sender's own cache columns crossing its edge (1 = all)")
+    kv_budget: int | None = option(None, "max cache columns per row crossing each latent edge (None = no cap)")
+    cache_budget: int | None = option(None, "max cache columns per row in the handle any node reads (None = no cap)")
 
     def __post_init__(self) -> None:
         if isinstance(self.max_questions, bool) or not isinstance(self.max_questions, int) or self.max_questions < 1:
             raise InvalidArgumentError(f"max_questions must be an int >= 1, got {self.max_questions!r}")
         check_steps(self.steps)
+        check_kv(self.kv_keep, self.kv_budget)
+        check_kv(1.0, self.cache_budget, "cache_budget")
         check_memory(self.memory)
         self.decoding()  # validates the sampling settings
+        self.decoding(self.message_tokens)  # and the message budget
         with_format("", self.task)  # validates the task
         if not isinstance(self.inspect, int) or self.inspect < 0:
             raise InvalidArgumentError(f"inspect must be an integer >= 0, got {self.inspect!r}")
 
-    def decoding(self) -> dict[str, Any]:
-        return DecodeOptions(self.max_new_tokens, self.temperature, self.top_p, self.seed).as_dict()
+    def latent(self) -> dict[str, Any]:
+        """Settings of a latent sender node: steps and its compressed edge."""
+        return dict(steps=self.steps, kv_keep=self.kv_keep, kv_budget=self.kv_budget)
+
+    def decoding(self, budget: int | None = None) -> dict[str, Any]:
+        """Decoding options of the judger (``budget`` None) or of a text agent (``budget=self.message_tokens``)."""
+        tokens = self.max_new_tokens if budget is None else budget
+        return DecodeOptions(tokens, self.temperature, self.top_p, self.seed).as_dict()
 
 
 _GRAPH_KEYS = ("edges", "judger", "checkpointer", "interrupt_after", "realign", "expose_handle", "store", "handle_store")
@@ -159,10 +186,11 @@ class Team:
         """A latent or text agent (by the kind of the edge leaving it), its kind declared in the node metadata."""
         common: dict[str, Any] = dict(model=self.model, name=name, instruction=instruction, sees_context=sees_context,
                                       memory=self.opts.memory, inspect=self.opts.inspect, branch=branch,
-                                      max_questions=self.opts.max_questions, handle_store=self.handle_store)
+                                      max_questions=self.opts.max_questions, handle_store=self.handle_store,
+                                      cache_budget=self.opts.cache_budget)
         kind: EdgeKind = self.kinds[name]
-        node = (LatentAgentNode(steps=self.opts.steps, **common) if kind == "latent"
-                else TextAgentNode(**common, **self.opts.decoding()))
+        node = (LatentAgentNode(**self.opts.latent(), **common) if kind == "latent"
+                else TextAgentNode(**common, **self.opts.decoding(self.opts.message_tokens)))
         add_agent(self.state_graph, node)
 
     def add_judger(self, name: str, instruction: str, sees_context: bool) -> None:
@@ -170,7 +198,8 @@ class Team:
         add_agent(self.state_graph, JudgerNode(model=self.model, name=name, instruction=with_format(instruction, self.opts.task),
                                            sees_context=sees_context, memory=self.opts.memory,
                                            max_questions=self.opts.max_questions,
-                                           handle_store=self.handle_store, **self.opts.decoding()))
+                                           handle_store=self.handle_store, cache_budget=self.opts.cache_budget,
+                                           **self.opts.decoding()))
 
     def compile(self, name: str) -> CompiledStateGraph:
         """Compile; a plain InMemorySaver/SqliteSaver gets the latent serializer (:func:`latent_checkpointer`)."""

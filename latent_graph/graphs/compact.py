@@ -40,8 +40,9 @@ def build_compact(model: NodeModel, *, agents: Sequence[str] = ("planner", "crit
     for i, name in enumerate(agents):
         add_agent(team.state_graph, QuietAgentNode(
             model=team.model, name=name, instruction=COMPACT_FIRST if i == 0 else COMPACT_LATER,
-            sees_context=i == 0, memory=team.opts.memory, inspect=team.opts.inspect, steps=team.opts.steps,
-            restate=i == 0, max_questions=team.opts.max_questions, handle_store=team.handle_store))
+            sees_context=i == 0, memory=team.opts.memory, inspect=team.opts.inspect, restate=i == 0,
+            max_questions=team.opts.max_questions, handle_store=team.handle_store, cache_budget=team.opts.cache_budget,
+            **team.opts.latent()))
         team.state_graph.add_edge(prev, name)
         prev = name
     team.add_judger("judger", "", sees_context=not agents)

@@ -36,7 +36,8 @@ DEFAULT_GRAPH = "compact"
 docs/relay_ablation.md)."""
 
 
-FACTORY_OPTIONS = ("edges", "steps", "memory", "max_new_tokens", "temperature", "top_p", "seed", "task", "inspect")
+FACTORY_OPTIONS = ("edges", "steps", "memory", "max_new_tokens", "message_tokens", "kv_keep", "kv_budget", "cache_budget",
+                   "temperature", "top_p", "seed", "task", "inspect")
 """Keyword arguments a graph factory may take; it gets only those its signature declares (all with ``**kwargs``)."""
 
 

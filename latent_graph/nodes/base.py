@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
 
-from latent_graph.engine import DEFAULT_MEMORY, LatentHandle, StepInfo, merge_branches
+from latent_graph.engine import DEFAULT_MEMORY, KVPolicy, LatentHandle, StepInfo, compress, merge_branches
 from latent_graph.state.edges import sends_metadata
 from latent_graph.nodes.events import emitter
 from latent_graph.nodes.models import NodeModel, engine_of
@@ -57,6 +57,8 @@ class AgentNode:
         max_questions: Most questions one invocation may carry (more raise ``TooManyQuestionsError``).
         handle_store: Where handle tensors go and references are resolved
             (:class:`~latent_graph.persist.HandleStore`); None = the process's default folder store.
+        cache_budget: At most this many real cache columns per row in the handle it reads; the
+            lowest-scored columns are evicted first (:mod:`latent_graph.engine.compress`). None = no cap.
     """
 
     model: NodeModel
@@ -68,6 +70,7 @@ class AgentNode:
     inspect: int = 0
     max_questions: int = MAX_QUESTIONS
     handle_store: HandleStore | None = None
+    cache_budget: int | None = None
     sends: ClassVar[Sends] = "latent"
 
     def __post_init__(self) -> None:
@@ -114,7 +117,9 @@ class AgentNode:
         prefix = carried(state, config, int(getattr(self.model, "max_context", 0) or 2048))
         branches = state.get("branches") or {}
         if branches and not self.branch:
-            return merge_branches(prefix, [branches[k] for k in ordered(branches)])
+            prefix = merge_branches(prefix, [branches[k] for k in ordered(branches)])
+        if self.cache_budget is not None and prefix is not None and not self.foreign:
+            prefix = compress(self.model, prefix, KVPolicy(budget=self.cache_budget))
         return prefix
 
     def prompts(self, state: dict[str, Any]) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from langchain_core.runnables import RunnableConfig
 
-from latent_graph.engine import DEFAULT_STEPS, LatentHandle
+from latent_graph.engine import DEFAULT_STEPS, KVPolicy, LatentHandle, compress, kept_total, observing
 from latent_graph.nodes.base import AgentNode
 from latent_graph.state.trace import Sends, StepRecord, node_record, prompt_tokens_of
 
@@ -18,10 +18,30 @@ class LatentAgentNode(AgentNode):
 
     Attributes:
         steps: Latent steps after the prompt (0 = prompt only).
+        kv_keep: Fraction in (0, 1] of the columns this agent wrote that cross its outgoing edge
+            (the best-attended ones; 1 = all, the handle is passed on unchanged).
+        kv_budget: At most this many real columns per row cross its edge (None = no cap).
     """
 
     steps: int = DEFAULT_STEPS
+    kv_keep: float = 1.0
+    kv_budget: int | None = None
     sends: ClassVar[Sends] = "latent"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.kv = KVPolicy(keep=self.kv_keep, budget=self.kv_budget)  # validates both
+
+    def edge(self, before: LatentHandle | None, after: LatentHandle, record: list[Any]) -> LatentHandle:
+        """What crosses the outgoing edge: ``after`` with only the columns :attr:`kv` keeps of those this call wrote
+        (scored by the attention ``record``ed while it thought)."""
+        if not self.kv.active:
+            return after
+        read = 0 if before is None else len(before.with_memory(self.memory).segments)
+        start = after.segments[read].start if read < len(after.segments) else after.seq_len
+        out = compress(self.model, after, self.kv, start, record)
+        assert out is not None
+        return out
 
     def think(self, before: LatentHandle | None, state: dict[str, Any], start: float | None = None,
               config: Any = None) -> dict[str, Any]:
@@ -29,14 +49,19 @@ class LatentAgentNode(AgentNode):
         start = time.time() if start is None else start
         log: list[StepRecord] = []
         prompts = self.prompts(state)
-        after = self.model.think(
-            before, prompts, self.steps, agent=self.name, memory=self.memory, on_step=self.step_callback(log, config)
-        )
+        with observing(self.model, self.kv) as record:
+            after = self.model.think(
+                before, prompts, self.steps, agent=self.name, memory=self.memory, on_step=self.step_callback(log, config)
+            )
+        tokens = prompt_tokens_of(after)
+        after = self.edge(before, after, record)
         record = node_record(
             node=self.name, kind=self.sends, start=start, before=before, after=after,
-            prompt_tokens=prompt_tokens_of(after), latent_steps=self.steps, generated_tokens=[0] * len(prompts),
+            prompt_tokens=tokens, latent_steps=self.steps, generated_tokens=[0] * len(prompts),
             memory=self.memory, steps=log, prompts=prompts, task=self.task(config),
         )
+        if self.kv.active:
+            record["kv_kept"], record["kv_total"] = kept_total(after)
         return {**self.consumed(state), **self.output(after, config, state), "trace": [self.in_turn(record, state)]}
 
     def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:

@@ -152,7 +152,7 @@ def handle_header(h: LatentHandle) -> dict[str, Any]:
     """Everything but the tensors, as JSON-able data."""
     return {
         "num_layers": h.num_layers,
-        "segments": [[s.agent, s.kind, s.start, s.end] for s in h.segments],
+        "segments": [[s.agent, s.kind, s.start, s.end] + ([s.dropped] if s.dropped else []) for s in h.segments],
         "fingerprint": asdict(h.fingerprint),
         "prompt_tokens": h.prompt_tokens,
         "latent_steps": h.latent_steps,
@@ -176,11 +176,13 @@ def _segments(raw: Any) -> tuple[Segment, ...]:
         raise HandleFormatError("handle header field 'segments' must be a list")
     out = []
     for item in raw:
-        ok = isinstance(item, list) and len(item) == 4 and isinstance(item[0], str) and item[1] in _KINDS
+        ok = isinstance(item, list) and len(item) in (4, 5) and isinstance(item[0], str) and item[1] in _KINDS
         ok = ok and all(isinstance(x, int) and not isinstance(x, bool) for x in item[2:])
         if not ok or not 0 <= item[2] <= item[3]:
             raise HandleFormatError(f"malformed segment entry {item!r}")
-        out.append(Segment(item[0], item[1], item[2], item[3]))
+        if len(item) == 5 and item[4] < 0:
+            raise HandleFormatError(f"malformed segment entry {item!r}")
+        out.append(Segment(*item))  # the 5th entry (columns dropped by a compressed edge) is optional
     return tuple(out)
 
 

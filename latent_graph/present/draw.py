@@ -10,7 +10,7 @@ Styles: latent = thick purple ``==>``; text = dashed grey ``-.->``; conditional 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,22 @@ def _nodes_and_edges(graph: Any) -> tuple[list[str], list[tuple[str, str, str]]]
     return shape.nodes, [(e.source, e.target, e.kind) for e in shape.edges]
 
 
-def to_mermaid(graph: Any, highlight: Iterable[str] = ()) -> str:
+def kept_per_edge(trace: Iterable[Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
+    """``{sender: (real columns kept, total)}`` of every compressed latent edge in a run's trace (summed over runs)."""
+    out: dict[str, tuple[int, int]] = {}
+    for rec in trace:
+        if "kv_kept" in rec:
+            k, t = out.get(str(rec["node"]), (0, 0))
+            out[str(rec["node"])] = (k + int(rec["kv_kept"]), t + int(rec["kv_total"]))
+    return out
+
+
+def to_mermaid(graph: Any, highlight: Iterable[str] = (), kept: Mapping[str, tuple[int, int]] | None = None) -> str:
     """Mermaid flowchart text: latent edges thick purple, text edges dashed, conditional edges dashed and
-    labelled, subgraphs as blocks, executed nodes highlighted."""
+    labelled, subgraphs as blocks, executed nodes highlighted; ``kept`` (:func:`kept_per_edge`) labels each
+    compressed latent edge with the cache columns kept / total."""
     shape = Shape.of(graph)
+    kept = kept or {}
     hot = set(highlight)
     lines = ["graph TD;"]
 
@@ -51,7 +63,8 @@ def to_mermaid(graph: Any, highlight: Iterable[str] = ()) -> str:
         a, b, text = node_id(e.source), node_id(e.target), edge_text(e)
         color = {"latent": LATENT_COLOR, "text": TEXT_COLOR}.get(e.kind)
         if e.kind == "latent" and not e.conditional:
-            lines.append(f"    {a} == latent ==> {b};")
+            words = f"latent {kept[e.source][0]}/{kept[e.source][1]} cols" if e.source in kept else "latent"
+            lines.append(f"    {a} == {words} ==> {b};")
             styles.append(f"    linkStyle {i} stroke:{LATENT_COLOR},stroke-width:3px;")
         elif text:
             lines.append(f"    {a} -. {text} .-> {b};")

@@ -110,6 +110,8 @@ def _node_panel(run: RunTrace, k: int, rec: NodeRecord, first: bool) -> str:
             ("generated tokens", _per_row(rec["generated_tokens"])),
             ("handle bytes before → after", f"{rec['handle_bytes_before']:,} → {rec['handle_bytes_after']:,}"),
             ("KV length", rec["kv_len"]), ("memory policy", rec["memory"])]
+    if "kv_kept" in rec:  # a compressed latent edge (kv_keep / kv_budget)
+        figs.append(("KV columns kept / total on its edge", f"{rec['kv_kept']:,} / {rec['kv_total']:,}"))
     sent = run.texts_of(name) if kind in ("text", "answer") else None
     per_q = []
     for i in range(len(run.questions)):

@@ -74,6 +74,10 @@ class NodeRecord(TypedDict):
     """Its branch key: ``node``, or ``node[i]`` for the i-th ``Send`` task."""
     turn: NotRequired[int]
     """The thread's turn it was written in (the ``trace`` reducer keeps the newest turn only)."""
+    kv_kept: NotRequired[int]
+    """With a compressed edge (``kv_keep < 1`` or ``kv_budget``): real columns of the handle it passed on, all rows."""
+    kv_total: NotRequired[int]
+    """With a compressed edge: real columns that handle held before any column was dropped, all rows."""
     converted: NotRequired[str]
     """Set when a latent edge was turned into a text edge on the way in (the reason)."""
 

@@ -1,0 +1,247 @@
+"""Latent edges measured fairly on relay6: fair text budgets, compressed latent edges, channel capacity.
+
+Three tables, one command each (appending to one JSONL; conditions already there are skipped):
+
+    python benchmarks/relay_fair.py --table fair       # direct, no-edge, text chains (32/64/128-token messages),
+                                                       # latent chains (compact and LatentMAS layouts)
+    python benchmarks/relay_fair.py --table kv         # compact latent chain at kv_keep 1 / 0.5 / 0.2 / 0.1
+    python benchmarks/relay_fair.py --table capacity   # one sender -> judger: m latent thoughts (memory=latent)
+                                                       # vs a text edge of m / 4m tokens, m in 1, 4, 8, 16
+    python benchmarks/relay_fair.py --table-only       # rebuild the markdown tables from the JSONL
+
+Budgets: greedy; the judger answers in ``--max-new-tokens`` (default 24) tokens in every condition;
+text agents stop at the end of their turn or at their message budget (``message_tokens``). Per
+condition: accuracy with a Wilson 95% interval, generated tokens per question (all agents), seconds
+per question, bytes crossing each edge per question (UTF-8 message bytes for a text edge; the
+handle's KV + latents + masks for a latent edge), the judger's seconds and cache columns per
+question, and (kv table) the bytes of the handle entering the judger as saved in a checkpoint
+(``handle_to_bytes``). The 1-minute load average is printed beside every timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latent_graph import LocalLatentModel
+from latent_graph.engine import load_model
+from latent_graph.bench.metrics import wilson_interval
+from latent_graph.bench.relay_suite import FAMILIES, agent_context_state, relay_suite
+from latent_graph.graphs import build_compact, build_sequential, build_single
+from latent_graph.graphs.roles import SEQUENTIAL
+from latent_graph.persist.handle_format import handle_to_bytes
+
+TABLES: dict[str, list[dict[str, Any]]] = {
+    "fair": [{"method": "latent-seq", "layout": "compact", "steps": 8, "kv_keep": 1.0},
+             {"method": "text-seq", "message_tokens": 64}, {"method": "direct"}, {"method": "no-edge"},
+             *({"method": "text-seq", "message_tokens": t} for t in (32, 128)),
+             {"method": "latent-seq", "layout": "default", "steps": 8}],
+    "kv": [{"method": "latent-seq", "layout": "compact", "steps": 8, "kv_keep": k} for k in (1.0, 0.2, 0.1, 0.5)],
+    "capacity": [*({"method": "thoughts", "steps": m} for m in (1, 4, 8, 16)),
+                 *({"method": "text-1", "message_tokens": t} for t in (1, 4, 8, 16, 32, 64))],
+}
+SENDER = {"planner": SEQUENTIAL["planner"]}  # the one sender of the capacity table (same prompt for both edges)
+
+
+def key(cond: dict[str, Any]) -> str:
+    full = {"layout": "-", "steps": 0, "message_tokens": 0, "kv_keep": 1.0, **cond}
+    return json.dumps(full, sort_keys=True)
+
+
+def build(cond: dict[str, Any], model: LocalLatentModel, judge_tokens: int) -> Any:
+    common: dict[str, Any] = dict(max_new_tokens=judge_tokens, task="plain", steps=cond.get("steps", 0))
+    m = cond["method"]
+    if m in ("direct", "no-edge"):
+        return build_single(model, **common)
+    if m == "text-seq":
+        return build_sequential(model, edges="text", message_tokens=cond["message_tokens"], **common)
+    if m == "text-1":
+        return build_sequential(model, agents=SENDER, edges="text", message_tokens=cond["message_tokens"], **common)
+    if m == "thoughts":
+        return build_sequential(model, agents=SENDER, edges="latent", memory="latent", **common)
+    if cond["layout"] == "compact":
+        return build_compact(model, kv_keep=cond.get("kv_keep", 1.0), **common)
+    return build_sequential(model, edges="latent", **common)
+
+
+def state_for(cond: dict[str, Any], batch: Any) -> dict[str, Any]:
+    state: dict[str, Any] = {"questions": [e.question for e in batch]}
+    if cond["method"] == "direct" or cond["method"] in ("thoughts", "text-1"):  # one sender: it is told every fact
+        state["context"] = [e.meta["facts"] for e in batch]
+    elif cond["method"] != "no-edge":
+        state["context"] = [e.context or "" for e in batch]
+        state["agent_context"] = agent_context_state(batch)
+    return state
+
+
+def measure(cond: dict[str, Any], graph: Any, task: Any, batch_size: int, checkpoint: bool) -> dict[str, Any]:
+    hits: list[bool] = []
+    answers: list[str] = []
+    gen = edge_bytes = edges = judge_s = judge_cols = ckpt = 0.0
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    for i in range(0, len(task.examples), batch_size):
+        batch = task.examples[i : i + batch_size]
+        last_handle, out = None, None
+        for update in graph.stream(state_for(cond, batch), stream_mode="updates"):
+            for node, upd in update.items():
+                if not isinstance(upd, dict):
+                    continue
+                for rec in upd.get("trace") or []:
+                    gen += sum(int(x) for x in rec["generated_tokens"])
+                    if rec["kind"] == "latent":
+                        edge_bytes += rec["handle_bytes_after"] / rec["rows"]
+                        edges += 1
+                    elif rec["kind"] == "text":
+                        sent = sum(len(t.encode()) for m in upd.get("messages") or [] for t in m["texts"])
+                        edge_bytes += sent / rec["rows"]
+                        edges += 1
+                    else:
+                        judge_s += rec["wall_s"]
+                        judge_cols += rec["kv_len"] * rec["rows"]
+                if upd.get("handle") is not None and "answers" not in upd:
+                    last_handle = upd["handle"]
+                if "answers" in upd:
+                    out = upd["answers"]
+        if checkpoint and last_handle is not None:
+            ckpt += len(handle_to_bytes(last_handle))
+        answers += [str(a) for a in out]
+        hits += [task.score(e, a).correct for e, a in zip(batch, out)]
+    wall = time.perf_counter() - t0
+    n, k = len(hits), sum(hits)
+    lo, hi = wilson_interval(k, n)
+    fam = {f: sum(h for h, e in zip(hits, task.examples) if e.meta["family"] == f) for f in FAMILIES}
+    per_edge_q = edge_bytes / edges if edges else 0.0  # mean over edge crossings of bytes per question
+    return {**cond, "key": key(cond), "n": n, "correct": k, "accuracy": k / n, "ci95": [lo, hi], "family_hits": fam,
+            "gen_tok_per_q": gen / n, "s_per_q": wall / n, "bytes_per_edge_q": per_edge_q,
+            "judger_s_per_q": judge_s / n,
+            "judger_cols": judge_cols / n, "ckpt_bytes_per_q": ckpt / n if checkpoint else None,
+            "load_1m": [round(load0, 2), round(os.getloadavg()[0], 2)], "answers": answers}
+
+
+def label(r: dict[str, Any]) -> str:
+    m = r["method"]
+    if m == "text-seq":
+        return f"text chain, {r['message_tokens']}-token messages"
+    if m == "text-1":
+        return f"text edge, {r['message_tokens']} tokens"
+    if m == "thoughts":
+        return f"thoughts only, m={r['steps']} latent vectors"
+    if m == "latent-seq":
+        lay = "compact" if r["layout"] == "compact" else "LatentMAS"
+        kv = f", kv_keep {r['kv_keep']}" if "kv_keep" in r else ""
+        return f"latent chain, {lay} layout, {r['steps']} steps{kv}"
+    return m
+
+
+def table(rows: list[dict[str, Any]], per_family: int, kv: bool = False) -> str:
+    fams = " / ".join(f[:6] for f in FAMILIES)
+    head = (f"| condition | n | accuracy [95% CI] | hits ({fams}, of {per_family}) | gen tok/q | s/q | "
+            f"bytes/edge/q | judger s/q | judger cols/q |" + (" ckpt bytes/q |" if kv else "") + " load 1m |")
+    lines = [head, "|" + "---|" * (10 + kv)]
+    for r in rows:
+        lo, hi = r["ci95"]
+        fam = " / ".join(str(r["family_hits"][f]) for f in FAMILIES)
+        ck = f" {r['ckpt_bytes_per_q']:,.0f} |" if kv else ""
+        lines.append(f"| {label(r)} | {r['n']} | {r['accuracy']:.2f} [{lo:.2f}, {hi:.2f}] | {fam} | "
+                     f"{r['gen_tok_per_q']:.1f} | {r['s_per_q']:.2f} | {r['bytes_per_edge_q']:,.0f} | "
+                     f"{r['judger_s_per_q']:.3f} | {r['judger_cols']:.0f} |{ck} {r['load_1m'][0]}→{r['load_1m'][1]} |")
+    return "\n".join(lines)
+
+
+def plot_capacity(rows: list[dict[str, Any]], path: str) -> None:
+    """Accuracy (Wilson 95% bars) against m: m latent thoughts vs a text edge of m and of 4m tokens (PNG and SVG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ms = (1, 4, 8, 16)
+    thoughts = {r["steps"]: r for r in rows if r["method"] == "thoughts"}
+    text = {r["message_tokens"]: r for r in rows if r["method"] == "text-1"}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, pick in (("thoughts only: m latent vectors", lambda m: thoughts.get(m)),
+                        ("text edge: m tokens", lambda m: text.get(m)), ("text edge: 4m tokens", lambda m: text.get(4 * m))):
+        pts = [(m, pick(m)) for m in ms if pick(m) is not None]
+        if pts:
+            acc = [r["accuracy"] for _, r in pts]
+            err = [[a - r["ci95"][0] for a, (_, r) in zip(acc, pts)], [r["ci95"][1] - a for a, (_, r) in zip(acc, pts)]]
+            ax.errorbar([m for m, _ in pts], acc, yerr=err, marker="o", capsize=3, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ms, [str(m) for m in ms])
+    ax.set_xlabel("m")
+    ax.set_ylabel("relay6 test accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    ax.set_title("Channel capacity: latent vectors vs text tokens")
+    fig.tight_layout()
+    for ext in (".png", ".svg"):
+        fig.savefig(str(Path(path).with_suffix(ext)))
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--table", nargs="+", default=["fair"], choices=tuple(TABLES))
+    p.add_argument("--n", type=int, default=96)
+    p.add_argument("--split", default="test")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-new-tokens", type=int, default=24, help="the judger's answer budget (every condition)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--model", default="default", help="HF path or hub id (default: the embedded SmolLM2-135M)")
+    p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 | auto")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:0 ...")
+    p.add_argument("--jsonl", default="runs/relay_fair.jsonl")
+    p.add_argument("--out", default="docs/relay_fair.md")
+    p.add_argument("--table-only", action="store_true")
+    p.add_argument("--plot", default="docs/relay_capacity.png", help="capacity plot (PNG + SVG), drawn when measured")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    task = relay_suite(args.n, args.split, 0)
+    jsonl = Path(args.jsonl)
+    jsonl.parent.mkdir(parents=True, exist_ok=True)
+    done = {}  # by condition key: a condition listed in two tables is measured once
+    if jsonl.exists():
+        for line in jsonl.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done[r["key"]] = r
+    command = "python benchmarks/relay_fair.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    model = LocalLatentModel.default() if args.model == "default" else load_model(args.model, dtype=args.dtype, device=args.device)
+    print(f"{task.source}: {command}", flush=True)
+    for name in [] if args.table_only else args.table:
+        for cond in TABLES[name]:
+            if key(cond) in done and done[key(cond)]["n"] == args.n:
+                continue
+            graph = build(cond, model, args.max_new_tokens)
+            row = measure(cond, graph, task, args.batch_size, cond["method"] == "latent-seq")
+            row.update(table=name, command=command, judge_tokens=args.max_new_tokens, batch_size=args.batch_size)
+            with jsonl.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+            done[row["key"]] = row
+            print(table([row], args.n // len(FAMILIES), name == "kv").splitlines()[-1], flush=True)
+    md = [f"# relay6 fair tables ({task.source}, {model.name}, greedy, judger answer budget {args.max_new_tokens}, "
+          f"batch {args.batch_size}, torch threads {args.threads}, {os.cpu_count()} shared CPUs)\n"]
+    for name in TABLES:
+        rows = [done[key(c)] for c in TABLES[name] if key(c) in done and done[key(c)]["n"] == args.n]
+        if rows:
+            cmds = "\n".join(dict.fromkeys(r["command"] for r in rows))
+            md.append(f"## {name}\n\n```bash\n{cmds}\n```\n\n{table(rows, args.n // len(FAMILIES), name == 'kv')}\n")
+    cap = [done[key(c)] for c in TABLES["capacity"] if key(c) in done and done[key(c)]["n"] == args.n]
+    if cap and args.plot:
+        plot_capacity(cap, args.plot)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(md), encoding="utf-8")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Compressed latent edges (kv_keep / kv_budget), cache budgets and the text agents' message budget, on tiny models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from langgraph.checkpoint.memory import InMemorySaver
+
+from latent_graph import InvalidArgumentError
+from latent_graph.engine import KVPolicy, compress, kept_total, observing
+from latent_graph.engine import attention_probe
+from latent_graph.graphs import build_compact, build_hierarchical, build_sequential
+from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent
+from latent_graph.persist.handle_format import handle_from_bytes, handle_to_bytes
+from latent_graph.state import LatentState
+from langgraph.graph import END, START, StateGraph
+
+QS = ["The code word is FALCON. What is the code word?", "Alice has 3 apples and buys 5 more.", "Plan it."]
+FAST = dict(steps=2, max_new_tokens=4)
+
+
+def _same(a, b) -> bool:
+    return (a.segments == b.segments and torch.equal(a.attention_mask, b.attention_mask)
+            and torch.equal(a.position_ids, b.position_ids) and all(torch.equal(x, y) for x, y in zip(a.keys, b.keys)))
+
+
+def test_kv_keep_one_is_bit_identical(llama):
+    """kv_keep=1.0 (the default) keeps today's behaviour exactly: same answers, same final cache."""
+    plain = build_sequential(llama, expose_handle=True, **FAST).invoke({"questions": QS})
+    kept = build_sequential(llama, expose_handle=True, kv_keep=1.0, **FAST).invoke({"questions": QS})
+    assert plain["answers"] == kept["answers"]
+    assert _same(plain["handle"], kept["handle"])
+    assert "kv_kept" not in kept["trace"][0]
+
+
+def test_routing_attention_changes_no_output(llama):
+    """The attention probe's routing delegates to the model's own kernel: greedy outputs stay equal."""
+    h = llama.think(None, QS, 2)
+    before = llama.decode(h, QS, max_new_tokens=6)
+    attention_probe.route(llama.hf_model)
+    after = llama.decode(h, QS, max_new_tokens=6)
+    assert before.texts == after.texts and _same(before.handle, after.handle)
+    with attention_probe.recording(4) as store:
+        llama.think(h, QS, 1)
+    assert store and all(w.shape[0] == len(QS) for w in store)
+    assert all(bool((w >= 0).all()) for w in store)
+
+
+@pytest.mark.parametrize("score", ["knorm", "attention"])
+def test_compress_keeps_protected_columns_and_positions(llama, score):
+    pol = KVPolicy(keep=0.2, score=score)
+    with observing(llama, pol) as rec:
+        h = llama.think(None, QS, 3, agent="planner")
+    c = compress(llama, h, pol, 0, rec)
+    assert c.batch_size == h.batch_size and c.seq_len < h.seq_len
+    kept, total = kept_total(c)
+    assert total == int(h.attention_mask.sum()) and kept < total
+    lat = [s for s in c.segments if s.kind == "latent"]
+    assert len(lat) == 1 and lat[0].length == 3 and lat[0].dropped == 0  # latent segments always kept whole
+    assert torch.equal(c.latents[0], h.latents[0])
+    for r in range(h.batch_size):  # kept columns keep their positions: a subset of the row's real positions
+        orig = set(h.position_ids[r][h.attention_mask[r].bool()].tolist())
+        new = c.position_ids[r][c.attention_mask[r].bool()].tolist()
+        assert set(new) <= orig and new == sorted(new)
+        assert int(h.position_ids[r][h.attention_mask[r].bool()][0]) in new  # first real column (template) kept
+    assert torch.equal(c.next_positions(), h.next_positions())  # the next agent continues after the max
+    # the kept columns carry the very same K/V they had
+    r, j = 0, int(c.attention_mask[0].nonzero()[0])
+    src = int((h.position_ids[0] == c.position_ids[0, j]).logical_and(h.attention_mask[0].bool()).nonzero()[0])
+    assert torch.equal(c.keys[0][0, :, j], h.keys[0][0, :, src])
+    assert sum(s.dropped for s in c.segments) == total - kept
+    again = llama.decode(c, QS, max_new_tokens=3)  # a compressed handle extends like any other
+    assert len(again.texts) == len(QS)
+
+
+def test_per_row_selection_matches_single_rows(llama):
+    pol = KVPolicy(keep=0.3)
+    h = llama.think(None, QS, 2)
+    c = compress(llama, h, pol)
+    for r, q in enumerate(QS):
+        one = compress(llama, llama.think(None, [q], 2), pol)
+        assert one.position_ids[0][one.attention_mask[0].bool()].tolist() == \
+            c.position_ids[r][c.attention_mask[r].bool()].tolist()
+
+
+def test_budget_caps_columns_and_dropped_survives_a_checkpoint(llama):
+    h = llama.think(None, QS, 2)
+    c = compress(llama, h, KVPolicy(budget=20))
+    assert int(c.attention_mask.sum(dim=1).max()) <= 20
+    back = handle_from_bytes(handle_to_bytes(c))
+    assert back.segments == c.segments and any(s.dropped for s in back.segments)
+    assert handle_to_bytes(h) == handle_to_bytes(h)  # nothing dropped: the format is unchanged (4-field segments)
+
+
+@pytest.mark.parametrize("builder", [build_sequential, build_compact, build_hierarchical])
+def test_prebuilt_graphs_compress_every_latent_edge(llama, builder):
+    out = builder(llama, kv_keep=0.3, **FAST).invoke({"questions": QS})
+    recs = [t for t in out["trace"] if t["kind"] == "latent"]
+    assert recs and all(t["kv_kept"] < t["kv_total"] for t in recs)
+    assert len(out["answers"]) == len(QS)
+
+
+def test_hand_built_node_takes_kv_fields(llama):
+    g = StateGraph(LatentState)
+    add_agent(g, LatentAgentNode(model=llama, name="a", instruction="Think.", steps=2, kv_keep=0.5, kv_budget=30))
+    add_agent(g, JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=3))
+    g.add_edge(START, "a"), g.add_edge("a", "judger"), g.add_edge("judger", END)
+    out = g.compile().invoke({"questions": QS})
+    rec = out["trace"][0]
+    assert rec["kv_kept"] <= 30 * len(QS) and rec["kv_kept"] < rec["kv_total"]
+
+
+@pytest.mark.parametrize("bad", [dict(kv_keep=0), dict(kv_keep=1.5), dict(kv_keep="x"), dict(kv_budget=0),
+                                 dict(cache_budget=-1), dict(message_tokens=0)])
+def test_bad_options_are_named_errors(llama, bad):
+    with pytest.raises(InvalidArgumentError):
+        build_sequential(llama, **bad)
+
+
+def test_message_tokens_is_the_text_agents_budget(llama):
+    out = build_sequential(llama, edges="text", max_new_tokens=2, message_tokens=7, steps=0).invoke({"questions": QS})
+    gen = {t["node"]: t["generated_tokens"] for t in out["trace"]}
+    assert max(gen["planner"]) <= 7 and max(gen["judger"]) <= 2
+    assert max(max(gen[n]) for n in ("planner", "critic", "refiner")) > 2  # messages are not cut to the answer budget
+
+
+def test_cache_budget_bounds_a_ten_agent_chain(llama):
+    agents = {f"a{i}": "Think about it." for i in range(10)}
+    out = build_sequential(llama, agents=agents, cache_budget=60, expose_handle=True, **FAST).invoke({"questions": QS})
+    assert len(out["answers"]) == len(QS)
+    judger = out["trace"][-1]
+    own = [p + g for p, g in zip(judger["prompt_tokens"], judger["generated_tokens"])]
+    read = out["handle"].attention_mask.sum(dim=1).tolist()  # what the judger read + its own columns
+    assert all(c - o <= 60 for c, o in zip(read, own))
+    assert sum(s.dropped for s in out["handle"].segments) > 0
+
+
+def test_cache_budget_keeps_a_twenty_turn_thread_bounded(llama):
+    g = build_compact(llama, agents=("planner",), cache_budget=80, checkpointer=InMemorySaver(), steps=1,
+                      max_new_tokens=3)
+    cfg = {"configurable": {"thread_id": "t", "latent_thread": "continue", "latent_window": 4000}}
+    cols = []
+    for turn in range(20):
+        out = g.invoke({"questions": [f"Turn {turn}: what did I say?"]}, cfg)
+        assert len(out["answers"]) == 1
+        judger = out["trace"][-1]
+        cols.append(judger["kv_len"] - judger["prompt_tokens"][0] - judger["generated_tokens"][0])
+    assert max(cols) <= 80 + 60  # the budgeted cache + the planner's turn on top of it
+
+
+def test_drawing_labels_compressed_edges(llama):
+    from latent_graph.present.draw import kept_per_edge, to_mermaid
+
+    g = build_sequential(llama, kv_keep=0.3, **FAST)
+    out = g.invoke({"questions": QS})
+    kept = kept_per_edge(out["trace"])
+    k, t = kept["planner"]
+    assert 0 < k < t
+    assert f"latent {k}/{t} cols" in to_mermaid(g, kept=kept)
+    assert "latent ==>" in to_mermaid(g)  # without a run: the plain drawing
