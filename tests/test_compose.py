@@ -228,30 +228,7 @@ def test_chat_model_honours_langchain_options(llama):
     assert hot.usage_metadata
     with pytest.raises(InvalidArgumentError, match="frequency_penalty"):
         as_chat_model(llama).invoke("Hi", frequency_penalty=1.0)
-    with pytest.raises(NotImplementedError, match="tool calling"):
-        as_chat_model(llama).bind_tools([])
-
-
-def test_structured_output_is_prompted_validated_and_retried(llama):
-    from langchain_core.exceptions import OutputParserException
-    from pydantic import BaseModel
-
-    from latent_graph.langchain import as_chat_model
-    from latent_graph.langchain.structured import first_json_object, validate
-
-    class Answer(BaseModel):
-        value: int
-
-    assert validate(first_json_object('Sure: {"value": 84} done'), Answer).value == 84
-    schema = {"type": "object", "properties": {"value": {"type": "integer"}}, "required": ["value"]}
-    assert validate({"value": 3}, schema) == {"value": 3}
-    with pytest.raises(ValueError):
-        validate({"value": "x"}, schema)
-    structured = as_chat_model(llama, max_new_tokens=3).with_structured_output(Answer, retries=1)
-    with pytest.raises(OutputParserException, match="2 tries"):  # a random tiny model never writes JSON
-        structured.invoke("What is 12 times 7?")
-    raw = as_chat_model(llama, max_new_tokens=3).with_structured_output(schema, include_raw=True, retries=0)
-    assert raw.invoke("q")["parsing_error"] is not None
+    assert as_chat_model(llama).bind_tools([]) is not None  # tool calling: tests/test_chat_tools.py
 
 
 def test_runnable_face_accepts_prompt_values_and_messages(llama):

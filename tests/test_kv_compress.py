@@ -19,7 +19,15 @@ QS = ["The code word is FALCON. What is the code word?", "Alice has 3 apples and
 FAST = dict(steps=2, max_new_tokens=4)
 
 
+def _handle(ref):
+    """Graph output holds a handle reference; the default store gives the tensors back."""
+    from latent_graph.persist import default_handle_store
+
+    return default_handle_store().load(ref)
+
+
 def _same(a, b) -> bool:
+    a, b = _handle(a), _handle(b)
     return (a.segments == b.segments and torch.equal(a.attention_mask, b.attention_mask)
             and torch.equal(a.position_ids, b.position_ids) and all(torch.equal(x, y) for x, y in zip(a.keys, b.keys)))
 
@@ -130,9 +138,9 @@ def test_cache_budget_bounds_a_ten_agent_chain(llama):
     assert len(out["answers"]) == len(QS)
     judger = out["trace"][-1]
     own = [p + g for p, g in zip(judger["prompt_tokens"], judger["generated_tokens"])]
-    read = out["handle"].attention_mask.sum(dim=1).tolist()  # what the judger read + its own columns
+    read = _handle(out["handle"]).attention_mask.sum(dim=1).tolist()  # what the judger read + its own columns
     assert all(c - o <= 60 for c, o in zip(read, own))
-    assert sum(s.dropped for s in out["handle"].segments) > 0
+    assert sum(s.dropped for s in _handle(out["handle"]).segments) > 0
 
 
 def test_cache_budget_keeps_a_twenty_turn_thread_bounded(llama):

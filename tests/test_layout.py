@@ -112,7 +112,7 @@ def test_no_langgraph_internals_or_glued_attributes() -> None:
 def test_modules_are_short_and_documented(module: str) -> None:
     path = MODULES[module]
     text = path.read_text()
-    assert len(text.splitlines()) <= 420, f"{path.name} has {len(text.splitlines())} lines"
+    assert len(text.splitlines()) <= 450, f"{path.name} has {len(text.splitlines())} lines"
     if text.strip():
         assert ast.get_docstring(ast.parse(text)), f"{module} has no module docstring"
 

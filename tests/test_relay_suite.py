@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from latent_graph.nodes import StandInModel
+
 from latent_graph.bench.errors import BenchArgumentError
 from latent_graph.bench.relay_suite import (
     FAMILIES,
@@ -71,8 +73,8 @@ def test_second_agent_family_routes_to_second_agent() -> None:
     assert agent_context_state(relay_suite(5).examples) is None
     # the node reads its own entry; the first agent does not see it
     q = {"questions": ["Q?"], "context": ["shared fact"], "agent_context": {"critic": ["own fact"]}}
-    critic = AgentNode(model=None, name="critic", instruction="Check.")
-    planner = AgentNode(model=None, name="planner", instruction="Plan.", sees_context=True)
+    critic = AgentNode(model=StandInModel(), name="critic", instruction="Check.")
+    planner = AgentNode(model=StandInModel(), name="planner", instruction="Plan.", sees_context=True)
     assert "own fact" in critic.prompts(q)[0] and "shared fact" not in critic.prompts(q)[0]
     assert "shared fact" in planner.prompts(q)[0] and "own fact" not in planner.prompts(q)[0]
 

@@ -54,7 +54,7 @@ def test_equal_settings_are_equal_keys_and_others_are_not() -> None:
 
 def test_worker_batch_matches_rows_alone_and_isolates_a_bad_row(tiny_factory) -> None:
     cfg = ServeConfig(**CFG)
-    worker = GraphWorker(tiny_factory("llama", ctx=400), cfg)
+    worker = GraphWorker(tiny_factory("llama", ctx=1200), cfg)  # room for two 128-token text messages
     s = settings(cfg, edges=["latent", "text", "latent"])
     items = [Item("What is 3+5?", None, "a"), Item("What is 12 times 7?", "secret", "b")]
     batched = worker.run(s, items)
@@ -62,7 +62,7 @@ def test_worker_batch_matches_rows_alone_and_isolates_a_bad_row(tiny_factory) ->
     assert [r["answer"] for r in batched] == [r["answer"] for r in alone]
     assert [r["request_id"] for r in batched] == ["a", "b"] and batched[0]["batch_size"] == 2
     assert batched[1]["trace"][0]["prompts"][0].count("secret") == 1 and len(batched[1]["trace"][0]["prompts"]) == 1
-    too_long = Item("apples " * 300, None, "c")  # overflows the 400-token context window
+    too_long = Item("apples " * 900, None, "c")  # overflows the 1200-token context window
     mixed = worker.run(s, [items[0], too_long])
     assert mixed[0]["answer"] == alone[0]["answer"]
     assert mixed[1]["error"] == "ContextOverflowError" and mixed[1]["status"] == 400

@@ -215,7 +215,17 @@ def _positive_int(name: str, value: Any) -> int:
 
 
 # -------------------------------------------------------------------- API
-def run_bench(
+def run_bench(model: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run the benchmark (see :func:`_run_bench`); the model's shared-prefix cache setting is restored after."""
+    before = getattr(model, "prefixes", None)
+    try:
+        return _run_bench(model, *args, **kwargs)
+    finally:
+        if before is not None:
+            model.prefixes = before
+
+
+def _run_bench(
     model: Any,
     methods: str | Sequence[str] = METHODS,
     task: str | Task = "gsm8k",

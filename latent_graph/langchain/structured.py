@@ -7,7 +7,8 @@ Methods:
   (into the pydantic model, or a dict);
 - ``function_calling``: the schema is bound as the only tool with ``tool_choice`` set to it,
   and the call's arguments are the output (also on ``raw.tool_calls``);
-- ``json_mode``: the reply is any JSON object (decoded under a JSON grammar).
+- ``json_mode``: the reply is a JSON object (decoded under a JSON grammar; under the schema's grammar when a
+  schema is given, so it parses into it).
 
 ``strict`` is accepted (decoding is always strict: the grammar enforces the schema).
 ``include_raw=True`` returns ``{"raw", "parsed", "parsing_error"}`` instead of raising.
@@ -79,7 +80,8 @@ def structured_runnable(model: Any, schema: Any, *, include_raw: bool = False, m
         parser = (PydanticToolsParser(tools=[schema], first_tool_only=True) if _is_pydantic(schema)
                   else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True))
     else:
-        constraint = Constraint.json() if method == "json_mode" else Constraint.json_schema(json_schema_of(schema))
+        # json_mode: any JSON object, or, when a schema is given to parse into, a JSON object of that schema
+        constraint = Constraint.json() if schema is None else Constraint.json_schema(json_schema_of(schema))
         llm = model.bind(constraint=constraint, ls_structured_output_format=fmt)
         parser = PydanticOutputParser(pydantic_object=schema) if _is_pydantic(schema) else JsonOutputParser()
     if not include_raw:
