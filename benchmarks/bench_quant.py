@@ -3,7 +3,8 @@
 Each mode loads the default model through ``LocalLatentModel.default(quantization=...)`` and is
 measured in the same run, one after the other, with the load average printed beside the timings.
 
-Usage: python benchmarks/bench_quant.py [--modes fp32,8bit,4bit] [--relay 16] [--steps 8] [--tokens 16]
+Usage: python benchmarks/bench_quant.py [--modes fp32,8bit,4bit] [--graphs compact,sequential] [--relay 16] [--steps 8]
+       [--tokens 16]
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from latent_graph import LocalLatentModel
 from latent_graph.bench.metrics import wilson_interval
 from latent_graph.bench.tasks import relay_probes
 from latent_graph.engine.quantize import weight_bytes
-from latent_graph.graphs import build_sequential
+from latent_graph.graphs.registry import DEFAULT_GRAPH, build_graph
 
 QUESTION = "Alice has 3 apples and buys 5 more. How many apples does Alice have now?"
 
@@ -45,15 +46,16 @@ def measure(mode: str, args: argparse.Namespace, task) -> dict:
     gen = lambda: model.hf_model.generate(**ids, max_new_tokens=args.tokens, min_new_tokens=args.tokens, do_sample=False)
     one = lambda: model.hf_model.generate(**ids, max_new_tokens=1, do_sample=False)
     hf_step = (_time(gen, 1) - _time(one, 1)) / (args.tokens - 1)
-    graph = build_sequential(model, edges="latent", steps=args.steps, max_new_tokens=24, task="plain")
-    t1 = time.perf_counter()
-    out = graph.invoke({"questions": [e.question for e in task.examples], "context": [e.context for e in task.examples]})
-    relay_s = time.perf_counter() - t1
-    hits = sum(task.score(e, a).correct for e, a in zip(task.examples, out["answers"]))
-    lo, hi = wilson_interval(hits, len(task.examples))
+    relay = {}
+    for name in args.graphs.split(","):
+        graph = build_graph(name, model, edges="latent", steps=args.steps, max_new_tokens=24, task="plain")
+        t1 = time.perf_counter()
+        out = graph.invoke({"questions": [e.question for e in task.examples], "context": [e.context for e in task.examples]})
+        hits = sum(task.score(e, a).correct for e, a in zip(task.examples, out["answers"]))
+        relay[name] = {"correct": hits, "n": len(task.examples), "ci95": list(wilson_interval(hits, len(task.examples))),
+                       "wall_s": time.perf_counter() - t1, "answers": out["answers"]}
     return {"mode": mode, "weights_mib": weight_bytes(model.hf_model) / 2**20, "load_s": load_s,
-            "latent_step_s": latent_step, "hf_decode_step_s": hf_step, "relay_correct": hits,
-            "relay_n": len(task.examples), "relay_ci95": [lo, hi], "relay_wall_s": relay_s,
+            "latent_step_s": latent_step, "hf_decode_step_s": hf_step, "relay": relay,
             "loadavg": os.getloadavg()[0]}
 
 
@@ -61,6 +63,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--modes", default="fp32,8bit,4bit")
     p.add_argument("--relay", type=int, default=16, help="relay probes through the latent chain (default 16)")
+    p.add_argument("--graphs", default=f"{DEFAULT_GRAPH},sequential",
+                   help="latent chains the relay probes go through (default: the default graph and sequential)")
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--tokens", type=int, default=16, help="decode steps timed for the HF step")
     p.add_argument("--threads", type=int, default=None)
@@ -76,16 +80,15 @@ def main() -> None:
     for m in (x.strip() for x in args.modes.split(",")):
         if m:
             rows.append(measure(m, args, task))
-            print(f"measured {m}: {rows[-1]}", flush=True)
+            print(f"measured {m}: { {k: v for k, v in rows[-1].items() if k != 'relay'} }", flush=True)
     base = next((r for r in rows if r["mode"] == "fp32"), rows[0])
     print(f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()}")
     print(f"{'mode':<6} {'weights MiB':>11} {'x fp32':>7} {'load s':>7} {'latent step s':>14} {'HF decode step s':>17} "
-          f"{'relay acc':>10} {'95% CI':>14} {'load avg':>8}")
+          + "".join(f" {'relay ' + g:>16} {'95% CI':>12}" for g in args.graphs.split(",")) + f" {'load avg':>8}")
     for r in rows:
-        lo, hi = r["relay_ci95"]
+        cells = "".join(f" {v['correct'] / v['n']:16.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]" for v in r["relay"].values())
         print(f"{r['mode']:<6} {r['weights_mib']:11.0f} {r['weights_mib'] / base['weights_mib']:7.2f} {r['load_s']:7.1f} "
-              f"{r['latent_step_s']:14.4f} {r['hf_decode_step_s']:17.4f} {r['relay_correct'] / r['relay_n']:10.2f} "
-              f"[{lo:.2f}, {hi:.2f}] {r['loadavg']:8.2f}")
+              f"{r['latent_step_s']:14.4f} {r['hf_decode_step_s']:17.4f}{cells} {r['loadavg']:8.2f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"args": vars(args), "results": rows}, f, indent=2)
