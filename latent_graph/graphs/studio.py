@@ -30,6 +30,10 @@ RUN_OPTIONS = ("edges", *(f.name for f in dataclasses.fields(GraphOptions)))
 MODEL = LocalLatentModel.default()
 """The default model, loaded when the server imports this module (factories then do no I/O on its event loop)."""
 
+STORE = default_handle_store()
+"""The folder blob store, opened (its folder created) at import: the server calls factories on its event loop,
+where a blocking call such as ``os.mkdir`` is refused (``BlockingError``, a 500 on ``assistants.get_schemas``)."""
+
 
 def _build(name: str, config: Any) -> Any:
     conf = dict((config or {}).get("configurable") or {})
@@ -38,7 +42,7 @@ def _build(name: str, config: Any) -> Any:
         options.pop("edges", None)
     try:
         # the server supplies the checkpointer later: keep the tensors in the persistent folder store
-        return build_graph(name, MODEL, handle_store=default_handle_store(), **options)
+        return build_graph(name, MODEL, handle_store=STORE, **options)
     except TypeError as exc:
         raise InvalidArgumentError(f"bad run options {sorted(options)} for graph {name!r}: {exc}") from exc
 
