@@ -219,4 +219,8 @@ def test_postgres_end_to_end_with_resume_in_a_second_process(llama, pg_url, tmp_
 
     blobs = PostgresBlobStore(pg_url)
     assert len(blobs.keys()) >= 3 and blobs.nbytes > 0  # the thread's tensors live in Postgres
+    key = blobs.keys()[0]
+    assert key in blobs and 0 <= blobs.age(key) < 600 and blobs.get(key)
+    blobs.delete([key])  # the SQL SqliteBlobStore shares, run with %s on an autocommit connection
+    assert key not in blobs and blobs.age(key) is None and blobs.get(key) is None
     blobs.close()

@@ -20,6 +20,7 @@ from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent
 from latent_graph.persist import (
     FolderBlobStore,
     HandleStore,
+    LiveHandleStore,
     MemoryBlobStore,
     SqliteBlobStore,
     collect_blobs,
@@ -180,6 +181,27 @@ def test_a_chain_does_not_reread_what_it_wrote(llama):
     store = HandleStore(blobs)
     chain(llama, store).invoke(Q)
     assert store.loads == 0 and blobs.gets == 0 and store.saves == 2  # a and b (the judger keeps none)
+
+
+def test_live_store_of_one_shot_runs_serializes_nothing_and_answers_the_same(llama):
+    """``HandleStore.in_memory()`` (the CLI's run) keeps the handle objects: same answers, no blob, bounded, named misses."""
+    live = HandleStore.in_memory()
+    assert isinstance(live, LiveHandleStore)
+    out = chain(llama, live).invoke(Q)
+    assert out["answers"] == chain(llama, HandleStore(MemoryBlobStore())).invoke(Q)["answers"]
+    assert is_ref(out["handle"]) and json.loads(json.dumps(out["handle"])) == out["handle"]
+    assert live.saves == 2 and live.blobs.keys() == [] and live.blobs.nbytes == 0  # nothing serialized
+    h = llama.think(None, "q", 1)
+    ref = live.save(h)
+    assert live.save(h) == ref and live.load(ref, llama) is h  # the object itself, on the model's devices
+    small = HandleStore.in_memory(max_bytes=h.nbytes)
+    first = small.save(h)
+    small.save(llama.think(None, "other", 1))
+    with pytest.raises(BlobMissingError, match="missing"):
+        small.load(first, llama)  # dropped beyond max_bytes: named, not a KeyError
+    for bad in [{**ref, "digest": ["x"]}, {**ref, "digest": "../x"}]:
+        with pytest.raises(HandleRefError):
+            live.load(bad, llama)
 
 
 # ---------------------------------------------------------- the traps

@@ -41,7 +41,7 @@ from latent_graph.graphs.registry import FACTORY_OPTIONS
 from latent_graph.nodes import StandInModel
 from latent_graph.persist import HandleStore
 from latent_graph.present.console import execute, print_answers
-from latent_graph.state.edges import parse_edge_spec
+from latent_graph.state.edges import answer_nodes, parse_edge_spec
 
 COMMAND_GROUPS: dict[str, tuple[str, str]] = {
     "bench": ("latent_graph.cli.bench", "run a benchmark (GSM8K, ARC, code, relay) and write a report"),
@@ -177,8 +177,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if contexts is not None:
         inputs["context"] = contexts
     stream = len(questions) == 1 and not args.json and not args.quiet
+    answering = answer_nodes(graph)  # a fact of the graph, read once it is built
     t0 = time.time()
-    out = execute(graph, inputs, stream_tokens=stream, progress=not args.quiet)
+    out = execute(graph, inputs, stream_tokens=stream, progress=not args.quiet, answering=answering)
     if not (args.json or args.save_trace or args.report):
         if not stream:
             print_answers(questions, out.get("answers") or [], quiet=args.quiet)

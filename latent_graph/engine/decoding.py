@@ -43,6 +43,7 @@ def generate(
     """
     budget = min(opts.max_new_tokens, model.max_context - int(work.next_pos.max()))
     gen = torch.Generator(device=model.device).manual_seed(opts.seed) if opts.seed is not None else None
+    greedy = opts.temperature == 0  # the default: the argmax itself, no sampler (``sample_next`` picks the same)
     head = model.hf_model.get_output_embeddings()
     eos = model.eos_ids
     B = work.mask.shape[0]
@@ -56,7 +57,7 @@ def generate(
             logits = head(h)  # (b, V)
             if constraints is not None:
                 logits = constraints.mask(logits, rows)
-            tok = sample_next(logits, opts.temperature, opts.top_p, gen)  # (b,)
+            tok = logits.float().argmax(dim=-1) if greedy else sample_next(logits, opts.temperature, opts.top_p, gen)  # (b,)
         finished = []
         for i, tid in enumerate(tok.tolist()):
             if tid in eos:

@@ -167,8 +167,10 @@ class LocalLatentModel:
     # -------------------------------------------------------------- checks
     def check_handle(self, handle: LatentHandle) -> None:
         """Raise a named error unless ``handle`` can be extended by this model."""
-        self.fingerprint.check(handle.fingerprint)
-        check_devices(handle, self.device, self.layer_devices, self.name)
+        if handle.fingerprint is not self.fingerprint:  # a handle this model built carries this very object
+            self.fingerprint.check(handle.fingerprint)
+        if (handle.device, handle.layer_devices) != (self.device, self.layer_devices):  # else nothing to check
+            check_devices(handle, self.device, self.layer_devices, self.name)
         if handle.num_layers and handle.dtype != self.dtype:
             raise DTypeMismatchError(
                 f"handle cache dtype {handle.dtype} differs from model dtype {self.dtype}; "
@@ -218,7 +220,7 @@ class LocalLatentModel:
             self.tokenizer, prompts, system, first, self.device, after_open_turn=open_turn, generation=generation
         )
         shared = 0
-        if handle is None:  # a fresh prefill starts from the shared-prefix cache (each prefix computed once)
+        if handle is None and self.prefixes.max_bytes > 0:  # a fresh prefill starts from the shared prefixes
             handle, ids, new_mask, shared = self.prefixes.split(self, ids, new_mask)
         start = handle.next_positions() if handle is not None else torch.zeros(len(prompts), dtype=torch.long)  # (B,)
         need = int((start.to(new_mask.device) + new_mask.sum(dim=1)).max()) + reserve
@@ -357,7 +359,7 @@ class LocalLatentModel:
                 work, h, prompt_rows = prefill_chats(self, messages, tools, agent, opts.max_new_tokens)
             else:
                 work, h, prompt_rows = self._prefill(handle, prompt, agent, system, memory, reserve=1, grow=opts.max_new_tokens)  # room for one token; clamped
-        rows = per_row(constraint, len(prompt_rows))
+        rows = [] if constraint is None else per_row(constraint, len(prompt_rows))
         matchers = RowConstraints(self, rows) if any(c is not None for c in rows) else None
         result: Any = None
         for item in decoding.generate(self, work, h, opts, stream, matchers):

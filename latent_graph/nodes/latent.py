@@ -2,6 +2,7 @@
 
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,11 +32,12 @@ class LatentAgentNode(AgentNode):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.kv = KVPolicy(keep=self.kv_keep, budget=self.kv_budget)  # validates both
+        self.compresses = self.kv.active  # decided once, here: an uncompressed edge never calls into compression
 
     def edge(self, before: LatentHandle | None, after: LatentHandle, record: list[Any]) -> LatentHandle:
         """What crosses the outgoing edge: ``after`` with only the columns :attr:`kv` keeps of those this call wrote
         (scored by the attention ``record``ed while it thought)."""
-        if not self.kv.active:
+        if not self.compresses:
             return after
         read = 0 if before is None else len(before.with_memory(self.memory).segments)
         start = after.segments[read].start if read < len(after.segments) else after.seq_len
@@ -49,7 +51,7 @@ class LatentAgentNode(AgentNode):
         start = time.time() if start is None else start
         log: list[StepRecord] = []
         prompts = self.prompts(state)
-        with observing(self.model, self.kv) as record:
+        with observing(self.model, self.kv) if self.compresses else nullcontext([]) as record:
             after = self.model.think(
                 before, prompts, self.steps, agent=self.name, memory=self.memory, on_step=self.step_callback(log, config)
             )
@@ -60,7 +62,7 @@ class LatentAgentNode(AgentNode):
             prompt_tokens=tokens, latent_steps=self.steps, generated_tokens=[0] * len(prompts),
             memory=self.memory, steps=log, prompts=prompts, task=self.task(config),
         )
-        if self.kv.active:
+        if self.compresses:
             record["kv_kept"], record["kv_total"] = kept_total(after)
         return {**self.consumed(state), **self.output(after, config, state), "trace": [self.in_turn(record, state)]}
 

@@ -12,7 +12,7 @@ from latent_graph.persist.chunks import (
 from latent_graph.persist.collect import collect_chunks, prune
 from latent_graph.persist.gc import collect_blobs, delete_thread, referenced_blobs
 from latent_graph.persist.handle_format import chunk_key, handle_from_bytes, handle_to_bytes
-from latent_graph.persist.refs import HandleRef, HandleStore, default_handle_store, is_ref
+from latent_graph.persist.refs import HandleRef, HandleStore, LiveHandleStore, default_handle_store, is_ref
 from latent_graph.persist.savers import checkpoint_nbytes, latent_checkpointer, memory_checkpointer, sqlite_checkpointer
 from latent_graph.persist.serializer import TYPE_TAG, LatentSerializer
 from latent_graph.persist.stores import ChunkStore, InMemoryChunkStore, SqliteChunkStore
@@ -22,6 +22,7 @@ __all__ = [
     "FolderBlobStore",
     "HandleRef",
     "HandleStore",
+    "LiveHandleStore",
     "MemoryBlobStore",
     "SqliteBlobStore",
     "collect_blobs",

@@ -11,6 +11,9 @@ row is touched: a reference cannot name a path outside its store.
 - :class:`SqliteBlobStore`: a table in a SQLite file (one file beside a ``SqliteSaver``).
 - :class:`MemoryBlobStore`: a dict (tests, a single process).
 
+:class:`SqlBlobStore` holds the SQL the table-backed stores share (SQLite here, PostgreSQL in
+:mod:`latent_graph.persist.pg_blobs`).
+
 Every store records when a blob was last written (:meth:`BlobStore.age`), so
 garbage collection (:mod:`latent_graph.persist.gc`) can spare blobs a running
 graph has just written but not yet checkpointed.
@@ -30,7 +33,8 @@ from typing import Any, Protocol, runtime_checkable
 from latent_graph.engine.paths import cache_dir
 from latent_graph.errors import HandleRefError
 
-__all__ = ["BlobStore", "FolderBlobStore", "MemoryBlobStore", "SqliteBlobStore", "check_key", "default_blob_folder"]
+__all__ = ["BlobStore", "FolderBlobStore", "MemoryBlobStore", "SqlBlobStore", "SqliteBlobStore", "check_key",
+           "default_blob_folder"]
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 
@@ -191,7 +195,70 @@ class FolderBlobStore:
         return f"FolderBlobStore({str(self.root)!r})"
 
 
-class SqliteBlobStore:
+class SqlBlobStore:
+    """The SQL of a :class:`BlobStore` in a table ``latent_blobs`` (key, data, written), shared by its backends.
+
+    A backend (:class:`SqliteBlobStore`, :class:`~latent_graph.persist.pg_blobs.PostgresBlobStore`)
+    opens the connection, creates the table and says how its driver spells a parameter
+    (``mark``) and whether writes need a ``commit`` (``autocommit``). Statements are written
+    with ``?`` and run with the backend's mark.
+
+    Args:
+        conn: A DB-API connection whose ``execute`` returns a cursor (``sqlite3``, ``psycopg``).
+        mark: The driver's parameter placeholder (``?`` for sqlite3, ``%s`` for psycopg).
+        autocommit: The connection commits every statement itself (no ``commit`` after writes).
+    """
+
+    def __init__(self, conn: Any, mark: str = "?", autocommit: bool = False) -> None:
+        self.conn, self.mark, self.autocommit = conn, mark, autocommit
+        self.lock = threading.RLock()
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self.conn.execute(sql.replace("?", self.mark), params)
+
+    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        with self.lock:
+            for params in rows:
+                self._run(sql, params)
+            if not self.autocommit:
+                self.conn.commit()
+
+    def put(self, key: str, data: bytes) -> None:
+        check_key(key)
+        self._write("INSERT INTO latent_blobs (key, data, written) VALUES (?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET written = excluded.written", [(key, bytes(data), time.time())])
+
+    def get(self, key: str) -> bytes | None:
+        with self.lock:
+            row = self._run("SELECT data FROM latent_blobs WHERE key = ?", (check_key(key),)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def __contains__(self, key: object) -> bool:
+        with self.lock:
+            return self._run("SELECT 1 FROM latent_blobs WHERE key = ?", (key,)).fetchone() is not None
+
+    def keys(self) -> list[str]:
+        with self.lock:
+            return [str(r[0]) for r in self._run("SELECT key FROM latent_blobs").fetchall()]
+
+    def delete(self, keys: list[str]) -> None:
+        self._write("DELETE FROM latent_blobs WHERE key = ?", [(k,) for k in keys])
+
+    def age(self, key: str) -> float | None:
+        with self.lock:
+            row = self._run("SELECT written FROM latent_blobs WHERE key = ?", (key,)).fetchone()
+        return None if row is None else time.time() - float(row[0])
+
+    @property
+    def nbytes(self) -> int:
+        with self.lock:
+            return int(self._run("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM latent_blobs").fetchone()[0])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class SqliteBlobStore(SqlBlobStore):
     """A :class:`BlobStore` in a SQLite table ``latent_blobs`` (its own connection; WAL, safe across processes).
 
     Args:
@@ -200,48 +267,9 @@ class SqliteBlobStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self.lock = threading.RLock()
+        super().__init__(sqlite3.connect(self.path, check_same_thread=False, timeout=30))
         with self.lock:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("CREATE TABLE IF NOT EXISTS latent_blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL, "
                               "written REAL NOT NULL)")
             self.conn.commit()
-
-    def put(self, key: str, data: bytes) -> None:
-        check_key(key)
-        with self.lock:
-            self.conn.execute("INSERT INTO latent_blobs (key, data, written) VALUES (?, ?, ?) "
-                              "ON CONFLICT(key) DO UPDATE SET written = excluded.written", (key, bytes(data), time.time()))
-            self.conn.commit()
-
-    def get(self, key: str) -> bytes | None:
-        with self.lock:
-            row = self.conn.execute("SELECT data FROM latent_blobs WHERE key = ?", (check_key(key),)).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def __contains__(self, key: object) -> bool:
-        with self.lock:
-            return self.conn.execute("SELECT 1 FROM latent_blobs WHERE key = ?", (key,)).fetchone() is not None
-
-    def keys(self) -> list[str]:
-        with self.lock:
-            return [str(r[0]) for r in self.conn.execute("SELECT key FROM latent_blobs").fetchall()]
-
-    def delete(self, keys: list[str]) -> None:
-        with self.lock:
-            self.conn.executemany("DELETE FROM latent_blobs WHERE key = ?", [(k,) for k in keys])
-            self.conn.commit()
-
-    def age(self, key: str) -> float | None:
-        with self.lock:
-            row = self.conn.execute("SELECT written FROM latent_blobs WHERE key = ?", (key,)).fetchone()
-        return None if row is None else time.time() - float(row[0])
-
-    @property
-    def nbytes(self) -> int:
-        with self.lock:
-            return int(self.conn.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM latent_blobs").fetchone()[0])
-
-    def close(self) -> None:
-        self.conn.close()

@@ -15,12 +15,15 @@ is one blob).
 chain never re-reads what it just wrote, and a checkpoint repeating one reference n
 times costs one load. ``load`` checks the reference (keys, shapes against the model:
 layers, KV heads, head_dim, context) before reading any chunk, then every chunk's
-sha256 against its key.
+sha256 against its key. :class:`LiveHandleStore` (``HandleStore.in_memory()``) keeps the handle
+objects themselves, for one-shot runs that keep nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import uuid
 import weakref
 from collections import OrderedDict
 from pathlib import Path
@@ -35,7 +38,8 @@ from latent_graph.persist.blobs import MemoryBlobStore, BlobStore, FolderBlobSto
 from latent_graph.persist.chunks import handle_from_chunks, handle_to_chunks, manifest_chunk_keys
 from latent_graph.persist.handle_format import chunk_key
 
-__all__ = ["REF_VERSION", "HandleRef", "HandleStore", "default_handle_store", "is_ref", "ref_keys"]
+__all__ = ["REF_VERSION", "HandleRef", "HandleStore", "LiveHandleStore", "default_handle_store", "is_ref", "placed",
+           "ref_keys", "reference"]
 
 REF_VERSION = 1
 """Value of a reference's ``latent_graph_ref`` field (its format version; the field marks a dict as a reference)."""
@@ -111,6 +115,30 @@ def model_shape(model: Any) -> tuple[int, int, int, int] | None:
     return int(layers), int(kv), int(head_dim), int(getattr(model, "max_context", 0) or 0)
 
 
+def reference(handle: LatentHandle, digest: str, chunks: list[str]) -> HandleRef:
+    """The reference naming ``handle`` by ``digest`` (its tensors in the blobs ``chunks``)."""
+    k = handle.keys[0] if handle.keys else None
+    return HandleRef(
+        latent_graph_ref=REF_VERSION, digest=digest, chunks=chunks, model=handle.fingerprint.name,
+        fingerprint=handle.fingerprint.digest, batch=handle.batch_size, columns=handle.seq_len,
+        layers=handle.num_layers, kv_heads=int(k.shape[1]) if k is not None else 0,
+        head_dim=int(k.shape[3]) if k is not None else 0, dtype=str(handle.dtype).replace("torch.", ""),
+        nbytes=handle.nbytes, segments=[[s.agent, s.kind, s.start, s.end] for s in handle.segments],
+        summary=_describe(handle),
+    )
+
+
+def placed(handle: LatentHandle, model: Any = None, device: Any = None) -> LatentHandle:
+    """``handle`` on ``device`` (default: ``model``'s input device and its layers' devices); itself when there."""
+    layers = getattr(model, "layer_devices", None) if device is None else None
+    device = device if device is not None else getattr(model, "device", None)
+    if device is None:
+        return handle
+    if layers is not None and len(layers) == handle.num_layers and tuple(layers) != handle.layer_devices:
+        return handle.to(device, layer_devices=layers)
+    return handle if handle.device == torch.device(device) else handle.to(device)
+
+
 def _describe(h: LatentHandle) -> str:
     agents = ",".join(dict.fromkeys(s.agent for s in h.segments))
     return (f"{h.fingerprint.name}: batch {h.batch_size}, {h.seq_len} columns, agents [{agents}], "
@@ -140,9 +168,9 @@ class HandleStore:
 
     @classmethod
     def in_memory(cls, max_bytes: int = 1 << 30) -> HandleStore:
-        """A store that writes nothing to disk: blobs in a :class:`MemoryBlobStore` bounded at ``max_bytes``
-        (oldest dropped first), for runs with no checkpointer whose references live one invocation."""
-        return cls(MemoryBlobStore(max_bytes=max_bytes))
+        """A store that writes and serializes nothing (:class:`LiveHandleStore`: the handles themselves, at most
+        ``max_bytes``, oldest dropped first), for runs with no checkpointer whose references live one invocation."""
+        return LiveHandleStore(max_bytes)
 
     # ------------------------------------------------------------- writing
     def save(self, handle: LatentHandle) -> HandleRef:
@@ -158,15 +186,7 @@ class HandleStore:
         digest = chunk_key(manifest)
         for key, data in [*split.chunks.items(), (digest, manifest)]:
             self.blobs.put(key, data)  # present blobs only get their age refreshed (GC spares fresh blobs)
-        k = handle.keys[0] if handle.keys else None
-        ref = HandleRef(
-            latent_graph_ref=REF_VERSION, digest=digest, chunks=list(split.chunks), model=handle.fingerprint.name,
-            fingerprint=handle.fingerprint.digest, batch=handle.batch_size, columns=handle.seq_len,
-            layers=handle.num_layers, kv_heads=int(k.shape[1]) if k is not None else 0,
-            head_dim=int(k.shape[3]) if k is not None else 0, dtype=str(handle.dtype).replace("torch.", ""),
-            nbytes=handle.nbytes, segments=[[s.agent, s.kind, s.start, s.end] for s in handle.segments],
-            summary=_describe(handle),
-        )
+        ref = reference(handle, digest, list(split.chunks))
         with self._lock:
             self.saves += 1
             self._refs[handle] = ref
@@ -231,13 +251,7 @@ class HandleStore:
                 self.loads += 1
                 self._refs[hit] = {**ref}  # type: ignore[assignment]
                 self._remember(digest, hit)
-        layers = getattr(model, "layer_devices", None) if device is None else None
-        device = device if device is not None else getattr(model, "device", None)
-        if device is None:
-            return hit
-        if layers is not None and len(layers) == hit.num_layers and tuple(layers) != hit.layer_devices:
-            return hit.to(device, layer_devices=layers)
-        return hit if hit.device == torch.device(device) else hit.to(device)
+        return placed(hit, model, device)
 
     def _get_checked(self, key: str, repair: str) -> bytes | None:
         """A chunk's bytes; a corrupt one is deleted (a re-run writes it again) and named."""
@@ -267,6 +281,51 @@ class HandleStore:
         if handle.seq_len != ref["columns"] or handle.num_layers != ref["layers"] or handle.batch_size != ref.get("batch"):
             raise HandleRefError(f"handle reference {digest[:16]}... disagrees with its blobs (shape)")
         return handle
+
+
+class LiveHandleStore(HandleStore):
+    """A :class:`HandleStore` holding the handle objects themselves: nothing is serialized, hashed or written.
+
+    For runs whose references live one invocation in one process (no checkpointer: the CLI's
+    ``run``). ``save`` names a handle by a random 64-hex ``digest`` (``chunks`` is empty) and keeps
+    it, at most ``max_bytes`` of handles (the oldest dropped first); ``load`` gives the same object
+    back, placed on the model's devices. A reference it no longer holds, or one of another store,
+    raises :class:`BlobMissingError`. Wherever state outlives the run (a checkpointer, a server),
+    use a blob-backed :class:`HandleStore`.
+    """
+
+    def __init__(self, max_bytes: int = 1 << 30) -> None:
+        super().__init__(MemoryBlobStore(max_bytes=0), hot=0)
+        self.max_bytes = int(max_bytes)
+        self.held = 0  # bytes of the handles held
+
+    def __repr__(self) -> str:
+        return f"LiveHandleStore({len(self._cache)} handles, {self.held:,} bytes)"
+
+    def save(self, handle: LatentHandle) -> HandleRef:
+        if not isinstance(handle, LatentHandle):
+            raise HandleRefError(f"HandleStore.save needs a LatentHandle, got {type(handle).__name__}")
+        with self._lock:
+            ref = self._refs.get(handle)
+            if ref is None or ref["digest"] not in self._cache:
+                ref = self._refs[handle] = reference(handle, hashlib.sha256(uuid.uuid4().bytes).hexdigest(), [])
+                self.saves += 1
+                self.held += handle.nbytes
+            self._cache[ref["digest"]] = handle
+            self._cache.move_to_end(ref["digest"])
+            while self.held > self.max_bytes and len(self._cache) > 1:
+                self.held -= self._cache.popitem(last=False)[1].nbytes
+        return dict(ref)  # type: ignore[return-value]
+
+    def load(self, ref: Any, model: Any = None, device: Any = None) -> LatentHandle:
+        if isinstance(ref, LatentHandle):
+            return ref
+        with self._lock:
+            digest = ref.get("digest") if is_ref(ref) else None
+            hit = self._cache.get(digest) if isinstance(digest, str) else None
+        if hit is None:  # not held (dropped, or another store's): checked and named by the blob path
+            return super().load(ref, model, device)
+        return placed(hit, model, device)
 
 
 _DEFAULTS: dict[str, HandleStore] = {}

@@ -78,14 +78,19 @@ class Progress:
         self.stream.flush()
 
 
-def execute(graph: Any, inputs: dict[str, Any], *, stream_tokens: bool = False, progress: bool = False) -> dict[str, Any]:
+def execute(graph: Any, inputs: dict[str, Any], *, stream_tokens: bool = False, progress: bool = False,
+            answering: set[str] | None = None) -> dict[str, Any]:
     """Run ``graph`` on ``inputs``: live per-node progress on stderr, answer tokens streamed to stdout.
+
+    Args:
+        answering: The graph's answer nodes (whose tokens are streamed), read once when the graph was
+            built (:func:`latent_graph.state.answer_nodes`); None reads them here.
 
     Returns:
         The final graph output (``answers``, ``messages``, ``trace``).
     """
     prog = Progress(sum(1 for n in graph.get_graph().nodes if n not in (START, END)), enabled=progress)
-    answering = answer_nodes(graph)
+    answering = answer_nodes(graph) if answering is None else answering
     out: dict[str, Any] = {}
     streamed = False
     modes = ["updates", "values"] + (["messages"] if stream_tokens or progress else []) + (["custom"] if progress else [])
