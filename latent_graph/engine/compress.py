@@ -62,25 +62,31 @@ class KVPolicy:
         pool: Max-pooling width over neighbouring columns' scores (1 = off).
         probes: Probe steps that score a handle thought without a record.
         score: ``"knorm"`` (low key norm, default) or ``"attention"`` (see the module docstring).
-        boundary: Real columns kept at each end of every prompt/text segment.
-        recent: Last real columns of each row always kept.
+        boundary: Real columns kept at each end of every prompt/text segment (0 = none).
+        sink: First real columns of each row always kept (the attention sink).
+        recent: Last real columns of each row always kept (>= 1: the next agent continues after them).
+        latent: Keep latent segments whole (else they are scored like any column).
     """
 
     keep: float = 1.0
     budget: int | None = None
     window: int = 16
-    pool: int = 1
+    pool: int = 5
     probes: int = 4
-    boundary: int = 3
-    recent: int = 4
+    boundary: int = 0
+    sink: int = 1
+    recent: int = 2
+    latent: bool = False
     score: str = "knorm"
 
     def __post_init__(self) -> None:
         check_kv(self.keep, self.budget)
         if self.score not in SCORES:
             raise InvalidArgumentError(f"KVPolicy.score must be one of {SCORES}, got {self.score!r}")
-        for name in ("window", "pool", "probes", "boundary", "recent"):
-            v, low = getattr(self, name), int(name in ("window", "pool", "probes"))
+        if not isinstance(self.latent, bool):
+            raise InvalidArgumentError(f"KVPolicy.latent must be a bool, got {self.latent!r}")
+        for name in ("window", "pool", "probes", "boundary", "sink", "recent"):
+            v, low = getattr(self, name), int(name in ("window", "pool", "probes", "recent"))
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise InvalidArgumentError(f"KVPolicy.{name} must be an int >= {low}, got {v!r}")
 
@@ -157,35 +163,52 @@ def _pooled(scores: torch.Tensor, width: int) -> torch.Tensor:
 
 
 def _protected(handle: LatentHandle, policy: KVPolicy, start: int) -> torch.Tensor:
-    """(B, T) bool: columns no selection may drop (see module docstring); padding is never protected."""
+    """(B, T) bool: columns every selection keeps (see module docstring); padding is never protected."""
     real = handle.attention_mask.bool()  # (B, T)
     prot = torch.zeros_like(real)
     prot[:, :start] = True
     b = policy.boundary
     for s in handle.segments:
         if s.kind == "latent":
-            prot[:, s.start : s.end] = True
+            prot[:, s.start : s.end] |= policy.latent
             continue
-        rank = real[:, s.start : s.end].long().cumsum(dim=1)  # (B, L) 1-based rank of real columns
-        n = rank[:, -1:] if s.length else rank
-        prot[:, s.start : s.end] |= (rank <= b) | (rank > n - b)
+        if b:
+            rank = real[:, s.start : s.end].long().cumsum(dim=1)  # (B, L) 1-based rank of real columns
+            n = rank[:, -1:] if s.length else rank
+            prot[:, s.start : s.end] |= (rank <= b) | (rank > n - b)
+    rank = real.long().cumsum(dim=1)  # (B, T) rank from the start
+    prot |= rank <= policy.sink
     rank = real.long().flip(1).cumsum(dim=1).flip(1)  # (B, T) rank from the end
     prot |= rank <= policy.recent
     return prot & real
 
 
+def _span_scores(handle: LatentHandle, scores: torch.Tensor, policy: KVPolicy, start: int) -> torch.Tensor:
+    """Scores of the real columns in ``[start, T)``, max-pooled over ``pool`` neighbours; -inf elsewhere: (B, T)."""
+    span = handle.attention_mask.bool().clone()
+    span[:, :start] = False
+    s = scores.float().masked_fill(~span, float("-inf"))
+    return _pooled(s, policy.pool).masked_fill(~span, float("-inf"))
+
+
 def select(handle: LatentHandle, scores: torch.Tensor, policy: KVPolicy, start: int = 0) -> torch.Tensor:
-    """(B, T) bool: the columns kept under ``policy`` given per-column ``scores`` (B, T)."""
+    """(B, T) bool: the columns kept under ``policy`` given per-column ``scores`` (B, T).
+
+    ``keep``: per row, ``ceil(keep * n)`` of the ``n`` real columns in ``[start, T)`` stay,
+    protected ones counted first (kept even if they alone exceed it), then the best-pooled-scored.
+    """
     real = handle.attention_mask.bool()
     prot = _protected(handle, policy, start)
     keep = prot.clone()
+    pooled = _span_scores(handle, scores, policy, start)
     for r in range(handle.batch_size):
         span = real[r].clone()
         span[:start] = False
+        n = int(span.sum())
+        want = math.ceil(policy.keep * n) - int((prot[r] & span).sum())
         free = (span & ~prot[r]).nonzero().flatten()
-        want = math.ceil(policy.keep * len(free))
         if want > 0 and len(free):
-            best = scores[r, free].topk(min(want, len(free))).indices
+            best = pooled[r, free].topk(min(want, len(free))).indices
             keep[r, free[best]] = True
         if policy.budget is not None:
             over = int(keep[r].sum()) - policy.budget
@@ -206,7 +229,7 @@ def _evictable(handle: LatentHandle, keep: torch.Tensor, policy: KVPolicy, r: in
         if s.kind == "latent":
             ok[s.start : s.end] = False
     real = keep[r].nonzero().flatten()
-    ok[real[: policy.boundary]] = False  # the attention sink / first template tokens
+    ok[real[: max(1, policy.sink)]] = False  # the attention sink
     ok[real[-policy.recent :] if policy.recent else real[:0]] = False
     return ok.nonzero().flatten()
 
