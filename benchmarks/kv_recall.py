@@ -98,6 +98,10 @@ def reduce(rec: list[torch.Tensor], b: int, t: int, how: str, window: int, layer
         if "nosink" in how:
             w = w[..., 1:] / w[..., 1:].sum(-1, keepdim=True).clamp_min(1e-9)
             w = F.pad(w, (1, 0))
+        if "far" in how:  # attention from queries at least 8 columns away only (local attention left out)
+            tc, n = w.shape[-1], w.shape[2]
+            dist = torch.arange(tc - n, tc)[:, None] - torch.arange(tc)[None, :]  # (n, T)
+            w = w.masked_fill((dist < 8)[None, None], 0.0)
         red = w.amax(dim=1) if "max" in how else w.mean(dim=1)  # (B, n, T)
         out[:, : w.shape[-1]] += red.sum(dim=1)
     return out
@@ -108,6 +112,8 @@ def score(how: str, h: Any, rec: list[torch.Tensor], b: int, window: int, layers
         return key_norm_scores(h)
     if how == "knorm-all":
         return -torch.stack([k.float().norm(dim=-1).mean(dim=1) for k in h.keys]).mean(dim=0)
+    if how == "value":
+        return torch.stack([v.float().norm(dim=-1).mean(dim=1) for v in h.values]).mean(dim=0)
     if how == "random":
         return torch.rand(h.attention_mask.shape, generator=torch.Generator().manual_seed(0))
     return reduce(rec, b, h.seq_len, how, window, layers)
@@ -152,7 +158,8 @@ def main() -> None:
     critic = QuietAgentNode(model=model, name="critic", instruction=COMPACT_LATER, sees_context=False, restate=False)
     hows = ["knorm", "knorm-all", "random", "max-nosink", "mean-nosink", "mean", "max-nosink-prefill", "max-nosink-steps",
             "mean-nosink-prefill", "mean-nosink-steps", "mean-nosink-late", "max-nosink-late", "mean-nosink-all",
-            "max-nosink-all", "mean-nosink-prefill-all"]
+            "max-nosink-all", "mean-nosink-prefill-all", "max-nosink-far-all", "mean-nosink-far-all",
+            "max-nosink-far", "mean-nosink-far", "max-nosink-far-prefill-all", "value"]
     results: dict[tuple[str, int, float], list[bool]] = {}
     fams: list[str] = []
     for i in range(0, len(task.examples), 24):

@@ -37,6 +37,7 @@ from latent_graph.bench.metrics import wilson_interval
 from latent_graph.bench.relay_suite import FAMILIES, agent_context_state, relay_suite
 from latent_graph.graphs import build_compact, build_sequential, build_single
 from latent_graph.graphs.roles import SEQUENTIAL
+from latent_graph.persist import default_handle_store, is_ref
 from latent_graph.persist.handle_format import handle_to_bytes
 
 TABLES: dict[str, list[dict[str, Any]]] = {
@@ -112,8 +113,8 @@ def measure(cond: dict[str, Any], graph: Any, task: Any, batch_size: int, checkp
                     last_handle = upd["handle"]
                 if "answers" in upd:
                     out = upd["answers"]
-        if checkpoint and last_handle is not None:
-            ckpt += len(handle_to_bytes(last_handle))
+        if checkpoint and last_handle is not None:  # graph state holds a reference: the default store has the tensors
+            ckpt += len(handle_to_bytes(default_handle_store().load(last_handle) if is_ref(last_handle) else last_handle))
         answers += [str(a) for a in out]
         hits += [task.score(e, a).correct for e, a in zip(batch, out)]
     wall = time.perf_counter() - t0

@@ -49,6 +49,11 @@ from latent_graph.errors import InvalidArgumentError
 
 
 SCORES: tuple[str, ...] = ("knorm", "attention")
+CALIBRATED_HEADS: dict[str, tuple[tuple[int, int], ...]] = {"SmolLM2-135M-Instruct": ((15, 0), (21, 2))}
+"""``(layer, kv head)`` pairs whose key norms score columns for ``"knorm"`` when ``KVPolicy.heads`` is None, by
+model name (the fingerprint's, hub prefix dropped). Chosen without training by ``benchmarks/kv_recall.py`` on the
+relay6 validation split (checked on train; never on test): the heads whose low-norm keys best hold a fact's
+value tokens in the top 20% of a sender's columns. Any other model: the mean over the last third of the layers."""
 
 
 @dataclass(frozen=True)
@@ -66,23 +71,32 @@ class KVPolicy:
         sink: First real columns of each row always kept (the attention sink).
         recent: Last real columns of each row always kept (>= 1: the next agent continues after them).
         latent: Keep latent segments whole (else they are scored like any column).
+        heads: ``(layer, kv head)`` pairs whose key norms score the columns (``"knorm"``), each
+            z-scored over the row's real columns and summed; None = mean over the last third of the layers.
     """
 
     keep: float = 1.0
     budget: int | None = None
     window: int = 16
-    pool: int = 5
+    pool: int = 1
     probes: int = 4
     boundary: int = 0
     sink: int = 1
     recent: int = 2
     latent: bool = False
     score: str = "knorm"
+    heads: tuple[tuple[int, int], ...] | None = None
 
     def __post_init__(self) -> None:
         check_kv(self.keep, self.budget)
         if self.score not in SCORES:
             raise InvalidArgumentError(f"KVPolicy.score must be one of {SCORES}, got {self.score!r}")
+        if self.heads is not None:
+            pairs = tuple(tuple(p) for p in self.heads)
+            if not pairs or any(len(p) != 2 or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in p)
+                                for p in pairs):
+                raise InvalidArgumentError(f"KVPolicy.heads must be (layer, kv head) int pairs, got {self.heads!r}")
+            object.__setattr__(self, "heads", pairs)
         if not isinstance(self.latent, bool):
             raise InvalidArgumentError(f"KVPolicy.latent must be a bool, got {self.latent!r}")
         for name in ("window", "pool", "probes", "boundary", "sink", "recent"):
@@ -148,11 +162,32 @@ def column_scores(model: Any, handle: LatentHandle, probes: int = 4) -> torch.Te
     return recency if scores is None else scores
 
 
-def key_norm_scores(handle: LatentHandle) -> torch.Tensor:
-    """Minus the mean L2 norm of each column's keys over kv heads and the last third of the layers: (B, T)."""
-    late = handle.keys[-max(1, handle.num_layers // 3):]
-    norms = [k.float().norm(dim=-1).mean(dim=1).to(handle.device) for k in late]  # each (B, T)
-    return -torch.stack(norms).mean(dim=0)
+def calibrated_heads(handle: LatentHandle) -> tuple[tuple[int, int], ...] | None:
+    """The :data:`CALIBRATED_HEADS` of the model that built ``handle`` (None when it has none or they do not fit)."""
+    heads = CALIBRATED_HEADS.get(handle.fingerprint.name.rsplit("/", 1)[-1])
+    if heads is None or any(l >= handle.num_layers or h >= handle.keys[l].shape[1] for l, h in heads):
+        return None
+    return heads
+
+
+def key_norm_scores(handle: LatentHandle, heads: tuple[tuple[int, int], ...] | None = None) -> torch.Tensor:
+    """Minus the L2 norm of each column's keys: (B, T). ``heads=None``: mean over kv heads and the last third
+    of the layers; else the sum over the ``(layer, kv head)`` pairs of each one z-scored over the row's real columns."""
+    if heads is None:
+        late = handle.keys[-max(1, handle.num_layers // 3):]
+        norms = [k.float().norm(dim=-1).mean(dim=1).to(handle.device) for k in late]  # each (B, T)
+        return -torch.stack(norms).mean(dim=0)
+    real = handle.attention_mask.bool()  # (B, T)
+    count = real.sum(dim=1, keepdim=True).clamp_min(1)  # (B, 1)
+    out = torch.zeros(real.shape, device=handle.device)
+    for layer, head in heads:
+        if layer >= handle.num_layers or head >= handle.keys[layer].shape[1]:
+            raise InvalidArgumentError(f"KVPolicy.heads: no kv head {head} in layer {layer} of this model")
+        x = -handle.keys[layer][:, head].float().norm(dim=-1).to(handle.device) * real  # (B, T)
+        mu = x.sum(dim=1, keepdim=True) / count
+        sd = (((x - mu) * real) ** 2).sum(dim=1, keepdim=True).div(count).sqrt().clamp_min(1e-6)
+        out += (x - mu) / sd
+    return out
 
 
 def _pooled(scores: torch.Tensor, width: int) -> torch.Tensor:
@@ -285,7 +320,7 @@ def compress(model: Any, handle: LatentHandle | None, policy: KVPolicy, start: i
     if policy.budget is None and start >= handle.seq_len:
         return handle
     if policy.score == "knorm":
-        scores = key_norm_scores(handle)
+        scores = key_norm_scores(handle, policy.heads or calibrated_heads(handle))
     else:
         scores = accumulate(record, handle) if record else None
         if scores is None:
