@@ -106,12 +106,15 @@ def test_pooling_keeps_the_span_around_a_high_score(llama):
     real = h.attention_mask.bool()
     mid = [int(real[r].nonzero()[real[r].sum() // 2]) for r in range(h.batch_size)]  # a column inside each row
     for pool in (1, 5):
-        pol = KVPolicy(keep=0.5, pool=pool, sink=0, recent=1)
+        pol = KVPolicy(keep=0.7, pool=pool, sink=0, recent=1)
         keep = select(h, _spiky(h, mid), pol)
         for r, j in enumerate(mid):
             assert bool(keep[r, j - pool // 2 : j + pool // 2 + 1].all())
     tight = select(h, _spiky(h, mid), KVPolicy(keep=0.2, pool=5, sink=0, recent=1))
-    assert all(bool(tight[r, j - 2 : j + 3].all()) for r, j in enumerate(mid))
+    roomy = [r for r in range(h.batch_size) if math.ceil(0.2 * int(real[r].sum())) - 1 >= 5]  # room for the span
+    assert roomy and all(bool(tight[r, mid[r] - 2 : mid[r] + 3].all()) for r in roomy)
+    one = select(h, _spiky(h, mid), KVPolicy(keep=0.2, pool=1, sink=0, recent=1))
+    assert not any(bool(one[r, mid[r] - 2 : mid[r] + 3].all()) for r in roomy)  # unpooled: the spike alone
 
 
 def test_budget_is_respected_per_row_and_padding_never_kept(llama):
@@ -225,3 +228,27 @@ def test_drawing_labels_compressed_edges(llama):
     assert 0 < k < t
     assert f"latent {k}/{t} cols" in to_mermaid(g, kept=kept)
     assert "latent ==>" in to_mermaid(g)  # without a run: the plain drawing
+
+
+def test_head_scores_per_row_and_bad_heads(llama):
+    """Scores from chosen (layer, kv head) key norms: per row (a batch row = that row alone), named errors."""
+    from latent_graph.engine.compress import CALIBRATED_HEADS, calibrated_heads, key_norm_scores
+
+    pol = KVPolicy(keep=0.3, heads=[[0, 0], [1, 0]])
+    assert pol.heads == ((0, 0), (1, 0))
+    h = llama.think(None, QS, 2)
+    c = compress(llama, h, pol)
+    for r, q in enumerate(QS):
+        one = compress(llama, llama.think(None, [q], 2), pol)
+        assert one.position_ids[0][one.attention_mask[0].bool()].tolist() == \
+            c.position_ids[r][c.attention_mask[r].bool()].tolist()
+    s = key_norm_scores(h, pol.heads)
+    real = h.attention_mask.bool()
+    assert torch.allclose(s[real].new_tensor([float(s[r][real[r]].mean()) for r in range(len(QS))]),
+                          torch.zeros(len(QS)), atol=1e-4)  # each head z-scored over the row's real columns
+    assert calibrated_heads(h) is None and "SmolLM2-135M-Instruct" in CALIBRATED_HEADS  # a tiny model has none
+    with pytest.raises(InvalidArgumentError):
+        compress(llama, h, KVPolicy(keep=0.3, heads=[[99, 0]]))
+    for bad in ([], [[0]], [[0, -1]], [[True, 0]], "x"):
+        with pytest.raises(InvalidArgumentError):
+            KVPolicy(keep=0.5, heads=bad)
