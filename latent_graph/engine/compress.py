@@ -1,29 +1,37 @@
-"""Compressed latent edges: only the most-attended cache columns of a handle cross an edge.
+"""Compressed latent edges: only the best-scored cache columns of a handle cross an edge.
 
 Training-free scores, two of them (``KVPolicy.score``):
 
-- ``"knorm"`` (default): columns whose keys have a *low* L2 norm, averaged over the kv heads
-  of the last third of the layers, score high (keys of low norm draw the most attention:
-  Devoto et al. 2024, "A Simple and Effective L2 Norm-Based Strategy for KV Cache
-  Compression"). Free: it reads the cache only. On the relay6 *validation* split it puts 56
-  of 72 answer tokens in the top 20% of the sender's columns; attention scores put 0-10 there.
+- ``"knorm"`` (default): columns whose keys have a *low* L2 norm score high (keys of low norm
+  draw attention: Devoto et al. 2024, "A Simple and Effective L2 Norm-Based Strategy for KV
+  Cache Compression"). Free: it reads the cache only. Which keys: ``KVPolicy.heads``
+  ``(layer, kv head)`` pairs, each z-scored over the row's real columns and summed; when None,
+  the model's :data:`CALIBRATED_HEADS` (SmolLM2-135M: layer 15 head 0 + layer 21 head 2), else
+  the mean over all kv heads of the last third of the layers. On the relay6 *validation*
+  split the calibrated pair keeps every value token of the fact (all of "ZEPHYR-92") in the
+  20% budget for 47 of 48 senders; the late-third mean for 13, attention scores for <= 6
+  (``benchmarks/kv_recall.py``).
 - ``"attention"`` (SnapKV / H2O style): the attention the sender's own last ``window`` prompt
   positions and each of its latent steps pay to a column (sink column left out, most
   attentive head, summed over layers), recorded while the sender thinks (:func:`observing`;
   no extra pass). A handle with no such record (a cache budget on a handle read later) is
   scored by ``probes`` probe steps: its last hidden state realigned and fed back as in
-  :meth:`think`, on a scratch copy of the cache that is thrown away.
+  :meth:`think`, on a scratch copy of the cache that is thrown away. On SmolLM2-135M it
+  favours the question and template tokens right before the window, not the fact.
 
-Scores may be max-pooled over ``pool`` neighbouring columns. Selection is per row of the batch:
+Scores may be max-pooled over ``pool`` neighbouring columns (SnapKV's kernel; padding and
+columns outside the span never spread a score). Selection is per row of the batch:
 
-- **always kept**: latent segments, the first and last ``boundary`` real columns of every
-  prompt/text segment (chat-template tokens and role headers), the last ``recent`` real
-  columns of the row, and every column outside the span being compressed;
-- ``keep``: of the droppable (unprotected) real columns in ``[start, T)`` (the columns the
-  sender wrote), keep the best-scored ``ceil(keep * n)`` per row;
+- ``keep``: of the ``n`` real columns in ``[start, T)`` (the columns the sender wrote), exactly
+  ``ceil(keep * n)`` stay (protected ones counted inside, kept even if they alone exceed it),
+  so the bytes of an edge shrink with ``keep``;
+- **protected**: the first ``sink`` real columns of the row (the attention sink), its last
+  ``recent`` real columns, the first/last ``boundary`` real columns of every prompt/text
+  segment (off by default), latent segments with ``latent=True`` (off by default: thoughts
+  carry nothing measurable on the default model), and every column before ``start``;
 - ``budget``: then, while a row holds more than ``budget`` real columns, drop its
-  lowest-scored unprotected column outside ``[0, start)``; if that is not enough, protected
-  template columns go too, oldest first (latent segments, the first and the last columns stay).
+  lowest-scored unprotected column; if that is not enough, protected template columns go
+  too, oldest first (latent segments, the sink and the last columns stay).
 
 Kept columns keep their positions (nothing is re-rotated) and new tokens continue after
 the highest kept position. Every segment keeps its place in the segment table, left-padded
