@@ -32,11 +32,12 @@ from typing import Any
 import torch
 
 from latent_graph import LocalLatentModel
-from latent_graph.engine import load_model
+from latent_graph.engine import KVPolicy, load_model
 from latent_graph.bench.metrics import wilson_interval
 from latent_graph.bench.relay_suite import FAMILIES, agent_context_state, relay_suite
 from latent_graph.graphs import build_compact, build_sequential, build_single
 from latent_graph.graphs.roles import SEQUENTIAL
+from latent_graph.persist import default_handle_store, is_ref
 from latent_graph.persist.handle_format import handle_to_bytes
 
 TABLES: dict[str, list[dict[str, Any]]] = {
@@ -48,6 +49,7 @@ TABLES: dict[str, list[dict[str, Any]]] = {
     "capacity": [*({"method": "thoughts", "steps": m} for m in (1, 4, 8, 16)),
                  *({"method": "text-1", "message_tokens": t} for t in (1, 4, 8, 16, 32, 64))],
 }
+NOTES = "<!-- generated tables end here; notes below are kept by --table-only -->\n"
 SENDER = {"planner": SEQUENTIAL["planner"]}  # the one sender of the capacity table (same prompt for both edges)
 
 
@@ -111,8 +113,8 @@ def measure(cond: dict[str, Any], graph: Any, task: Any, batch_size: int, checkp
                     last_handle = upd["handle"]
                 if "answers" in upd:
                     out = upd["answers"]
-        if checkpoint and last_handle is not None:
-            ckpt += len(handle_to_bytes(last_handle))
+        if checkpoint and last_handle is not None:  # graph state holds a reference: the default store has the tensors
+            ckpt += len(handle_to_bytes(default_handle_store().load(last_handle) if is_ref(last_handle) else last_handle))
         answers += [str(a) for a in out]
         hits += [task.score(e, a).correct for e, a in zip(batch, out)]
     wall = time.perf_counter() - t0
@@ -202,9 +204,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--jsonl", default="runs/relay_fair.jsonl")
     p.add_argument("--out", default="docs/relay_fair.md")
     p.add_argument("--table-only", action="store_true")
+    p.add_argument("--kv-keep", type=float, nargs="+", default=None, help="only these kv_keep cells of the kv table")
+    p.add_argument("--kv-policy", default=None,
+                   help='JSON of KVPolicy fields overriding the defaults (tuning runs only), e.g. \'{"pool": 3}\'')
     p.add_argument("--plot", default="docs/relay_capacity.png", help="capacity plot (PNG + SVG), drawn when measured")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.kv_policy:  # tuning only: every latent node builds its KVPolicy with these fields
+        import functools
+
+        import latent_graph.nodes.latent as latent_nodes
+
+        latent_nodes.KVPolicy = functools.partial(KVPolicy, **json.loads(args.kv_policy))  # type: ignore[misc]
     task = relay_suite(args.n, args.split, 0)
     jsonl = Path(args.jsonl)
     jsonl.parent.mkdir(parents=True, exist_ok=True)
@@ -219,11 +230,17 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{task.source}: {command}", flush=True)
     for name in [] if args.table_only else args.table:
         for cond in TABLES[name]:
+            if name == "kv" and args.kv_keep is not None and cond["kv_keep"] not in args.kv_keep:
+                continue
+            if args.kv_policy and cond.get("kv_keep", 1.0) < 1.0:
+                cond = {**cond, "kv_policy": json.loads(args.kv_policy)}
             if key(cond) in done and done[key(cond)]["n"] == args.n:
                 continue
             graph = build(cond, model, args.max_new_tokens)
             row = measure(cond, graph, task, args.batch_size, cond["method"] == "latent-seq")
-            row.update(table=name, command=command, judge_tokens=args.max_new_tokens, batch_size=args.batch_size)
+            row.update(table=name, command=command, judge_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                       kv_method=repr(KVPolicy(**{**json.loads(args.kv_policy or "{}"), "keep": cond["kv_keep"]}))
+                       if cond.get("kv_keep", 1.0) < 1 else None)
             with jsonl.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
             done[row["key"]] = row
@@ -238,8 +255,10 @@ def main(argv: list[str] | None = None) -> None:
     cap = [done[key(c)] for c in TABLES["capacity"] if key(c) in done and done[key(c)]["n"] == args.n]
     if cap and args.plot:
         plot_capacity(cap, args.plot)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(md), encoding="utf-8")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    notes = out.read_text(encoding="utf-8").partition(NOTES)[2] if out.exists() else ""  # hand-written notes stay
+    out.write_text("\n".join(md) + f"\n{NOTES}{notes}", encoding="utf-8")
     print("\n".join(md))
 
 

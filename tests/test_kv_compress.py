@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from langgraph.checkpoint.memory import InMemorySaver
@@ -63,22 +65,82 @@ def test_compress_keeps_protected_columns_and_positions(llama, score):
     assert c.batch_size == h.batch_size and c.seq_len < h.seq_len
     kept, total = kept_total(c)
     assert total == int(h.attention_mask.sum()) and kept < total
-    lat = [s for s in c.segments if s.kind == "latent"]
-    assert len(lat) == 1 and lat[0].length == 3 and lat[0].dropped == 0  # latent segments always kept whole
-    assert torch.equal(c.latents[0], h.latents[0])
     for r in range(h.batch_size):  # kept columns keep their positions: a subset of the row's real positions
-        orig = set(h.position_ids[r][h.attention_mask[r].bool()].tolist())
+        orig = h.position_ids[r][h.attention_mask[r].bool()].tolist()
         new = c.position_ids[r][c.attention_mask[r].bool()].tolist()
-        assert set(new) <= orig and new == sorted(new)
-        assert int(h.position_ids[r][h.attention_mask[r].bool()][0]) in new  # first real column (template) kept
+        assert set(new) <= set(orig) and new == sorted(new)
+        assert orig[: pol.sink] == new[: pol.sink] and orig[-pol.recent:] == new[-pol.recent:]  # sink + last columns
+        assert len(new) == math.ceil(0.2 * len(orig))  # the budget counts every column, protected ones included
     assert torch.equal(c.next_positions(), h.next_positions())  # the next agent continues after the max
     # the kept columns carry the very same K/V they had
     r, j = 0, int(c.attention_mask[0].nonzero()[0])
     src = int((h.position_ids[0] == c.position_ids[0, j]).logical_and(h.attention_mask[0].bool()).nonzero()[0])
     assert torch.equal(c.keys[0][0, :, j], h.keys[0][0, :, src])
     assert sum(s.dropped for s in c.segments) == total - kept
+    assert [s.kind for s in c.segments] == [s.kind for s in h.segments]  # a segment that lost columns keeps its place
     again = llama.decode(c, QS, max_new_tokens=3)  # a compressed handle extends like any other
     assert len(again.texts) == len(QS)
+
+
+def test_latent_segments_kept_whole_on_request(llama):
+    h = llama.think(None, QS, 3, agent="planner")
+    c = compress(llama, h, KVPolicy(keep=0.2, latent=True))
+    lat = [s for s in c.segments if s.kind == "latent"]
+    assert len(lat) == 1 and lat[0].length == 3 and lat[0].dropped == 0
+    assert torch.equal(c.latents[0], h.latents[0])
+
+
+def _spiky(h, cols):
+    """Scores (B, T): zero everywhere, 1 at ``cols[r]`` of row r."""
+    s = torch.zeros(h.attention_mask.shape)
+    for r, j in enumerate(cols):
+        s[r, j] = 1.0
+    return s
+
+
+def test_pooling_keeps_the_span_around_a_high_score(llama):
+    """One high score keeps its neighbours too (a code word spans several tokens): max-pooled scores."""
+    from latent_graph.engine.compress import select
+
+    h = llama.think(None, QS, 0)
+    real = h.attention_mask.bool()
+    mid = [int(real[r].nonzero()[real[r].sum() // 2]) for r in range(h.batch_size)]  # a column inside each row
+    for pool in (1, 5):
+        pol = KVPolicy(keep=0.7, pool=pool, sink=0, recent=1)
+        keep = select(h, _spiky(h, mid), pol)
+        for r, j in enumerate(mid):
+            assert bool(keep[r, j - pool // 2 : j + pool // 2 + 1].all())
+    tight = select(h, _spiky(h, mid), KVPolicy(keep=0.2, pool=5, sink=0, recent=1))
+    roomy = [r for r in range(h.batch_size) if math.ceil(0.2 * int(real[r].sum())) - 1 >= 5]  # room for the span
+    assert roomy and all(bool(tight[r, mid[r] - 2 : mid[r] + 3].all()) for r in roomy)
+    one = select(h, _spiky(h, mid), KVPolicy(keep=0.2, pool=1, sink=0, recent=1))
+    assert not any(bool(one[r, mid[r] - 2 : mid[r] + 3].all()) for r in roomy)  # unpooled: the spike alone
+
+
+def test_budget_is_respected_per_row_and_padding_never_kept(llama):
+    """Rows of different lengths: each keeps exactly ceil(keep * n) of its own n real columns, never padding,
+    and pooling never spreads a score from padding or from columns outside the span."""
+    from latent_graph.engine.compress import select
+
+    base = llama.think(None, QS, 2, agent="a")
+    h = llama.think(base, ["Go on.", "Think more about the apples, then answer.", "Yes."], 2, agent="b")
+    start = base.seq_len
+    real = h.attention_mask.bool()
+    assert len({int(real[r, start:].sum()) for r in range(h.batch_size)}) > 1  # rows differ in length
+    for keep in (0.1, 0.2, 0.5):
+        for pol in (KVPolicy(keep=keep), KVPolicy(keep=keep, pool=7), KVPolicy(keep=keep, score="attention")):
+            k = select(h, _spiky(h, [start - 1] * h.batch_size) + torch.rand(h.attention_mask.shape), pol, start)
+            assert not bool((k & ~real).any())  # padding is never kept
+            assert bool(k[:, :start].eq(real[:, :start]).all())  # columns before start are untouched
+            for r in range(h.batch_size):
+                n = int(real[r, start:].sum())
+                assert int(k[r, start:].sum()) == max(math.ceil(keep * n), pol.recent)
+    r = int(real[:, start:].sum(dim=1).argmin())  # the row with the most padding in b's prompt segment
+    pad = int((~real[r, start:]).nonzero()[-1]) + start  # its last padding column, right before real ones
+    ramp = torch.arange(h.seq_len, dtype=torch.float)[None].expand(h.batch_size, -1).clone()
+    ramp[r, pad] = 1e6  # a huge score on padding must not pull its real neighbours in
+    k = select(h, ramp, KVPolicy(keep=0.2, pool=7, sink=0, recent=1), start)
+    assert not bool(k[r, pad + 1 : pad + 4].any())
 
 
 def test_per_row_selection_matches_single_rows(llama):
@@ -166,3 +228,27 @@ def test_drawing_labels_compressed_edges(llama):
     assert 0 < k < t
     assert f"latent {k}/{t} cols" in to_mermaid(g, kept=kept)
     assert "latent ==>" in to_mermaid(g)  # without a run: the plain drawing
+
+
+def test_head_scores_per_row_and_bad_heads(llama):
+    """Scores from chosen (layer, kv head) key norms: per row (a batch row = that row alone), named errors."""
+    from latent_graph.engine.compress import CALIBRATED_HEADS, calibrated_heads, key_norm_scores
+
+    pol = KVPolicy(keep=0.3, heads=[[0, 0], [1, 0]])
+    assert pol.heads == ((0, 0), (1, 0))
+    h = llama.think(None, QS, 2)
+    c = compress(llama, h, pol)
+    for r, q in enumerate(QS):
+        one = compress(llama, llama.think(None, [q], 2), pol)
+        assert one.position_ids[0][one.attention_mask[0].bool()].tolist() == \
+            c.position_ids[r][c.attention_mask[r].bool()].tolist()
+    s = key_norm_scores(h, pol.heads)
+    real = h.attention_mask.bool()
+    assert torch.allclose(s[real].new_tensor([float(s[r][real[r]].mean()) for r in range(len(QS))]),
+                          torch.zeros(len(QS)), atol=1e-4)  # each head z-scored over the row's real columns
+    assert calibrated_heads(h) is None and "SmolLM2-135M-Instruct" in CALIBRATED_HEADS  # a tiny model has none
+    with pytest.raises(InvalidArgumentError):
+        compress(llama, h, KVPolicy(keep=0.3, heads=[[99, 0]]))
+    for bad in ([], [[0]], [[0, -1]], [[True, 0]], "x"):
+        with pytest.raises(InvalidArgumentError):
+            KVPolicy(keep=0.5, heads=bad)

@@ -1,29 +1,37 @@
-"""Compressed latent edges: only the most-attended cache columns of a handle cross an edge.
+"""Compressed latent edges: only the best-scored cache columns of a handle cross an edge.
 
 Training-free scores, two of them (``KVPolicy.score``):
 
-- ``"knorm"`` (default): columns whose keys have a *low* L2 norm, averaged over the kv heads
-  of the last third of the layers, score high (keys of low norm draw the most attention:
-  Devoto et al. 2024, "A Simple and Effective L2 Norm-Based Strategy for KV Cache
-  Compression"). Free: it reads the cache only. On the relay6 *validation* split it puts 56
-  of 72 answer tokens in the top 20% of the sender's columns; attention scores put 0-10 there.
+- ``"knorm"`` (default): columns whose keys have a *low* L2 norm score high (keys of low norm
+  draw attention: Devoto et al. 2024, "A Simple and Effective L2 Norm-Based Strategy for KV
+  Cache Compression"). Free: it reads the cache only. Which keys: ``KVPolicy.heads``
+  ``(layer, kv head)`` pairs, each z-scored over the row's real columns and summed; when None,
+  the model's :data:`CALIBRATED_HEADS` (SmolLM2-135M: layer 15 head 0 + layer 21 head 2), else
+  the mean over all kv heads of the last third of the layers. On the relay6 *validation*
+  split the calibrated pair keeps every value token of the fact (all of "ZEPHYR-92") in the
+  20% budget for 47 of 48 senders; the late-third mean for 13, attention scores for <= 6
+  (``benchmarks/kv_recall.py``).
 - ``"attention"`` (SnapKV / H2O style): the attention the sender's own last ``window`` prompt
   positions and each of its latent steps pay to a column (sink column left out, most
   attentive head, summed over layers), recorded while the sender thinks (:func:`observing`;
   no extra pass). A handle with no such record (a cache budget on a handle read later) is
   scored by ``probes`` probe steps: its last hidden state realigned and fed back as in
-  :meth:`think`, on a scratch copy of the cache that is thrown away.
+  :meth:`think`, on a scratch copy of the cache that is thrown away. On SmolLM2-135M it
+  favours the question and template tokens right before the window, not the fact.
 
-Scores may be max-pooled over ``pool`` neighbouring columns. Selection is per row of the batch:
+Scores may be max-pooled over ``pool`` neighbouring columns (SnapKV's kernel; padding and
+columns outside the span never spread a score). Selection is per row of the batch:
 
-- **always kept**: latent segments, the first and last ``boundary`` real columns of every
-  prompt/text segment (chat-template tokens and role headers), the last ``recent`` real
-  columns of the row, and every column outside the span being compressed;
-- ``keep``: of the droppable (unprotected) real columns in ``[start, T)`` (the columns the
-  sender wrote), keep the best-scored ``ceil(keep * n)`` per row;
+- ``keep``: of the ``n`` real columns in ``[start, T)`` (the columns the sender wrote), exactly
+  ``ceil(keep * n)`` stay (protected ones counted inside, kept even if they alone exceed it),
+  so the bytes of an edge shrink with ``keep``;
+- **protected**: the first ``sink`` real columns of the row (the attention sink), its last
+  ``recent`` real columns, the first/last ``boundary`` real columns of every prompt/text
+  segment (off by default), latent segments with ``latent=True`` (off by default: thoughts
+  carry nothing measurable on the default model), and every column before ``start``;
 - ``budget``: then, while a row holds more than ``budget`` real columns, drop its
-  lowest-scored unprotected column outside ``[0, start)``; if that is not enough, protected
-  template columns go too, oldest first (latent segments, the first and the last columns stay).
+  lowest-scored unprotected column; if that is not enough, protected template columns go
+  too, oldest first (latent segments, the sink and the last columns stay).
 
 Kept columns keep their positions (nothing is re-rotated) and new tokens continue after
 the highest kept position. Every segment keeps its place in the segment table, left-padded
@@ -49,6 +57,11 @@ from latent_graph.errors import InvalidArgumentError
 
 
 SCORES: tuple[str, ...] = ("knorm", "attention")
+CALIBRATED_HEADS: dict[str, tuple[tuple[int, int], ...]] = {"SmolLM2-135M-Instruct": ((15, 0), (21, 2))}
+"""``(layer, kv head)`` pairs whose key norms score columns for ``"knorm"`` when ``KVPolicy.heads`` is None, by
+model name (the fingerprint's, hub prefix dropped). Chosen without training by ``benchmarks/kv_recall.py`` on the
+relay6 validation split (checked on train; never on test): the heads whose low-norm keys best hold a fact's
+value tokens in the top 20% of a sender's columns. Any other model: the mean over the last third of the layers."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +75,12 @@ class KVPolicy:
         pool: Max-pooling width over neighbouring columns' scores (1 = off).
         probes: Probe steps that score a handle thought without a record.
         score: ``"knorm"`` (low key norm, default) or ``"attention"`` (see the module docstring).
-        boundary: Real columns kept at each end of every prompt/text segment.
-        recent: Last real columns of each row always kept.
+        boundary: Real columns kept at each end of every prompt/text segment (0 = none).
+        sink: First real columns of each row always kept (the attention sink).
+        recent: Last real columns of each row always kept (>= 1: the next agent continues after them).
+        latent: Keep latent segments whole (else they are scored like any column).
+        heads: ``(layer, kv head)`` pairs whose key norms score the columns (``"knorm"``), each
+            z-scored over the row's real columns and summed; None = mean over the last third of the layers.
     """
 
     keep: float = 1.0
@@ -71,16 +88,27 @@ class KVPolicy:
     window: int = 16
     pool: int = 1
     probes: int = 4
-    boundary: int = 3
-    recent: int = 4
+    boundary: int = 0
+    sink: int = 1
+    recent: int = 2
+    latent: bool = False
     score: str = "knorm"
+    heads: tuple[tuple[int, int], ...] | None = None
 
     def __post_init__(self) -> None:
         check_kv(self.keep, self.budget)
         if self.score not in SCORES:
             raise InvalidArgumentError(f"KVPolicy.score must be one of {SCORES}, got {self.score!r}")
-        for name in ("window", "pool", "probes", "boundary", "recent"):
-            v, low = getattr(self, name), int(name in ("window", "pool", "probes"))
+        if self.heads is not None:
+            pairs = tuple(tuple(p) for p in self.heads)
+            if not pairs or any(len(p) != 2 or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in p)
+                                for p in pairs):
+                raise InvalidArgumentError(f"KVPolicy.heads must be (layer, kv head) int pairs, got {self.heads!r}")
+            object.__setattr__(self, "heads", pairs)
+        if not isinstance(self.latent, bool):
+            raise InvalidArgumentError(f"KVPolicy.latent must be a bool, got {self.latent!r}")
+        for name in ("window", "pool", "probes", "boundary", "sink", "recent"):
+            v, low = getattr(self, name), int(name in ("window", "pool", "probes", "recent"))
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise InvalidArgumentError(f"KVPolicy.{name} must be an int >= {low}, got {v!r}")
 
@@ -142,11 +170,32 @@ def column_scores(model: Any, handle: LatentHandle, probes: int = 4) -> torch.Te
     return recency if scores is None else scores
 
 
-def key_norm_scores(handle: LatentHandle) -> torch.Tensor:
-    """Minus the mean L2 norm of each column's keys over kv heads and the last third of the layers: (B, T)."""
-    late = handle.keys[-max(1, handle.num_layers // 3):]
-    norms = [k.float().norm(dim=-1).mean(dim=1).to(handle.device) for k in late]  # each (B, T)
-    return -torch.stack(norms).mean(dim=0)
+def calibrated_heads(handle: LatentHandle) -> tuple[tuple[int, int], ...] | None:
+    """The :data:`CALIBRATED_HEADS` of the model that built ``handle`` (None when it has none or they do not fit)."""
+    heads = CALIBRATED_HEADS.get(handle.fingerprint.name.rsplit("/", 1)[-1])
+    if heads is None or any(l >= handle.num_layers or h >= handle.keys[l].shape[1] for l, h in heads):
+        return None
+    return heads
+
+
+def key_norm_scores(handle: LatentHandle, heads: tuple[tuple[int, int], ...] | None = None) -> torch.Tensor:
+    """Minus the L2 norm of each column's keys: (B, T). ``heads=None``: mean over kv heads and the last third
+    of the layers; else the sum over the ``(layer, kv head)`` pairs of each one z-scored over the row's real columns."""
+    if heads is None:
+        late = handle.keys[-max(1, handle.num_layers // 3):]
+        norms = [k.float().norm(dim=-1).mean(dim=1).to(handle.device) for k in late]  # each (B, T)
+        return -torch.stack(norms).mean(dim=0)
+    real = handle.attention_mask.bool()  # (B, T)
+    count = real.sum(dim=1, keepdim=True).clamp_min(1)  # (B, 1)
+    out = torch.zeros(real.shape, device=handle.device)
+    for layer, head in heads:
+        if layer >= handle.num_layers or head >= handle.keys[layer].shape[1]:
+            raise InvalidArgumentError(f"KVPolicy.heads: no kv head {head} in layer {layer} of this model")
+        x = -handle.keys[layer][:, head].float().norm(dim=-1).to(handle.device) * real  # (B, T)
+        mu = x.sum(dim=1, keepdim=True) / count
+        sd = (((x - mu) * real) ** 2).sum(dim=1, keepdim=True).div(count).sqrt().clamp_min(1e-6)
+        out += (x - mu) / sd
+    return out
 
 
 def _pooled(scores: torch.Tensor, width: int) -> torch.Tensor:
@@ -157,35 +206,52 @@ def _pooled(scores: torch.Tensor, width: int) -> torch.Tensor:
 
 
 def _protected(handle: LatentHandle, policy: KVPolicy, start: int) -> torch.Tensor:
-    """(B, T) bool: columns no selection may drop (see module docstring); padding is never protected."""
+    """(B, T) bool: columns every selection keeps (see module docstring); padding is never protected."""
     real = handle.attention_mask.bool()  # (B, T)
     prot = torch.zeros_like(real)
     prot[:, :start] = True
     b = policy.boundary
     for s in handle.segments:
         if s.kind == "latent":
-            prot[:, s.start : s.end] = True
+            prot[:, s.start : s.end] |= policy.latent
             continue
-        rank = real[:, s.start : s.end].long().cumsum(dim=1)  # (B, L) 1-based rank of real columns
-        n = rank[:, -1:] if s.length else rank
-        prot[:, s.start : s.end] |= (rank <= b) | (rank > n - b)
+        if b:
+            rank = real[:, s.start : s.end].long().cumsum(dim=1)  # (B, L) 1-based rank of real columns
+            n = rank[:, -1:] if s.length else rank
+            prot[:, s.start : s.end] |= (rank <= b) | (rank > n - b)
+    rank = real.long().cumsum(dim=1)  # (B, T) rank from the start
+    prot |= rank <= policy.sink
     rank = real.long().flip(1).cumsum(dim=1).flip(1)  # (B, T) rank from the end
     prot |= rank <= policy.recent
     return prot & real
 
 
+def _span_scores(handle: LatentHandle, scores: torch.Tensor, policy: KVPolicy, start: int) -> torch.Tensor:
+    """Scores of the real columns in ``[start, T)``, max-pooled over ``pool`` neighbours; -inf elsewhere: (B, T)."""
+    span = handle.attention_mask.bool().clone()
+    span[:, :start] = False
+    s = scores.float().masked_fill(~span, float("-inf"))
+    return _pooled(s, policy.pool).masked_fill(~span, float("-inf"))
+
+
 def select(handle: LatentHandle, scores: torch.Tensor, policy: KVPolicy, start: int = 0) -> torch.Tensor:
-    """(B, T) bool: the columns kept under ``policy`` given per-column ``scores`` (B, T)."""
+    """(B, T) bool: the columns kept under ``policy`` given per-column ``scores`` (B, T).
+
+    ``keep``: per row, ``ceil(keep * n)`` of the ``n`` real columns in ``[start, T)`` stay,
+    protected ones counted first (kept even if they alone exceed it), then the best-pooled-scored.
+    """
     real = handle.attention_mask.bool()
     prot = _protected(handle, policy, start)
     keep = prot.clone()
+    pooled = _span_scores(handle, scores, policy, start)
     for r in range(handle.batch_size):
         span = real[r].clone()
         span[:start] = False
+        n = int(span.sum())
+        want = math.ceil(policy.keep * n) - int((prot[r] & span).sum())
         free = (span & ~prot[r]).nonzero().flatten()
-        want = math.ceil(policy.keep * len(free))
         if want > 0 and len(free):
-            best = scores[r, free].topk(min(want, len(free))).indices
+            best = pooled[r, free].topk(min(want, len(free))).indices
             keep[r, free[best]] = True
         if policy.budget is not None:
             over = int(keep[r].sum()) - policy.budget
@@ -206,7 +272,7 @@ def _evictable(handle: LatentHandle, keep: torch.Tensor, policy: KVPolicy, r: in
         if s.kind == "latent":
             ok[s.start : s.end] = False
     real = keep[r].nonzero().flatten()
-    ok[real[: policy.boundary]] = False  # the attention sink / first template tokens
+    ok[real[: max(1, policy.sink)]] = False  # the attention sink
     ok[real[-policy.recent :] if policy.recent else real[:0]] = False
     return ok.nonzero().flatten()
 
@@ -262,7 +328,7 @@ def compress(model: Any, handle: LatentHandle | None, policy: KVPolicy, start: i
     if policy.budget is None and start >= handle.seq_len:
         return handle
     if policy.score == "knorm":
-        scores = key_norm_scores(handle)
+        scores = key_norm_scores(handle, policy.heads or calibrated_heads(handle))
     else:
         scores = accumulate(record, handle) if record else None
         if scores is None:
