@@ -37,25 +37,25 @@ from latent_graph.errors import BatchSizeMismatchError, ContextOverflowError, In
 _A, _B = "\u2063A\u2063", "\u2063B\u2063"  # stand-ins of an earlier user / assistant turn while rendering
 
 
-def _turns(tokenizer: Any, results: Sequence[str]) -> list[dict[str, str]]:
-    """The chat messages carrying ``results``: one ``tool`` message each, or one user turn of ``<tool_response>`` blocks."""
-    if supports_tools(tokenizer):
-        return [{"role": "tool", "content": r} for r in results]
-    return [{"role": "user", "content": "\n".join(RESPONSE_OPEN + r + RESPONSE_CLOSE for r in results)}]
+def _candidates(tokenizer: Any, results: Sequence[str]) -> list[list[dict[str, str]]]:
+    """The chat messages that may carry ``results``: the template's own ``tool`` messages (when it knows tools),
+    then one user turn of ``<tool_response>`` blocks (the format of templates without tool support)."""
+    user = [{"role": "user", "content": "\n".join(RESPONSE_OPEN + r + RESPONSE_CLOSE for r in results)}]
+    return [[{"role": "tool", "content": r} for r in results], user] if supports_tools(tokenizer) else [user]
 
 
 def _render(tokenizer: Any, results: Sequence[str]) -> str:
-    turns = _turns(tokenizer, results)
+    """What follows an assistant turn's text: its close, the tool turn(s), a new assistant header (from the template)."""
     if getattr(tokenizer, "chat_template", None):
-        history = [{"role": "user", "content": _A}, {"role": "assistant", "content": _B}]
-        try:
-            head = str(tokenizer.apply_chat_template(history, tokenize=False))
-            full = str(tokenizer.apply_chat_template([*history, *turns], add_generation_prompt=True, tokenize=False))
-        except Exception:
-            head = full = ""
-        if _B in head and full.startswith(head):  # close the assistant turn, the tool turn(s), a new assistant header
-            return head[head.rindex(_B) + len(_B) :] + full[len(head) :]
-    return "".join(f"\nUser: {t['content']}" for t in turns) + "\nAssistant:"  # the plain fallback of chat_format
+        for turns in _candidates(tokenizer, results):
+            chat = [{"role": "user", "content": _A}, {"role": "assistant", "content": _B}, *turns]
+            try:
+                full = str(tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False))
+            except Exception:  # a template that refuses this shape of chat: try the next one
+                continue
+            if _B in full:
+                return full[full.index(_B) + len(_B) :]
+    return "".join(f"\nUser: {t['content']}" for t in _candidates(tokenizer, results)[-1]) + "\nAssistant:"
 
 
 def render_tool_turn(tokenizer: Any, results: Sequence[str]) -> tuple[str, Spans]:

@@ -137,6 +137,8 @@ class Toolbox:
                 results.append(Outcome(f"Error: {why}", why))
                 continue
             text = _text(m)
+            if text is not None:  # a lone surrogate cannot be tokenized: keep it visible as an escape
+                text = text.encode("utf-8", "backslashreplace").decode("utf-8")
             if text is None:
                 why = f"tool {c['name']!r} returned no text (content blocks without text)"
                 results.append(Outcome(f"Error: {why}", why))

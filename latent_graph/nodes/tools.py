@@ -117,7 +117,7 @@ class ToolAgentNode(LatentAgentNode):
             pending: list[list[str]] = [[] for _ in range(b)]
             live, rounds = [True] * b, 0
             for k in range(self.max_tool_rounds):
-                calls = [self._calls(t, k) if live[r] else [] for r, t in enumerate(d.texts)]
+                calls = [self._calls(t) if live[r] else [] for r, t in enumerate(d.texts)]
                 live = [bool(c) for c in calls]
                 if not any(live):
                     break
@@ -145,7 +145,7 @@ class ToolAgentNode(LatentAgentNode):
         return {**self.consumed(state), **self.output(after, config, state), "trace": [self.in_turn(record, state)]}
 
     # ------------------------------------------------------------ helpers
-    def _calls(self, text: str, k: int) -> list[dict[str, Any]]:
+    def _calls(self, text: str) -> list[dict[str, Any]]:
         """The calls of one decoded reply (identical repeats once; one unless parallel); a cut-off call is an error."""
         _, found = parse_tool_calls(text)
         calls, seen = [], set()
