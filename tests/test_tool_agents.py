@@ -92,7 +92,7 @@ def test_batch_rows_each_get_their_own_call_and_match_running_alone(llama, store
     assert hb.attention_mask[:, tool.start:tool.end].sum(dim=1).tolist() == both["trace"][0]["tool_tokens"]
     for row, a in enumerate(alone):
         ha = store.load(a["handle"], llama)
-        assert torch.allclose(hb.last_hidden[row], ha.last_hidden[0], atol=1e-4)
+        torch.testing.assert_close(hb.last_hidden[row], ha.last_hidden[0], atol=1e-4, rtol=1e-4)
 
 
 def test_a_row_without_results_gets_no_columns(llama):
@@ -170,6 +170,8 @@ def test_trace_drawing_and_report_show_the_tool_turn(llama, store, weather, tmp_
     html = write_report(again, tmp_path / "run.html").read_text()
     result = again.trace[0]["tool_turns"][0][0]["result"]
     assert "Tool turns" in html and result in html and "kind-tool" in html and "solver: 1" in html
+    events = [c for c in g.stream({"questions": ["Weather in Oslo?"]}, stream_mode="custom") if c.get("event") == "tool_turn"]
+    assert [(e["node"], e["row"], e["name"], e["result"]) for e in events] == [("solver", 0, "weather", result)]
 
 
 @pytest.mark.integration
