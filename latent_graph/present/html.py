@@ -29,8 +29,8 @@ border-radius:6px;margin:4px 0;max-height:320px;overflow:auto}table{border-colla
 td,th{border:1px solid #e5e7eb;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f3f4f6}
 .num{text-align:right;font-variant-numeric:tabular-nums}.badge{display:inline-block;border-radius:10px;padding:0 8px;
 font-size:11px;color:#fff;vertical-align:middle}.kind-latent{background:#7c3aed}.kind-text{background:#6b7280}
-.kind-answer{background:#b45309}.kind-tool{background:#047857}.plots{display:flex;flex-wrap:wrap;gap:12px}.answer{font-size:15px;
-background:#ecfdf5;border-left:4px solid #10b981}.tok{display:inline-block;margin:1px 3px 1px 0;padding:0 4px;
+.kind-answer{background:#b45309}.kind-tool{background:#047857}.plots{display:flex;flex-wrap:wrap;gap:12px}
+.answer{font-size:15px;background:#ecfdf5;border-left:4px solid #10b981}.tok{display:inline-block;margin:1px 3px 1px 0;padding:0 4px;
 border-radius:4px;background:rgba(124,58,237,var(--p));border:1px solid #ddd6fe;font-family:ui-monospace,monospace;
 font-size:12px}.tok small{color:#374151}.muted{color:#6b7280}.bar{position:sticky;top:0;background:#eef2ff;
 padding:8px 24px;border-bottom:1px solid #c7d2fe;z-index:2}select{max-width:70vw}.graphbox{overflow:auto}
