@@ -13,10 +13,13 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode
 
 from latent_graph.engine.chat_format import encode_turn
-from latent_graph.engine.tool_turn import render_tool_turn, think_after_tools
+from latent_graph.engine import DecodeOptions
+from latent_graph.engine.constrain import Constraint
+from latent_graph.engine.tool_turn import decode_after_tools, render_tool_turn, think_after_tools
 from latent_graph.errors import InvalidArgumentError, ToolCallError
 from latent_graph.nodes import JudgerNode, ToolAgentNode, add_agent
 from latent_graph.nodes.toolbox import Toolbox
+from latent_graph.nodes.tools import DONE
 from latent_graph.persist import HandleStore
 from latent_graph.state import LatentState
 
@@ -101,6 +104,9 @@ def test_a_row_without_results_gets_no_columns(llama):
     tool = next(s for s in after.segments if s.kind == "tool")
     real = after.attention_mask[:, tool.start:tool.end].sum(dim=1).tolist()
     assert real[0] == tool.length and real[1] == 0 and _kinds(after) == ["tool", "latent"]
+    d = decode_after_tools(llama, h.handle, [["sunny"], []], DecodeOptions(max_new_tokens=4), agent="solver",
+                           constraint=[Constraint.choice(["ok"]), DONE])  # a row done with tools replies nothing
+    assert d.texts == ["ok", ""] and d.new_tokens[1] == 0 and _kinds(d.handle) == ["tool", "text"]
 
 
 def test_failed_calls_become_error_turns_or_named_errors(llama, store):
@@ -118,17 +124,16 @@ def test_failed_calls_become_error_turns_or_named_errors(llama, store):
         """Returns no text."""
         return object()
 
-    (call,) = _node(llama, [odd], store)({"questions": ["Weather in Rome?"]})["trace"][0]["tool_turns"][0]
-    assert "not text or a JSON value" in call["error"]
-
     def as_json(city: CITIES) -> dict:
         """Returns a JSON value."""
         return {"city": city, "temp": 21}
 
-    (call,) = _node(llama, [as_json], store)({"questions": ["Weather in Rome?"]})["trace"][0]["tool_turns"][0]
-    assert call["result"] == f'{{"city": "{call["arguments"]["city"]}", "temp": 21}}' and "error" not in call
-    unknown = Toolbox([as_json]).run([{"name": "nope", "arguments": {}, "id": "c1"}])
-    assert unknown[0].error and "nope" in unknown[0].text
+    box = Toolbox([odd, as_json])  # what the node runs its decoded calls through
+    bad, good, unknown = box.run([{"name": n, "arguments": {"city": "Oslo"}, "id": f"c{i}"}
+                                  for i, n in enumerate(["odd", "as_json", "nope"])])
+    assert "not text or a JSON value" in bad.error and bad.text.startswith("Error")
+    assert good.text == '{"city": "Oslo", "temp": 21}' and good.error is None
+    assert unknown.error and "nope" in unknown.text
 
 
 def test_bad_tool_options_are_named_errors(llama, weather):
