@@ -68,7 +68,10 @@ def generate(
                 constraints.accept(r, tid)
             if stream:
                 full = model.tokenizer.decode(out_ids[r], skip_special_tokens=True)
-                delta, texts[r] = full[len(texts[r]) :], full
+                if full.endswith("\ufffd"):  # a character split across tokens: its bytes are not all here yet
+                    delta = ""
+                else:
+                    delta, texts[r] = full[len(texts[r]) :], full
                 yield TokenChunk(r, tid, delta)
         if t == budget - 1:
             break
