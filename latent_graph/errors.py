@@ -122,3 +122,8 @@ class CheckpointSerializerError(LatentGraphError, TypeError):
 
 class ConstraintError(LatentGraphError, ValueError):
     """A decoding constraint (JSON schema, regex, choice, grammar) is invalid or cannot be compiled."""
+
+
+class ToolCallError(LatentGraphError, RuntimeError):
+    """A tool call of a tool-using latent agent failed under ``tool_errors="raise"`` (unknown tool, the tool raised,
+    a result that is not text, a call cut off by the token budget); the default ``"record"`` writes an error tool turn."""

@@ -123,3 +123,11 @@ def test_parse_tool_calls_keeps_bad_blocks_as_text() -> None:
     rest, calls = parse_tool_calls(text)
     assert calls == [{"name": "f", "arguments": {"a": 1}}] and "nope" in rest
     assert parse_tool_calls("plain") == ("plain", [])
+
+
+def test_streamed_text_keeps_characters_split_across_tokens(model) -> None:
+    """A character whose UTF-8 bytes span several tokens streams whole, never as U+FFFD (the chat model's text, and so
+    non-ASCII tool-call arguments, are built from these deltas)."""
+    chunks = list(model.decode_stream(None, "Say hello.", max_new_tokens=24, constraint=Constraint.text("你好啊 ok")))
+    assert len(chunks) > 3 and "".join(c.text for c in chunks) == "你好啊 ok"
+    assert "\ufffd" not in "".join(c.text for c in chunks)

@@ -20,7 +20,7 @@ def _load(path: Path):
 
 def test_there_are_examples():
     assert {p.stem for p in EXAMPLES} >= {"custom_graph", "streaming", "resume_checkpoint", "html_report",
-                                          "send_map_reduce", "subgraph", "loop", "multi_turn"}
+                                          "send_map_reduce", "subgraph", "loop", "multi_turn", "tool_agent"}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
@@ -48,6 +48,9 @@ def test_example_runs_on_a_tiny_model(path, llama, tmp_path, capsys):
         assert [r["node"] for r in result["out"]["trace"]] == ["planner", "critic"] * 2 + ["judger"]
     elif path.stem == "multi_turn":
         assert result["kv"][0] < result["kv"][1] < result["kv"][2]  # each turn continued the conversation
+    elif path.stem == "tool_agent":  # the solver's cache holds its call and the tool turn before its latent steps
+        assert [k for a, k, _ in result["segments"] if a == "solver"] == ["prompt", "text", "tool", "latent"]
+        assert len(result["out"]["trace"][0]["tool_turns"][0]) == 1
     elif path.stem == "html_report":
         assert all(p.exists() for p in result.values())
         assert "<svg" in result["report"].read_text() and "B / A" in result["compare"].read_text()

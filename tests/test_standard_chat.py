@@ -69,11 +69,7 @@ class TestLatentChatModelUnit(_Params, ChatModelUnitTests):
 
 
 class TestLatentChatModelIntegration(_Params, ChatModelIntegrationTests):
-    @pytest.mark.xfail(reason="known gap: the 135M model gives no tool call for the suite's unicode prompt under "
-                              "tool_choice auto (after_user policy); see docs/chat.md and the closing note", strict=False)
-    def test_unicode_tool_call_integration(self, model: Any, *, tool_choice: str | None = None,
-                                           force_tool_call: bool = True) -> None:
-        super().test_unicode_tool_call_integration(model, tool_choice=tool_choice, force_tool_call=force_tool_call)
+    pass
 
 
 for _name in dir(TestLatentChatModelIntegration):  # the suite's async tests need pytest-asyncio's marker

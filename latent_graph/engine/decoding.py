@@ -31,7 +31,10 @@ def generate(
 ) -> Iterator[TokenChunk | tuple[list[list[int]], int, torch.Tensor]]:
     """Yield a :class:`TokenChunk` per generated token (if ``stream``), then ``(token ids per row, columns fed, last hidden)``.
 
-    Per token it reads the new ids once (one ``tolist``) and decodes text deltas only when streaming.
+    Per token it reads the new ids once (one ``tolist``) and decodes text deltas only when streaming. A character
+    whose bytes span several tokens streams whole once complete (never as U+FFFD); text still held back when a row
+    ends (bytes that never completed) comes in a last chunk with ``token_id == -1``, so the chunks always join to
+    the decoded text.
 
     Args:
         model: What decoding reads of the model (:class:`~latent_graph.engine.protocols.DecodingModel`).
@@ -52,6 +55,12 @@ def generate(
     out_ids: list[list[int]] = [[] for _ in range(B)]
     texts = [""] * B
     fed = 0
+
+    def held(r: int) -> str:
+        """Text of row ``r`` not streamed yet (held back: the bytes of its last character never completed)."""
+        full = model.tokenizer.decode(out_ids[r], skip_special_tokens=True)
+        return full[len(texts[r]) :]
+
     for t in range(budget):
         with torch.no_grad():
             logits = head(h)  # (b, V)
@@ -62,6 +71,9 @@ def generate(
         for i, tid in enumerate(tok.tolist()):
             if tid in eos:
                 finished.append(i)
+                tail = held(rows[i]) if stream else ""
+                if tail:
+                    yield TokenChunk(rows[i], -1, tail)
                 continue
             r = rows[i]
             out_ids[r].append(tid)
@@ -69,9 +81,17 @@ def generate(
                 constraints.accept(r, tid)
             if stream:
                 full = model.tokenizer.decode(out_ids[r], skip_special_tokens=True)
-                delta, texts[r] = full[len(texts[r]) :], full
+                if full.endswith("\ufffd"):  # a character split across tokens: its bytes are not all here yet
+                    delta = ""
+                else:
+                    delta, texts[r] = full[len(texts[r]) :], full
                 yield TokenChunk(r, tid, delta)
         if t == budget - 1:
+            ended = {rows[i] for i in finished}
+            for r in rows if stream else []:
+                tail = "" if r in ended else held(r)
+                if tail:
+                    yield TokenChunk(r, -1, tail)
             break
         if finished:  # drop finished rows so they cost nothing more
             for i in finished:

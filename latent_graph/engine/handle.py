@@ -8,7 +8,7 @@ A handle is a KV cache plus everything needed to extend it correctly:
 - ``position_ids``: ``(B, T)``, the position each column was encoded at. New
   tokens continue at ``max(position) + 1`` per row, so dropping columns (memory
   policies) never shifts RoPE positions under keys that were already rotated;
-- ``segments``: which agent wrote which column span, and how (prompt, latent, text);
+- ``segments``: which agent wrote which column span, and how (prompt, latent, text, tool: a tool turn);
 - ``latents``: the realigned thought embeddings, one ``(B, n, H)`` per latent segment,
   and ``hiddens`` the hidden states they were realigned from (same shapes);
 - ``fingerprint``: the model that built it; other models refuse it.
@@ -30,7 +30,9 @@ from latent_graph.engine.fingerprint import ModelFingerprint
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.engine.options import MemoryPolicy, check_memory
 
-SegmentKind = Literal["prompt", "latent", "text"]
+SegmentKind = Literal["prompt", "latent", "text", "tool"]
+SEGMENT_KINDS: tuple[str, ...] = ("prompt", "latent", "text", "tool")
+"""How a segment was written: an agent's prompt, its latent steps, decoded text, or a tool turn (tool results)."""
 
 
 @dataclass(frozen=True)

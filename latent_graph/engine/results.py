@@ -32,8 +32,10 @@ class TokenChunk:
 
     Attributes:
         row: Batch row the token belongs to.
-        token_id: The token id.
-        text: The text it adds to that row's output (may be "" for partial characters).
+        token_id: The token id; -1 for the last chunk of a row that carries only text held back (the bytes of its
+            last character never completed).
+        text: The text it adds to that row's output ("" while a character split across tokens is incomplete;
+            it comes whole with the token that completes it).
     """
 
     row: int

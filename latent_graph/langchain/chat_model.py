@@ -162,7 +162,7 @@ class LatentChatModel(BaseChatModel):
             if isinstance(item, Decoded):
                 decoded = item
                 break
-            n_out += 1
+            n_out += int(item.token_id >= 0)  # -1: the held-back end of a row's text, no token
             cut = _cut(text + item.text, stop or [])
             delta = item.text if cut is None else (text + item.text)[len(text) : cut]
             text += delta

@@ -40,7 +40,7 @@ from safetensors.torch import save as _st_save
 
 from latent_graph.errors import HandleFormatError
 from latent_graph.engine.fingerprint import ModelFingerprint
-from latent_graph.engine.handle import LatentHandle, Segment
+from latent_graph.engine.handle import SEGMENT_KINDS, LatentHandle, Segment
 from latent_graph.persist.validate import Parts, check_parts
 
 __all__ = ["BLOB_VERSION", "CHUNK_FORMAT", "FORMAT", "FORMAT_VERSION", "MANIFEST_FORMAT", "chunk_key", "handle_from_bytes", "handle_to_bytes"]
@@ -51,7 +51,7 @@ MANIFEST_FORMAT = "latent_graph.handle.manifest"
 FORMAT_VERSION = 1
 BLOB_VERSION = 2
 """Version of the one-blob format: 2 signs header + tensors; 1 (tensors only) is still read."""
-_KINDS = ("prompt", "latent", "text")
+_KINDS = SEGMENT_KINDS
 _META_KEY = "latent_graph"
 
 Tensors = dict[str, torch.Tensor]

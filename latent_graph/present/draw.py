@@ -19,6 +19,7 @@ from langgraph.graph import END, START
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.present.layout import LATENT as LATENT_COLOR
 from latent_graph.present.layout import TEXT as TEXT_COLOR
+from latent_graph.present.layout import TOOL as TOOL_COLOR
 from latent_graph.present.layout import Shape, edge_text, is_hot, node_id, render, to_dot
 from latent_graph.present.layout import label as _label
 from latent_graph.present.svg import layers
@@ -39,17 +40,30 @@ def kept_per_edge(trace: Iterable[Mapping[str, Any]]) -> dict[str, tuple[int, in
     return out
 
 
-def to_mermaid(graph: Any, highlight: Iterable[str] = (), kept: Mapping[str, tuple[int, int]] | None = None) -> str:
+def tool_calls_per_node(trace: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """``{agent: tool calls}`` of every tool-using agent that called a tool in a run's trace (all rows, all runs)."""
+    out: dict[str, int] = {}
+    for rec in trace:
+        n = sum(len(row) for row in rec.get("tool_turns") or [])
+        if n:
+            out[str(rec["node"])] = out.get(str(rec["node"]), 0) + n
+    return out
+
+
+def to_mermaid(graph: Any, highlight: Iterable[str] = (), kept: Mapping[str, tuple[int, int]] | None = None,
+               calls: Mapping[str, int] | None = None) -> str:
     """Mermaid flowchart text: latent edges thick purple, text edges dashed, conditional edges dashed and
     labelled, subgraphs as blocks, executed nodes highlighted; ``kept`` (:func:`kept_per_edge`) labels each
-    compressed latent edge with the cache columns kept / total."""
+    compressed latent edge with the cache columns kept / total. A tool-using agent's tools are a hexagon joined
+    by a dotted green ``tool turn`` edge, labelled with ``calls`` (:func:`tool_calls_per_node`) when it called them."""
     shape = Shape.of(graph)
-    kept = kept or {}
+    kept, calls = kept or {}, calls or {}
+    tools = {e.target for e in shape.edges if e.kind == "tool"}
     hot = set(highlight)
     lines = ["graph TD;"]
 
     def node(n: str) -> str:
-        shape_text = f"([{_label(n)}])" if n in (START, END) else f"[{_label(n)}]"
+        shape_text = f"([{_label(n)}])" if n in (START, END) else f"{{{{{_label(n)}}}}}" if n in tools else f"[{_label(n)}]"
         return f"    {node_id(n)}{shape_text}" + (":::ran" if is_hot(n, hot) else "")
 
     clustered = {n for members in shape.clusters.values() for n in members}
@@ -66,6 +80,10 @@ def to_mermaid(graph: Any, highlight: Iterable[str] = (), kept: Mapping[str, tup
             words = f"latent {kept[e.source][0]}/{kept[e.source][1]} cols" if e.source in kept else "latent"
             lines.append(f"    {a} == {words} ==> {b};")
             styles.append(f"    linkStyle {i} stroke:{LATENT_COLOR},stroke-width:3px;")
+        elif e.kind == "tool":
+            count = calls.get(_label(e.source), 0)
+            lines.append(f"    {a} -. {text}{f' · {count} call' + ('s' if count != 1 else '') if count else ''} .-> {b};")
+            styles.append(f"    linkStyle {i} stroke:{TOOL_COLOR},stroke-width:1.5px,stroke-dasharray:2 3;")
         elif text:
             lines.append(f"    {a} -. {text} .-> {b};")
             width = "3px" if e.kind == "latent" else "1.5px"
@@ -81,10 +99,11 @@ def to_ascii(graph: Any) -> str:
     """Plain-text drawing: one line per edge, ``==latent==>`` / ``--text---->`` / ``----------->``,
     conditional edges ``- - if - ->`` with their label."""
     shape = Shape.of(graph)
-    arrows = {"latent": "==latent==>", "text": "--text---->", "plain": "----------->"}
+    arrows = {"latent": "==latent==>", "text": "--text---->", "plain": "----------->", "tool": "<-tool--->"}
     width = max((len(_label(e.source)) for e in shape.edges), default=0)
     return "\n".join(
         f"{_label(e.source):>{width}} {arrows[e.kind] if not e.conditional else f'- -{edge_text(e)}- ->'} {_label(e.target)}"
+        f"{f' ({e.label})' if e.kind == 'tool' and e.label else ''}"
         for e in shape.edges) + "\n"
 
 
@@ -128,6 +147,7 @@ def to_image(graph: Any, path: str | Path, highlight: Iterable[str] = ()) -> Pat
             "latent": dict(color=LATENT_COLOR, lw=3.0, ls="-"),
             "text": dict(color=TEXT_COLOR, lw=1.6, ls="--"),
             "plain": dict(color="#111827", lw=1.0, ls="-"),
+            "tool": dict(color=TOOL_COLOR, lw=1.4, ls=":"),
         }[kind]
         ax.annotate("", xy=(x1, y1 + 0.25), xytext=(x0, y0 - 0.25),
                     arrowprops=dict(arrowstyle="-|>", linestyle=style["ls"], color=style["color"], lw=style["lw"]))

@@ -16,6 +16,8 @@ from latent_graph.errors import InvalidArgumentError
 from latent_graph.present.svg import bar_chart, graph_svg, line_chart, timeline_svg
 from latent_graph.state import NodeRecord, StepRecord
 from latent_graph.present.runtrace import RunTrace
+from latent_graph.present.draw import tool_calls_per_node
+from latent_graph.state.edges import TOOLS_SUFFIX
 
 CSS = """
 *{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#111827;
@@ -27,8 +29,8 @@ border-radius:6px;margin:4px 0;max-height:320px;overflow:auto}table{border-colla
 td,th{border:1px solid #e5e7eb;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f3f4f6}
 .num{text-align:right;font-variant-numeric:tabular-nums}.badge{display:inline-block;border-radius:10px;padding:0 8px;
 font-size:11px;color:#fff;vertical-align:middle}.kind-latent{background:#7c3aed}.kind-text{background:#6b7280}
-.kind-answer{background:#b45309}.plots{display:flex;flex-wrap:wrap;gap:12px}.answer{font-size:15px;
-background:#ecfdf5;border-left:4px solid #10b981}.tok{display:inline-block;margin:1px 3px 1px 0;padding:0 4px;
+.kind-answer{background:#b45309}.kind-tool{background:#047857}.plots{display:flex;flex-wrap:wrap;gap:12px}
+.answer{font-size:15px;background:#ecfdf5;border-left:4px solid #10b981}.tok{display:inline-block;margin:1px 3px 1px 0;padding:0 4px;
 border-radius:4px;background:rgba(124,58,237,var(--p));border:1px solid #ddd6fe;font-family:ui-monospace,monospace;
 font-size:12px}.tok small{color:#374151}.muted{color:#6b7280}.bar{position:sticky;top:0;background:#eef2ff;
 padding:8px 24px;border-bottom:1px solid #c7d2fe;z-index:2}select{max-width:70vw}.graphbox{overflow:auto}
@@ -98,6 +100,19 @@ def _steps_table(steps: list[StepRecord], row: int) -> str:
     return f"<h4>Latent steps</h4><table>{head}{''.join(body)}</table>{note}"
 
 
+def _tool_table(rows: list[list[dict[str, Any]]], row: int) -> str:
+    """The tool calls of one question and the tool turns their results became."""
+    calls = rows[row] if row < len(rows) else []
+    if not calls:
+        return '<h4>Tool turns</h4><p class="muted">no tool call for this question</p>'
+    body = "".join(_row([str(c.get("round", "")), escape(str(c.get("name", ""))),
+                         f"<code>{escape(json.dumps(c.get('arguments', {}), ensure_ascii=False))}</code>",
+                         f'<pre class="{"diff" if c.get("error") else ""}">{escape(str(c.get("result", "")))}</pre>'],
+                        ["num"]) for c in calls)
+    return ("<h4>Tool turns</h4><table><tr><th>round</th><th>tool</th><th>arguments (decoded)</th>"
+            f"<th>result (entered the cache as a tool turn)</th></tr>{body}</table>")
+
+
 def _per_row(values: list[int]) -> str:
     return f"{sum(values)} ({', '.join(map(str, values))} per question)" if len(values) > 1 else str(sum(values))
 
@@ -112,6 +127,10 @@ def _node_panel(run: RunTrace, k: int, rec: NodeRecord, first: bool) -> str:
             ("KV length", rec["kv_len"]), ("memory policy", rec["memory"])]
     if "kv_kept" in rec:  # a compressed latent edge (kv_keep / kv_budget)
         figs.append(("KV columns kept / total on its edge", f"{rec['kv_kept']:,} / {rec['kv_total']:,}"))
+    tools = rec.get("tool_turns")
+    if tools is not None:  # a tool-using agent
+        figs += [("tool rounds", rec.get("tool_rounds", 0)), ("tool calls", _per_row([len(r) for r in tools])),
+                 ("tool-turn tokens", _per_row(list(rec.get("tool_tokens") or [0])))]
     sent = run.texts_of(name) if kind in ("text", "answer") else None
     per_q = []
     for i in range(len(run.questions)):
@@ -122,11 +141,14 @@ def _node_panel(run: RunTrace, k: int, rec: NodeRecord, first: bool) -> str:
         if sent is not None and i < len(sent):
             what = "Answer" if kind == "answer" else "Message sent (text edge)"
             inner += f"<details open><summary>{what}</summary><pre>{escape(str(sent[i]))}</pre></details>"
+        if tools is not None:
+            inner += _tool_table(tools, i)
         inner += _steps_table(rec["steps"], i)
         per_q.append(_qdiv(i, inner))
     anchor = f' id="node-{escape(name)}"' if first else ""
+    badge = ' <span class="badge kind-tool">tools</span>' if tools is not None else ""
     return (f'<section class="nodepanel"{anchor}><h3>{k + 1}. {escape(name)} '
-            f'<span class="badge kind-{escape(kind)}">{escape(kind)}</span></h3>'
+            f'<span class="badge kind-{escape(kind)}">{escape(kind)}</span>{badge}</h3>'
             f"{_kv_table(figs)}{''.join(per_q)}</section>")
 
 
@@ -173,12 +195,16 @@ def render_report(run: RunTrace, title: str | None = None) -> str:
     summary = [("total wall seconds", tot["wall_s"]), ("prompt tokens", tot["prompt_tokens"]),
                ("latent steps", tot["latent_steps"]), ("generated tokens", tot["generated_tokens"]),
                ("max KV length", tot["max_kv_len"]), ("max handle bytes", f"{tot['max_handle_bytes']:,}")]
+    called = tool_calls_per_node(run.trace)
+    if called:
+        summary.append(("tool calls", ", ".join(f"{k}: {v}" for k, v in called.items())))
     options = [(k, json.dumps(v) if not isinstance(v, str) else v) for k, v in run.options.items()]
     panels, seen = [], set()
     for k, rec in enumerate(run.trace):
         panels.append(_node_panel(run, k, rec, rec.get("node") not in seen))
         seen.add(rec.get("node"))
-    graph = graph_svg(run.nodes, run.edges, run.executed, run.edge_labels) if run.edges else '<p class="muted">no graph shape recorded</p>'
+    lit = [*run.executed, *(n + TOOLS_SUFFIX for n in tool_calls_per_node(run.trace))]  # tools that were called too
+    graph = graph_svg(run.nodes, run.edges, lit, run.edge_labels) if run.edges else '<p class="muted">no graph shape recorded</p>'
     mermaid = f"<details><summary>Mermaid source</summary><pre>{escape(run.mermaid)}</pre></details>" if run.mermaid else ""
     body = (
         f'<section><h2>Final answer</h2>{"".join(answers)}</section>'

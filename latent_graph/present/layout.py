@@ -20,10 +20,11 @@ from typing import Any
 
 from langgraph.graph import END, START
 
-from latent_graph.state.edges import DrawnEdge, drawn_edges
+from latent_graph.state.edges import DrawnEdge, drawn_edges, tool_edges
 
 LATENT = "#7c3aed"
 TEXT = "#6b7280"
+TOOL = "#047857"
 PLAIN = "#111827"
 RAN = "#fde68a"
 _WARNED: set[str] = set()
@@ -50,7 +51,9 @@ class Shape:
     @classmethod
     def of(cls, graph: Any) -> Shape:
         """The shape of a compiled graph, subgraphs expanded."""
-        return cls.build(list(graph.get_graph(xray=True).nodes), drawn_edges(graph, xray=True))
+        tools = tool_edges(graph, xray=True)  # a tool-using agent's tools: a pseudo node beside it
+        return cls.build([*graph.get_graph(xray=True).nodes, *(e.target for e in tools)],
+                         [*drawn_edges(graph, xray=True), *tools])
 
     @classmethod
     def build(cls, nodes: list[str], edges: list[DrawnEdge]) -> Shape:
@@ -62,16 +65,16 @@ class Shape:
 
     @classmethod
     def from_record(cls, nodes: list[str], edges: dict[str, str], labels: dict[str, str] | None = None) -> Shape:
-        """From a run trace's ``nodes``, ``{"a->b": kind}`` and ``{"a->b": label}`` (conditional edges)."""
+        """From a run trace's ``nodes``, ``{"a->b": kind}`` and ``{"a->b": label}`` (conditional and tool edges)."""
         labels = labels or {}
-        drawn = [DrawnEdge(k.split("->", 1)[0], k.split("->", 1)[1], v if v in ("latent", "text") else "plain",  # type: ignore[arg-type]
-                           k in labels, labels.get(k, "")) for k, v in edges.items() if "->" in k]
+        drawn = [DrawnEdge(k.split("->", 1)[0], k.split("->", 1)[1], v if v in ("latent", "text", "tool") else "plain",  # type: ignore[arg-type]
+                           k in labels and v != "tool", labels.get(k, "")) for k, v in edges.items() if "->" in k]
         return cls.build(list(nodes), drawn)
 
     def edge_record(self) -> tuple[dict[str, str], dict[str, str]]:
-        """``({"a->b": kind}, {"a->b": label of a conditional edge})`` for a run trace."""
+        """``({"a->b": kind}, {"a->b": label of a conditional edge, or a tool edge's tool names})`` for a run trace."""
         kinds = {f"{e.source}->{e.target}": e.kind for e in self.edges}
-        return kinds, {f"{e.source}->{e.target}": e.label or "if" for e in self.edges if e.conditional}
+        return kinds, {f"{e.source}->{e.target}": e.label or "if" for e in self.edges if e.conditional or e.kind == "tool"}
 
 
 def is_hot(name: str, hot: set[str]) -> bool:
@@ -81,6 +84,8 @@ def is_hot(name: str, hot: set[str]) -> bool:
 
 def edge_text(e: DrawnEdge) -> str:
     """The words on an edge: its kind, plus the condition's label."""
+    if e.kind == "tool":
+        return f"tool turn · {e.label}" if e.label else "tool turn"
     words = [e.kind] if e.kind != "plain" else []
     if e.conditional:
         words.append(e.label or "if")
@@ -90,6 +95,7 @@ def edge_text(e: DrawnEdge) -> str:
 def to_dot(shape: Shape, highlight: Iterable[str] = ()) -> str:
     """Graphviz DOT text: latent edges thick purple, text edges grey, conditional edges dashed and labelled."""
     hot = set(highlight)
+    tools = {e.target for e in shape.edges if e.kind == "tool"}  # tools' pseudo nodes
     lines = ["digraph G {", '  graph [rankdir=TB, fontname="Helvetica", nodesep=0.35, ranksep=0.45];',
              '  node [shape=box, style="rounded,filled", fillcolor="#ede9fe", color="#4b5563", fontname="Helvetica"];',
              '  edge [fontname="Helvetica", fontsize=10];']
@@ -98,6 +104,8 @@ def to_dot(shape: Shape, highlight: Iterable[str] = ()) -> str:
         attrs = {"label": label(n)}
         if n in (START, END):
             attrs.update(shape="oval", fillcolor="#ffffff")
+        if n in tools:
+            attrs.update(shape="hexagon", fillcolor="#d1fae5", color=TOOL)
         if is_hot(n, hot):
             attrs.update(fillcolor=RAN, color="#b45309", penwidth="2", URL=f"#node-{label(n)}")
         return f"  {node_id(n)} [" + ", ".join(f'{k}="{v}"' for k, v in attrs.items()) + "];"
@@ -111,13 +119,13 @@ def to_dot(shape: Shape, highlight: Iterable[str] = ()) -> str:
         lines += ["  " + node_line(n) for n in members]
         lines.append("  }")
     for e in shape.edges:
-        color = {"latent": LATENT, "text": TEXT}.get(e.kind, PLAIN)
-        width = {"latent": "3", "text": "1.6"}.get(e.kind, "1")
-        style = "dashed" if e.conditional or e.kind == "text" else "solid"
+        color = {"latent": LATENT, "text": TEXT, "tool": TOOL}.get(e.kind, PLAIN)
+        width = {"latent": "3", "text": "1.6", "tool": "1.6"}.get(e.kind, "1")
+        style = "dotted" if e.kind == "tool" else "dashed" if e.conditional or e.kind == "text" else "solid"
         text = edge_text(e)
         ran = " ran" if (is_hot(e.source, hot) or e.source == START) and (is_hot(e.target, hot) or e.target == END) else ""
         lines.append(f'  {node_id(e.source)} -> {node_id(e.target)} [color="{color}", penwidth={width}, '
-                     f'style={style}, label="{text}", fontcolor="{color}", class="{e.kind}{ran}"];')
+                     f'style={style}, label="{text}", fontcolor="{color}", class="{e.kind}{ran}"{", dir=both" if e.kind == "tool" else ""}];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.state import Message, NodeRecord
+from latent_graph.state.edges import TOOLS_SUFFIX
 from latent_graph.jsonl import parse_json
 from latent_graph.present.layout import Shape
 
@@ -123,9 +124,10 @@ class RunTrace:
             run.model = {"name": str(getattr(model, "name", model)), "digest": str(getattr(fp, "digest", ""))}
         if graph is not None:
             run.nodes, run.edges, run.edge_labels = graph_shape(graph)
-            from latent_graph.present.draw import to_mermaid
+            from latent_graph.present.draw import to_mermaid, tool_calls_per_node
 
-            run.mermaid = to_mermaid(graph, highlight=run.executed)
+            calls = tool_calls_per_node(run.trace)  # a tool-using agent that called: its tools node lights up too
+            run.mermaid = to_mermaid(graph, highlight=[*run.executed, *(n + TOOLS_SUFFIX for n in calls)], calls=calls)
             run.graph = graph_name or str(getattr(graph, "name", "") or "")
         elif graph_name:
             run.graph = graph_name

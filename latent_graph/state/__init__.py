@@ -16,7 +16,8 @@ from latent_graph.state.schema import (
     branches_reducer,
     inbox_reducer,
 )
-from latent_graph.state.trace import NodeRecord, StepRecord
+from latent_graph.state.trace import NodeRecord, StepRecord, ToolTurnRecord
 
 __all__ = ["EDGE_KINDS", "EdgeKind", "GraphInput", "GraphOutput", "GraphOutputWithHandle", "LatentState", "Message",
-           "NodeRecord", "StepRecord", "answer_nodes", "branches_reducer", "edge_kinds_of", "inbox_reducer", "parse_edges"]
+           "NodeRecord", "StepRecord", "ToolTurnRecord", "answer_nodes", "branches_reducer", "edge_kinds_of",
+           "inbox_reducer", "parse_edges"]

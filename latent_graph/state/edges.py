@@ -17,18 +17,24 @@ from latent_graph.errors import InvalidArgumentError
 
 EdgeKind = Literal["latent", "text"]
 EDGE_KINDS: tuple[str, ...] = ("latent", "text")
-DrawnKind = Literal["latent", "text", "plain"]
+DrawnKind = Literal["latent", "text", "plain", "tool"]
 METADATA_KEY = "latent_graph"
+TOOLS_SUFFIX = " tools"
+"""A tool-using agent's tools are drawn as a pseudo node named ``agent + TOOLS_SUFFIX`` (a ``tool`` edge joins them)."""
 
 
-def sends_metadata(sends: str, receives: str | None = None, branch: bool = False) -> dict[str, Any]:
+def sends_metadata(sends: str, receives: str | None = None, branch: bool = False,
+                   tools: Sequence[str] = ()) -> dict[str, Any]:
     """Node metadata declaring what the node passes on (``receives="text"``: a node on a foreign chat
-    model, which turns a latent edge into it into a text edge; ``branch``: a parallel branch node)."""
+    model, which turns a latent edge into it into a text edge; ``branch``: a parallel branch node;
+    ``tools``: the names of the tools a tool-using agent may call)."""
     decl: dict[str, Any] = {"sends": sends}
     if receives is not None:
         decl["receives"] = receives
     if branch:
         decl["branch"] = "true"
+    if tools:
+        decl["tools"] = ",".join(tools)
     return {METADATA_KEY: decl}
 
 
@@ -82,6 +88,13 @@ def drawn_edges(graph: Any, xray: bool = False) -> list[DrawnEdge]:
         out.append(DrawnEdge(e.source, e.target, kind if kind in EDGE_KINDS else "plain",  # type: ignore[arg-type]
                              bool(e.conditional), label))
     return out
+
+
+def tool_edges(graph: Any, xray: bool = False) -> list[DrawnEdge]:
+    """A ``tool`` edge from each tool-using agent to its tools' pseudo node (``agent + TOOLS_SUFFIX``), labelled
+    with the tool names its metadata declares (drawings add these to :func:`drawn_edges`)."""
+    return [DrawnEdge(node, node + TOOLS_SUFFIX, "tool", False, names.replace(",", ", "))
+            for node, names in declared(graph, "tools", xray).items()]
 
 
 def edge_kinds_of(graph: Any, xray: bool = False) -> dict[tuple[str, str], DrawnKind]:

@@ -8,7 +8,7 @@ entry per batch row (question), so readers sum them without guessing;
 
 import time
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from typing_extensions import NotRequired, TypedDict
 
@@ -31,6 +31,23 @@ class StepRecord(TypedDict):
     """With ``inspect=k``: cosine of the nearest token, per row."""
     lens: NotRequired[list[list[list[str | float]]]]
     """With ``inspect=k``: logit-lens top-k ``[token, probability]`` of the hidden state, per row."""
+
+
+class ToolTurnRecord(TypedDict):
+    """One tool call a latent agent made and the turn its result became (see :mod:`latent_graph.nodes.tools`)."""
+
+    round: int
+    """0-based tool round of the node run (one decoded reply of calls per round)."""
+    name: str
+    """The tool called."""
+    arguments: dict[str, Any]
+    """The arguments decoded for it (a JSON object)."""
+    id: str
+    """The call's id."""
+    result: str
+    """The text that entered the cache as the tool turn (an error's text when the call failed)."""
+    error: NotRequired[str]
+    """Set when the call failed (unknown tool, the tool raised, a non-text result, a call cut off): why."""
 
 
 class NodeRecord(TypedDict):
@@ -80,6 +97,12 @@ class NodeRecord(TypedDict):
     """With a compressed edge: real columns that handle held before any column was dropped, all rows."""
     converted: NotRequired[str]
     """Set when a latent edge was turned into a text edge on the way in (the reason)."""
+    tool_turns: NotRequired[list[list[ToolTurnRecord]]]
+    """A tool-using agent: its tool calls and their results, per row (rows that called nothing have ``[]``)."""
+    tool_rounds: NotRequired[int]
+    """A tool-using agent: tool rounds it ran (at most its ``max_tool_rounds``)."""
+    tool_tokens: NotRequired[list[int]]
+    """A tool-using agent: tokens of its tool-call replies and tool turns fed into its cache, per row."""
 
 
 def node_record(
