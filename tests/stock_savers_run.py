@@ -18,31 +18,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from chains import three_agent_chain  # noqa: E402
 from conftest import make_model  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 from langgraph.checkpoint.sqlite import SqliteSaver  # noqa: E402
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
 from langgraph.func import entrypoint, task  # noqa: E402
-from langgraph.graph import END, START, StateGraph  # noqa: E402
 
-from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent  # noqa: E402
+from latent_graph.nodes import JudgerNode, LatentAgentNode  # noqa: E402
 from latent_graph.persist import HandleStore, default_handle_store, is_ref  # noqa: E402
-from latent_graph.state import LatentState  # noqa: E402
 
 MODEL = make_model("llama")
 Q = {"questions": ["What is 2 plus 3?"]}
 
 
 def build(saver=None, interrupt=None, store=None):
-    b = StateGraph(LatentState)
-    add_agent(b, LatentAgentNode(model=MODEL, name="a", instruction="Plan.", steps=2, handle_store=store))
-    add_agent(b, LatentAgentNode(model=MODEL, name="b", instruction="Check.", steps=2, handle_store=store))
-    add_agent(b, JudgerNode(model=MODEL, name="j", instruction="Answer.", max_new_tokens=4, handle_store=store))
-    b.add_edge(START, "a")
-    b.add_edge("a", "b")
-    b.add_edge("b", "j")
-    b.add_edge("j", END)
-    return b.compile(checkpointer=saver, interrupt_after=interrupt)
+    return three_agent_chain(MODEL, store, saver, interrupt)
 
 
 def cfg(thread: str) -> dict:

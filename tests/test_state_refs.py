@@ -10,13 +10,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from chains import three_agent_chain
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.store.memory import InMemoryStore
 
 from latent_graph import BlobMissingError, HandleRefError, ModelMismatchError
 from latent_graph.graphs import build_sequential
-from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent
+from latent_graph.nodes import LatentAgentNode, add_agent
 from latent_graph.persist import (
     FolderBlobStore,
     HandleStore,
@@ -42,16 +43,7 @@ def run_script(*args: str, env: dict[str, str], timeout: int = 300) -> dict:
     return json.loads(line[len("RESULT "):])
 
 
-def chain(model, store: HandleStore, saver=None, interrupt=None):
-    b = StateGraph(LatentState)
-    add_agent(b, LatentAgentNode(model=model, name="a", instruction="Plan.", steps=2, handle_store=store))
-    add_agent(b, LatentAgentNode(model=model, name="b", instruction="Check.", steps=2, handle_store=store))
-    add_agent(b, JudgerNode(model=model, name="j", instruction="Answer.", max_new_tokens=4, handle_store=store))
-    b.add_edge(START, "a")
-    b.add_edge("a", "b")
-    b.add_edge("b", "j")
-    b.add_edge("j", END)
-    return b.compile(checkpointer=saver, interrupt_after=interrupt)
+chain = three_agent_chain
 
 
 # ---------------------------------------------------------- stock savers, no project helper
