@@ -175,7 +175,7 @@ def prefill_chats(
                                    f"window of {model.name!r} ({model.max_context})")
     work = Work(None, len(chats), model.device, model.fingerprint, ids.shape[1] + grow)
     work.meta["open_turn"] = "1"
-    hidden = work.forward(model.base, mask, model.layer, input_ids=ids)[:, -1]  # (B, H)
+    hidden = work.forward(model.decoder, mask, model.layer, input_ids=ids)[:, -1]  # (B, H)
     work.add_segment(agent, "prompt", ids.shape[1])
     per_row = [int(x) for x in mask.sum(dim=1)]
     work.prompt_tokens += sum(per_row)

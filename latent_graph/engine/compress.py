@@ -165,7 +165,7 @@ def column_scores(model: Any, handle: LatentHandle, probes: int = 4) -> torch.Te
     with attention_probe.recording(1) as store:
         for _ in range(probes):
             e = model.realigner(h.to(model.device))  # (B, H)
-            h = work.forward(model.base, ones, model.layer, inputs_embeds=e[:, None].to(model.dtype))[:, -1]
+            h = work.forward(model.decoder, ones, model.layer, inputs_embeds=e[:, None].to(model.dtype))[:, -1]
     scores = accumulate(store, handle)
     return recency if scores is None else scores
 

@@ -104,7 +104,7 @@ def generate(
             h, tok = h[idx], tok[idx]
             rows = [rows[i] for i in keep]
         with torch.no_grad():
-            h = work.forward(model.base, work.ones(len(rows)), model.layer, input_ids=tok[:, None])[:, -1]
+            h = work.forward(model.decoder, work.ones(len(rows)), model.layer, input_ids=tok[:, None])[:, -1]
         fed += 1
     if parked:  # reassemble the full batch in its original row order
         for i, r in enumerate(rows):

@@ -33,6 +33,7 @@ from latent_graph.engine.options import (
     DEFAULT_MEMORY, DecodeOptions, MemoryPolicy, check_finite, check_memory, check_steps, split_decode_kwargs,
 )
 from latent_graph.engine.prefix import PrefixCache
+from latent_graph.engine.llama_forward import stack_of
 from latent_graph.engine.realign import IdentityRealigner, Realigner, load_or_compute_ridge, mean_embedding_norm
 from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
 from latent_graph.engine.sampling import eos_ids
@@ -82,6 +83,7 @@ class LocalLatentModel:
         self._layer_devices = layer_devices(model)
         self.tokenizer = tokenizer
         self.base = model.base_model  # decoder stack + final norm, no lm_head
+        self.decoder = stack_of(self.base)  # what engine forwards call: the same forward without module dispatch where exact
         self.layer = layer
         self.name = name or getattr(model.config, "_name_or_path", None) or model.config.model_type
         self.fingerprint = compute_fingerprint(model, tokenizer, self.name, layer)
@@ -232,7 +234,7 @@ class LocalLatentModel:
         room = self.max_context - need + reserve  # positions left after the prompt: no call can append more
         work = Work(handle, len(prompts), self.device, self.fingerprint, ids.shape[1] + min(reserve if grow is None else grow, room))
         work.meta["open_turn"] = "1" if generation else "0"
-        hidden = work.forward(self.base, new_mask, self.layer, input_ids=ids)[:, -1]  # (B, H), last column is real
+        hidden = work.forward(self.decoder, new_mask, self.layer, input_ids=ids)[:, -1]  # (B, H), last column is real
         work.add_segment(agent, "prompt", ids.shape[1] + shared)
         per_row = [int(x) + shared for x in new_mask.sum(dim=1)]
         work.prompt_tokens += sum(per_row)
@@ -280,7 +282,7 @@ class LocalLatentModel:
             e = self.realigner(h.to(self.device))  # (B, H) (h comes from the last layer's device)
             if on_step is not None:  # a callback may look at it: check now (else once at the end, no sync per step)
                 check_finite(e, f"agent {agent!r} latent step {i}")
-            h_next = work.forward(self.base, ones, self.layer, inputs_embeds=e[:, None].to(self.dtype))[:, -1]  # (B, H)
+            h_next = work.forward(self.decoder, ones, self.layer, inputs_embeds=e[:, None].to(self.dtype))[:, -1]  # (B, H)
             if on_step is not None:
                 on_step(StepInfo(agent, i, h, e))
             thoughts.append(e)
@@ -325,7 +327,7 @@ class LocalLatentModel:
         if int(work.next_pos.max()) + n + steps > self.max_context:
             raise ContextOverflowError(f"agent {agent!r}: {n} injected + {steps} steps exceed the context window")
         new_mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device)  # (B, n)
-        h = work.forward(self.base, new_mask, self.layer, inputs_embeds=embeds)[:, -1]
+        h = work.forward(self.decoder, new_mask, self.layer, inputs_embeds=embeds)[:, -1]
         work.add_segment(agent, "latent", n)
         work.latents.append(embeds)
         work.hiddens.append(torch.zeros_like(embeds))  # their source hidden states live in the other model

@@ -163,7 +163,7 @@ class PrefixCache:
         work = Work(None, 1, model.device, model.fingerprint, 0)
         ids = torch.tensor([key], dtype=torch.long, device=model.device)
         with torch.no_grad():
-            work.forward(model.base, torch.ones_like(ids), model.layer, input_ids=ids)
+            work.forward(model.decoder, torch.ones_like(ids), model.layer, input_ids=ids)
         keys, values = from_cache(work.cache)
         return tuple(k.clone() for k in keys), tuple(v.clone() for v in values)
 

@@ -97,7 +97,7 @@ def _prefill(model: Any, handle: LatentHandle, rows: Sequence[Sequence[str]], ag
     work = Work(handle, len(rows), model.device, model.fingerprint, n + min(grow, model.max_context - need + reserve))
     h = handle.last_hidden.to(model.device)  # (B, H)
     if n:
-        new = work.forward(model.base, mask, model.layer, input_ids=ids)[:, -1]  # (B, H)
+        new = work.forward(model.decoder, mask, model.layer, input_ids=ids)[:, -1]  # (B, H)
         h = torch.where(mask[:, -1].bool()[:, None].to(new.device), new, h.to(new.device))  # left-padded: last column
         work.add_segment(agent, "tool", n)
         work.prompt_tokens += int(mask.sum())

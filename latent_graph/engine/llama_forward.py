@@ -1,0 +1,168 @@
+"""The base model's forward for Llama decoders, without transformers' per-module dispatch.
+
+A latent step on a small model is dominated by Python, not arithmetic: each of the
+decoder's layers goes through about fifteen ``nn.Module`` calls, keyword-argument
+decorators and an attention-interface lookup (≈0.4 ms a layer for SmolLM2-135M, 30
+layers). :class:`LlamaStack` runs the *same* torch operations in the same order, on the
+same weights, calling transformers' own rotary embedding, mask builder and ``apply_rotary_pos_emb``,
+and the branches of its ``sdpa_attention_forward`` that apply on a CPU or CUDA device — only the
+module plumbing is gone — so its hidden states
+and K/V are bit-for-bit those of ``LlamaModel.forward`` (``tests/test_llama_forward.py``
+checks prefill, steps, padding and batches on the tiny llama and the default model).
+
+It runs only where that holds: a plain ``LlamaModel`` with plain ``nn.Linear`` weights (not
+quantized) on one device and no accelerate hooks (checked when it is built), and per call
+``sdpa`` attention, no forward hook on the model, explicit positions and no intermediate
+hidden states asked for. Anything else (another
+architecture, the attention probe's recording kernel, ``output_hidden_states``) goes to
+the model's own forward unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+from transformers.integrations.sdpa_attention import pack_gqa, repeat_kv
+from transformers.masking_utils import create_causal_mask
+from transformers.modeling_outputs import BaseModelOutputWithPast
+
+try:  # the Llama classes of the installed transformers
+    from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaModel, apply_rotary_pos_emb
+except ImportError:  # pragma: no cover - every transformers in the declared range has them
+    LlamaModel = LlamaDecoderLayer = apply_rotary_pos_emb = None
+
+
+def _plain(module: torch.nn.Module) -> bool:
+    """No hooks anywhere below ``module`` (accelerate, user forward hooks) and only plain ``nn.Linear`` weights."""
+    for m in module.modules():
+        if getattr(m, "_hf_hook", None) is not None or m._forward_hooks or m._forward_pre_hooks:
+            return False
+        if isinstance(m, torch.nn.Linear) and type(m) is not torch.nn.Linear:  # bitsandbytes' Linear4bit/8bitLt
+            return False
+    return True
+
+
+def supports(base: torch.nn.Module) -> bool:
+    """Whether :class:`LlamaStack` reproduces ``base``'s forward exactly (checked once, when it is built)."""
+    if LlamaModel is None or type(base) is not LlamaModel:
+        return False
+    if any(type(layer) is not LlamaDecoderLayer for layer in base.layers):
+        return False
+    if len({p.device for p in base.parameters()}) != 1 or next(base.parameters()).device.type not in ("cpu", "cuda"):
+        return False  # split over devices (accelerate moves activations), or a device whose sdpa rules differ
+    return _plain(base) and all(layer.self_attn.is_causal for layer in base.layers)
+
+
+def _rms(weight: torch.Tensor, eps: float, x: torch.Tensor) -> torch.Tensor:
+    """``LlamaRMSNorm.forward``, the same operations (the float32 round trip only where it is not a no-op)."""
+    dtype = x.dtype
+    if dtype != torch.float32:
+        x = x.to(torch.float32)
+    variance = x.pow(2).mean(-1, keepdim=True)
+    x = x * torch.rsqrt(variance + eps)
+    return weight * (x if dtype == torch.float32 else x.to(dtype))
+
+
+class _Layer(NamedTuple):
+    """One decoder layer's tensors and constants, read once (``nn.Module`` attribute lookups are slow)."""
+
+    norm1: tuple[torch.Tensor, float]
+    qkvo: tuple[tuple[torch.Tensor, torch.Tensor | None], ...]
+    norm2: tuple[torch.Tensor, float]
+    mlp: tuple[tuple[torch.Tensor, torch.Tensor | None], ...]
+    act: Any
+    index: int
+    head_dim: int
+    groups: int
+    scaling: float
+
+
+def _read(layer: torch.nn.Module) -> _Layer:
+    a, m = layer.self_attn, layer.mlp
+    wb = lambda lin: (lin.weight, lin.bias)  # noqa: E731
+    return _Layer(
+        (layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon),
+        (wb(a.q_proj), wb(a.k_proj), wb(a.v_proj), wb(a.o_proj)),
+        (layer.post_attention_layernorm.weight, layer.post_attention_layernorm.variance_epsilon),
+        (wb(m.gate_proj), wb(m.up_proj), wb(m.down_proj)),
+        m.act_fn, a.layer_idx, a.head_dim, a.num_key_value_groups, a.scaling,
+    )
+
+
+class LlamaStack:
+    """Callable like the ``LlamaModel`` it wraps (the keyword arguments the engine passes), same outputs.
+
+    Attributes:
+        hf: The wrapped transformers model; every call it cannot reproduce goes there.
+        norm: The final norm (read by realigners that normalise an intermediate layer).
+    """
+
+    def __init__(self, base: torch.nn.Module) -> None:
+        self.hf = base
+        self.norm = base.norm
+        self.config = base.config
+        self._layers = [_read(layer) for layer in base.layers[: self.config.num_hidden_layers]]
+        self._final = (base.norm.weight, base.norm.variance_epsilon)
+
+    def __call__(self, *, input_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
+                 cache: Any = None, use_cache: bool | None = None, output_hidden_states: bool = False) -> Any:
+        hf = self.hf
+        if (output_hidden_states or position_ids is None or self.config._attn_implementation != "sdpa"
+                or hf._forward_hooks or hf._forward_pre_hooks):  # a hook added later (a test counting rows) must run
+            return hf(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                      position_ids=position_ids, cache=cache, use_cache=use_cache,
+                      output_hidden_states=output_hidden_states)
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        x = hf.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds  # (B, n, H)
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+        mask = create_causal_mask(config=self.config, inputs_embeds=x, attention_mask=attention_mask,
+                                  cache=cache, position_ids=position_ids)
+        cos, sin = hf.rotary_emb(x, position_ids=position_ids)
+        force_gqa = os.environ.get("TRANSFORMERS_SDPA_FORCE_GQA", "0") == "1"
+        for layer in self._layers:
+            x = x + _attention(layer, _rms(*layer.norm1, x), cos, sin, mask, cache, force_gqa)
+            y = _rms(*layer.norm2, x)
+            (wg, bg), (wu, bu), (wd, bd) = layer.mlp
+            x = x + F.linear(layer.act(F.linear(y, wg, bg)) * F.linear(y, wu, bu), wd, bd)
+        return BaseModelOutputWithPast(last_hidden_state=_rms(*self._final, x), cache=cache)
+
+
+def _attention(layer: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: Any, cache: Any,
+               force_gqa: bool) -> torch.Tensor:
+    """``LlamaAttention.forward`` with transformers' ``sdpa_attention_forward`` on a CPU or CUDA device
+    (inference, no position bias): (B, n, H) -> (B, n, H)."""
+    (wq, bq), (wk, bk), (wv, bv), (wo, bo) = layer.qkvo
+    shape = (*x.shape[:-1], -1, layer.head_dim)
+    q = F.linear(x, wq, bq).view(shape).transpose(1, 2)  # (B, heads, n, d)
+    k = F.linear(x, wk, bk).view(shape).transpose(1, 2)  # (B, kv heads, n, d)
+    v = F.linear(x, wv, bv).view(shape).transpose(1, 2)
+    q, k = apply_rotary_pos_emb(q, k, cos, sin)
+    if cache is not None:
+        k, v = cache.update(k, v, layer.index)
+    n, extra = q.shape[2], {}
+    if layer.groups > 1:
+        if force_gqa or (mask is None and k.shape[-1] == v.shape[-1] <= 256):
+            extra["enable_gqa"] = True
+        elif n == 1:
+            q, mask = pack_gqa(q, layer.groups), pack_gqa(mask, layer.groups)
+        else:
+            k, v = repeat_kv(k, layer.groups), repeat_kv(v, layer.groups)
+    causal = n > 1 and mask is None
+    if causal and k.shape[2] > n:
+        k, v = k[:, :, :n], v[:, :, :n]
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, scale=layer.scaling,
+                                         is_causal=causal, **extra)
+    out = out.reshape(out.shape[0], -1, n, v.shape[-1]).transpose(1, 2).contiguous()  # (B, n, heads, d)
+    return F.linear(out.reshape(*x.shape[:-1], -1), wo, bo)
+
+
+def stack_of(base: torch.nn.Module) -> Any:
+    """``base`` behind a :class:`LlamaStack` where that is exact, else ``base`` itself."""
+    return LlamaStack(base) if supports(base) else base
