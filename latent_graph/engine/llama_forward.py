@@ -12,8 +12,8 @@ checks prefill, steps, padding and batches on the tiny llama and the default mod
 
 It runs only where that holds: a plain ``LlamaModel`` with plain ``nn.Linear`` weights (not
 quantized) on one device and no accelerate hooks (checked when it is built), and per call
-``sdpa`` attention, no forward hook on the model, explicit positions and no intermediate
-hidden states asked for. Anything else (another
+``sdpa`` attention, eval mode (no attention dropout), no forward hook on the model, explicit
+positions and no intermediate hidden states asked for. Anything else (another
 architecture, the attention probe's recording kernel, ``output_hidden_states``) goes to
 the model's own forward unchanged.
 """
@@ -112,7 +112,7 @@ class LlamaStack:
                  attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
                  cache: Any = None, use_cache: bool | None = None, output_hidden_states: bool = False) -> Any:
         hf = self.hf
-        if (output_hidden_states or position_ids is None or self.config._attn_implementation != "sdpa"
+        if (output_hidden_states or position_ids is None or hf.training or self.config._attn_implementation != "sdpa"
                 or hf._forward_hooks or hf._forward_pre_hooks):  # a hook added later (a test counting rows) must run
             return hf(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                       position_ids=position_ids, cache=cache, use_cache=use_cache,
