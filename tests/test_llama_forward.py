@@ -12,7 +12,9 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from latent_graph.engine.llama_forward import LlamaStack, stack_of, supports
+import transformers
+
+from latent_graph.engine.llama_forward import VERIFIED, LlamaStack, stack_of, supports
 from conftest import ARCHS, make_model
 
 
@@ -34,8 +36,9 @@ def _both(model, **kw):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_only_llama_takes_the_fast_path(arch: str) -> None:
     model = make_model(arch)
-    assert supports(model.base) == (arch == "llama")
-    assert (model.decoder is model.base) == (arch != "llama")
+    fast = arch == "llama" and transformers.__version__.startswith(VERIFIED)  # another release: the model's forward
+    assert supports(model.base) == fast
+    assert (model.decoder is model.base) == (not fast)
 
 
 def test_prefill_and_steps_equal_transformers(llama) -> None:
@@ -80,7 +83,7 @@ def test_dense_step_without_mask_equals_transformers(llama) -> None:
 def test_think_and_decode_equal_the_transformers_path() -> None:
     fast, slow = make_model("llama"), make_model("llama")
     slow.decoder = slow.base  # the same weights (same seed) through transformers' forward
-    assert isinstance(fast.decoder, LlamaStack)
+    assert isinstance(fast.decoder, LlamaStack) == transformers.__version__.startswith(VERIFIED)
     prompts = ["Plan the solution.", "The secret code is BLUE-42. Check the plan carefully and refine it."]
     hf, hs = fast.think(None, prompts, 4, agent="a"), slow.think(None, prompts, 4, agent="a")
     assert all(torch.equal(x, y) for x, y in zip(hf.keys + hf.values, hs.keys + hs.values))
@@ -118,7 +121,7 @@ def test_quantized_or_hooked_linears_are_not_reproduced() -> None:
 def test_default_model_think_equals_the_transformers_path(default_model) -> None:
     slow = default_model.with_realigner("ridge")
     slow.decoder = slow.base
-    assert isinstance(default_model.decoder, LlamaStack)
+    assert isinstance(default_model.decoder, LlamaStack) == transformers.__version__.startswith(VERIFIED)
     q = "A farmer has 12 cows and buys 7 more. How many cows?"
     a, b = default_model.think(None, q, 3), slow.think(None, q, 3)
     assert all(torch.equal(x, y) for x, y in zip(a.keys + a.values + a.latents, b.keys + b.values + b.latents))

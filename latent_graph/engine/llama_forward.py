@@ -25,15 +25,20 @@ from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
+import transformers
 from transformers import DynamicCache
-from transformers.integrations.sdpa_attention import pack_gqa, repeat_kv
-from transformers.masking_utils import create_causal_mask
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
-try:  # the Llama classes of the installed transformers
+VERIFIED = ("5.24.",)
+"""transformers releases whose Llama forward this module was checked against, bit for bit (the tests run on the
+installed one); under any other release :func:`supports` is False and the model's own forward runs."""
+
+try:  # transformers internals this module calls; any missing one turns the fast path off
+    from transformers.integrations.sdpa_attention import pack_gqa, repeat_kv
+    from transformers.masking_utils import create_causal_mask
     from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaModel, apply_rotary_pos_emb
-except ImportError:  # pragma: no cover - every transformers in the declared range has them
-    LlamaModel = LlamaDecoderLayer = apply_rotary_pos_emb = None
+except ImportError:  # pragma: no cover - present in every verified release
+    LlamaModel = None
 
 
 def _plain(module: torch.nn.Module) -> bool:
@@ -48,7 +53,7 @@ def _plain(module: torch.nn.Module) -> bool:
 
 def supports(base: torch.nn.Module) -> bool:
     """Whether :class:`LlamaStack` reproduces ``base``'s forward exactly (checked once, when it is built)."""
-    if LlamaModel is None or type(base) is not LlamaModel:
+    if LlamaModel is None or not transformers.__version__.startswith(VERIFIED) or type(base) is not LlamaModel:
         return False
     if any(type(layer) is not LlamaDecoderLayer for layer in base.layers):
         return False
