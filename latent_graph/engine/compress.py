@@ -106,7 +106,7 @@ class KVPolicy:
     probes: int = 4
     boundary: int = 0
     sink: int = 1
-    recent: int = 2
+    recent: int = 1
     latent: bool = False
     score: str = "knorm"
     heads: tuple[tuple[int, int], ...] | None = None
