@@ -128,18 +128,24 @@ def test_budget_is_respected_per_row_and_padding_never_kept(llama):
     real = h.attention_mask.bool()
     assert len({int(real[r, start:].sum()) for r in range(h.batch_size)}) > 1  # rows differ in length
     for keep in (0.1, 0.2, 0.5):
-        for pol in (KVPolicy(keep=keep), KVPolicy(keep=keep, pool=7), KVPolicy(keep=keep, score="attention")):
+        for pol in (KVPolicy(keep=keep), KVPolicy(keep=keep, pool=7), KVPolicy(keep=keep, score="attention"),
+                    KVPolicy(keep=keep, scope="sender"), KVPolicy(keep=keep, scope="sender", pool=7, close=3)):
             k = select(h, _spiky(h, [start - 1] * h.batch_size) + torch.rand(h.attention_mask.shape), pol, start)
             assert not bool((k & ~real).any())  # padding is never kept
-            assert bool(k[:, :start].eq(real[:, :start]).all())  # columns before start are untouched
+            if pol.scope == "sender":
+                assert bool(k[:, :start].eq(real[:, :start]).all())  # columns before start are untouched
             for r in range(h.batch_size):
-                n = int(real[r, start:].sum())
-                assert int(k[r, start:].sum()) == max(math.ceil(keep * n), pol.recent)
+                n, before = int(real[r, start:].sum()), int(real[r, :start].sum())
+                added = max(math.ceil(keep * n), pol.recent)
+                if pol.scope == "sender":
+                    assert int(k[r, start:].sum()) == added
+                else:  # chain: the same total per row, chosen over every column of the row
+                    assert int(k[r].sum()) == before + added
     r = int(real[:, start:].sum(dim=1).argmin())  # the row with the most padding in b's prompt segment
     pad = int((~real[r, start:]).nonzero()[-1]) + start  # its last padding column, right before real ones
     ramp = torch.arange(h.seq_len, dtype=torch.float)[None].expand(h.batch_size, -1).clone()
     ramp[r, pad] = 1e6  # a huge score on padding must not pull its real neighbours in
-    k = select(h, ramp, KVPolicy(keep=0.2, pool=7, sink=0, recent=1), start)
+    k = select(h, ramp, KVPolicy(keep=0.2, pool=7, sink=0, recent=1, scope="sender"), start)
     assert not bool(k[r, pad + 1 : pad + 4].any())
 
 
@@ -249,3 +255,90 @@ def test_head_scores_per_row_and_bad_heads(llama):
     for bad in ([], [[0]], [[0, -1]], [[True, 0]], "x"):
         with pytest.raises(InvalidArgumentError):
             KVPolicy(keep=0.5, heads=bad)
+
+
+def test_floor_keeps_at_least_that_many_columns_per_sender(llama):
+    """``floor``: a short sender keeps max(ceil(keep * n), min(floor, n)) of its n columns, row by row."""
+    from latent_graph.engine.compress import select
+
+    base = llama.think(None, QS, 2, agent="a")
+    h = llama.think(base, ["Go on.", "Think more about the apples, then answer.", "Yes."], 2, agent="b")
+    start, real = base.seq_len, h.attention_mask.bool()
+    scores = torch.rand(h.attention_mask.shape, generator=torch.Generator().manual_seed(0))
+    for floor in (0, 6, 1000):
+        k = select(h, scores, KVPolicy(keep=0.1, floor=floor, scope="sender"), start)
+        assert bool(k[:, :start].eq(real[:, :start]).all()) and not bool((k & ~real).any())
+        for r in range(h.batch_size):
+            n = int(real[r, start:].sum())
+            assert int(k[r, start:].sum()) == max(math.ceil(0.1 * n), min(floor, n), 2)
+    with pytest.raises(InvalidArgumentError):
+        KVPolicy(keep=0.5, floor=-1)
+
+
+def test_chain_scope_lets_a_new_sender_outbid_earlier_columns(llama):
+    """``scope="chain"``: the row's total is its earlier columns + ceil(keep * n) of the new ones, and the
+    earlier senders' columns compete by score (a high-scored new column evicts a low-scored earlier one)."""
+    from latent_graph.engine.compress import select
+
+    base = compress(llama, llama.think(None, QS, 2, agent="a"), KVPolicy(keep=0.5))
+    h = llama.think(base, ["Go on.", "Think more about the apples, then answer.", "Yes."], 2, agent="b")
+    start, real = base.seq_len, h.attention_mask.bool()
+    scores = torch.zeros(h.attention_mask.shape)
+    scores[:, start:] = 1.0  # every new column outscores every earlier one
+    sender = select(h, scores, KVPolicy(keep=0.5, scope="sender"), start)
+    chain = select(h, scores, KVPolicy(keep=0.5, scope="chain"), start)
+    assert bool(sender[:, :start].eq(real[:, :start]).all())  # the default never touches earlier columns
+    for r in range(h.batch_size):
+        assert int(chain[r].sum()) == int(sender[r].sum())  # same bytes per row
+        n_new = int(real[r, start:].sum())
+        assert int(chain[r, start:].sum()) > int(sender[r, start:].sum()) or int(chain[r, start:].sum()) == n_new
+        assert bool(chain[r][real[r].nonzero()[0]])  # the sink column stays
+    c = compress(llama, h, KVPolicy(keep=0.5, scope="chain"), start)
+    assert [s.kind for s in c.segments] == [s.kind for s in h.segments]  # every segment keeps its place
+    assert kept_total(c)[1] == kept_total(h)[1]  # dropped columns are counted, earlier ones included
+    with pytest.raises(InvalidArgumentError):
+        KVPolicy(keep=0.5, scope="edge")
+
+
+def test_closing_fills_a_one_column_gap_inside_a_kept_span(llama):
+    """``close=3``: a low column between two high ones is kept instead of the lowest kept column elsewhere
+    (a name split into tokens is not cut in the middle); the count per row is unchanged and a lone peak
+    does not pull its neighbours in."""
+    from latent_graph.engine.compress import select
+
+    h = llama.think(None, QS, 0)
+    real = h.attention_mask.bool()
+    cols = real[0].nonzero().flatten()
+    n = len(cols)
+    scores = torch.zeros(h.attention_mask.shape)
+    scores[0, cols] = -1.0 - 0.01 * torch.arange(n, 0, -1, dtype=torch.float)  # background: later is better
+    j = int(cols[n // 2])
+    scores[0, j - 2 : j + 3] = torch.tensor([5.0, 5.0, -3.0, 5.0, 5.0])  # a span with a hole at j
+    scores[0, cols[3]] = 4.0  # a lone peak far from it
+    assert n // 2 - 2 > 4 and n // 2 + 2 < n - 2
+    for free in (5, 7):
+        pol = dict(keep=(free + 0.5) / n, sink=0, recent=1)  # ceil(keep * n) = free + 1 (the last column)
+        plain, closed = select(h, scores, KVPolicy(**pol)), select(h, scores, KVPolicy(**pol, close=3))
+        assert int(closed[0].sum()) == int(plain[0].sum()) == free + 1
+        assert bool(closed[0, j - 2 : j + 3].all()) and not bool(plain[0, j])  # the hole is filled only when closed
+        assert not bool(closed[0, cols[2]]) and not bool(closed[0, cols[4]])  # the lone peak is not widened
+        assert bool(plain[0, cols[3]]) and bool(closed[0, cols[3]]) == (free == 7)  # the span outbids the peak
+    for r in range(1, h.batch_size):  # every row keeps ceil(keep * n) of its own columns
+        k = select(h, scores, KVPolicy(keep=0.3, close=3))
+        assert int(k[r].sum()) == math.ceil(0.3 * int(real[r].sum()))
+    with pytest.raises(InvalidArgumentError):
+        KVPolicy(keep=0.5, close=0)
+
+
+def test_chain_selection_is_per_row_over_two_senders(llama):
+    """Chain scope over a two-sender handle: each batch row keeps the columns it keeps when run alone."""
+    pol = KVPolicy(keep=0.3)
+    later = ["Go on.", "Think more about the apples, then answer.", "Yes."]
+    base = compress(llama, llama.think(None, QS, 2, agent="a"), pol)
+    h = llama.think(base, later, 2, agent="b")
+    c = compress(llama, h, pol, base.seq_len)
+    for r, (q, p) in enumerate(zip(QS, later)):
+        b1 = compress(llama, llama.think(None, [q], 2, agent="a"), pol)
+        one = compress(llama, llama.think(b1, [p], 2, agent="b"), pol, b1.seq_len)
+        assert one.position_ids[0][one.attention_mask[0].bool()].tolist() == \
+            c.position_ids[r][c.attention_mask[r].bool()].tolist()

@@ -20,15 +20,26 @@ Training-free scores, two of them (``KVPolicy.score``):
   favours the question and template tokens right before the window, not the fact.
 
 Scores may be max-pooled over ``pool`` neighbouring columns (SnapKV's kernel; padding and
-columns outside the span never spread a score). Selection is per row of the batch:
+columns outside the span never spread a score) and closed over ``close`` columns (max-pool then
+min-pool: a gap narrower than ``close`` between two higher-scored columns is raised to the lower of
+them, a lone peak is not widened). Selection is per row of the batch:
 
-- ``keep``: of the ``n`` real columns in ``[start, T)`` (the columns the sender wrote), exactly
-  ``ceil(keep * n)`` stay (protected ones counted inside, kept even if they alone exceed it),
-  so the bytes of an edge shrink with ``keep``;
+- ``keep`` (``scope="chain"``, default): the ``n`` real columns the sender wrote (``[start, T)``)
+  add ``ceil(keep * n)`` to the row's total, and that total is chosen by score over *every* real
+  column of the row, the earlier senders' kept ones included (their scores are the same z-scored
+  key norms of the same row): a sender whose columns score high (a fact told to it alone) takes
+  more than ``keep`` of its own, at the price of the row's weakest earlier columns; one with
+  nothing new takes less. Each edge carries as many columns per row as a sender-by-sender
+  selection would (``ceil(keep * n)`` per sender, summed), so the bytes of an edge still shrink
+  with ``keep``. ``scope="sender"``: exactly ``ceil(keep * n)`` of the sender's own ``n`` columns
+  stay and the columns before ``start`` are never touched. Either way at least
+  ``min(floor, n)`` are added per sender (``floor=0``: off) and protected columns are counted
+  inside (kept even if they alone exceed it);
 - **protected**: the first ``sink`` real columns of the row (the attention sink), its last
   ``recent`` real columns, the first/last ``boundary`` real columns of every prompt/text
   segment (off by default), latent segments with ``latent=True`` (off by default: thoughts
-  carry nothing measurable on the default model), and every column before ``start``;
+  carry nothing measurable on the default model), and with ``scope="sender"`` every column
+  before ``start``;
 - ``budget``: then, while a row holds more than ``budget`` real columns, drop its
   lowest-scored unprotected column; if that is not enough, protected template columns go
   too, oldest first (latent segments, the sink and the last columns stay).
@@ -57,6 +68,7 @@ from latent_graph.errors import InvalidArgumentError
 
 
 SCORES: tuple[str, ...] = ("knorm", "attention")
+SCOPES: tuple[str, ...] = ("sender", "chain")
 CALIBRATED_HEADS: dict[str, tuple[tuple[int, int], ...]] = {"SmolLM2-135M-Instruct": ((15, 0), (21, 2))}
 """``(layer, kv head)`` pairs whose key norms score columns for ``"knorm"`` when ``KVPolicy.heads`` is None, by
 model name (the fingerprint's, hub prefix dropped). Chosen without training by ``benchmarks/kv_recall.py`` on the
@@ -81,6 +93,10 @@ class KVPolicy:
         latent: Keep latent segments whole (else they are scored like any column).
         heads: ``(layer, kv head)`` pairs whose key norms score the columns (``"knorm"``), each
             z-scored over the row's real columns and summed; None = mean over the last third of the layers.
+        floor: At least ``min(floor, n)`` columns per sender of ``n`` (0 = off).
+        scope: ``"chain"`` (the row's total chosen over every sender's columns, default) or ``"sender"``
+            (only the sender's own columns, the earlier ones untouched); see the module docstring.
+        close: Closing width over the scores (1 = off; 3 fills one- and two-column gaps).
     """
 
     keep: float = 1.0
@@ -90,10 +106,13 @@ class KVPolicy:
     probes: int = 4
     boundary: int = 0
     sink: int = 1
-    recent: int = 2
+    recent: int = 1
     latent: bool = False
     score: str = "knorm"
     heads: tuple[tuple[int, int], ...] | None = None
+    floor: int = 0
+    scope: str = "chain"
+    close: int = 1
 
     def __post_init__(self) -> None:
         check_kv(self.keep, self.budget)
@@ -105,10 +124,12 @@ class KVPolicy:
                                 for p in pairs):
                 raise InvalidArgumentError(f"KVPolicy.heads must be (layer, kv head) int pairs, got {self.heads!r}")
             object.__setattr__(self, "heads", pairs)
+        if self.scope not in SCOPES:
+            raise InvalidArgumentError(f"KVPolicy.scope must be one of {SCOPES}, got {self.scope!r}")
         if not isinstance(self.latent, bool):
             raise InvalidArgumentError(f"KVPolicy.latent must be a bool, got {self.latent!r}")
-        for name in ("window", "pool", "probes", "boundary", "sink", "recent"):
-            v, low = getattr(self, name), int(name in ("window", "pool", "probes", "recent"))
+        for name in ("window", "pool", "probes", "boundary", "sink", "recent", "floor", "close"):
+            v, low = getattr(self, name), int(name in ("window", "pool", "probes", "recent", "close"))
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise InvalidArgumentError(f"KVPolicy.{name} must be an int >= {low}, got {v!r}")
 
@@ -209,7 +230,7 @@ def _protected(handle: LatentHandle, policy: KVPolicy, start: int) -> torch.Tens
     """(B, T) bool: columns every selection keeps (see module docstring); padding is never protected."""
     real = handle.attention_mask.bool()  # (B, T)
     prot = torch.zeros_like(real)
-    prot[:, :start] = True
+    prot[:, :start] = policy.scope == "sender"
     b = policy.boundary
     for s in handle.segments:
         if s.kind == "latent":
@@ -231,24 +252,42 @@ def _span_scores(handle: LatentHandle, scores: torch.Tensor, policy: KVPolicy, s
     span = handle.attention_mask.bool().clone()
     span[:, :start] = False
     s = scores.float().masked_fill(~span, float("-inf"))
-    return _pooled(s, policy.pool).masked_fill(~span, float("-inf"))
+    s = _pooled(s, policy.pool).masked_fill(~span, float("-inf"))
+    return _closed(s, policy.close).masked_fill(~span, float("-inf"))
+
+
+def _closed(scores: torch.Tensor, width: int) -> torch.Tensor:
+    """Morphological closing over ``width`` columns (max-pool, then min-pool): a gap narrower than ``width``
+    between two higher-scored columns is raised to the lower of them; a lone peak is not widened. (B, T)."""
+    if width <= 1 or scores.shape[1] == 0:
+        return scores
+    s = scores.masked_fill(scores.isinf(), -1e9)  # finite, so the min-pool never meets -inf
+    pad = width // 2
+    up = F.max_pool1d(s[:, None], width, stride=1, padding=pad)[:, :, : s.shape[1]]
+    return -F.max_pool1d(-up, width, stride=1, padding=pad)[:, 0, : s.shape[1]]
 
 
 def select(handle: LatentHandle, scores: torch.Tensor, policy: KVPolicy, start: int = 0) -> torch.Tensor:
     """(B, T) bool: the columns kept under ``policy`` given per-column ``scores`` (B, T).
 
-    ``keep``: per row, ``ceil(keep * n)`` of the ``n`` real columns in ``[start, T)`` stay,
-    protected ones counted first (kept even if they alone exceed it), then the best-pooled-scored.
+    ``keep``: per row, the ``n`` real columns in ``[start, T)`` add ``max(ceil(keep * n), min(floor, n))`` to
+    the row's kept columns: chosen among all its real columns (``scope="chain"``) or among those ``n`` alone
+    (``"sender"``; earlier columns untouched); protected ones counted first (kept even if they alone exceed
+    it), then the best-scored (after pooling and closing).
     """
     real = handle.attention_mask.bool()
     prot = _protected(handle, policy, start)
     keep = prot.clone()
-    pooled = _span_scores(handle, scores, policy, start)
+    pooled = _span_scores(handle, scores, policy, start if policy.scope == "sender" else 0)
     for r in range(handle.batch_size):
         span = real[r].clone()
         span[:start] = False
         n = int(span.sum())
-        want = math.ceil(policy.keep * n) - int((prot[r] & span).sum())
+        want = max(math.ceil(policy.keep * n), min(policy.floor, n))
+        if policy.scope == "chain":  # the earlier senders' kept columns compete for the same total
+            want += int(real[r, :start].sum())
+            span = real[r].clone()
+        want -= int((prot[r] & span).sum())
         free = (span & ~prot[r]).nonzero().flatten()
         if want > 0 and len(free):
             best = pooled[r, free].topk(min(want, len(free))).indices

@@ -86,7 +86,8 @@ class GraphKwargs(TypedDict, total=False):
     """Most questions one invocation may carry (default :data:`~latent_graph.state.schema.MAX_QUESTIONS`); more raise ``TooManyQuestionsError``."""
 
     kv_keep: float
-    """Fraction in (0, 1] of each latent sender's own cache columns that cross its edge, best-attended first
+    """Fraction in (0, 1] of each latent sender's own cache columns its edge adds per row: ``ceil(kv_keep * n)``
+    of its ``n``, best-scored first over the row's every column, the earlier senders' kept ones included
     (1 = all, the default: the handle crosses unchanged). See :mod:`latent_graph.engine.compress`."""
     kv_budget: int | None
     """At most this many real cache columns per row cross each latent edge (None = no cap)."""
@@ -119,7 +120,7 @@ class GraphOptions:
     task: str = option("math", "answer format of the judger", tuple(ANSWER_FORMATS))
     inspect: int = option(0, "record top-K logit-lens / nearest tokens per latent step (opt-in; slower)")
     max_questions: int = option(MAX_QUESTIONS, "most questions one invocation may carry")
-    kv_keep: float = option(1.0, "fraction of each latent sender's own cache columns crossing its edge (1 = all)")
+    kv_keep: float = option(1.0, "fraction of each latent sender's own cache columns its edge adds per row (1 = all)")
     kv_budget: int | None = option(None, "max cache columns per row crossing each latent edge (None = no cap)")
     cache_budget: int | None = option(None, "max cache columns per row in the handle any node reads (None = no cap)")
 

@@ -19,8 +19,9 @@ class LatentAgentNode(AgentNode):
 
     Attributes:
         steps: Latent steps after the prompt (0 = prompt only).
-        kv_keep: Fraction in (0, 1] of the columns this agent wrote that cross its outgoing edge
-            (the best-attended ones; 1 = all, the handle is passed on unchanged).
+        kv_keep: Fraction in (0, 1] of the columns this agent wrote that its outgoing edge adds to each row
+            (1 = all, the handle is passed on unchanged): ``ceil(kv_keep * n)`` of its ``n``, chosen by score
+            over the row's every column, the earlier senders' kept ones included (``KVPolicy.scope="chain"``).
         kv_budget: At most this many real columns per row cross its edge (None = no cap).
     """
 
@@ -35,8 +36,8 @@ class LatentAgentNode(AgentNode):
         self.compresses = self.kv.active  # decided once, here: an uncompressed edge never calls into compression
 
     def edge(self, before: LatentHandle | None, after: LatentHandle, record: list[Any]) -> LatentHandle:
-        """What crosses the outgoing edge: ``after`` with only the columns :attr:`kv` keeps of those this call wrote
-        (scored by the attention ``record``ed while it thought)."""
+        """What crosses the outgoing edge: ``after`` with only the columns :attr:`kv` keeps: the columns this call
+        wrote set how many a row adds, and they compete with the earlier senders' kept ones (``KVPolicy.scope``)."""
         if not self.compresses:
             return after
         read = 0 if before is None else len(before.with_memory(self.memory).segments)
