@@ -7,6 +7,7 @@ first node resumes to an answer, and the handle in ``threads.get_state`` is plai
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -30,6 +31,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the server's process: SIGTERM it when the test process dies (a killed pytest never reaches ``finally``)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     pytest.importorskip("langgraph_sdk")
@@ -42,7 +49,7 @@ def server(tmp_path_factory):
     log = (work / "server.log").open("wb")
     proc = subprocess.Popen([str(cli), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port),
                              "--config", str(ROOT / "langgraph.json")], cwd=work, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
     url = f"http://127.0.0.1:{port}"
     try:
         from langgraph_sdk import get_sync_client
