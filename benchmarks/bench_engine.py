@@ -4,7 +4,8 @@ Prints, from one run, with the load average (variants interleaved A B A B ..., m
 - roofline: the time to stream the weights once (one GEMV per linear weight, nothing else),
   and every step below as a multiple of it;
 - one latent step (realign + base-model forward, no vocab logits) vs one plain HF
-  decode step (full forward with lm_head + argmax) at the same cache length;
+  decode step (full forward with lm_head + argmax) at the same cache length, and the same
+  latent step through transformers' own forward instead of ``engine/llama_forward.py``;
 - the engine's decode per generated token vs HF ``generate`` per token, same prompt,
   same batch (per-token time = (time for 1 + n tokens - time for 1 token) / n, EOS off);
 - warm default-model load time and peak RSS.
@@ -64,6 +65,16 @@ def latent_steps(model: LocalLatentModel, handle, steps: int) -> float:
     stamps: list[float] = []
     model.think(handle, "Continue.", steps + 1, on_step=lambda _i: stamps.append(clock()))
     return (stamps[-1] - stamps[0]) / steps
+
+
+def latent_steps_hf_forward(model: LocalLatentModel, handle, steps: int) -> float:
+    """:func:`latent_steps` with the engine's forwards sent through transformers' own ``LlamaModel.forward``
+    (``model.decoder = model.base``) instead of ``engine/llama_forward.py``'s ``LlamaStack``: what that saves."""
+    fast, model.decoder = model.decoder, model.base
+    try:
+        return latent_steps(model, handle, steps)
+    finally:
+        model.decoder = fast
 
 
 def ours_generate(model: LocalLatentModel, prompts: list[str], n: int) -> float:
@@ -126,6 +137,7 @@ def main() -> None:
         cols.setdefault("stream", []).append(body + head)
         cols.setdefault("stream_body", []).append(body)
         cols.setdefault("latent", []).append(latent_steps(model, handle, args.steps))
+        cols.setdefault("latent_hf", []).append(latent_steps_hf_forward(model, handle, args.steps))
         cols.setdefault("decode", []).append(hf_decode_steps(model, handle, args.steps))
         for b in args.batch:
             cols.setdefault(f"ours{b}", []).append(per_token(ours_generate, model, [prompt] * b, args.steps))
@@ -139,6 +151,8 @@ def main() -> None:
     print(f"cache length: {handle.seq_len} tokens; {args.steps} steps x {args.repeats} repeats (median)")
     print(f"roofline: weights streamed once {ms('stream')} (body {ms('stream_body')}, lm_head {(med['stream'] - med['stream_body']) * 1e3:.2f} ms)")
     print(f"latent step : {ms('latent')}  = {med['latent'] / med['stream_body']:.2f}x body stream")
+    print(f"  the same latent step through transformers' LlamaModel.forward: {ms('latent_hf')}"
+          f"  (model.decoder {'is' if model.decoder is not model.base else 'is NOT'} a LlamaStack)")
     print(f"HF decode   : {ms('decode')}  = {med['decode'] / med['stream']:.2f}x full stream")
     print(f"ratio latent/decode = {med['latent'] / med['decode']:.3f}   (goal <= 0.82; weights-only bound {med['stream_body'] / med['stream']:.3f})")
     for b in args.batch:

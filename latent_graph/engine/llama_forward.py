@@ -125,7 +125,7 @@ class LlamaStack:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
         x = hf.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds  # (B, n, H)
-        if use_cache and cache is None:
+        if cache is None and (self.config.use_cache if use_cache is None else use_cache):  # as the model's config default
             cache = DynamicCache(config=self.config)
         mask = create_causal_mask(config=self.config, inputs_embeds=x, attention_mask=attention_mask,
                                   cache=cache, position_ids=position_ids)
