@@ -39,7 +39,7 @@ from latent_graph.engine import attention_probe  # noqa: E402
 from latent_graph.engine.chat_format import encode_prompts  # noqa: E402
 from latent_graph.engine.compress import calibrated_heads, key_norm_scores  # noqa: E402
 from latent_graph.graphs.compact import COMPACT_FIRST, COMPACT_LATER  # noqa: E402
-from latent_graph.nodes.quiet import QuietAgentNode  # noqa: E402
+from latent_graph.nodes import QuietAgentNode  # noqa: E402
 
 
 def per_head(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float, rows: int) -> Any:

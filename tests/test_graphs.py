@@ -282,3 +282,20 @@ def test_judger_keeps_the_decoded_handle_when_asked(llama):
     assert out.seq_len == kept["trace"][0]["kv_len"] > h.seq_len and out.segments[-1].agent == "judger"
     assert out.generated_tokens == sum(kept["trace"][0]["generated_tokens"])
     assert state["handle"] is h  # the input handle is untouched
+
+
+def test_compact_agents_prompts_restate_the_question_only_when_asked(llama):
+    from latent_graph.graphs.compact import COMPACT_FIRST, COMPACT_LATER
+    from latent_graph.nodes import QuietAgentNode
+
+    state = {"questions": ["Which code?", "Which colour?"], "context": ["The code is K-7.", ""]}
+    first = QuietAgentNode(model=llama, name="planner", instruction=COMPACT_FIRST, sees_context=True, restate=True)
+    later = QuietAgentNode(model=llama, name="critic", instruction=COMPACT_LATER, sees_context=True)
+    assert first.prompts(state) == [
+        f"{COMPACT_FIRST}\n\nContext (only you have seen this): The code is K-7.\n\nQuestion: Which code?",
+        f"{COMPACT_FIRST}\n\nQuestion: Which colour?",
+    ]
+    assert later.restate is False  # the compact layout's later agents: instruction + private context, no question
+    assert later.prompts(state) == [f"{COMPACT_LATER}\n\nContext (only you have seen this): The code is K-7.", COMPACT_LATER]
+    plain = LatentAgentNode(model=llama, name="critic", instruction=COMPACT_LATER, sees_context=True, restate=False)
+    assert plain.prompts(state) == later.prompts(state)

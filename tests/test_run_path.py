@@ -2,7 +2,7 @@
 
 docs/design.md ("Following one prompt") lists the modules the default command enters on the
 default model; this checks the same hook on a tiny random llama: while the graph runs (question
-in -> answer printed) only the 22 modules listed in :data:`IN_RUN` are entered (the issue's goal
+in -> answer printed) only the 20 modules listed in :data:`IN_RUN` are entered (the issue's goal
 of 16 is not met), and every call going up a layer is made through a declared Protocol callback.
 """
 
@@ -20,12 +20,10 @@ from conftest import make_model
 ROOT = Path(__file__).resolve().parents[1]
 IN_RUN = {  # every module a default run enters while the graph runs, and its one job there
     "latent_graph.present.console": "streams the graph, prints the answer tokens and progress",
-    "latent_graph.nodes.quiet": "the compact layout's latent agents: their prompt",
     "latent_graph.nodes.latent": "a latent agent: think, pass the handle on",
     "latent_graph.nodes.base": "what every agent shares: inputs from state, prompt, handle out, the step callback",
     "latent_graph.nodes.text": "the judger: decode the answer",
-    "latent_graph.nodes.streaming": "the judger's tokens into LangGraph's messages stream",
-    "latent_graph.nodes.events": "latent-step events into LangGraph's custom stream (the progress line)",
+    "latent_graph.nodes.streaming": "latent-step events (custom stream) and the judger's tokens (messages stream)",
     "latent_graph.state.schema": "questions, inbox and transcript of the state, and its reducers",
     "latent_graph.state.trace": "one trace record per node run",
     "latent_graph.state.threads": "what a reused thread carries over (a stale handle is dropped)",
@@ -79,7 +77,7 @@ def test_default_run_enters_only_the_listed_modules_while_the_graph_runs(traced)
     assert "latent_graph.present.console" in mods and "latent_graph.engine.model" in mods  # the hook saw the run
     extra = [m for m in mods if m not in IN_RUN]
     assert extra == [], f"new modules on the run path (a detour?): {extra}"
-    assert len(mods) <= len(IN_RUN) == 22, f"{len(mods)} modules while the graph runs: {mods}"
+    assert len(mods) <= len(IN_RUN) == 20, f"{len(mods)} modules while the graph runs: {mods}"
     assert set(t.in_run) <= set(t.entered)
     detours = [m for m in mods if m.startswith(("latent_graph.present.draw", "latent_graph.present.runtrace",
                                                 "latent_graph.persist.savers", "latent_graph.bench",

@@ -16,7 +16,7 @@ from langchain_core.language_models import BaseChatModel
 
 from latent_graph.engine import DEFAULT_MEMORY, KVPolicy, LatentHandle, StepInfo, compress, merge_branches
 from latent_graph.state.edges import sends_metadata
-from latent_graph.nodes.events import emitter
+from latent_graph.nodes.streaming import emitter
 from latent_graph.nodes.models import NodeModel, engine_of
 from latent_graph.state.schema import MAX_QUESTIONS, Message, agent_contexts_of, contexts_of, questions_of, read_update, unread
 from latent_graph.persist import HandleStore, default_handle_store, is_ref
@@ -25,12 +25,13 @@ from latent_graph.state.branches import branch_key, graph_node, ordered, task_id
 from latent_graph.state.trace import Sends, StepRecord
 
 
-def compose_prompt(instruction: str, question: str, context: str | None, inbox: list[Message], row: int) -> str:
-    """Role instruction + private context + question + text received over text edges."""
+def compose_prompt(instruction: str, question: str | None, context: str | None, inbox: list[Message], row: int) -> str:
+    """Role instruction + private context + question (None: not restated) + text received over text edges."""
     parts = [instruction.strip()]
     if context:
         parts.append(f"Context (only you have seen this): {context}")
-    parts.append(f"Question: {question}")
+    if question is not None:
+        parts.append(f"Question: {question}")
     for msg in inbox:
         parts.append(f"Message from {msg['agent']}:\n{msg['texts'][row]}")
     return "\n\n".join(parts)
@@ -59,6 +60,8 @@ class AgentNode:
             (:class:`~latent_graph.persist.HandleStore`); None = the process's default folder store.
         cache_budget: At most this many real cache columns per row in the handle it reads; the
             lowest-scored columns are evicted first (:mod:`latent_graph.engine.compress`). None = no cap.
+        restate: Whether the prompt restates the question (False: a later agent of the compact layout, which
+            reads the question in the cache it receives; its prompt is the instruction + its private context).
     """
 
     model: NodeModel
@@ -71,6 +74,7 @@ class AgentNode:
     max_questions: int = MAX_QUESTIONS
     handle_store: HandleStore | None = None
     cache_budget: int | None = None
+    restate: bool = True
     sends: ClassVar[Sends] = "latent"
 
     def __post_init__(self) -> None:
@@ -126,7 +130,8 @@ class AgentNode:
         qs = questions_of(state, self.max_questions)
         ctx = self.contexts(state, len(qs))
         inbox = unread(state.get("inbox"))
-        return [compose_prompt(self.instruction, q, ctx[i] or None, inbox, i) for i, q in enumerate(qs)]
+        return [compose_prompt(self.instruction, q if self.restate else None, ctx[i] or None, inbox, i)
+                for i, q in enumerate(qs)]
 
     def contexts(self, state: dict[str, Any], n: int) -> list[str]:
         """Private text per question this agent sees: the shared ``context`` (if it sees it) + its own."""

@@ -1,22 +1,55 @@
-"""Judger tokens in LangGraph's ``stream_mode="messages"`` without going through a chat model.
+"""What a node sends to LangGraph's streams while it runs: custom events and the judger's tokens.
 
-LangGraph only streams tokens of *chat-model runs*: its handler listens for
-``on_chat_model_start`` / ``on_llm_new_token`` / ``on_llm_end`` callbacks. A node
-that decodes through the engine directly opens such a run itself with
-:class:`ChatRun` (one run per batch row, under the node's callback config) and
-forwards the engine's tokens to it. Outside a graph run the callbacks are simply
-not listened to.
+- ``stream_mode="custom"`` (and ``astream_events``): :func:`emitter` sends each event dict
+  (a latent step: the CLI's progress line) both to LangGraph's custom stream writer and, as a
+  LangChain custom event named by its ``event`` key, to ``astream_events``
+  (``on_custom_event``). ``get_stream_writer()`` raises outside a LangGraph run; :func:`writer`
+  returns a no-op instead, so nodes work as plain callables too.
+- ``stream_mode="messages"``: LangGraph only streams tokens of *chat-model runs*: its handler
+  listens for ``on_chat_model_start`` / ``on_llm_new_token`` / ``on_llm_end`` callbacks. A node
+  that decodes through the engine directly opens such a run itself with :class:`ChatRun` (one
+  run per batch row, under the node's callback config) and forwards the engine's tokens to it.
+  Outside a graph run the callbacks are simply not listened to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
 from langchain_core.callbacks import CallbackManager
+from langchain_core.callbacks.manager import dispatch_custom_event
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
 from langchain_core.runnables import RunnableConfig, ensure_config
 
 from latent_graph.engine import TokenChunk
+
+
+def writer() -> Callable[[Any], None]:
+    """LangGraph's custom stream writer, or a no-op outside a graph run."""
+    try:
+        from langgraph.config import get_stream_writer
+
+        return get_stream_writer()
+    except Exception:  # RuntimeError/KeyError outside a runnable context
+        return lambda _chunk: None
+
+
+def emitter(config: Mapping[str, Any] | None) -> Callable[[dict[str, Any]], None]:
+    """Emit an event dict to the custom stream and to ``astream_events`` (no-ops where nobody listens)."""
+    stream = writer()
+    has_run = bool(config and config.get("callbacks"))
+
+    def emit(event: dict[str, Any]) -> None:
+        stream(event)
+        if has_run:
+            try:
+                dispatch_custom_event(str(event.get("event", "latent_graph")), event, config=config)  # type: ignore[arg-type]
+            except RuntimeError:  # no parent run (a node called by hand with a bare config)
+                pass
+
+    return emit
 
 
 class ChatRun:

@@ -38,7 +38,7 @@ from latent_graph.engine.constrain import Constraint
 from latent_graph.engine.tool_format import parse_tool_calls, tool_call_constraint, tools_system_text
 from latent_graph.engine.tool_turn import decode_after_tools, think_after_tools
 from latent_graph.errors import InvalidArgumentError, ToolCallError
-from latent_graph.nodes.events import emitter
+from latent_graph.nodes.streaming import emitter
 from latent_graph.nodes.latent import LatentAgentNode
 from latent_graph.nodes.toolbox import Outcome, Toolbox
 from latent_graph.state.edges import sends_metadata
