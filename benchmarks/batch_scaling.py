@@ -4,7 +4,11 @@ Prints, with the load average, medians of ``--repeats`` interleaved runs:
 - ``F.linear`` on the default model's MLP shapes (hidden -> intermediate and back) at 1, 2, 4, 8 rows;
 - one greedy decode step of the whole default model (``model.decode`` with EOS off on the first
   1, 2, 4, 8 GSM8K questions; per step = (time for 1 + n tokens - time for 1 token) / n);
-- the bound: batch 8 can give at most 8 x (1-row step) / (8-row step) the questions/s of batch 1.
+- the bound: batch 8 can give at most 8 x (1-row step) / (8-row step) the questions/s of batch 1;
+- prefill, which is compute-bound: ``F.linear`` GFLOP/s on the MLP shapes at 1,024 token rows (the
+  CPU's matmul rate) and the whole model's prefill of the 8 questions at batch 8 (tokens/s, and
+  GFLOP/s as 2 x non-embedding parameters x tokens / s): a prompt of N tokens costs at least
+  2 x parameters x N / (that rate) seconds at any batch size.
 
 Usage: python benchmarks/batch_scaling.py [--threads N] [--tokens 40] [--repeats 3]
 """
@@ -35,6 +39,26 @@ def linear_pair_us(hidden: int, inter: int, rows: int, reps: int = 300) -> float
         F.linear(x, w_up)
         F.linear(y, w_down)
     return (time.perf_counter() - t0) / reps * 1e6
+
+
+def linear_gflops(hidden: int, inter: int, tokens: int = 1024, reps: int = 20) -> float:
+    w_up, w_down = torch.randn(inter, hidden), torch.randn(hidden, inter)
+    x, y = torch.randn(tokens, hidden), torch.randn(tokens, inter)
+    F.linear(x, w_up)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        F.linear(x, w_up)
+        F.linear(y, w_down)
+    return 2 * 2 * tokens * hidden * inter * reps / (time.perf_counter() - t0) / 1e9
+
+
+def prefill_rate(model: LocalLatentModel, prompts: list[str]) -> tuple[float, int]:
+    """(prompt tokens/s, real prompt tokens) of one batched prefill (``think`` with no latent step)."""
+    t0 = time.perf_counter()
+    handle = model.think(None, prompts, 0)
+    wall = time.perf_counter() - t0
+    tokens = int(handle.attention_mask.sum())
+    return tokens / wall, tokens
 
 
 def decode_step_ms(model: LocalLatentModel, prompts: list[str], n: int) -> float:
@@ -74,6 +98,13 @@ def main() -> None:
               f"   (x{statistics.median(step[r]) / statistics.median(step[1]):.2f} of 1 row)")
     bound = 8 * statistics.median(step[1]) / statistics.median(step[8])
     print(f"bound on batch-8 / batch-1 questions/s (no straggler): {bound:.2f}")
+    params = sum(p.numel() for n, p in model.hf_model.named_parameters() if "embed" not in n)
+    peak = statistics.median(linear_gflops(cfg.hidden_size, cfg.intermediate_size) for _ in range(args.repeats))
+    rates = [prefill_rate(model, prompts) for _ in range(args.repeats)]
+    rate = statistics.median(r for r, _ in rates)
+    print(f"prefill: F.linear on the MLP shapes at 1,024 token rows {peak:.0f} GFLOP/s; the model's prefill of "
+          f"{rates[0][1]} prompt tokens (8 rows) {rate:.0f} tokens/s = {2 * params * rate / 1e9:.0f} GFLOP/s "
+          f"({params / 1e6:.1f} M non-embedding parameters); load average now {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

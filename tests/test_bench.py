@@ -27,6 +27,7 @@ from latent_graph.bench.execute import build_program, run_python, run_tests
 from latent_graph.bench.metrics import compute_ratios, summarize
 from latent_graph.bench.tasks import Example, load_arc, load_code, load_gsm8k
 from latent_graph.errors import ContextOverflowError, LatentGraphError
+from latent_graph.persist import LiveHandleStore
 
 GSM8K = Path(__file__).resolve().parents[1].parent / "shared/data/gsm8k/test.jsonl"
 
@@ -229,6 +230,9 @@ class FakeGraph:
         self.method, self.log, self.fail_after, self.kwargs = method, log, fail_after, kwargs
 
     def invoke(self, state: dict[str, Any]) -> dict[str, Any]:
+        store = self.kwargs["handle_store"]  # in memory, as the CLI's run; emptied after every batch
+        assert isinstance(store, LiveHandleStore) and store.held == 0  # the previous batch's handles are gone
+        store.held += 1  # stands for a handle this batch leaves behind
         if self.fail_after is not None and len(self.log) >= self.fail_after:
             raise RuntimeError("simulated kill")
         qs = state["questions"]

@@ -194,6 +194,10 @@ def test_live_store_of_one_shot_runs_serializes_nothing_and_answers_the_same(lla
     for bad in [{**ref, "digest": ["x"]}, {**ref, "digest": "../x"}]:
         with pytest.raises(HandleRefError):
             live.load(bad, llama)
+    live.clear()  # the end of a run (the bench empties its store after every batch)
+    assert live.held == 0
+    with pytest.raises(BlobMissingError, match="missing"):
+        live.load(ref, llama)
 
 
 # ---------------------------------------------------------- the traps

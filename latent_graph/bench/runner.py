@@ -43,6 +43,7 @@ from latent_graph.bench.tasks import Example, Task, load_task
 from latent_graph.errors import LatentGraphError
 from latent_graph.engine import DEFAULT_MEMORY, DecodeOptions, check_memory, check_steps
 from latent_graph.engine.prefix import enable as enable_prefixes
+from latent_graph.persist import HandleStore
 from latent_graph.bench.batching import cut_batches, padding_report, prefix_delta
 
 if TYPE_CHECKING:
@@ -204,7 +205,7 @@ def _warmup(model: Any, factory: GraphFactory, methods: Sequence[str], graph_tas
     """
     for method in methods:
         g = factory(method, model, steps=1, memory=DEFAULT_MEMORY, max_new_tokens=2, temperature=0.0, top_p=1.0,
-                    seed=0, checkpointer=None, task=graph_task)
+                    seed=0, checkpointer=None, task=graph_task, handle_store=HandleStore.in_memory())
         g.invoke({"questions": ["What is 1 + 1?"] * rows})
 
 
@@ -282,7 +283,8 @@ def _run_bench(
         relay_seed: Seed generating relay probes.
         code_timeout: Seconds per code-task test run.
         graph_factory: ``f(method, model, **graph_kwargs) -> graph``; default builds
-            with :mod:`latent_graph.graphs`.
+            with :mod:`latent_graph.graphs`. The kwargs include ``handle_store``: an in-memory
+            store (``HandleStore.in_memory()``, emptied after every batch), as the CLI's ``run``.
         warmup: Run every method once on a tiny input before measuring (untimed).
         rescore: Re-judge every stored answer of the selected questions with the current
             extractor (after fixing extraction; nothing is regenerated). Implies ``resume``.
@@ -345,6 +347,7 @@ def _run_bench(
                  padding["lengths"] if bucket else None)
     device = getattr(model, "device", None)
     graphs: dict[tuple[str, int], Graph] = {}
+    handles = HandleStore.in_memory()  # no checkpointer: like the CLI's run, no handle is serialized or written
     computed = skipped = 0
     warmed = not warmup
     batch_id = len(load_results(out))  # unique enough: grows with every row written
@@ -366,9 +369,13 @@ def _run_bench(
             graphs[key] = factory(
                 job.method, model, steps=steps, memory=memory, max_new_tokens=max_new_tokens,
                 temperature=temperature, top_p=top_p, seed=job.seed, checkpointer=None, task=tk.graph_task,
+                handle_store=handles,
             )
         run = _Job(job.seed, job.repeat, job.batch_size, job.method, todo)
-        rows, batch = _run_job(run, graphs[key], tk, device, code_timeout, batch_id)
+        try:
+            rows, batch = _run_job(run, graphs[key], tk, device, code_timeout, batch_id)
+        finally:
+            handles.clear()  # a batch's handles live one invocation
         batch_id += len(rows)
         append_jsonl(out / RESULTS, rows)
         append_jsonl(out / BATCHES, [batch])

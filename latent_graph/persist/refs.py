@@ -327,6 +327,12 @@ class LiveHandleStore(HandleStore):
             return super().load(ref, model, device)
         return placed(hit, model, device)
 
+    def clear(self) -> None:
+        """Drop every handle held (their references then raise :class:`BlobMissingError`): the end of a run."""
+        with self._lock:
+            self._cache.clear()
+            self.held = 0
+
 
 _DEFAULTS: dict[str, HandleStore] = {}
 _DEFAULT_LOCK = threading.Lock()
