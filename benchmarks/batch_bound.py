@@ -3,7 +3,7 @@
     python benchmarks/batch_bound.py                # the default model, the first 8 GSM8K questions
 
 Runs the CLI's default graph (compact latent chain, 8 latent steps, a 128-token answer budget, the
-shared-prefix cache on, as ``bench_mas.py``) on the same 8 questions, side by side in one run:
+shared-prefix cache on, handles kept in memory, as ``bench_mas.py``) on the same 8 questions, side by side in one run:
 
 1. **as used**: the 8 questions one at a time (summed) and as one batch of 8, greedy: the ratio of
    questions/s ``bench_mas.py`` reports as ``latent-compact questions/s, batch 8 / batch 1``;
@@ -29,6 +29,7 @@ from latent_graph import LocalLatentModel
 from latent_graph.bench import load_task
 from latent_graph.engine.prefix import enable as enable_prefixes
 from latent_graph.graphs import DEFAULT_GRAPH, build_graph
+from latent_graph.persist import HandleStore
 
 
 def run(graph, questions: list[str], batch: int) -> tuple[float, Counter, list[int]]:
@@ -71,7 +72,8 @@ def main() -> None:
     prefixes = enable_prefixes(model)
     task = load_task("gsm8k", args.data, n=8)
     questions = [e.question for e in task.head(8)]
-    opts = {"steps": args.steps, "task": task.graph_task, "checkpointer": None}
+    opts = {"steps": args.steps, "task": task.graph_task, "checkpointer": None,
+            "handle_store": HandleStore.in_memory()}  # as the CLI's run and the bench: nothing written
     graph = build_graph(DEFAULT_GRAPH, model, max_new_tokens=args.max_new_tokens, **opts)
     graph.invoke({"questions": questions[:2]})  # warm-up (and the shared prefixes stored), untimed
     before = prefixes.stats.as_dict()
