@@ -342,3 +342,28 @@ def test_chain_selection_is_per_row_over_two_senders(llama):
         one = compress(llama, llama.think(b1, [p], 2, agent="b"), pol, b1.seq_len)
         assert one.position_ids[0][one.attention_mask[0].bool()].tolist() == \
             c.position_ids[r][c.attention_mask[r].bool()].tolist()
+
+
+@pytest.mark.parametrize("how", ["mean", "max"])
+def test_chunks_are_kept_whole(llama, how):
+    """``chunk=4``: a segment's real columns count in runs of 4 that share one score, so a high column keeps
+    its whole run (the run's mean or max) instead of lone columns elsewhere; the count per row is unchanged."""
+    from latent_graph.engine.compress import select
+
+    h = llama.think(None, QS, 0)
+    real = h.attention_mask.bool()
+    cols = real[0].nonzero().flatten()
+    n = len(cols)
+    scores = torch.zeros(h.attention_mask.shape)
+    scores[0, cols] = -0.01 * torch.arange(n, 0, -1, dtype=torch.float)  # background: later is better
+    run = cols[8:12]  # the third run of 4 in the row's one prompt segment
+    assert len(h.segments) == 1 and n > 20
+    scores[0, run[1]] = 9.0
+    pol = dict(keep=5.5 / n, sink=0, recent=1)  # ceil(keep * n) = 6: the last column + 5 by score
+    plain, chunked = select(h, scores, KVPolicy(**pol)), select(h, scores, KVPolicy(**pol, chunk=4, chunk_score=how))
+    assert int(plain[0].sum()) == int(chunked[0].sum()) == 6
+    assert bool(chunked[0, run].all()) and int(plain[0, run].sum()) == 1  # the spike keeps its run only in chunks
+    with pytest.raises(InvalidArgumentError):
+        KVPolicy(keep=0.5, chunk=0)
+    with pytest.raises(InvalidArgumentError):
+        KVPolicy(keep=0.5, chunk_score="median")

@@ -97,6 +97,9 @@ class KVPolicy:
         scope: ``"chain"`` (the row's total chosen over every sender's columns, default) or ``"sender"``
             (only the sender's own columns, the earlier ones untouched); see the module docstring.
         close: Closing width over the scores (1 = off; 3 fills one- and two-column gaps).
+        chunk: Columns scored and kept as one unit (ChunkKV style; 1 = off): each segment's real columns
+            of a row, in runs of ``chunk``, all take the ``chunk_score`` of their run.
+        chunk_score: ``"mean"`` or ``"max"`` of the run's scores.
     """
 
     keep: float = 1.0
@@ -113,6 +116,8 @@ class KVPolicy:
     floor: int = 0
     scope: str = "chain"
     close: int = 1
+    chunk: int = 1
+    chunk_score: str = "mean"
 
     def __post_init__(self) -> None:
         check_kv(self.keep, self.budget)
@@ -128,8 +133,10 @@ class KVPolicy:
             raise InvalidArgumentError(f"KVPolicy.scope must be one of {SCOPES}, got {self.scope!r}")
         if not isinstance(self.latent, bool):
             raise InvalidArgumentError(f"KVPolicy.latent must be a bool, got {self.latent!r}")
-        for name in ("window", "pool", "probes", "boundary", "sink", "recent", "floor", "close"):
-            v, low = getattr(self, name), int(name in ("window", "pool", "probes", "recent", "close"))
+        if self.chunk_score not in ("mean", "max"):
+            raise InvalidArgumentError(f"KVPolicy.chunk_score must be 'mean' or 'max', got {self.chunk_score!r}")
+        for name in ("window", "pool", "probes", "boundary", "sink", "recent", "floor", "close", "chunk"):
+            v, low = getattr(self, name), int(name in ("window", "pool", "probes", "recent", "close", "chunk"))
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise InvalidArgumentError(f"KVPolicy.{name} must be an int >= {low}, got {v!r}")
 
@@ -253,7 +260,25 @@ def _span_scores(handle: LatentHandle, scores: torch.Tensor, policy: KVPolicy, s
     span[:, :start] = False
     s = scores.float().masked_fill(~span, float("-inf"))
     s = _pooled(s, policy.pool).masked_fill(~span, float("-inf"))
-    return _closed(s, policy.close).masked_fill(~span, float("-inf"))
+    s = _closed(s, policy.close).masked_fill(~span, float("-inf"))
+    return _chunked(handle, s, span, policy)
+
+
+def _chunked(handle: LatentHandle, scores: torch.Tensor, span: torch.Tensor, policy: KVPolicy) -> torch.Tensor:
+    """Each segment's ``span`` columns of a row in runs of ``policy.chunk`` take their run's mean/max score: (B, T).
+    Ties inside a run are broken by position (later first), so a budget that cuts a run keeps its tail."""
+    if policy.chunk <= 1:
+        return scores
+    out = scores.clone()
+    tie = torch.arange(policy.chunk, device=scores.device, dtype=scores.dtype) * 1e-6  # (chunk,)
+    for r in range(scores.shape[0]):
+        for s in handle.segments:
+            cols = span[r, s.start : s.end].nonzero().flatten() + s.start
+            for i in range(0, len(cols), policy.chunk):
+                run = cols[i : i + policy.chunk]
+                v = scores[r, run]
+                out[r, run] = (v.mean() if policy.chunk_score == "mean" else v.max()) + tie[: len(run)]
+    return out
 
 
 def _closed(scores: torch.Tensor, width: int) -> torch.Tensor:
