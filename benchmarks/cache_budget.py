@@ -110,6 +110,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--part", nargs="+", default=["chain", "thread"], choices=("chain", "thread"))
     p.add_argument("--budget", type=int, default=256, help="cache_budget of the budgeted condition (columns per row)")
+    p.add_argument("--cond", nargs="+", default=["none", "budget"], choices=("none", "budget"),
+                   help="measure without a budget, with --budget, or both (default)")
     p.add_argument("--split", default="test")
     p.add_argument("--n", type=int, default=48, help="questions of the chain part")
     p.add_argument("--rows", type=int, default=6, help="conversations in the thread part (one batch)")
@@ -123,7 +125,7 @@ def main() -> None:
     load0 = os.getloadavg()[0]
     rows = []
     for part in args.part:
-        for budget in (None, args.budget):
+        for budget in [{"none": None, "budget": args.budget}[c] for c in args.cond]:
             if part == "chain":
                 r = chain(model, relay_suite(args.n, args.split, 0), budget, args.batch_size)
             else:

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 from chains import three_agent_chain
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
@@ -173,6 +174,21 @@ def test_a_chain_does_not_reread_what_it_wrote(llama):
     store = HandleStore(blobs)
     chain(llama, store).invoke(Q)
     assert store.loads == 0 and blobs.gets == 0 and store.saves == 2  # a and b (the judger keeps none)
+
+
+def test_hot_handles_are_bounded_in_bytes_too(llama):
+    """A long thread's handles grow with it: the in-memory copies stay under ``hot_bytes`` (the newest one is kept
+    whatever its size), and an evicted handle is read back from the blobs, equal."""
+    small = llama.think(None, "q", 1)
+    big = [llama.think(None, "a much longer question " * (4 + i), 1) for i in range(3)]
+    store = HandleStore(MemoryBlobStore(), hot_bytes=big[0].nbytes + small.nbytes)
+    refs = [store.save(h) for h in (small, *big)]
+    assert sum(h.nbytes for h in store._cache.values()) <= store.hot_bytes or len(store._cache) == 1
+    assert store.load(refs[-1], llama) is big[-1] and store.loads == 0  # the newest is held
+    back = store.load(refs[1], llama)  # evicted: read from the blobs
+    assert store.loads == 1 and back is not big[0] and torch.equal(back.keys[0], big[0].keys[0])
+    tiny = HandleStore(MemoryBlobStore(), hot_bytes=1)
+    assert tiny.load(tiny.save(big[2]), llama) is big[2]  # one handle over the bound is still kept
 
 
 def test_live_store_of_one_shot_runs_serializes_nothing_and_answers_the_same(llama):

@@ -152,11 +152,14 @@ class HandleStore:
         blobs: Where chunks live; a path means a :class:`FolderBlobStore` there; None the
             default folder under the project cache dir.
         hot: Handles kept in memory (most recently saved or loaded first).
+        hot_bytes: At most this many bytes of them (the newest one is kept whatever its size): a
+            long conversation's handles grow with it, and 16 of them would not fit in memory.
     """
 
-    def __init__(self, blobs: BlobStore | str | Path | None = None, *, hot: int = 16) -> None:
+    def __init__(self, blobs: BlobStore | str | Path | None = None, *, hot: int = 16, hot_bytes: int = 1 << 30) -> None:
         self.blobs: BlobStore = blobs if isinstance(blobs, BlobStore) else FolderBlobStore(blobs)
         self.hot = int(hot)
+        self.hot_bytes = int(hot_bytes)
         self._cache: OrderedDict[str, LatentHandle] = OrderedDict()
         self._refs: weakref.WeakKeyDictionary[LatentHandle, HandleRef] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -196,8 +199,9 @@ class HandleStore:
     def _remember(self, digest: str, handle: LatentHandle) -> None:
         self._cache[digest] = handle
         self._cache.move_to_end(digest)
-        while len(self._cache) > self.hot:
-            self._cache.popitem(last=False)
+        held = sum(h.nbytes for h in self._cache.values())
+        while len(self._cache) > self.hot or (held > self.hot_bytes and len(self._cache) > 1):
+            held -= self._cache.popitem(last=False)[1].nbytes
 
     # ------------------------------------------------------------- reading
     def check(self, ref: Any, model: Any = None) -> str:
