@@ -160,6 +160,7 @@ class HandleStore:
         self.blobs: BlobStore = blobs if isinstance(blobs, BlobStore) else FolderBlobStore(blobs)
         self.hot = int(hot)
         self.hot_bytes = int(hot_bytes)
+        self.held = 0  # bytes of the handles kept in memory
         self._cache: OrderedDict[str, LatentHandle] = OrderedDict()
         self._refs: weakref.WeakKeyDictionary[LatentHandle, HandleRef] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -197,11 +198,13 @@ class HandleStore:
         return dict(ref)  # type: ignore[return-value]
 
     def _remember(self, digest: str, handle: LatentHandle) -> None:
+        """Keep ``handle`` in memory as the newest; drop the oldest beyond ``hot`` handles or ``hot_bytes``."""
+        if digest not in self._cache:
+            self.held += handle.nbytes
         self._cache[digest] = handle
         self._cache.move_to_end(digest)
-        held = sum(h.nbytes for h in self._cache.values())
-        while len(self._cache) > self.hot or (held > self.hot_bytes and len(self._cache) > 1):
-            held -= self._cache.popitem(last=False)[1].nbytes
+        while len(self._cache) > self.hot or (self.held > self.hot_bytes and len(self._cache) > 1):
+            self.held -= self._cache.popitem(last=False)[1].nbytes
 
     # ------------------------------------------------------------- reading
     def check(self, ref: Any, model: Any = None) -> str:
@@ -299,9 +302,7 @@ class LiveHandleStore(HandleStore):
     """
 
     def __init__(self, max_bytes: int = 1 << 30) -> None:
-        super().__init__(MemoryBlobStore(max_bytes=0), hot=0)
-        self.max_bytes = int(max_bytes)
-        self.held = 0  # bytes of the handles held
+        super().__init__(MemoryBlobStore(max_bytes=0), hot=1 << 62, hot_bytes=max_bytes)
 
     def __repr__(self) -> str:
         return f"LiveHandleStore({len(self._cache)} handles, {self.held:,} bytes)"
@@ -314,11 +315,7 @@ class LiveHandleStore(HandleStore):
             if ref is None or ref["digest"] not in self._cache:
                 ref = self._refs[handle] = reference(handle, hashlib.sha256(uuid.uuid4().bytes).hexdigest(), [])
                 self.saves += 1
-                self.held += handle.nbytes
-            self._cache[ref["digest"]] = handle
-            self._cache.move_to_end(ref["digest"])
-            while self.held > self.max_bytes and len(self._cache) > 1:
-                self.held -= self._cache.popitem(last=False)[1].nbytes
+            self._remember(ref["digest"], handle)
         return dict(ref)  # type: ignore[return-value]
 
     def load(self, ref: Any, model: Any = None, device: Any = None) -> LatentHandle:
