@@ -108,16 +108,8 @@ class ModelLoadError(LatentGraphError, OSError):
     """A model path or hub id could not be loaded."""
 
 
-class CheckpointSecurityError(LatentGraphError, ValueError):
-    """A checkpoint asks to rebuild a type outside the serializer's allow-list (refused, nothing run)."""
-
-
 class BranchCollisionError(LatentGraphError, ValueError):
     """Two parallel branches wrote a handle under the same branch key in one step."""
-
-
-class CheckpointSerializerError(LatentGraphError, TypeError):
-    """A LangGraph checkpointer without latent_graph's serializer was asked to store a latent handle."""
 
 
 class ConstraintError(LatentGraphError, ValueError):

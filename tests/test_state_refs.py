@@ -183,7 +183,7 @@ def test_hot_handles_are_bounded_in_bytes_too(llama):
     big = [llama.think(None, "a much longer question " * (4 + i), 1) for i in range(3)]
     store = HandleStore(MemoryBlobStore(), hot_bytes=big[0].nbytes + small.nbytes)
     refs = [store.save(h) for h in (small, *big)]
-    assert sum(h.nbytes for h in store._cache.values()) <= store.hot_bytes or len(store._cache) == 1
+    assert (store.hot.held <= store.hot.max_bytes or len(store.hot) == 1) and len(store.hot) < 4
     assert store.load(refs[-1], llama) is big[-1] and store.loads == 0  # the newest is held
     back = store.load(refs[1], llama)  # evicted: read from the blobs
     assert store.loads == 1 and back is not big[0] and torch.equal(back.keys[0], big[0].keys[0])
@@ -198,16 +198,22 @@ def test_live_store_of_one_shot_runs_serializes_nothing_and_answers_the_same(lla
     out = chain(llama, live).invoke(Q)
     assert out["answers"] == chain(llama, HandleStore(MemoryBlobStore())).invoke(Q)["answers"]
     assert is_ref(out["handle"]) and json.loads(json.dumps(out["handle"])) == out["handle"]
-    assert live.saves == 2 and live.blobs.keys() == [] and live.blobs.nbytes == 0  # nothing serialized
+    assert live.saves == 2 and not hasattr(live, "blobs")  # nothing serialized, no blob store
     h = llama.think(None, "q", 1)
     ref = live.save(h)
     assert live.save(h) == ref and live.load(ref, llama) is h  # the object itself, on the model's devices
+    assert ref["digest"] == "" and ref["chunks"] == [] and len(ref["live"]) == 32  # no fake content digest
+    assert ref["live"] != live.save(llama.think(None, "q", 1))["live"]  # an equal handle is another object
+    with pytest.raises(BlobMissingError, match="LiveHandleStore"):
+        HandleStore(MemoryBlobStore()).load(ref, llama)  # a blob store cannot resolve it: named
+    with pytest.raises(HandleRefError, match="its own references"):
+        live.load(HandleStore(MemoryBlobStore()).save(h), llama)
     small = HandleStore.in_memory(max_bytes=h.nbytes)
     first = small.save(h)
     small.save(llama.think(None, "other", 1))
     with pytest.raises(BlobMissingError, match="missing"):
         small.load(first, llama)  # dropped beyond max_bytes: named, not a KeyError
-    for bad in [{**ref, "digest": ["x"]}, {**ref, "digest": "../x"}]:
+    for bad in [{**ref, "live": ["x"]}, {**ref, "live": "../x"}, {**ref, "latent_graph_ref": 2}]:
         with pytest.raises(HandleRefError):
             live.load(bad, llama)
     live.clear()  # the end of a run (the bench empties its store after every batch)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -46,6 +46,9 @@ class ModelFingerprint:
         config: The architecture fields that matter (model_type, sizes..., and the
             quantization mode of a 4-bit/8-bit model).
         layer: Hidden layer used for latent steps (-1 = final norm output).
+        kv_shape: (layers, KV heads, head_dim) of the KV cache the model reads and writes, None when
+            unknown; what persistence checks a stored handle against before reading it. Not part of the
+            digest (the config fields already are) nor of equality.
     """
 
     name: str
@@ -55,6 +58,11 @@ class ModelFingerprint:
     head_checksum: str
     config: dict[str, Any]
     layer: int = -1
+    kv_shape: tuple[int, int, int] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kv_shape is not None:  # JSON (handle headers, adapter files) gives a list
+            object.__setattr__(self, "kv_shape", tuple(int(x) for x in self.kv_shape))
 
     def __str__(self) -> str:
         return f"'{self.name}' (fingerprint {self.digest})"
@@ -86,6 +94,16 @@ def _vocab_hash(tokenizer: Any) -> str:
     return hashlib.sha256(payload).hexdigest()[:16]
 
 
+def kv_shape(cfg: Any) -> tuple[int, int, int] | None:
+    """(layers, KV heads, head_dim) from a transformers text config, None when it does not say."""
+    layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", None)
+    heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head", None)
+    kv = getattr(cfg, "num_key_value_heads", None) or heads
+    hidden = getattr(cfg, "hidden_size", None)
+    head_dim = getattr(cfg, "head_dim", None) or (hidden // heads if heads and hidden else None)
+    return (int(layers), int(kv), int(head_dim)) if layers and kv and head_dim else None
+
+
 def compute_fingerprint(model: Any, tokenizer: Any, name: str, layer: int = -1) -> ModelFingerprint:
     """Fingerprint a loaded HF causal LM and its tokenizer."""
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
@@ -99,4 +117,4 @@ def compute_fingerprint(model: Any, tokenizer: Any, name: str, layer: int = -1) 
     vocab = _vocab_hash(tokenizer)
     blob = json.dumps([vocab, embed, head, config, layer], sort_keys=True, default=str).encode()
     digest = hashlib.sha256(blob).hexdigest()[:16]
-    return ModelFingerprint(name, digest, vocab, embed, head, config, layer)
+    return ModelFingerprint(name, digest, vocab, embed, head, config, layer, kv_shape(cfg))

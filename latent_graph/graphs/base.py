@@ -34,7 +34,6 @@ from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_a
 from latent_graph.nodes.models import StandInModel, engine_of
 from latent_graph.graphs.roles import ANSWER_FORMATS, JUDGER, with_format
 from latent_graph.state.schema import MAX_QUESTIONS, GraphInput, GraphOutput, GraphOutputWithHandle, LatentState
-from latent_graph.persist import latent_checkpointer
 
 _D = DecodeOptions()
 MESSAGE_TOKENS = 128
@@ -49,8 +48,8 @@ class GraphKwargs(TypedDict, total=False):
     judger: str
     """The judger's role instruction (the task's answer format is appended)."""
     checkpointer: Any
-    """Any LangGraph checkpointer (state holds JSON handle references; a plain InMemorySaver/SqliteSaver also gets
-    the latent serializer, so hand-written nodes that put LatentHandle objects in state still checkpoint)."""
+    """Any LangGraph saver (``BaseCheckpointSaver``, sync or async), used as given: state holds JSON handle
+    references, which every saver stores with its own serializer; the tensors live in ``handle_store``."""
     store: Any
     """A LangGraph ``BaseStore`` (cross-thread memory; handle references can be kept in it), passed to ``compile``."""
     handle_store: Any
@@ -203,9 +202,7 @@ class Team:
                                            **self.opts.decoding()))
 
     def compile(self, name: str) -> CompiledStateGraph:
-        """Compile; a plain InMemorySaver/SqliteSaver gets the latent serializer (:func:`latent_checkpointer`)."""
+        """Compile with the caller's checkpointer and store, untouched."""
         interrupt = list(self.kwargs.get("interrupt_after") or []) or None
-        saver = self.kwargs.get("checkpointer")
-        saver = latent_checkpointer(saver) if saver is not None else None
-        return self.state_graph.compile(checkpointer=saver, name=name, interrupt_after=interrupt,
+        return self.state_graph.compile(checkpointer=self.kwargs.get("checkpointer"), name=name, interrupt_after=interrupt,
                                         store=self.kwargs.get("store"))

@@ -19,7 +19,7 @@ from latent_graph.state.edges import sends_metadata
 from latent_graph.nodes.streaming import emitter
 from latent_graph.nodes.models import NodeModel, engine_of
 from latent_graph.state.schema import MAX_QUESTIONS, Message, agent_contexts_of, contexts_of, questions_of, read_update, unread
-from latent_graph.persist import HandleStore, default_handle_store, is_ref
+from latent_graph.persist import HandleStore, LiveHandleStore, default_handle_store, is_ref
 from latent_graph.state.threads import carried
 from latent_graph.state.branches import branch_key, graph_node, ordered, task_id
 from latent_graph.state.trace import Sends, StepRecord
@@ -57,7 +57,8 @@ class AgentNode:
         inspect: Top-k nearest tokens / logit-lens per latent step (0 = off; costs a vocab matmul).
         max_questions: Most questions one invocation may carry (more raise ``TooManyQuestionsError``).
         handle_store: Where handle tensors go and references are resolved
-            (:class:`~latent_graph.persist.HandleStore`); None = the process's default folder store.
+            (:class:`~latent_graph.persist.HandleStore`, or a ``LiveHandleStore`` for a run that keeps nothing);
+            None = the process's default folder store.
         cache_budget: At most this many real cache columns per row in the handle it reads; the
             lowest-scored columns are evicted first (:mod:`latent_graph.engine.compress`). None = no cap.
         restate: Whether the prompt restates the question (False: a later agent of the compact layout, which
@@ -72,7 +73,7 @@ class AgentNode:
     branch: bool = False
     inspect: int = 0
     max_questions: int = MAX_QUESTIONS
-    handle_store: HandleStore | None = None
+    handle_store: HandleStore | LiveHandleStore | None = None
     cache_budget: int | None = None
     restate: bool = True
     sends: ClassVar[Sends] = "latent"
@@ -93,7 +94,7 @@ class AgentNode:
         return sends_metadata(self.sends, "text" if self.foreign else None, self.branch)
 
     @property
-    def handles(self) -> HandleStore:
+    def handles(self) -> HandleStore | LiveHandleStore:
         """The handle store this node writes to and resolves references through."""
         return self.handle_store if self.handle_store is not None else default_handle_store()
 

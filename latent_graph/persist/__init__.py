@@ -1,53 +1,33 @@
-"""Persistence: handle byte formats (safetensors, no pickle), blob stores, handle references, LangGraph checkpointing."""
+"""Persistence: graph state holds JSON handle references; tensors live in a blob store (safetensors, no pickle).
+
+Any LangGraph saver stores the references unchanged (its own serializer); :func:`collect_blobs`
+frees the blobs no checkpoint names any more, through the savers' public API.
+"""
 
 from latent_graph.persist.blobs import BlobStore, FolderBlobStore, MemoryBlobStore, SqliteBlobStore
-from latent_graph.persist.chunks import (
-    HandleChunks,
-    handle_from_chunks,
-    handle_from_store,
-    handle_to_chunks,
-    handle_to_store,
-    manifest_chunk_keys,
-)
-from latent_graph.persist.collect import collect_chunks, prune
-from latent_graph.persist.gc import collect_blobs, delete_thread, referenced_blobs
-from latent_graph.persist.handle_format import chunk_key, handle_from_bytes, handle_to_bytes
-from latent_graph.persist.refs import HandleRef, HandleStore, LiveHandleStore, default_handle_store, is_ref
-from latent_graph.persist.savers import checkpoint_nbytes, latent_checkpointer, memory_checkpointer, sqlite_checkpointer
-from latent_graph.persist.serializer import TYPE_TAG, LatentSerializer
-from latent_graph.persist.stores import ChunkStore, InMemoryChunkStore, SqliteChunkStore
+from latent_graph.persist.chunks import HandleChunks, handle_from_chunks, handle_to_chunks, manifest_chunk_keys
+from latent_graph.persist.gc import checkpoint_nbytes, collect_blobs, delete_thread, referenced_blobs
+from latent_graph.persist.handle_format import chunk_key
+from latent_graph.persist.handle_store import HandleStore, default_handle_store
+from latent_graph.persist.refs import HandleRef, LiveHandleStore, is_ref
 
 __all__ = [
     "BlobStore",
     "FolderBlobStore",
+    "HandleChunks",
     "HandleRef",
     "HandleStore",
     "LiveHandleStore",
     "MemoryBlobStore",
     "SqliteBlobStore",
+    "checkpoint_nbytes",
+    "chunk_key",
     "collect_blobs",
     "default_handle_store",
     "delete_thread",
-    "referenced_blobs",
-    "is_ref",
-    "TYPE_TAG",
-    "ChunkStore",
-    "HandleChunks",
-    "InMemoryChunkStore",
-    "LatentSerializer",
-    "SqliteChunkStore",
-    "checkpoint_nbytes",
-    "collect_chunks",
-    "chunk_key",
-    "handle_from_bytes",
     "handle_from_chunks",
-    "handle_from_store",
-    "handle_to_bytes",
     "handle_to_chunks",
-    "handle_to_store",
+    "is_ref",
     "manifest_chunk_keys",
-    "latent_checkpointer",
-    "memory_checkpointer",
-    "prune",
-    "sqlite_checkpointer",
+    "referenced_blobs",
 ]

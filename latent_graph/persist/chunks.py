@@ -4,7 +4,8 @@ Why: the engine grows a cache by concatenation, so the columns of a segment are
 bitwise identical in every later handle. Storing each segment once as a chunk
 keyed by the sha256 of its bytes keeps a growing run's checkpoints about the
 size of its final handle (see :mod:`latent_graph.persist.handle_format` for the
-shared header and validation rules).
+shared header and validation rules). The manifest is itself a blob, keyed by its sha256:
+the digest a :class:`~latent_graph.persist.refs.HandleRef` names.
 """
 
 from __future__ import annotations
@@ -39,9 +40,7 @@ from latent_graph.persist.validate import Parts
 __all__ = [
     "HandleChunks",
     "handle_from_chunks",
-    "handle_from_store",
     "handle_to_chunks",
-    "handle_to_store",
     "manifest_chunk_keys",
 ]
 
@@ -196,7 +195,7 @@ def _verified(key: str, get_chunk: Callable[[str], bytes | None]) -> bytes:
     except KeyError:
         data = None
     if data is None:
-        raise HandleFormatError(f"latent handle chunk {key[:16]}... is missing from the chunk store")
+        raise HandleFormatError(f"latent handle chunk {key[:16]}... is missing from its blob store")
     data = bytes(data)
     if chunk_key(data) != key:
         raise HandleFormatError(f"latent handle chunk {key[:16]}... is corrupt (its sha256 does not match its key)")
@@ -282,46 +281,3 @@ def _check_columns(cols: list[tuple[str, int, int]], parts: Parts) -> None:
         pos = end
     if pos != parts.attention_mask.shape[-1]:
         raise HandleFormatError(f"latent handle chunks hold {parts.attention_mask.shape[-1]} columns, manifest says {pos}")
-
-
-# ------------------------------------------------------ chunk-store level
-def handle_to_store(
-    handle: LatentHandle,
-    put_chunk: Callable[[str, bytes], None],
-    has_chunk: Callable[[str], bool] | None = None,
-) -> str:
-    """Store a handle as chunks, its manifest included; return the manifest's key.
-
-    The manifest is itself a content-addressed chunk, so a handle referenced
-    many times (every superstep, every pending write) costs one 64-character
-    key per reference, and its manifest is stored once.
-
-    Args:
-        handle: Any handle.
-        put_chunk: Stores ``bytes`` under a key.
-        has_chunk: Optional membership test; chunks already present are not put again.
-
-    Returns:
-        The key to pass to :func:`handle_from_store`.
-    """
-    split = handle_to_chunks(handle)
-    manifest = split.manifest.encode("utf-8")
-    items = [*split.chunks.items(), (chunk_key(manifest), manifest)]
-    for key, data in items:
-        if has_chunk is None or not has_chunk(key):
-            put_chunk(key, data)
-    return items[-1][0]
-
-
-def handle_from_store(
-    key: str,
-    get_chunk: Callable[[str], bytes | None],
-    device: torch.device | str | None = None,
-) -> LatentHandle:
-    """Inverse of :func:`handle_to_store`.
-
-    Raises:
-        HandleFormatError: A chunk (or the manifest) is missing or corrupt, or of
-            an unknown version.
-    """
-    return handle_from_chunks(_verified(key, get_chunk), get_chunk, device=device)

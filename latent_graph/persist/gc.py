@@ -4,9 +4,10 @@ Why: graph state holds :class:`~latent_graph.persist.refs.HandleRef` references 
 blobs behind them are shared between checkpoints, threads and runs, so deleting a
 thread (or pruning old checkpoints) with LangGraph's own saver API leaves its blobs
 behind. :func:`collect_blobs` reads every stored checkpoint and pending write through
-the saver's public ``list`` (any saver: InMemorySaver, SqliteSaver, PostgresSaver...),
-and every item of the given LangGraph stores, gathers the blob keys their references
-name, and deletes the other blobs.
+the saver's public ``list`` (any saver: InMemorySaver, SqliteSaver, PostgresSaver...;
+:func:`acollect_blobs` reads async savers through ``alist``), and every item of the given
+LangGraph stores, gathers the blob keys their references name, and deletes the other blobs.
+Nothing here reads a saver's tables or attributes: only its public API.
 
 Safe while other threads write: a blob written (or re-written, which refreshes its
 age) less than ``grace`` seconds ago is never deleted, so the blobs of a node that has
@@ -23,7 +24,7 @@ from latent_graph.errors import InvalidArgumentError
 from latent_graph.persist.blobs import BlobStore
 from latent_graph.persist.refs import is_ref, ref_keys
 
-__all__ = ["collect_blobs", "delete_thread", "referenced_blobs"]
+__all__ = ["acollect_blobs", "checkpoint_nbytes", "collect_blobs", "delete_thread", "referenced_blobs"]
 
 DEFAULT_GRACE_S = 600.0
 """Blobs younger than this are kept whatever refers to them (a write in flight)."""
@@ -53,35 +54,34 @@ def _store_items(store: Any) -> Iterable[Any]:
             offset += len(items)
 
 
+def _walk_tuple(tup: Any, found: set[str]) -> None:
+    """Blob keys named by one ``CheckpointTuple``: its channel values and its pending writes."""
+    _walk(tup.checkpoint.get("channel_values"), found)
+    _walk([w[2] for w in tup.pending_writes or []], found)
+
+
 def referenced_blobs(savers: Iterable[Any] = (), stores: Iterable[Any] = ()) -> set[str]:
     """Blob keys the references in every checkpoint/pending write of ``savers`` and item of ``stores`` name.
 
-    Savers are read with their sync ``list`` (from async code: ``await asyncio.to_thread(...)``).
+    Savers are read with their sync ``list`` (an async saver: :func:`acollect_blobs`).
     """
     found: set[str] = set()
     for saver in savers:
         for tup in saver.list(None):
-            _walk(tup.checkpoint.get("channel_values"), found)
-            _walk([w[2] for w in tup.pending_writes or []], found)
+            _walk_tuple(tup, found)
     for store in stores:
         for value in _store_items(store):
             _walk(value, found)
     return found
 
 
-def collect_blobs(blobs: Any, savers: Iterable[Any] = (), stores: Iterable[Any] = (),
-                  grace: float = DEFAULT_GRACE_S) -> int:
-    """Delete blobs of ``blobs`` (a BlobStore or HandleStore) no reference in ``savers``/``stores`` names.
-
-    Every saver and store whose checkpoints refer to this blob store must be passed:
-    a blob only they referenced would be collected. Returns the number of blobs deleted.
-    """
+def _sweep(blobs: Any, live: set[str], grace: float) -> int:
+    """Delete the blobs of ``blobs`` outside ``live`` written at least ``grace`` seconds ago; how many."""
     store = getattr(blobs, "blobs", blobs)
     if not isinstance(store, BlobStore):
         raise InvalidArgumentError(f"collect_blobs needs a BlobStore or HandleStore, got {type(blobs).__name__}")
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
         raise InvalidArgumentError(f"grace must be seconds >= 0, got {grace!r}")
-    live = referenced_blobs(list(savers), list(stores))
     garbage = []
     for key in store.keys():
         if key in live:
@@ -93,9 +93,46 @@ def collect_blobs(blobs: Any, savers: Iterable[Any] = (), stores: Iterable[Any] 
     return len(garbage)
 
 
+def collect_blobs(blobs: Any, savers: Iterable[Any] = (), stores: Iterable[Any] = (),
+                  grace: float = DEFAULT_GRACE_S) -> int:
+    """Delete blobs of ``blobs`` (a BlobStore or HandleStore) no reference in ``savers``/``stores`` names.
+
+    Every saver and store whose checkpoints refer to this blob store must be passed:
+    a blob only they referenced would be collected. Returns the number of blobs deleted.
+    """
+    return _sweep(blobs, referenced_blobs(list(savers), list(stores)), grace)
+
+
+async def acollect_blobs(blobs: Any, savers: Iterable[Any] = (), stores: Iterable[Any] = (),
+                         grace: float = DEFAULT_GRACE_S) -> int:
+    """:func:`collect_blobs` for async savers (``AsyncSqliteSaver``, ``AsyncPostgresSaver``), read with ``alist``.
+
+    ``stores`` are read with their sync API.
+    """
+    found: set[str] = set()
+    for saver in savers:
+        async for tup in saver.alist(None):
+            _walk_tuple(tup, found)
+    return _sweep(blobs, found | referenced_blobs((), list(stores)), grace)
+
+
 def delete_thread(saver: Any, thread_id: str, blobs: Any, *, others: Iterable[Any] = (), stores: Iterable[Any] = (),
                   grace: float = DEFAULT_GRACE_S) -> int:
     """``saver.delete_thread(thread_id)``, then collect the blobs nothing else refers to (``others``: further
     savers sharing the blob store). Returns the number of blobs deleted."""
     saver.delete_thread(thread_id)
     return collect_blobs(blobs, [saver, *others], stores, grace)
+
+
+def checkpoint_nbytes(saver: Any) -> int:
+    """Bytes of every checkpoint of ``saver`` (its metadata and pending writes included), each serialized with the
+    saver's own serializer, read through its public ``list``: what a thread costs besides its blobs.
+
+    A checkpoint counts all its channel values, so a value unchanged across checkpoints counts once per
+    checkpoint (a saver may store it once per version).
+    """
+    total = 0
+    for tup in saver.list(None):
+        total += len(saver.serde.dumps_typed(tup.checkpoint)[1]) + len(saver.serde.dumps_typed(tup.metadata)[1])
+        total += sum(len(saver.serde.dumps_typed(w[2])[1]) for w in tup.pending_writes or [])
+    return total

@@ -1,4 +1,4 @@
-"""Byte format for latent handles: one safetensors blob (chunks: :mod:`latent_graph.persist.chunks`).
+"""What every stored handle shares: safetensors bytes, the handle header and its checks.
 
 Why: a :class:`~latent_graph.engine.handle.LatentHandle` is a KV cache plus a segment
 table, and has to survive process restarts (LangGraph checkpoints) without
@@ -6,24 +6,12 @@ pickle, which executes code on load. Everything here is safetensors (raw
 tensor bytes + a JSON header) and plain JSON, so loading untrusted bytes can at
 worst raise :class:`~latent_graph.errors.HandleFormatError`.
 
-Two formats:
-
-- :func:`handle_to_bytes` / :func:`handle_from_bytes`: the whole handle as one
-  safetensors blob. Exact round trip (bitwise tensors, every dtype incl. bf16);
-  a sha256 over the tensor bytes *and* the header (segment table, counters,
-  fingerprint) catches corruption anywhere; every tensor is then checked against
-  the header (:mod:`latent_graph.persist.validate`).
-- :func:`handle_to_chunks` / :func:`handle_from_chunks`: one chunk per segment
-  (that segment's K/V columns for every layer, its mask/position columns and,
-  for latent segments, its thought embeddings and hidden states) plus a small
-  "tail" chunk (``last_hidden``), each keyed by the sha256 of its bytes, and a
-  JSON manifest holding the chunk keys and everything else. The engine grows a
-  cache by concatenation, so the columns of a segment are bitwise identical in
-  every later handle: successive handles of a run share all their old chunks,
-  and a chunk store keeps each prefix once instead of once per superstep.
-
-This module and :mod:`~latent_graph.persist.chunks` do not import LangGraph (see
-:mod:`latent_graph.persist.serializer` for the checkpointer glue).
+A handle is stored as the content-addressed chunks of :mod:`latent_graph.persist.chunks`
+(one per segment, keyed by the sha256 of its bytes, plus a JSON manifest): the engine grows
+a cache by concatenation, so successive handles of a run share all their old chunks. This
+module gives them their byte helpers, the header (segment table, fingerprint, counters) and
+:func:`assemble_handle`, which checks every tensor against the header
+(:mod:`latent_graph.persist.validate`) before a handle is built. Nothing here imports LangGraph.
 """
 
 from __future__ import annotations
@@ -43,14 +31,11 @@ from latent_graph.engine.fingerprint import ModelFingerprint
 from latent_graph.engine.handle import SEGMENT_KINDS, LatentHandle, Segment
 from latent_graph.persist.validate import Parts, check_parts
 
-__all__ = ["BLOB_VERSION", "CHUNK_FORMAT", "FORMAT", "FORMAT_VERSION", "MANIFEST_FORMAT", "chunk_key", "handle_from_bytes", "handle_to_bytes"]
+__all__ = ["CHUNK_FORMAT", "FORMAT_VERSION", "MANIFEST_FORMAT", "assemble_handle", "chunk_key", "handle_header"]
 
-FORMAT = "latent_graph.handle"
 CHUNK_FORMAT = "latent_graph.handle.chunk"
 MANIFEST_FORMAT = "latent_graph.handle.manifest"
 FORMAT_VERSION = 1
-BLOB_VERSION = 2
-"""Version of the one-blob format: 2 signs header + tensors; 1 (tensors only) is still read."""
 _KINDS = SEGMENT_KINDS
 _META_KEY = "latent_graph"
 
@@ -119,17 +104,6 @@ def _read_info(data: bytes) -> dict[str, Any]:
     return info
 
 
-def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
-    """sha256 over names, dtypes, shapes and raw bytes of the tensors, in name order."""
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        t = _cpu(tensors[name])
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        if t.numel():
-            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
-    return h.hexdigest()
-
-
 def check_format(meta: Mapping[str, Any], fmt: str, what: str, versions: tuple[int, ...] = (FORMAT_VERSION,)) -> int:
     got = meta.get("format")
     if got != fmt:
@@ -140,11 +114,6 @@ def check_format(meta: Mapping[str, Any], fmt: str, what: str, versions: tuple[i
             f"{what}: unsupported {fmt} version {version!r}; this latent_graph reads versions {list(versions)}"
         )
     return version
-
-
-def _signed_digest(tensors: Mapping[str, torch.Tensor], header: Any) -> str:
-    """sha256 over the tensors (:func:`_digest`) and the canonical JSON header (segments...)."""
-    return hashlib.sha256(f"{_digest(tensors)}|{canonical_json(header)}".encode()).hexdigest()
 
 
 # ------------------------------------------------------------ the header
@@ -228,65 +197,6 @@ def take_tensor(tensors: Tensors, name: str, what: str) -> torch.Tensor:
         return tensors[name]
     except KeyError:
         raise HandleFormatError(f"{what} lacks tensor {name!r}") from None
-
-
-# ------------------------------------------------------- one-blob format
-def handle_to_bytes(handle: LatentHandle) -> bytes:
-    """Serialize a whole handle to safetensors bytes (no pickle).
-
-    Args:
-        handle: Any handle, on any device and dtype.
-
-    Returns:
-        Self-describing bytes: tensors ``k.{l}``, ``v.{l}``, ``attention_mask``,
-        ``position_ids``, ``latent.{i}``, ``hidden.{i}``, ``last_hidden``; the
-        header metadata carries the format version, the segment table, the
-        fingerprint, the counters, ``meta`` and a sha256 of the tensor bytes.
-    """
-    tensors: Tensors = {"attention_mask": handle.attention_mask, "position_ids": handle.position_ids}
-    for i, (k, v) in enumerate(zip(handle.keys, handle.values)):
-        tensors[f"k.{i}"], tensors[f"v.{i}"] = k, v
-    tensors.update({f"latent.{i}": x for i, x in enumerate(handle.latents)})
-    tensors.update({f"hidden.{i}": x for i, x in enumerate(handle.hiddens)})
-    if handle.last_hidden is not None:
-        tensors["last_hidden"] = handle.last_hidden
-    header = handle_header(handle)
-    info = {"format": FORMAT, "version": BLOB_VERSION, "header": header, "sha256": _signed_digest(tensors, header)}
-    return save_bytes(tensors, info)
-
-
-def handle_from_bytes(data: bytes, device: torch.device | str | None = None) -> LatentHandle:
-    """Inverse of :func:`handle_to_bytes`.
-
-    Args:
-        data: Bytes written by :func:`handle_to_bytes`.
-        device: Where to put the tensors; CPU when None.
-
-    Raises:
-        HandleFormatError: The bytes are corrupt, truncated, of another format or
-            of an unknown version.
-    """
-    what = "serialized latent handle"
-    tensors, meta = load_bytes(data, what)
-    version = check_format(meta, FORMAT, what, versions=(1, BLOB_VERSION))
-    header = meta.get("header")
-    if not isinstance(header, dict):
-        raise HandleFormatError(f"{what}: missing header")
-    # version 1 signed the tensors only; version 2 signs the header (segments, counters...) too
-    expected = _digest(tensors) if version == 1 else _signed_digest(tensors, header)
-    if meta.get("sha256") != expected:
-        raise HandleFormatError(f"{what}: checksum mismatch (the data is corrupt)")
-    n_layers = header_int(header, "num_layers")
-    parts = Parts(
-        keys=[take_tensor(tensors, f"k.{i}", what) for i in range(n_layers)],
-        values=[take_tensor(tensors, f"v.{i}", what) for i in range(n_layers)],
-        attention_mask=take_tensor(tensors, "attention_mask", what),
-        position_ids=take_tensor(tensors, "position_ids", what),
-        latents=[take_tensor(tensors, f"latent.{i}", what) for i in range(header_int(header, "n_latents"))],
-        hiddens=[take_tensor(tensors, f"hidden.{i}", what) for i in range(header_int(header, "n_hiddens"))],
-        last_hidden=take_tensor(tensors, "last_hidden", what) if header.get("has_last_hidden") else None,
-    )
-    return assemble_handle(header, parts, device)
 
 
 def parse_json(text: Any, what: str) -> Any:

@@ -5,55 +5,50 @@ functional API, its server and Studio all store state with the stock serializer,
 which knows plain data, not tensors. A :class:`HandleRef` is a ``TypedDict`` of
 str/int/list fields only (content digest, chunk keys, shapes, fingerprint, segment
 table, a one-line summary), so any saver stores it, in strict msgpack mode too, and
-the server shows it as JSON. The tensors live once in a
-:class:`~latent_graph.persist.blobs.BlobStore` as the content-addressed safetensors
-chunks of :mod:`latent_graph.persist.chunks` (a segment shared by successive handles
-is one blob).
+the server shows it as JSON.
 
-:class:`HandleStore` writes handles (``save(handle) -> ref``) and resolves references
-(``load(ref, model) -> handle``), keeping the hottest handles in memory so a latent
-chain never re-reads what it just wrote, and a checkpoint repeating one reference n
-times costs one load. ``load`` checks the reference (keys, shapes against the model:
-layers, KV heads, head_dim, context) before reading any chunk, then every chunk's
-sha256 against its key. :class:`LiveHandleStore` (``HandleStore.in_memory()``) keeps the handle
-objects themselves, for one-shot runs that keep nothing.
+This module is the reference format (:func:`reference`, :func:`check_ref`), what both
+handle stores share (:class:`HotHandles`, :func:`placed`) and the store of one-shot runs,
+:class:`LiveHandleStore`, which keeps the handle objects themselves. The store whose
+references outlive a process, :class:`~latent_graph.persist.handle_store.HandleStore`,
+writes the tensors once to a :class:`~latent_graph.persist.blobs.BlobStore` as the
+content-addressed safetensors chunks of :mod:`latent_graph.persist.chunks`.
 """
 
 from __future__ import annotations
 
-import hashlib
+import re
 import threading
 import uuid
 import weakref
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 import torch
 from typing_extensions import NotRequired, TypedDict
 
 from latent_graph.engine import LatentHandle
-from latent_graph.errors import BlobMissingError, HandleFormatError, HandleRefError, ModelMismatchError
-from latent_graph.persist.blobs import MemoryBlobStore, BlobStore, FolderBlobStore, check_key, default_blob_folder
-from latent_graph.persist.chunks import handle_from_chunks, handle_to_chunks, manifest_chunk_keys
-from latent_graph.persist.handle_format import chunk_key
+from latent_graph.errors import BlobMissingError, HandleRefError, ModelMismatchError
+from latent_graph.persist.blobs import check_key
 
-__all__ = ["REF_VERSION", "HandleRef", "HandleStore", "LiveHandleStore", "default_handle_store", "is_ref", "placed",
-           "ref_keys", "reference"]
+__all__ = ["REF_VERSION", "HandleRef", "HotHandles", "LiveHandleStore", "check_ref", "is_ref", "placed", "ref_keys",
+           "reference"]
 
 REF_VERSION = 1
 """Value of a reference's ``latent_graph_ref`` field (its format version; the field marks a dict as a reference)."""
+_LIVE = re.compile(r"^[0-9a-f]{32}$")
 
 
 class HandleRef(TypedDict):
-    """A latent handle by reference: plain JSON, resolved by :meth:`HandleStore.load`."""
+    """A latent handle by reference: plain JSON, resolved by the handle store that wrote it."""
 
     latent_graph_ref: int
     """Reference format version (:data:`REF_VERSION`)."""
     digest: str
-    """sha256 of the handle's manifest blob: the content address of the whole handle."""
+    """sha256 of the handle's manifest blob: the content address of the whole handle ("" in a ``live`` reference,
+    which names no blob)."""
     chunks: list[str]
-    """Blob keys of the segment chunks (and tail) the manifest names, in order."""
+    """Blob keys of the segment chunks (and tail) the manifest names, in order (empty in a ``live`` reference)."""
     model: str
     """Name of the model that built the handle."""
     fingerprint: str
@@ -76,6 +71,9 @@ class HandleRef(TypedDict):
     """``[agent, kind, start, end]`` per segment."""
     summary: str
     """One readable line."""
+    live: NotRequired[str]
+    """Only in a reference of a :class:`LiveHandleStore`: the id of the handle object it holds in memory
+    (32 hex chars, not a content address); such a reference resolves only in that store, while it holds it."""
     writer: NotRequired[str]
     """In ``branches``: the LangGraph task that wrote it (two tasks writing one key collide even with equal content)."""
 
@@ -86,10 +84,10 @@ def is_ref(value: Any) -> bool:
 
 
 def ref_keys(ref: Any) -> list[str]:
-    """Blob keys a reference keeps alive: its manifest, then its chunks (for garbage collection)."""
+    """Blob keys a reference keeps alive: its manifest, then its chunks (for garbage collection; none if live)."""
     if not is_ref(ref):
         return []
-    return [str(ref.get("digest")), *[str(k) for k in ref.get("chunks") or []]]
+    return [str(k) for k in [ref.get("digest"), *(ref.get("chunks") or [])] if k]
 
 
 def _int(ref: dict[str, Any], field: str) -> int:
@@ -99,33 +97,67 @@ def _int(ref: dict[str, Any], field: str) -> int:
     return value
 
 
-def model_shape(model: Any) -> tuple[int, int, int, int] | None:
-    """(layers, KV heads, head_dim, max context) of a local engine, None when unknown."""
-    hf = getattr(model, "hf_model", None)
-    cfg = getattr(hf, "config", None)
-    if cfg is None:
-        return None
-    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-    layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", None)
-    heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head", None)
-    kv = getattr(cfg, "num_key_value_heads", None) or heads
-    head_dim = getattr(cfg, "head_dim", None) or (cfg.hidden_size // heads if heads else None)
-    if not (layers and kv and head_dim):
-        return None
-    return int(layers), int(kv), int(head_dim), int(getattr(model, "max_context", 0) or 0)
+def _version(ref: Any) -> None:
+    if not is_ref(ref):
+        raise HandleRefError(f"expected a handle reference (a dict with 'latent_graph_ref'), got {type(ref).__name__}")
+    if ref.get("latent_graph_ref") != REF_VERSION:
+        raise HandleRefError(f"handle reference version {ref.get('latent_graph_ref')!r}; this latent_graph reads "
+                             f"version {REF_VERSION}")
 
 
-def reference(handle: LatentHandle, digest: str, chunks: list[str]) -> HandleRef:
-    """The reference naming ``handle`` by ``digest`` (its tensors in the blobs ``chunks``)."""
+def reference(handle: LatentHandle, digest: str = "", chunks: list[str] | None = None, *,
+              live: str | None = None) -> HandleRef:
+    """The reference naming ``handle`` by ``digest`` (its tensors in the blobs ``chunks``), or by a ``live`` id."""
     k = handle.keys[0] if handle.keys else None
-    return HandleRef(
-        latent_graph_ref=REF_VERSION, digest=digest, chunks=chunks, model=handle.fingerprint.name,
+    ref = HandleRef(
+        latent_graph_ref=REF_VERSION, digest=digest, chunks=list(chunks or []), model=handle.fingerprint.name,
         fingerprint=handle.fingerprint.digest, batch=handle.batch_size, columns=handle.seq_len,
         layers=handle.num_layers, kv_heads=int(k.shape[1]) if k is not None else 0,
         head_dim=int(k.shape[3]) if k is not None else 0, dtype=str(handle.dtype).replace("torch.", ""),
         nbytes=handle.nbytes, segments=[[s.agent, s.kind, s.start, s.end] for s in handle.segments],
         summary=_describe(handle),
     )
+    if live is not None:
+        ref["live"] = live
+    return ref
+
+
+def check_ref(ref: Any, model: Any = None) -> str:
+    """Validate a blob reference's fields (and its shapes against ``model``'s cache) without reading a blob.
+
+    Returns its digest. The model is asked for its cache shape (``model.fingerprint.kv_shape``) and its
+    context (``model.max_context``); a model that does not say is not checked on them.
+
+    Raises:
+        HandleRefError: A malformed reference, or one that does not fit ``model``.
+        BlobMissingError: A ``live`` reference (its handle is held in memory by a one-shot run, in no blob).
+        ModelMismatchError: The reference was built by another model.
+    """
+    _version(ref)
+    if "live" in ref:
+        raise BlobMissingError(f"handle reference {str(ref.get('live'))[:12]}... names a handle a one-shot run held in "
+                               "memory (LiveHandleStore), not a blob: no blob store has it; where state outlives "
+                               "the run, give the graph a blob-backed HandleStore")
+    digest = check_key(ref.get("digest"))
+    chunks = ref.get("chunks")
+    if not isinstance(chunks, list):
+        raise HandleRefError("handle reference field 'chunks' must be a list of blob keys")
+    for key in chunks:
+        check_key(key)
+    layers, kv, head_dim, columns = (_int(ref, f) for f in ("layers", "kv_heads", "head_dim", "columns"))
+    fp = getattr(model, "fingerprint", None)
+    if fp is not None and ref.get("fingerprint") != fp.digest:
+        raise ModelMismatchError(str(fp), f"{ref.get('model')!r} (fingerprint {ref.get('fingerprint')})",
+                                 "latent handle reference")
+    want = getattr(fp, "kv_shape", None)
+    if want is not None and layers and (layers, kv, head_dim) != tuple(want):
+        raise HandleRefError(f"handle reference has layers/KV heads/head_dim {(layers, kv, head_dim)}, "
+                             f"model {getattr(model, 'name', '?')!r} has {tuple(want)}")
+    context = int(getattr(model, "max_context", 0) or 0)
+    if context and columns > context:
+        raise HandleRefError(f"handle reference has {columns} columns, more than the context of "
+                             f"{getattr(model, 'name', '?')!r} ({context})")
+    return digest
 
 
 def placed(handle: LatentHandle, model: Any = None, device: Any = None) -> LatentHandle:
@@ -145,204 +177,90 @@ def _describe(h: LatentHandle) -> str:
             f"{h.latent_steps} latent steps, {h.nbytes:,} bytes")
 
 
-class HandleStore:
-    """Saves handles as references and resolves references, over one :class:`BlobStore`.
+class HotHandles:
+    """Handle objects kept in memory by key, newest last; thread-safe.
 
-    Args:
-        blobs: Where chunks live; a path means a :class:`FolderBlobStore` there; None the
-            default folder under the project cache dir.
-        hot: Handles kept in memory (most recently saved or loaded first).
-        hot_bytes: At most this many bytes of them (the newest one is kept whatever its size): a
-            long conversation's handles grow with it, and 16 of them would not fit in memory.
+    Beyond ``count`` handles or ``max_bytes`` bytes the oldest go (the newest stays whatever its
+    size): a long conversation's handles grow with it. ``held`` is the bytes kept.
     """
 
-    def __init__(self, blobs: BlobStore | str | Path | None = None, *, hot: int = 16, hot_bytes: int = 1 << 30) -> None:
-        self.blobs: BlobStore = blobs if isinstance(blobs, BlobStore) else FolderBlobStore(blobs)
-        self.hot = int(hot)
-        self.hot_bytes = int(hot_bytes)
-        self.held = 0  # bytes of the handles kept in memory
-        self._cache: OrderedDict[str, LatentHandle] = OrderedDict()
-        self._refs: weakref.WeakKeyDictionary[LatentHandle, HandleRef] = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
-        self.loads = 0  # handles read from the blob store (cache misses)
-        self.saves = 0  # handles written to the blob store
+    def __init__(self, count: int, max_bytes: int) -> None:
+        self.count = int(count)
+        self.max_bytes = int(max_bytes)
+        self.held = 0
+        self._items: OrderedDict[str, LatentHandle] = OrderedDict()
+        self._lock = threading.RLock()
 
-    def __repr__(self) -> str:
-        return f"HandleStore({self.blobs!r})"
+    def __len__(self) -> int:
+        return len(self._items)
 
-    @classmethod
-    def in_memory(cls, max_bytes: int = 1 << 30) -> HandleStore:
-        """A store that writes and serializes nothing (:class:`LiveHandleStore`: the handles themselves, at most
-        ``max_bytes``, oldest dropped first), for runs with no checkpointer whose references live one invocation."""
-        return LiveHandleStore(max_bytes)
-
-    # ------------------------------------------------------------- writing
-    def save(self, handle: LatentHandle) -> HandleRef:
-        """Store ``handle``'s chunks (each at most once) and return its reference."""
-        if not isinstance(handle, LatentHandle):
-            raise HandleRefError(f"HandleStore.save needs a LatentHandle, got {type(handle).__name__}")
+    def get(self, key: str) -> LatentHandle | None:
+        """The handle kept under ``key`` (now the newest), or None."""
         with self._lock:
-            known = self._refs.get(handle)
-        if known is not None and known["digest"] in self.blobs:  # saved before (and not collected since)
-            return dict(known)  # type: ignore[return-value]
-        split = handle_to_chunks(handle)
-        manifest = split.manifest.encode("utf-8")
-        digest = chunk_key(manifest)
-        for key, data in [*split.chunks.items(), (digest, manifest)]:
-            self.blobs.put(key, data)  # present blobs only get their age refreshed (GC spares fresh blobs)
-        ref = reference(handle, digest, list(split.chunks))
-        with self._lock:
-            self.saves += 1
-            self._refs[handle] = ref
-            self._remember(digest, handle)
-        return dict(ref)  # type: ignore[return-value]
-
-    def _remember(self, digest: str, handle: LatentHandle) -> None:
-        """Keep ``handle`` in memory as the newest; drop the oldest beyond ``hot`` handles or ``hot_bytes``."""
-        if digest not in self._cache:
-            self.held += handle.nbytes
-        self._cache[digest] = handle
-        self._cache.move_to_end(digest)
-        while len(self._cache) > self.hot or (self.held > self.hot_bytes and len(self._cache) > 1):
-            self.held -= self._cache.popitem(last=False)[1].nbytes
-
-    # ------------------------------------------------------------- reading
-    def check(self, ref: Any, model: Any = None) -> str:
-        """Validate a reference's fields (and its shapes against ``model``) without reading blobs; its digest."""
-        if not is_ref(ref):
-            raise HandleRefError(f"expected a handle reference (a dict with 'latent_graph_ref'), got {type(ref).__name__}")
-        if ref.get("latent_graph_ref") != REF_VERSION:
-            raise HandleRefError(f"handle reference version {ref.get('latent_graph_ref')!r}; this latent_graph reads "
-                                 f"version {REF_VERSION}")
-        digest = check_key(ref.get("digest"))
-        chunks = ref.get("chunks")
-        if not isinstance(chunks, list):
-            raise HandleRefError("handle reference field 'chunks' must be a list of blob keys")
-        for key in chunks:
-            check_key(key)
-        layers, kv, head_dim, columns = (_int(ref, f) for f in ("layers", "kv_heads", "head_dim", "columns"))
-        fp = getattr(model, "fingerprint", None)
-        if fp is not None and ref.get("fingerprint") != fp.digest:
-            raise ModelMismatchError(str(fp), f"{ref.get('model')!r} (fingerprint {ref.get('fingerprint')})",
-                                     "latent handle reference")
-        shape = model_shape(model)
-        if shape is not None:
-            want = shape[:3]
-            if layers and (layers, kv, head_dim) != want:
-                raise HandleRefError(f"handle reference has layers/KV heads/head_dim {(layers, kv, head_dim)}, "
-                                     f"model {getattr(model, 'name', '?')!r} has {want}")
-            if shape[3] and columns > shape[3]:
-                raise HandleRefError(f"handle reference has {columns} columns, more than the context of "
-                                     f"{getattr(model, 'name', '?')!r} ({shape[3]})")
-        return digest
-
-    def load(self, ref: Any, model: Any = None, device: Any = None) -> LatentHandle:
-        """The handle behind ``ref`` (a LatentHandle passes through, checked against ``model`` only by its user).
-
-        Raises:
-            HandleRefError: A malformed reference, or one that does not fit ``model``.
-            BlobMissingError: A blob is missing or corrupt (re-run the node that wrote it,
-                or time-travel to a checkpoint before it: the thread stays usable).
-            ModelMismatchError: The reference was built by another model.
-        """
-        if isinstance(ref, LatentHandle):
-            return ref
-        digest = self.check(ref, model)
-        with self._lock:
-            hit = self._cache.get(digest)
+            hit = self._items.get(key)
             if hit is not None:
-                self._cache.move_to_end(digest)
-        if hit is None:
-            hit = self._read(ref, digest)
-            with self._lock:
-                self.loads += 1
-                self._refs[hit] = {**ref}  # type: ignore[assignment]
-                self._remember(digest, hit)
-        return placed(hit, model, device)
+                self._items.move_to_end(key)
+            return hit
 
-    def _get_checked(self, key: str, repair: str) -> bytes | None:
-        """A chunk's bytes; a corrupt one is deleted (a re-run writes it again) and named."""
-        data = self.blobs.get(key)
-        if data is not None and chunk_key(data) != key:
-            self.blobs.delete([key])
-            raise BlobMissingError(f"handle chunk {key[:16]}... was corrupt in {self.blobs!r} (deleted); {repair}")
-        return data
-
-    def _read(self, ref: dict[str, Any], digest: str) -> LatentHandle:
-        repair = ("re-run from a checkpoint before the node that wrote it "
-                  "(graph.get_state_history / invoke(None, that config)) or restore the blob store")
-        try:
-            manifest = self.blobs.get(digest)
-            if manifest is None:
-                raise BlobMissingError(f"handle manifest {digest[:16]}... is missing from {self.blobs!r}; {repair}")
-            if chunk_key(manifest) != digest:
-                self.blobs.delete([digest])
-                raise BlobMissingError(f"handle manifest {digest[:16]}... was corrupt in {self.blobs!r} (deleted); {repair}")
-            if manifest_chunk_keys(manifest) != list(ref["chunks"]):
-                raise HandleRefError(f"handle reference {digest[:16]}... lists other chunks than its manifest")
-            handle = handle_from_chunks(manifest, lambda key: self._get_checked(key, repair))
-        except (BlobMissingError, HandleRefError):
-            raise
-        except HandleFormatError as exc:
-            raise BlobMissingError(f"{exc}; {repair}") from exc
-        if handle.seq_len != ref["columns"] or handle.num_layers != ref["layers"] or handle.batch_size != ref.get("batch"):
-            raise HandleRefError(f"handle reference {digest[:16]}... disagrees with its blobs (shape)")
-        return handle
-
-
-class LiveHandleStore(HandleStore):
-    """A :class:`HandleStore` holding the handle objects themselves: nothing is serialized, hashed or written.
-
-    For runs whose references live one invocation in one process (no checkpointer: the CLI's
-    ``run``). ``save`` names a handle by a random 64-hex ``digest`` (``chunks`` is empty) and keeps
-    it, at most ``max_bytes`` of handles (the oldest dropped first); ``load`` gives the same object
-    back, placed on the model's devices. A reference it no longer holds, or one of another store,
-    raises :class:`BlobMissingError`. Wherever state outlives the run (a checkpointer, a server),
-    use a blob-backed :class:`HandleStore`.
-    """
-
-    def __init__(self, max_bytes: int = 1 << 30) -> None:
-        super().__init__(MemoryBlobStore(max_bytes=0), hot=1 << 62, hot_bytes=max_bytes)
-
-    def __repr__(self) -> str:
-        return f"LiveHandleStore({len(self._cache)} handles, {self.held:,} bytes)"
-
-    def save(self, handle: LatentHandle) -> HandleRef:
-        if not isinstance(handle, LatentHandle):
-            raise HandleRefError(f"HandleStore.save needs a LatentHandle, got {type(handle).__name__}")
+    def keep(self, key: str, handle: LatentHandle) -> None:
+        """Keep ``handle`` under ``key`` as the newest; drop the oldest beyond the bounds."""
         with self._lock:
-            ref = self._refs.get(handle)
-            if ref is None or ref["digest"] not in self._cache:
-                ref = self._refs[handle] = reference(handle, hashlib.sha256(uuid.uuid4().bytes).hexdigest(), [])
-                self.saves += 1
-            self._remember(ref["digest"], handle)
-        return dict(ref)  # type: ignore[return-value]
-
-    def load(self, ref: Any, model: Any = None, device: Any = None) -> LatentHandle:
-        if isinstance(ref, LatentHandle):
-            return ref
-        with self._lock:
-            digest = ref.get("digest") if is_ref(ref) else None
-            hit = self._cache.get(digest) if isinstance(digest, str) else None
-        if hit is None:  # not held (dropped, or another store's): checked and named by the blob path
-            return super().load(ref, model, device)
-        return placed(hit, model, device)
+            old = self._items.pop(key, None)
+            self.held += handle.nbytes - (old.nbytes if old is not None else 0)
+            self._items[key] = handle
+            while len(self._items) > self.count or (self.held > self.max_bytes and len(self._items) > 1):
+                self.held -= self._items.popitem(last=False)[1].nbytes
 
     def clear(self) -> None:
-        """Drop every handle held (their references then raise :class:`BlobMissingError`): the end of a run."""
+        """Drop every handle kept."""
         with self._lock:
-            self._cache.clear()
+            self._items.clear()
             self.held = 0
 
 
-_DEFAULTS: dict[str, HandleStore] = {}
-_DEFAULT_LOCK = threading.Lock()
+class LiveHandleStore(HotHandles):
+    """The handle store of one-shot runs: it holds the handle objects; nothing is serialized, hashed or written.
 
+    For runs whose references live one invocation in one process (no checkpointer: the CLI's
+    ``run``, the bench). ``save`` names a handle by a fresh id in the reference's ``live`` field
+    (``digest`` is "" and ``chunks`` empty: no blob holds it) and keeps it, at most ``max_bytes``
+    of handles, the oldest dropped first; ``load`` gives the same object back, placed on the
+    model's devices. A reference it no longer holds raises :class:`BlobMissingError`, a blob
+    reference :class:`HandleRefError`. Wherever state outlives the run (a checkpointer, a
+    server), use a blob-backed :class:`~latent_graph.persist.handle_store.HandleStore`.
+    """
 
-def default_handle_store() -> HandleStore:
-    """The process's :class:`HandleStore` on the default folder (one per cache dir, so nodes share its hot cache)."""
-    root = str(default_blob_folder())
-    with _DEFAULT_LOCK:
-        if root not in _DEFAULTS:
-            _DEFAULTS[root] = HandleStore(FolderBlobStore(root))
-        return _DEFAULTS[root]
+    def __init__(self, max_bytes: int = 1 << 30) -> None:
+        super().__init__(count=1 << 62, max_bytes=max_bytes)
+        self._refs: weakref.WeakKeyDictionary[LatentHandle, HandleRef] = weakref.WeakKeyDictionary()
+        self.saves = 0  # handles newly named
+
+    def __repr__(self) -> str:
+        return f"LiveHandleStore({len(self)} handles, {self.held:,} bytes)"
+
+    def save(self, handle: LatentHandle) -> HandleRef:
+        """Keep ``handle`` and return its live reference (the same one while it is held)."""
+        if not isinstance(handle, LatentHandle):
+            raise HandleRefError(f"LiveHandleStore.save needs a LatentHandle, got {type(handle).__name__}")
+        with self._lock:
+            ref = self._refs.get(handle)
+            if ref is None or self.get(ref["live"]) is not handle:
+                ref = self._refs[handle] = reference(handle, live=uuid.uuid4().hex)
+                self.saves += 1
+            self.keep(ref["live"], handle)
+        return dict(ref)  # type: ignore[return-value]
+
+    def load(self, ref: Any, model: Any = None, device: Any = None) -> LatentHandle:
+        """The handle object behind a live reference (a LatentHandle passes through)."""
+        if isinstance(ref, LatentHandle):
+            return ref
+        _version(ref)
+        key = ref.get("live")
+        if not isinstance(key, str) or not _LIVE.match(key):
+            raise HandleRefError(f"a LiveHandleStore resolves only its own references (a 'live' id of 32 hex chars), "
+                                 f"got live={str(key)[:80]!r}; a blob reference needs the HandleStore over its blobs")
+        hit = self.get(key)
+        if hit is None:
+            raise BlobMissingError(f"live handle {key[:12]}... is missing from {self!r}: dropped beyond max_bytes, "
+                                   "cleared at the end of its run, or held by another process")
+        return placed(hit, model, device)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import threading
 import uuid
 from collections import OrderedDict
@@ -25,10 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.sqlite import SqliteSaver
+
 from latent_graph import LatentGraphError, LocalLatentModel
 from latent_graph.engine.buckets import split_by_waste, token_lengths
 from latent_graph.engine.prefix import enable as enable_prefixes
+from latent_graph.errors import CheckpointFileError
 from latent_graph.graphs import build_graph
+from latent_graph.persist import HandleStore, SqliteBlobStore
 from latent_graph.serve.config import ServeConfig
 from latent_graph.serve.errors import RequestCancelledError, http_status
 from latent_graph.serve.schema import RunSettings, row_result
@@ -60,6 +66,28 @@ def error_result(exc: BaseException) -> dict[str, Any]:
     return {"error": name, "message": message[:2000], "status": status}
 
 
+def open_checkpoints(path: str | Path) -> tuple[SqliteSaver, HandleStore]:
+    """A replica's checkpoints in one SQLite file: LangGraph's stock ``SqliteSaver`` and the handle blobs beside it.
+
+    The saver's serializer is LangGraph's in strict mode (only its safe types are rebuilt: a crafted row
+    cannot call anything; state holds plain data and handle references only). The file is checked
+    (``PRAGMA quick_check``) before use, so a damaged one is named at start, not at a request.
+
+    Raises:
+        CheckpointFileError: The file is damaged or not a SQLite database.
+    """
+    conn = sqlite3.connect(str(path), check_same_thread=False)  # LangGraph writes from worker threads
+    try:
+        verdict = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        verdict = [str(exc)]
+    if verdict != ["ok"]:
+        conn.close()
+        raise CheckpointFileError(f"checkpoint file {path} is damaged or not a SQLite database ({verdict[0]}); "
+                                  "restore it from a backup or start a new file")
+    return SqliteSaver(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=None)), HandleStore(SqliteBlobStore(path))
+
+
 class GraphWorker:
     """One model, its graphs (LRU by settings) and a lock: one graph run at a time on this model."""
 
@@ -76,13 +104,12 @@ class GraphWorker:
         self.padding = {"batches": 0, "columns": 0, "pad_unbucketed": 0, "pad_bucketed": 0}  # question columns
         self.checkpoint_file: Path | None = None
         self._checkpointer: Any = None
+        self._handles: HandleStore | None = None
         if cfg.checkpoint_dir:
-            from latent_graph.persist import sqlite_checkpointer
-
             safe = re.sub(r"[^A-Za-z0-9_.-]", "_", replica_id)
             self.checkpoint_file = Path(cfg.checkpoint_dir) / f"{safe}.sqlite"
             self.checkpoint_file.parent.mkdir(parents=True, exist_ok=True)
-            self._checkpointer = sqlite_checkpointer(self.checkpoint_file)
+            self._checkpointer, self._handles = open_checkpoints(self.checkpoint_file)
 
     # ------------------------------------------------------------------ graphs
     def graph(self, s: RunSettings) -> Any:
@@ -90,8 +117,8 @@ class GraphWorker:
         if s in self._graphs:
             self._graphs.move_to_end(s)
             return self._graphs[s]
-        graph = build_graph(s.graph, self.model, checkpointer=self._checkpointer, max_questions=self.cfg.max_questions,
-                            **s.graph_kwargs())
+        graph = build_graph(s.graph, self.model, checkpointer=self._checkpointer, handle_store=self._handles,
+                            max_questions=self.cfg.max_questions, **s.graph_kwargs())
         self._graphs[s] = graph
         while len(self._graphs) > MAX_CACHED_GRAPHS:
             self._graphs.popitem(last=False)

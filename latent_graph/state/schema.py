@@ -131,8 +131,9 @@ def branches_reducer(left: dict[str, Any] | None, right: dict[str, Any] | None) 
 
 def same_handle(a: Any, b: Any) -> bool:
     """Whether two handle values (references or handle objects) are the same handle."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.get("digest") is not None and (a.get("digest"), a.get("writer")) == (b.get("digest"), b.get("writer"))
+    if isinstance(a, dict) and isinstance(b, dict):  # a blob reference's digest, or a live reference's id
+        name = a.get("digest") or a.get("live")
+        return name is not None and (name, a.get("writer")) == (b.get("digest") or b.get("live"), b.get("writer"))
     return a is b
 
 
