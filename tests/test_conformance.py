@@ -1,7 +1,7 @@
 """langgraph-checkpoint-conformance against every saver set-up the docs recommend, plus handle-ref round trips.
 
 The conformance suite drives a saver through its async API. Sync-only savers (``SqliteSaver``,
-``sqlite_checkpointer``, ``PostgresSaver``) run it through :class:`SyncAsAsync`, which calls their
+``PostgresSaver``) run it through :class:`SyncAsAsync`, which calls their
 sync methods in a worker thread, so the sync code path is what is tested. PostgreSQL runs on a
 throwaway cluster (tests/pgcluster.py) and is skipped, with the reason, where it cannot start.
 """
@@ -26,7 +26,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 import pgcluster
-from latent_graph.persist import HandleStore, MemoryBlobStore, memory_checkpointer, sqlite_checkpointer
+from latent_graph.persist import HandleStore, MemoryBlobStore
 
 HERE = Path(__file__).parent
 
@@ -72,20 +72,11 @@ def _setups(pg: str | None) -> dict[str, Any]:
     async def memory():
         yield InMemorySaver()
 
-    async def project_memory():
-        yield memory_checkpointer()
-
     async def sqlite_sync():
         with tempfile.TemporaryDirectory() as d:
             conn = sqlite3.connect(str(Path(d) / "c.db"), check_same_thread=False)
             yield SyncAsAsync(SqliteSaver(conn))
             conn.close()
-
-    async def project_sqlite():
-        with tempfile.TemporaryDirectory() as d:
-            saver = sqlite_checkpointer(Path(d) / "c.db")
-            yield SyncAsAsync(saver)
-            saver.conn.close()
 
     async def sqlite_async():
         with tempfile.TemporaryDirectory() as d:
@@ -108,8 +99,7 @@ def _setups(pg: str | None) -> dict[str, Any]:
             yield saver
             await asyncio.to_thread(_truncate_pg_url, pg)
 
-    out = {"InMemorySaver": memory, "memory_checkpointer": project_memory, "SqliteSaver": sqlite_sync,
-           "sqlite_checkpointer": project_sqlite, "AsyncSqliteSaver": sqlite_async}
+    out = {"InMemorySaver": memory, "SqliteSaver": sqlite_sync, "AsyncSqliteSaver": sqlite_async}
     if pg is not None:
         out.update({"PostgresSaver": postgres_sync, "AsyncPostgresSaver": postgres_async})
     return out
@@ -135,8 +125,7 @@ def _report(name: str, factory: Any) -> dict[str, Any]:
             "passed": sum(r.tests_passed for r in report.results.values())}
 
 
-@pytest.mark.parametrize("name", ["InMemorySaver", "memory_checkpointer", "SqliteSaver", "sqlite_checkpointer",
-                                  "AsyncSqliteSaver"])
+@pytest.mark.parametrize("name", ["InMemorySaver", "SqliteSaver", "AsyncSqliteSaver"])
 def test_conformance(name):
     r = _report(name, _setups(None)[name])
     assert r["failures"] == {} and r["base"] and r["passed"] >= 58
