@@ -131,34 +131,24 @@ def test_plain_langgraph_savers_store_handles(llama, tmp_path):
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     from latent_graph.graphs import build_sequential
-    from latent_graph.persist import LatentSerializer, latent_checkpointer
+    from latent_graph.persist import HandleStore, MemoryBlobStore, is_ref
 
     cfg = {"configurable": {"thread_id": "t"}}
+    store = HandleStore(MemoryBlobStore())
     saver = InMemorySaver()
-    out = build_sequential(llama, checkpointer=saver, **FAST).invoke({"questions": ["q"]}, cfg)
-    assert out["answers"] and isinstance(saver.serde, LatentSerializer)
+    serde = saver.serde
+    out = build_sequential(llama, checkpointer=saver, handle_store=store, **FAST).invoke({"questions": ["q"]}, cfg)
+    assert out["answers"] and saver.serde is serde  # the saver as given, its serializer untouched
     sq = SqliteSaver(sqlite3.connect(str(tmp_path / "c.db"), check_same_thread=False))
-    assert build_sequential(llama, checkpointer=sq, **FAST).invoke({"questions": ["q"]}, cfg)["answers"]
-    # a hand-built graph: one call makes the saver handle-aware
+    assert build_sequential(llama, checkpointer=sq, handle_store=store, **FAST).invoke({"questions": ["q"]}, cfg)["answers"]
+    # a hand-built graph compiles with the same stock saver: its nodes put references in state
     builder = StateGraph(LatentState)
-    add_agent(builder, LatentAgentNode(model=llama, name="a", instruction="Think.", steps=1))
+    add_agent(builder, LatentAgentNode(model=llama, name="a", instruction="Think.", steps=1, handle_store=store))
     builder.add_edge(START, "a")
-    graph = builder.compile(checkpointer=latent_checkpointer(InMemorySaver()))
+    graph = builder.compile(checkpointer=InMemorySaver())
     assert graph.invoke({"questions": ["q"]}, cfg)["trace"]
-    from latent_graph.persist import default_handle_store
-
-    assert default_handle_store().load(graph.get_state(cfg).values["handle"]).seq_len > 0
-
-
-def test_unknown_saver_gets_a_named_error():
-    from latent_graph import CheckpointSerializerError
-    from latent_graph.persist import latent_checkpointer
-
-    class OtherSaver:
-        serde = object()
-
-    with pytest.raises(CheckpointSerializerError, match="memory_checkpointer"):
-        latent_checkpointer(OtherSaver())
+    ref = graph.get_state(cfg).values["handle"]
+    assert is_ref(ref) and HandleStore(store.blobs).load(ref, llama).seq_len > 0
 
 
 # ------------------------------------------------------------------ item 3: reused thread_id
@@ -170,10 +160,11 @@ def _planner_kv(outs, n_runs):
 
 
 def test_reused_thread_starts_a_fresh_cache_by_default(llama):
-    from latent_graph.persist import memory_checkpointer
+    from langgraph.checkpoint.memory import InMemorySaver
+
     from latent_graph.graphs import build_sequential
 
-    g = build_sequential(llama, checkpointer=memory_checkpointer(), **FAST)
+    g = build_sequential(llama, checkpointer=InMemorySaver(), **FAST)
     cfg = {"configurable": {"thread_id": "same"}}
     outs = [g.invoke({"questions": ["What is 12 times 7?"]}, cfg) for _ in range(3)]
     kv = _planner_kv(outs, 3)
@@ -181,11 +172,12 @@ def test_reused_thread_starts_a_fresh_cache_by_default(llama):
 
 
 def test_thread_continues_as_a_bounded_conversation(tiny_factory):
-    from latent_graph.persist import memory_checkpointer
+    from langgraph.checkpoint.memory import InMemorySaver
+
     from latent_graph.graphs import build_sequential
 
     model = tiny_factory("llama", ctx=500)
-    g = build_sequential(model, agents={"planner": "Plan."}, checkpointer=memory_checkpointer(), **FAST)
+    g = build_sequential(model, agents={"planner": "Plan."}, checkpointer=InMemorySaver(), **FAST)
     q = {"questions": ["What is 12 times 7? Answer with the number."]}
     turn = g.invoke(q, {"configurable": {"thread_id": "probe"}})["trace"][-1]["kv_len"]  # columns of one turn
     window = turn + turn // 2

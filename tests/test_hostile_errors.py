@@ -19,7 +19,7 @@ from latent_graph.adapters.errors import CheckpointError
 from latent_graph.engine import embedded, paths, realign
 from latent_graph.errors import CacheDirError, CheckpointFileError, InvalidArgumentError, TooManyQuestionsError
 from latent_graph.graphs import build_sequential
-from latent_graph.persist import sqlite_checkpointer
+from latent_graph.serve.worker import open_checkpoints
 
 
 # ------------------------------------------------------------ questions per invocation
@@ -126,21 +126,22 @@ def test_untampered_optimizer_file_still_loads(tmp_path):
     assert torch.equal(fresh_opt.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
 
 
-# ------------------------------------------------------------ SQLite checkpoint file
+# ------------------------------------------------------------ SQLite checkpoint file (serve's)
 def test_garbage_sqlite_file_is_a_named_error(tmp_path):
     bad = tmp_path / "ckpt.sqlite"
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(CheckpointFileError, match="damaged"):
-        sqlite_checkpointer(bad)
+        open_checkpoints(bad)
 
 
 def test_damaged_sqlite_checkpoint_is_a_named_error(tmp_path):
     path = tmp_path / "ckpt.sqlite"
-    saver = sqlite_checkpointer(path)
-    graph = build_sequential(make_model("llama"), steps=1, max_new_tokens=2, checkpointer=saver)
+    saver, handles = open_checkpoints(path)
+    graph = build_sequential(make_model("llama"), steps=1, max_new_tokens=2, checkpointer=saver, handle_store=handles)
     config = {"configurable": {"thread_id": "t"}}
     graph.invoke({"questions": ["What is 2+2?"]}, config)
     saver.conn.close()
+    handles.blobs.close()
     data = bytearray(path.read_bytes())
     page = 4096
     for start in range(page, len(data), page):  # every page after the header: btree pages become garbage
@@ -148,8 +149,7 @@ def test_damaged_sqlite_checkpoint_is_a_named_error(tmp_path):
     path.write_bytes(bytes(data))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(CheckpointFileError):
-            saver = sqlite_checkpointer(path)
-            build_sequential(make_model("llama"), steps=1, checkpointer=saver).get_state(config)
-    with pytest.raises(sqlite3.DatabaseError):  # what the old code let through
+        with pytest.raises(CheckpointFileError, match="damaged"):  # named when the file is opened
+            open_checkpoints(path)
+    with pytest.raises(sqlite3.DatabaseError):  # what a stock saver on this file would raise later
         sqlite3.connect(str(path)).execute("select count(*) from checkpoints").fetchone()

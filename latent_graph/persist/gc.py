@@ -125,14 +125,24 @@ def delete_thread(saver: Any, thread_id: str, blobs: Any, *, others: Iterable[An
 
 
 def checkpoint_nbytes(saver: Any) -> int:
-    """Bytes of every checkpoint of ``saver`` (its metadata and pending writes included), each serialized with the
-    saver's own serializer, read through its public ``list``: what a thread costs besides its blobs.
+    """Bytes of the checkpoints of ``saver`` (metadata and pending writes included), each part serialized with the
+    saver's own serializer, read through its public ``list``: what its threads cost besides their blobs.
 
-    A checkpoint counts all its channel values, so a value unchanged across checkpoints counts once per
-    checkpoint (a saver may store it once per version).
+    A channel value counts once per version, as LangGraph's savers store it (an unchanged value is not
+    stored again by the next checkpoint).
     """
+    dumps = saver.serde.dumps_typed
+    seen: set[tuple[Any, ...]] = set()
     total = 0
     for tup in saver.list(None):
-        total += len(saver.serde.dumps_typed(tup.checkpoint)[1]) + len(saver.serde.dumps_typed(tup.metadata)[1])
-        total += sum(len(saver.serde.dumps_typed(w[2])[1]) for w in tup.pending_writes or [])
+        conf = tup.config["configurable"]
+        versions = tup.checkpoint.get("channel_versions") or {}
+        for channel, value in (tup.checkpoint.get("channel_values") or {}).items():
+            key = (conf.get("thread_id"), conf.get("checkpoint_ns", ""), channel, versions.get(channel))
+            if key not in seen:
+                seen.add(key)
+                total += len(dumps(value)[1])
+        rest = {k: v for k, v in tup.checkpoint.items() if k != "channel_values"}
+        total += len(dumps(rest)[1]) + len(dumps(tup.metadata)[1])
+        total += sum(len(dumps(w[2])[1]) for w in tup.pending_writes or [])
     return total
