@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -13,7 +14,7 @@ from latent_graph.engine import KVPolicy, compress, kept_total, observing
 from latent_graph.engine import attention_probe
 from latent_graph.graphs import build_compact, build_hierarchical, build_sequential
 from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent
-from latent_graph.persist.handle_format import handle_from_bytes, handle_to_bytes
+from latent_graph.persist import handle_from_chunks, handle_to_chunks
 from latent_graph.state import LatentState
 from langgraph.graph import END, START, StateGraph
 
@@ -165,9 +166,11 @@ def test_budget_caps_columns_and_dropped_survives_a_checkpoint(llama):
     h = llama.think(None, QS, 2)
     c = compress(llama, h, KVPolicy(budget=20))
     assert int(c.attention_mask.sum(dim=1).max()) <= 20
-    back = handle_from_bytes(handle_to_bytes(c))
+    split = handle_to_chunks(c)
+    back = handle_from_chunks(split.manifest, split.chunks.get)
     assert back.segments == c.segments and any(s.dropped for s in back.segments)
-    assert handle_to_bytes(h) == handle_to_bytes(h)  # nothing dropped: the format is unchanged (4-field segments)
+    plain = json.loads(handle_to_chunks(h).manifest)["body"]["header"]["segments"]
+    assert all(len(seg) == 4 for seg in plain)  # nothing dropped: the format is unchanged (4-field segments)
 
 
 @pytest.mark.parametrize("builder", [build_sequential, build_compact, build_hierarchical])

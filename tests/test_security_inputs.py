@@ -18,7 +18,7 @@ from latent_graph.adapters.modules import build_adapter
 from latent_graph.adapters.trained_realigner import AdapterRealigner
 from latent_graph.bench.errors import ResumeError
 from latent_graph.errors import HandleFormatError, InvalidArgumentError, LatentGraphError, NonFiniteLatentError
-from latent_graph.persist import handle_from_bytes, handle_to_bytes
+from latent_graph.persist import handle_from_chunks, handle_to_chunks
 
 BOMB = "[" * 200_000 + "]" * 200_000
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -99,23 +99,28 @@ def test_json_nesting_bombs_raise_named_errors(tmp_path):
 
 # ------------------------------------------------------------ fuzzing
 @pytest.fixture(scope="module")
-def blob(llama) -> bytes:
-    return handle_to_bytes(llama.think(None, "Hi there", steps=2))
+def split(llama):
+    return handle_to_chunks(llama.think(None, "Hi there", steps=2))
 
 
 @FUZZ
 @given(data=st.data())
-def test_fuzz_handle_bytes(blob, data):
-    raw = bytearray(blob)
+def test_fuzz_handle_chunks(split, data):
+    """Random byte edits (and truncation) of the manifest or one chunk: a named error, or the same handle."""
+    keys = sorted(split.chunks)
+    target = data.draw(st.sampled_from(["manifest", *keys]))
+    raw = bytearray(split.manifest.encode() if target == "manifest" else split.chunks[target])
     for _ in range(data.draw(st.integers(1, 4))):
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     if data.draw(st.booleans()):
         raw = raw[: data.draw(st.integers(0, len(raw)))]
+    manifest = bytes(raw) if target == "manifest" else split.manifest
+    chunks = split.chunks if target == "manifest" else {**split.chunks, target: bytes(raw)}
     try:
-        h = handle_from_bytes(bytes(raw))
+        h = handle_from_chunks(manifest, chunks.get)
     except HandleFormatError:
         return
-    same = handle_from_bytes(blob)  # only a change that alters nothing may load (JSON whitespace...)
+    same = handle_from_chunks(split.manifest, split.chunks.get)  # only a change that alters nothing may load
     assert h.segments == same.segments and all(torch.equal(a, b) for a, b in zip(h.keys, same.keys))
 
 

@@ -10,8 +10,7 @@ import torch
 
 from latent_graph.engine.handle import Segment
 from latent_graph.errors import HandleFormatError
-from latent_graph.persist import handle_from_bytes, handle_to_bytes
-from latent_graph.persist.handle_format import canonical_json, _digest
+from latent_graph.persist import handle_from_chunks, handle_to_chunks
 
 
 @pytest.fixture(scope="module")
@@ -20,38 +19,20 @@ def handle(llama):
     return llama.think(h, "Check it.", steps=3, agent="critic")
 
 
-def _edit_segment_end(blob: bytes) -> bytes:
-    """One byte of the JSON header: the end column of the first segment, +1 (same length)."""
-    m = re.search(rb'planner\\",\\"prompt\\",0,(\d+)\]', blob)
+def _edit_segment_end(manifest: str) -> str:
+    """One character of the manifest: the end column of the first segment, +1 (same length)."""
+    m = re.search(r'"planner","prompt",0,(\d+)\]', manifest)
     assert m is not None
     i = m.end(1) - 1
-    return blob[:i] + bytes([ord("0") + (blob[i] - ord("0") + 1) % 10]) + blob[i + 1 :]
+    return manifest[:i] + str((int(manifest[i]) + 1) % 10) + manifest[i + 1 :]
 
 
 def test_one_byte_header_edit_is_caught(handle):
-    blob = handle_to_bytes(handle)
-    bad = _edit_segment_end(blob)
-    assert len(bad) == len(blob) and bad != blob
+    split = handle_to_chunks(handle)
+    bad = _edit_segment_end(split.manifest)
+    assert len(bad) == len(split.manifest) and bad != split.manifest
     with pytest.raises(HandleFormatError, match="checksum|inconsistent"):
-        handle_from_bytes(bad)
-
-
-def test_old_version_blobs_still_load(handle):
-    """Version-1 blobs (tensor-only checksum) written before the header was signed still read."""
-    from latent_graph.persist.handle_format import FORMAT, handle_header, save_bytes
-
-    blob = handle_to_bytes(handle)
-    back = handle_from_bytes(blob)
-    tensors = {"attention_mask": back.attention_mask, "position_ids": back.position_ids}
-    for i, (k, v) in enumerate(zip(back.keys, back.values)):
-        tensors[f"k.{i}"], tensors[f"v.{i}"] = k, v
-    tensors.update({f"latent.{i}": x for i, x in enumerate(back.latents)})
-    tensors.update({f"hidden.{i}": x for i, x in enumerate(back.hiddens)})
-    tensors["last_hidden"] = back.last_hidden
-    v1 = save_bytes(tensors, {"format": FORMAT, "version": 1, "header": handle_header(back), "sha256": _digest(tensors)})
-    again = handle_from_bytes(v1)
-    assert again.segments == handle.segments and torch.equal(again.keys[0], handle.keys[0])
-    assert canonical_json(handle_header(again)) == canonical_json(handle_header(handle))
+        handle_from_chunks(bad, split.chunks.get)
 
 
 def _bad_handles(h):
@@ -69,11 +50,11 @@ def _bad_handles(h):
 
 
 def test_resigned_inconsistent_handles_are_refused(handle):
-    """Blobs with a valid checksum (written by handle_to_bytes) but inconsistent contents."""
+    """Chunks and manifest with valid checksums (written by handle_to_chunks) but inconsistent contents."""
     for name, bad in _bad_handles(handle):
-        blob = handle_to_bytes(bad)
+        split = handle_to_chunks(bad)
         with pytest.raises(HandleFormatError, match="inconsistent"):
-            handle_from_bytes(blob)
+            handle_from_chunks(split.manifest, split.chunks.get)
         print("refused:", name)
 
 
