@@ -31,7 +31,7 @@ QUESTIONS = ["What is 15 percent of 80?", "A train travels 60 km in 1.5 hours. W
 
 
 def saver_bytes(saver) -> int:
-    """Payload bytes the saver itself stores (its serde's chunk store holds no handles here)."""
+    """Bytes of the saver's checkpoints, read through its public ``list`` (each channel version once)."""
     return checkpoint_nbytes(saver)
 
 

@@ -15,7 +15,7 @@ condition: accuracy with a Wilson 95% interval, generated tokens per question (a
 per question, bytes crossing each edge per question (UTF-8 message bytes for a text edge; the
 handle's KV + latents + masks for a latent edge), the judger's seconds and cache columns per
 question, and (kv table) the bytes of the handle entering the judger as saved in a checkpoint
-(``handle_to_bytes``). The 1-minute load average is printed beside every timing.
+(its chunks and manifest, ``handle_to_chunks``). The 1-minute load average is printed beside every timing.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ from latent_graph.bench.metrics import wilson_interval
 from latent_graph.bench.relay_suite import FAMILIES, agent_context_state, relay_suite
 from latent_graph.graphs import build_compact, build_sequential, build_single
 from latent_graph.graphs.roles import SEQUENTIAL
-from latent_graph.persist import default_handle_store, is_ref
-from latent_graph.persist.handle_format import handle_to_bytes
+from latent_graph.persist import default_handle_store, handle_to_chunks, is_ref
 
 TABLES: dict[str, list[dict[str, Any]]] = {
     "fair": [{"method": "latent-seq", "layout": "compact", "steps": 8, "kv_keep": 1.0},
@@ -114,7 +113,8 @@ def measure(cond: dict[str, Any], graph: Any, task: Any, batch_size: int, checkp
                 if "answers" in upd:
                     out = upd["answers"]
         if checkpoint and last_handle is not None:  # graph state holds a reference: the default store has the tensors
-            ckpt += len(handle_to_bytes(default_handle_store().load(last_handle) if is_ref(last_handle) else last_handle))
+            split = handle_to_chunks(default_handle_store().load(last_handle) if is_ref(last_handle) else last_handle)
+            ckpt += len(split.manifest) + sum(len(c) for c in split.chunks.values())
         answers += [str(a) for a in out]
         hits += [task.score(e, a).correct for e, a in zip(batch, out)]
     wall = time.perf_counter() - t0

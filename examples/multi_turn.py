@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from langgraph.checkpoint.memory import InMemorySaver
+
 from latent_graph import LocalLatentModel
 from latent_graph.graphs import build_sequential
-from latent_graph.persist import memory_checkpointer
+from latent_graph.persist import HandleStore, MemoryBlobStore
 from latent_graph.present.draw import to_ascii
 
 TURNS = ["Alice has 3 apples.", "She buys 5 more. How many now?", "She eats 2. How many are left?"]
@@ -23,8 +25,10 @@ TURNS = ["Alice has 3 apples.", "She buys 5 more. How many now?", "She eats 2. H
 def main(model: LocalLatentModel | None = None, steps: int = 4, max_new_tokens: int = 64) -> dict[str, Any]:
     """Ask three questions in one thread; print each turn's answer and cache length."""
     model = model or LocalLatentModel.default()
+    # any LangGraph saver stores the thread (its state holds handle references); the tensors go to the blob store
     graph = build_sequential(model, agents={"planner": "You are the Planner. Think about the question."},
-                             checkpointer=memory_checkpointer(), steps=steps, max_new_tokens=max_new_tokens)
+                             checkpointer=InMemorySaver(), handle_store=HandleStore(MemoryBlobStore()),
+                             steps=steps, max_new_tokens=max_new_tokens)
     print(to_ascii(graph))
     config = {"configurable": {"thread_id": "alice", "latent_thread": "continue",
                                "latent_window": model.max_context // 2}}

@@ -16,10 +16,12 @@ from conftest import make_model  # noqa: E402
 
 import latent_graph  # noqa: E402
 from latent_graph.graphs import build_sequential  # noqa: E402
-from latent_graph.persist import checkpoint_nbytes, memory_checkpointer  # noqa: E402
+from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
+from latent_graph.persist import HandleStore, MemoryBlobStore, checkpoint_nbytes  # noqa: E402
 
-saver = memory_checkpointer()
-graph = build_sequential(make_model("llama"), steps=1, max_new_tokens=2, checkpointer=saver)
+saver = InMemorySaver()
+graph = build_sequential(make_model("llama"), steps=1, max_new_tokens=2, checkpointer=saver,
+                         handle_store=HandleStore(MemoryBlobStore()))
 config = {"configurable": {"thread_id": "reused"}}
 sizes = []
 for _ in range(30):
