@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from latent_graph.engine import LatentHandle
 from latent_graph.errors import BlobMissingError, HandleFormatError, HandleRefError
@@ -97,7 +97,7 @@ class HandleStore:
             hit = self._read(ref, digest)
             with self._lock:
                 self.loads += 1
-                self._refs[hit] = {**ref}  # type: ignore[assignment]
+                self._refs[hit] = cast(HandleRef, dict(ref))
             self.hot.keep(digest, hit)
         return placed(hit, model, device)
 
