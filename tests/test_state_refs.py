@@ -118,6 +118,14 @@ def test_shapes_and_context_are_checked_before_any_read(llama, tiny_factory):
     assert blobs.gets == 0  # refused before any blob was read
 
 
+def test_every_model_reports_the_cache_shape_its_handles_have(any_model):
+    """Persist checks references against ``fingerprint.kv_shape``: the engine's reading of its own config."""
+    k = any_model.think(None, "q", 1).keys[0]
+    assert any_model.fingerprint.kv_shape == (any_model.hf_model.config.num_hidden_layers, k.shape[1], k.shape[3])
+    ref = HandleStore(MemoryBlobStore()).save(any_model.think(None, "q", 1))
+    assert any_model.fingerprint.kv_shape == (ref["layers"], ref["kv_heads"], ref["head_dim"])
+
+
 def test_reference_cannot_name_a_path_outside_its_store(llama, tmp_path):
     store = HandleStore(FolderBlobStore(tmp_path / "f"))
     ref = store.save(llama.think(None, "q", 1))

@@ -15,7 +15,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 import pgcluster
 from latent_graph.graphs import build_compact, build_hierarchical, build_sequential
-from latent_graph.persist import HandleStore, MemoryBlobStore, is_ref
+from latent_graph.persist import HandleStore, MemoryBlobStore, acollect_blobs, is_ref
 
 Q = {"questions": ["What is 12 times 7?", "Alice has 3 apples and buys 5 more. How many apples?"]}
 OPTS = dict(steps=2, max_new_tokens=6)
@@ -95,10 +95,18 @@ def _check(result: dict[str, Any], expected: list[str]) -> None:
 @pytest.mark.parametrize("name", list(BUILDERS))
 def test_async_sqlite_saver_stores_resumes_and_time_travels(llama, reference, tmp_path, name):
     async def main() -> dict[str, Any]:
+        blobs = MemoryBlobStore()
         async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "c.db")) as saver:
-            return await store_resume_travel(llama, name, saver, MemoryBlobStore(), aio=True)
+            result = await store_resume_travel(llama, name, saver, blobs, aio=True)
+            n = len(blobs.keys())
+            result["kept"] = await acollect_blobs(blobs, [saver], grace=0)  # every blob is referenced
+            await saver.adelete_thread(f"{name}-aio")
+            result["collected"] = (await acollect_blobs(blobs, [saver], grace=0), n, len(blobs.keys()))
+            return result
 
-    _check(asyncio.run(main()), reference[name])
+    result = asyncio.run(main())
+    _check(result, reference[name])
+    assert result["kept"] == 0 and result["collected"] == (result["collected"][1], result["collected"][1], 0)
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
