@@ -26,7 +26,6 @@ from latent_graph.errors import (
     ModelMismatchError,
     NonFiniteLatentError,
     QuantizationUnavailableError,
-    StaleHandleError,
 )
 from latent_graph.engine import (
     DecodeOptions,
@@ -72,7 +71,6 @@ __all__ = [
     "Realigner",
     "RidgeRealigner",
     "Segment",
-    "StaleHandleError",
     "StepInfo",
     "TokenChunk",
 ]

@@ -270,7 +270,7 @@ def test_latent_edge_into_a_foreign_chat_model_becomes_text(llama):
     from langchain_core.language_models import FakeListChatModel
 
     from latent_graph.nodes import TextAgentNode
-    from latent_graph.state import edge_kinds_of
+    from latent_graph.present.edges import edge_kinds_of
     from latent_graph.present.draw import to_mermaid
 
     foreign = FakeListChatModel(responses=["the foreign reply"] * 4)

@@ -36,8 +36,8 @@ def _same(a, b) -> bool:
 
 def test_kv_keep_one_is_bit_identical(llama):
     """kv_keep=1.0 (the default) keeps today's behaviour exactly: same answers, same final cache."""
-    plain = build_sequential(llama, expose_handle=True, **FAST).invoke({"questions": QS})
-    kept = build_sequential(llama, expose_handle=True, kv_keep=1.0, **FAST).invoke({"questions": QS})
+    plain = build_sequential(llama, **FAST).invoke({"questions": QS})
+    kept = build_sequential(llama, kv_keep=1.0, **FAST).invoke({"questions": QS})
     assert plain["answers"] == kept["answers"]
     assert _same(plain["handle"], kept["handle"])
     assert "kv_kept" not in kept["trace"][0]
@@ -204,7 +204,7 @@ def test_message_tokens_is_the_text_agents_budget(llama):
 
 def test_cache_budget_bounds_a_ten_agent_chain(llama):
     agents = {f"a{i}": "Think about it." for i in range(10)}
-    out = build_sequential(llama, agents=agents, cache_budget=60, expose_handle=True, **FAST).invoke({"questions": QS})
+    out = build_sequential(llama, agents=agents, cache_budget=60, **FAST).invoke({"questions": QS})
     assert len(out["answers"]) == len(QS)
     judger = out["trace"][-1]
     own = [p + g for p, g in zip(judger["prompt_tokens"], judger["generated_tokens"])]

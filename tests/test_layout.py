@@ -131,7 +131,7 @@ def test_card_layout_names_and_no_training_code_on_import() -> None:
 def test_nodes_type_against_the_declared_model_protocol(llama) -> None:
     from latent_graph.engine import LatentModel
     from latent_graph.nodes import LatentAgentNode
-    from latent_graph.nodes.models import engine_of
+    from latent_graph.nodes.model_kind import engine_of
 
     assert isinstance(llama, LatentModel)
     assert engine_of(llama) is llama and LatentAgentNode(model=llama, name="a", instruction="x").model is llama

@@ -41,7 +41,8 @@ from latent_graph.graphs.registry import FACTORY_OPTIONS
 from latent_graph.nodes import StandInModel
 from latent_graph.persist import HandleStore
 from latent_graph.present.console import execute, print_answers
-from latent_graph.state.edges import answer_nodes, parse_edge_spec
+from latent_graph.present.edges import answer_nodes
+from latent_graph.state.edges import parse_edge_spec
 
 COMMAND_GROUPS: dict[str, tuple[str, str]] = {
     "bench": ("latent_graph.cli.bench", "run a benchmark (GSM8K, ARC, code, relay) and write a report"),

@@ -18,7 +18,7 @@ from langchain_core.runnables import RunnableConfig
 from latent_graph.engine import DecodeOptions, Decoded, LatentHandle, LatentModel
 from latent_graph.errors import ModelMismatchError
 from latent_graph.nodes.base import AgentNode, compose_prompt
-from latent_graph.nodes.models import model_name
+from latent_graph.nodes.model_kind import model_name
 from latent_graph.state.schema import Message, new_message, questions_of
 from latent_graph.nodes.streaming import ChatRun
 from latent_graph.state.threads import thread_mode
