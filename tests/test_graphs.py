@@ -8,7 +8,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langgraph.graph import END, START, StateGraph
 
-from latent_graph import InvalidArgumentError, LatentHandle, ModelMismatchError
+from latent_graph import DecodeOptions, InvalidArgumentError, LatentHandle, ModelMismatchError
 from latent_graph.graphs import build_compact, build_hierarchical, build_sequential, build_single
 from latent_graph.persist import default_handle_store, is_ref
 from latent_graph.graphs import roles
@@ -86,7 +86,7 @@ def test_hierarchical_judger_sees_every_branch(llama):
     branches = {}
     for n, node in experts.items():
         branches.update(node(state)["branches"])
-    judge = JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=2)
+    judge = JudgerNode(model=llama, name="judger", instruction="Answer.", decoding=DecodeOptions(max_new_tokens=2))
     merged = judge.incoming({**state, "branches": branches})
     agents = {s.agent for s in merged.segments}
     assert agents == set(roles.EXPERTS)
@@ -129,7 +129,8 @@ def test_state_handle_is_never_mutated(llama):
     b = StateGraph(LatentState)
     b.add_node("planner", spy)
     b.add_node("critic", LatentAgentNode(model=llama, name="critic", instruction=roles.CRITIC, steps=3))
-    b.add_node("judger", JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=3))
+    b.add_node("judger", JudgerNode(model=llama, name="judger", instruction="Answer.",
+                                    decoding=DecodeOptions(max_new_tokens=3)))
     b.add_edge(START, "planner")
     b.add_edge("planner", "critic")
     b.add_edge("critic", "judger")
@@ -171,7 +172,7 @@ def test_nodes_work_outside_a_graph_run(llama):
     node = LatentAgentNode(model=llama, name="planner", instruction=roles.PLANNER, steps=2)
     out = node({"questions": ["q"]})
     assert load(out["handle"]).latent_steps == 2 and len(out["trace"][0]["steps"]) == 2
-    text = TextAgentNode(model=llama, name="critic", instruction=roles.CRITIC, max_new_tokens=3)
+    text = TextAgentNode(model=llama, name="critic", instruction=roles.CRITIC, decoding=DecodeOptions(max_new_tokens=3))
     t = text({"questions": ["q"], "handle": out["handle"]})
     assert t["handle"] is None and t["inbox"][0]["agent"] == "critic"
 
@@ -182,7 +183,8 @@ def test_text_agent_with_any_langchain_chat_model(llama, tiny_factory):
     fake = FakeListChatModel(responses=["Step 1: multiply.", "Step 1: add."])
     b = StateGraph(LatentState)
     b.add_node("planner", TextAgentNode(model=fake, name="planner", instruction=roles.PLANNER))
-    b.add_node("judger", JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=3))
+    b.add_node("judger", JudgerNode(model=llama, name="judger", instruction="Answer.",
+                                    decoding=DecodeOptions(max_new_tokens=3)))
     b.add_edge(START, "planner")
     b.add_edge("planner", "judger")
     b.add_edge("judger", END)
@@ -276,8 +278,10 @@ def test_model_is_a_runnable_and_a_chat_model(llama):
 def test_judger_keeps_the_decoded_handle_when_asked(llama):
     h = llama.think(None, "Plan.", steps=1, agent="planner")
     state = {"questions": ["What is 2+2?"], "handle": h}
-    kept = JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=3, keep_handle=True)(state)
-    plain = JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=3)(state)
+    kept = JudgerNode(model=llama, name="judger", instruction="Answer.",
+                      decoding=DecodeOptions(max_new_tokens=3), keep_handle=True)(state)
+    plain = JudgerNode(model=llama, name="judger", instruction="Answer.",
+                       decoding=DecodeOptions(max_new_tokens=3))(state)
     assert "handle" not in plain and kept["answers"] == plain["answers"]
     out = load(kept["handle"])
     assert out.seq_len == kept["trace"][0]["kv_len"] > h.seq_len and out.segments[-1].agent == "judger"

@@ -8,7 +8,7 @@ import pytest
 import torch
 from langgraph.checkpoint.memory import InMemorySaver
 
-from latent_graph import InvalidArgumentError
+from latent_graph import DecodeOptions, InvalidArgumentError
 from latent_graph.engine import KVPolicy, compress, kept_total, observing
 from latent_graph.engine import attention_probe
 from latent_graph.graphs import build_compact, build_hierarchical, build_sequential
@@ -181,7 +181,8 @@ def test_prebuilt_graphs_compress_every_latent_edge(llama, builder):
 def test_hand_built_node_takes_kv_fields(llama):
     g = StateGraph(LatentState)
     add_agent(g, LatentAgentNode(model=llama, name="a", instruction="Think.", steps=2, kv_keep=0.5, kv_budget=30))
-    add_agent(g, JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=3))
+    add_agent(g, JudgerNode(model=llama, name="judger", instruction="Answer.",
+                            decoding=DecodeOptions(max_new_tokens=3)))
     g.add_edge(START, "a"), g.add_edge("a", "judger"), g.add_edge("judger", END)
     out = g.compile().invoke({"questions": QS})
     rec = out["trace"][0]

@@ -128,10 +128,10 @@ class GraphOptions:
         """Settings of a latent sender node: steps and its compressed edge."""
         return dict(steps=self.steps, kv_keep=self.kv_keep, kv_budget=self.kv_budget)
 
-    def decoding(self, budget: int | None = None) -> dict[str, Any]:
+    def decoding(self, budget: int | None = None) -> DecodeOptions:
         """Decoding options of the judger (``budget`` None) or of a text agent (``budget=self.message_tokens``)."""
         tokens = self.max_new_tokens if budget is None else budget
-        return DecodeOptions(tokens, self.temperature, self.top_p, self.seed).as_dict()
+        return DecodeOptions(tokens, self.temperature, self.top_p, self.seed)
 
 
 OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in fields(GraphOptions))
@@ -192,7 +192,7 @@ class Team:
                                       cache_budget=self.opts.cache_budget)
         kind: EdgeKind = self.kinds[name]
         node = (LatentAgentNode(**self.opts.latent(), **common) if kind == "latent"
-                else TextAgentNode(**common, **self.opts.decoding(self.opts.message_tokens)))
+                else TextAgentNode(**common, decoding=self.opts.decoding(self.opts.message_tokens)))
         add_agent(self.state_graph, node)
 
     def add_judger(self, name: str, instruction: str, sees_context: bool) -> None:
@@ -201,7 +201,7 @@ class Team:
                                            sees_context=sees_context, memory=self.opts.memory,
                                            max_questions=self.opts.max_questions,
                                            handle_store=self.handle_store, cache_budget=self.opts.cache_budget,
-                                           **self.opts.decoding()))
+                                           decoding=self.opts.decoding()))
 
     def compile(self, name: str) -> CompiledStateGraph:
         """Compile; a plain InMemorySaver/SqliteSaver gets the latent serializer (:func:`latent_checkpointer`)."""
