@@ -13,6 +13,7 @@ Examples::
 
     latent-graph run "What is 12 times 7?"
     latent-graph run --graph hierarchical --edges text --steps 4 "Why is the sky blue?"
+    latent-graph run --realign soft:k=8,t=0.5 --kv-keep 0.5 "What is 3+5?"
     latent-graph run --edges latent,text,latent --inspect 5 --report run.html "What is 3+5?"
     latent-graph run --file questions.txt --save-trace run.json --quiet
     latent-graph report run.json -o run.html
