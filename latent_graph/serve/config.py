@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latent_graph.engine.prefix import DEFAULT_MAX_BYTES as DEFAULT_PREFIX_BYTES
-from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, LocalLatentModel, check_quantization, load_model
+from latent_graph.engine import LocalLatentModel, check_quantization, load_model
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphOptions
 from latent_graph.state.schema import MAX_QUESTIONS
@@ -71,8 +71,8 @@ class ServeConfig:
     prefix_cache_bytes: int = DEFAULT_PREFIX_BYTES
     graphs: tuple[str, ...] = SERVABLE_GRAPHS
     default_graph: str = ""
-    steps: int = DEFAULT_STEPS
-    max_new_tokens: int = DecodeOptions().max_new_tokens
+    steps: int = GraphOptions.steps
+    max_new_tokens: int = GraphOptions.max_new_tokens
     task: str = GraphOptions.task
     max_steps: int = 64
     max_tokens_limit: int = 1024
