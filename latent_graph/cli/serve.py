@@ -67,7 +67,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     add_model_args(p)  # --device defaults to cuda when --num-gpus > 0 (ServeConfig.load_model)
     p.add_argument("--model-factory", default=None, metavar="MODULE:ATTR",
                    help="zero-argument function returning a LocalLatentModel (instead of --model)")
-    p.add_argument("--graphs", default=",".join(GRAPHS), help=f"graph names clients may use (default all)")
+    p.add_argument("--graphs", default=",".join(GRAPHS), help="graph names clients may use (default all)")
     p.add_argument("--default-graph", default="",
                    help=f"graph of requests that name none (default {DEFAULT_GRAPH}, the CLI's, when served)")
     p.add_argument("--steps", type=int, default=GraphOptions.steps, help="default latent steps per agent (requests may override)")

@@ -14,7 +14,6 @@ from __future__ import annotations
 from langgraph.graph.state import CompiledStateGraph
 
 from collections.abc import Sequence
-from typing import Any
 
 from langgraph.graph import END, START
 from typing_extensions import Unpack
