@@ -51,8 +51,7 @@ def judger_columns(out: dict[str, Any]) -> float:
 
 
 def chain(model: LocalLatentModel, task: Any, budget: int | None, batch_size: int) -> dict[str, Any]:
-    g = build_compact(model, agents=CHAIN, cache_budget=budget, task="plain", steps=8, max_new_tokens=24,
-                      expose_handle=True)
+    g = build_compact(model, agents=CHAIN, cache_budget=budget, task="plain", steps=8, max_new_tokens=24)
     hits, cols, errors, t0 = [], [], [], time.perf_counter()
     for i in range(0, len(task.examples), batch_size):
         batch = task.examples[i : i + batch_size]
@@ -69,8 +68,7 @@ def chain(model: LocalLatentModel, task: Any, budget: int | None, batch_size: in
 
 
 def thread(model: LocalLatentModel, task: Any, budget: int | None, rows: int, turns: int) -> dict[str, Any]:
-    g = build_compact(model, cache_budget=budget, checkpointer=InMemorySaver(), task="plain", steps=8, max_new_tokens=24,
-                      expose_handle=True)
+    g = build_compact(model, cache_budget=budget, checkpointer=InMemorySaver(), task="plain", steps=8, max_new_tokens=24)
     cfg = {"configurable": {"thread_id": f"budget-{budget}", "latent_thread": "continue"}}
     per_turn, cols, errors, t0 = [], [], [], time.perf_counter()
     for t in range(turns + 1):

@@ -39,7 +39,7 @@ from latent_graph.engine import attention_probe  # noqa: E402
 from latent_graph.engine.chat_format import encode_prompts  # noqa: E402
 from latent_graph.engine.compress import calibrated_heads, key_norm_scores  # noqa: E402
 from latent_graph.graphs.compact import COMPACT_FIRST, COMPACT_LATER  # noqa: E402
-from latent_graph.nodes import QuietAgentNode  # noqa: E402
+from latent_graph.nodes import LatentAgentNode  # noqa: E402
 
 
 def per_head(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float, rows: int) -> Any:
@@ -168,8 +168,8 @@ def main() -> None:
     layers = model.hf_model.config.num_hidden_layers
     attention_probe.route(model.hf_model)
     attention_probe._last_rows_weights = per_head  # record per-head weights (diagnostic only)
-    planner = QuietAgentNode(model=model, name="planner", instruction=COMPACT_FIRST, sees_context=True, restate=True)
-    critic = QuietAgentNode(model=model, name="critic", instruction=COMPACT_LATER, sees_context=False, restate=False)
+    planner = LatentAgentNode(model=model, name="planner", instruction=COMPACT_FIRST, sees_context=True, restate=True)
+    critic = LatentAgentNode(model=model, name="critic", instruction=COMPACT_LATER, sees_context=False, restate=False)
     layers_n, kv_heads = model.hf_model.config.num_hidden_layers, model.hf_model.config.num_key_value_heads
     heads = [f"L{l}h{k}" for l in range(layers_n) for k in range(kv_heads)] if args.search_heads else []
     hows = heads + ["knorm", "knorm-late", "knorm-all", "random", "max-nosink", "mean-nosink", "mean", "max-nosink-prefill", "max-nosink-steps",

@@ -37,7 +37,6 @@ from latent_graph.bench.relay_suite import FAMILIES, agent_context_state, relay_
 from latent_graph.bench.tasks import Example, Task
 from latent_graph.engine.realign_catalog import make_realigner
 from latent_graph.graphs import build_compact, build_sequential, build_single
-from latent_graph.graphs import LAYOUTS
 
 BASELINES = ("text-seq", "direct", "no-edge")
 
@@ -51,7 +50,7 @@ class Cond:
     steps: int = 0
     memory: str = "all"
     layer: int = -1
-    layout: str = "default"
+    layout: str = "sequential"
     agents: int = 3  # latent agents before the judger (compact layout only)
 
     @property
@@ -161,7 +160,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--realign", nargs="+", default=["ridge", "soft:k=8,t=0.5", "knn:k=4", "blend:alpha=0.5,k=8,t=0.5"],
                    help="realigner specs (see make_realigner) or trained adapter files (*.safetensors)")
     p.add_argument("--layers", type=int, nargs="+", default=[-1], help="hidden layer fed back (-1 = final norm output)")
-    p.add_argument("--layout", nargs="+", default=["default"], choices=LAYOUTS)
+    p.add_argument("--layout", nargs="+", default=["sequential"], choices=("sequential", "compact"))  # graph names
     p.add_argument("--agents", type=int, default=3, choices=(1, 2, 3),
                    help="latent agents before the judger in the compact layout (1 = one sender, then the judger)")
     p.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=BASELINES)

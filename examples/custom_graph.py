@@ -16,7 +16,7 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from latent_graph import LocalLatentModel
+from latent_graph import DecodeOptions, LocalLatentModel
 from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_agent
 from latent_graph.state import LatentState
 from latent_graph.present.draw import to_ascii
@@ -35,13 +35,13 @@ def build(model: LocalLatentModel, steps: int = 4, max_new_tokens: int = 64) -> 
         model=model, name="analyst", steps=steps, sees_context=True,
         instruction="You are the Analyst. Work out which quantities matter and how they combine."))
     add_agent(b, TextAgentNode(
-        model=model, name="skeptic", max_new_tokens=max_new_tokens,
+        model=model, name="skeptic", decoding=DecodeOptions(max_new_tokens=max_new_tokens),
         instruction="You are the Skeptic. In one or two sentences, name the step most likely to go wrong."))
     add_agent(b, LatentAgentNode(
         model=model, name="solver", steps=steps,
         instruction="You are the Solver. Using the Skeptic's warning, solve the problem step by step."))
     add_agent(b, JudgerNode(
-        model=model, name="judger", max_new_tokens=max_new_tokens,
+        model=model, name="judger", decoding=DecodeOptions(max_new_tokens=max_new_tokens),
         instruction="You are the Judger. Give the final answer as a number in the form \\boxed{ANSWER}."))
     b.add_edge(START, "analyst")
     b.add_edge("analyst", "skeptic")

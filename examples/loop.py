@@ -16,7 +16,7 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from latent_graph import LocalLatentModel
+from latent_graph import DecodeOptions, LocalLatentModel
 from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent
 from latent_graph.state import LatentState
 from latent_graph.present.draw import to_ascii
@@ -31,7 +31,7 @@ def build(model: LocalLatentModel, steps: int = 4, max_new_tokens: int = 64, rou
                                  instruction="You are the Planner. Improve the plan using the feedback so far."))
     add_agent(b, LatentAgentNode(model=model, name="critic", steps=steps,
                                  instruction="You are the Critic. Check the plan and point out mistakes."))
-    add_agent(b, JudgerNode(model=model, name="judger", max_new_tokens=max_new_tokens,
+    add_agent(b, JudgerNode(model=model, name="judger", decoding=DecodeOptions(max_new_tokens=max_new_tokens),
                             instruction="You are the Judger. Answer as \\boxed{ANSWER}."))
 
     def route(state: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from latent_graph import LocalLatentModel
+from latent_graph import DecodeOptions, LocalLatentModel
 from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent
 from latent_graph.state import LatentState
 from latent_graph.present.draw import to_ascii
@@ -32,7 +32,7 @@ def build(model: LocalLatentModel, steps: int = 4, max_new_tokens: int = 64, top
                                  instruction="You are the Planner. Split the problem into parts."))
     add_agent(b, LatentAgentNode(model=model, name="worker", steps=steps, branch=True,
                                  instruction="You are a Worker. Solve only your part of the problem."))
-    add_agent(b, JudgerNode(model=model, name="judger", max_new_tokens=max_new_tokens,
+    add_agent(b, JudgerNode(model=model, name="judger", decoding=DecodeOptions(max_new_tokens=max_new_tokens),
                             instruction="You are the Judger. Combine the parts and answer as \\boxed{ANSWER}."))
 
     def fan_out(state: dict[str, Any]) -> list[Send]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from latent_graph import LocalLatentModel
+from latent_graph import DecodeOptions, LocalLatentModel
 from latent_graph.nodes import LatentAgentNode, TextAgentNode, add_agent
 from latent_graph.state import LatentState
 from latent_graph.graphs import build_sequential
@@ -33,7 +33,7 @@ def build(model: LocalLatentModel, steps: int = 4, max_new_tokens: int = 64) -> 
     add_agent(b, LatentAgentNode(model=model, name="scout", steps=steps,
                                  instruction="You are the Scout. Find what the question asks."))
     b.add_node("team", team, metadata=sends_metadata("text"))  # the team's judger sends text onwards
-    add_agent(b, TextAgentNode(model=model, name="editor", max_new_tokens=max_new_tokens,
+    add_agent(b, TextAgentNode(model=model, name="editor", decoding=DecodeOptions(max_new_tokens=max_new_tokens),
                                instruction="You are the Editor. Restate the team's answer in one sentence."))
     b.add_edge(START, "scout")
     b.add_edge("scout", "team")

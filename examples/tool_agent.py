@@ -16,7 +16,7 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from latent_graph import LocalLatentModel
+from latent_graph import DecodeOptions, LocalLatentModel
 from latent_graph.nodes import JudgerNode, ToolAgentNode, add_agent
 from latent_graph.persist import HandleStore
 from latent_graph.present.draw import to_ascii
@@ -35,7 +35,8 @@ def build(model: LocalLatentModel, steps: int = 4, max_new_tokens: int = 64, sto
     b = StateGraph(LatentState)
     add_agent(b, ToolAgentNode(model=model, name="solver", steps=steps, tools=[multiply], handle_store=store,
                                instruction="You are the Solver. Use the multiply tool to compute the answer."))
-    add_agent(b, JudgerNode(model=model, name="judger", max_new_tokens=max_new_tokens, handle_store=store,
+    add_agent(b, JudgerNode(model=model, name="judger",
+                            decoding=DecodeOptions(max_new_tokens=max_new_tokens), handle_store=store,
                             instruction="You are the Judger. Using the tool result, give the final answer as a number."))
     b.add_edge(START, "solver")
     b.add_edge("solver", "judger")

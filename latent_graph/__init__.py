@@ -25,7 +25,6 @@ from latent_graph.errors import (
     ModelMismatchError,
     NonFiniteLatentError,
     QuantizationUnavailableError,
-    StaleHandleError,
 )
 from latent_graph.engine import (
     DecodeOptions,
@@ -70,7 +69,6 @@ __all__ = [
     "Realigner",
     "RidgeRealigner",
     "Segment",
-    "StaleHandleError",
     "StepInfo",
     "TokenChunk",
 ]

@@ -96,10 +96,6 @@ class BlobMissingError(HandleFormatError):
     """A blob a handle reference names is missing from (or corrupt in) its blob store."""
 
 
-class StaleHandleError(LatentGraphError, ValueError):
-    """A node would read a handle older than the one a subgraph produced."""
-
-
 class AdapterError(LatentGraphError, ValueError):
     """A trained adapter file is invalid or does not fit the model."""
 

@@ -25,6 +25,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver  # noqa: E402
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
 from langgraph.func import entrypoint, task  # noqa: E402
 
+from latent_graph import DecodeOptions  # noqa: E402
 from latent_graph.nodes import JudgerNode, LatentAgentNode  # noqa: E402
 from latent_graph.persist import HandleStore, default_handle_store, is_ref  # noqa: E402
 
@@ -76,7 +77,7 @@ async def _async_sqlite(path: Path) -> dict:
 def check_functional() -> dict:
     planner = LatentAgentNode(model=MODEL, name="a", instruction="Plan.", steps=2)
     expert = LatentAgentNode(model=MODEL, name="w", instruction="Check.", steps=1, branch=True)
-    judge = JudgerNode(model=MODEL, name="j", instruction="Answer.", max_new_tokens=4)
+    judge = JudgerNode(model=MODEL, name="j", instruction="Answer.", decoding=DecodeOptions(max_new_tokens=4))
 
     @task
     def plan(questions: list[str]) -> dict:

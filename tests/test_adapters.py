@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, Qwen2Config
 
-from latent_graph import LocalLatentModel, ModelMismatchError
+from latent_graph import DecodeOptions, LocalLatentModel, ModelMismatchError
 from latent_graph.adapters import (
     AdapterError,
     AdapterFileError,
@@ -243,7 +243,7 @@ def test_cli_train_and_eval(tmp_path, monkeypatch, src, capsys):
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps({"instruction": p.instruction, "target": p.target, "split": s}) + "\n"
                             for p, s in zip(PAIRS, ["train"] * 18 + ["heldout"] * 6)))
-    monkeypatch.setattr(cli, "load_model", lambda spec: src)
+    monkeypatch.setattr(cli, "load_from_args", lambda args, spec=None: src)
     parser = argparse.ArgumentParser(prog="latent-graph")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["adapter", "train", "--data", str(data), "--out", str(tmp_path / "run"),
@@ -271,7 +271,8 @@ def test_cross_model_latent_edge_inside_a_graph(src, dst48):
     b.add_node("planner", LatentAgentNode(model=src, name="planner", instruction="Plan.", steps=3))
     b.add_node("critic", CrossModelAgentNode(model=dst48, name="critic", instruction="Check.", steps=2,
                                              source_model=src, adapter=adapter))
-    b.add_node("judger", JudgerNode(model=dst48, name="judger", instruction="Answer.", max_new_tokens=3))
+    b.add_node("judger", JudgerNode(model=dst48, name="judger", instruction="Answer.",
+                                    decoding=DecodeOptions(max_new_tokens=3)))
     b.add_edge(START, "planner")
     b.add_edge("planner", "critic")
     b.add_edge("critic", "judger")

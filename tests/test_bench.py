@@ -449,7 +449,7 @@ def test_end_to_end_relay_and_cli(tmp_path: Path, llama: Any, monkeypatch: pytes
                                   capsys: pytest.CaptureFixture[str]) -> None:
     from latent_graph.cli import bench as cli
 
-    monkeypatch.setattr(cli, "load_model", lambda *a, **k: llama)
+    monkeypatch.setattr(cli, "load_from_args", lambda *a, **k: llama)
     code = cli.main(["--task", "relay", "--limit", "2", "--methods", "single,latent-seq", "--steps", "1",
                      "--max-new-tokens", "3", "--out", str(tmp_path / "relay"), "--quiet"])
     out = capsys.readouterr().out

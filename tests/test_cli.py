@@ -196,3 +196,38 @@ def test_run_shows_live_progress_unless_quiet(tiny, capsys):
     assert "planner done (2 latent steps)" in err and "critic done" in err and "tokens" in err
     assert run("run", *FAST, "--quiet", "a?") == 0
     assert capsys.readouterr().err == ""
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    """The tiny llama saved as an HF folder, so ``--model DIR`` goes through the real loader (no monkeypatch)."""
+    from conftest import make_model
+
+    path = tmp_path_factory.mktemp("tiny-llama")
+    model = make_model("llama")
+    model.hf_model.save_pretrained(path)
+    model.tokenizer.save_pretrained(path)
+    return path
+
+
+def test_every_realign_spec_in_help_runs(tiny_dir, tmp_path, monkeypatch, capsys):
+    """``run --realign SPEC`` answers for every spec ``--help`` lists (bare, and with all its parameters)."""
+    import re
+
+    from latent_graph.engine import REALIGNERS
+
+    monkeypatch.setenv("LATENT_GRAPH_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert run("run", "--help") == 0
+    listed = re.search(r"realigner: (.*?) \(e\.g\.", " ".join(capsys.readouterr().out.split())).group(1)
+    specs = [s.strip() for s in listed.split("|")]
+    assert [s.split("[")[0] for s in specs] == list(REALIGNERS)  # the help offers the whole catalog
+    values = {"k": "3", "t": "0.5", "alpha": "0.25"}
+    runs = [s.split("[")[0] for s in specs] + [  # each kind bare, then with every parameter it lists
+        s.split("[")[0] + ":" + ",".join(f"{p}={values[p]}" for p in re.findall(r"(\w+)=N", s)) for s in specs if "[" in s]
+    for spec in runs:
+        assert run("run", *FAST, "--quiet", "--model", str(tiny_dir), "--realign", spec, "What is 3+5?") == 0, spec
+        out, err = capsys.readouterr()
+        assert out.strip() and "error" not in err, (spec, err)
+    assert run("run", *FAST, "--model", str(tiny_dir), "--realign", "soft:q=1", "What?") == 2
+    assert "InvalidArgumentError" in capsys.readouterr().err

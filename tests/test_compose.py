@@ -6,7 +6,7 @@ import pytest
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from latent_graph import BranchCollisionError
+from latent_graph import BranchCollisionError, DecodeOptions
 from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent
 from latent_graph.state import LatentState, branches_reducer
 
@@ -20,7 +20,8 @@ def send_graph(model, topics=TOPICS):
     add_agent(builder, LatentAgentNode(model=model, name="planner", instruction="Plan.", steps=2))
     add_agent(builder, LatentAgentNode(model=model, name="worker", instruction="Work on your part.", steps=2,
                                        branch=True))
-    add_agent(builder, JudgerNode(model=model, name="judger", instruction="Answer.", max_new_tokens=2))
+    add_agent(builder, JudgerNode(model=model, name="judger", instruction="Answer.",
+                                  decoding=DecodeOptions(max_new_tokens=2)))
 
     def fan_out(state):
         return [Send("worker", {"questions": [f"{t}: {q}" for q in state["questions"]], "handle": state["handle"]})
@@ -68,7 +69,8 @@ def test_branch_collision_is_a_named_error(llama):
     for node in ("a", "b"):
         builder.add_node(node, LatentAgentNode(model=llama, name="x", instruction="Think.", steps=1, branch=True))
         builder.add_edge(START, node)
-    builder.add_node("j", JudgerNode(model=llama, name="j", instruction="Answer.", max_new_tokens=1))
+    builder.add_node("j", JudgerNode(model=llama, name="j", instruction="Answer.",
+                                     decoding=DecodeOptions(max_new_tokens=1)))
     builder.add_edge(["a", "b"], "j")
     with pytest.raises(BranchCollisionError):
         builder.compile().invoke({"questions": ["q"]})
@@ -80,7 +82,8 @@ def _inner(model):
 
     builder = StateGraph(LatentState)
     add_agent(builder, LatentAgentNode(model=model, name="inner_think", instruction="Think.", steps=1))
-    add_agent(builder, TextAgentNode(model=model, name="inner_say", instruction="Say it.", max_new_tokens=2))
+    add_agent(builder, TextAgentNode(model=model, name="inner_say", instruction="Say it.",
+                                     decoding=DecodeOptions(max_new_tokens=2)))
     builder.add_edge(START, "inner_think")
     builder.add_edge("inner_think", "inner_say")
     builder.add_edge("inner_say", END)
@@ -91,9 +94,11 @@ def test_subgraph_merges_state_once(llama):
     from latent_graph.nodes import TextAgentNode
 
     builder = StateGraph(LatentState)
-    add_agent(builder, TextAgentNode(model=llama, name="outer", instruction="Say hi.", max_new_tokens=2))
+    add_agent(builder, TextAgentNode(model=llama, name="outer", instruction="Say hi.",
+                                     decoding=DecodeOptions(max_new_tokens=2)))
     builder.add_node("sub", _inner(llama), metadata={"latent_graph": {"sends": "text"}})
-    add_agent(builder, JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=2))
+    add_agent(builder, JudgerNode(model=llama, name="judger", instruction="Answer.",
+                                  decoding=DecodeOptions(max_new_tokens=2)))
     builder.add_edge(START, "outer")
     builder.add_edge("outer", "sub")
     builder.add_edge("sub", "judger")
@@ -262,14 +267,15 @@ def test_latent_edge_into_a_foreign_chat_model_becomes_text(llama):
     from langchain_core.language_models import FakeListChatModel
 
     from latent_graph.nodes import TextAgentNode
-    from latent_graph.state import edge_kinds_of
+    from latent_graph.present.edges import edge_kinds_of
     from latent_graph.present.draw import to_mermaid
 
     foreign = FakeListChatModel(responses=["the foreign reply"] * 4)
     builder = StateGraph(LatentState)
     add_agent(builder, LatentAgentNode(model=llama, name="planner", instruction="Plan.", steps=2))
     add_agent(builder, TextAgentNode(model=foreign, name="reviewer", instruction="Review.", handoff_model=llama))
-    add_agent(builder, JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=2))
+    add_agent(builder, JudgerNode(model=llama, name="judger", instruction="Answer.",
+                                  decoding=DecodeOptions(max_new_tokens=2)))
     builder.add_edge(START, "planner")
     builder.add_edge("planner", "reviewer")
     builder.add_edge("reviewer", "judger")
@@ -290,7 +296,8 @@ def test_chat_face_of_the_same_model_is_the_same_engine(llama):
     from latent_graph.graphs import build_sequential
     from latent_graph.langchain import as_chat_model
 
-    node = TextAgentNode(model=as_chat_model(llama), name="t", instruction="Say.", max_new_tokens=2)
+    node = TextAgentNode(model=as_chat_model(llama), name="t", instruction="Say.",
+                         decoding=DecodeOptions(max_new_tokens=2))
     h = llama.think(None, "Plan.", 1, agent="planner")
     assert node({"questions": ["q"], "handle": h})["trace"][0]["handle_bytes_before"] > 0
     assert build_sequential(as_chat_model(llama), **FAST).invoke({"questions": ["q"]})["answers"]

@@ -8,12 +8,13 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langgraph.graph import END, START, StateGraph
 
-from latent_graph import InvalidArgumentError, LatentHandle, ModelMismatchError
-from latent_graph.graphs import build_hierarchical, build_sequential, build_single
+from latent_graph import DecodeOptions, InvalidArgumentError, LatentHandle, ModelMismatchError
+from latent_graph.graphs import build_compact, build_hierarchical, build_sequential, build_single
 from latent_graph.persist import default_handle_store, is_ref
 from latent_graph.graphs import roles
 from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_agent
-from latent_graph.state import LatentState, edge_kinds_of
+from latent_graph.present.edges import edge_kinds_of
+from latent_graph.state import LatentState
 from latent_graph.state.edges import sends_metadata
 from latent_graph.langchain import LatentRunnable, as_chat_model
 from latent_graph.present.draw import to_ascii, to_image, to_mermaid
@@ -77,7 +78,7 @@ def _judger_logits(model, handle, question: str) -> torch.Tensor:
 
 
 def test_hierarchical_judger_sees_every_branch(llama):
-    g = build_hierarchical(llama, expose_handle=True, **FAST)
+    g = build_hierarchical(llama, **FAST)
     # the judger clears branches; capture the merge instead via the nodes by hand
     experts = {n: LatentAgentNode(model=llama, name=n, instruction=i, sees_context=k == 0, branch=True, steps=2)
                for k, (n, i) in enumerate(roles.EXPERTS.items())}
@@ -85,7 +86,7 @@ def test_hierarchical_judger_sees_every_branch(llama):
     branches = {}
     for n, node in experts.items():
         branches.update(node(state)["branches"])
-    judge = JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=2)
+    judge = JudgerNode(model=llama, name="judger", instruction="Answer.", decoding=DecodeOptions(max_new_tokens=2))
     merged = judge.incoming({**state, "branches": branches})
     agents = {s.agent for s in merged.segments}
     assert agents == set(roles.EXPERTS)
@@ -104,7 +105,7 @@ def test_relay_through_latent_chain_only(llama):
     even when each agent keeps only the previous agent's segment (memory='last')."""
 
     def final(ctx: str, edges: str) -> LatentHandle | None:
-        g = build_sequential(llama, edges=edges, memory="last", expose_handle=True, **FAST)
+        g = build_sequential(llama, edges=edges, memory="last", **FAST)
         return load(g.invoke({"questions": ["Which code?"], "context": [ctx]})["handle"])
 
     a, b = final("The code is BLUE-42.", "latent"), final("The code is RED-17.", "latent")
@@ -128,7 +129,8 @@ def test_state_handle_is_never_mutated(llama):
     b = StateGraph(LatentState)
     b.add_node("planner", spy)
     b.add_node("critic", LatentAgentNode(model=llama, name="critic", instruction=roles.CRITIC, steps=3))
-    b.add_node("judger", JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=3))
+    b.add_node("judger", JudgerNode(model=llama, name="judger", instruction="Answer.",
+                                    decoding=DecodeOptions(max_new_tokens=3)))
     b.add_edge(START, "planner")
     b.add_edge("planner", "critic")
     b.add_edge("critic", "judger")
@@ -170,7 +172,7 @@ def test_nodes_work_outside_a_graph_run(llama):
     node = LatentAgentNode(model=llama, name="planner", instruction=roles.PLANNER, steps=2)
     out = node({"questions": ["q"]})
     assert load(out["handle"]).latent_steps == 2 and len(out["trace"][0]["steps"]) == 2
-    text = TextAgentNode(model=llama, name="critic", instruction=roles.CRITIC, max_new_tokens=3)
+    text = TextAgentNode(model=llama, name="critic", instruction=roles.CRITIC, decoding=DecodeOptions(max_new_tokens=3))
     t = text({"questions": ["q"], "handle": out["handle"]})
     assert t["handle"] is None and t["inbox"][0]["agent"] == "critic"
 
@@ -181,7 +183,8 @@ def test_text_agent_with_any_langchain_chat_model(llama, tiny_factory):
     fake = FakeListChatModel(responses=["Step 1: multiply.", "Step 1: add."])
     b = StateGraph(LatentState)
     b.add_node("planner", TextAgentNode(model=fake, name="planner", instruction=roles.PLANNER))
-    b.add_node("judger", JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=3))
+    b.add_node("judger", JudgerNode(model=llama, name="judger", instruction="Answer.",
+                                    decoding=DecodeOptions(max_new_tokens=3)))
     b.add_edge(START, "planner")
     b.add_edge("planner", "judger")
     b.add_edge("judger", END)
@@ -275,8 +278,10 @@ def test_model_is_a_runnable_and_a_chat_model(llama):
 def test_judger_keeps_the_decoded_handle_when_asked(llama):
     h = llama.think(None, "Plan.", steps=1, agent="planner")
     state = {"questions": ["What is 2+2?"], "handle": h}
-    kept = JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=3, keep_handle=True)(state)
-    plain = JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=3)(state)
+    kept = JudgerNode(model=llama, name="judger", instruction="Answer.",
+                      decoding=DecodeOptions(max_new_tokens=3), keep_handle=True)(state)
+    plain = JudgerNode(model=llama, name="judger", instruction="Answer.",
+                       decoding=DecodeOptions(max_new_tokens=3))(state)
     assert "handle" not in plain and kept["answers"] == plain["answers"]
     out = load(kept["handle"])
     assert out.seq_len == kept["trace"][0]["kv_len"] > h.seq_len and out.segments[-1].agent == "judger"
@@ -286,16 +291,17 @@ def test_judger_keeps_the_decoded_handle_when_asked(llama):
 
 def test_compact_agents_prompts_restate_the_question_only_when_asked(llama):
     from latent_graph.graphs.compact import COMPACT_FIRST, COMPACT_LATER
-    from latent_graph.nodes import QuietAgentNode
 
     state = {"questions": ["Which code?", "Which colour?"], "context": ["The code is K-7.", ""]}
-    first = QuietAgentNode(model=llama, name="planner", instruction=COMPACT_FIRST, sees_context=True, restate=True)
-    later = QuietAgentNode(model=llama, name="critic", instruction=COMPACT_LATER, sees_context=True)
+    first = LatentAgentNode(model=llama, name="planner", instruction=COMPACT_FIRST, sees_context=True, restate=True)
+    later = LatentAgentNode(model=llama, name="critic", instruction=COMPACT_LATER, sees_context=True, restate=False)
     assert first.prompts(state) == [
         f"{COMPACT_FIRST}\n\nContext (only you have seen this): The code is K-7.\n\nQuestion: Which code?",
         f"{COMPACT_FIRST}\n\nQuestion: Which colour?",
     ]
-    assert later.restate is False  # the compact layout's later agents: instruction + private context, no question
+    # the compact layout's later agents: instruction + private context, no question
     assert later.prompts(state) == [f"{COMPACT_LATER}\n\nContext (only you have seen this): The code is K-7.", COMPACT_LATER]
-    plain = LatentAgentNode(model=llama, name="critic", instruction=COMPACT_LATER, sees_context=True, restate=False)
-    assert plain.prompts(state) == later.prompts(state)
+    g = build_compact(llama, **FAST)
+    nodes = {n: g.builder.nodes[n].runnable for n in ("planner", "critic", "refiner")}
+    restates = {n: getattr(getattr(r, "func", None) or getattr(r, "afunc", None), "restate", None) for n, r in nodes.items()}
+    assert restates == {"planner": True, "critic": False, "refiner": False}, restates

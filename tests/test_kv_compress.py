@@ -9,7 +9,7 @@ import pytest
 import torch
 from langgraph.checkpoint.memory import InMemorySaver
 
-from latent_graph import InvalidArgumentError
+from latent_graph import DecodeOptions, InvalidArgumentError
 from latent_graph.engine import KVPolicy, compress, kept_total, observing
 from latent_graph.engine import attention_probe
 from latent_graph.graphs import build_compact, build_hierarchical, build_sequential
@@ -37,8 +37,8 @@ def _same(a, b) -> bool:
 
 def test_kv_keep_one_is_bit_identical(llama):
     """kv_keep=1.0 (the default) keeps today's behaviour exactly: same answers, same final cache."""
-    plain = build_sequential(llama, expose_handle=True, **FAST).invoke({"questions": QS})
-    kept = build_sequential(llama, expose_handle=True, kv_keep=1.0, **FAST).invoke({"questions": QS})
+    plain = build_sequential(llama, **FAST).invoke({"questions": QS})
+    kept = build_sequential(llama, kv_keep=1.0, **FAST).invoke({"questions": QS})
     assert plain["answers"] == kept["answers"]
     assert _same(plain["handle"], kept["handle"])
     assert "kv_kept" not in kept["trace"][0]
@@ -184,7 +184,8 @@ def test_prebuilt_graphs_compress_every_latent_edge(llama, builder):
 def test_hand_built_node_takes_kv_fields(llama):
     g = StateGraph(LatentState)
     add_agent(g, LatentAgentNode(model=llama, name="a", instruction="Think.", steps=2, kv_keep=0.5, kv_budget=30))
-    add_agent(g, JudgerNode(model=llama, name="judger", instruction="Answer.", max_new_tokens=3))
+    add_agent(g, JudgerNode(model=llama, name="judger", instruction="Answer.",
+                            decoding=DecodeOptions(max_new_tokens=3)))
     g.add_edge(START, "a"), g.add_edge("a", "judger"), g.add_edge("judger", END)
     out = g.compile().invoke({"questions": QS})
     rec = out["trace"][0]
@@ -207,7 +208,7 @@ def test_message_tokens_is_the_text_agents_budget(llama):
 
 def test_cache_budget_bounds_a_ten_agent_chain(llama):
     agents = {f"a{i}": "Think about it." for i in range(10)}
-    out = build_sequential(llama, agents=agents, cache_budget=60, expose_handle=True, **FAST).invoke({"questions": QS})
+    out = build_sequential(llama, agents=agents, cache_budget=60, **FAST).invoke({"questions": QS})
     assert len(out["answers"]) == len(QS)
     judger = out["trace"][-1]
     own = [p + g for p, g in zip(judger["prompt_tokens"], judger["generated_tokens"])]

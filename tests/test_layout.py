@@ -131,7 +131,7 @@ def test_card_layout_names_and_no_training_code_on_import() -> None:
 def test_nodes_type_against_the_declared_model_protocol(llama) -> None:
     from latent_graph.engine import LatentModel
     from latent_graph.nodes import LatentAgentNode
-    from latent_graph.nodes.models import engine_of
+    from latent_graph.nodes.model_kind import engine_of
 
     assert isinstance(llama, LatentModel)
     assert engine_of(llama) is llama and LatentAgentNode(model=llama, name="a", instruction="x").model is llama
@@ -159,22 +159,41 @@ def test_graph_options_have_one_owner() -> None:
 
     from latent_graph.cli import make_parser
     from latent_graph.engine import REALIGNERS
-    from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphKwargs, GraphOptions
+    from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphOptions
     from latent_graph.graphs.roles import ANSWER_FORMATS
 
     args = make_parser().parse_args(["run", "q"])
     fields = dataclasses.fields(GraphOptions)
     assert {f.name: getattr(args, f.name) for f in fields} == {f.name: f.default for f in fields}
-    assert set(f.name for f in fields) <= set(GraphKwargs.__annotations__)
     task = next(a for a in make_parser()._subparsers._group_actions[0].choices["run"]._actions if a.dest == "task")
     assert tuple(task.choices) == tuple(ANSWER_FORMATS)
     help_text = make_parser()._subparsers._group_actions[0].choices["run"].format_help()
     assert all(r in help_text for r in REALIGNERS) and DEFAULT_GRAPH in GRAPHS
     from latent_graph.serve.config import ServeConfig
-    from latent_graph.serve.schema import AnswerRequest
+    from latent_graph.serve.schema import AnswerRequest, parse, settings_of
 
-    assert ServeConfig().default_graph == DEFAULT_GRAPH and ServeConfig().task == GraphOptions.task
-    assert AnswerRequest(question="q").memory == GraphOptions.memory
+    cfg = ServeConfig()
+    assert cfg.default_graph == DEFAULT_GRAPH and (cfg.task, cfg.steps) == (GraphOptions.task, GraphOptions.steps)
+    served = settings_of(parse(AnswerRequest, {"question": "q"}), cfg).options
+    assert served == GraphOptions(max_questions=cfg.max_questions)  # a bare request runs on the owner's defaults
+
+
+def test_derived_option_declarations_cannot_drift(monkeypatch) -> None:
+    """GraphKwargs, the registry's factory keywords and serve's request schema all follow GraphOptions."""
+    from typing import TypedDict
+
+    import latent_graph.graphs.base as base
+    from latent_graph.graphs import FACTORY_OPTIONS, OPTION_NAMES, GraphKwargs
+    from latent_graph.serve.schema import SERVER_OWNED, AnswerRequest
+
+    assert set(base.WIRING) == {"edges", "judger", "checkpointer", "store", "handle_store", "interrupt_after", "realign"}
+    assert set(GraphKwargs.__annotations__) == {*OPTION_NAMES, *base.WIRING}
+    assert FACTORY_OPTIONS == ("edges", *OPTION_NAMES)
+    assert set(AnswerRequest.model_fields) == {"question", "context", "graph", "edges", *OPTION_NAMES} - set(SERVER_OWNED)
+    stale = TypedDict("stale", {k: v for k, v in GraphKwargs.__annotations__.items() if k != "kv_keep"}, total=False)
+    monkeypatch.setattr(base, "GraphKwargs", stale)
+    with pytest.raises(TypeError, match="kv_keep"):
+        base._check_kwargs()  # an option added to GraphOptions alone fails the import of graphs/base.py
 
 
 def test_a_subcommand_that_cannot_import_is_an_error(monkeypatch) -> None:

@@ -45,6 +45,31 @@ def test_bad_requests_are_named_errors(body: dict) -> None:
         settings_of(parse(AnswerRequest, body), ServeConfig(**CFG))
 
 
+def test_every_graph_option_reaches_the_served_graph(tiny_factory) -> None:
+    """A request may set every GraphOptions field (kv_keep included): it lands in the settings and the graph."""
+    from latent_graph.graphs import GraphOptions
+    from latent_graph.serve.schema import REQUEST_OPTIONS
+
+    cfg = ServeConfig(**CFG)
+    body = dict(steps=3, memory="last", max_new_tokens=5, message_tokens=7, temperature=0.5, top_p=0.9, seed=3,
+                task="plain", inspect=2, kv_keep=0.5, kv_budget=40, cache_budget=90)
+    assert set(body) == set(REQUEST_OPTIONS)  # a new option must be added here: it is served too
+    s = settings(cfg, **body)
+    assert s.options == GraphOptions(**body, max_questions=cfg.max_questions)
+    assert {k: s.graph_kwargs()[k] for k in body} == body
+    for bad in ({"kv_keep": 0.0}, {"kv_keep": 1.5}, {"kv_budget": 0}, {"cache_budget": -1}, {"memory": "most"},
+                {"message_tokens": 10**6}, {"inspect": 10**6}, {"kv_keep": "0.5"}):
+        with pytest.raises(InvalidRequestError):
+            settings(cfg, **bad)
+    worker = GraphWorker(tiny_factory("llama"), cfg)
+    s = settings(cfg, kv_keep=0.5, steps=2)
+    out = worker.run(s, [Item("What is 3+5?", None, "a")])[0]
+    assert "error" not in out and out["settings"]["kv_keep"] == 0.5
+    assert worker.graph(s).builder.nodes["planner"].runnable.func.kv_keep == 0.5  # the served graph compresses
+    chat = parse(ChatRequest, {"kv_keep": 0.5, "messages": [{"role": "user", "content": "hi"}]})
+    assert answer_request_of_chat(chat, cfg).kv_keep == 0.5
+
+
 def test_equal_settings_are_equal_keys_and_others_are_not() -> None:
     cfg = ServeConfig(**CFG)
     assert settings(cfg) == settings(cfg, steps=2, edges="latent")

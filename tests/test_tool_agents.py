@@ -159,7 +159,7 @@ def test_trace_drawing_and_report_show_the_tool_turn(llama, store, weather, tmp_
 
     b = StateGraph(LatentState)
     add_agent(b, _node(llama, [weather], store))
-    add_agent(b, JudgerNode(llama, "judger", "Answer.", max_new_tokens=4, handle_store=store))
+    add_agent(b, JudgerNode(llama, "judger", "Answer.", decoding=DecodeOptions(max_new_tokens=4), handle_store=store))
     b.add_edge(START, "solver")
     b.add_edge("solver", "judger")
     b.add_edge("judger", END)

@@ -3,7 +3,7 @@
 Argument parsing only: ``run`` and ``draw`` are parsed here, ``report``,
 ``bench`` and ``adapter`` in their own modules of this package (each module's
 ``register(subparsers)``). The work is done by the layers below: models load
-through :func:`latent_graph.engine.load_model`, graphs come from the registry
+through :func:`latent_graph.cli.model_options.load_from_args` (the flags every command shares), graphs come from the registry
 :func:`latent_graph.graphs.build_graph` and run through :func:`latent_graph.present.console.execute`.
 
 Exit codes: 0 success, 2 bad usage / :class:`LatentGraphError` (one line on
@@ -13,6 +13,7 @@ Examples::
 
     latent-graph run "What is 12 times 7?"
     latent-graph run --graph hierarchical --edges text --steps 4 "Why is the sky blue?"
+    latent-graph run --realign soft:k=8,t=0.5 --kv-keep 0.5 "What is 3+5?"
     latent-graph run --edges latent,text,latent --inspect 5 --report run.html "What is 3+5?"
     latent-graph run --file questions.txt --save-trace run.json --quiet
     latent-graph report run.json -o run.html
@@ -32,16 +33,14 @@ from typing import Any
 import dataclasses
 import importlib
 
-from latent_graph.engine import REALIGNERS
-from latent_graph.cli.model_options import add_quantization_arg
-from latent_graph.engine import load_model as engine_load_model
+from latent_graph.cli.model_options import add_model_args, load_from_args
 from latent_graph.errors import InvalidArgumentError, LatentGraphError
-from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphOptions, build_graph
-from latent_graph.graphs.registry import FACTORY_OPTIONS
+from latent_graph.graphs import DEFAULT_GRAPH, FACTORY_OPTIONS, GRAPHS, GraphOptions, build_graph
 from latent_graph.nodes import StandInModel
 from latent_graph.persist import HandleStore
 from latent_graph.present.console import execute, print_answers
-from latent_graph.state.edges import answer_nodes, parse_edge_spec
+from latent_graph.present.edges import answer_nodes
+from latent_graph.state.edges import parse_edge_spec
 
 COMMAND_GROUPS: dict[str, tuple[str, str]] = {
     "bench": ("latent_graph.cli.bench", "run a benchmark (GSM8K, ARC, code, relay) and write a report"),
@@ -59,8 +58,7 @@ def load_model(args: argparse.Namespace) -> Any:
 
     if not getattr(args, "debug", False):
         hf_logging.disable_progress_bar()  # no per-load "Loading weights" bars in CLI output
-    return engine_load_model(args.model, dtype=args.dtype, device=args.device, realign=args.realign,
-                             quantization=getattr(args, "quantization", None))
+    return load_from_args(args)
 
 
 def graph_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -75,15 +73,6 @@ def make_graph(model: Any, args: argparse.Namespace) -> Any:
     args.graph = args.graph or DEFAULT_GRAPH
     extra = {"handle_store": HandleStore.in_memory()} if args.graph in GRAPHS else {}  # a run keeps nothing on disk
     return build_graph(args.graph, model, edges=parse_edge_spec(args.edges), **graph_options(args), **extra)
-
-
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="default", help="HF path or hub id (default: embedded SmolLM2-135M-Instruct)")
-    p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 | auto")
-    p.add_argument("--device", default=None, help="cpu | cuda | cuda:0 ...")
-    p.add_argument("--realign", default=None, metavar="SPEC",
-                   help=f"realigner: {' | '.join(REALIGNERS)} (params e.g. soft:k=8,t=0.5; default ridge)")
-    add_quantization_arg(p)
 
 
 def add_graph_args(p: argparse.ArgumentParser) -> None:

@@ -17,14 +17,14 @@ from typing import Any
 from latent_graph.adapters.data import load_pairs
 from latent_graph.adapters.modules import KINDS
 from latent_graph.adapters.train import TrainConfig
-from latent_graph.engine import load_model
+from latent_graph.cli.model_options import add_model_args, load_from_args
 
 
 def _add_data_args(p: argparse.ArgumentParser, split: str) -> None:
     p.add_argument("--data", type=Path, default=None, help="JSONL of {instruction, target} (default: shipped set)")
     p.add_argument("--split", default=split, choices=["train", "heldout", "all"], help=f"rows to use (default {split})")
     p.add_argument("--limit", type=int, default=None, help="use at most this many rows")
-    p.add_argument("--model", default="default", help="source model: 'default' or an HF path")
+    add_model_args(p, realign=False, model_help="source model: 'default' or an HF path")
     p.add_argument("--target-model", default=None, help="receiver model for a cross-model adapter (default: --model)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -66,8 +66,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     pairs = _pairs(args)
-    src = load_model(args.model)
-    dst = load_model(args.target_model) if args.target_model else None
+    src = load_from_args(args)
+    dst = load_from_args(args, args.target_model) if args.target_model else None
     res = train_adapter(src, pairs, args.out, cfg, target_model=dst, resume=not args.no_resume, progress=not args.quiet)
     last = res.history[-1]["loss"] if res.history else float("nan")
     print(f"saved {res.path} after {res.step} steps (last loss {last:.4f}, best step {res.best_step}, "
@@ -79,8 +79,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from latent_graph.adapters.evaluate import evaluate_realigners
     from latent_graph.adapters.trained_realigner import AdapterRealigner
 
-    src = load_model(args.model)
-    dst = load_model(args.target_model) if args.target_model else src
+    src = load_from_args(args)
+    dst = load_from_args(args, args.target_model) if args.target_model else src
     adapter = AdapterRealigner.load(args.adapter, src, dst if args.target_model else None)
     mappers: dict[str, Any] = {adapter.name: adapter}
     if not adapter.is_cross:

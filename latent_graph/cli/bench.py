@@ -20,8 +20,8 @@ from typing import Any
 from latent_graph.bench.errors import BenchArgumentError
 from latent_graph.bench.runner import METHODS
 from latent_graph.bench.tasks import TASKS
-from latent_graph.cli.model_options import add_quantization_arg
-from latent_graph.engine import DEFAULT_MEMORY, DEFAULT_STEPS, MEMORY_POLICIES, DecodeOptions, load_model
+from latent_graph.cli.model_options import add_model_args, load_from_args
+from latent_graph.engine import DEFAULT_MEMORY, DEFAULT_STEPS, MEMORY_POLICIES, DecodeOptions
 from latent_graph.errors import LatentGraphError
 
 _D = DecodeOptions()
@@ -55,10 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"generation budget per agent (default {_D.max_new_tokens})")
     p.add_argument("--out", default="runs/bench", help="output folder (default runs/bench)")
     p.add_argument("--resume", action="store_true", help="continue a run in --out, skipping finished questions")
-    p.add_argument("--model", default=None, help="HF id or path (default: embedded SmolLM2-135M-Instruct)")
-    p.add_argument("--dtype", default=None, help="model dtype: float32, bfloat16, float16 (default: fp32 on CPU)")
-    p.add_argument("--device", default=None, help="model device, e.g. cuda, cpu")
-    add_quantization_arg(p)
+    add_model_args(p)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--throughput-batch-sizes", type=_ints, default=[],
                    help="extra batch sizes for the throughput ratio, e.g. 1 (with --batch-size 8)")
@@ -93,7 +90,7 @@ def run_cli(args: argparse.Namespace) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        model = load_model(args.model, dtype=args.dtype, device=args.device, quantization=args.quantization)
+        model = load_from_args(args)
         summary = run_bench(
             model, methods=args.methods, task=args.task, limit=args.limit, batch_size=args.batch_size,
             steps=args.steps, memory=args.memory, temperature=args.temperature, top_p=args.top_p,

@@ -1,14 +1,45 @@
-"""Model-loading flags every command shares (``--quantization``), defined once."""
+"""The model flags every command shares (``--model``, ``--dtype``, ``--device``, ``--realign``,
+``--quantization``), declared once with one default each, and the one way the CLI loads a model from them."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from latent_graph.engine import QUANTIZATIONS
+from latent_graph.engine import QUANTIZATIONS, REALIGNERS
+from latent_graph.engine import load_model as engine_load_model
+
+DEFAULT_MODEL = "default"
+"""``--model``'s default: the embedded SmolLM2-135M-Instruct."""
 
 
-def add_quantization_arg(p: argparse.ArgumentParser) -> None:
-    """``--quantization 4bit|8bit``: the modes come from :data:`latent_graph.engine.QUANTIZATIONS`."""
+def realigner_specs() -> list[str]:
+    """Every realigner spec ``--realign`` offers: each kind of :data:`REALIGNERS`, with its parameters."""
+    return [kind + (f"[:{','.join(f'{p}=N' for p in sorted(params))}]" if params else "")
+            for kind, params in REALIGNERS.items()]
+
+
+def add_model_args(p: argparse.ArgumentParser, *, realign: bool = True, model_help: str | None = None) -> None:
+    """Add the shared model flags to ``p`` (``realign=False``: a command that trains or compares realigners)."""
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=model_help or "HF path or hub id (default: embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 | auto (default: the loader's: fp32 "
+                                                 "on the CPU)")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:0 ... (default: the loader's choice)")
+    if realign:
+        p.add_argument("--realign", default=None, metavar="SPEC",
+                       help=f"realigner: {' | '.join(realigner_specs())} (e.g. soft:k=8,t=0.5; default ridge)")
     p.add_argument("--quantization", default=None, choices=QUANTIZATIONS,
                    help="load the weights in 4-bit NF4 or 8-bit LLM.int8() through bitsandbytes "
                         "(on the CPU or a GPU, wherever the installed bitsandbytes runs it)")
+
+
+def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The loader's keyword options given by the shared flags (``--model`` aside)."""
+    return {"dtype": args.dtype, "device": args.device, "realign": getattr(args, "realign", None),
+            "quantization": args.quantization}
+
+
+def load_from_args(args: argparse.Namespace, spec: str | None = None) -> Any:
+    """The model the shared flags name (``spec`` instead of ``--model``: e.g. adapter's ``--target-model``)."""
+    return engine_load_model(args.model if spec is None else spec, **model_kwargs(args))

@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from latent_graph import InvalidArgumentError
-from latent_graph.cli.model_options import add_quantization_arg
+from latent_graph.cli.model_options import add_model_args
 from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphOptions
 from latent_graph.graphs.roles import ANSWER_FORMATS
 
@@ -37,7 +37,7 @@ def config_of(args: argparse.Namespace) -> Any:
     graphs = tuple(g.strip() for g in args.graphs.split(",") if g.strip())
     return ServeConfig(
         model=args.model, model_factory=args.model_factory, dtype=args.dtype, device=args.device,
-        quantization=args.quantization, graphs=graphs, default_graph=args.default_graph,
+        realign=args.realign, quantization=args.quantization, graphs=graphs, default_graph=args.default_graph,
         steps=args.steps, max_new_tokens=args.max_new_tokens, task=args.task,
         max_batch_size=args.max_batch_size, batch_wait_timeout_s=args.batch_wait_ms / 1000.0,
         num_replicas=None if args.autoscale else args.num_replicas, autoscale=args.autoscale,
@@ -64,13 +64,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``serve`` command to the main CLI's subparsers."""
     p = subparsers.add_parser("serve", help="serve graphs over HTTP to many concurrent users (Ray Serve)")
-    p.add_argument("--model", default="default", help="HF path or hub id (default: embedded SmolLM2-135M-Instruct)")
+    add_model_args(p)  # --device defaults to cuda when --num-gpus > 0 (ServeConfig.load_model)
     p.add_argument("--model-factory", default=None, metavar="MODULE:ATTR",
                    help="zero-argument function returning a LocalLatentModel (instead of --model)")
-    p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 | auto")
-    p.add_argument("--device", default=None, help="cpu | cuda ... (default cuda when --num-gpus > 0)")
-    add_quantization_arg(p)
-    p.add_argument("--graphs", default=",".join(GRAPHS), help=f"graph names clients may use (default all)")
+    p.add_argument("--graphs", default=",".join(GRAPHS), help="graph names clients may use (default all)")
     p.add_argument("--default-graph", default="",
                    help=f"graph of requests that name none (default {DEFAULT_GRAPH}, the CLI's, when served)")
     p.add_argument("--steps", type=int, default=GraphOptions.steps, help="default latent steps per agent (requests may override)")

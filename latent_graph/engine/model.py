@@ -56,7 +56,7 @@ class LocalLatentModel:
         model: A loaded ``transformers`` causal LM (any architecture with a KV cache).
         tokenizer: Its tokenizer.
         name: Readable name recorded in the fingerprint.
-        realign: ``"ridge"`` (LatentMAS W_a, default), ``"identity"``, or a :class:`Realigner`.
+        realign: A spec of ``REALIGNERS`` (``"ridge"``, LatentMAS W_a, default; ``"soft:k=8"``...) or a Realigner.
         ridge_lambda: λ of the ridge regression.
         layer: Hidden layer fed back in latent steps; -1 = final norm output.
     """
@@ -122,7 +122,8 @@ class LocalLatentModel:
             head = self.hf_model.get_output_embeddings()
             w_out = head.weight if head is not None else w_in
             return load_or_compute_ridge(w_in, w_out, self.fingerprint, self.ridge_lambda).to(self.device)
-        raise InvalidArgumentError(f"realign must be 'ridge', 'identity' or a Realigner, got {realign!r}")
+        from latent_graph.engine.realign_catalog import make_realigner  # the one spec resolver: "soft:k=8"...
+        return make_realigner(self, realign).to(self.device)
 
     def with_realigner(self, realign: str | Realigner) -> LocalLatentModel:
         """A shallow copy sharing weights but using another realigner."""

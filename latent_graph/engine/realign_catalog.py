@@ -22,11 +22,11 @@ result in with ``model.with_realigner(r)`` or a graph's ``realign=`` argument.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.engine.model import LocalLatentModel
 from latent_graph.engine.realign import Realigner, mean_embedding_norm
 
 Pre = Callable[[torch.Tensor], torch.Tensor]
@@ -153,13 +153,16 @@ REALIGNERS: dict[str, frozenset[str]] = {
 """Every training-free realigner by spec name, with the parameters its spec takes (the one list the CLI offers)."""
 
 
-def make_realigner(model: LocalLatentModel, spec: str) -> Realigner:
-    """A realigner for ``model`` from a spec string.
+def make_realigner(model: Any, spec: str) -> Realigner:
+    """A realigner for ``model`` (a LocalLatentModel) from a spec string: the one resolver (the model's
+    ``realign=`` and ``with_realigner``, hence the loader, the CLI, serve and the builders, all come here).
 
     Specs: ``ridge``, ``identity``, ``soft[:k=8,t=1]``, ``knn[:k=4]``, ``blend[:alpha=0.5,k=8,t=1]``
     (ridge blended with soft). When the model feeds back an inner layer (``layer != -1``), soft
     tokens pass h through the base model's final norm first (if it has one named ``norm``).
     """
+    if not isinstance(spec, str):
+        raise InvalidArgumentError(f"realign must be a spec of {list(REALIGNERS)} or a Realigner, got {spec!r}")
     kind, p = _parse(spec)
     if kind not in REALIGNERS:
         raise InvalidArgumentError(f"unknown realigner {kind!r}; choose one of {list(REALIGNERS)}")

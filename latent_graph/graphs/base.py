@@ -1,8 +1,11 @@
 """What every prebuilt graph shares: its keyword options (one owner), node construction, compilation.
 
-:class:`GraphKwargs` declares, once, every keyword a prebuilt builder takes;
-:class:`Team` turns them into validated :class:`GraphOptions`, the per-sender edge
-kinds and an empty ``StateGraph``, then adds the agents and compiles.
+:class:`GraphOptions` owns every node setting (name, type, default, help, choices, checks): the CLI's flags,
+serve's request schema, Studio's ``configurable`` keys, the registry's factory keywords and the bench read its
+fields. :class:`GraphKwargs` types the builders' keywords for type checkers: the graph's wiring (edges, savers,
+stores, realigner) plus the GraphOptions fields, checked against them at import. :class:`Team` turns the
+keywords into validated :class:`GraphOptions`, the per-sender edge kinds and an empty ``StateGraph``, then adds
+the agents and compiles.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from __future__ import annotations
 from langgraph.graph.state import CompiledStateGraph
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from dataclasses import dataclass, field, fields
+from typing import Any, TypedDict, get_type_hints
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import StateGraph
@@ -24,16 +27,13 @@ from latent_graph.engine import (
     Realigner,
     check_kv,
     check_memory,
-    make_realigner,
     check_steps,
 )
-from latent_graph.nodes.models import NodeModel
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.state.edges import EdgeKind, parse_edges
-from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_agent
-from latent_graph.nodes.models import StandInModel, engine_of
+from latent_graph.nodes import JudgerNode, LatentAgentNode, NodeModel, StandInModel, TextAgentNode, add_agent, engine_of
 from latent_graph.graphs.roles import ANSWER_FORMATS, JUDGER, with_format
-from latent_graph.state.schema import MAX_QUESTIONS, GraphInput, GraphOutput, GraphOutputWithHandle, LatentState
+from latent_graph.state.schema import MAX_QUESTIONS, GraphInput, GraphOutput, LatentState
 
 _D = DecodeOptions()
 MESSAGE_TOKENS = 128
@@ -41,7 +41,11 @@ MESSAGE_TOKENS = 128
 
 
 class GraphKwargs(TypedDict, total=False):
-    """Keyword options of every prebuilt builder (``build_sequential(model, **kwargs)`` ...)."""
+    """Keyword options of every prebuilt builder (``build_sequential(model, **kwargs)`` ...), for type checkers.
+
+    The graph's wiring is declared here; the node settings below it are :class:`GraphOptions`' fields, declared
+    (with default, help and checks) there only: :func:`_check_kwargs` fails at import when the two differ.
+    """
 
     edges: str | Sequence[str] | Mapping[str, str]
     """Kind of the edge leaving each agent: "latent" (default), "text", one per agent in order, or ``{agent: kind}``."""
@@ -61,38 +65,21 @@ class GraphKwargs(TypedDict, total=False):
     realign: str | Realigner | None
     """Override the model's realigner: a spec of the engine's catalog (``REALIGNERS``: "ridge", "identity",
     "soft:k=8,t=1", "knn:k=4", "blend:alpha=0.5") or a Realigner / trained adapter."""
-    expose_handle: bool
-    """Accepted for compatibility: the output always holds the final handle reference (``HandleStore.load`` it)."""
-    steps: int
-    """Latent steps per latent agent."""
-    memory: str
-    """Memory policy of every reader ("all", "last", "latent")."""
-    max_new_tokens: int
-    """Answer budget of the judger (tokens)."""
-    message_tokens: int
-    """Message budget of every text agent (tokens; it also stops at the end of its turn). Default 128."""
-    temperature: float
-    """0 = greedy."""
-    top_p: float
-    """Nucleus mass."""
-    seed: int | None
-    """Sampling seed."""
-    task: str
-    """Answer format of the judger: "math", "choice", "code" or "plain"."""
-    inspect: int
-    """Top-k logit lens / nearest tokens per latent step (0 = off)."""
-    max_questions: int
-    """Most questions one invocation may carry (default :data:`~latent_graph.state.schema.MAX_QUESTIONS`); more raise ``TooManyQuestionsError``."""
 
+    # the GraphOptions fields, typed as there
+    steps: int
+    memory: str
+    max_new_tokens: int
+    message_tokens: int
+    temperature: float
+    top_p: float
+    seed: int | None
+    task: str
+    inspect: int
+    max_questions: int
     kv_keep: float
-    """Fraction in (0, 1] of each latent sender's own cache columns its edge adds per row: ``ceil(kv_keep * n)``
-    of its ``n``, best-scored first over the row's every column, the earlier senders' kept ones included
-    (1 = all, the default: the handle crosses unchanged). See :mod:`latent_graph.engine.compress`."""
     kv_budget: int | None
-    """At most this many real cache columns per row cross each latent edge (None = no cap)."""
     cache_budget: int | None
-    """At most this many real cache columns per row in the handle any node reads; the lowest-scored
-    columns are evicted first (long chains, ``latent_thread="continue"`` threads). None = no cap."""
 
 
 def option(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:
@@ -140,13 +127,27 @@ class GraphOptions:
         """Settings of a latent sender node: steps and its compressed edge."""
         return dict(steps=self.steps, kv_keep=self.kv_keep, kv_budget=self.kv_budget)
 
-    def decoding(self, budget: int | None = None) -> dict[str, Any]:
+    def decoding(self, budget: int | None = None) -> DecodeOptions:
         """Decoding options of the judger (``budget`` None) or of a text agent (``budget=self.message_tokens``)."""
         tokens = self.max_new_tokens if budget is None else budget
-        return DecodeOptions(tokens, self.temperature, self.top_p, self.seed).as_dict()
+        return DecodeOptions(tokens, self.temperature, self.top_p, self.seed)
 
 
-_GRAPH_KEYS = ("edges", "judger", "checkpointer", "interrupt_after", "realign", "expose_handle", "store", "handle_store")
+OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in fields(GraphOptions))
+"""The node settings' names, in declaration order (CLI flags, serve's request fields, studio's ``configurable``)."""
+
+
+def _check_kwargs() -> tuple[str, ...]:
+    """The wiring keys of :class:`GraphKwargs` (those that are not options); raises if it drifts from GraphOptions."""
+    kw, opts = get_type_hints(GraphKwargs), get_type_hints(GraphOptions)
+    drift = sorted(n for n in OPTION_NAMES if kw.get(n) != opts[n])
+    if drift:
+        raise TypeError(f"GraphKwargs must type every GraphOptions field as GraphOptions does: {drift}")
+    return tuple(k for k in kw if k not in opts)
+
+
+WIRING: tuple[str, ...] = _check_kwargs()
+"""Builder keywords that wire the graph (edges, judger, savers, stores, realigner) rather than set its nodes."""
 
 
 class Team:
@@ -166,21 +167,21 @@ class Team:
         unknown = set(kwargs) - set(GraphKwargs.__annotations__)
         if unknown:
             raise InvalidArgumentError(f"unknown graph options {sorted(unknown)}; known: {sorted(GraphKwargs.__annotations__)}")
-        self.opts = GraphOptions(**{k: v for k, v in kwargs.items() if k not in _GRAPH_KEYS})
+        self.opts = GraphOptions(**{k: v for k, v in kwargs.items() if k not in WIRING})
         realign = kwargs.get("realign")
         if realign is not None and engine is None:
             raise InvalidArgumentError("realign applies to a LocalLatentModel, not to a foreign chat model")
-        if isinstance(realign, str) and engine is not None and not isinstance(engine, StandInModel):
-            realign = make_realigner(engine, realign)  # a spec from the engine's catalog (REALIGNERS)
-        self.model = model if engine is None else (engine if realign is None else engine.with_realigner(realign))
+        if realign is None or isinstance(engine, StandInModel):  # a drawing stand-in has no weights to realign
+            self.model = model if engine is None else engine
+        else:
+            self.model = engine.with_realigner(realign)  # any REALIGNERS spec or a Realigner (the engine resolves it)
         kinds = parse_edges(kwargs.get("edges", "latent"), list(senders))
         # a foreign chat model cannot think latently: every edge leaving it is text
         self.kinds: dict[str, EdgeKind] = kinds if engine is not None else {s: "text" for s in senders}
         self.judger = kwargs.get("judger", JUDGER)
         self.handle_store = kwargs.get("handle_store")
         self.kwargs = kwargs
-        output = GraphOutputWithHandle if kwargs.get("expose_handle", False) else GraphOutput
-        self.state_graph = StateGraph(LatentState, input_schema=GraphInput, output_schema=output)
+        self.state_graph = StateGraph(LatentState, input_schema=GraphInput, output_schema=GraphOutput)
 
     def add_agent(self, name: str, instruction: str, *, sees_context: bool = False, branch: bool = False) -> None:
         """A latent or text agent (by the kind of the edge leaving it), its kind declared in the node metadata."""
@@ -190,7 +191,7 @@ class Team:
                                       cache_budget=self.opts.cache_budget)
         kind: EdgeKind = self.kinds[name]
         node = (LatentAgentNode(**self.opts.latent(), **common) if kind == "latent"
-                else TextAgentNode(**common, **self.opts.decoding(self.opts.message_tokens)))
+                else TextAgentNode(**common, decoding=self.opts.decoding(self.opts.message_tokens)))
         add_agent(self.state_graph, node)
 
     def add_judger(self, name: str, instruction: str, sees_context: bool) -> None:
@@ -199,7 +200,7 @@ class Team:
                                            sees_context=sees_context, memory=self.opts.memory,
                                            max_questions=self.opts.max_questions,
                                            handle_store=self.handle_store, cache_budget=self.opts.cache_budget,
-                                           **self.opts.decoding()))
+                                           decoding=self.opts.decoding()))
 
     def compile(self, name: str) -> CompiledStateGraph:
         """Compile with the caller's checkpointer and store, untouched."""

@@ -1,6 +1,6 @@
 """The compact prompt layout: a latent chain that does not pile prompts up in the shared cache.
 
-Why: in the default LatentMAS layout every agent restates its role preamble *and* the
+Why: in the sequential graph (the LatentMAS layout) every agent restates its role preamble *and* the
 question, so the judger's cache holds the question four times and three role prompts;
 a 135M model then echoes the preamble ("You are the Judger…") instead of answering.
 The compact layout keeps one copy: the first agent reads the private context and the
@@ -14,19 +14,16 @@ from __future__ import annotations
 from langgraph.graph.state import CompiledStateGraph
 
 from collections.abc import Sequence
-from typing import Any
 
 from langgraph.graph import END, START
 from typing_extensions import Unpack
 
-from latent_graph.nodes.models import NodeModel
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.nodes import QuietAgentNode, add_agent
+from latent_graph.nodes import LatentAgentNode, NodeModel, add_agent
 from latent_graph.graphs.base import GraphKwargs, Team
 
 COMPACT_FIRST = "Read the context and the question. Think about the fact needed to answer."
 COMPACT_LATER = "Continue thinking about the fact needed to answer."
-LAYOUTS: tuple[str, ...] = ("default", "compact")
 
 
 def build_compact(model: NodeModel, *, agents: Sequence[str] = ("planner", "critic", "refiner"),
@@ -38,7 +35,7 @@ def build_compact(model: NodeModel, *, agents: Sequence[str] = ("planner", "crit
     team = Team(model, {**kwargs, "edges": "latent"}, list(agents))
     prev = START
     for i, name in enumerate(agents):
-        add_agent(team.state_graph, QuietAgentNode(
+        add_agent(team.state_graph, LatentAgentNode(
             model=team.model, name=name, instruction=COMPACT_FIRST if i == 0 else COMPACT_LATER,
             sees_context=i == 0, memory=team.opts.memory, inspect=team.opts.inspect, restate=i == 0,
             max_questions=team.opts.max_questions, handle_store=team.handle_store, cache_budget=team.opts.cache_budget,
@@ -48,4 +45,4 @@ def build_compact(model: NodeModel, *, agents: Sequence[str] = ("planner", "crit
     team.add_judger("judger", "", sees_context=not agents)
     team.state_graph.add_edge(prev, "judger")
     team.state_graph.add_edge("judger", END)
-    return team.compile("latent-sequential-compact")
+    return team.compile("compact")

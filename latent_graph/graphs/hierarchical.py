@@ -11,12 +11,11 @@ from __future__ import annotations
 from langgraph.graph.state import CompiledStateGraph
 
 from collections.abc import Mapping
-from typing import Any
 
 from langgraph.graph import END, START
 from typing_extensions import Unpack
 
-from latent_graph.nodes.models import NodeModel
+from latent_graph.nodes import NodeModel
 from latent_graph.graphs import roles
 from latent_graph.graphs.base import GraphKwargs, Team
 
@@ -39,4 +38,4 @@ def build_hierarchical(model: NodeModel, *, experts: Mapping[str, str] | None = 
     team.add_judger("judger", team.judger, sees_context=False)
     team.state_graph.add_edge(list(experts), "judger")
     team.state_graph.add_edge("judger", END)
-    return team.compile("latent-hierarchical")
+    return team.compile("hierarchical")

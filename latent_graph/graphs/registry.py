@@ -16,8 +16,9 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from latent_graph.nodes.models import NodeModel
+from latent_graph.nodes import NodeModel
 from latent_graph.errors import InvalidArgumentError
+from latent_graph.graphs.base import OPTION_NAMES
 from latent_graph.graphs.compact import build_compact
 from latent_graph.graphs.hierarchical import build_hierarchical
 from latent_graph.graphs.sequential import build_sequential, build_single
@@ -36,9 +37,9 @@ DEFAULT_GRAPH = "compact"
 docs/relay_ablation.md)."""
 
 
-FACTORY_OPTIONS = ("edges", "steps", "memory", "max_new_tokens", "message_tokens", "kv_keep", "kv_budget", "cache_budget",
-                   "temperature", "top_p", "seed", "task", "inspect")
-"""Keyword arguments a graph factory may take; it gets only those its signature declares (all with ``**kwargs``)."""
+FACTORY_OPTIONS: tuple[str, ...] = ("edges", *OPTION_NAMES)
+"""Keyword arguments a graph factory may take (``edges`` and every :class:`GraphOptions` field); it gets only
+those its signature declares (all with ``**kwargs``)."""
 
 
 def load_factory(name: str) -> GraphFactory:

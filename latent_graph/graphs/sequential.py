@@ -9,12 +9,11 @@ from __future__ import annotations
 from langgraph.graph.state import CompiledStateGraph
 
 from collections.abc import Mapping
-from typing import Any
 
 from langgraph.graph import END, START
 from typing_extensions import Unpack
 
-from latent_graph.nodes.models import NodeModel
+from latent_graph.nodes import NodeModel
 from latent_graph.graphs import roles
 from latent_graph.graphs.base import GraphKwargs, Team
 
@@ -39,7 +38,7 @@ def build_sequential(model: NodeModel, *, agents: Mapping[str, str] | None = Non
     team.add_judger("judger", team.judger, sees_context=not agents)
     team.state_graph.add_edge(prev, "judger")
     team.state_graph.add_edge("judger", END)
-    return team.compile("latent-sequential")
+    return team.compile("sequential")
 
 
 def build_single(model: NodeModel, *, instruction: str = roles.SINGLE, **kwargs: Unpack[GraphKwargs]) -> CompiledStateGraph:
@@ -48,4 +47,4 @@ def build_single(model: NodeModel, *, instruction: str = roles.SINGLE, **kwargs:
     team.add_judger("single", instruction, sees_context=True)
     team.state_graph.add_edge(START, "single")
     team.state_graph.add_edge("single", END)
-    return team.compile("single-agent")
+    return team.compile("single")

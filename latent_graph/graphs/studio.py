@@ -12,18 +12,16 @@ any of :data:`RUN_OPTIONS`, e.g. ``{"configurable": {"steps": 2, "max_new_tokens
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from latent_graph.engine import LocalLatentModel
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.graphs.base import GraphOptions
-from latent_graph.graphs.registry import build_graph
+from latent_graph.graphs.registry import FACTORY_OPTIONS, build_graph
 from latent_graph.persist import default_handle_store
 
 __all__ = ["RUN_OPTIONS", "compact", "hierarchical", "sequential", "single"]
 
-RUN_OPTIONS = ("edges", *(f.name for f in dataclasses.fields(GraphOptions)))
+RUN_OPTIONS = FACTORY_OPTIONS
 """``configurable`` keys a Studio run may set (``edges`` and the :class:`GraphOptions` fields)."""
 
 

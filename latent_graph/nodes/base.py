@@ -17,7 +17,7 @@ from langchain_core.language_models import BaseChatModel
 from latent_graph.engine import DEFAULT_MEMORY, KVPolicy, LatentHandle, StepInfo, compress, merge_branches
 from latent_graph.state.edges import sends_metadata
 from latent_graph.nodes.streaming import emitter
-from latent_graph.nodes.models import NodeModel, engine_of
+from latent_graph.nodes.model_kind import NodeModel, engine_of
 from latent_graph.state.schema import MAX_QUESTIONS, Message, agent_contexts_of, contexts_of, questions_of, read_update, unread
 from latent_graph.persist import HandleStore, LiveHandleStore, default_handle_store, is_ref
 from latent_graph.state.threads import carried

@@ -70,10 +70,3 @@ class LatentAgentNode(AgentNode):
     def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
         return self.think(self.incoming(state, config), state, config=config)
 
-
-@dataclass
-class QuietAgentNode(LatentAgentNode):
-    """The compact layout's latent agent: its prompt does not restate the question by default (``restate=False``:
-    the instruction + its private context; it reads the question in the cache it receives)."""
-
-    restate: bool = False

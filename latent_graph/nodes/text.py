@@ -9,7 +9,7 @@ model works too, but only on text input (it cannot read a latent handle).
 
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from langchain_core.messages import HumanMessage
@@ -18,31 +18,23 @@ from langchain_core.runnables import RunnableConfig
 from latent_graph.engine import DecodeOptions, Decoded, LatentHandle, LatentModel
 from latent_graph.errors import ModelMismatchError
 from latent_graph.nodes.base import AgentNode, compose_prompt
-from latent_graph.nodes.models import model_name
+from latent_graph.nodes.model_kind import model_name
 from latent_graph.state.schema import Message, new_message, questions_of
 from latent_graph.nodes.streaming import ChatRun
 from latent_graph.state.threads import thread_mode
 from latent_graph.state.trace import NodeRecord, Sends, node_record
 
-_D = DecodeOptions()
 HANDOFF = "Write a short message that passes your work so far on to the next agent."
 """What the sender's model is asked when a latent edge enters a foreign chat model."""
 
 
 @dataclass
 class _Decoding(AgentNode):
-    """A node that decodes; decoding options default to :class:`DecodeOptions`' defaults."""
+    """A node that decodes, with the engine's :class:`DecodeOptions` (budget, sampler, seed; their one owner)."""
 
-    max_new_tokens: int = _D.max_new_tokens
-    temperature: float = _D.temperature
-    top_p: float = _D.top_p
-    seed: int | None = _D.seed
+    decoding: DecodeOptions = field(default_factory=DecodeOptions)
     handoff_model: LatentModel | None = None
     """On a foreign chat model: the latent model that decodes an incoming latent handle into a message."""
-
-    @property
-    def decoding(self) -> DecodeOptions:
-        return DecodeOptions(self.max_new_tokens, self.temperature, self.top_p, self.seed)
 
     def _engine_decode(self, before: LatentHandle | None, prompts: list[str], config: Any) -> Decoded:
         run = ChatRun(config, self.name, prompts, self.model.name)

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from langgraph.graph import END, START
 
-from latent_graph.state import answer_nodes
+from latent_graph.present.edges import answer_nodes
 
 
 class Progress:
@@ -84,7 +84,7 @@ def execute(graph: Any, inputs: dict[str, Any], *, stream_tokens: bool = False, 
 
     Args:
         answering: The graph's answer nodes (whose tokens are streamed), read once when the graph was
-            built (:func:`latent_graph.state.answer_nodes`); None reads them here.
+            built (:func:`latent_graph.present.edges.answer_nodes`); None reads them here.
 
     Returns:
         The final graph output (``answers``, ``messages``, ``trace``).

@@ -2,7 +2,7 @@
 
 LangGraph's ``draw_mermaid_png()`` calls a web API, so images are rendered locally
 with Graphviz ``dot`` instead (matplotlib where ``dot`` is missing). Edge kinds are
-what each sender declared in its node metadata (:func:`latent_graph.state.edges.drawn_edges`).
+what each sender declared in its node metadata (:func:`latent_graph.present.edges.drawn_edges`).
 
 Styles: latent = thick purple ``==>``; text = dashed grey ``-.->``; conditional edges
 (routers, ``Send`` fan-out) dashed and labelled; subgraphs as blocks; other = plain.

@@ -17,7 +17,7 @@ from latent_graph.present.svg import bar_chart, graph_svg, line_chart, timeline_
 from latent_graph.state import NodeRecord, StepRecord
 from latent_graph.present.runtrace import RunTrace
 from latent_graph.present.draw import tool_calls_per_node
-from latent_graph.state.edges import TOOLS_SUFFIX
+from latent_graph.present.edges import TOOLS_SUFFIX
 
 CSS = """
 *{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#111827;

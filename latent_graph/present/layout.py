@@ -2,7 +2,7 @@
 
 :class:`Shape` is what every drawing draws: nodes (subgraphs expanded, ``sub:node``
 grouped into clusters), and edges with their declared kind (latent / text / plain,
-from :func:`latent_graph.state.edges.drawn_edges`, the one source of edge kinds),
+from :func:`latent_graph.present.edges.drawn_edges`, the one source of edge kinds),
 whether they are conditional (dashed, labelled) and their label. :func:`to_dot`
 writes Graphviz DOT; :func:`render` lays it out with ``dot`` through the python
 ``graphviz`` package (Debian/Ubuntu: ``apt-get install graphviz``). Where ``dot``
@@ -20,7 +20,7 @@ from typing import Any
 
 from langgraph.graph import END, START
 
-from latent_graph.state.edges import DrawnEdge, drawn_edges, tool_edges
+from latent_graph.present.edges import DrawnEdge, drawn_edges, tool_edges
 
 LATENT = "#7c3aed"
 TEXT = "#6b7280"

@@ -19,7 +19,7 @@ from typing import Any
 
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.state import Message, NodeRecord
-from latent_graph.state.edges import TOOLS_SUFFIX
+from latent_graph.present.edges import TOOLS_SUFFIX
 from latent_graph.jsonl import parse_json
 from latent_graph.present.layout import Shape
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latent_graph.engine.prefix import DEFAULT_MAX_BYTES as DEFAULT_PREFIX_BYTES
-from latent_graph.engine import DEFAULT_STEPS, DecodeOptions, LocalLatentModel, check_quantization, load_model
+from latent_graph.engine import LocalLatentModel, check_quantization, load_model
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphOptions
 from latent_graph.state.schema import MAX_QUESTIONS
@@ -34,6 +34,7 @@ class ServeConfig:
             returns a :class:`LocalLatentModel`; it runs inside each replica process.
         dtype, device: Passed to the model loader (``device`` defaults to "cuda" when
             ``num_gpus > 0``).
+        realign: A realigner spec of ``REALIGNERS`` ("soft:k=8" ...), None = the model's default (ridge).
         quantization: "4bit", "8bit" (bitsandbytes, CPU or GPU) or None.
         prefix_cache_bytes: Byte budget of each replica's shared-prefix cache (0 = off).
         graphs: Graph names clients may ask for (a subset of :data:`SERVABLE_GRAPHS`).
@@ -65,12 +66,13 @@ class ServeConfig:
     model_factory: Callable[[], LocalLatentModel] | str | None = None
     dtype: str | None = None
     device: str | None = None
+    realign: str | None = None
     quantization: str | None = None
     prefix_cache_bytes: int = DEFAULT_PREFIX_BYTES
     graphs: tuple[str, ...] = SERVABLE_GRAPHS
     default_graph: str = ""
-    steps: int = DEFAULT_STEPS
-    max_new_tokens: int = DecodeOptions().max_new_tokens
+    steps: int = GraphOptions.steps
+    max_new_tokens: int = GraphOptions.max_new_tokens
     task: str = GraphOptions.task
     max_steps: int = 64
     max_tokens_limit: int = 1024
@@ -163,4 +165,5 @@ class ServeConfig:
                 raise InvalidArgumentError(f"model_factory returned {type(model).__name__}, not a LocalLatentModel")
             return model
         device = self.device or ("cuda" if self.num_gpus > 0 else None)
-        return load_model(self.model, dtype=self.dtype, device=device, quantization=self.quantization)
+        return load_model(self.model, dtype=self.dtype, device=device, realign=self.realign,
+                          quantization=self.quantization)

@@ -11,14 +11,14 @@ checked for type and size and passed to the graph as a question or context.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, fields
+from typing import Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from latent_graph.engine import DEFAULT_MEMORY, DecodeOptions, MemoryPolicy
-from latent_graph.graphs import DEFAULT_GRAPH
-from latent_graph.graphs.roles import ANSWER_FORMATS
+from latent_graph.engine import DecodeOptions
+from latent_graph.errors import InvalidArgumentError, InvalidStepsError
+from latent_graph.graphs import OPTION_NAMES, GraphOptions
 from latent_graph.serve.config import ServeConfig
 from latent_graph.serve.errors import InvalidRequestError
 
@@ -26,27 +26,47 @@ EDGE_KINDS = ("latent", "text")
 MAX_EDGES = 16
 MAX_NAME = 64
 
-Task = Literal[tuple(ANSWER_FORMATS)]  # type: ignore[valid-type]  # the roles own the task names
-Memory = MemoryPolicy  # the engine owns the policy names
 _D = DecodeOptions()
 
+SERVER_OWNED: tuple[str, ...] = ("max_questions",)
+"""GraphOptions a request may not set: the server sizes its batches by them (:attr:`ServeConfig.max_questions`)."""
+SERVER_DEFAULTS: tuple[str, ...] = ("steps", "max_new_tokens", "task")
+"""Options whose default a request leaves to the server (:class:`ServeConfig`); the others default as in
+:class:`GraphOptions`."""
+REQUEST_OPTIONS: tuple[str, ...] = tuple(n for n in OPTION_NAMES if n not in SERVER_OWNED)
+"""The :class:`GraphOptions` fields every request may set (unset: the server's default)."""
+_BOUNDS: dict[str, dict[str, Any]] = {"temperature": {"le": 2.0}, "seed": {"ge": 0, "le": 2**63 - 1},
+                                      "inspect": {"le": 20}}
+"""Request-only bounds tighter than GraphOptions' own checks (a JSON seed, a sane sampler, a small logit lens)."""
 
-class AnswerRequest(BaseModel):
-    """Body of ``POST /v1/answer`` and ``POST /v1/stream`` (unset fields take the server's defaults)."""
 
+def _option_fields(names: tuple[str, ...]) -> dict[str, Any]:
+    """Pydantic fields for ``names``: each GraphOptions field's type (its choices as a Literal) and help; None =
+    unset. GraphOptions itself checks the values (:func:`settings_of`)."""
+    hints = get_type_hints(GraphOptions)
+    out: dict[str, Any] = {}
+    for f in fields(GraphOptions):
+        if f.name in names:
+            choices = f.metadata.get("choices")
+            kind = Literal[choices] if choices else hints[f.name]  # type: ignore[valid-type]
+            out[f.name] = (kind | None, Field(default=None, description=f.metadata["help"], **_BOUNDS.get(f.name, {})))
+    return out
+
+
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     question: str = Field(min_length=1)
     context: str | None = None
     graph: str | None = None  # None: the server's default graph (ServeConfig.default_graph)
     edges: str | list[str] | dict[str, str] = "latent"
-    steps: int | None = Field(default=None, ge=0)
-    memory: Memory = DEFAULT_MEMORY
-    task: Task | None = None
-    max_new_tokens: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=_D.temperature, ge=0.0, le=2.0)
-    top_p: float = Field(default=_D.top_p, gt=0.0, le=1.0)
-    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+
+
+AnswerRequest = create_model("AnswerRequest", __base__=_Strict, __module__=__name__,
+                             __doc__="Body of ``POST /v1/answer`` and ``POST /v1/stream``: the question, the graph "
+                                     "and every GraphOptions field but the server-owned ones (unset: the server's "
+                                     "defaults).",
+                             **_option_fields(REQUEST_OPTIONS))
 
 
 class ChatMessage(BaseModel):
@@ -56,9 +76,7 @@ class ChatMessage(BaseModel):
     content: str
 
 
-class ChatRequest(BaseModel):
-    """The subset of OpenAI's chat-completions body we honour (other OpenAI fields are ignored)."""
-
+class _Chat(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
     model: str = ""
@@ -70,9 +88,18 @@ class ChatRequest(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     n: int = Field(default=1, ge=1, le=1)
     stream: Literal[False] = False
-    # latent_graph extensions
-    edges: str | list[str] | dict[str, str] = "latent"
-    steps: int | None = Field(default=None, ge=0)
+    edges: str | list[str] | dict[str, str] = "latent"  # latent_graph extension
+
+
+CHAT_OPTIONS: tuple[str, ...] = tuple(n for n in REQUEST_OPTIONS if n not in _Chat.model_fields and n not in
+                                      ("max_new_tokens", "task"))
+"""GraphOptions a chat request may set as latent_graph extensions (OpenAI's own fields cover the sampler and
+the budget; a chat answers in plain text)."""
+
+ChatRequest = create_model("ChatRequest", __base__=_Chat, __module__=__name__,
+                           __doc__="The subset of OpenAI's chat-completions body we honour (other OpenAI fields are "
+                                   "ignored), plus the GraphOptions extensions of :data:`CHAT_OPTIONS`.",
+                           **_option_fields(CHAT_OPTIONS))
 
 
 @dataclass(frozen=True)
@@ -81,26 +108,18 @@ class RunSettings:
 
     graph: str
     edges: str  # canonical JSON of the edge spec (hashable)
-    steps: int
-    memory: str
-    task: str
-    max_new_tokens: int
-    temperature: float
-    top_p: float
-    seed: int | None
+    options: GraphOptions
 
     def edges_arg(self) -> Any:
         return json.loads(self.edges)
 
     def graph_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``build_<graph>`` (``single`` has no edges)."""
-        kw = asdict(self)
-        kw.pop("graph")
-        kw["edges"] = self.edges_arg()
-        return kw
+        """Keyword arguments of ``build_<graph>`` but the server-owned ones (``single`` ignores edges)."""
+        opts = {n: getattr(self.options, n) for n in REQUEST_OPTIONS}
+        return {"edges": self.edges_arg(), **opts}
 
     def public(self) -> dict[str, Any]:
-        return {**asdict(self), "edges": self.edges_arg()}
+        return {"graph": self.graph, **self.graph_kwargs()}
 
 
 def _fail(msg: str) -> InvalidRequestError:
@@ -119,26 +138,29 @@ def _check_edges(edges: str | list[str] | dict[str, str]) -> str:
     return json.dumps(edges, sort_keys=True)
 
 
-def settings_of(req: AnswerRequest, cfg: ServeConfig) -> RunSettings:
-    """Check ``req`` against the server's limits; the settings it runs with."""
+def settings_of(req: Any, cfg: ServeConfig) -> RunSettings:
+    """Check ``req`` (an :data:`AnswerRequest`) against the server's limits; the settings it runs with."""
     graph = cfg.default_graph if req.graph is None else req.graph
-    steps = cfg.steps if req.steps is None else req.steps
-    tokens = cfg.max_new_tokens if req.max_new_tokens is None else req.max_new_tokens
+    given = {n: getattr(req, n) for n in REQUEST_OPTIONS if getattr(req, n) is not None}
+    values = {**{n: getattr(cfg, n) for n in SERVER_DEFAULTS}, **given, "max_questions": cfg.max_questions}
+    tokens = max(values["max_new_tokens"], values.get("message_tokens", 0))
     checks = [
         (graph in cfg.graphs, f"graph: must be one of {list(cfg.graphs)}"),
         (len(req.question) <= cfg.max_question_chars, f"question: at most {cfg.max_question_chars} characters"),
         (req.context is None or len(req.context) <= cfg.max_context_chars,
          f"context: at most {cfg.max_context_chars} characters"),
-        (steps <= cfg.max_steps, f"steps: at most {cfg.max_steps}"),
-        (tokens <= cfg.max_tokens_limit, f"max_new_tokens: at most {cfg.max_tokens_limit}"),
+        (values["steps"] <= cfg.max_steps, f"steps: at most {cfg.max_steps}"),
+        (tokens <= cfg.max_tokens_limit, f"max_new_tokens and message_tokens: at most {cfg.max_tokens_limit}"),
         (bool(req.question.strip()), "question: must not be blank"),
     ]
     for ok, msg in checks:
         if not ok:
             raise _fail(msg)
-    return RunSettings(graph=graph, edges=_check_edges(req.edges), steps=steps, memory=req.memory,
-                       task=req.task or cfg.task, max_new_tokens=tokens, temperature=float(req.temperature),
-                       top_p=float(req.top_p), seed=req.seed)
+    try:
+        options = GraphOptions(**values)  # the owner checks every value
+    except (InvalidArgumentError, InvalidStepsError) as exc:
+        raise _fail(str(exc)) from None
+    return RunSettings(graph=graph, edges=_check_edges(req.edges), options=options)
 
 
 def parse(model: type[BaseModel], body: Any) -> Any:
@@ -151,7 +173,7 @@ def parse(model: type[BaseModel], body: Any) -> Any:
         raise _fail(f"{where}: {first.get('msg', 'invalid')} ({exc.error_count()} error(s))") from None
 
 
-def answer_request_of_chat(chat: ChatRequest, cfg: ServeConfig) -> AnswerRequest:
+def answer_request_of_chat(chat: Any, cfg: ServeConfig) -> Any:
     """Map an OpenAI chat request: last user message = question, system/earlier turns = private context.
 
     ``model`` picks a served graph by name (anything else runs the server's default graph).
@@ -164,8 +186,9 @@ def answer_request_of_chat(chat: ChatRequest, cfg: ServeConfig) -> AnswerRequest
     context = "\n".join(m.content if m.role in ("system", "developer") else f"{m.role}: {m.content}"
                         for m in earlier) or None
     graph = chat.model if chat.model in cfg.graphs else cfg.default_graph
+    extensions = {n: getattr(chat, n) for n in CHAT_OPTIONS}
     return parse(AnswerRequest, dict(question=chat.messages[last].content, context=context, graph=graph,
-                                     edges=chat.edges, steps=chat.steps, task="plain",
+                                     edges=chat.edges, task="plain", **extensions,
                                      max_new_tokens=chat.max_completion_tokens or chat.max_tokens,
                                      temperature=chat.temperature, top_p=chat.top_p, seed=chat.seed))
 

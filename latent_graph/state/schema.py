@@ -196,10 +196,6 @@ class GraphOutput(TypedDict, total=False):
     """The final handle's reference: a parent graph reads the latent edge out of this graph (no stale handle)."""
 
 
-GraphOutputWithHandle = GraphOutput
-"""The output schema (kept name: the handle reference is always in the output now)."""
-
-
 MAX_QUESTIONS = 256
 """Default cap on the questions of one graph invocation (one batch); graphs take ``max_questions=``."""
 
