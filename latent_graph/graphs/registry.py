@@ -33,7 +33,7 @@ GRAPHS: dict[str, GraphFactory] = {
 
 DEFAULT_GRAPH = "compact"
 """The graph the CLI, serve and bench run when none is named (measured best on the default model,
-docs/relay_ablation.md)."""
+docs/results/relay_ablation.md)."""
 
 
 FACTORY_OPTIONS = ("edges", "steps", "memory", "max_new_tokens", "message_tokens", "kv_keep", "kv_budget", "cache_budget",
