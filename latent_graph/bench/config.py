@@ -25,6 +25,8 @@ _ALIASES = {
     "latentmas-seq": "latent-seq",
     "latentmas-hier": "latent-hier",
 }
+GENERATED_EXAMPLES = 20
+"""Examples a generated task (relay probes, relay6) has when no ``limit`` is given."""
 PER_JOB = ("seed", "task")
 """:class:`GraphOptions` fields the bench sets per job (from ``seeds`` and the task), never from ``graph``."""
 
@@ -67,7 +69,8 @@ class BenchConfig:
         task: "gsm8k", "arc", "code", "relay", "relay6[:split]" or a ready :class:`Task`.
         data: Data file for gsm8k/arc/code.
         hf: gsm8k: load from the HF hub via ``datasets`` when no ``data`` is given.
-        limit: Use the first ``limit`` questions (relay: number of probes, default 20).
+        limit: Use the first ``limit`` questions (generated relay tasks: their number, default
+            :data:`GENERATED_EXAMPLES`).
         relay_seed: Seed generating relay probes.
         batch_size: Questions per ``graph.invoke`` for every method.
         graph: The graphs' node settings (steps, memory, decoding, edge compression ...); its
@@ -154,4 +157,4 @@ class BenchConfig:
         return {f.name: getattr(opts, f.name) for f in dataclasses.fields(GraphOptions)}
 
 
-__all__ = ["EXTRA_METHODS", "METHODS", "PER_JOB", "BenchConfig", "normalize_methods"]
+__all__ = ["EXTRA_METHODS", "GENERATED_EXAMPLES", "METHODS", "PER_JOB", "BenchConfig", "normalize_methods"]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from latent_graph.bench.config import METHODS, BenchConfig, normalize_methods
+from latent_graph.bench.config import GENERATED_EXAMPLES, METHODS, BenchConfig, normalize_methods
 from latent_graph.bench.errors import BenchArgumentError
 from latent_graph.bench.jobs import Graph, GraphFactory, Job, plan, run_job
 from latent_graph.bench.memory import PeakMemory, loadavg
@@ -94,7 +94,7 @@ def _run_bench(model: Any, cfg: BenchConfig, factory: GraphFactory, progress: Ca
     if isinstance(cfg.task, Task):
         tk = cfg.task
     else:
-        tk = load_task(cfg.task, cfg.data, hf=cfg.hf, n=cfg.limit or 20, seed=cfg.relay_seed)
+        tk = load_task(cfg.task, cfg.data, hf=cfg.hf, n=cfg.limit or GENERATED_EXAMPLES, seed=cfg.relay_seed)
     examples = tk.head(cfg.limit)
     if not examples:
         raise BenchArgumentError(f"task {tk.name!r} has no examples")

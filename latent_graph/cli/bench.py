@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from latent_graph.bench.config import METHODS, PER_JOB, BenchConfig
+from latent_graph.bench.config import GENERATED_EXAMPLES, METHODS, PER_JOB, BenchConfig
 from latent_graph.bench.errors import BenchArgumentError
 from latent_graph.bench.tasks import TASKS
 from latent_graph.cli.model_options import add_quantization_arg
@@ -26,7 +26,7 @@ from latent_graph.engine import load_model
 from latent_graph.errors import LatentGraphError
 from latent_graph.graphs import GraphOptions
 
-_DEFAULTS = BenchConfig.__dataclass_fields__
+_B = BenchConfig()  # the defaults' one owner
 GRAPH_FLAGS = tuple(f for f in dataclasses.fields(GraphOptions) if f.name not in PER_JOB)
 """The graph options the bench takes as flags (``--steps``, ``--max-new-tokens`` ...): their names,
 defaults, choices and help come from :class:`GraphOptions`; seeds and the answer format are the bench's."""
@@ -44,19 +44,20 @@ def _ints(text: str) -> list[int]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the bench flags to ``p``."""
     p.add_argument("--methods", default="all", help=f"comma-separated: {','.join(METHODS)} or 'all' (default)")
-    p.add_argument("--task", default="gsm8k", choices=TASKS, help="benchmark task (default gsm8k)")
+    p.add_argument("--task", default=_B.task, choices=TASKS, help=f"benchmark task (default {_B.task})")
     p.add_argument("--data", default=None, help="data JSONL (gsm8k default: ../shared/data/gsm8k/test.jsonl)")
     p.add_argument("--hf", action="store_true", help="gsm8k: load from the HF hub with `datasets` if no --data")
-    p.add_argument("--limit", type=int, default=None, help="first N questions (relay: N probes, default 20)")
-    p.add_argument("--batch-size", type=int, default=1, help="questions per graph run (default 1)")
+    p.add_argument("--limit", type=int, default=None, help=f"first N questions (relay, relay6: N generated, default {GENERATED_EXAMPLES})")
+    p.add_argument("--batch-size", type=int, default=_B.batch_size, help=f"questions per graph run (default {_B.batch_size})")
     for f in GRAPH_FLAGS:
         kind = {"int": int, "float": float, "str": str}[str(f.type).split("|")[0].strip()]  # "int | None" -> int
         choices = f.metadata.get("choices")
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, choices=choices,
                        metavar=None if choices else f.name.upper(), help=f"{f.metadata['help']} (default {f.default})")
-    p.add_argument("--seeds", type=_ints, default=[0], help="comma-separated sampling seeds (default 0)")
-    p.add_argument("--repeats", type=int, default=1, help="passes per seed (default 1)")
-    p.add_argument("--out", default=_DEFAULTS["out_dir"].default, help="output folder (default runs/bench)")
+    p.add_argument("--seeds", type=_ints, default=list(_B.seeds),
+                   help=f"comma-separated sampling seeds (default {','.join(map(str, _B.seeds))})")
+    p.add_argument("--repeats", type=int, default=_B.repeats, help=f"passes per seed (default {_B.repeats})")
+    p.add_argument("--out", default=_B.out_dir, help=f"output folder (default {_B.out_dir})")
     p.add_argument("--resume", action="store_true", help="continue a run in --out, skipping finished questions")
     p.add_argument("--model", default=None, help="HF id or path (default: embedded SmolLM2-135M-Instruct)")
     p.add_argument("--dtype", default=None, help="model dtype: float32, bfloat16, float16 (default: fp32 on CPU)")
@@ -65,10 +66,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--throughput-batch-sizes", type=_ints, default=[],
                    help="extra batch sizes for the throughput ratio, e.g. 1 (with --batch-size 8)")
-    p.add_argument("--throughput-method", default="latent-seq", help="method(s) run at those sizes (default latent-seq)")
+    p.add_argument("--throughput-method", default=",".join(_B.throughput_methods),
+                   help=f"method(s) run at those sizes (default {','.join(_B.throughput_methods)})")
     p.add_argument("--throughput-limit", type=int, default=None, help="questions for those sizes (default all)")
-    p.add_argument("--relay-seed", type=int, default=0, help="seed generating relay probes (default 0)")
-    p.add_argument("--code-timeout", type=float, default=10.0, help="seconds per code test run (default 10)")
+    p.add_argument("--relay-seed", type=int, default=_B.relay_seed, help=f"seed generating relay probes (default {_B.relay_seed})")
+    p.add_argument("--code-timeout", type=float, default=_B.code_timeout,
+                   help=f"seconds per code test run (default {_B.code_timeout:g})")
     p.add_argument("--rescore", action="store_true",
                    help="re-judge stored answers with the current extractor (no generation); implies --resume")
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up forward")
