@@ -178,18 +178,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{task.source}: {command}", flush=True)
     policy = json.loads(args.kv_policy or "{}")
     for name in [] if args.table_only else args.table:
-        conds = [c if not (policy and c.get("kv_keep", 1.0) < 1.0) else {**c, "kv_policy": policy}
-                 for c in TABLES[name] if not (name == "kv" and args.kv_keep is not None and c["kv_keep"] not in args.kv_keep)]
+        cells = [c for c in TABLES[name] if name != "kv" or args.kv_keep is None or c["kv_keep"] in args.kv_keep]
+        conds = [{**c, "kv_policy": policy} if policy and c.get("kv_keep", 1.0) < 1.0 else c for c in cells]
 
         def run(cond: dict[str, Any], name: str = name) -> dict[str, Any]:
             graph = build(cond, model, args.max_new_tokens)
-            row = measure(graph, task, args.batch_size, told(cond), stored_bytes if cond["method"] == "latent-seq" else None)
-            return {**cond, **row, "table": name, "command": command, "judge_tokens": args.max_new_tokens,
-                    "batch_size": args.batch_size,
-                    "kv_method": repr(KVPolicy(**{**policy, "keep": cond["kv_keep"]})) if cond.get("kv_keep", 1.0) < 1 else None}
+            sizes = stored_bytes if cond["method"] == "latent-seq" else None
+            compressed = cond.get("kv_keep", 1.0) < 1
+            return {**cond, **measure(graph, task, args.batch_size, told(cond), sizes), "table": name,
+                    "command": command, "judge_tokens": args.max_new_tokens, "batch_size": args.batch_size,
+                    "kv_method": repr(KVPolicy(**{**policy, "keep": cond["kv_keep"]})) if compressed else None}
 
-        run_conditions(conds, log, args.n, key, run,
-                       lambda row, name=name: print(table([row], args.n // len(FAMILIES), name == "kv").splitlines()[-1], flush=True))
+        def show(row: dict[str, Any], name: str = name) -> None:
+            print(table([row], args.n // len(FAMILIES), name == "kv").splitlines()[-1], flush=True)
+
+        run_conditions(conds, log, args.n, key, run, show)
     md = [f"# relay6 fair tables ({task.source}, {model.name}, greedy, judger answer budget {args.max_new_tokens}, "
           f"batch {args.batch_size}, torch threads {args.threads}, {os.cpu_count()} shared CPUs)\n"]
     for name in TABLES:

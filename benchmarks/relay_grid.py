@@ -102,7 +102,9 @@ def build(cond: Cond, models: dict[int, LocalLatentModel], args: argparse.Namesp
 
 def told(cond: Cond) -> Told:
     """``direct``: the judger is told every fact; ``no-edge``: nobody is; else each agent its own."""
-    return {"direct": "all", "no-edge": "none"}.get(cond.method, "split")  # type: ignore[return-value]
+    if cond.method == "direct":
+        return "all"
+    return "none" if cond.method == "no-edge" else "split"
 
 
 def table(rows: list[dict[str, Any]], per_family: int) -> str:
@@ -153,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{task.source}, {len(task.examples)} examples; {command}", flush=True)
 
     def run(cond: Cond) -> dict[str, Any]:
-        return {**asdict(cond), **measure(build(cond, models, args), task, args.batch_size, told(cond)), "command": command}
+        row = measure(build(cond, models, args), task, args.batch_size, told(cond))
+        return {**asdict(cond), **row, "command": command}
 
     run_conditions([] if args.table_only else grid(args), log, args.n, lambda c: c.key, run,
                    lambda row: print(table([row], args.n // len(FAMILIES)).splitlines()[-1], flush=True))

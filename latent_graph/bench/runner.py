@@ -89,7 +89,9 @@ def run_bench(
             model.prefixes = before
 
 
-def _run_bench(model: Any, cfg: BenchConfig, factory: GraphFactory, progress: Callable[[str], None] | None) -> BenchSummary:
+def _run_bench(
+    model: Any, cfg: BenchConfig, factory: GraphFactory, progress: Callable[[str], None] | None
+) -> BenchSummary:
     methods, batch_size, tp_methods = cfg.methods, cfg.batch_size, cfg.throughput_methods
     if isinstance(cfg.task, Task):
         tk = cfg.task
