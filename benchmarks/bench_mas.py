@@ -24,9 +24,10 @@ import os
 import sys
 import time
 
-from latent_graph.engine import load_model
+from latent_graph.bench import BenchConfig, run_bench
 from latent_graph.bench.report import markdown
-from latent_graph.bench.runner import run_bench
+from latent_graph.engine import DEFAULT_STEPS, load_model
+from latent_graph.graphs import GraphOptions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default="single,text-seq,latent-seq,latent-compact",
                    help="comma-separated (default single,text-seq,latent-seq,latent-compact)")
     p.add_argument("--batch-size", type=int, default=8, help="main batch size (default 8)")
-    p.add_argument("--steps", type=int, default=8, help="latent steps per agent (default 8)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"latent steps per agent (default {DEFAULT_STEPS})")
     p.add_argument("--max-new-tokens", type=int, default=128, help="generation budget per agent (default 128)")
     p.add_argument("--out", default="runs/bench_mas", help="output folder (default runs/bench_mas)")
     p.add_argument("--resume", action="store_true", help="continue a killed run")
@@ -53,23 +54,15 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     model = load_model(args.model, dtype=args.dtype, device=args.device)
-    summary = run_bench(
-        model,
-        methods=args.methods,
-        task="gsm8k",
-        data=args.data,
-        limit=args.limit,
-        batch_size=args.batch_size,
-        steps=args.steps,
-        max_new_tokens=args.max_new_tokens,
-        out_dir=args.out,
-        resume=args.resume,
-        throughput_batch_sizes=[1],
-        throughput_method=[m for m in ("latent-seq", "latent-compact") if m in args.methods.split(",")] or "latent-seq",
-        bucket=not args.no_bucket,
+    methods = args.methods.split(",")
+    config = BenchConfig(
+        methods=args.methods, task="gsm8k", data=args.data, limit=args.limit, batch_size=args.batch_size,
+        graph=GraphOptions(steps=args.steps, max_new_tokens=args.max_new_tokens), out_dir=args.out,
+        resume=args.resume, throughput_batch_sizes=(1,), bucket=not args.no_bucket,
+        throughput_methods=tuple(m for m in ("latent-seq", "latent-compact") if m in methods) or ("latent-seq",),
         throughput_limit=min(args.limit, args.batch_size),
-        progress=lambda s: print(s, flush=True),
     )
+    summary = run_bench(model, config, progress=lambda s: print(s, flush=True))
     print()
     print(markdown(summary))
     print(f"{'goal':<52} {'measured':>9} {'target':>8}  met")

@@ -28,8 +28,7 @@ from typing import Any
 import torch
 from langgraph.checkpoint.memory import InMemorySaver
 
-sys.path.insert(0, os.path.dirname(__file__))
-from relay_fair import state_for  # noqa: E402
+from latent_graph.bench.conditions import relay_state
 
 from latent_graph import LocalLatentModel  # noqa: E402
 from latent_graph.bench.metrics import wilson_interval  # noqa: E402
@@ -38,7 +37,6 @@ from latent_graph.graphs import build_compact  # noqa: E402
 from latent_graph.persist import default_handle_store, is_ref  # noqa: E402
 
 CHAIN = ("planner", "critic", "refiner", *(f"a{i}" for i in range(4, 11)))
-COND = {"method": "latent-seq"}
 
 
 def judger_columns(out: dict[str, Any]) -> float:
@@ -56,7 +54,7 @@ def chain(model: LocalLatentModel, task: Any, budget: int | None, batch_size: in
     for i in range(0, len(task.examples), batch_size):
         batch = task.examples[i : i + batch_size]
         try:
-            out = g.invoke(state_for(COND, batch))
+            out = g.invoke(relay_state(batch))
         except Exception as e:  # noqa: BLE001 - counted and named, the run goes on
             errors.append(type(e).__name__)
             hits += [False] * len(batch)
@@ -74,7 +72,7 @@ def thread(model: LocalLatentModel, task: Any, budget: int | None, rows: int, tu
     for t in range(turns + 1):
         recall = t == turns
         batch = task.examples[0:rows] if recall else task.examples[t * rows : (t + 1) * rows]
-        state = state_for(COND, batch)
+        state = relay_state(batch)
         if recall:  # the same questions as turn 0, their facts not told again
             state["context"] = [""] * rows
             state["agent_context"] = None

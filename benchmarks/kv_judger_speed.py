@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from typing import Any
 
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
-from relay_fair import state_for  # noqa: E402
+from latent_graph.bench.conditions import relay_state
 
 from latent_graph import LocalLatentModel  # noqa: E402
 from latent_graph.bench.relay_suite import relay_suite  # noqa: E402
@@ -55,7 +53,7 @@ def main() -> None:
     torch.set_num_threads(1)
     model = LocalLatentModel.default()
     batch = relay_suite(args.n, args.split, 0).examples
-    state = state_for({"method": "latent-seq"}, batch)
+    state = relay_state(batch)
     inputs = {k: judger_input(model, k, state) for k in args.keep}
     times: dict[float, dict[str, list[float]]] = {k: {"prefill": [], "24 steps": [], "decode": []} for k in args.keep}
     tokens: dict[float, int] = {}

@@ -24,14 +24,12 @@ import argparse
 import math
 import os
 import re
-import sys
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(__file__))
-from relay_fair import state_for  # noqa: E402
+from latent_graph.bench.conditions import relay_state
 
 from latent_graph import LocalLatentModel  # noqa: E402
 from latent_graph.bench.relay_suite import FAMILIES, relay_suite  # noqa: E402
@@ -180,7 +178,7 @@ def main() -> None:
     fams: list[str] = []
     for i in range(0, len(task.examples), 24):
         batch = task.examples[i: i + 24]
-        state = state_for({"method": "latent-seq"}, batch)
+        state = relay_state(batch)
         with attention_probe.recording(4096) as rec1:
             h1 = model.think(None, planner.prompts(state), 8, agent="planner")
         with attention_probe.recording(4096) as rec2:

@@ -14,15 +14,13 @@ it asks whether a miss is a lost fact (a value token dropped) or a misread of a 
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import sys
 from typing import Any
 
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
-from relay_fair import build, state_for  # noqa: E402
+from latent_graph.bench.conditions import relay_state
+from latent_graph.graphs import build_compact
 
 import latent_graph.engine.cache as cache_mod  # noqa: E402
 import latent_graph.nodes.latent as latent_nodes  # noqa: E402
@@ -62,8 +60,8 @@ def main() -> None:
     latent_nodes.compress = keeping  # type: ignore[assignment]
     task = relay_suite(args.n, args.split, 0)
     batch = [e for e in task.examples if e.meta["family"] == args.family][: args.limit]
-    cond = {"method": "latent-seq", "layout": "compact", "steps": 8, "kv_keep": args.kv_keep}
-    out = build(cond, model, 24).invoke(state_for(cond, batch))
+    graph = build_compact(model, kv_keep=args.kv_keep, max_new_tokens=24, task="plain", steps=8)  # as relay_fair.py
+    out = graph.invoke(relay_state(batch))
     last = edges[-1]
     print(f"{task.source} family={args.family} kv_keep={args.kv_keep}: the judger's input cache ({len(edges)} edges)")
     right = 0

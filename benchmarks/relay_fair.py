@@ -14,8 +14,9 @@ text agents stop at the end of their turn or at their message budget (``message_
 condition: accuracy with a Wilson 95% interval, generated tokens per question (all agents), seconds
 per question, bytes crossing each edge per question (UTF-8 message bytes for a text edge; the
 handle's KV + latents + masks for a latent edge), the judger's seconds and cache columns per
-question, and (kv table) the bytes of the handle entering the judger as saved in a checkpoint
-(its chunks and manifest, ``handle_to_chunks``). The 1-minute load average is printed beside every timing.
+question, and (kv table) the bytes of the handle entering the judger as a blob store keeps it
+(``handle_to_chunks``: its chunks plus manifest). The 1-minute load average is printed beside
+every timing. The condition loop is :mod:`latent_graph.bench.conditions`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +31,8 @@ import torch
 
 from latent_graph import LocalLatentModel
 from latent_graph.engine import KVPolicy, load_model
-from latent_graph.bench.metrics import wilson_interval
-from latent_graph.bench.relay_suite import FAMILIES, agent_context_state, relay_suite
+from latent_graph.bench.conditions import ConditionLog, Told, command_line, measure, run_conditions, write_markdown
+from latent_graph.bench.relay_suite import FAMILIES, relay_suite
 from latent_graph.graphs import build_compact, build_sequential, build_single
 from latent_graph.graphs.roles import SEQUENTIAL
 from latent_graph.persist import default_handle_store, handle_to_chunks, is_ref
@@ -73,60 +71,17 @@ def build(cond: dict[str, Any], model: LocalLatentModel, judge_tokens: int) -> A
     return build_sequential(model, edges="latent", **common)
 
 
-def state_for(cond: dict[str, Any], batch: Any) -> dict[str, Any]:
-    state: dict[str, Any] = {"questions": [e.question for e in batch]}
-    if cond["method"] == "direct" or cond["method"] in ("thoughts", "text-1"):  # one sender: it is told every fact
-        state["context"] = [e.meta["facts"] for e in batch]
-    elif cond["method"] != "no-edge":
-        state["context"] = [e.context or "" for e in batch]
-        state["agent_context"] = agent_context_state(batch)
-    return state
+def told(cond: dict[str, Any]) -> Told:
+    """Who is told the facts: ``direct`` and the one-sender conditions get every fact, ``no-edge`` none."""
+    if cond["method"] in ("direct", "thoughts", "text-1"):  # one sender: it is told every fact
+        return "all"
+    return "none" if cond["method"] == "no-edge" else "split"
 
 
-def measure(cond: dict[str, Any], graph: Any, task: Any, batch_size: int, checkpoint: bool) -> dict[str, Any]:
-    hits: list[bool] = []
-    answers: list[str] = []
-    gen = edge_bytes = edges = judge_s = judge_cols = ckpt = 0.0
-    load0 = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    for i in range(0, len(task.examples), batch_size):
-        batch = task.examples[i : i + batch_size]
-        last_handle, out = None, None
-        for update in graph.stream(state_for(cond, batch), stream_mode="updates"):
-            for node, upd in update.items():
-                if not isinstance(upd, dict):
-                    continue
-                for rec in upd.get("trace") or []:
-                    gen += sum(int(x) for x in rec["generated_tokens"])
-                    if rec["kind"] == "latent":
-                        edge_bytes += rec["handle_bytes_after"] / rec["rows"]
-                        edges += 1
-                    elif rec["kind"] == "text":
-                        sent = sum(len(t.encode()) for m in upd.get("messages") or [] for t in m["texts"])
-                        edge_bytes += sent / rec["rows"]
-                        edges += 1
-                    else:
-                        judge_s += rec["wall_s"]
-                        judge_cols += rec["kv_len"] * rec["rows"]
-                if upd.get("handle") is not None and "answers" not in upd:
-                    last_handle = upd["handle"]
-                if "answers" in upd:
-                    out = upd["answers"]
-        if checkpoint and last_handle is not None:  # graph state holds a reference: the default store has the tensors
-            split = handle_to_chunks(default_handle_store().load(last_handle) if is_ref(last_handle) else last_handle)
-            ckpt += len(split.manifest) + sum(len(c) for c in split.chunks.values())
-        answers += [str(a) for a in out]
-        hits += [task.score(e, a).correct for e, a in zip(batch, out)]
-    wall = time.perf_counter() - t0
-    n, k = len(hits), sum(hits)
-    lo, hi = wilson_interval(k, n)
-    fam = {f: sum(h for h, e in zip(hits, task.examples) if e.meta["family"] == f) for f in FAMILIES}
-    per_edge_q = edge_bytes / edges if edges else 0.0  # mean over edge crossings of bytes per question
-    return {**cond, "key": key(cond), "n": n, "correct": k, "accuracy": k / n, "ci95": [lo, hi], "family_hits": fam,
-            "gen_tok_per_q": gen / n, "s_per_q": wall / n, "bytes_per_edge_q": per_edge_q,
-            "judger_s_per_q": judge_s / n,
-            "judger_cols": judge_cols / n, "ckpt_bytes_per_q": ckpt / n if checkpoint else None,
-            "load_1m": [round(load0, 2), round(os.getloadavg()[0], 2)], "answers": answers}
+def stored_bytes(handle: Any) -> int:
+    """Bytes of a handle as the blob store keeps it (graph state holds a reference: the default store has the tensors)."""
+    parts = handle_to_chunks(default_handle_store().load(handle) if is_ref(handle) else handle)
+    return len(parts.manifest.encode()) + sum(len(c) for c in parts.chunks.values())
 
 
 def label(r: dict[str, Any]) -> str:
@@ -202,12 +157,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 | auto")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:0 ...")
     p.add_argument("--jsonl", default="runs/relay_fair.jsonl")
-    p.add_argument("--out", default="docs/relay_fair.md")
+    p.add_argument("--out", default="docs/results/relay_fair.md")
     p.add_argument("--table-only", action="store_true")
     p.add_argument("--kv-keep", type=float, nargs="+", default=None, help="only these kv_keep cells of the kv table")
     p.add_argument("--kv-policy", default=None,
                    help='JSON of KVPolicy fields overriding the defaults (tuning runs only), e.g. \'{"pool": 3}\'')
-    p.add_argument("--plot", default="docs/relay_capacity.png", help="capacity plot (PNG + SVG), drawn when measured")
+    p.add_argument("--plot", default="docs/results/relay_capacity.png", help="capacity plot (PNG + SVG), drawn when measured")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.kv_policy:  # tuning only: every latent node builds its KVPolicy with these fields
@@ -217,48 +172,38 @@ def main(argv: list[str] | None = None) -> None:
 
         latent_nodes.KVPolicy = functools.partial(KVPolicy, **json.loads(args.kv_policy))  # type: ignore[misc]
     task = relay_suite(args.n, args.split, 0)
-    jsonl = Path(args.jsonl)
-    jsonl.parent.mkdir(parents=True, exist_ok=True)
-    done = {}  # by condition key: a condition listed in two tables is measured once
-    if jsonl.exists():
-        for line in jsonl.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                done[r["key"]] = r
-    command = "python benchmarks/relay_fair.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    log = ConditionLog(args.jsonl)  # by condition key: a condition listed in two tables is measured once
+    command = command_line("benchmarks/relay_fair.py", argv)
     model = LocalLatentModel.default() if args.model == "default" else load_model(args.model, dtype=args.dtype, device=args.device)
     print(f"{task.source}: {command}", flush=True)
+    policy = json.loads(args.kv_policy or "{}")
     for name in [] if args.table_only else args.table:
-        for cond in TABLES[name]:
-            if name == "kv" and args.kv_keep is not None and cond["kv_keep"] not in args.kv_keep:
-                continue
-            if args.kv_policy and cond.get("kv_keep", 1.0) < 1.0:
-                cond = {**cond, "kv_policy": json.loads(args.kv_policy)}
-            if key(cond) in done and done[key(cond)]["n"] == args.n:
-                continue
+        cells = [c for c in TABLES[name] if name != "kv" or args.kv_keep is None or c["kv_keep"] in args.kv_keep]
+        conds = [{**c, "kv_policy": policy} if policy and c.get("kv_keep", 1.0) < 1.0 else c for c in cells]
+
+        def run(cond: dict[str, Any], name: str = name) -> dict[str, Any]:
             graph = build(cond, model, args.max_new_tokens)
-            row = measure(cond, graph, task, args.batch_size, cond["method"] == "latent-seq")
-            row.update(table=name, command=command, judge_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                       kv_method=repr(KVPolicy(**{**json.loads(args.kv_policy or "{}"), "keep": cond["kv_keep"]}))
-                       if cond.get("kv_keep", 1.0) < 1 else None)
-            with jsonl.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-            done[row["key"]] = row
+            sizes = stored_bytes if cond["method"] == "latent-seq" else None
+            compressed = cond.get("kv_keep", 1.0) < 1
+            return {**cond, **measure(graph, task, args.batch_size, told(cond), sizes), "table": name,
+                    "command": command, "judge_tokens": args.max_new_tokens, "batch_size": args.batch_size,
+                    "kv_method": repr(KVPolicy(**{**policy, "keep": cond["kv_keep"]})) if compressed else None}
+
+        def show(row: dict[str, Any], name: str = name) -> None:
             print(table([row], args.n // len(FAMILIES), name == "kv").splitlines()[-1], flush=True)
+
+        run_conditions(conds, log, args.n, key, run, show)
     md = [f"# relay6 fair tables ({task.source}, {model.name}, greedy, judger answer budget {args.max_new_tokens}, "
           f"batch {args.batch_size}, torch threads {args.threads}, {os.cpu_count()} shared CPUs)\n"]
     for name in TABLES:
-        rows = [done[key(c)] for c in TABLES[name] if key(c) in done and done[key(c)]["n"] == args.n]
+        rows = log.measured([key(c) for c in TABLES[name]], args.n)
         if rows:
             cmds = "\n".join(dict.fromkeys(r["command"] for r in rows))
             md.append(f"## {name}\n\n```bash\n{cmds}\n```\n\n{table(rows, args.n // len(FAMILIES), name == 'kv')}\n")
-    cap = [done[key(c)] for c in TABLES["capacity"] if key(c) in done and done[key(c)]["n"] == args.n]
+    cap = log.measured([key(c) for c in TABLES["capacity"]], args.n)
     if cap and args.plot:
         plot_capacity(cap, args.plot)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    notes = out.read_text(encoding="utf-8").partition(NOTES)[2] if out.exists() else ""  # hand-written notes stay
-    out.write_text("\n".join(md) + f"\n{NOTES}{notes}", encoding="utf-8")
+    write_markdown(args.out, "\n".join(md) + "\n", NOTES)  # hand-written notes below NOTES stay
     print("\n".join(md))
 
 

@@ -10,10 +10,11 @@ lets latent thoughts carry a fact, with intervals wide or narrow enough to belie
 
 Example (bounded, ~10 min on 2 CPU cores):
     python benchmarks/relay_grid.py --n 96 --steps 0 8 --memory all latent \\
-        --realign ridge soft:k=8,t=0.5 --out docs/relay_ablation.md
+        --realign ridge soft:k=8,t=0.5 --out docs/results/relay_ablation.md
 Steps 0 is run once (the realigner is unused there). ``--jsonl`` appends one line per
 condition; rerunning with the same file skips conditions already measured there (so a
-large grid can be run in bounded pieces), and the table covers all lines of the file.
+large grid can be run in bounded pieces), and the table covers all lines of the file. The
+condition loop is :mod:`latent_graph.bench.conditions`.
 """
 
 from __future__ import annotations
@@ -21,20 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
-import sys
-import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from latent_graph import LocalLatentModel
 from latent_graph.adapters import AdapterRealigner
-from latent_graph.bench.metrics import wilson_interval
-from latent_graph.bench.relay_suite import FAMILIES, agent_context_state, relay_suite
-from latent_graph.bench.tasks import Example, Task
+from latent_graph.bench.conditions import ConditionLog, Told, command_line, measure, run_conditions, write_markdown
+from latent_graph.bench.relay_suite import FAMILIES, relay_suite
+
 from latent_graph.engine.realign_catalog import make_realigner
 from latent_graph.graphs import build_compact, build_sequential, build_single
 
@@ -102,37 +99,11 @@ def build(cond: Cond, models: dict[int, LocalLatentModel], args: argparse.Namesp
     return build_sequential(base, edges="latent", realign=realign, **common)
 
 
-def state_for(cond: Cond, batch: tuple[Example, ...]) -> dict[str, Any]:
-    state: dict[str, Any] = {"questions": [e.question for e in batch]}
+def told(cond: Cond) -> Told:
+    """``direct``: the judger is told every fact; ``no-edge``: nobody is; else each agent its own."""
     if cond.method == "direct":
-        state["context"] = [e.meta["facts"] for e in batch]
-    elif cond.method != "no-edge":
-        state["context"] = [e.context or "" for e in batch]
-        state["agent_context"] = agent_context_state(batch)
-    return state
-
-
-def measure(cond: Cond, graph: Any, task: Task, batch_size: int) -> dict[str, Any]:
-    hits: list[bool] = []
-    answers: list[str] = []
-    generated = 0
-    load0 = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    for i in range(0, len(task.examples), batch_size):
-        batch = task.examples[i : i + batch_size]
-        out = graph.invoke(state_for(cond, batch))
-        for node in out.get("trace") or []:  # per-row counts (a list) or one total (older traces)
-            g = node.get("generated_tokens", 0)
-            generated += sum(int(x) for x in g) if isinstance(g, (list, tuple)) else int(g)
-        answers += [str(a) for a in out["answers"]]
-        hits += [task.score(e, a).correct for e, a in zip(batch, out["answers"])]
-    wall = time.perf_counter() - t0
-    n, k = len(hits), sum(hits)
-    lo, hi = wilson_interval(k, n)
-    fam = {f: sum(h for h, e in zip(hits, task.examples) if e.meta["family"] == f) for f in FAMILIES}
-    return {**asdict(cond), "key": cond.key, "n": n, "correct": k, "accuracy": k / n, "ci95": [lo, hi],
-            "family_hits": fam, "gen_tok_per_q": generated / n, "wall_s": wall,
-            "load_1m": [round(load0, 2), round(os.getloadavg()[0], 2)], "answers": answers}
+        return "all"
+    return "none" if cond.method == "no-edge" else "split"
 
 
 def table(rows: list[dict[str, Any]], per_family: int) -> str:
@@ -168,7 +139,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-new-tokens", type=int, default=16)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--jsonl", default="runs/relay_grid.jsonl", help="results, one line per condition (appended)")
-    p.add_argument("--out", default="docs/relay_ablation.md", help="markdown table (overwritten)")
+    p.add_argument("--out", default="docs/results/relay_ablation.md", help="markdown table (overwritten)")
     p.add_argument("--table-only", action="store_true", help="measure nothing; rebuild --out from --jsonl")
     return p.parse_args(argv)
 
@@ -177,32 +148,24 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     torch.set_num_threads(args.threads)
     task = relay_suite(args.n, args.split, args.seed)
-    jsonl = Path(args.jsonl)
-    jsonl.parent.mkdir(parents=True, exist_ok=True)
-    done = {json.loads(x)["key"]: json.loads(x) for x in jsonl.read_text().splitlines() if x.strip()} if jsonl.exists() else {}
+    log = ConditionLog(args.jsonl)
     models = {-1: LocalLatentModel.default()}
-    command = "python benchmarks/relay_grid.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = command_line("benchmarks/relay_grid.py", argv)
     print(f"{task.source}, {len(task.examples)} examples; {command}", flush=True)
-    for cond in [] if args.table_only else grid(args):
-        if cond.key in done and done[cond.key]["n"] == args.n:
-            continue
-        row = {**measure(cond, build(cond, models, args), task, args.batch_size), "command": command}
-        with jsonl.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
-        done[cond.key] = row
-        print(table([row], args.n // len(FAMILIES)).splitlines()[-1], flush=True)
-    rows = [r for r in done.values() if r["n"] == args.n]
+
+    def run(cond: Cond) -> dict[str, Any]:
+        row = measure(build(cond, models, args), task, args.batch_size, told(cond))
+        return {**asdict(cond), **row, "command": command}
+
+    run_conditions([] if args.table_only else grid(args), log, args.n, lambda c: c.key, run,
+                   lambda row: print(table([row], args.n // len(FAMILIES)).splitlines()[-1], flush=True))
+    rows = [r for r in log.rows.values() if r["n"] == args.n]
     md = table(rows, args.n // len(FAMILIES))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# Relay ablation ({task.source}, model {models[-1].name}, greedy, max_new_tokens "
               f"{args.max_new_tokens}, torch threads {args.threads}, {os.cpu_count()} CPUs)\n\n"
               "Produced by (in this order, appending to " + f"`{args.jsonl}`):\n\n```bash\n"
               + "\n".join(dict.fromkeys(r.get("command", "?") for r in rows)) + "\n```\n\n")
-    marker = "<!-- notes -->"  # hand-written reading below this line survives a regeneration
-    old = out.read_text(encoding="utf-8") if out.exists() else ""
-    notes = old[old.index(marker):] if marker in old else ""
-    out.write_text(header + md + "\n\n" + notes, encoding="utf-8")
+    write_markdown(args.out, header + md + "\n\n", "<!-- notes -->")  # hand-written reading below the marker stays
     print("\n" + md)
 
 

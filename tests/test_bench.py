@@ -12,6 +12,7 @@ import pytest
 from latent_graph.bench import (
     METHODS,
     BenchArgumentError,
+    BenchConfig,
     DataFormatError,
     DataNotFoundError,
     GraphOutputError,
@@ -27,6 +28,7 @@ from latent_graph.bench.execute import build_program, run_python, run_tests
 from latent_graph.bench.metrics import compute_ratios, summarize
 from latent_graph.bench.tasks import Example, load_arc, load_code, load_gsm8k
 from latent_graph.errors import ContextOverflowError, LatentGraphError
+from latent_graph.graphs import GraphOptions
 from latent_graph.persist import LiveHandleStore
 
 GSM8K = Path(__file__).resolve().parents[1].parent / "shared/data/gsm8k/test.jsonl"
@@ -259,11 +261,19 @@ def _factory(log: list, fail_after: int | None = None):
     return make
 
 
+def _config(**kw: Any) -> BenchConfig:
+    """A BenchConfig from flat settings: the GraphOptions fields go into ``graph``."""
+    own = BenchConfig.__dataclass_fields__
+    graph = {k: kw.pop(k) for k in list(kw) if k in GraphOptions.__dataclass_fields__ and k not in own}
+    return BenchConfig(**{"graph": GraphOptions(**graph), **kw})
+
+
 def _bench(tmp_path: Path, log: list, **kw: Any):
-    args: dict[str, Any] = dict(methods="single,text-seq,latent-seq", task="gsm8k", data=_gsm(tmp_path, 5),
-                                batch_size=2, steps=3, out_dir=tmp_path / "out", warmup=False, progress=None)
+    fail_after = kw.pop("fail_after", None)
+    args: dict[str, Any] = dict(methods="single,text-seq,latent-seq", task="gsm8k", data=str(_gsm(tmp_path, 5)),
+                                batch_size=2, steps=3, out_dir=str(tmp_path / "out"), warmup=False)
     args.update(kw)
-    return run_bench(object(), graph_factory=_factory(log, args.pop("fail_after", None)), **args)
+    return run_bench(object(), _config(**args), graph_factory=_factory(log, fail_after), progress=None)
 
 
 def test_run_bench_with_fake_graphs(tmp_path: Path) -> None:
@@ -354,8 +364,8 @@ def test_throughput_ratio_and_errors_are_recorded(tmp_path: Path) -> None:
         def invoke(self, state: dict[str, Any]) -> dict[str, Any]:
             raise ContextOverflowError("too long")
 
-    s = run_bench(object(), methods="single", task=relay_probes(2), out_dir=tmp_path / "err", warmup=False,
-                  progress=None, graph_factory=lambda *a, **k: Overflow())
+    s = run_bench(object(), BenchConfig(methods="single", task=relay_probes(2), out_dir=str(tmp_path / "err"),
+                                        warmup=False), progress=None, graph_factory=lambda *a, **k: Overflow())
     assert s.method("single").errors == 2 and s.method("single").correct == 0
     rec = load_results(tmp_path / "err")[0]
     assert rec["status"] == "error" and "ContextOverflowError" in rec["error"]
@@ -365,8 +375,9 @@ def test_throughput_ratio_and_errors_are_recorded(tmp_path: Path) -> None:
             return {"answers": ["x"], "trace": []}
 
     with pytest.raises(GraphOutputError, match="1 answers for 2 questions"):
-        run_bench(object(), methods="single", task=relay_probes(2), batch_size=2, out_dir=tmp_path / "short",
-                  warmup=False, progress=None, graph_factory=lambda *a, **k: Short())
+        run_bench(object(), BenchConfig(methods="single", task=relay_probes(2), batch_size=2,
+                                        out_dir=str(tmp_path / "short"), warmup=False),
+                  progress=None, graph_factory=lambda *a, **k: Short())
 
 
 @pytest.mark.parametrize(
@@ -377,15 +388,37 @@ def test_throughput_ratio_and_errors_are_recorded(tmp_path: Path) -> None:
         (dict(repeats=0), "repeats"),
         (dict(seeds=[]), "seeds"),
         (dict(seeds=[1, 1]), "distinct"),
-        (dict(steps=-1), "steps"),
         (dict(limit=0), "limit"),
-        (dict(memory="none"), "memory policy"),
-        (dict(throughput_batch_sizes=[1], throughput_method="text-hier"), "throughput method"),
+        (dict(throughput_batch_sizes=[1], throughput_methods="text-hier"), "throughput method"),
+        (dict(code_timeout=0), "code_timeout"),
+        (dict(seed=3), "graph.seed is set per job"),
+        (dict(task="gsm8k", graph=GraphOptions(task="choice")), "graph.task is set per job"),
     ],
 )
 def test_bad_arguments(tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(BenchArgumentError, match=match):
         _bench(tmp_path, [], **kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [(dict(steps=-1), "steps"), (dict(memory="none"), "memory policy")])
+def test_bad_graph_options_fail_in_their_owner(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(LatentGraphError, match=match) as info:
+        _config(**kwargs)
+    assert isinstance(info.value, ValueError) and not isinstance(info.value, BenchArgumentError)
+
+
+def test_config_defaults_come_from_their_owners() -> None:
+    from latent_graph.engine import DEFAULT_STEPS, DecodeOptions
+
+    c = BenchConfig(methods="all", batch_size=8, throughput_batch_sizes=[1, 8, 1], throughput_methods="latentmas_seq")
+    assert c.graph.steps == DEFAULT_STEPS and c.graph.max_new_tokens == DecodeOptions().max_new_tokens
+    assert c.methods == METHODS and c.throughput_methods == ("latent-seq",) and c.throughput_batch_sizes == (1,)
+    kw = c.graph_kwargs(4, "choice", steps=1)
+    assert kw["seed"] == 4 and kw["task"] == "choice" and kw["steps"] == 1 and kw["kv_keep"] == c.graph.kv_keep
+    assert set(kw) == set(GraphOptions.__dataclass_fields__)
+    assert "seed" not in c.graph_settings() and c.graph_settings()["steps"] == DEFAULT_STEPS
+    with pytest.raises(BenchArgumentError, match="GraphOptions"):
+        BenchConfig(graph={"steps": 2})  # type: ignore[arg-type]
 
 
 def test_ratio_math() -> None:
@@ -420,19 +453,10 @@ def test_cli_register_parses() -> None:
 
 
 # ------------------------------------------------------- real graphs, tiny model
-def _graphs_available() -> bool:
-    try:
-        import latent_graph.graphs  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _graphs_available(), reason="latent_graph.graphs is not available")
 def test_end_to_end_tiny_model_all_methods(tmp_path: Path, llama: Any) -> None:
-    s = run_bench(llama, methods="all", task="gsm8k", data=_gsm(tmp_path, 2), batch_size=2, steps=2,
-                  max_new_tokens=3, out_dir=tmp_path / "e2e", throughput_batch_sizes=[1], throughput_limit=1,
-                  progress=None, warmup=False)
+    s = run_bench(llama, _config(methods="all", task="gsm8k", data=str(_gsm(tmp_path, 2)), batch_size=2, steps=2,
+                                 max_new_tokens=3, out_dir=str(tmp_path / "e2e"), throughput_batch_sizes=[1],
+                                 throughput_limit=1, warmup=False), progress=None)
     assert [m.method for m in s.methods if m.batch_size == 2] == list(METHODS)
     for m in s.methods:
         assert m.n == (2 if m.batch_size == 2 else 1) and m.errors == 0
@@ -444,7 +468,6 @@ def test_end_to_end_tiny_model_all_methods(tmp_path: Path, llama: Any) -> None:
     assert Path(s.files["markdown"]).exists()
 
 
-@pytest.mark.skipif(not _graphs_available(), reason="latent_graph.graphs is not available")
 def test_end_to_end_relay_and_cli(tmp_path: Path, llama: Any, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     from latent_graph.cli import bench as cli

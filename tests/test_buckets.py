@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from latent_graph.bench.batching import padding_report
-from latent_graph.bench.runner import _plan
+from latent_graph.bench.jobs import plan
 from latent_graph.bench.tasks import Example
 from latent_graph.engine.buckets import arrival_batches, length_buckets, padding_share, split_by_waste
 from latent_graph.serve import GraphWorker, Item, ServeConfig
@@ -31,13 +31,13 @@ def test_bench_plan_buckets_questions_and_reports_padding(tiny_factory):
     exs = [Example(id=str(i), question=q, gold="1") for i, q in enumerate(words)]
     rep = padding_report(m, exs, 4)
     assert rep["padding_share_bucketed"] < rep["padding_share_arrival"]
-    jobs = _plan(exs, ["single"], 4, [0], 1, [1], ["single"], 4, rep["lengths"])
+    jobs = plan(exs, ["single"], 4, [0], 1, [1], ["single"], 4, rep["lengths"])
     main = [j for j in jobs if j.batch_size == 4]
     assert [sorted(i for i, _ in j.examples) for j in main] == [[0, 2, 4, 6], [1, 3, 5, 7]]
     extra = [j for j in jobs if j.batch_size == 1]  # the first 4 questions at batch 1, after their main batch
     assert sorted(j.examples[0][0] for j in extra) == [0, 1, 2, 3]
     assert jobs.index(extra[-1]) > jobs.index(main[-1])
-    plain = _plan(exs, ["single"], 4, [0], 1, [], ["single"], 8, None)
+    plain = plan(exs, ["single"], 4, [0], 1, [], ["single"], 8, None)
     assert [[i for i, _ in j.examples] for j in plain] == [[0, 1, 2, 3], [4, 5, 6, 7]]
 
 

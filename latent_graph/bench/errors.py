@@ -25,10 +25,6 @@ class DataFormatError(BenchError, ValueError):
     """A data file has a malformed line; the message names the file and the line number."""
 
 
-class GraphsUnavailableError(BenchError, ImportError):
-    """``latent_graph.graphs`` (the LangGraph builders) cannot be imported."""
-
-
 class GraphOutputError(BenchError, RuntimeError):
     """A graph returned something other than one answer per question."""
 

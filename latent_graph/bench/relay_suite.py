@@ -18,7 +18,7 @@ on them. This suite:
 - scores case- and space-insensitively (:func:`relay_answer_match`).
 
 The examples are ordinary :class:`~latent_graph.bench.tasks.Example` objects inside a
-:class:`RelaySuiteTask`, so ``run_bench(task=relay_suite(...))`` and ``--task relay6[:split]``
+:class:`RelaySuiteTask`, so ``BenchConfig(task=relay_suite(...))`` and ``--task relay6[:split]``
 work unchanged. ``Example.context`` goes to the first agent; ``meta["agent_context"]`` maps an
 agent name to its private fact; ``meta["facts"]`` is every fact (the "direct" ceiling).
 """

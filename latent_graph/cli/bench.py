@@ -12,19 +12,23 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from latent_graph.bench.config import GENERATED_EXAMPLES, METHODS, PER_JOB, BenchConfig
 from latent_graph.bench.errors import BenchArgumentError
-from latent_graph.bench.runner import METHODS
 from latent_graph.bench.tasks import TASKS
 from latent_graph.cli.model_options import add_model_args, load_from_args
-from latent_graph.engine import DEFAULT_MEMORY, DEFAULT_STEPS, MEMORY_POLICIES, DecodeOptions
 from latent_graph.errors import LatentGraphError
+from latent_graph.graphs import GraphOptions
 
-_D = DecodeOptions()
+_B = BenchConfig()  # the defaults' one owner
+GRAPH_FLAGS = tuple(f for f in dataclasses.fields(GraphOptions) if f.name not in PER_JOB)
+"""The graph options the bench takes as flags (``--steps``, ``--max-new-tokens`` ...): their names,
+defaults, choices and help come from :class:`GraphOptions`; seeds and the answer format are the bench's."""
 
 HELP = "benchmark single vs text-MAS vs latent-MAS on GSM8K, ARC, code or relay probes"
 
@@ -39,30 +43,31 @@ def _ints(text: str) -> list[int]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the bench flags to ``p``."""
     p.add_argument("--methods", default="all", help=f"comma-separated: {','.join(METHODS)} or 'all' (default)")
-    p.add_argument("--task", default="gsm8k", choices=TASKS, help="benchmark task (default gsm8k)")
+    p.add_argument("--task", default=_B.task, choices=TASKS, help=f"benchmark task (default {_B.task})")
     p.add_argument("--data", default=None, help="data JSONL (gsm8k default: ../shared/data/gsm8k/test.jsonl)")
     p.add_argument("--hf", action="store_true", help="gsm8k: load from the HF hub with `datasets` if no --data")
-    p.add_argument("--limit", type=int, default=None, help="first N questions (relay: N probes, default 20)")
-    p.add_argument("--batch-size", type=int, default=1, help="questions per graph run (default 1)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                   help=f"latent steps per non-final agent (default {DEFAULT_STEPS})")
-    p.add_argument("--memory", default=DEFAULT_MEMORY, choices=MEMORY_POLICIES, help=f"memory policy (default {DEFAULT_MEMORY})")
-    p.add_argument("--temperature", type=float, default=_D.temperature, help="sampling temperature (default 0 = greedy)")
-    p.add_argument("--top-p", type=float, default=_D.top_p, help="nucleus sampling mass (default 1.0)")
-    p.add_argument("--seeds", type=_ints, default=[0], help="comma-separated sampling seeds (default 0)")
-    p.add_argument("--repeats", type=int, default=1, help="passes per seed (default 1)")
-    p.add_argument("--max-new-tokens", type=int, default=_D.max_new_tokens,
-                   help=f"generation budget per agent (default {_D.max_new_tokens})")
-    p.add_argument("--out", default="runs/bench", help="output folder (default runs/bench)")
+    p.add_argument("--limit", type=int, default=None, help=f"first N questions (relay, relay6: N generated, default {GENERATED_EXAMPLES})")
+    p.add_argument("--batch-size", type=int, default=_B.batch_size, help=f"questions per graph run (default {_B.batch_size})")
+    for f in GRAPH_FLAGS:
+        kind = {"int": int, "float": float, "str": str}[str(f.type).split("|")[0].strip()]  # "int | None" -> int
+        choices = f.metadata.get("choices")
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, choices=choices,
+                       metavar=None if choices else f.name.upper(), help=f"{f.metadata['help']} (default {f.default})")
+    p.add_argument("--seeds", type=_ints, default=list(_B.seeds),
+                   help=f"comma-separated sampling seeds (default {','.join(map(str, _B.seeds))})")
+    p.add_argument("--repeats", type=int, default=_B.repeats, help=f"passes per seed (default {_B.repeats})")
+    p.add_argument("--out", default=_B.out_dir, help=f"output folder (default {_B.out_dir})")
     p.add_argument("--resume", action="store_true", help="continue a run in --out, skipping finished questions")
     add_model_args(p)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--throughput-batch-sizes", type=_ints, default=[],
                    help="extra batch sizes for the throughput ratio, e.g. 1 (with --batch-size 8)")
-    p.add_argument("--throughput-method", default="latent-seq", help="method run at those sizes (default latent-seq)")
+    p.add_argument("--throughput-method", default=",".join(_B.throughput_methods),
+                   help=f"method(s) run at those sizes (default {','.join(_B.throughput_methods)})")
     p.add_argument("--throughput-limit", type=int, default=None, help="questions for those sizes (default all)")
-    p.add_argument("--relay-seed", type=int, default=0, help="seed generating relay probes (default 0)")
-    p.add_argument("--code-timeout", type=float, default=10.0, help="seconds per code test run (default 10)")
+    p.add_argument("--relay-seed", type=int, default=_B.relay_seed, help=f"seed generating relay probes (default {_B.relay_seed})")
+    p.add_argument("--code-timeout", type=float, default=_B.code_timeout,
+                   help=f"seconds per code test run (default {_B.code_timeout:g})")
     p.add_argument("--rescore", action="store_true",
                    help="re-judge stored answers with the current extractor (no generation); implies --resume")
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up forward")
@@ -78,6 +83,18 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def config_of(args: argparse.Namespace) -> BenchConfig:
+    """The :class:`BenchConfig` the parsed flags describe (every check runs here)."""
+    return BenchConfig(
+        methods=args.methods, task=args.task, data=args.data, hf=args.hf, limit=args.limit, relay_seed=args.relay_seed,
+        batch_size=args.batch_size, graph=GraphOptions(**{f.name: getattr(args, f.name) for f in GRAPH_FLAGS}),
+        seeds=args.seeds, repeats=args.repeats, throughput_batch_sizes=args.throughput_batch_sizes,
+        throughput_methods=args.throughput_method, throughput_limit=args.throughput_limit,
+        code_timeout=args.code_timeout, out_dir=args.out, resume=args.resume, rescore=args.rescore,
+        warmup=not args.no_warmup,
+    )
+
+
 def run_cli(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed arguments; returns the process exit code."""
     from latent_graph.bench.report import markdown
@@ -90,16 +107,9 @@ def run_cli(args: argparse.Namespace) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
+        config = config_of(args)  # checked before the (slow) model load
         model = load_from_args(args)
-        summary = run_bench(
-            model, methods=args.methods, task=args.task, limit=args.limit, batch_size=args.batch_size,
-            steps=args.steps, memory=args.memory, temperature=args.temperature, top_p=args.top_p,
-            seeds=args.seeds, repeats=args.repeats, out_dir=args.out, data=args.data, hf=args.hf,
-            max_new_tokens=args.max_new_tokens, resume=args.resume,
-            throughput_batch_sizes=args.throughput_batch_sizes, throughput_method=args.throughput_method,
-            throughput_limit=args.throughput_limit, relay_seed=args.relay_seed, code_timeout=args.code_timeout,
-            warmup=not args.no_warmup, rescore=args.rescore, progress=None if args.quiet else lambda s: print(s, flush=True),
-        )
+        summary = run_bench(model, config, progress=None if args.quiet else lambda s: print(s, flush=True))
     except LatentGraphError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
@@ -118,4 +128,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(parser.parse_args(argv))
 
 
-__all__ = ["add_arguments", "main", "register", "run_cli"]
+__all__ = ["GRAPH_FLAGS", "add_arguments", "config_of", "main", "register", "run_cli"]

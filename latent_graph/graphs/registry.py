@@ -34,7 +34,7 @@ GRAPHS: dict[str, GraphFactory] = {
 
 DEFAULT_GRAPH = "compact"
 """The graph the CLI, serve and bench run when none is named (measured best on the default model,
-docs/relay_ablation.md)."""
+docs/results/relay_ablation.md)."""
 
 
 FACTORY_OPTIONS: tuple[str, ...] = ("edges", *OPTION_NAMES)
