@@ -22,7 +22,7 @@ os_packages() {
   [ ${#missing[@]} -eq 0 ] && return 0
   local why=""
   if [ "${LATENT_GRAPH_NO_OS_PACKAGES:-0}" = 1 ]; then why="LATENT_GRAPH_NO_OS_PACKAGES=1"
-  elif [ "$(id -u)" -ne 0 ]; then why="not root"
+  elif [ "${EUID:-$(id -u)}" -ne 0 ]; then why="not root"
   elif ! command -v apt-get >/dev/null 2>&1; then why="no apt-get"
   fi
   if [ -n "$why" ]; then
