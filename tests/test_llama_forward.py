@@ -16,6 +16,7 @@ from transformers import DynamicCache
 
 from latent_graph.engine import llama_forward
 from latent_graph.engine.llama_forward import LlamaStack, probe, stack_of, supports
+
 from conftest import ARCHS, make_model
 
 

@@ -174,7 +174,8 @@ def probe(base: torch.nn.Module) -> str | None:
     and step (the other sdpa branches), comparing hidden states and K/V with ``torch.equal``. Call it on a model
     that :func:`supports` and that nothing else is running yet (it is called at load).
     """
-    cfg, layers = base.config, base.config.num_hidden_layers
+    cfg: Any = base.config
+    layers = cfg.num_hidden_layers
     dev = next(base.parameters()).device
     ids = torch.randint(0, cfg.vocab_size, (2, 5), generator=torch.Generator().manual_seed(0)).to(dev)
     mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], device=dev)
@@ -185,12 +186,14 @@ def probe(base: torch.nn.Module) -> str | None:
     outs: list[list[torch.Tensor]] = [[], []]
     cfg.num_hidden_layers = 1
     try:
-        for out, fn in zip(outs, (base, LlamaStack(base))):
+        fns: tuple[Any, Any] = (base, LlamaStack(base))
+        for out, fn in zip(outs, fns):
             for prefill, step in (calls[:2], calls[2:]):  # each step goes on its own prefill's cache
                 cache = DynamicCache(config=cfg)
                 with torch.no_grad():
                     out += [fn(cache=cache, use_cache=True, **kw).last_hidden_state for kw in (prefill, step)]
-                out += [cache.layers[0].keys, cache.layers[0].values]
+                kv: Any = cache.layers[0]
+                out += [kv.keys, kv.values]
     except Exception as exc:  # any failure of the fast path means it must not run
         return f"the one-layer probe of the fast forward raised {type(exc).__name__}: {exc}"
     finally:
