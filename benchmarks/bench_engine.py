@@ -22,11 +22,13 @@ import statistics
 import time
 
 import torch
+import transformers
 from transformers import DynamicCache, GenerationConfig
 
 from latent_graph import LocalLatentModel
 from latent_graph.engine.chat_format import encode_prompts
 from latent_graph.engine.embedded import default_source
+from latent_graph.engine.llama_forward import probe, supports
 
 clock = time.perf_counter  # --clock cpu: time.thread_time (this thread's CPU seconds; with --threads 1 all of torch's work)
 
@@ -98,6 +100,15 @@ def per_token(fn, model, prompts: list[str], n: int) -> float:
     return (fn(model, prompts, n + 1) - fn(model, prompts, 1)) / n
 
 
+def forward_used(model: LocalLatentModel) -> str:
+    """Which forward the engine's latent steps ran through, and why (the load-time check of llama_forward)."""
+    if model.decoder is not model.base:
+        return "LlamaStack (engine/llama_forward.py: passed its one-layer bit-equality probe at load)"
+    if not supports(model.base):
+        return "transformers' own forward (not a plain one-device Llama decoder)"
+    return f"transformers' own forward ({probe(model.base) or 'model.decoder was set to model.base'})"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--steps", type=int, default=32)
@@ -145,14 +156,15 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in cols.items()}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ms = lambda k: f"{med[k] * 1e3:7.2f} ms"  # noqa: E731
-    print(f"model: {model.name} ({model.fingerprint.digest}) dtype={model.dtype}, torch threads={torch.get_num_threads()}")
+    print(f"model: {model.name} ({model.fingerprint.digest}) dtype={model.dtype}, torch threads={torch.get_num_threads()}, "
+          f"transformers {transformers.__version__}")
     print(f"clock: {args.clock}")
     print(f"load average at start {load0[0]:.2f}, at end {os.getloadavg()[0]:.2f} (1 min)")
     print(f"cache length: {handle.seq_len} tokens; {args.steps} steps x {args.repeats} repeats (median)")
     print(f"roofline: weights streamed once {ms('stream')} (body {ms('stream_body')}, lm_head {(med['stream'] - med['stream_body']) * 1e3:.2f} ms)")
     print(f"latent step : {ms('latent')}  = {med['latent'] / med['stream_body']:.2f}x body stream")
     print(f"  the same latent step through transformers' LlamaModel.forward: {ms('latent_hf')}"
-          f"  (model.decoder {'is' if model.decoder is not model.base else 'is NOT'} a LlamaStack)")
+          f"  (the engine's forward: {forward_used(model)})")
     print(f"HF decode   : {ms('decode')}  = {med['decode'] / med['stream']:.2f}x full stream")
     print(f"ratio latent/decode = {med['latent'] / med['decode']:.3f}   (goal <= 0.82; weights-only bound {med['stream_body'] / med['stream']:.3f})")
     for b in args.batch:

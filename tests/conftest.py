@@ -1,7 +1,15 @@
-"""Shared fixtures: tiny random-weight models built in-process (no downloads)."""
+"""Shared fixtures: tiny random-weight models built in-process (no downloads), and the OS-tool skips.
+
+A test that needs an OS tool which pip cannot install (bubblewrap, Graphviz ``dot``, Chromium) is marked
+``@pytest.mark.needs("bwrap")`` (or ``"dot"``, ``"chromium"``): where the tool is missing or unusable it is
+skipped with the reason and the install line, never failed. ``bash scripts/setup.sh`` run as root installs them.
+"""
 
 from __future__ import annotations
 
+import functools
+import shutil
+import subprocess
 from collections.abc import Callable
 
 import pytest
@@ -104,3 +112,53 @@ def default_model() -> LocalLatentModel:
         return LocalLatentModel.default()
     except DefaultModelMissingError as exc:
         pytest.skip(f"default model not installed: {exc}")
+
+
+# ------------------------------------------------------------------ OS tools
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+OS_PACKAGES = {"bwrap": "bubblewrap", "dot": "graphviz", "chromium": "chromium chromium-driver"}
+
+
+def os_tool(tool: str) -> str | None:
+    """Path of the executable behind ``tool`` (a key of :data:`OS_PACKAGES`), or None."""
+    names = CHROMIUM_NAMES if tool == "chromium" else (tool,)
+    return next((path for path in map(shutil.which, names) if path), None)
+
+
+def _version_problem(exe: str, flag: str) -> str | None:
+    try:
+        proc = subprocess.run([exe, flag], capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{exe} {flag} failed: {exc}"
+    if proc.returncode:  # e.g. Ubuntu's chromium-browser stub that only points at the snap
+        return f"{exe} {flag} exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-200:]}"
+    return None
+
+
+@functools.cache
+def os_tool_problem(tool: str) -> str | None:
+    """Why ``tool`` cannot be used here (None: it works). Probed once per test session."""
+    if tool not in OS_PACKAGES:
+        raise ValueError(f"unknown OS tool {tool!r} in @pytest.mark.needs; known: {sorted(OS_PACKAGES)}")
+    if tool == "bwrap":  # the sandbox's own probe: installed *and* able to create namespaces
+        from latent_graph.bench import sandbox
+
+        return sandbox.bwrap_problem()
+    exe = os_tool(tool)
+    if exe is None:
+        return f"{tool} is not installed"
+    return _version_problem(exe, "-V" if tool == "dot" else "--version")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs(tool): the test needs an OS tool (bwrap, dot, chromium); skipped "
+                                       "with the reason where it is missing")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("needs"):
+        for tool in mark.args:
+            problem = os_tool_problem(tool)
+            if problem:
+                hint = "" if "apt-get install" in problem else f"; apt-get install {OS_PACKAGES[tool]}"
+                pytest.skip(f"needs {tool}: {problem}{hint} (or run `bash scripts/setup.sh` as root)")

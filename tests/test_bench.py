@@ -136,7 +136,7 @@ def test_arc_malformed(tmp_path: Path, obj: dict[str, Any], match: str) -> None:
         load_arc(path)
 
 
-def test_code_loader_and_scoring(tmp_path: Path) -> None:
+def test_code_loader(tmp_path: Path) -> None:
     he = {"task_id": "HE/0", "prompt": "def add(a, b):\n    \"\"\"Add.\"\"\"\n", "entry_point": "add",
           "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n"}
     mbpp = {"task_id": 2, "text": "Write a function to double a number.", "test_list": ["assert double(2) == 4", "assert double(0) == 0"]}
@@ -145,6 +145,15 @@ def test_code_loader_and_scoring(tmp_path: Path) -> None:
     assert task.kind == "code" and task.graph_task == "code"
     ex_he, ex_mb = task.examples
     assert "def add(a, b)" in ex_he.question and "assert double(2) == 4" in ex_mb.question
+
+
+@pytest.mark.needs("bwrap")  # scoring runs the generated code in the sandbox
+def test_code_scoring(tmp_path: Path) -> None:
+    he = {"task_id": "HE/0", "prompt": "def add(a, b):\n    \"\"\"Add.\"\"\"\n", "entry_point": "add",
+          "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n"}
+    mbpp = {"task_id": 2, "text": "Write a function to double a number.", "test_list": ["assert double(2) == 4", "assert double(0) == 0"]}
+    task = load_code(_write(tmp_path / "code.jsonl", [he, mbpp]))
+    ex_he, ex_mb = task.examples
     assert task.score(ex_he, "```python\ndef add(a, b):\n    return a + b\n```").correct
     assert task.score(ex_he, "```python\n    return a + b\n```").correct  # completion of the prompt
     wrong = task.score(ex_he, "```python\ndef add(a, b):\n    return a - b\n```")
@@ -191,6 +200,7 @@ def test_wilson_edge_cases() -> None:
 
 
 # ---------------------------------------------------------------- execution
+@pytest.mark.needs("bwrap")
 def test_execute_pass_fail_timeout() -> None:
     ok = run_python("print('hi')", timeout=20)
     assert ok.passed and ok.returncode == 0 and "hi" in ok.stdout and ok.reason() == ""
@@ -203,6 +213,7 @@ def test_execute_pass_fail_timeout() -> None:
     assert "timed out" in slow.reason()
 
 
+@pytest.mark.needs("bwrap")
 def test_execute_isolation(tmp_path: Path) -> None:
     net = run_python("import socket\nsocket.create_connection(('127.0.0.1', 9))", timeout=20)
     assert net.status == "failed" and "network access is disabled" in net.stderr
@@ -213,6 +224,7 @@ def test_execute_isolation(tmp_path: Path) -> None:
         run_python("pass", timeout=0)
 
 
+@pytest.mark.needs("bwrap")
 def test_build_program_humaneval_and_mbpp() -> None:
     prog = build_program("    return 1\n", "def check(c):\n    assert c() == 1\n", entry_point="f", prompt="def f():\n")
     assert prog.startswith("def f():\n    return 1") and prog.rstrip().endswith("check(f)")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import os_tool
 
 from latent_graph.present import RunTrace, write_report
 from latent_graph.present.draw import to_ascii, to_dot_source, to_image, to_mermaid
@@ -16,7 +16,6 @@ from latent_graph.present.svg import graph_svg
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOTS = ROOT / "tests" / "snapshots"
 DRAWN = ["send_map_reduce", "subgraph", "loop", "multi_turn"]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
 def _example(stem: str):
@@ -69,7 +68,7 @@ def test_layout_without_dot_falls_back_and_says_so(llama, monkeypatch, capsys, t
     assert to_image(_graph("loop", llama), tmp_path / "g.svg").exists()
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot not installed (apt-get install graphviz)")
+@pytest.mark.needs("dot")
 def test_dot_lays_out_clusters_and_send(llama, tmp_path):
     sub = to_dot_source(_graph("subgraph", llama))
     assert "subgraph cluster_0" in sub and 'label="team (subgraph)"' in sub
@@ -94,8 +93,7 @@ def test_report_highlights_graph_nodes_and_shows_parallel_branches(llama, tmp_pa
         assert f">{key}</text>" in html
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium "
-                                              "chromium-driver); the report screenshot check is skipped")
+@pytest.mark.needs("chromium")
 @pytest.mark.parametrize("stem", ["send_map_reduce", "subgraph", "loop"])
 def test_example_report_renders_in_headless_chromium(stem, llama, tmp_path):
     from PIL import Image
@@ -104,7 +102,7 @@ def test_example_report_renders_in_headless_chromium(stem, llama, tmp_path):
     run = RunTrace.from_run(result["out"], ["q"], graph=result["graph"])
     html = write_report(run, tmp_path / "run.html")
     png = tmp_path / "shot.png"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    cmd = [os_tool("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
            f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1280,1600",
            html.resolve().as_uri()]
     subprocess.run(cmd, capture_output=True, text=True, timeout=120)

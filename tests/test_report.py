@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from html import escape
 
 import pytest
+from conftest import os_tool
 
 from latent_graph import InvalidArgumentError
 from latent_graph.graphs import build_sequential
@@ -125,17 +125,15 @@ def test_report_from_a_minimal_trace():
     assert "no graph shape recorded" in html and "<pre class=\"answer\">a</pre>" in html
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium "
-                                              "chromium-driver); the report screenshot check is skipped")
+@pytest.mark.needs("chromium")
 def test_report_renders_in_headless_chromium(mixed, tmp_path):
     from PIL import Image
 
     html = write_report(mixed, tmp_path / "run.html")
     png = tmp_path / "shot.png"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    cmd = [os_tool("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1280,2000",
            html.resolve().as_uri()]

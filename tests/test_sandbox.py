@@ -25,15 +25,6 @@ from latent_graph.bench.execute import run_python
 REPO = Path(latent_graph.__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _needs_bwrap(request: pytest.FixtureRequest) -> None:
-    if request.node.name == "test_refuses_without_bwrap_unless_opted_out":
-        return
-    problem = sandbox.bwrap_problem()
-    if problem:
-        pytest.skip(f"bubblewrap not usable ({problem}): apt-get install bubblewrap")
-
-
 def _alive(token: str) -> bool:
     for cmd in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -44,6 +35,7 @@ def _alive(token: str) -> bool:
     return False
 
 
+@pytest.mark.needs("bwrap")
 def test_setsid_grandchild_dies_at_timeout() -> None:
     token = f"7.{secrets.randbelow(10**9):09d}"  # an argument of `sleep`, unique to this run
     prog = (
@@ -58,6 +50,7 @@ def test_setsid_grandchild_dies_at_timeout() -> None:
     assert not _alive(token), "the setsid grandchild outlived the run"
 
 
+@pytest.mark.needs("bwrap")
 def test_output_is_capped_and_not_buffered() -> None:
     tracemalloc.start()
     try:
@@ -70,6 +63,7 @@ def test_output_is_capped_and_not_buffered() -> None:
     assert peak < 8 << 20, f"harness buffered {peak} bytes of output"
 
 
+@pytest.mark.needs("bwrap")
 def test_harness_environment_is_invisible() -> None:
     # A fresh harness process, so the secret is in its initial environment (/proc/<pid>/environ);
     # the package __init__ is skipped to keep it fast.
@@ -98,6 +92,7 @@ def test_harness_environment_is_invisible() -> None:
     assert "clean" in out and secret not in out
 
 
+@pytest.mark.needs("bwrap")
 def test_no_network_even_through_raw_socket_module() -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -108,6 +103,7 @@ def test_no_network_even_through_raw_socket_module() -> None:
     assert res.status == "failed" and "connected" not in res.stdout
 
 
+@pytest.mark.needs("bwrap")
 def test_processes_and_their_memory_are_capped() -> None:
     # Three children each under the per-process limit would pass a per-process cap together.
     prog = (
@@ -131,6 +127,7 @@ def test_processes_and_their_memory_are_capped() -> None:
     assert "forked" in bomb.stdout and int(bomb.stdout.split()[-1]) < 30
 
 
+@pytest.mark.needs("bwrap")
 def test_source_tree_is_out_of_reach() -> None:
     target = REPO / f"PWNED-{secrets.token_hex(4)}"
     prog = (

@@ -11,7 +11,8 @@ and K/V are bit-for-bit those of ``LlamaModel.forward`` (``tests/test_llama_forw
 checks prefill, steps, padding and batches on the tiny llama and the default model).
 
 It runs only where that holds: a plain ``LlamaModel`` with plain ``nn.Linear`` weights (not
-quantized) on one device and no accelerate hooks (checked when it is built), and per call
+quantized) on one device and no accelerate hooks, whose first layer passes :func:`probe` on the installed
+transformers (both checked when it is built, so a new transformers release is checked, not trusted), and per call
 ``sdpa`` attention, eval mode (no attention dropout), no forward hook on the model, explicit
 positions and no intermediate hidden states asked for. Anything else (another
 architecture, the attention probe's recording kernel, ``output_hidden_states``) goes to
@@ -21,23 +22,19 @@ the model's own forward unchanged.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-import transformers
 from transformers import DynamicCache
 from transformers.modeling_outputs import BaseModelOutputWithPast
-
-VERIFIED = ("5.24.",)
-"""transformers releases whose Llama forward this module was checked against, bit for bit (the tests run on the
-installed one); under any other release :func:`supports` is False and the model's own forward runs."""
 
 try:  # transformers internals this module calls; any missing one turns the fast path off
     from transformers.integrations.sdpa_attention import pack_gqa, repeat_kv
     from transformers.masking_utils import create_causal_mask
     from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaModel, apply_rotary_pos_emb
-except ImportError:  # pragma: no cover - present in every verified release
+except ImportError:  # a release that moved one of them: the model's own forward runs
     LlamaModel = None
 
 
@@ -52,8 +49,9 @@ def _plain(module: torch.nn.Module) -> bool:
 
 
 def supports(base: torch.nn.Module) -> bool:
-    """Whether :class:`LlamaStack` reproduces ``base``'s forward exactly (checked once, when it is built)."""
-    if LlamaModel is None or not transformers.__version__.startswith(VERIFIED) or type(base) is not LlamaModel:
+    """Whether ``base`` has the structure :class:`LlamaStack` reproduces (plain, one device); :func:`probe` checks the
+    arithmetic."""
+    if LlamaModel is None or type(base) is not LlamaModel:
         return False
     if any(type(layer) is not LlamaDecoderLayer for layer in base.layers):
         return False
@@ -168,6 +166,50 @@ def _attention(layer: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Ten
     return F.linear(out.reshape(*x.shape[:-1], -1), wo, bo)
 
 
+def probe(base: torch.nn.Module) -> str | None:
+    """Why :class:`LlamaStack` is not bit-for-bit ``base``'s own forward on the installed transformers (None: it is).
+
+    Runs ``base`` cut to its first layer (``config.num_hidden_layers`` is what both forwards loop over; restored
+    after) both ways on a tiny input: a left-padded prefill and a masked step on its cache, then a dense prefill
+    and step (the other sdpa branches), comparing hidden states and K/V with ``torch.equal``. Call it on a model
+    that :func:`supports` and that nothing else is running yet (it is called at load).
+    """
+    cfg: Any = base.config
+    layers = cfg.num_hidden_layers
+    dev = next(base.parameters()).device
+    ids = torch.randint(0, cfg.vocab_size, (2, 5), generator=torch.Generator().manual_seed(0)).to(dev)
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], device=dev)
+    calls = [dict(input_ids=ids[:, :4], attention_mask=mask[:, :4], position_ids=(mask[:, :4].cumsum(-1) - 1).clamp(min=0)),
+             dict(input_ids=ids[:, 4:], attention_mask=mask, position_ids=mask.sum(-1, keepdim=True) - 1),
+             dict(input_ids=ids[1:, :4], position_ids=torch.arange(4, device=dev)[None]),
+             dict(input_ids=ids[1:, 4:], position_ids=torch.tensor([[4]], device=dev))]
+    outs: list[list[torch.Tensor]] = [[], []]
+    cfg.num_hidden_layers = 1
+    try:
+        fns: tuple[Any, Any] = (base, LlamaStack(base))
+        for out, fn in zip(outs, fns):
+            for prefill, step in (calls[:2], calls[2:]):  # each step goes on its own prefill's cache
+                cache = DynamicCache(config=cfg)
+                with torch.no_grad():
+                    out += [fn(cache=cache, use_cache=True, **kw).last_hidden_state for kw in (prefill, step)]
+                kv: Any = cache.layers[0]
+                out += [kv.keys, kv.values]
+    except Exception as exc:  # any failure of the fast path means it must not run
+        return f"the one-layer probe of the fast forward raised {type(exc).__name__}: {exc}"
+    finally:
+        cfg.num_hidden_layers = layers
+    if len(outs[0]) != len(outs[1]) or not all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(*outs)):
+        return "the fast forward differs from the model's own on a one-layer probe (not bit-equal)"
+    return None
+
+
 def stack_of(base: torch.nn.Module) -> Any:
-    """``base`` behind a :class:`LlamaStack` where that is exact, else ``base`` itself."""
-    return LlamaStack(base) if supports(base) else base
+    """``base`` behind a :class:`LlamaStack` where that is exact, else ``base`` itself (warning when only the probe
+    refused it: a Llama model then runs the slower forward the benchmarks did not measure)."""
+    if not supports(base):
+        return base
+    problem = probe(base)
+    if problem is None:
+        return LlamaStack(base)
+    warnings.warn(f"{problem}; using transformers' LlamaModel.forward (slower)", RuntimeWarning, stacklevel=2)
+    return base
