@@ -25,8 +25,8 @@ import torch
 from transformers import DynamicCache, GenerationConfig
 
 from latent_graph import LocalLatentModel
-from latent_graph.engine.chat_format import encode_prompts
-from latent_graph.engine.embedded import default_source
+from latent_graph.engine import encode_prompts
+from latent_graph.engine.load import default_source
 
 clock = time.perf_counter  # --clock cpu: time.thread_time (this thread's CPU seconds; with --threads 1 all of torch's work)
 

@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from relay_fair import build, state_for  # noqa: E402
 
-import latent_graph.engine.cache as cache_mod  # noqa: E402
+import latent_graph.engine.forward.work as cache_mod  # noqa: E402
 import latent_graph.nodes.latent as latent_nodes  # noqa: E402
 from latent_graph import LocalLatentModel  # noqa: E402
 from latent_graph.bench.relay_suite import FAMILIES, relay_suite  # noqa: E402

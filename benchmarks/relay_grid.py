@@ -35,7 +35,7 @@ from latent_graph.adapters import AdapterRealigner
 from latent_graph.bench.metrics import wilson_interval
 from latent_graph.bench.relay_suite import FAMILIES, agent_context_state, relay_suite
 from latent_graph.bench.tasks import Example, Task
-from latent_graph.engine.realign_catalog import make_realigner
+from latent_graph.engine import make_realigner
 from latent_graph.graphs import build_compact, build_sequential, build_single
 from latent_graph.graphs import LAYOUTS
 

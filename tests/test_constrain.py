@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from latent_graph.engine.chat_turns import encode_chats, render_chat
-from latent_graph.engine.chat_format import markup_ids
-from latent_graph.engine.constrain import Constraint
-from latent_graph.engine.tool_format import parse_tool_calls, tool_call_constraint
+from latent_graph.engine.prompt import encode_chats, render_chat
+from latent_graph.engine.prompt import markup_ids
+from latent_graph.engine import Constraint
+from latent_graph.engine import parse_tool_calls, tool_call_constraint
 from latent_graph.errors import ConstraintError, InvalidArgumentError
 
 from conftest import make_model
@@ -25,7 +25,7 @@ def model():
 def test_mask_keeps_every_allowed_argmax(model) -> None:
     import torch
 
-    from latent_graph.engine.constrain import RowConstraints
+    from latent_graph.engine.decode import RowConstraints
 
     rc = RowConstraints(model, [Constraint.regex(r"[a-z ]+"), None])
     torch.manual_seed(0)

@@ -14,7 +14,7 @@ from transformers import DynamicCache
 
 import transformers
 
-from latent_graph.engine.llama_forward import VERIFIED, LlamaStack, stack_of, supports
+from latent_graph.engine.forward import VERIFIED, LlamaStack, stack_of, supports
 from conftest import ARCHS, make_model
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from latent_graph.engine.protocols import StepCallback
+from latent_graph.engine import StepCallback
 from conftest import make_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,14 +30,14 @@ IN_RUN = {  # every module a default run enters while the graph runs, and its on
     "latent_graph.state.branches": "which LangGraph task a node runs as (trace fields, Send keys)",
     "latent_graph.persist.refs": "handles in state by reference (the one-shot run's live store)",
     "latent_graph.engine.model": "think and decode",
-    "latent_graph.engine.cache": "one call's scratch state on top of a handle, the positioned forward",
-    "latent_graph.engine.kvbuffer": "the preallocated KV cache the model writes",
-    "latent_graph.engine.llama_forward": "the Llama forward without per-module dispatch (bit-equal to transformers')",
+    "latent_graph.engine.forward.work": "one call's scratch state on top of a handle, the positioned forward",
+    "latent_graph.engine.forward.kvbuffer": "the preallocated KV cache the model writes",
+    "latent_graph.engine.forward.llama": "the Llama forward without per-module dispatch (bit-equal to transformers')",
     "latent_graph.engine.handle": "the immutable handle (memory policy, positions)",
-    "latent_graph.engine.chat_format": "the agent's chat turn, user text tokenized literally",
-    "latent_graph.engine.literal": "the tokenizer's private backends (thread-safe literal tokenization)",
-    "latent_graph.engine.realign": "the realigner of every latent step",
-    "latent_graph.engine.decoding": "the generation loop",
+    "latent_graph.engine.prompt.turn": "the agent's chat turn, user text tokenized literally",
+    "latent_graph.engine.prompt.literal": "the tokenizer's private backends (thread-safe literal tokenization)",
+    "latent_graph.engine.realign.base": "the realigner of every latent step",
+    "latent_graph.engine.decode.loop": "the generation loop",
     "latent_graph.engine.options": "argument and finiteness checks, decode options",
 }
 

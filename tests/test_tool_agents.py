@@ -12,9 +12,9 @@ import pytest
 from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode
 
-from latent_graph.engine.chat_format import encode_turn
+from latent_graph.engine.prompt import encode_turn
 from latent_graph.engine import DecodeOptions
-from latent_graph.engine.constrain import Constraint
+from latent_graph.engine import Constraint
 from latent_graph.engine.tool_turn import decode_after_tools, render_tool_turn, think_after_tools
 from latent_graph.errors import InvalidArgumentError, ToolCallError
 from latent_graph.nodes import JudgerNode, ToolAgentNode, add_agent

@@ -41,8 +41,7 @@ from latent_graph.bench.store import (
 from latent_graph.bench.relay_suite import agent_context_state
 from latent_graph.bench.tasks import Example, Task, load_task
 from latent_graph.errors import LatentGraphError
-from latent_graph.engine import DEFAULT_MEMORY, DecodeOptions, check_memory, check_steps
-from latent_graph.engine.prefix import enable as enable_prefixes
+from latent_graph.engine import DEFAULT_MEMORY, DecodeOptions, check_memory, check_steps, enable_prefixes
 from latent_graph.persist import HandleStore
 from latent_graph.bench.batching import cut_batches, padding_report, prefix_delta
 

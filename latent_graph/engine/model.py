@@ -20,23 +20,24 @@ from typing import Any
 
 import torch
 
-from latent_graph.engine import decoding, face, lens
-from latent_graph.engine.cache import Work
-from latent_graph.engine.chat_format import encode_prompts
-from latent_graph.engine.chat_turns import ChatTurn, prefill_chats
-from latent_graph.engine.constrain import Constraint, RowConstraints, per_row
-from latent_graph.engine.devices import check_devices, execution_device, layer_devices, offloaded
-from latent_graph.engine.fingerprint import compute_fingerprint
+from latent_graph.engine.decode import loop as decoding
+from latent_graph.engine.realign import lens
+from latent_graph.engine.forward.work import Work
+from latent_graph.engine.prompt.turn import encode_prompts
+from latent_graph.engine.prompt.chat import ChatTurn, prefill_chats
+from latent_graph.engine.decode.constrain import Constraint, RowConstraints, per_row
+from latent_graph.engine.load.devices import check_devices, execution_device, layer_devices, offloaded
+from latent_graph.engine.load.fingerprint import compute_fingerprint
 from latent_graph.engine.handle import LatentHandle
 from latent_graph.engine.protocols import StepCallback, TokenCallback
 from latent_graph.engine.options import (
     DEFAULT_MEMORY, DecodeOptions, MemoryPolicy, check_finite, check_memory, check_steps, split_decode_kwargs,
 )
-from latent_graph.engine.prefix import PrefixCache
-from latent_graph.engine.llama_forward import stack_of
-from latent_graph.engine.realign import IdentityRealigner, Realigner, load_or_compute_ridge, mean_embedding_norm
+from latent_graph.engine.kv.prefix import PrefixCache
+from latent_graph.engine.forward.llama import stack_of
+from latent_graph.engine.realign.base import IdentityRealigner, Realigner, load_or_compute_ridge, mean_embedding_norm
 from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
-from latent_graph.engine.sampling import eos_ids
+from latent_graph.engine.decode.sampling import eos_ids
 from latent_graph.errors import (
     BatchSizeMismatchError,
     ContextOverflowError,
@@ -49,7 +50,7 @@ from latent_graph.errors import (
 class LocalLatentModel:
     """A local HF causal LM that agents share to talk in latent space.
 
-    Torch and transformers only: the LangChain faces (``Runnable``, chat model) wrap it
+    Torch and transformers only: the LangChain faces (``LatentRunnable``, the chat model) wrap it
     from :mod:`latent_graph.langchain` through this public API.
 
     Args:
@@ -97,15 +98,15 @@ class LocalLatentModel:
     # ------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(cls, name_or_path: str, **kwargs: Any) -> LocalLatentModel:
-        """Load any HF causal LM path or hub id. See :func:`latent_graph.engine.pretrained.load_hf`."""
-        from latent_graph.engine.pretrained import load_hf
+        """Load any HF causal LM path or hub id. See :func:`latent_graph.engine.load.pretrained.load_hf`."""
+        from latent_graph.engine.load.pretrained import load_hf
 
         return load_hf(cls, name_or_path, **kwargs)
 
     @classmethod
     def default(cls, **kwargs: Any) -> LocalLatentModel:
-        """The embedded default model, SmolLM2-135M-Instruct (see :mod:`latent_graph.engine.embedded`)."""
-        from latent_graph.engine.embedded import load_default
+        """The embedded default model, SmolLM2-135M-Instruct (see :mod:`latent_graph.engine.load.embedded`)."""
+        from latent_graph.engine.load.embedded import load_default
 
         return load_default(cls, **kwargs)
 
@@ -349,9 +350,9 @@ class LocalLatentModel:
     ) -> Iterator[TokenChunk | Decoded]:
         """Like :meth:`decode`, as a generator: every :class:`TokenChunk` as produced (unless ``stream=False``), then the :class:`Decoded`.
 
-        ``constraint``: a :class:`~latent_graph.engine.constrain.Constraint` for every row, or one (or None) per row.
+        ``constraint``: a :class:`~latent_graph.engine.decode.constrain.Constraint` for every row, or one (or None) per row.
         ``messages``: instead of ``prompt`` (pass None), one whole chat per row on a fresh cache, rendered by the
-        chat template with ``tools`` (see :mod:`latent_graph.engine.chat_turns`).
+        chat template with ``tools`` (see :mod:`latent_graph.engine.prompt.chat`).
         """
         opts = options or DecodeOptions()
         with torch.no_grad():
@@ -407,27 +408,6 @@ class LocalLatentModel:
         for item in self.decode_iter(handle, prompt, opts, **call):
             if isinstance(item, TokenChunk):
                 yield item
-
-    # ------------------------------------------------ Runnable-shaped face (engine/face.py)
-    def invoke(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
-        """Decode a string / chat / prompt value to text, or run a request dict (think or decode); see ``face.py``."""
-        return face.run(self, input, **kwargs)
-
-    __call__ = invoke  # callable, so LangChain coerces it: ``prompt | model``, ``model | parser``
-
-    def batch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
-        return [face.run(self, x, **kwargs) for x in inputs]
-
-    def stream(self, input: Any, config: Any = None, **kwargs: Any) -> Iterator[Any]:
-        return face.stream(self, input, **kwargs)
-
-    async def ainvoke(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
-        import asyncio
-
-        return await asyncio.to_thread(face.run, self, input, **kwargs)
-
-    def astream(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
-        return face.astream(self, input, **kwargs)
 
     # ------------------------------------------------------------ inspect
     def logit_lens(self, hidden: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from latent_graph.engine.fingerprint import ModelFingerprint
+from latent_graph.engine.load.fingerprint import ModelFingerprint
 from latent_graph.engine.handle import LatentHandle
 from latent_graph.engine.options import DEFAULT_MEMORY
 from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
@@ -66,7 +66,7 @@ class LatentModel(Protocol):
 
 
 class DecodingModel(Protocol):
-    """What the decoding loop (:func:`latent_graph.engine.decoding.generate`) reads of its model."""
+    """What the decoding loop (:func:`latent_graph.engine.decode.loop.generate`) reads of its model."""
 
     hf_model: Any
     """The transformers causal LM (its lm_head, ``get_output_embeddings()``)."""

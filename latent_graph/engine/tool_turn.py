@@ -1,12 +1,12 @@
 """Tool turns inside an agent's cache: a tool's result enters as a chat-template turn, then the agent goes on.
 
 A latent agent that uses tools (``latent_graph/nodes/tools.py``) decodes a call as text in its
-open assistant turn, under :func:`~latent_graph.engine.tool_format.tool_call_constraint`; the node
+open assistant turn, under :func:`~latent_graph.engine.prompt.tools.tool_call_constraint`; the node
 runs the call and hands the results back here as plain text, one list of results per batch row.
 They are prefilled on top of the handle as a ``tool`` segment of the agent: the assistant turn is
 closed, the results follow as the template's own ``tool`` turns (a template with tool support, e.g.
 Qwen's) or as one user turn in ``<tool_response>`` tags (one without, e.g. SmolLM2's: the same
-format :mod:`~latent_graph.engine.chat_turns` writes for whole chats), and a new assistant turn
+format :mod:`~latent_graph.engine.prompt.chat` writes for whole chats), and a new assistant turn
 opens. Result text is data: tokenized literally, so a ``<|im_end|>`` in a tool's output never
 becomes a control token. Then the agent decodes its next call (:func:`decode_after_tools`) or takes
 its latent steps (:func:`think_after_tools`). A row with no results gets no columns: its turn
@@ -22,54 +22,16 @@ from typing import Any
 
 import torch
 
-from latent_graph.engine import decoding
-from latent_graph.engine.cache import Work
-from latent_graph.engine.chat_format import Spans, encode_turn, fill_markers, left_pad, pad_id
-from latent_graph.engine.chat_turns import supports_tools
-from latent_graph.engine.constrain import Constraint, RowConstraints, per_row
+from latent_graph.engine.decode import loop as decoding
+from latent_graph.engine.forward.work import Work
+from latent_graph.engine.prompt.chat import render_tool_turn
+from latent_graph.engine.prompt.turn import encode_turn, left_pad, pad_id
+from latent_graph.engine.decode.constrain import Constraint, RowConstraints, per_row
 from latent_graph.engine.handle import LatentHandle
 from latent_graph.engine.options import DecodeOptions, check_steps
 from latent_graph.engine.protocols import StepCallback
 from latent_graph.engine.results import Decoded
-from latent_graph.engine.tool_format import RESPONSE_CLOSE, RESPONSE_OPEN
 from latent_graph.errors import BatchSizeMismatchError, ContextOverflowError, InvalidArgumentError
-
-_A, _B = "\u2063A\u2063", "\u2063B\u2063"  # stand-ins of an earlier user / assistant turn while rendering
-
-
-def _candidates(tokenizer: Any, results: Sequence[str]) -> list[list[dict[str, str]]]:
-    """The chat messages that may carry ``results``: the template's own ``tool`` messages (when it knows tools),
-    then one user turn of ``<tool_response>`` blocks (the format of templates without tool support)."""
-    user = [{"role": "user", "content": "\n".join(RESPONSE_OPEN + r + RESPONSE_CLOSE for r in results)}]
-    return [[{"role": "tool", "content": r} for r in results], user] if supports_tools(tokenizer) else [user]
-
-
-def _render(tokenizer: Any, results: Sequence[str]) -> str:
-    """What follows an assistant turn's text: its close, the tool turn(s), a new assistant header (from the template)."""
-    if getattr(tokenizer, "chat_template", None):
-        for turns in _candidates(tokenizer, results):
-            chat = [{"role": "user", "content": _A}, {"role": "assistant", "content": _B}, *turns]
-            try:
-                full = str(tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False))
-            except Exception:  # a template that refuses this shape of chat: try the next one
-                continue
-            if _B in full:
-                return full[full.index(_B) + len(_B) :]
-    return "".join(f"\nUser: {t['content']}" for t in _candidates(tokenizer, results)[-1]) + "\nAssistant:"
-
-
-def render_tool_turn(tokenizer: Any, results: Sequence[str]) -> tuple[str, Spans]:
-    """(text appended after an open assistant turn, character spans of the result texts in it).
-
-    Args:
-        tokenizer: The model's tokenizer (its chat template decides the turn's markup).
-        results: The tool results of one row, in call order (plain text).
-    """
-    if not results or not all(isinstance(r, str) for r in results):
-        raise InvalidArgumentError(f"a tool turn needs one or more result strings, got {results!r}")
-    fills = {f"\u2063R{i}\u2063": r for i, r in enumerate(results)}
-    return fill_markers(_render(tokenizer, results), _render(tokenizer, list(fills)), fills)
-
 
 def _prefill(model: Any, handle: LatentHandle, rows: Sequence[Sequence[str]], agent: str, reserve: int,
              grow: int) -> tuple[Work, torch.Tensor, list[int]]:

@@ -3,9 +3,9 @@
 One run, for every batch row at once (each row decodes, calls and reads its own tools):
 
 1. the agent's prompt (the tool list in its turn's system text,
-   :func:`~latent_graph.engine.tool_format.tools_system_text`) is prefilled on top of the incoming
+   :func:`~latent_graph.engine.prompt.tools.tools_system_text`) is prefilled on top of the incoming
    handle and the agent decodes a reply under the tool-call grammar
-   (:func:`~latent_graph.engine.tool_format.tool_call_constraint`): ``tool_choice="any"`` (default)
+   (:func:`~latent_graph.engine.prompt.tools.tool_call_constraint`): ``tool_choice="any"`` (default)
    forces a call, a tool's name forces a call of that tool, ``"auto"`` lets the model reply text instead;
 2. the node runs each row's calls (:class:`~latent_graph.nodes.toolbox.Toolbox`: your ``ToolNode``, or
    one built from your tools and plain functions) and the results enter the cache as a tool turn through
@@ -33,9 +33,10 @@ from typing import Any, Literal
 
 from langgraph.errors import GraphBubbleUp
 
-from latent_graph.engine import DecodeOptions, LatentHandle, kept_total, observing
-from latent_graph.engine.constrain import Constraint
-from latent_graph.engine.tool_format import parse_tool_calls, tool_call_constraint, tools_system_text
+from latent_graph.engine import (
+    Constraint, DecodeOptions, LatentHandle, kept_total, observing, parse_tool_calls, tool_call_constraint,
+    tools_system_text,
+)
 from latent_graph.engine.tool_turn import decode_after_tools, think_after_tools
 from latent_graph.errors import InvalidArgumentError, ToolCallError
 from latent_graph.nodes.streaming import emitter

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from latent_graph import LatentGraphError, LocalLatentModel
-from latent_graph.engine.buckets import split_by_waste, token_lengths
-from latent_graph.engine.prefix import enable as enable_prefixes
+from latent_graph.buckets import split_by_waste, token_lengths
+from latent_graph.engine import enable_prefixes
 from latent_graph.graphs import build_graph
 from latent_graph.serve.config import ServeConfig
 from latent_graph.serve.errors import RequestCancelledError, http_status

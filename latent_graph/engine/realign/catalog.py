@@ -22,12 +22,15 @@ result in with ``model.with_realigner(r)`` or a graph's ``realign=`` argument.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.engine.model import LocalLatentModel
-from latent_graph.engine.realign import Realigner, mean_embedding_norm
+from latent_graph.engine.realign.base import Realigner, mean_embedding_norm
+
+if TYPE_CHECKING:  # the model builds its realigner here: no import at run time
+    from latent_graph.engine.model import LocalLatentModel
 
 Pre = Callable[[torch.Tensor], torch.Tensor]
 

@@ -1,4 +1,4 @@
-"""The judger's generation loop on top of a prefilled :class:`~latent_graph.engine.cache.Work`.
+"""The judger's generation loop on top of a prefilled :class:`~latent_graph.engine.forward.work.Work`.
 
 Greedy or sampled next tokens from the lm_head of the *last* position only;
 finished rows (EOS) leave the batch so they cost nothing more, and the full
@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from latent_graph.engine.cache import Work
-from latent_graph.engine.constrain import RowConstraints
+from latent_graph.engine.forward.work import Work
+from latent_graph.engine.decode.constrain import RowConstraints
 from latent_graph.engine.options import DecodeOptions
 from latent_graph.engine.protocols import DecodingModel
 from latent_graph.engine.results import TokenChunk
-from latent_graph.engine.sampling import sample_next
+from latent_graph.engine.decode.sampling import sample_next
 
 
 def generate(

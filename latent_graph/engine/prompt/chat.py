@@ -1,15 +1,19 @@
-"""Whole chats (system / user / assistant / tool turns) through the tokenizer's own chat template.
+"""Whole chats and tool turns (system / user / assistant / tool) through the tokenizer's own chat template.
 
 :func:`render_chat` renders a list of :class:`ChatTurn` with the template (``tools=`` passed
 when the template knows tools, e.g. Qwen3's ``<tool_call>`` tags); every piece of message
 text - contents, tool-call names and arguments, tool results - is user data, so its
 character span is recorded (by rendering once more with stand-ins) and
-:func:`~latent_graph.engine.chat_format.encode_turn` tokenizes it literally.
+:func:`~latent_graph.engine.prompt.turn.encode_turn` tokenizes it literally.
 
 A template without tool support (SmolLM2's) gets the tool format of
-:mod:`latent_graph.engine.tool_format` spelt out in plain turns: the tool list in the system
+:mod:`latent_graph.engine.prompt.tools` spelt out in plain turns: the tool list in the system
 turn, tool calls as ``<tool_call>`` blocks in the assistant turn, tool results as a user
 turn inside ``<tool_response>`` tags.
+
+:func:`render_tool_turn` renders what follows an open assistant turn that decoded a tool call: its close,
+the tool results (the template's own ``tool`` turns, or one user turn in ``<tool_response>`` tags) and a
+new assistant header; result text is user data too.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ from typing import Any, TypedDict
 
 import torch
 
-from latent_graph.engine.chat_format import Spans, fill_markers, encode_turn, left_pad, pad_id
-from latent_graph.engine.tool_format import CALL_CLOSE, CALL_OPEN, RESPONSE_CLOSE, RESPONSE_OPEN, tools_system_text
+from latent_graph.engine.prompt.turn import Spans, fill_markers, encode_turn, left_pad, pad_id
+from latent_graph.engine.prompt.tools import CALL_CLOSE, CALL_OPEN, RESPONSE_CLOSE, RESPONSE_OPEN, tools_system_text
 from latent_graph.errors import EmptyPromptError, InvalidArgumentError
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -165,7 +169,7 @@ def prefill_chats(
     model: Any, chats: Sequence[Sequence[ChatTurn]], tools: list[dict[str, Any]] | None, agent: str, grow: int
 ) -> tuple[Any, torch.Tensor, list[int]]:
     """Prefill one whole chat per row on a fresh cache: (work, last hidden (B, H), prompt tokens per row)."""
-    from latent_graph.engine.cache import Work
+    from latent_graph.engine.forward.work import Work
     from latent_graph.errors import ContextOverflowError
 
     ids, mask = encode_chats(model.tokenizer, chats, model.device, tools)  # (B, n)
@@ -185,3 +189,41 @@ def prefill_chats(
 def count_chat_tokens(tokenizer: Any, turns: Sequence[ChatTurn], tools: list[dict[str, Any]] | None = None) -> int:
     """Prompt tokens of one chat as :func:`encode_chats` feeds it."""
     return len(encode_turn(tokenizer, *render_chat(tokenizer, turns, tools)))
+
+
+# ------------------------------------------------------------ tool turns
+_A, _B = "\u2063A\u2063", "\u2063B\u2063"  # stand-ins of an earlier user / assistant turn while rendering
+
+
+def _candidates(tokenizer: Any, results: Sequence[str]) -> list[list[dict[str, str]]]:
+    """The chat messages that may carry ``results``: the template's own ``tool`` messages (when it knows tools),
+    then one user turn of ``<tool_response>`` blocks (the format of templates without tool support)."""
+    user = [{"role": "user", "content": "\n".join(RESPONSE_OPEN + r + RESPONSE_CLOSE for r in results)}]
+    return [[{"role": "tool", "content": r} for r in results], user] if supports_tools(tokenizer) else [user]
+
+
+def _render(tokenizer: Any, results: Sequence[str]) -> str:
+    """What follows an assistant turn's text: its close, the tool turn(s), a new assistant header (from the template)."""
+    if getattr(tokenizer, "chat_template", None):
+        for turns in _candidates(tokenizer, results):
+            chat = [{"role": "user", "content": _A}, {"role": "assistant", "content": _B}, *turns]
+            try:
+                full = str(tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False))
+            except Exception:  # a template that refuses this shape of chat: try the next one
+                continue
+            if _B in full:
+                return full[full.index(_B) + len(_B) :]
+    return "".join(f"\nUser: {t['content']}" for t in _candidates(tokenizer, results)[-1]) + "\nAssistant:"
+
+
+def render_tool_turn(tokenizer: Any, results: Sequence[str]) -> tuple[str, Spans]:
+    """(text appended after an open assistant turn, character spans of the result texts in it).
+
+    Args:
+        tokenizer: The model's tokenizer (its chat template decides the turn's markup).
+        results: The tool results of one row, in call order (plain text).
+    """
+    if not results or not all(isinstance(r, str) for r in results):
+        raise InvalidArgumentError(f"a tool turn needs one or more result strings, got {results!r}")
+    fills = {f"\u2063R{i}\u2063": r for i, r in enumerate(results)}
+    return fill_markers(_render(tokenizer, results), _render(tokenizer, list(fills)), fills)

@@ -33,10 +33,10 @@ from typing import Any
 
 import torch
 
-from latent_graph.engine.chat_format import left_pad, pad_id
+from latent_graph.engine.prompt.turn import left_pad, pad_id
 from latent_graph.engine.handle import LatentHandle
 
-DEFAULT_MAX_BYTES = 256 << 20
+DEFAULT_PREFIX_BYTES = 256 << 20
 """Default byte budget of one model's prefix cache (the default model's K/V take ~46 KB per token)."""
 
 MIN_PREFIX = 16
@@ -65,7 +65,7 @@ class PrefixStats:
                 "saved_share": round(self.saved_share, 4)}
 
 
-def enable(model: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> PrefixCache:
+def enable_prefixes(model: Any, max_bytes: int = DEFAULT_PREFIX_BYTES) -> PrefixCache:
     """Turn ``model``'s shared-prefix cache on (kept if already on); returns it."""
     cache = getattr(model, "prefixes", None)
     if cache is None or cache.max_bytes <= 0:
@@ -91,7 +91,7 @@ class PrefixCache:
         recent: How many recent prompts a single-row prefill is compared with to find a prefix.
     """
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, min_prefix: int = MIN_PREFIX, recent: int = 16) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_PREFIX_BYTES, min_prefix: int = MIN_PREFIX, recent: int = 16) -> None:
         self.max_bytes = int(max_bytes)
         self.min_prefix = int(min_prefix)
         self._entries: OrderedDict[tuple[int, ...], tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]] = OrderedDict()
@@ -158,7 +158,7 @@ class PrefixCache:
     # --------------------------------------------------------------- storage
     def _prefill(self, model: Any, key: tuple[int, ...]) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
         """The prefix's K/V (1, H_kv, p, D) per layer: one forward of its tokens alone."""
-        from latent_graph.engine.cache import Work, from_cache
+        from latent_graph.engine.forward.work import Work, from_cache
 
         work = Work(None, 1, model.device, model.fingerprint, 0)
         ids = torch.tensor([key], dtype=torch.long, device=model.device)

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from latent_graph.engine.literal import backends
+from latent_graph.engine.prompt.literal import backends
 from latent_graph.errors import EmptyPromptError, InvalidArgumentError
 
 _PROMPT, _SYSTEM = "\u2063P\u2063", "\u2063S\u2063"  # stand-ins for user text while rendering
@@ -151,7 +151,7 @@ def _overlaps(start: int, end: int, spans: Spans) -> bool:
 def encode_turn(tokenizer: Any, text: str, spans: Spans) -> list[int]:
     """Token ids of a rendered turn; special tokens only from outside the user-text ``spans``.
 
-    Fast tokenizers are read through private backend copies (:mod:`latent_graph.engine.literal`),
+    Fast tokenizers are read through private backend copies (:mod:`latent_graph.engine.prompt.literal`),
     never through the shared tokenizer's switchable ``split_special_tokens`` flag, so
     concurrent threads cannot see each other's setting.
     """

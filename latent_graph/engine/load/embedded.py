@@ -31,7 +31,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from latent_graph.engine.paths import cache_dir, cache_dir_error
+from latent_graph.paths import cache_dir, cache_dir_error
 from latent_graph.errors import DefaultModelMissingError, LatentGraphError
 
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
