@@ -35,8 +35,8 @@ from relay_fair import state_for  # noqa: E402
 
 from latent_graph import LocalLatentModel  # noqa: E402
 from latent_graph.bench.relay_suite import FAMILIES, relay_suite  # noqa: E402
-from latent_graph.engine import attention_probe  # noqa: E402
 from latent_graph.engine import encode_prompts  # noqa: E402
+from latent_graph.engine.kv import probe as attention_probe  # noqa: E402
 from latent_graph.engine.kv import calibrated_heads, key_norm_scores  # noqa: E402
 from latent_graph.graphs.compact import COMPACT_FIRST, COMPACT_LATER  # noqa: E402
 from latent_graph.nodes import QuietAgentNode  # noqa: E402

@@ -6,10 +6,8 @@ import json
 
 import pytest
 
-from latent_graph.engine.prompt import encode_chats, render_chat
-from latent_graph.engine.prompt import markup_ids
-from latent_graph.engine import Constraint
-from latent_graph.engine import parse_tool_calls, tool_call_constraint
+from latent_graph.engine import Constraint, parse_tool_calls, tool_call_constraint
+from latent_graph.engine.prompt import encode_chats, markup_ids, render_chat
 from latent_graph.errors import ConstraintError, InvalidArgumentError
 
 from conftest import make_model

@@ -16,7 +16,8 @@ import torch
 
 from latent_graph.engine.load.fingerprint import ModelFingerprint
 from latent_graph.engine.handle import LatentHandle
-from latent_graph.engine.options import DEFAULT_MEMORY
+from latent_graph.engine.decode.constrain import Constraint
+from latent_graph.engine.options import DEFAULT_MEMORY, DecodeOptions
 from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
 
 
@@ -34,7 +35,8 @@ class TokenCallback(Protocol):
 
 @runtime_checkable
 class LatentModel(Protocol):
-    """What an agent node needs from its model: think in latent space, decode text, look inside thoughts."""
+    """What an agent node needs from its model: think in latent space, decode text, read tool turns, look inside
+    thoughts."""
 
     name: str
     """Readable model name (traces, errors)."""
@@ -54,6 +56,18 @@ class LatentModel(Protocol):
     def decode(self, handle: LatentHandle | None, prompt: str | Sequence[str], *, on_token: TokenCallback | None = None,
                **kwargs: Any) -> Decoded:
         """Generate text on top of ``handle`` (agent, system, memory and the DecodeOptions fields as keywords)."""
+        ...
+
+    def think_after_tools(self, handle: LatentHandle, results: Sequence[Sequence[str]], steps: int = 0, *,
+                          agent: str = "agent", on_step: StepCallback | None = None) -> LatentHandle:
+        """Feed each row's tool turn (``results[b]``: its result texts, empty = none) after the decoded call in
+        ``handle``, then take ``steps`` latent steps; returns a new handle."""
+        ...
+
+    def decode_after_tools(self, handle: LatentHandle, results: Sequence[Sequence[str]],
+                           options: DecodeOptions | None = None, *, agent: str = "agent",
+                           constraint: Constraint | Sequence[Constraint | None] | None = None) -> Decoded:
+        """Feed each row's tool turn, then decode in the new assistant turn (e.g. the next tool call)."""
         ...
 
     def nearest_tokens(self, embedding: torch.Tensor, k: int = 1) -> list[list[tuple[str, float]]]:

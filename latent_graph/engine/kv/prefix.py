@@ -33,7 +33,8 @@ from typing import Any
 
 import torch
 
-from latent_graph.engine.prompt.turn import left_pad, pad_id
+from latent_graph.engine.forward.feed import feed
+from latent_graph.engine.forward.work import from_cache
 from latent_graph.engine.handle import LatentHandle
 
 DEFAULT_PREFIX_BYTES = 256 << 20
@@ -125,22 +126,19 @@ class PrefixCache:
         return None, common if common >= self.min_prefix else 0
 
     # ----------------------------------------------------------------- split
-    def split(
-        self, model: Any, ids: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[LatentHandle | None, torch.Tensor, torch.Tensor, int]:
-        """Split a fresh left-padded prefill ``ids``/``mask`` (B, n) into (prefix handle, rest ids, rest mask, prefix length).
+    def split(self, model: Any, rows: list[list[int]]) -> tuple[LatentHandle | None, list[list[int]], int]:
+        """Split the token rows of a fresh prefill into (prefix handle, the rest of each row, prefix length).
 
-        Without a usable prefix: ``(None, ids, mask, 0)`` unchanged.
+        Without a usable prefix: ``(None, rows, 0)`` unchanged.
         """
         if self.max_bytes <= 0:
-            return None, ids, mask, 0
-        rows = [row[m.bool()].tolist() for row, m in zip(ids, mask)]
+            return None, rows, 0
         self.stats.prompt_tokens += sum(len(r) for r in rows)
         key, new = self._choose(rows)
         for r in rows:
             self._recent.append(tuple(r))
         if key is None and new == 0:
-            return None, ids, mask, 0
+            return None, rows, 0
         if key is None:
             key = tuple(rows[0][:new])
             self._store(key, *self._prefill(model, key))
@@ -152,19 +150,12 @@ class PrefixCache:
         p = len(key)
         self.stats.reused_tokens += p * len(rows)
         keys, values = self._entries[key]
-        rest_ids, rest_mask = left_pad([r[p:] for r in rows], pad_id(model.tokenizer), ids.device)
-        return self._handle(model, keys, values, len(rows)), rest_ids, rest_mask, p
+        return self._handle(model, keys, values, len(rows)), [r[p:] for r in rows], p
 
     # --------------------------------------------------------------- storage
     def _prefill(self, model: Any, key: tuple[int, ...]) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-        """The prefix's K/V (1, H_kv, p, D) per layer: one forward of its tokens alone."""
-        from latent_graph.engine.forward.work import Work, from_cache
-
-        work = Work(None, 1, model.device, model.fingerprint, 0)
-        ids = torch.tensor([key], dtype=torch.long, device=model.device)
-        with torch.no_grad():
-            work.forward(model.decoder, torch.ones_like(ids), model.layer, input_ids=ids)
-        keys, values = from_cache(work.cache)
+        """The prefix's K/V (1, H_kv, p, D) per layer: one forward of its tokens alone, through the engine's feed."""
+        keys, values = from_cache(feed(model, None, [list(key)], agent="prefix").work.cache)
         return tuple(k.clone() for k in keys), tuple(v.clone() for v in values)
 
     def _store(self, key: tuple[int, ...], keys: tuple[torch.Tensor, ...], values: tuple[torch.Tensor, ...]) -> None:
