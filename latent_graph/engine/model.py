@@ -30,7 +30,7 @@ from latent_graph.engine.forward.steps import latent_steps
 from latent_graph.engine.handle import LatentHandle
 from latent_graph.engine.kv.prefix import PrefixCache
 from latent_graph.engine.load.devices import (
-    check_handle_fits, check_placement, context_window, execution_device, layer_devices,
+    check_placement, context_window, execution_device, layer_devices,
 )
 from latent_graph.engine.load.fingerprint import compute_fingerprint
 from latent_graph.engine.options import (
@@ -78,6 +78,7 @@ class LocalLatentModel:
         self.hf_model = model
         self._device = execution_device(model.get_input_embeddings())  # placement is fixed once loaded
         self._layer_devices = layer_devices(model)
+        self._max_context = context_window(model.config)
         self.tokenizer = tokenizer
         self.base = model.base_model  # decoder stack + final norm, no lm_head
         self.decoder = stack_of(self.base)  # what engine forwards call: the same forward without module dispatch where exact
@@ -134,8 +135,8 @@ class LocalLatentModel:
 
     @property
     def max_context(self) -> int:
-        """Context window in positions (read from the model's config)."""
-        return context_window(self.hf_model.config)
+        """Context window in positions (read from the model's config at load)."""
+        return self._max_context
 
     def input_embedding_matrix(self) -> torch.Tensor:
         """W_in (V, H) as the model actually sees it (embedding scale applied if any)."""
@@ -143,11 +144,6 @@ class LocalLatentModel:
         scale = getattr(emb, "embed_scale", None)
         w = emb.weight.detach()
         return w * scale if scale is not None else w
-
-    # -------------------------------------------------------------- checks
-    def check_handle(self, handle: LatentHandle) -> None:
-        """Raise a named error unless ``handle`` can be extended by this model (same weights, placement, dtype)."""
-        check_handle_fits(self, handle)
 
     # ---------------------------------------------------------------- think
     def _feed_prompt(self, handle: LatentHandle | None, prompt: str | Sequence[str], agent: str, system: str | None,
@@ -159,8 +155,7 @@ class LocalLatentModel:
         check_memory(memory)
         prompts = prompt_list(prompt, handle.batch_size if handle is not None else None)
         if handle is not None:
-            self.check_handle(handle)
-            handle = handle.with_memory(memory)
+            handle = handle.with_memory(memory)  # the feed checks it fits this model
         first = handle is None or handle.seq_len == 0
         open_turn = handle is not None and handle.meta.get("open_turn", "1") == "1"
         rows = prompt_rows(self.tokenizer, prompts, system, first, after_open_turn=open_turn, generation=generation)
@@ -200,8 +195,6 @@ class LocalLatentModel:
         """
         check_steps(steps)
         check_embeds(embeds, self.hidden_size, handle.batch_size if handle is not None else None)
-        if handle is not None:
-            self.check_handle(handle)
         embeds = embeds.to(device=self.device, dtype=self.dtype)  # check after the cast: fp64 may overflow it
         check_finite(embeds, f"agent {agent!r}: injected embeddings (as {self.dtype})")
         fed = feed(self, handle, embeds, agent=agent, kind="latent", reserve=steps)
@@ -222,8 +215,6 @@ class LocalLatentModel:
 
     def _feed_tools(self, handle: LatentHandle, results: Sequence[Sequence[str]], agent: str, reserve: int,
                     grow: int) -> Fed:
-        if isinstance(handle, LatentHandle):
-            self.check_handle(handle)
         rows = tool_rows(self.tokenizer, handle, results)
         return feed(self, handle, rows, agent=agent, kind="tool", reserve=reserve, grow=grow, open_turn=True)
 

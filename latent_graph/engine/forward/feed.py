@@ -2,6 +2,7 @@
 
 Every engine call that adds input to a handle goes through :func:`feed`, which
 
+0. checks the handle: the same weights (fingerprint), each layer's K/V where that layer runs, the model's dtype;
 1. left-pads the token rows (or takes ready-made input embeddings), starting a fresh prompt
    from a stored shared prefix when the model's :class:`~latent_graph.engine.kv.PrefixCache` is on;
 2. checks the context: the fed tokens plus ``reserve`` positions must fit in the model's window,
@@ -22,9 +23,10 @@ import torch
 
 from latent_graph.engine.forward.work import Work
 from latent_graph.engine.handle import LatentHandle, SegmentKind
+from latent_graph.engine.load.devices import check_devices
 from latent_graph.engine.options import check_finite
 from latent_graph.engine.prompt.turn import left_pad, pad_id
-from latent_graph.errors import ContextOverflowError, InvalidArgumentError
+from latent_graph.errors import ContextOverflowError, DTypeMismatchError, InvalidArgumentError
 
 WHAT: dict[str, str] = {"prompt": "prompt", "tool": "tool results", "latent": "injected embeddings"}
 """How the context-overflow error names what a segment kind feeds."""
@@ -45,6 +47,18 @@ class Fed:
     tokens: list[int]
 
 
+def check_handle(model: Any, handle: LatentHandle) -> None:
+    """A named error unless ``model`` can extend ``handle`` (same weights, each layer's K/V where it runs, dtype)."""
+    if handle.fingerprint is not model.fingerprint:  # a handle this model built carries this very object
+        model.fingerprint.check(handle.fingerprint)
+    if (handle.device, handle.layer_devices) != (model.device, model.layer_devices):  # else nothing to check
+        check_devices(handle, model.device, model.layer_devices, model.name)
+    if handle.num_layers and handle.dtype != model.dtype:
+        raise DTypeMismatchError(
+            f"handle cache dtype {handle.dtype} differs from model dtype {model.dtype}; use handle.to(dtype={model.dtype})"
+        )
+
+
 @torch.no_grad()
 def feed(
     model: Any,
@@ -62,7 +76,7 @@ def feed(
 
     Args:
         model: The engine (its tokenizer, decoder, context window, prefix cache).
-        handle: The cache to extend (checked by the caller); never modified.
+        handle: The cache to extend (:func:`check_handle`); never modified.
         rows: Token ids per batch row (a row may be empty: it gets only padding and keeps the handle's
             last hidden state), or input embeddings (B, n, H) already on the model's device and dtype.
         agent: Name in the segment table and in errors.
@@ -73,6 +87,8 @@ def feed(
         open_turn: Record whether the cache now ends inside an open assistant turn (None: unchanged).
         share_prefix: A fresh prompt may start from the model's shared prefixes.
     """
+    if handle is not None:
+        check_handle(model, handle)
     embeds = rows if isinstance(rows, torch.Tensor) else None
     shared = 0
     if embeds is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from latent_graph.errors import DeviceMismatchError, DTypeMismatchError, ModelLoadError
+from latent_graph.errors import DeviceMismatchError, ModelLoadError
 
 
 def execution_device(module: Any) -> torch.device:
@@ -81,16 +81,3 @@ def context_window(config: Any) -> int:
         if value:
             return int(value)
     return 2048
-
-
-def check_handle_fits(model: Any, handle: Any) -> None:
-    """A named error unless ``model`` can extend ``handle``: the same weights (fingerprint), each layer's K/V
-    where that layer runs, the model's dtype."""
-    if handle.fingerprint is not model.fingerprint:  # a handle this model built carries this very object
-        model.fingerprint.check(handle.fingerprint)
-    if (handle.device, handle.layer_devices) != (model.device, model.layer_devices):  # else nothing to check
-        check_devices(handle, model.device, model.layer_devices, model.name)
-    if handle.num_layers and handle.dtype != model.dtype:
-        raise DTypeMismatchError(
-            f"handle cache dtype {handle.dtype} differs from model dtype {model.dtype}; use handle.to(dtype={model.dtype})"
-        )
