@@ -1,8 +1,8 @@
 """Training-free realigners beyond ridge: soft tokens, nearest-embedding projection, blends.
 
-Why: on SmolLM2-135M the ridge map is ≈ identity (tied embeddings), and a latent
-thought fed back that way is an off-distribution input the small model does not
-read well (docs/benchmarks.md: thoughts alone relay 0/16 facts). These maps keep
+Why: for a tied-embedding model the ridge map is ≈ identity, and a latent thought
+fed back that way is an off-distribution input a small model may not read well
+(what was measured on the default model: docs/results/engine_notes.md). These maps keep
 the fed-back vector *on* the input-embedding manifold without any training:
 
 - :class:`SoftTokenRealigner` — "soft thinking" / mixture of inputs: top-k tokens of
