@@ -88,7 +88,7 @@ class GraphKwargs(TypedDict, total=False):
     kv_keep: float
     """Fraction in (0, 1] of each latent sender's own cache columns its edge adds per row: ``ceil(kv_keep * n)``
     of its ``n``, best-scored first over the row's every column, the earlier senders' kept ones included
-    (1 = all, the default: the handle crosses unchanged). See :mod:`latent_graph.engine.kv.select`."""
+    (1 = all, the default: the handle crosses unchanged). See :func:`latent_graph.engine.compress`."""
     kv_budget: int | None
     """At most this many real cache columns per row cross each latent edge (None = no cap)."""
     cache_budget: int | None
