@@ -86,8 +86,8 @@ class DecodingModel(Protocol):
     """The transformers causal LM (its lm_head, ``get_output_embeddings()``)."""
     tokenizer: Any
     """Decodes generated ids into text."""
-    base: Any
-    """The base model (no lm_head) fed each generated token."""
+    decoder: Any
+    """The base model's forward (no lm_head) fed each generated token."""
     layer: int
     """Hidden layer fed back (-1 = the final norm output)."""
     eos_ids: Any

@@ -96,12 +96,12 @@ def feed(
         ids, mask = None, torch.ones((batch, n), dtype=torch.long, device=model.device)  # (B, n)
         tokens = [n] * batch
     else:
-        rows = [list(r) for r in rows]
+        lists = [list(r) for r in rows]
         if handle is None and share_prefix and model.prefixes.max_bytes > 0:
-            handle, rows, shared = model.prefixes.split(model, rows)
-        ids, mask = left_pad(rows, pad_id(model.tokenizer), model.device)  # (B, n)
-        batch, n = len(rows), int(ids.shape[1])
-        tokens = [len(r) + shared for r in rows]
+            handle, lists, shared = model.prefixes.split(model, lists)
+        ids, mask = left_pad(lists, pad_id(model.tokenizer), model.device)  # (B, n)
+        batch, n = len(lists), int(ids.shape[1])
+        tokens = [len(r) + shared for r in lists]
     start = handle.next_positions() if handle is not None else torch.zeros(batch, dtype=torch.long)  # (B,)
     need = int((start.to(mask.device) + mask.sum(dim=1)).max()) + reserve
     if need > model.max_context:  # checked before any buffer is reserved
