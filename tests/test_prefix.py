@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import ARCHS
-from latent_graph.engine import PrefixCache, enable_prefixes
+from latent_graph.engine import SharedPrefixes, enable_prefixes
 
 SYSTEM = "You are a helpful assistant. Plan the solution step by step. Check the plan carefully and refine it."
 PREAMBLE = "Planner, plan the solution step by step. Answer with the final number in boxed form. Question: "
@@ -15,7 +15,7 @@ QS = ["What is 12 times 7?", "Alice has 3 apples and buys 5 more.", "The secret 
 
 def _no_cache(m):
     off = m.with_realigner(m.realigner)  # shares the weights
-    off.prefixes = PrefixCache(0)
+    off.prefixes = SharedPrefixes(0)
     return off
 
 
@@ -79,7 +79,7 @@ def test_prefix_cache_is_bounded_in_bytes(tiny_factory):
     m.think(None, [PREAMBLE + q for q in QS[:2]], steps=0, system=SYSTEM)
     one = m.prefixes.nbytes
     assert one > 0
-    m.prefixes = PrefixCache(max_bytes=one)
+    m.prefixes = SharedPrefixes(max_bytes=one)
     m.think(None, [PREAMBLE + q for q in QS[:2]], steps=0, system=SYSTEM)
     m.think(None, ["Critic, check the plan carefully and refine it. " * 2 + q for q in QS[:2]], steps=0)
     assert len(m.prefixes) == 1 and m.prefixes.nbytes <= m.prefixes.max_bytes  # the older prefix was evicted

@@ -26,7 +26,7 @@ from latent_graph.engine.decode import Constraint
 from latent_graph.engine.forward import from_cache, positions_after, to_cache
 from latent_graph.engine.handle import SEGMENT_KINDS, LatentHandle, Segment, SegmentKind
 from latent_graph.engine.kv import (
-    DEFAULT_PREFIX_BYTES, KVPolicy, PrefixCache, check_kv, compress, enable_prefixes, kept_total, observing,
+    DEFAULT_PREFIX_BYTES, KVPolicy, SharedPrefixes, check_kv, compress, enable_prefixes, kept_total, observing,
 )
 from latent_graph.engine.load import QUANTIZATIONS, ModelFingerprint, check_quantization, load_model
 from latent_graph.engine.merge import merge_branches
@@ -68,11 +68,11 @@ __all__ = [
     "LocalLatentModel",
     "MemoryPolicy",
     "ModelFingerprint",
-    "PrefixCache",
     "Realigner",
     "RidgeRealigner",
     "Segment",
     "SegmentKind",
+    "SharedPrefixes",
     "StepCallback",
     "StepInfo",
     "TokenCallback",

@@ -28,7 +28,7 @@ from latent_graph.engine.forward.feed import Fed, feed
 from latent_graph.engine.forward.llama import stack_of
 from latent_graph.engine.forward.steps import latent_steps
 from latent_graph.engine.handle import LatentHandle
-from latent_graph.engine.kv.prefix import PrefixCache
+from latent_graph.engine.kv.prefix import SharedPrefixes
 from latent_graph.engine.load.devices import (
     check_placement, context_window, execution_device, layer_devices,
 )
@@ -89,8 +89,8 @@ class LocalLatentModel:
         self.realigner = make_realigner(self, realign)
         self.eos_ids = eos_ids(model, tokenizer)
         # shared prompt prefixes prefilled once; off by default (a split prefill differs from a one-shot one in the
-        # last float bits): ``model.prefixes = PrefixCache()`` turns it on (bench and serve do)
-        self.prefixes = PrefixCache(0)
+        # last float bits): ``model.prefixes = SharedPrefixes()`` turns it on (bench and serve do)
+        self.prefixes = SharedPrefixes(0)
 
     # ------------------------------------------------------------ loading
     @classmethod

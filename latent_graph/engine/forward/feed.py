@@ -4,7 +4,7 @@ Every engine call that adds input to a handle goes through :func:`feed`, which
 
 0. checks the handle: the same weights (fingerprint), each layer's K/V where that layer runs, the model's dtype;
 1. left-pads the token rows (or takes ready-made input embeddings), starting a fresh prompt
-   from a stored shared prefix when the model's :class:`~latent_graph.engine.kv.PrefixCache` is on;
+   from a stored shared prefix when the model's :class:`~latent_graph.engine.kv.SharedPrefixes` are on;
 2. checks the context: the fed tokens plus ``reserve`` positions must fit in the model's window,
    else :class:`ContextOverflowError`, before anything is allocated (the one place this is checked);
 3. builds the call's :class:`~latent_graph.engine.forward.work.Work` with ``grow`` cache columns

@@ -1,7 +1,7 @@
-"""Shared prompt prefixes computed once: a byte-bounded LRU of prefilled token prefixes.
+"""Shared prompt prefixes computed once (:class:`SharedPrefixes`): a byte-bounded LRU of prefilled token prefixes.
 
 The first agent of every run sees the same system prompt and role preamble in
-front of each question (per role and layout). :class:`PrefixCache` finds such
+front of each question (per role and layout). :class:`SharedPrefixes` finds such
 prefixes by itself — the longest common token prefix of the rows of a batch,
 or of a row with a recent prompt — prefills each one once (batch 1) and keeps
 its per-layer K/V. A later fresh prefill that starts with a stored prefix
@@ -18,9 +18,9 @@ Only prefills on top of no handle use it (later agents attend to a cache the
 prefix does not cover).
 
 Off by default on a :class:`~latent_graph.engine.model.LocalLatentModel`
-(``PrefixCache(0)``): feeding ``[prefix][rest]`` in two forwards instead of one
+(``SharedPrefixes(0)``): feeding ``[prefix][rest]`` in two forwards instead of one
 changes the result in the last float bits (other matmul and softmax
-blocking), so a greedy near-tie could flip. ``model.prefixes = PrefixCache()``
+blocking), so a greedy near-tie could flip. ``model.prefixes = SharedPrefixes()``
 turns it on; the benchmark runner and the serving worker do.
 """
 
@@ -38,7 +38,7 @@ from latent_graph.engine.forward.work import from_cache
 from latent_graph.engine.handle import LatentHandle
 
 DEFAULT_PREFIX_BYTES = 256 << 20
-"""Default byte budget of one model's prefix cache (the default model's K/V take ~46 KB per token)."""
+"""Default byte budget of one model's shared prefixes (the default model's K/V take ~46 KB per token)."""
 
 MIN_PREFIX = 16
 """Shortest prefix (tokens) worth storing."""
@@ -66,11 +66,11 @@ class PrefixStats:
                 "saved_share": round(self.saved_share, 4)}
 
 
-def enable_prefixes(model: Any, max_bytes: int = DEFAULT_PREFIX_BYTES) -> PrefixCache:
-    """Turn ``model``'s shared-prefix cache on (kept if already on); returns it."""
+def enable_prefixes(model: Any, max_bytes: int = DEFAULT_PREFIX_BYTES) -> SharedPrefixes:
+    """Turn ``model``'s shared prefixes on (kept if already on); returns it."""
     cache = getattr(model, "prefixes", None)
     if cache is None or cache.max_bytes <= 0:
-        cache = PrefixCache(max_bytes)
+        cache = SharedPrefixes(max_bytes)
         model.prefixes = cache
     return cache
 
@@ -83,7 +83,7 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-class PrefixCache:
+class SharedPrefixes:
     """Prefilled token prefixes of one model, least recently used evicted first beyond ``max_bytes``.
 
     Args:
