@@ -27,7 +27,7 @@ import torch
 
 from latent_graph import LocalLatentModel
 from latent_graph.bench import load_task
-from latent_graph.engine.prefix import enable as enable_prefixes
+from latent_graph.engine import enable_prefixes
 from latent_graph.graphs import DEFAULT_GRAPH, build_graph
 from latent_graph.persist import HandleStore
 

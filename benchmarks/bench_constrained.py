@@ -21,7 +21,7 @@ import time
 import torch
 
 from latent_graph import LocalLatentModel
-from latent_graph.engine.constrain import Constraint
+from latent_graph.engine import Constraint
 
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
                                            "hobbies": {"type": "array", "items": {"type": "string"}}},

@@ -5,7 +5,7 @@ Prints, from one run, with the load average (variants interleaved A B A B ..., m
   and every step below as a multiple of it;
 - one latent step (realign + base-model forward, no vocab logits) vs one plain HF
   decode step (full forward with lm_head + argmax) at the same cache length, and the same
-  latent step through transformers' own forward instead of ``engine/llama_forward.py``;
+  latent step through transformers' own forward instead of ``engine/forward/llama.py``;
 - the engine's decode per generated token vs HF ``generate`` per token, same prompt,
   same batch (per-token time = (time for 1 + n tokens - time for 1 token) / n, EOS off);
 - warm default-model load time and peak RSS.
@@ -26,9 +26,9 @@ import transformers
 from transformers import DynamicCache, GenerationConfig
 
 from latent_graph import LocalLatentModel
-from latent_graph.engine.chat_format import encode_prompts
-from latent_graph.engine.embedded import default_source
-from latent_graph.engine.llama_forward import probe, supports
+from latent_graph.engine import encode_prompts
+from latent_graph.engine.load import default_source
+from latent_graph.engine.forward import probe, supports
 
 clock = time.perf_counter  # --clock cpu: time.thread_time (this thread's CPU seconds; with --threads 1 all of torch's work)
 
@@ -71,7 +71,7 @@ def latent_steps(model: LocalLatentModel, handle, steps: int) -> float:
 
 def latent_steps_hf_forward(model: LocalLatentModel, handle, steps: int) -> float:
     """:func:`latent_steps` with the engine's forwards sent through transformers' own ``LlamaModel.forward``
-    (``model.decoder = model.base``) instead of ``engine/llama_forward.py``'s ``LlamaStack``: what that saves."""
+    (``model.decoder = model.base``) instead of ``engine/forward/llama.py``'s ``LlamaStack``: what that saves."""
     fast, model.decoder = model.decoder, model.base
     try:
         return latent_steps(model, handle, steps)
@@ -101,9 +101,9 @@ def per_token(fn, model, prompts: list[str], n: int) -> float:
 
 
 def forward_used(model: LocalLatentModel) -> str:
-    """Which forward the engine's latent steps ran through, and why (the load-time check of llama_forward)."""
+    """Which forward the engine's latent steps ran through, and why (the load-time check of engine/forward/llama.py)."""
     if model.decoder is not model.base:
-        return "LlamaStack (engine/llama_forward.py: passed its one-layer bit-equality probe at load)"
+        return "LlamaStack (engine/forward/llama.py: passed its one-layer bit-equality probe at load)"
     if not supports(model.base):
         return "transformers' own forward (not a plain one-device Llama decoder)"
     return f"transformers' own forward ({probe(model.base) or 'model.decoder was set to model.base'})"

@@ -19,7 +19,7 @@ import torch
 from latent_graph import LocalLatentModel
 from latent_graph.bench.metrics import wilson_interval
 from latent_graph.bench.tasks import relay_probes
-from latent_graph.engine.quantize import weight_bytes
+from latent_graph.engine.load import weight_bytes
 from latent_graph.graphs.registry import DEFAULT_GRAPH, build_graph
 
 QUESTION = "Alice has 3 apples and buys 5 more. How many apples does Alice have now?"

@@ -33,9 +33,9 @@ from latent_graph.bench.conditions import relay_state
 
 from latent_graph import LocalLatentModel  # noqa: E402
 from latent_graph.bench.relay_suite import FAMILIES, relay_suite  # noqa: E402
-from latent_graph.engine import attention_probe  # noqa: E402
-from latent_graph.engine.chat_format import encode_prompts  # noqa: E402
-from latent_graph.engine.compress import calibrated_heads, key_norm_scores  # noqa: E402
+from latent_graph.engine import encode_prompts  # noqa: E402
+from latent_graph.engine.kv import probe as attention_probe  # noqa: E402
+from latent_graph.engine.kv import calibrated_heads, key_norm_scores  # noqa: E402
 from latent_graph.graphs.compact import COMPACT_FIRST, COMPACT_LATER  # noqa: E402
 from latent_graph.nodes import LatentAgentNode  # noqa: E402
 

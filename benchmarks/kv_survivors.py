@@ -22,7 +22,7 @@ import torch
 from latent_graph.bench.conditions import relay_state
 from latent_graph.graphs import build_compact
 
-import latent_graph.engine.cache as cache_mod  # noqa: E402
+import latent_graph.engine.forward.work as cache_mod  # noqa: E402
 import latent_graph.nodes.latent as latent_nodes  # noqa: E402
 from latent_graph import LocalLatentModel  # noqa: E402
 from latent_graph.bench.relay_suite import FAMILIES, relay_suite  # noqa: E402

@@ -31,8 +31,7 @@ from latent_graph import LocalLatentModel
 from latent_graph.adapters import AdapterRealigner
 from latent_graph.bench.conditions import ConditionLog, Told, command_line, measure, run_conditions, write_markdown
 from latent_graph.bench.relay_suite import FAMILIES, relay_suite
-
-from latent_graph.engine.realign_catalog import make_realigner
+from latent_graph.engine import make_realigner
 from latent_graph.graphs import build_compact, build_sequential, build_single
 
 BASELINES = ("text-seq", "direct", "no-edge")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from latent_graph.bench.batching import padding_report
 from latent_graph.bench.jobs import plan
 from latent_graph.bench.tasks import Example
-from latent_graph.engine.buckets import arrival_batches, length_buckets, padding_share, split_by_waste
+from latent_graph.buckets import arrival_batches, length_buckets, padding_share, split_by_waste
 from latent_graph.serve import GraphWorker, Item, ServeConfig
 from latent_graph.serve.schema import AnswerRequest, parse, settings_of
 

@@ -78,12 +78,15 @@ def test_local_model_in_chains(engine) -> None:
     from langchain_core.prompts import ChatPromptTemplate
 
     prompt = ChatPromptTemplate.from_messages([("system", "Be brief."), ("human", "{q}")])
-    text = (prompt | engine | StrOutputParser()).invoke({"q": "What is 2+2?"}, {"max_concurrency": 1})
+    from latent_graph.langchain import LatentRunnable
+
+    runnable = LatentRunnable(engine)
+    text = (prompt | runnable | StrOutputParser()).invoke({"q": "What is 2+2?"}, {"max_concurrency": 1})
     direct = engine.decode(None, None, messages=[[{"role": "system", "content": "Be brief."},
                                                   {"role": "user", "content": "What is 2+2?"}]]).text
     assert isinstance(text, str) and text == direct
-    h = engine.invoke({"prompt": "Plan 12*7.", "mode": "think", "steps": 2})
-    assert h.latent_steps == 2 and "".join(engine.stream("Say hi.", max_new_tokens=5))
+    h = runnable.invoke({"prompt": "Plan 12*7.", "mode": "think", "steps": 2})
+    assert h.latent_steps == 2 and "".join(runnable.stream("Say hi.", max_new_tokens=5))
 
 
 def test_engine_import_loads_no_langchain() -> None:

@@ -6,10 +6,8 @@ import json
 
 import pytest
 
-from latent_graph.engine.chat_turns import encode_chats, render_chat
-from latent_graph.engine.chat_format import markup_ids
-from latent_graph.engine.constrain import Constraint
-from latent_graph.engine.tool_format import parse_tool_calls, tool_call_constraint
+from latent_graph.engine import Constraint, parse_tool_calls, tool_call_constraint
+from latent_graph.engine.prompt import encode_chats, markup_ids, render_chat
 from latent_graph.errors import ConstraintError, InvalidArgumentError
 
 from conftest import make_model
@@ -25,7 +23,7 @@ def model():
 def test_mask_keeps_every_allowed_argmax(model) -> None:
     import torch
 
-    from latent_graph.engine.constrain import RowConstraints
+    from latent_graph.engine.decode import RowConstraints
 
     rc = RowConstraints(model, [Constraint.regex(r"[a-z ]+"), None])
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from latent_graph import LocalLatentModel
-from latent_graph.engine.embedded import converted_dir, default_source, gguf_path
+from latent_graph.engine.load.embedded import converted_dir, default_source, gguf_path
 
 pytestmark = pytest.mark.integration
 

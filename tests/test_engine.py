@@ -19,7 +19,7 @@ from latent_graph import (
     NonFiniteLatentError,
     Realigner,
 )
-from latent_graph.engine.chat_format import format_prompt
+from latent_graph.engine.prompt import format_prompt
 
 PA = "What is 12 times 7? Plan the solution step by step."
 PB = "Check the plan carefully."
@@ -91,7 +91,7 @@ def test_identity_realigner_only_rescales(tiny_factory):
 
 def test_ridge_is_cached_on_disk(tiny_factory, monkeypatch):
     tiny_factory("qwen2", seed=7)  # computes and stores
-    import latent_graph.engine.realign as realign
+    import latent_graph.engine.realign.base as realign
 
     def boom(*a, **k):
         raise AssertionError("ridge matrix recomputed instead of loaded from cache")

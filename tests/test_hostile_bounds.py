@@ -9,7 +9,7 @@ import psutil
 import pytest
 from conftest import make_model
 
-from latent_graph.engine import kvbuffer
+from latent_graph.engine.forward import kvbuffer
 from latent_graph.errors import ContextOverflowError
 
 

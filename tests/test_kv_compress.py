@@ -11,7 +11,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from latent_graph import DecodeOptions, InvalidArgumentError
 from latent_graph.engine import KVPolicy, compress, kept_total, observing
-from latent_graph.engine import attention_probe
+from latent_graph.engine.kv import probe as attention_probe
 from latent_graph.graphs import build_compact, build_hierarchical, build_sequential
 from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent
 from latent_graph.persist import handle_from_chunks, handle_to_chunks
@@ -101,7 +101,7 @@ def _spiky(h, cols):
 
 def test_pooling_keeps_the_span_around_a_high_score(llama):
     """One high score keeps its neighbours too (a code word spans several tokens): max-pooled scores."""
-    from latent_graph.engine.compress import select
+    from latent_graph.engine.kv import select
 
     h = llama.think(None, QS, 0)
     real = h.attention_mask.bool()
@@ -121,7 +121,7 @@ def test_pooling_keeps_the_span_around_a_high_score(llama):
 def test_budget_is_respected_per_row_and_padding_never_kept(llama):
     """Rows of different lengths: each keeps exactly ceil(keep * n) of its own n real columns, never padding,
     and pooling never spreads a score from padding or from columns outside the span."""
-    from latent_graph.engine.compress import select
+    from latent_graph.engine.kv import select
 
     base = llama.think(None, QS, 2, agent="a")
     h = llama.think(base, ["Go on.", "Think more about the apples, then answer.", "Yes."], 2, agent="b")
@@ -244,7 +244,7 @@ def test_drawing_labels_compressed_edges(llama):
 
 def test_head_scores_per_row_and_bad_heads(llama):
     """Scores from chosen (layer, kv head) key norms: z-scored per row, calibrated heads per model, named errors."""
-    from latent_graph.engine.compress import CALIBRATED_HEADS, calibrated_heads, key_norm_scores
+    from latent_graph.engine.kv import CALIBRATED_HEADS, calibrated_heads, key_norm_scores
 
     pol = KVPolicy(keep=0.3, heads=[[0, 0], [1, 0]])
     assert pol.heads == ((0, 0), (1, 0))  # per-row selection: test_per_row_selection_matches_single_rows
@@ -263,7 +263,7 @@ def test_head_scores_per_row_and_bad_heads(llama):
 
 def test_floor_keeps_at_least_that_many_columns_per_sender(llama):
     """``floor``: a short sender keeps max(ceil(keep * n), min(floor, n)) of its n columns, row by row."""
-    from latent_graph.engine.compress import select
+    from latent_graph.engine.kv import select
 
     base = llama.think(None, QS, 2, agent="a")
     h = llama.think(base, ["Go on.", "Think more about the apples, then answer.", "Yes."], 2, agent="b")
@@ -282,7 +282,7 @@ def test_floor_keeps_at_least_that_many_columns_per_sender(llama):
 def test_chain_scope_lets_a_new_sender_outbid_earlier_columns(llama):
     """``scope="chain"``: the row's total is its earlier columns + ceil(keep * n) of the new ones, and the
     earlier senders' columns compete by score (a high-scored new column evicts a low-scored earlier one)."""
-    from latent_graph.engine.compress import select
+    from latent_graph.engine.kv import select
 
     base = compress(llama, llama.think(None, QS, 2, agent="a"), KVPolicy(keep=0.5))
     h = llama.think(base, ["Go on.", "Think more about the apples, then answer.", "Yes."], 2, agent="b")
@@ -308,7 +308,7 @@ def test_closing_fills_a_one_column_gap_inside_a_kept_span(llama):
     """``close=3``: a low column between two high ones is kept instead of the lowest kept column elsewhere
     (a name split into tokens is not cut in the middle); the count per row is unchanged and a lone peak
     does not pull its neighbours in."""
-    from latent_graph.engine.compress import select
+    from latent_graph.engine.kv import select
 
     h = llama.think(None, QS, 0)
     real = h.attention_mask.bool()
@@ -352,7 +352,7 @@ def test_chain_selection_is_per_row_over_two_senders(llama):
 def test_chunks_are_kept_whole(llama, how):
     """``chunk=4``: a segment's real columns count in runs of 4 that share one score, so a high column keeps
     its whole run (the run's mean or max) instead of lone columns elsewhere; the count per row is unchanged."""
-    from latent_graph.engine.compress import select
+    from latent_graph.engine.kv import select
 
     h = llama.think(None, QS, 0)
     real = h.attention_mask.bool()

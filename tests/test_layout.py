@@ -3,6 +3,7 @@
 - ``import latent_graph.engine`` pulls in neither LangChain nor LangGraph;
 - the import graph of ``latent_graph`` (every import, lazy and TYPE_CHECKING ones too) has no cycle;
 - no module imports an underscore name from another subpackage;
+- outside ``latent_graph/engine`` engine names come only from ``latent_graph.engine`` itself, never a submodule;
 - no module reads LangGraph internals (``graph.builder``, ``.runnable.func``) or glues attributes onto graphs;
 - every module stays short and says what it is for in a docstring.
 """
@@ -91,6 +92,26 @@ def test_no_private_names_across_subpackages() -> None:
             names = [imported] if imported else [target.rsplit(".", 1)[-1]]
             bad += [f"{m} imports {n} from {target}" for n in names if n.startswith("_") and not n.startswith("__")]
     assert not bad, bad
+
+
+def test_outside_the_engine_only_its_package_is_imported() -> None:
+    """Upper layers see one engine surface (``from latent_graph.engine import X``); its rooms may move freely."""
+    bad = []
+    for m, f in MODULES.items():
+        if m == "latent_graph.engine" or m.startswith("latent_graph.engine."):
+            continue
+        for target, _ in _imports(m, f):
+            if target.startswith("latent_graph.engine."):
+                bad.append(f"{m} imports {target}")
+    assert not bad, bad
+
+
+def test_rule_sees_an_engine_submodule_import(tmp_path) -> None:
+    """The rule above is not vacuous: a submodule import is what :func:`_imports` reports."""
+    fake = tmp_path / "x.py"
+    fake.write_text("from latent_graph.engine.forward.work import Work\nfrom latent_graph.engine import LatentHandle\n")
+    targets = [t for t, _ in _imports("latent_graph.nodes.x", fake)]
+    assert "latent_graph.engine.forward.work" in targets and "latent_graph.engine" in targets
 
 
 INTERNALS = ("builder", "runnable", "latent_edges")  # a compiled graph's builder, a node spec's runnable, old glue

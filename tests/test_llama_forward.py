@@ -1,4 +1,4 @@
-"""engine/llama_forward.py: the Llama forward without module dispatch is bit-for-bit transformers' own.
+"""engine/forward/llama.py: the Llama forward without module dispatch is bit-for-bit transformers' own.
 
 Compared against ``LlamaModel.forward`` on the same cache: prefill (dense and left-padded),
 single steps (batch 1 and a padded batch, from ``input_ids`` and from ``inputs_embeds``),
@@ -14,8 +14,8 @@ import torch
 import transformers
 from transformers import DynamicCache
 
-from latent_graph.engine import llama_forward
-from latent_graph.engine.llama_forward import LlamaStack, probe, stack_of, supports
+from latent_graph.engine.forward import LlamaStack, probe, stack_of, supports
+from latent_graph.engine.forward import llama as llama_forward
 
 from conftest import ARCHS, make_model
 

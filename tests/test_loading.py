@@ -13,7 +13,7 @@ from latent_graph import (
     LocalLatentModel,
     ModelLoadError,
 )
-from latent_graph.engine import embedded as dm
+from latent_graph.engine.load import embedded as dm
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import ARCHS
-from latent_graph.engine.prefix import PrefixCache, enable
+from latent_graph.engine import SharedPrefixes, enable_prefixes
 
 SYSTEM = "You are a helpful assistant. Plan the solution step by step. Check the plan carefully and refine it."
 PREAMBLE = "Planner, plan the solution step by step. Answer with the final number in boxed form. Question: "
@@ -15,7 +15,7 @@ QS = ["What is 12 times 7?", "Alice has 3 apples and buys 5 more.", "The secret 
 
 def _no_cache(m):
     off = m.with_realigner(m.realigner)  # shares the weights
-    off.prefixes = PrefixCache(0)
+    off.prefixes = SharedPrefixes(0)
     return off
 
 
@@ -29,7 +29,7 @@ def _same(a, b) -> bool:
 def test_prefix_reuse_is_bit_equal_and_matches_no_cache(tiny_factory, arch):
     m = tiny_factory(arch)
     assert m.prefixes.max_bytes == 0  # off by default: a model's outputs do not change unless asked
-    enable(m)
+    enable_prefixes(m)
     prompts = [PREAMBLE + q for q in QS]
     miss = m.think(None, prompts, steps=2, system=SYSTEM, agent="planner")
     assert m.prefixes.stats.misses == 1 and len(m.prefixes) == 1
@@ -58,7 +58,7 @@ def test_prefix_reuse_is_bit_equal_and_matches_no_cache(tiny_factory, arch):
 def test_prefix_found_across_requests_and_batches(tiny_factory):
     m = tiny_factory("llama")
     off = _no_cache(m)
-    enable(m)
+    enable_prefixes(m)
     first = m.decode(None, PREAMBLE + QS[0], system=SYSTEM, max_new_tokens=5)  # one request: nothing to share yet
     assert len(m.prefixes) == 0
     second = m.decode(None, PREAMBLE + QS[1], system=SYSTEM, max_new_tokens=5)  # shares system + preamble with the first
@@ -75,11 +75,11 @@ def test_prefix_found_across_requests_and_batches(tiny_factory):
 
 def test_prefix_cache_is_bounded_in_bytes(tiny_factory):
     m = tiny_factory("qwen2")
-    enable(m)
+    enable_prefixes(m)
     m.think(None, [PREAMBLE + q for q in QS[:2]], steps=0, system=SYSTEM)
     one = m.prefixes.nbytes
     assert one > 0
-    m.prefixes = PrefixCache(max_bytes=one)
+    m.prefixes = SharedPrefixes(max_bytes=one)
     m.think(None, [PREAMBLE + q for q in QS[:2]], steps=0, system=SYSTEM)
     m.think(None, ["Critic, check the plan carefully and refine it. " * 2 + q for q in QS[:2]], steps=0)
     assert len(m.prefixes) == 1 and m.prefixes.nbytes <= m.prefixes.max_bytes  # the older prefix was evicted

@@ -10,7 +10,7 @@ import torch
 from latent_graph import InvalidArgumentError, LocalLatentModel, QuantizationUnavailableError
 from latent_graph.adapters import AdapterModelMismatchError, AdapterRealigner, Pair, TrainConfig, train_adapter
 from latent_graph.engine import QUANTIZATIONS, check_quantization
-from latent_graph.engine import quantize as qz
+from latent_graph.engine.load import quantize as qz
 
 HAS_BNB = all(qz.quantization_support(q, "cpu") is None for q in QUANTIZATIONS)
 needs_bnb = pytest.mark.skipif(not HAS_BNB, reason="the installed bitsandbytes cannot quantize on this CPU")

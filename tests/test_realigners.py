@@ -10,7 +10,7 @@ import torch
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.graphs import build_sequential
 from latent_graph.engine.realign import mean_embedding_norm
-from latent_graph.engine.realign_catalog import (
+from latent_graph.engine.realign import (
     BlendRealigner,
     KnnProjectionRealigner,
     SoftTokenRealigner,

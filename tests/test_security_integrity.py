@@ -64,7 +64,7 @@ def fake_default(monkeypatch, tmp_path):
     """The default-model machinery on a tiny model: 'dequantising' saves a small random model."""
     from conftest import make_model
 
-    from latent_graph.engine import embedded as dm
+    from latent_graph.engine.load import embedded as dm
 
     tiny = make_model("llama")
     calls = []

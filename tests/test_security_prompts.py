@@ -7,8 +7,8 @@ from conftest import make_tokenizer
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from latent_graph.engine.chat_format import encode_turn, markup_ids, render_prompt
-from latent_graph.engine.paths import cache_dir
+from latent_graph.engine.prompt import encode_turn, markup_ids, render_prompt
+from latent_graph.paths import cache_dir
 
 LLAMA3 = (
     "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from latent_graph.engine import realign
-from latent_graph.engine.fingerprint import ModelFingerprint
+from latent_graph.engine.realign import base as realign
+from latent_graph.engine import ModelFingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ CONVERT = textwrap.dedent(
     from pathlib import Path
     import torch, transformers
     from safetensors.torch import save_file
-    from latent_graph.engine import embedded as dm
+    from latent_graph.engine.load import embedded as dm
 
     log = Path(sys.argv[2])
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from latent_graph.engine import cache as cache_mod
-from latent_graph.engine.cache import from_cache
-from latent_graph.engine.kvbuffer import BufferCache
+from latent_graph.engine.forward import work as cache_mod
+from latent_graph.engine import from_cache
+from latent_graph.engine.forward import BufferCache
 
 PROMPTS = ["What is 12 times 7?", "Alice has 3 apples and buys 5 more. How many now?"]
 

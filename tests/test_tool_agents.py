@@ -12,10 +12,8 @@ import pytest
 from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode
 
-from latent_graph.engine.chat_format import encode_turn
-from latent_graph.engine import DecodeOptions
-from latent_graph.engine.constrain import Constraint
-from latent_graph.engine.tool_turn import decode_after_tools, render_tool_turn, think_after_tools
+from latent_graph.engine import Constraint, DecodeOptions
+from latent_graph.engine.prompt import encode_turn, render_tool_turn
 from latent_graph.errors import InvalidArgumentError, ToolCallError
 from latent_graph.nodes import JudgerNode, ToolAgentNode, add_agent
 from latent_graph.nodes.toolbox import Toolbox
@@ -100,11 +98,11 @@ def test_batch_rows_each_get_their_own_call_and_match_running_alone(llama, store
 
 def test_a_row_without_results_gets_no_columns(llama):
     h = llama.decode(None, ["a", "bb"], max_new_tokens=3)
-    after = think_after_tools(llama, h.handle, [["sunny"], []], 2, agent="solver")
+    after = llama.think_after_tools(h.handle, [["sunny"], []], 2, agent="solver")
     tool = next(s for s in after.segments if s.kind == "tool")
     real = after.attention_mask[:, tool.start:tool.end].sum(dim=1).tolist()
     assert real[0] == tool.length and real[1] == 0 and _kinds(after) == ["tool", "latent"]
-    d = decode_after_tools(llama, h.handle, [["sunny"], []], DecodeOptions(max_new_tokens=4), agent="solver",
+    d = llama.decode_after_tools(h.handle, [["sunny"], []], DecodeOptions(max_new_tokens=4), agent="solver",
                            constraint=[Constraint.choice(["ok"]), DONE])  # a row done with tools replies nothing
     assert d.texts == ["ok", ""] and d.new_tokens[1] == 0 and _kinds(d.handle) == ["tool", "text"]
 

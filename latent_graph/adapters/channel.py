@@ -35,9 +35,7 @@ from transformers import DynamicCache
 
 from latent_graph.adapters.modules import ChannelAdapter
 from latent_graph.adapters.trained_realigner import AdapterRealigner
-from latent_graph.engine.cache import from_cache, positions_after
-from latent_graph.engine.chat_format import encode_prompts
-from latent_graph.engine.realign import RidgeRealigner
+from latent_graph.engine import RidgeRealigner, encode_prompts, from_cache, positions_after
 from latent_graph.errors import InvalidArgumentError
 
 

@@ -16,7 +16,7 @@ import torch
 
 from latent_graph.adapters.trained_realigner import AdapterRealigner
 from latent_graph.errors import AdapterError
-from latent_graph.engine.handle import LatentHandle
+from latent_graph.engine import LatentHandle
 
 
 def source_vectors(handle: LatentHandle, include_last: bool = True) -> torch.Tensor:

@@ -18,10 +18,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from latent_graph.engine.cache import positions_after, to_cache
+from latent_graph.engine import LatentHandle, positions_after, to_cache
 from latent_graph.adapters.errors import PairsFormatError
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.engine.handle import LatentHandle
 
 CONTEXTS: tuple[str, ...] = ("prompt", "none")
 

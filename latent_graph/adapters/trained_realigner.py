@@ -25,8 +25,7 @@ from torch import nn
 
 from latent_graph.adapters.errors import AdapterFileError, AdapterModelMismatchError
 from latent_graph.adapters.modules import from_config
-from latent_graph.engine.fingerprint import ModelFingerprint
-from latent_graph.engine.realign import Realigner
+from latent_graph.engine import ModelFingerprint, Realigner
 
 FORMAT = "latent_graph.adapter"
 VERSION = "1"

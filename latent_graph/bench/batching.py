@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from latent_graph.bench.tasks import Example
-from latent_graph.engine.buckets import arrival_batches, length_buckets, padding_share, token_lengths
+from latent_graph.buckets import arrival_batches, length_buckets, padding_share, token_lengths
 
 
 def prefix_delta(start: dict[str, Any] | None, prefixes: Any, records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:

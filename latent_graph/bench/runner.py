@@ -28,7 +28,7 @@ from latent_graph.bench.store import (
     rescore_results,
 )
 from latent_graph.bench.tasks import Task, load_task
-from latent_graph.engine.prefix import enable as enable_prefixes
+from latent_graph.engine import enable_prefixes
 from latent_graph.graphs import build_graph
 from latent_graph.persist import HandleStore
 from latent_graph.bench.batching import padding_report, prefix_delta

@@ -1,17 +1,34 @@
 """The latent engine: torch + transformers only (it imports neither LangChain nor LangGraph).
 
-Data path: a prompt goes into :meth:`LocalLatentModel.think` (``model.py``), which
-prefills it on top of a :class:`LatentHandle` (``handle.py``) through
-:class:`~latent_graph.engine.cache.Work`, takes latent steps through a
-:class:`Realigner` (``realign.py``) and freezes a new handle;
-:meth:`LocalLatentModel.decode` generates the judger's text (``decoding.py``).
-Settings and their checks live in ``options.py``.
+Rooms, by job (each subpackage's ``__init__`` is its public surface):
+
+- ``model.py``: :class:`LocalLatentModel`, the class a reader opens first (think, inject, decode, tool turns);
+- ``handle.py``: the immutable :class:`LatentHandle` agents pass on; ``results.py``: what calls return;
+  ``options.py``: the one owner of the engine's settings and checks; ``protocols.py``: the declared seams;
+  ``merge.py``: parallel branches joined after their shared prefix;
+- ``forward/``: the call path: :class:`~.forward.Work` (one call's KV cache, mask and positions on top of a
+  handle), the feed that puts tokens on a cache, the preallocated KV buffer and the fast Llama forward;
+- ``prompt/``: agent turns, whole chats, tool turns and the tool-call format as literal token ids;
+- ``decode/``: the generation loop, sampling and constrained decoding (:class:`Constraint`);
+- ``realign/``: realigners (hidden state -> next input) and the logit lens;
+- ``kv/``: compressed edges (:class:`KVPolicy`, :func:`compress`) and shared prompt prefixes;
+- ``load/``: loading HF models and the embedded default one, quantization, devices, fingerprints.
+
+Run path of one agent: :meth:`LocalLatentModel.think` renders the prompt (``prompt/``), feeds it on top of the
+incoming handle (``forward/feed.py``: encode, check the context, forward through ``Work``, add the segment,
+count), takes its latent steps through the realigner (``realign/``) and freezes a new handle;
+:meth:`LocalLatentModel.decode` feeds the judger's prompt the same way and generates text (``decode/``).
+
+Layers above import engine names only from this package (``from latent_graph.engine import X``).
 """
 
-from latent_graph.engine.compress import KVPolicy, check_kv, compress, kept_total, observing
-from latent_graph.engine.fingerprint import ModelFingerprint
-from latent_graph.engine.handle import LatentHandle, Segment, SegmentKind
-from latent_graph.engine.factory import load_model
+from latent_graph.engine.decode import Constraint
+from latent_graph.engine.forward import from_cache, positions_after, to_cache
+from latent_graph.engine.handle import SEGMENT_KINDS, LatentHandle, Segment, SegmentKind
+from latent_graph.engine.kv import (
+    DEFAULT_PREFIX_BYTES, KVPolicy, SharedPrefixes, check_kv, compress, enable_prefixes, kept_total, observing,
+)
+from latent_graph.engine.load import QUANTIZATIONS, ModelFingerprint, check_quantization, load_model
 from latent_graph.engine.merge import merge_branches
 from latent_graph.engine.model import LocalLatentModel
 from latent_graph.engine.options import (
@@ -23,17 +40,24 @@ from latent_graph.engine.options import (
     check_memory,
     check_steps,
 )
+from latent_graph.engine.prompt import (
+    TEXT_REPLY, ChatTurn, count_chat_tokens, encode_prompts, parse_tool_calls, tool_call_constraint, tools_system_text,
+)
 from latent_graph.engine.protocols import DecodingModel, LatentModel, StepCallback, TokenCallback
-from latent_graph.engine.quantize import QUANTIZATIONS, check_quantization
-from latent_graph.engine.realign import IdentityRealigner, Realigner, RidgeRealigner
-from latent_graph.engine.realign_catalog import REALIGNERS, make_realigner
+from latent_graph.engine.realign import REALIGNERS, IdentityRealigner, Realigner, RidgeRealigner, make_realigner
 from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
 
 __all__ = [
     "DEFAULT_MEMORY",
+    "DEFAULT_PREFIX_BYTES",
     "DEFAULT_STEPS",
     "MEMORY_POLICIES",
     "QUANTIZATIONS",
+    "REALIGNERS",
+    "SEGMENT_KINDS",
+    "TEXT_REPLY",
+    "ChatTurn",
+    "Constraint",
     "DecodeOptions",
     "Decoded",
     "DecodingModel",
@@ -43,12 +67,12 @@ __all__ = [
     "LatentModel",
     "LocalLatentModel",
     "MemoryPolicy",
-    "REALIGNERS",
     "ModelFingerprint",
     "Realigner",
     "RidgeRealigner",
     "Segment",
     "SegmentKind",
+    "SharedPrefixes",
     "StepCallback",
     "StepInfo",
     "TokenCallback",
@@ -56,11 +80,20 @@ __all__ = [
     "check_kv",
     "check_memory",
     "check_quantization",
-    "compress",
     "check_steps",
+    "compress",
+    "count_chat_tokens",
+    "enable_prefixes",
+    "encode_prompts",
+    "from_cache",
     "kept_total",
     "load_model",
     "make_realigner",
     "merge_branches",
     "observing",
+    "parse_tool_calls",
+    "positions_after",
+    "to_cache",
+    "tool_call_constraint",
+    "tools_system_text",
 ]

@@ -26,7 +26,7 @@ from typing import Literal
 
 import torch
 
-from latent_graph.engine.fingerprint import ModelFingerprint
+from latent_graph.engine.load.fingerprint import ModelFingerprint
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.engine.options import MemoryPolicy, check_memory
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import torch
 
-from latent_graph.errors import InvalidArgumentError, InvalidStepsError, NonFiniteLatentError
+from latent_graph.errors import BatchSizeMismatchError, InvalidArgumentError, InvalidStepsError, NonFiniteLatentError
 
 MemoryPolicy = Literal["all", "last", "latent"]
 MEMORY_POLICIES: tuple[str, ...] = ("all", "last", "latent")
@@ -94,6 +94,15 @@ def check_finite(t: torch.Tensor, where: str, steps_dim: int | None = None) -> N
         bad = (~finite).movedim(steps_dim, 0).flatten(1).any(dim=1)
         where = f"{where} {int(bad.nonzero()[0])}"
     raise NonFiniteLatentError(f"{where} contains NaN or infinity")
+
+
+def check_embeds(embeds: Any, hidden_size: int, batch: int | None = None) -> None:
+    """Named errors unless ``embeds`` is a (B >= 1, n >= 1, ``hidden_size``) tensor with ``batch`` rows (if given)."""
+    if not isinstance(embeds, torch.Tensor) or embeds.dim() != 3 or embeds.shape[-1] != hidden_size or 0 in embeds.shape:
+        raise InvalidArgumentError(
+            f"embeds must be a (B >= 1, n >= 1, {hidden_size}) tensor, got {getattr(embeds, 'shape', embeds)!r}")
+    if batch is not None and embeds.shape[0] != batch:
+        raise BatchSizeMismatchError(f"{embeds.shape[0]} rows of embeddings for a handle of batch {batch}")
 
 
 DECODE_CALL_KEYS = ("agent", "system", "memory", "constraint", "messages", "tools")

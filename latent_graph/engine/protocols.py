@@ -14,9 +14,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from latent_graph.engine.fingerprint import ModelFingerprint
+from latent_graph.engine.load.fingerprint import ModelFingerprint
 from latent_graph.engine.handle import LatentHandle
-from latent_graph.engine.options import DEFAULT_MEMORY
+from latent_graph.engine.decode.constrain import Constraint
+from latent_graph.engine.options import DEFAULT_MEMORY, DecodeOptions
 from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
 
 
@@ -34,7 +35,8 @@ class TokenCallback(Protocol):
 
 @runtime_checkable
 class LatentModel(Protocol):
-    """What an agent node needs from its model: think in latent space, decode text, look inside thoughts."""
+    """What an agent node needs from its model: think in latent space, decode text, read tool turns, look inside
+    thoughts."""
 
     name: str
     """Readable model name (traces, errors)."""
@@ -56,6 +58,18 @@ class LatentModel(Protocol):
         """Generate text on top of ``handle`` (agent, system, memory and the DecodeOptions fields as keywords)."""
         ...
 
+    def think_after_tools(self, handle: LatentHandle, results: Sequence[Sequence[str]], steps: int = 0, *,
+                          agent: str = "agent", on_step: StepCallback | None = None) -> LatentHandle:
+        """Feed each row's tool turn (``results[b]``: its result texts, empty = none) after the decoded call in
+        ``handle``, then take ``steps`` latent steps; returns a new handle."""
+        ...
+
+    def decode_after_tools(self, handle: LatentHandle, results: Sequence[Sequence[str]],
+                           options: DecodeOptions | None = None, *, agent: str = "agent",
+                           constraint: Constraint | Sequence[Constraint | None] | None = None) -> Decoded:
+        """Feed each row's tool turn, then decode in the new assistant turn (e.g. the next tool call)."""
+        ...
+
     def nearest_tokens(self, embedding: torch.Tensor, k: int = 1) -> list[list[tuple[str, float]]]:
         """The ``k`` input tokens nearest each realigned vector (B, H)."""
         ...
@@ -66,14 +80,14 @@ class LatentModel(Protocol):
 
 
 class DecodingModel(Protocol):
-    """What the decoding loop (:func:`latent_graph.engine.decoding.generate`) reads of its model."""
+    """What the decoding loop (:func:`latent_graph.engine.decode.loop.generate`) reads of its model."""
 
     hf_model: Any
     """The transformers causal LM (its lm_head, ``get_output_embeddings()``)."""
     tokenizer: Any
     """Decodes generated ids into text."""
-    base: Any
-    """The base model (no lm_head) fed each generated token."""
+    decoder: Any
+    """The base model's forward (no lm_head) fed each generated token."""
     layer: int
     """Hidden layer fed back (-1 = the final norm output)."""
     eos_ids: Any

@@ -1,11 +1,11 @@
 """LatentChatModel: a :class:`~latent_graph.engine.LocalLatentModel` as a langchain-core ``BaseChatModel``.
 
 Chats go through the model's own chat template turn by turn (system / human / ai / tool
-messages; message text tokenized literally, see :mod:`latent_graph.engine.chat_turns`) and
+messages; message text tokenized literally, see :mod:`latent_graph.engine.prompt.chat`) and
 decode from a fresh cache (graph nodes call the engine directly and read handles).
 
 - ``bind_tools(tools, tool_choice=...)``: ``auto`` / ``any`` (or ``required``) / a tool's name /
-  ``none``. Replies are decoded under a grammar (:mod:`latent_graph.engine.tool_format`), so a
+  ``none``. Replies are decoded under a grammar (:mod:`latent_graph.engine.prompt.tools`), so a
   call always parses and its arguments validate; ``AIMessage.tool_calls`` carry ids, several
   calls in one reply are parallel calls (``parallel_tool_calls=False`` allows one). Under
   ``auto`` the policy ``auto_tool_choice`` decides: ``"after_user"`` (default, for small
@@ -34,11 +34,11 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, model_validator
 
-from latent_graph.engine import DecodeOptions, Decoded, LocalLatentModel
-from latent_graph.engine.chat_turns import count_chat_tokens
-from latent_graph.engine.constrain import Constraint
-from latent_graph.engine.face import to_turns
-from latent_graph.engine.tool_format import TEXT_REPLY, parse_tool_calls, tool_call_constraint
+from latent_graph.engine import (
+    TEXT_REPLY, Constraint, DecodeOptions, Decoded, LocalLatentModel, count_chat_tokens, parse_tool_calls,
+    tool_call_constraint,
+)
+from latent_graph.langchain.face import to_turns
 from latent_graph.errors import InvalidArgumentError
 
 ALIASES = {"max_tokens": "max_new_tokens"}

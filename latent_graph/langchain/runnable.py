@@ -9,11 +9,14 @@ works), or a request dict::
 
 and returns a new handle (think) or a :class:`~latent_graph.engine.Decoded` (decode).
 It wraps the engine through its public API (the engine knows nothing of LangChain);
-calls go through ``_call_with_config`` so callbacks, tags and run names propagate.
+calls go through ``_call_with_config`` so callbacks, tags and run names propagate. ``stream`` yields the
+text deltas of a string or chat input as they are generated. Messages become chat turns through
+:mod:`latent_graph.langchain.face` (LangChain's input protocol, read by duck typing).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -21,7 +24,7 @@ from langchain_core.prompt_values import PromptValue, StringPromptValue
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from latent_graph.engine import LocalLatentModel
-from latent_graph.engine.face import to_turns
+from latent_graph.langchain.face import to_turns
 from latent_graph.errors import InvalidArgumentError
 
 
@@ -66,3 +69,21 @@ class LatentRunnable(Runnable[Any, Any]):
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return self._call_with_config(self._run_request, input, config, run_type="llm", **kwargs)
+
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
+        """Text deltas of a string or chat input as generated (``kwargs``: decode options); other inputs yield
+        their one :meth:`invoke` result."""
+        if isinstance(input, StringPromptValue):
+            input = input.to_string()
+        if isinstance(input, PromptValue):
+            input = input.to_messages()
+        if isinstance(input, BaseMessage):
+            input = [input]
+        chat = isinstance(input, list) and bool(input) and all(isinstance(m, BaseMessage) for m in input)
+        if not (isinstance(input, str) or chat):
+            yield self.invoke(input, config)
+            return
+        prompt, extra = (None, {"messages": [to_turns(input)]}) if chat else (input, {})
+        for chunk in self.model.decode_stream(None, prompt, **extra, **kwargs):
+            if chunk.text:
+                yield chunk.text

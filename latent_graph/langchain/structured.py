@@ -24,7 +24,7 @@ from langchain_core.output_parsers.openai_tools import PydanticToolsParser
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from latent_graph.engine.constrain import Constraint
+from latent_graph.engine import Constraint
 from latent_graph.errors import InvalidArgumentError
 
 METHODS = ("json_schema", "function_calling", "json_mode")

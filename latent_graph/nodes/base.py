@@ -60,7 +60,7 @@ class AgentNode:
             (:class:`~latent_graph.persist.HandleStore`, or a ``LiveHandleStore`` for a run that keeps nothing);
             None = the process's default folder store.
         cache_budget: At most this many real cache columns per row in the handle it reads; the
-            lowest-scored columns are evicted first (:mod:`latent_graph.engine.compress`). None = no cap.
+            lowest-scored columns are evicted first (:func:`latent_graph.engine.compress`). None = no cap.
         restate: Whether the prompt restates the question (False: a later agent of the compact layout, which
             reads the question in the cache it receives; its prompt is the instruction + its private context).
     """

@@ -3,13 +3,14 @@
 One run, for every batch row at once (each row decodes, calls and reads its own tools):
 
 1. the agent's prompt (the tool list in its turn's system text,
-   :func:`~latent_graph.engine.tool_format.tools_system_text`) is prefilled on top of the incoming
+   :func:`~latent_graph.engine.tools_system_text`) is prefilled on top of the incoming
    handle and the agent decodes a reply under the tool-call grammar
-   (:func:`~latent_graph.engine.tool_format.tool_call_constraint`): ``tool_choice="any"`` (default)
+   (:func:`~latent_graph.engine.tool_call_constraint`): ``tool_choice="any"`` (default)
    forces a call, a tool's name forces a call of that tool, ``"auto"`` lets the model reply text instead;
 2. the node runs each row's calls (:class:`~latent_graph.nodes.toolbox.Toolbox`: your ``ToolNode``, or
    one built from your tools and plain functions) and the results enter the cache as a tool turn through
-   the chat template (:mod:`latent_graph.engine.tool_turn`; result text literal): a ``tool`` segment;
+   the chat template (the model's ``decode_after_tools`` / ``think_after_tools``; result text literal): a
+   ``tool`` segment;
 3. up to ``max_tool_rounds`` rounds: after a tool turn the agent decodes its next reply (a call or text,
    ``auto``); a row that replied text is done (it decodes nothing more);
 4. then its ``steps`` latent steps on top of everything, and its handle goes on as usual.
@@ -33,10 +34,10 @@ from typing import Any, Literal
 
 from langgraph.errors import GraphBubbleUp
 
-from latent_graph.engine import DecodeOptions, LatentHandle, kept_total, observing
-from latent_graph.engine.constrain import Constraint
-from latent_graph.engine.tool_format import parse_tool_calls, tool_call_constraint, tools_system_text
-from latent_graph.engine.tool_turn import decode_after_tools, think_after_tools
+from latent_graph.engine import (
+    Constraint, DecodeOptions, LatentHandle, kept_total, observing, parse_tool_calls, tool_call_constraint,
+    tools_system_text,
+)
 from latent_graph.errors import InvalidArgumentError, ToolCallError
 from latent_graph.nodes.streaming import emitter
 from latent_graph.nodes.latent import LatentAgentNode
@@ -125,12 +126,12 @@ class ToolAgentNode(LatentAgentNode):
                 pending = self._run(calls, k, turns, config)
                 if k + 1 == self.max_tool_rounds:
                     break  # the last round: its results go in, then latent steps (no further reply)
-                d = decode_after_tools(self.model, d.handle, pending, self.decode_opts, agent=self.name,
-                                       constraint=[later if on else DONE for on in live])
+                d = self.model.decode_after_tools(d.handle, pending, self.decode_opts, agent=self.name,
+                                                 constraint=[later if on else DONE for on in live])
                 generated = [g + n for g, n in zip(generated, d.new_tokens)]
                 pending = [[] for _ in range(b)]
-            after = think_after_tools(self.model, d.handle, pending, self.steps, agent=self.name,
-                                      on_step=self.step_callback(log, config))
+            after = self.model.think_after_tools(d.handle, pending, self.steps, agent=self.name,
+                                                on_step=self.step_callback(log, config))
         tokens = prompt_tokens_of(after)
         tool_tokens = self._tool_tokens(before, after)
         after = self.edge(before, after, seen)

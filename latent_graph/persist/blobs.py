@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from latent_graph.engine.paths import cache_dir
+from latent_graph.paths import cache_dir
 from latent_graph.errors import HandleRefError
 
 __all__ = ["BlobStore", "FolderBlobStore", "MemoryBlobStore", "SqlBlobStore", "SqliteBlobStore", "check_key",

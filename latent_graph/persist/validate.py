@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from latent_graph.engine.handle import Segment
+from latent_graph.engine import Segment
 from latent_graph.errors import HandleFormatError
 
 __all__ = ["Parts", "check_parts"]

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from latent_graph.engine.prefix import DEFAULT_MAX_BYTES as DEFAULT_PREFIX_BYTES
-from latent_graph.engine import LocalLatentModel, check_quantization, load_model
+from latent_graph.engine import DEFAULT_PREFIX_BYTES, LocalLatentModel, check_quantization, load_model
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphOptions
 from latent_graph.state.schema import MAX_QUESTIONS

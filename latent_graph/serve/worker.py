@@ -30,8 +30,8 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from latent_graph import LatentGraphError, LocalLatentModel
-from latent_graph.engine.buckets import split_by_waste, token_lengths
-from latent_graph.engine.prefix import enable as enable_prefixes
+from latent_graph.buckets import split_by_waste, token_lengths
+from latent_graph.engine import enable_prefixes
 from latent_graph.errors import CheckpointFileError
 from latent_graph.graphs import build_graph
 from latent_graph.persist import HandleStore, SqliteBlobStore

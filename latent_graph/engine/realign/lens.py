@@ -24,10 +24,14 @@ def logit_lens(model: Any, hidden: torch.Tensor, k: int = 5) -> list[list[tuple[
 
 
 @torch.no_grad()
-def nearest_tokens(model: Any, unit_embeddings: torch.Tensor, embedding: torch.Tensor, k: int = 1) -> list[list[tuple[str, float]]]:
-    """Input-embedding rows nearest (cosine) to realigned vectors (B, H); ``unit_embeddings`` is W_in normalised (V, H)."""
+def nearest_tokens(model: Any, embedding: torch.Tensor, k: int = 1) -> list[list[tuple[str, float]]]:
+    """Input-embedding rows nearest (cosine) to realigned vectors (B, H)."""
+    unit = model.__dict__.get("_unit_embeddings")
+    if unit is None:  # W_in normalised (V, H) once per model, not at every inspected step
+        unit = model.__dict__["_unit_embeddings"] = torch.nn.functional.normalize(
+            model.input_embedding_matrix().float(), dim=-1)
     e = torch.nn.functional.normalize(embedding.float(), dim=-1)  # (B, H)
-    top = (e @ unit_embeddings.T).topk(k, dim=-1)  # (B, k)
+    top = (e @ unit.T).topk(k, dim=-1)  # (B, k)
     return [
         [(model.tokenizer.decode([int(i)]), float(c)) for c, i in zip(cs, ids)]
         for cs, ids in zip(top.values, top.indices)

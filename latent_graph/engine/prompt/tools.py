@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from latent_graph.engine.constrain import Constraint
+from latent_graph.engine.decode.constrain import Constraint
 from latent_graph.errors import ConstraintError
 
 CALL_OPEN, CALL_CLOSE = "<tool_call>\n", "\n</tool_call>"

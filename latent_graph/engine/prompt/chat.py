@@ -1,15 +1,19 @@
-"""Whole chats (system / user / assistant / tool turns) through the tokenizer's own chat template.
+"""Whole chats and tool turns (system / user / assistant / tool) through the tokenizer's own chat template.
 
 :func:`render_chat` renders a list of :class:`ChatTurn` with the template (``tools=`` passed
 when the template knows tools, e.g. Qwen3's ``<tool_call>`` tags); every piece of message
 text - contents, tool-call names and arguments, tool results - is user data, so its
 character span is recorded (by rendering once more with stand-ins) and
-:func:`~latent_graph.engine.chat_format.encode_turn` tokenizes it literally.
+:func:`~latent_graph.engine.prompt.turn.encode_turn` tokenizes it literally.
 
 A template without tool support (SmolLM2's) gets the tool format of
-:mod:`latent_graph.engine.tool_format` spelt out in plain turns: the tool list in the system
+:mod:`latent_graph.engine.prompt.tools` spelt out in plain turns: the tool list in the system
 turn, tool calls as ``<tool_call>`` blocks in the assistant turn, tool results as a user
 turn inside ``<tool_response>`` tags.
+
+:func:`render_tool_turn` renders what follows an open assistant turn that decoded a tool call: its close,
+the tool results (the template's own ``tool`` turns, or one user turn in ``<tool_response>`` tags) and a
+new assistant header; result text is user data too.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from typing import Any, TypedDict
 
 import torch
 
-from latent_graph.engine.chat_format import Spans, fill_markers, encode_turn, left_pad, pad_id
-from latent_graph.engine.tool_format import CALL_CLOSE, CALL_OPEN, RESPONSE_CLOSE, RESPONSE_OPEN, tools_system_text
-from latent_graph.errors import EmptyPromptError, InvalidArgumentError
+from latent_graph.engine.prompt.turn import Spans, fill_markers, encode_turn, left_pad, pad_id
+from latent_graph.engine.prompt.tools import CALL_CLOSE, CALL_OPEN, RESPONSE_CLOSE, RESPONSE_OPEN, tools_system_text
+from latent_graph.engine.handle import LatentHandle
+from latent_graph.errors import BatchSizeMismatchError, EmptyPromptError, InvalidArgumentError
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -151,37 +156,71 @@ def render_chat(
     return fill_markers(render(messages), render(marked), fills)
 
 
+def chat_rows(tokenizer: Any, chats: Sequence[Sequence[ChatTurn]], tools: list[dict[str, Any]] | None = None) -> list[list[int]]:
+    """Render and tokenize one chat per row for a fresh cache (message text literal): token ids per row, unpadded."""
+    if not isinstance(chats, (list, tuple)) or not chats:
+        raise InvalidArgumentError("messages must be a non-empty list of chats (one list of turns per row)")
+    return [encode_turn(tokenizer, *render_chat(tokenizer, chat, tools)) for chat in chats]
+
+
 def encode_chats(
     tokenizer: Any, chats: Sequence[Sequence[ChatTurn]], device: torch.device, tools: list[dict[str, Any]] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Render and tokenize one chat per row (message text literal), left-padded: ``input_ids`` (B, n), ``mask`` (B, n)."""
-    if not isinstance(chats, (list, tuple)) or not chats:
-        raise InvalidArgumentError("messages must be a non-empty list of chats (one list of turns per row)")
-    rows = [encode_turn(tokenizer, *render_chat(tokenizer, chat, tools)) for chat in chats]
-    return left_pad(rows, pad_id(tokenizer), device)
-
-
-def prefill_chats(
-    model: Any, chats: Sequence[Sequence[ChatTurn]], tools: list[dict[str, Any]] | None, agent: str, grow: int
-) -> tuple[Any, torch.Tensor, list[int]]:
-    """Prefill one whole chat per row on a fresh cache: (work, last hidden (B, H), prompt tokens per row)."""
-    from latent_graph.engine.cache import Work
-    from latent_graph.errors import ContextOverflowError
-
-    ids, mask = encode_chats(model.tokenizer, chats, model.device, tools)  # (B, n)
-    need = int(mask.sum(dim=1).max()) + 1
-    if need > model.max_context:
-        raise ContextOverflowError(f"agent {agent!r}: the chat needs {need} positions, more than the context "
-                                   f"window of {model.name!r} ({model.max_context})")
-    work = Work(None, len(chats), model.device, model.fingerprint, ids.shape[1] + grow)
-    work.meta["open_turn"] = "1"
-    hidden = work.forward(model.decoder, mask, model.layer, input_ids=ids)[:, -1]  # (B, H)
-    work.add_segment(agent, "prompt", ids.shape[1])
-    per_row = [int(x) for x in mask.sum(dim=1)]
-    work.prompt_tokens += sum(per_row)
-    return work, hidden, per_row
+    """:func:`chat_rows` left-padded: ``input_ids`` (B, n), ``mask`` (B, n)."""
+    return left_pad(chat_rows(tokenizer, chats, tools), pad_id(tokenizer), device)
 
 
 def count_chat_tokens(tokenizer: Any, turns: Sequence[ChatTurn], tools: list[dict[str, Any]] | None = None) -> int:
-    """Prompt tokens of one chat as :func:`encode_chats` feeds it."""
+    """Prompt tokens of one chat as the engine feeds it (:func:`chat_rows`)."""
     return len(encode_turn(tokenizer, *render_chat(tokenizer, turns, tools)))
+
+
+# ------------------------------------------------------------ tool turns
+_A, _B = "\u2063A\u2063", "\u2063B\u2063"  # stand-ins of an earlier user / assistant turn while rendering
+
+
+def _candidates(tokenizer: Any, results: Sequence[str]) -> list[list[dict[str, str]]]:
+    """The chat messages that may carry ``results``: the template's own ``tool`` messages (when it knows tools),
+    then one user turn of ``<tool_response>`` blocks (the format of templates without tool support)."""
+    user = [{"role": "user", "content": "\n".join(RESPONSE_OPEN + r + RESPONSE_CLOSE for r in results)}]
+    return [[{"role": "tool", "content": r} for r in results], user] if supports_tools(tokenizer) else [user]
+
+
+def _render(tokenizer: Any, results: Sequence[str]) -> str:
+    """What follows an assistant turn's text: its close, the tool turn(s), a new assistant header (from the template)."""
+    if getattr(tokenizer, "chat_template", None):
+        for turns in _candidates(tokenizer, results):
+            chat = [{"role": "user", "content": _A}, {"role": "assistant", "content": _B}, *turns]
+            try:
+                full = str(tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False))
+            except Exception:  # a template that refuses this shape of chat: try the next one
+                continue
+            if _B in full:
+                return full[full.index(_B) + len(_B) :]
+    return "".join(f"\nUser: {t['content']}" for t in _candidates(tokenizer, results)[-1]) + "\nAssistant:"
+
+
+def render_tool_turn(tokenizer: Any, results: Sequence[str]) -> tuple[str, Spans]:
+    """(text appended after an open assistant turn, character spans of the result texts in it).
+
+    Args:
+        tokenizer: The model's tokenizer (its chat template decides the turn's markup).
+        results: The tool results of one row, in call order (plain text).
+    """
+    if not results or not all(isinstance(r, str) for r in results):
+        raise InvalidArgumentError(f"a tool turn needs one or more result strings, got {results!r}")
+    fills = {f"\u2063R{i}\u2063": r for i, r in enumerate(results)}
+    return fill_markers(_render(tokenizer, results), _render(tokenizer, list(fills)), fills)
+
+
+def tool_rows(tokenizer: Any, handle: LatentHandle, results: Sequence[Sequence[str]]) -> list[list[int]]:
+    """Token ids of each row's tool turn after ``handle``'s decoded call (``results[b]``: row b's result texts;
+    empty = no turn, the row gets no tokens); named errors for a handle a tool turn cannot follow."""
+    if not isinstance(handle, LatentHandle) or handle.last_hidden is None:
+        raise InvalidArgumentError("a tool turn follows a decoded tool call: pass the handle that decode returned")
+    if handle.meta.get("open_turn", "1") != "1":
+        raise InvalidArgumentError("a tool turn follows an open assistant turn (the decoded call); this handle's is closed")
+    rows = [list(r) for r in results]
+    if len(rows) != handle.batch_size:
+        raise BatchSizeMismatchError(f"{len(rows)} rows of tool results for a handle of batch size {handle.batch_size}")
+    return [encode_turn(tokenizer, *render_tool_turn(tokenizer, r)) if r else [] for r in rows]

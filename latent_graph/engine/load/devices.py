@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from latent_graph.errors import DeviceMismatchError
+from latent_graph.errors import DeviceMismatchError, ModelLoadError
 
 
 def execution_device(module: Any) -> torch.device:
@@ -62,3 +62,22 @@ def check_devices(handle: Any, input_device: torch.device, want: tuple[torch.dev
                     f"handle layer {i} K/V is on {got} but model {name!r} runs layer {i} on {dev}; "
                     "use handle.to(layer_devices=model.layer_devices)"
                 )
+
+
+def check_placement(hf_model: Any) -> None:
+    """:class:`ModelLoadError` unless the input embeddings and the lm_head are materialised on a device (not 'disk')."""
+    head = hf_model.get_output_embeddings()
+    if offloaded(hf_model.get_input_embeddings()) or (head is not None and offloaded(head)):
+        raise ModelLoadError(
+            "the input embeddings and the lm_head must stay on a device (map them to 'cpu' or a GPU, not "
+            "'disk'): the fingerprint and the realigner read them"
+        )
+
+
+def context_window(config: Any) -> int:
+    """The model's context window in positions, from its config (2048 when the config names none)."""
+    for key in ("max_position_embeddings", "n_positions", "seq_length"):
+        value = getattr(config, key, None)
+        if value:
+            return int(value)
+    return 2048

@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from latent_graph.engine.paths import cache_dir
-from latent_graph.engine.fingerprint import ModelFingerprint
+from latent_graph.paths import cache_dir
+from latent_graph.engine.load.fingerprint import ModelFingerprint
 from latent_graph.errors import CacheDirError, RealignerCacheError
 
 

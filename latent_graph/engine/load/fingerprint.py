@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from latent_graph.engine.quantize import quantization_of
+from latent_graph.engine.load.quantize import quantization_of
 from latent_graph.errors import ModelMismatchError
 
 _CONFIG_KEYS = (

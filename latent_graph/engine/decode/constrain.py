@@ -1,10 +1,9 @@
 """Constrained decoding: JSON-schema, regex, choice and grammar constraints on the judger's tokens.
 
-Built on `xgrammar <https://github.com/mlc-ai/xgrammar>`_ (chosen over llguidance after
-measuring both on the default tokenizer with ``benchmarks/bench_constrained.py``: filling
-one next-token mask took 22 µs with xgrammar and 56 µs with llguidance (warm; llguidance's
-first fill ~1 ms), schema compiles 13 ms vs 2 ms; xgrammar also composes grammars
-(``concat``/``union``), which the tool-call format uses). A :class:`Constraint` is plain data (a grammar description);
+Built on `xgrammar <https://github.com/mlc-ai/xgrammar>`_, chosen over llguidance for its faster
+next-token masks (measured with ``benchmarks/bench_constrained.py``; numbers in
+docs/results/engine_notes.md) and because it composes grammars (``concat``/``union``), which the
+tool-call format uses. A :class:`Constraint` is plain data (a grammar description);
 :class:`RowConstraints` holds one compiled matcher per constrained batch row and, before
 each sampling step, sets the logits of tokens the grammar forbids to ``-inf``. Rows without
 a constraint are untouched, and a constrained row whose greedy token is allowed keeps it,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from latent_graph.engine.model import LocalLatentModel
-
 
 def load_model(
     spec: str | None = "default",
@@ -19,6 +17,8 @@ def load_model(
 
     Options left at None are not passed, so each loader keeps its own defaults.
     """
+    from latent_graph.engine.model import LocalLatentModel  # the model class builds on this room: imported on use
+
     pairs = (("dtype", dtype), ("device", device), ("realign", realign), ("quantization", quantization))
     kwargs = {k: v for k, v in pairs if v is not None}
     if spec is None or spec == "default":

@@ -1,7 +1,7 @@
-"""Shared prompt prefixes computed once: a byte-bounded LRU of prefilled token prefixes.
+"""Shared prompt prefixes computed once (:class:`SharedPrefixes`): a byte-bounded LRU of prefilled token prefixes.
 
 The first agent of every run sees the same system prompt and role preamble in
-front of each question (per role and layout). :class:`PrefixCache` finds such
+front of each question (per role and layout). :class:`SharedPrefixes` finds such
 prefixes by itself — the longest common token prefix of the rows of a batch,
 or of a row with a recent prompt — prefills each one once (batch 1) and keeps
 its per-layer K/V. A later fresh prefill that starts with a stored prefix
@@ -18,9 +18,9 @@ Only prefills on top of no handle use it (later agents attend to a cache the
 prefix does not cover).
 
 Off by default on a :class:`~latent_graph.engine.model.LocalLatentModel`
-(``PrefixCache(0)``): feeding ``[prefix][rest]`` in two forwards instead of one
+(``SharedPrefixes(0)``): feeding ``[prefix][rest]`` in two forwards instead of one
 changes the result in the last float bits (other matmul and softmax
-blocking), so a greedy near-tie could flip. ``model.prefixes = PrefixCache()``
+blocking), so a greedy near-tie could flip. ``model.prefixes = SharedPrefixes()``
 turns it on; the benchmark runner and the serving worker do.
 """
 
@@ -33,11 +33,12 @@ from typing import Any
 
 import torch
 
-from latent_graph.engine.chat_format import left_pad, pad_id
+from latent_graph.engine.forward.feed import feed
+from latent_graph.engine.forward.work import from_cache
 from latent_graph.engine.handle import LatentHandle
 
-DEFAULT_MAX_BYTES = 256 << 20
-"""Default byte budget of one model's prefix cache (the default model's K/V take ~46 KB per token)."""
+DEFAULT_PREFIX_BYTES = 256 << 20
+"""Default byte budget of one model's shared prefixes (the default model's K/V take ~46 KB per token)."""
 
 MIN_PREFIX = 16
 """Shortest prefix (tokens) worth storing."""
@@ -65,11 +66,11 @@ class PrefixStats:
                 "saved_share": round(self.saved_share, 4)}
 
 
-def enable(model: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> PrefixCache:
-    """Turn ``model``'s shared-prefix cache on (kept if already on); returns it."""
+def enable_prefixes(model: Any, max_bytes: int = DEFAULT_PREFIX_BYTES) -> SharedPrefixes:
+    """Turn ``model``'s shared prefixes on (kept if already on); returns it."""
     cache = getattr(model, "prefixes", None)
     if cache is None or cache.max_bytes <= 0:
-        cache = PrefixCache(max_bytes)
+        cache = SharedPrefixes(max_bytes)
         model.prefixes = cache
     return cache
 
@@ -82,7 +83,7 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-class PrefixCache:
+class SharedPrefixes:
     """Prefilled token prefixes of one model, least recently used evicted first beyond ``max_bytes``.
 
     Args:
@@ -91,7 +92,7 @@ class PrefixCache:
         recent: How many recent prompts a single-row prefill is compared with to find a prefix.
     """
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, min_prefix: int = MIN_PREFIX, recent: int = 16) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_PREFIX_BYTES, min_prefix: int = MIN_PREFIX, recent: int = 16) -> None:
         self.max_bytes = int(max_bytes)
         self.min_prefix = int(min_prefix)
         self._entries: OrderedDict[tuple[int, ...], tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]] = OrderedDict()
@@ -125,22 +126,19 @@ class PrefixCache:
         return None, common if common >= self.min_prefix else 0
 
     # ----------------------------------------------------------------- split
-    def split(
-        self, model: Any, ids: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[LatentHandle | None, torch.Tensor, torch.Tensor, int]:
-        """Split a fresh left-padded prefill ``ids``/``mask`` (B, n) into (prefix handle, rest ids, rest mask, prefix length).
+    def split(self, model: Any, rows: list[list[int]]) -> tuple[LatentHandle | None, list[list[int]], int]:
+        """Split the token rows of a fresh prefill into (prefix handle, the rest of each row, prefix length).
 
-        Without a usable prefix: ``(None, ids, mask, 0)`` unchanged.
+        Without a usable prefix: ``(None, rows, 0)`` unchanged.
         """
         if self.max_bytes <= 0:
-            return None, ids, mask, 0
-        rows = [row[m.bool()].tolist() for row, m in zip(ids, mask)]
+            return None, rows, 0
         self.stats.prompt_tokens += sum(len(r) for r in rows)
         key, new = self._choose(rows)
         for r in rows:
             self._recent.append(tuple(r))
         if key is None and new == 0:
-            return None, ids, mask, 0
+            return None, rows, 0
         if key is None:
             key = tuple(rows[0][:new])
             self._store(key, *self._prefill(model, key))
@@ -152,19 +150,12 @@ class PrefixCache:
         p = len(key)
         self.stats.reused_tokens += p * len(rows)
         keys, values = self._entries[key]
-        rest_ids, rest_mask = left_pad([r[p:] for r in rows], pad_id(model.tokenizer), ids.device)
-        return self._handle(model, keys, values, len(rows)), rest_ids, rest_mask, p
+        return self._handle(model, keys, values, len(rows)), [r[p:] for r in rows], p
 
     # --------------------------------------------------------------- storage
     def _prefill(self, model: Any, key: tuple[int, ...]) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-        """The prefix's K/V (1, H_kv, p, D) per layer: one forward of its tokens alone."""
-        from latent_graph.engine.cache import Work, from_cache
-
-        work = Work(None, 1, model.device, model.fingerprint, 0)
-        ids = torch.tensor([key], dtype=torch.long, device=model.device)
-        with torch.no_grad():
-            work.forward(model.decoder, torch.ones_like(ids), model.layer, input_ids=ids)
-        keys, values = from_cache(work.cache)
+        """The prefix's K/V (1, H_kv, p, D) per layer: one forward of its tokens alone, through the engine's feed."""
+        keys, values = from_cache(feed(model, None, [list(key)], agent="prefix").work.cache)
         return tuple(k.clone() for k in keys), tuple(v.clone() for v in values)
 
     def _store(self, key: tuple[int, ...], keys: tuple[torch.Tensor, ...], values: tuple[torch.Tensor, ...]) -> None:

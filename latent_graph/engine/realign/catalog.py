@@ -1,8 +1,8 @@
 """Training-free realigners beyond ridge: soft tokens, nearest-embedding projection, blends.
 
-Why: on SmolLM2-135M the ridge map is ≈ identity (tied embeddings), and a latent
-thought fed back that way is an off-distribution input the small model does not
-read well (docs/benchmarks.md: thoughts alone relay 0/16 facts). These maps keep
+Why: for a tied-embedding model the ridge map is ≈ identity, and a latent thought
+fed back that way is an off-distribution input a small model may not read well
+(what was measured on the default model: docs/results/engine_notes.md). These maps keep
 the fed-back vector *on* the input-embedding manifold without any training:
 
 - :class:`SoftTokenRealigner` — "soft thinking" / mixture of inputs: top-k tokens of
@@ -16,7 +16,8 @@ the fed-back vector *on* the input-embedding manifold without any training:
 
 :func:`make_realigner` builds any of them for a model from a short spec string
 ("soft:k=8,t=0.5", "knn:k=4", "blend:alpha=0.5,k=8", "ridge", "identity"); plug the
-result in with ``model.with_realigner(r)`` or a graph's ``realign=`` argument.
+result in with ``model.with_realigner(r)`` or a graph's ``realign=`` argument. The model resolves its own
+``realign=`` argument here too, so every spec works wherever a realigner is asked for.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.engine.realign import Realigner, mean_embedding_norm
+from latent_graph.engine.realign.base import IdentityRealigner, Realigner, load_or_compute_ridge, mean_embedding_norm
 
 Pre = Callable[[torch.Tensor], torch.Tensor]
 
@@ -153,34 +154,41 @@ REALIGNERS: dict[str, frozenset[str]] = {
 """Every training-free realigner by spec name, with the parameters its spec takes (the one list the CLI offers)."""
 
 
-def make_realigner(model: Any, spec: str) -> Realigner:
-    """A realigner for ``model`` (a LocalLatentModel) from a spec string: the one resolver (the model's
-    ``realign=`` and ``with_realigner``, hence the loader, the CLI, serve and the builders, all come here).
+def make_realigner(model: Any, spec: str | Realigner) -> Realigner:
+    """The one resolver from a realigner spec (or a ready :class:`Realigner`) to the realigner ``model`` uses.
 
     Specs: ``ridge``, ``identity``, ``soft[:k=8,t=1]``, ``knn[:k=4]``, ``blend[:alpha=0.5,k=8,t=1]``
     (ridge blended with soft). When the model feeds back an inner layer (``layer != -1``), soft
-    tokens pass h through the base model's final norm first (if it has one named ``norm``).
+    tokens pass h through the base model's final norm first (if it has one named ``norm``). A
+    :class:`Realigner` is checked against the model (``check_model``, if it has one) and moved to its device.
     """
+    if isinstance(spec, Realigner):
+        check = getattr(spec, "check_model", None)
+        if check is not None:
+            check(model.fingerprint)
+        return spec.to(model.device)
     if not isinstance(spec, str):
-        raise InvalidArgumentError(f"realign must be a spec of {list(REALIGNERS)} or a Realigner, got {spec!r}")
+        raise InvalidArgumentError(f"realign must be a spec string ({list(REALIGNERS)}) or a Realigner, got {spec!r}")
     kind, p = _parse(spec)
     if kind not in REALIGNERS:
         raise InvalidArgumentError(f"unknown realigner {kind!r}; choose one of {list(REALIGNERS)}")
     if set(p) - REALIGNERS[kind]:
         raise InvalidArgumentError(f"realigner {kind!r} takes {sorted(REALIGNERS[kind])}, got {sorted(p)}")
-    if kind in ("ridge", "identity"):
-        return model.with_realigner(kind).realigner
     w_in = model.input_embedding_matrix()  # (V, H)
+    if kind == "identity":
+        return IdentityRealigner(mean_embedding_norm(w_in))
     head = model.hf_model.get_output_embeddings()
+    if kind != "soft":
+        w_out = head.weight if head is not None else w_in
+        ridge = load_or_compute_ridge(w_in, w_out, model.fingerprint, model.ridge_lambda).to(model.device)
+        if kind == "ridge":
+            return ridge
+        if kind == "knn":
+            return KnnProjectionRealigner(w_in, ridge, k=int(p.get("k", 4)))
     norm = getattr(model.base, "norm", None) if model.layer != -1 else None
     soft = SoftTokenRealigner(w_in, head.weight.detach() if head is not None else w_in, k=int(p.get("k", 8)),
                               temperature=p.get("t", 1.0), bias=_bias(head), pre=norm)
-    ridge = model.with_realigner("ridge").realigner
-    if kind == "soft":
-        return soft
-    if kind == "knn":
-        return KnnProjectionRealigner(w_in, ridge, k=int(p.get("k", 4)))
-    return BlendRealigner(ridge, soft, p.get("alpha", 0.5))
+    return soft if kind == "soft" else BlendRealigner(ridge, soft, p.get("alpha", 0.5))
 
 
 __all__ = ["REALIGNERS", "BlendRealigner", "KnnProjectionRealigner", "SoftTokenRealigner", "make_realigner"]

@@ -1,24 +1,26 @@
-"""The judger's generation loop on top of a prefilled :class:`~latent_graph.engine.cache.Work`.
+"""The judger's generation loop on top of a prefilled :class:`~latent_graph.engine.forward.work.Work`.
 
 Greedy or sampled next tokens from the lm_head of the *last* position only;
 finished rows (EOS) leave the batch so they cost nothing more, and the full
 batch is reassembled in its original row order at the end (tested equal to
-running each row alone).
+running each row alone). :func:`generate_text` is the one way a decode call ends: it runs the loop
+under the call's constraints, records the text segment and returns the :class:`Decoded`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 
-from latent_graph.engine.cache import Work
-from latent_graph.engine.constrain import RowConstraints
+from latent_graph.engine.forward.work import Work
+from latent_graph.engine.decode.constrain import Constraint, RowConstraints, per_row
+from latent_graph.engine.forward.feed import Fed
 from latent_graph.engine.options import DecodeOptions
 from latent_graph.engine.protocols import DecodingModel
-from latent_graph.engine.results import TokenChunk
-from latent_graph.engine.sampling import sample_next
+from latent_graph.engine.results import Decoded, TokenChunk
+from latent_graph.engine.decode.sampling import sample_next
 
 
 def generate(
@@ -113,3 +115,33 @@ def generate(
         work.set_rows([p[0] for p in ordered])
         h = torch.cat([p[1] for p in ordered], dim=0)
     yield out_ids, fed, h
+
+
+def generate_text(
+    model: Any,
+    fed: Fed,
+    opts: DecodeOptions,
+    *,
+    agent: str,
+    stream: bool = True,
+    constraint: Constraint | Sequence[Constraint | None] | None = None,
+) -> Iterator[TokenChunk | Decoded]:
+    """Decode on top of ``fed``: every :class:`TokenChunk` (if ``stream``), then the :class:`Decoded`.
+
+    ``constraint``: one :class:`Constraint` for every row, or one (or None) per row. The generated
+    tokens become the agent's ``text`` segment of the returned handle.
+    """
+    work = fed.work
+    rows = [] if constraint is None else per_row(constraint, len(fed.tokens))
+    matchers = RowConstraints(model, rows) if any(c is not None for c in rows) else None
+    result: Any = None
+    for item in generate(model, work, fed.hidden, opts, stream, matchers):
+        if isinstance(item, TokenChunk):
+            yield item
+        else:
+            result = item
+    out_ids, columns, h = result
+    work.add_segment(agent, "text", columns)
+    work.generated_tokens += sum(len(x) for x in out_ids)
+    texts = [model.tokenizer.decode(x, skip_special_tokens=True) for x in out_ids]
+    yield Decoded(texts, work.freeze(h), [len(x) for x in out_ids], fed.tokens)

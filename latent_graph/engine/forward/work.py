@@ -2,7 +2,7 @@
 
 The cache object grows in place during ``forward``; handles must not. So each
 engine call copies the handle's tensors once into a fresh
-:class:`~latent_graph.engine.kvbuffer.BufferCache` (preallocated for the columns
+:class:`~latent_graph.engine.forward.kvbuffer.BufferCache` (preallocated for the columns
 the call will add, written in place, no per-token concatenation), appends
 columns through :class:`Work` and freezes the result into a new handle at the end.
 """
@@ -15,7 +15,7 @@ import torch
 from transformers import DynamicCache
 
 from latent_graph.engine.handle import LatentHandle, Segment, SegmentKind
-from latent_graph.engine.kvbuffer import BufferCache
+from latent_graph.engine.forward.kvbuffer import BufferCache
 
 
 def to_cache(handle: LatentHandle | None) -> DynamicCache:

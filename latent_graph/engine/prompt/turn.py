@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from latent_graph.engine.literal import backends
-from latent_graph.errors import EmptyPromptError, InvalidArgumentError
+from latent_graph.engine.prompt.literal import backends
+from latent_graph.errors import BatchSizeMismatchError, EmptyPromptError, InvalidArgumentError
 
 _PROMPT, _SYSTEM = "\u2063P\u2063", "\u2063S\u2063"  # stand-ins for user text while rendering
 
@@ -151,7 +151,7 @@ def _overlaps(start: int, end: int, spans: Spans) -> bool:
 def encode_turn(tokenizer: Any, text: str, spans: Spans) -> list[int]:
     """Token ids of a rendered turn; special tokens only from outside the user-text ``spans``.
 
-    Fast tokenizers are read through private backend copies (:mod:`latent_graph.engine.literal`),
+    Fast tokenizers are read through private backend copies (:mod:`latent_graph.engine.prompt.literal`),
     never through the shared tokenizer's switchable ``split_special_tokens`` flag, so
     concurrent threads cannot see each other's setting.
     """
@@ -202,6 +202,37 @@ def pad_id(tokenizer: Any) -> int:
     return 0
 
 
+def prompt_list(prompt: Any, batch: int | None = None) -> list[str]:
+    """One prompt per batch row: ``prompt`` (a string, broadcast to ``batch`` rows, or a list) checked."""
+    if not isinstance(prompt, (str, list, tuple)):  # a dict would silently become its keys
+        raise InvalidArgumentError(f"prompt must be a string or a list of strings, got {type(prompt).__name__}")
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    if not prompts:
+        raise BatchSizeMismatchError("no prompts given")
+    if batch is not None and len(prompts) != batch:
+        if len(prompts) == 1:
+            return prompts * batch
+        raise BatchSizeMismatchError(f"{len(prompts)} prompts for a handle of batch size {batch}")
+    return prompts
+
+
+def prompt_rows(
+    tokenizer: Any,
+    prompts: list[str],
+    system: str | None,
+    first: bool,
+    *,
+    after_open_turn: bool = True,
+    generation: bool = True,
+) -> list[list[int]]:
+    """Chat-format and tokenize one turn per prompt (user text literal): token ids per row, unpadded."""
+    rows = []
+    for p in prompts:
+        text, spans = render_prompt(tokenizer, p, system, first, after_open_turn=after_open_turn, generation=generation)
+        rows.append(encode_turn(tokenizer, text, spans))
+    return rows
+
+
 def encode_prompts(
     tokenizer: Any,
     prompts: list[str],
@@ -212,15 +243,8 @@ def encode_prompts(
     after_open_turn: bool = True,
     generation: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Chat-format and tokenize one turn per prompt (user text literal), left-padded.
-
-    Returns:
-        ``input_ids`` (B, n) and ``mask`` (B, n), mask 1 for real tokens.
-    """
-    rows = []
-    for p in prompts:
-        text, spans = render_prompt(tokenizer, p, system, first, after_open_turn=after_open_turn, generation=generation)
-        rows.append(encode_turn(tokenizer, text, spans))
+    """:func:`prompt_rows` left-padded: ``input_ids`` (B, n) and ``mask`` (B, n), mask 1 for real tokens."""
+    rows = prompt_rows(tokenizer, prompts, system, first, after_open_turn=after_open_turn, generation=generation)
     return left_pad(rows, pad_id(tokenizer), device)
 
 

@@ -2,7 +2,7 @@
 
 Handles dtype/device/device_map and optional bitsandbytes 4-bit/8-bit loading
 (on the CPU or a GPU, wherever the installed bitsandbytes runs it; see
-:mod:`latent_graph.engine.quantize`).
+:mod:`latent_graph.engine.load.quantize`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from latent_graph.engine.quantize import quantization_config, target_device
+from latent_graph.engine.load.quantize import quantization_config, target_device
 from latent_graph.errors import InvalidArgumentError, ModelLoadError
 
 _DTYPES = {
@@ -59,7 +59,7 @@ def load_hf(
 
     ``device_map`` ("auto" or a module -> device map), ``max_memory`` and ``offload_folder``
     shard the model with accelerate (layers on several GPUs, the CPU or disk); the engine then
-    keeps each layer's K/V where that layer runs (see :mod:`latent_graph.engine.devices`).
+    keeps each layer's K/V where that layer runs (see :mod:`latent_graph.engine.load.devices`).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

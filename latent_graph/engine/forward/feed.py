@@ -1,0 +1,129 @@
+"""The one feed: input put on top of a cache (prompt turns, whole chats, tool results, injected embeddings).
+
+Every engine call that adds input to a handle goes through :func:`feed`, which
+
+0. checks the handle: the same weights (fingerprint), each layer's K/V where that layer runs, the model's dtype;
+1. left-pads the token rows (or takes ready-made input embeddings), starting a fresh prompt
+   from a stored shared prefix when the model's :class:`~latent_graph.engine.kv.SharedPrefixes` are on;
+2. checks the context: the fed tokens plus ``reserve`` positions must fit in the model's window,
+   else :class:`ContextOverflowError`, before anything is allocated (the one place this is checked);
+3. builds the call's :class:`~latent_graph.engine.forward.work.Work` with ``grow`` cache columns
+   preallocated for what the call appends afterwards, clamped to the positions the window has left
+   (the one rule for the reserve);
+4. forwards, records the segment and counts the fed tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from latent_graph.engine.forward.work import Work
+from latent_graph.engine.handle import LatentHandle, SegmentKind
+from latent_graph.engine.load.devices import check_devices
+from latent_graph.engine.options import check_finite
+from latent_graph.engine.prompt.turn import left_pad, pad_id
+from latent_graph.errors import ContextOverflowError, DTypeMismatchError, InvalidArgumentError
+
+WHAT: dict[str, str] = {"prompt": "prompt", "tool": "tool results", "latent": "injected embeddings"}
+"""How the context-overflow error names what a segment kind feeds."""
+
+
+@dataclass
+class Fed:
+    """What :func:`feed` leaves for the rest of the call.
+
+    Attributes:
+        work: The call's state, the input appended (latent steps or decoding continue on it).
+        hidden: (B, H) last hidden state of every row (a row fed nothing keeps the handle's).
+        tokens: Real tokens fed per row (a shared prefix included).
+    """
+
+    work: Work
+    hidden: torch.Tensor
+    tokens: list[int]
+
+
+def check_handle(model: Any, handle: LatentHandle) -> None:
+    """A named error unless ``model`` can extend ``handle`` (same weights, each layer's K/V where it runs, dtype)."""
+    if handle.fingerprint is not model.fingerprint:  # a handle this model built carries this very object
+        model.fingerprint.check(handle.fingerprint)
+    if (handle.device, handle.layer_devices) != (model.device, model.layer_devices):  # else nothing to check
+        check_devices(handle, model.device, model.layer_devices, model.name)
+    if handle.num_layers and handle.dtype != model.dtype:
+        raise DTypeMismatchError(
+            f"handle cache dtype {handle.dtype} differs from model dtype {model.dtype}; use handle.to(dtype={model.dtype})"
+        )
+
+
+@torch.no_grad()
+def feed(
+    model: Any,
+    handle: LatentHandle | None,
+    rows: Sequence[Sequence[int]] | torch.Tensor,
+    *,
+    agent: str,
+    kind: SegmentKind = "prompt",
+    reserve: int = 0,
+    grow: int | None = None,
+    open_turn: bool | None = None,
+    share_prefix: bool = False,
+) -> Fed:
+    """Put ``rows`` on top of ``handle`` (None: a fresh cache) as one ``kind`` segment of ``agent``.
+
+    Args:
+        model: The engine (its tokenizer, decoder, context window, prefix cache).
+        handle: The cache to extend (:func:`check_handle`); never modified.
+        rows: Token ids per batch row (a row may be empty: it gets only padding and keeps the handle's
+            last hidden state), or input embeddings (B, n, H) already on the model's device and dtype.
+        agent: Name in the segment table and in errors.
+        kind: The segment's kind; ``"latent"`` input is not counted as prompt tokens.
+        reserve: Positions that must still fit in the context after the input.
+        grow: Cache columns preallocated for what the call appends next (default ``reserve``), clamped
+            to the positions left in the context window.
+        open_turn: Record whether the cache now ends inside an open assistant turn (None: unchanged).
+        share_prefix: A fresh prompt may start from the model's shared prefixes.
+    """
+    if handle is not None:
+        check_handle(model, handle)
+    embeds = rows if isinstance(rows, torch.Tensor) else None
+    shared = 0
+    if embeds is not None:
+        batch, n = int(embeds.shape[0]), int(embeds.shape[1])
+        ids, mask = None, torch.ones((batch, n), dtype=torch.long, device=model.device)  # (B, n)
+        tokens = [n] * batch
+    else:
+        lists = [list(r) for r in rows]
+        if handle is None and share_prefix and model.prefixes.max_bytes > 0:
+            handle, lists, shared = model.prefixes.split(model, lists)
+        ids, mask = left_pad(lists, pad_id(model.tokenizer), model.device)  # (B, n)
+        batch, n = len(lists), int(ids.shape[1])
+        tokens = [len(r) + shared for r in lists]
+    start = handle.next_positions() if handle is not None else torch.zeros(batch, dtype=torch.long)  # (B,)
+    need = int((start.to(mask.device) + mask.sum(dim=1)).max()) + reserve
+    if need > model.max_context:  # checked before any buffer is reserved
+        raise ContextOverflowError(
+            f"agent {agent!r}: cache + {WHAT.get(kind, kind)} + {reserve} reserved positions = {need} "
+            f"exceeds the context window of {model.name!r} ({model.max_context})"
+        )
+    room = model.max_context - need + reserve  # positions left after the input: no call can append more
+    work = Work(handle, batch, model.device, model.fingerprint, n + min(reserve if grow is None else grow, room))
+    if open_turn is not None:
+        work.meta["open_turn"] = "1" if open_turn else "0"
+    full = embeds is not None or all(tokens)  # every row's last column is real
+    if not full and (handle is None or handle.last_hidden is None):
+        raise InvalidArgumentError(f"agent {agent!r}: a row with nothing to feed needs the handle's last hidden state")
+    hidden = None if full else handle.last_hidden.to(model.device)  # type: ignore[union-attr]
+    if n:
+        new = work.forward(model.decoder, mask, model.layer, input_ids=ids, inputs_embeds=embeds)[:, -1]  # (B, H)
+        # left-padded rows end in their last real column; a row fed nothing keeps its hidden state
+        hidden = new if hidden is None else torch.where(mask[:, -1].bool()[:, None].to(new.device), new, hidden.to(new.device))
+        work.add_segment(agent, kind, n + shared)
+        check_finite(hidden, f"agent {agent!r}: hidden state after its {WHAT.get(kind, kind)}")
+    if kind != "latent":
+        work.prompt_tokens += sum(tokens)
+    assert hidden is not None
+    return Fed(work, hidden, tokens)
