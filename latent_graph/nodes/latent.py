@@ -1,6 +1,5 @@
 """LatentAgentNode: an agent that thinks in latent space and passes its handle on."""
 
-
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -46,22 +45,37 @@ class LatentAgentNode(AgentNode):
         assert out is not None
         return out
 
-    def think(self, before: LatentHandle | None, state: dict[str, Any], start: float | None = None,
-              config: Any = None) -> dict[str, Any]:
+    def think(
+        self, before: LatentHandle | None, state: dict[str, Any], start: float | None = None, config: Any = None
+    ) -> dict[str, Any]:
         """Think on top of ``before``; returns the state update (output handle, consumed inputs, trace)."""
         start = time.time() if start is None else start
         log: list[StepRecord] = []
         prompts = self.prompts(state)
         with observing(self.model, self.kv) if self.compresses else nullcontext([]) as record:
             after = self.model.think(
-                before, prompts, self.steps, agent=self.name, memory=self.memory, on_step=self.step_callback(log, config)
+                before,
+                prompts,
+                self.steps,
+                agent=self.name,
+                memory=self.memory,
+                on_step=self.step_callback(log, config),
             )
         tokens = prompt_tokens_of(after)
         after = self.edge(before, after, record)
         record = node_record(
-            node=self.name, kind=self.sends, start=start, before=before, after=after,
-            prompt_tokens=tokens, latent_steps=self.steps, generated_tokens=[0] * len(prompts),
-            memory=self.memory, steps=log, prompts=prompts, task=self.task(config),
+            node=self.name,
+            kind=self.sends,
+            start=start,
+            before=before,
+            after=after,
+            prompt_tokens=tokens,
+            latent_steps=self.steps,
+            generated_tokens=[0] * len(prompts),
+            memory=self.memory,
+            steps=log,
+            prompts=prompts,
+            task=self.task(config),
         )
         if self.compresses:
             record["kv_kept"], record["kv_total"] = kept_total(after)
@@ -69,4 +83,3 @@ class LatentAgentNode(AgentNode):
 
     def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
         return self.think(self.incoming(state, config), state, config=config)
-

@@ -16,5 +16,18 @@ from latent_graph.engine.forward.llama import LlamaStack, probe, stack_of, suppo
 from latent_graph.engine.forward.steps import latent_steps
 from latent_graph.engine.forward.work import Work, from_cache, positions_after, stack_rows, to_cache
 
-__all__ = ["BufferCache", "Fed", "LlamaStack", "Work", "feed", "from_cache", "latent_steps",
-           "positions_after", "probe", "stack_of", "stack_rows", "supports", "to_cache"]
+__all__ = [
+    "BufferCache",
+    "Fed",
+    "LlamaStack",
+    "Work",
+    "feed",
+    "from_cache",
+    "latent_steps",
+    "positions_after",
+    "probe",
+    "stack_of",
+    "stack_rows",
+    "supports",
+    "to_cache",
+]

@@ -120,7 +120,11 @@ def feed(
     if n:
         new = work.forward(model.decoder, mask, model.layer, input_ids=ids, inputs_embeds=embeds)[:, -1]  # (B, H)
         # left-padded rows end in their last real column; a row fed nothing keeps its hidden state
-        hidden = new if hidden is None else torch.where(mask[:, -1].bool()[:, None].to(new.device), new, hidden.to(new.device))
+        hidden = (
+            new
+            if hidden is None
+            else torch.where(mask[:, -1].bool()[:, None].to(new.device), new, hidden.to(new.device))
+        )
         work.add_segment(agent, kind, n + shared)
         check_finite(hidden, f"agent {agent!r}: hidden state after its {WHAT.get(kind, kind)}")
     if kind != "latent":

@@ -92,7 +92,11 @@ def _read(layer: torch.nn.Module) -> _Layer:
         (wb(a.q_proj), wb(a.k_proj), wb(a.v_proj), wb(a.o_proj)),
         (layer.post_attention_layernorm.weight, layer.post_attention_layernorm.variance_epsilon),
         (wb(m.gate_proj), wb(m.up_proj), wb(m.down_proj)),
-        m.act_fn, a.layer_idx, a.head_dim, a.num_key_value_groups, a.scaling,
+        m.act_fn,
+        a.layer_idx,
+        a.head_dim,
+        a.num_key_value_groups,
+        a.scaling,
     )
 
 
@@ -111,22 +115,45 @@ class LlamaStack:
         self._layers = [_read(layer) for layer in base.layers[: self.config.num_hidden_layers]]
         self._final = (base.norm.weight, base.norm.variance_epsilon)
 
-    def __call__(self, *, input_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
-                 cache: Any = None, use_cache: bool | None = None, output_hidden_states: bool = False) -> Any:
+    def __call__(
+        self,
+        *,
+        input_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: Any = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool = False,
+    ) -> Any:
         hf = self.hf
-        if (output_hidden_states or position_ids is None or hf.training or self.config._attn_implementation != "sdpa"
-                or hf._forward_hooks or hf._forward_pre_hooks):  # a hook added later (a test counting rows) must run
-            return hf(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                      position_ids=position_ids, cache=cache, use_cache=use_cache,
-                      output_hidden_states=output_hidden_states)
+        if (
+            output_hidden_states
+            or position_ids is None
+            or hf.training
+            or self.config._attn_implementation != "sdpa"
+            or hf._forward_hooks
+            or hf._forward_pre_hooks
+        ):  # a hook added later (a test counting rows) must run
+            return hf(
+                input_ids=input_ids,
+                inputs_embeds=inputs_embeds,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                cache=cache,
+                use_cache=use_cache,
+                output_hidden_states=output_hidden_states,
+            )
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
         x = hf.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds  # (B, n, H)
-        if cache is None and (self.config.use_cache if use_cache is None else use_cache):  # as the model's config default
+        if cache is None and (
+            self.config.use_cache if use_cache is None else use_cache
+        ):  # as the model's config default
             cache = DynamicCache(config=self.config)
-        mask = create_causal_mask(config=self.config, inputs_embeds=x, attention_mask=attention_mask,
-                                  cache=cache, position_ids=position_ids)
+        mask = create_causal_mask(
+            config=self.config, inputs_embeds=x, attention_mask=attention_mask, cache=cache, position_ids=position_ids
+        )
         cos, sin = hf.rotary_emb(x, position_ids=position_ids)
         force_gqa = os.environ.get("TRANSFORMERS_SDPA_FORCE_GQA", "0") == "1"
         for layer in self._layers:
@@ -137,8 +164,9 @@ class LlamaStack:
         return BaseModelOutputWithPast(last_hidden_state=_rms(*self._final, x), cache=cache)
 
 
-def _attention(layer: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: Any, cache: Any,
-               force_gqa: bool) -> torch.Tensor:
+def _attention(
+    layer: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: Any, cache: Any, force_gqa: bool
+) -> torch.Tensor:
     """``LlamaAttention.forward`` with transformers' ``sdpa_attention_forward`` on a CPU or CUDA device
     (inference, no position bias): (B, n, H) -> (B, n, H)."""
     (wq, bq), (wk, bk), (wv, bv), (wo, bo) = layer.qkvo
@@ -160,8 +188,9 @@ def _attention(layer: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Ten
     causal = n > 1 and mask is None
     if causal and k.shape[2] > n:
         k, v = k[:, :, :n], v[:, :, :n]
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, scale=layer.scaling,
-                                         is_causal=causal, **extra)
+    out = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, dropout_p=0.0, scale=layer.scaling, is_causal=causal, **extra
+    )
     out = out.reshape(out.shape[0], -1, n, v.shape[-1]).transpose(1, 2).contiguous()  # (B, n, heads, d)
     return F.linear(out.reshape(*x.shape[:-1], -1), wo, bo)
 
@@ -179,10 +208,12 @@ def probe(base: torch.nn.Module) -> str | None:
     dev = next(base.parameters()).device
     ids = torch.randint(0, cfg.vocab_size, (2, 5), generator=torch.Generator().manual_seed(0)).to(dev)
     mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], device=dev)
-    calls = [dict(input_ids=ids[:, :4], attention_mask=mask[:, :4], position_ids=(mask[:, :4].cumsum(-1) - 1).clamp(min=0)),
-             dict(input_ids=ids[:, 4:], attention_mask=mask, position_ids=mask.sum(-1, keepdim=True) - 1),
-             dict(input_ids=ids[1:, :4], position_ids=torch.arange(4, device=dev)[None]),
-             dict(input_ids=ids[1:, 4:], position_ids=torch.tensor([[4]], device=dev))]
+    calls = [
+        dict(input_ids=ids[:, :4], attention_mask=mask[:, :4], position_ids=(mask[:, :4].cumsum(-1) - 1).clamp(min=0)),
+        dict(input_ids=ids[:, 4:], attention_mask=mask, position_ids=mask.sum(-1, keepdim=True) - 1),
+        dict(input_ids=ids[1:, :4], position_ids=torch.arange(4, device=dev)[None]),
+        dict(input_ids=ids[1:, 4:], position_ids=torch.tensor([[4]], device=dev)),
+    ]
     outs: list[list[torch.Tensor]] = [[], []]
     cfg.num_hidden_layers = 1
     try:

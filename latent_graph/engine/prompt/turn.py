@@ -107,7 +107,9 @@ def _fill(marked: str, fills: dict[str, str], strip: bool) -> tuple[str, Spans]:
     return text, spans
 
 
-def _render(tokenizer: Any, prompt: str, system: str | None, first: bool, after_open_turn: bool, generation: bool) -> str:
+def _render(
+    tokenizer: Any, prompt: str, system: str | None, first: bool, after_open_turn: bool, generation: bool
+) -> str:
     if getattr(tokenizer, "chat_template", None):
         if not first:
             cont = _continuation(tokenizer, f"{system}\n\n{prompt}" if system else prompt, generation)
@@ -185,9 +187,11 @@ def _continuation(tokenizer: Any, prompt: str, generation: bool) -> tuple[str, s
     history = [{"role": "user", "content": a}, {"role": "assistant", "content": b}]
     try:
         head = str(tokenizer.apply_chat_template(history, tokenize=False))
-        full = str(tokenizer.apply_chat_template(
-            [*history, {"role": "user", "content": prompt}], add_generation_prompt=generation, tokenize=False
-        ))
+        full = str(
+            tokenizer.apply_chat_template(
+                [*history, {"role": "user", "content": prompt}], add_generation_prompt=generation, tokenize=False
+            )
+        )
     except Exception:
         return None
     if b not in head or not full.startswith(head):
