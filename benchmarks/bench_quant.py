@@ -44,10 +44,13 @@ def measure(mode: str, args: argparse.Namespace, task) -> dict:
     ids = model.tokenizer.apply_chat_template(
         [{"role": "user", "content": QUESTION}], add_generation_prompt=True, return_tensors="pt", return_dict=True
     )
-    gen = lambda: model.hf_model.generate(
-        **ids, max_new_tokens=args.tokens, min_new_tokens=args.tokens, do_sample=False
-    )
-    one = lambda: model.hf_model.generate(**ids, max_new_tokens=1, do_sample=False)
+
+    def gen():
+        return model.hf_model.generate(**ids, max_new_tokens=args.tokens, min_new_tokens=args.tokens, do_sample=False)
+
+    def one():
+        return model.hf_model.generate(**ids, max_new_tokens=1, do_sample=False)
+
     hf_step = (_time(gen, 1) - _time(one, 1)) / (args.tokens - 1)
     relay = {}
     for name in args.graphs.split(","):

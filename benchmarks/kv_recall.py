@@ -169,7 +169,7 @@ def main() -> None:
     planner = LatentAgentNode(model=model, name="planner", instruction=COMPACT_FIRST, sees_context=True, restate=True)
     critic = LatentAgentNode(model=model, name="critic", instruction=COMPACT_LATER, sees_context=False, restate=False)
     layers_n, kv_heads = model.hf_model.config.num_hidden_layers, model.hf_model.config.num_key_value_heads
-    heads = [f"L{l}h{k}" for l in range(layers_n) for k in range(kv_heads)] if args.search_heads else []
+    heads = [f"L{layer}h{k}" for layer in range(layers_n) for k in range(kv_heads)] if args.search_heads else []
     hows = heads + [
         "knorm",
         "knorm-late",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import partial
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,12 @@ def _row(values: Sequence[Any], cls: Sequence[str] = ()) -> str:
     )
 
 
+def _step_cell(step: StepRecord, row: int, key: str, default: Any = "") -> Any:
+    """Row ``row`` of the step's ``key`` (optional keys, recorded with inspect=k only), else ``default``."""
+    vals = step.get(key)
+    return vals[row] if isinstance(vals, list) and row < len(vals) else default
+
+
 def _steps_table(steps: list[StepRecord], row: int) -> str:
     if not steps:
         return ""
@@ -95,11 +102,7 @@ def _steps_table(steps: list[StepRecord], row: int) -> str:
     )
     body = []
     for s in steps:
-
-        def at(key: str, default: Any = "") -> Any:
-            vals = s.get(key)  # optional keys (inspect=k only)
-            return vals[row] if isinstance(vals, list) and row < len(vals) else default
-
+        at = partial(_step_cell, s, row)
         cells = [str(s["step"]), f"{float(at('norm', 0.0)):.3f}"]
         if has_lens:
             cells.append(f"{float(at('cosine', 0.0)):.3f}" if at("cosine", None) is not None else "")

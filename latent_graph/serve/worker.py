@@ -194,7 +194,8 @@ class GraphWorker:
             config, run_id = self._run_config()
             out: dict[str, Any] = {}
             with self._lock:
-                for out in graph.stream(self._inputs(items), config, stream_mode="values"):  # = invoke, step by step
+                for state in graph.stream(self._inputs(items), config, stream_mode="values"):  # = invoke, step by step
+                    out = state  # the last state streamed is the run's result
                     if cancelled is not None and cancelled():
                         self.cancelled += 1
                         raise RequestCancelledError("the client went away; the run stopped at an agent boundary")

@@ -85,7 +85,7 @@ def column_scores(model: Any, handle: LatentHandle, probes: int = 4) -> torch.Te
 def calibrated_heads(handle: LatentHandle) -> tuple[tuple[int, int], ...] | None:
     """The :data:`CALIBRATED_HEADS` of the model that built ``handle`` (None when it has none or they do not fit)."""
     heads = CALIBRATED_HEADS.get(handle.fingerprint.name.rsplit("/", 1)[-1])
-    if heads is None or any(l >= handle.num_layers or h >= handle.keys[l].shape[1] for l, h in heads):
+    if heads is None or any(layer >= handle.num_layers or h >= handle.keys[layer].shape[1] for layer, h in heads):
         return None
     return heads
 
