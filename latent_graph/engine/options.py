@@ -72,7 +72,7 @@ def check_memory(memory: Any) -> MemoryPolicy:
     """``memory`` if it is a known policy, else :class:`InvalidArgumentError`."""
     if memory not in MEMORY_POLICIES:
         raise InvalidArgumentError(f"unknown memory policy {memory!r}; choose one of {MEMORY_POLICIES}")
-    return memory  # type: ignore[no-any-return]
+    return memory
 
 
 def check_sampling(temperature: float, top_p: float, max_new_tokens: int) -> None:

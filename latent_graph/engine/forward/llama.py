@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard, cast
 
 import torch
 import torch.nn.functional as F
@@ -34,8 +34,10 @@ try:  # transformers internals this module calls; any missing one turns the fast
     from transformers.integrations.sdpa_attention import pack_gqa, repeat_kv
     from transformers.masking_utils import create_causal_mask
     from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaModel, apply_rotary_pos_emb
+
+    _IMPORTED = True
 except ImportError:  # a release that moved one of them: the model's own forward runs
-    LlamaModel = None
+    _IMPORTED = False
 
 
 def _plain(module: torch.nn.Module) -> bool:
@@ -48,16 +50,17 @@ def _plain(module: torch.nn.Module) -> bool:
     return True
 
 
-def supports(base: torch.nn.Module) -> bool:
+def supports(base: torch.nn.Module) -> TypeGuard[LlamaModel]:
     """Whether ``base`` has the structure :class:`LlamaStack` reproduces (plain, one device); :func:`probe` checks the
     arithmetic."""
-    if LlamaModel is None or type(base) is not LlamaModel:
+    if not _IMPORTED or type(base) is not LlamaModel:
         return False
     if any(type(layer) is not LlamaDecoderLayer for layer in base.layers):
         return False
     if len({p.device for p in base.parameters()}) != 1 or next(base.parameters()).device.type not in ("cpu", "cuda"):
         return False  # split over devices (accelerate moves activations), or a device whose sdpa rules differ
-    return _plain(base) and all(layer.self_attn.is_causal for layer in base.layers)
+    layers = [cast("LlamaDecoderLayer", layer) for layer in base.layers]  # checked above
+    return _plain(base) and all(layer.self_attn.is_causal for layer in layers)
 
 
 def _rms(weight: torch.Tensor, eps: float, x: torch.Tensor) -> torch.Tensor:
@@ -78,13 +81,13 @@ class _Layer(NamedTuple):
     norm2: tuple[torch.Tensor, float]
     mlp: tuple[tuple[torch.Tensor, torch.Tensor | None], ...]
     act: Any
-    index: int
+    layer_idx: int  # not ``index``: a NamedTuple field must not shadow ``tuple.index``
     head_dim: int
     groups: int
     scaling: float
 
 
-def _read(layer: torch.nn.Module) -> _Layer:
+def _read(layer: LlamaDecoderLayer) -> _Layer:
     a, m = layer.self_attn, layer.mlp
     wb = lambda lin: (lin.weight, lin.bias)  # noqa: E731
     return _Layer(
@@ -108,11 +111,12 @@ class LlamaStack:
         norm: The final norm (read by realigners that normalise an intermediate layer).
     """
 
-    def __init__(self, base: torch.nn.Module) -> None:
+    def __init__(self, base: LlamaModel) -> None:
         self.hf = base
         self.norm = base.norm
         self.config = base.config
-        self._layers = [_read(layer) for layer in base.layers[: self.config.num_hidden_layers]]
+        layers = base.layers[: self.config.num_hidden_layers]  # a ModuleList: typed as plain Modules
+        self._layers = [_read(cast("LlamaDecoderLayer", layer)) for layer in layers]
         self._final = (base.norm.weight, base.norm.variance_epsilon)
 
     def __call__(
@@ -176,13 +180,13 @@ def _attention(
     v = F.linear(x, wv, bv).view(shape).transpose(1, 2)
     q, k = apply_rotary_pos_emb(q, k, cos, sin)
     if cache is not None:
-        k, v = cache.update(k, v, layer.index)
+        k, v = cache.update(k, v, layer.layer_idx)
     n, extra = q.shape[2], {}
     if layer.groups > 1:
         if force_gqa or (mask is None and k.shape[-1] == v.shape[-1] <= 256):
             extra["enable_gqa"] = True
         elif n == 1:
-            q, mask = pack_gqa(q, layer.groups), pack_gqa(mask, layer.groups)
+            q, mask = cast(torch.Tensor, pack_gqa(q, layer.groups)), pack_gqa(mask, layer.groups)  # None only for None
         else:
             k, v = repeat_kv(k, layer.groups), repeat_kv(v, layer.groups)
     causal = n > 1 and mask is None
@@ -195,7 +199,7 @@ def _attention(
     return F.linear(out.reshape(*x.shape[:-1], -1), wo, bo)
 
 
-def probe(base: torch.nn.Module) -> str | None:
+def probe(base: LlamaModel) -> str | None:
     """Why :class:`LlamaStack` is not bit-for-bit ``base``'s own forward on the installed transformers (None: it is).
 
     Runs ``base`` cut to its first layer (``config.num_hidden_layers`` is what both forwards loop over; restored

@@ -81,8 +81,10 @@ class Work:
     def __init__(
         self, base: LatentHandle | None, batch: int, device: torch.device, fingerprint: Any, capacity: int = 0
     ):
-        has_kv = base is not None and base.seq_len > 0
-        self.cache = BufferCache(base.keys if has_kv else (), base.values if has_kv else (), capacity)
+        if base is not None and base.seq_len > 0:
+            self.cache = BufferCache(base.keys, base.values, capacity)
+        else:
+            self.cache = BufferCache((), (), capacity)
         if base is None:
             self.mask = torch.zeros((batch, 0), dtype=torch.long, device=device)  # (B, T)
             self.pos = torch.zeros((batch, 0), dtype=torch.long, device=device)  # (B, T)
@@ -126,6 +128,7 @@ class Work:
     ) -> torch.Tensor:
         """Append n columns through ``base_model`` (no lm_head); returns layer ``layer``'s hidden states (B, n, H)."""
         n = new_mask.shape[1]
+        added: int | torch.Tensor  # columns each row gains: 1 for a step, else (B,)
         if n == 1 and new_mask is self.ones(new_mask.shape[0]):  # a latent/decode step: one real column per row
             pos, added = self.next_pos[:, None], 1  # == positions_after(next_pos, ones)
         else:

@@ -160,9 +160,8 @@ def compress(
     if policy.score == "knorm":
         scores = key_norm_scores(handle, policy.heads or calibrated_heads(handle))
     else:
-        scores = accumulate(record, handle) if record else None
-        if scores is None:
-            scores = column_scores(model, handle, policy.probes)
+        recorded = accumulate(record, handle) if record else None
+        scores = recorded if recorded is not None else column_scores(model, handle, policy.probes)
     scores = pooled(scores, policy.pool)
     return apply_selection(handle, select(handle, scores, policy, start))
 

@@ -32,7 +32,7 @@ def check_quantization(quantization: Any) -> str | None:
     """``quantization`` if it is None or a known mode, else :class:`InvalidArgumentError`."""
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise InvalidArgumentError(f"quantization must be one of {QUANTIZATIONS} or None, got {quantization!r}")
-    return quantization  # type: ignore[no-any-return]
+    return quantization
 
 
 def target_device(device: str | None) -> torch.device:

@@ -159,7 +159,8 @@ def encode_turn(tokenizer: Any, text: str, spans: Spans) -> list[int]:
     """
     pair = backends(tokenizer)
     if pair is None:  # slow tokenizer, no offsets: tokenize template and user pieces apart
-        out, pos = [], 0
+        out: list[int] = []
+        pos = 0
         for a, b in spans:
             out += tokenizer(text[pos:a], add_special_tokens=False)["input_ids"] if a > pos else []
             out += _literal(tokenizer, text[a:b])
