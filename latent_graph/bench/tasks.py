@@ -26,6 +26,7 @@ from typing import Any
 
 from latent_graph.bench import extract
 from latent_graph.bench.errors import BenchArgumentError, DataFormatError, DataNotFoundError
+from latent_graph.bench.relay_suite import POOLS, relay_suite
 from latent_graph.bench.task_types import GRAPH_TASK, LETTERS, Example, Score, Task
 from latent_graph.jsonl import iter_objects
 
@@ -198,30 +199,8 @@ def load_code(path: str | Path) -> Task:
 
 
 # ------------------------------------------------------------------ relay
-_WORDS = (
-    "FALCON",
-    "ORCHID",
-    "GRANITE",
-    "MAPLE",
-    "COBALT",
-    "LANTERN",
-    "GLACIER",
-    "SAFFRON",
-    "HARBOR",
-    "QUARTZ",
-    "PELICAN",
-    "EMBER",
-    "WILLOW",
-    "TUNDRA",
-    "VELVET",
-    "MERIDIAN",
-    "CANYON",
-    "JUNIPER",
-    "ZEPHYR",
-    "BASALT",
-)
-_FIRST = ("Marisol", "Tobias", "Anneke", "Ravi", "Ingrid", "Kofi", "Lucia", "Dmitri", "Haruto", "Amara")
-_LAST = ("Okafor", "Lindqvist", "Brennan", "Castellano", "Nakamura", "Haddad", "Whitfield", "Petrov", "Osei", "Moreau")
+# the relay probes draw from the head of relay6's name pools
+_WORDS, _FIRST, _LAST = POOLS["word"][:20], POOLS["first"][:10], POOLS["last"][:10]
 
 
 def relay_probes(n: int = 20, seed: int = 0) -> Task:
@@ -275,8 +254,6 @@ def load_task(name: str, path: str | Path | None = None, *, hf: bool = False, n:
     if name == "relay":
         return relay_probes(n, seed)
     if name.split(":")[0] == "relay6":  # "relay6" (test split) or "relay6:train|validation|test"
-        from latent_graph.bench.relay_suite import relay_suite
-
         return relay_suite(n, name.partition(":")[2] or "test", seed)
     raise BenchArgumentError(f"unknown task {name!r}; choose one of {TASKS}")
 
