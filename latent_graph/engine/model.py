@@ -24,17 +24,12 @@ import torch
 from latent_graph.engine.decode.constrain import Constraint
 from latent_graph.engine.decode.loop import generate_text
 from latent_graph.engine.decode.sampling import eos_ids
-from latent_graph.engine.forward.feed import Fed, feed
+from latent_graph.engine.forward.feed import feed, feed_prompt, feed_tools
 from latent_graph.engine.forward.llama import stack_of
 from latent_graph.engine.forward.steps import latent_steps
 from latent_graph.engine.handle import LatentHandle
 from latent_graph.engine.kv.prefix import SharedPrefixes
-from latent_graph.engine.load.devices import (
-    check_placement,
-    context_window,
-    execution_device,
-    layer_devices,
-)
+from latent_graph.engine.load.devices import check_placement, context_window, execution_device, layer_devices
 from latent_graph.engine.load.fingerprint import compute_fingerprint
 from latent_graph.engine.options import (
     DEFAULT_MEMORY,
@@ -42,12 +37,10 @@ from latent_graph.engine.options import (
     MemoryPolicy,
     check_embeds,
     check_finite,
-    check_memory,
     check_steps,
     split_decode_kwargs,
 )
-from latent_graph.engine.prompt.chat import ChatTurn, chat_rows, tool_rows
-from latent_graph.engine.prompt.turn import prompt_list, prompt_rows
+from latent_graph.engine.prompt.chat import ChatTurn, chat_rows
 from latent_graph.engine.protocols import StepCallback, TokenCallback
 from latent_graph.engine.realign.base import Realigner
 from latent_graph.engine.realign.catalog import make_realigner
@@ -90,9 +83,8 @@ class LocalLatentModel:
         self._max_context = context_window(model.config)
         self.tokenizer = tokenizer
         self.base = model.base_model  # decoder stack + final norm, no lm_head
-        self.decoder = stack_of(
-            self.base
-        )  # what engine forwards call: the same forward without module dispatch where exact
+        # what engine forwards call: the same forward without module dispatch where exact
+        self.decoder = stack_of(self.base)
         self.layer = layer
         self.name = name or getattr(model.config, "_name_or_path", None) or model.config.model_type
         self.fingerprint = compute_fingerprint(model, tokenizer, self.name, layer)
@@ -157,32 +149,6 @@ class LocalLatentModel:
         return w * scale if scale is not None else w
 
     # ---------------------------------------------------------------- think
-    def _feed_prompt(
-        self,
-        handle: LatentHandle | None,
-        prompt: str | Sequence[str],
-        agent: str,
-        system: str | None,
-        memory: MemoryPolicy | str,
-        reserve: int,
-        generation: bool = True,
-        grow: int | None = None,
-    ) -> Fed:
-        """Feed the agent's chat-formatted prompt (one turn per row) on top of what ``memory`` reads of ``handle``.
-
-        An agent after an open assistant turn closes it first; ``generation`` opens a new one after the prompt.
-        """
-        check_memory(memory)
-        prompts = prompt_list(prompt, handle.batch_size if handle is not None else None)
-        if handle is not None:
-            handle = handle.with_memory(memory)  # the feed checks it fits this model
-        first = handle is None or handle.seq_len == 0
-        open_turn = handle is not None and handle.meta.get("open_turn", "1") == "1"
-        rows = prompt_rows(self.tokenizer, prompts, system, first, after_open_turn=open_turn, generation=generation)
-        return feed(
-            self, handle, rows, agent=agent, reserve=reserve, grow=grow, open_turn=generation, share_prefix=True
-        )
-
     @torch.no_grad()
     def think(
         self,
@@ -211,7 +177,7 @@ class LocalLatentModel:
         """
         check_steps(steps)
         # An agent with 0 latent steps leaves its turn closed (no empty assistant reply in the cache).
-        fed = self._feed_prompt(handle, prompt, agent, system, memory, reserve=steps, generation=steps > 0)
+        fed = feed_prompt(self, handle, prompt, agent, system, memory, reserve=steps, generation=steps > 0)
         return latent_steps(self, fed, steps, agent, on_step)
 
     @torch.no_grad()
@@ -254,13 +220,7 @@ class LocalLatentModel:
         results gets no columns (its turn stays open). Returns a new handle.
         """
         check_steps(steps)
-        return latent_steps(self, self._feed_tools(handle, results, agent, steps, steps), steps, agent, on_step)
-
-    def _feed_tools(
-        self, handle: LatentHandle, results: Sequence[Sequence[str]], agent: str, reserve: int, grow: int
-    ) -> Fed:
-        rows = tool_rows(self.tokenizer, handle, results)
-        return feed(self, handle, rows, agent=agent, kind="tool", reserve=reserve, grow=grow, open_turn=True)
+        return latent_steps(self, feed_tools(self, handle, results, agent, steps, steps), steps, agent, on_step)
 
     # --------------------------------------------------------------- decode
     def decode_iter(
@@ -287,17 +247,10 @@ class LocalLatentModel:
         if messages is not None:
             if handle is not None:
                 raise InvalidArgumentError("decoding whole chats (messages=) starts a fresh cache: pass handle=None")
-            fed = feed(
-                self,
-                None,
-                chat_rows(self.tokenizer, messages, tools),
-                agent=agent,
-                reserve=1,
-                grow=opts.max_new_tokens,
-                open_turn=True,
-            )
+            rows = chat_rows(self.tokenizer, messages, tools)
+            fed = feed(self, None, rows, agent=agent, reserve=1, grow=opts.max_new_tokens, open_turn=True)
         else:  # room for one token; the generation budget is clamped to the context window
-            fed = self._feed_prompt(handle, prompt, agent, system, memory, reserve=1, grow=opts.max_new_tokens)
+            fed = feed_prompt(self, handle, prompt, agent, system, memory, reserve=1, grow=opts.max_new_tokens)
         yield from generate_text(self, fed, opts, agent=agent, stream=stream, constraint=constraint)
 
     def decode(
@@ -344,7 +297,7 @@ class LocalLatentModel:
         """Append each row's tool turn (as in :meth:`think_after_tools`), then decode in the new assistant turn
         (e.g. the next tool call). The result's ``prompt_tokens`` are the tool-turn tokens fed per row."""
         opts = options or DecodeOptions()
-        fed = self._feed_tools(handle, results, agent, 1, opts.max_new_tokens)
+        fed = feed_tools(self, handle, results, agent, 1, opts.max_new_tokens)
         *_, decoded = generate_text(self, fed, opts, agent=agent, stream=False, constraint=constraint)
         return decoded  # type: ignore[return-value]
 

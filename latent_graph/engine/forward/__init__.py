@@ -10,7 +10,7 @@
   (bit-equal to transformers'; :func:`stack_of` picks it where that holds).
 """
 
-from latent_graph.engine.forward.feed import Fed, feed
+from latent_graph.engine.forward.feed import Fed, feed, feed_prompt, feed_tools
 from latent_graph.engine.forward.kvbuffer import BufferCache
 from latent_graph.engine.forward.llama import LlamaStack, probe, stack_of, supports
 from latent_graph.engine.forward.steps import latent_steps
@@ -22,6 +22,8 @@ __all__ = [
     "LlamaStack",
     "Work",
     "feed",
+    "feed_prompt",
+    "feed_tools",
     "from_cache",
     "latent_steps",
     "positions_after",
