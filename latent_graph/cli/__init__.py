@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from latent_graph.cli.model_options import add_model_args, load_from_args
+from latent_graph.cli.model_options import add_model_args, add_option_flags, load_from_args
 from latent_graph.errors import InvalidArgumentError, LatentGraphError
 from latent_graph.graphs import DEFAULT_GRAPH, FACTORY_OPTIONS, GRAPHS, GraphOptions, build_graph
 from latent_graph.nodes import StandInModel
@@ -88,17 +88,7 @@ def add_graph_args(p: argparse.ArgumentParser) -> None:
         default="latent",
         help="latent | text | one kind per edge (latent,text,latent) | by sender (critic=text)",
     )
-    for f in dataclasses.fields(GraphOptions):  # the graph options' one owner: names, defaults, choices, help
-        kind = {"int": int, "float": float, "str": str}[str(f.type).split("|")[0].strip()]  # "int | None" -> int
-        choices = f.metadata.get("choices")
-        p.add_argument(
-            "--" + f.name.replace("_", "-"),
-            type=kind,
-            default=f.default,
-            choices=choices,
-            metavar=None if choices else f.name.upper(),
-            help=f"{f.metadata['help']} (default {f.default})",
-        )
+    add_option_flags(p, dataclasses.fields(GraphOptions))  # the graph options' one owner
 
 
 def _check_flags(args: argparse.Namespace) -> None:

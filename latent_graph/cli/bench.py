@@ -21,7 +21,7 @@ from typing import Any
 from latent_graph.bench.config import GENERATED_EXAMPLES, METHODS, PER_JOB, BenchConfig
 from latent_graph.bench.errors import BenchArgumentError
 from latent_graph.bench.tasks import TASKS
-from latent_graph.cli.model_options import add_model_args, load_from_args
+from latent_graph.cli.model_options import add_model_args, add_option_flags, load_from_args
 from latent_graph.errors import LatentGraphError
 from latent_graph.graphs import GraphOptions
 
@@ -55,17 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch-size", type=int, default=_B.batch_size, help=f"questions per graph run (default {_B.batch_size})"
     )
-    for f in GRAPH_FLAGS:
-        kind = {"int": int, "float": float, "str": str}[str(f.type).split("|")[0].strip()]  # "int | None" -> int
-        choices = f.metadata.get("choices")
-        p.add_argument(
-            "--" + f.name.replace("_", "-"),
-            type=kind,
-            default=f.default,
-            choices=choices,
-            metavar=None if choices else f.name.upper(),
-            help=f"{f.metadata['help']} (default {f.default})",
-        )
+    add_option_flags(p, GRAPH_FLAGS)
     p.add_argument(
         "--seeds",
         type=_ints,

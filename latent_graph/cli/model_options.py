@@ -1,9 +1,12 @@
 """The model flags every command shares (``--model``, ``--dtype``, ``--device``, ``--realign``,
-``--quantization``), declared once with one default each, and the one way the CLI loads a model from them."""
+``--quantization``), declared once with one default each, and the one way the CLI loads a model from them;
+and the one way a dataclass of options (``GraphOptions``) becomes flags."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
 from latent_graph.engine import QUANTIZATIONS, REALIGNERS
@@ -46,6 +49,22 @@ def add_model_args(p: argparse.ArgumentParser, *, realign: bool = True, model_he
         help="load the weights in 4-bit NF4 or 8-bit LLM.int8() through bitsandbytes "
         "(on the CPU or a GPU, wherever the installed bitsandbytes runs it)",
     )
+
+
+def add_option_flags(p: argparse.ArgumentParser, fields: Iterable[dataclasses.Field[Any]]) -> None:
+    """One flag per options field (``kv_keep`` -> ``--kv-keep``): its type, default, choices and help come from the
+    field (``metadata["choices"]``, ``metadata["help"]``)."""
+    for f in fields:
+        kind = {"int": int, "float": float, "str": str}[str(f.type).split("|")[0].strip()]  # "int | None" -> int
+        choices = f.metadata.get("choices")
+        p.add_argument(
+            "--" + f.name.replace("_", "-"),
+            type=kind,
+            default=f.default,
+            choices=choices,
+            metavar=None if choices else f.name.upper(),
+            help=f"{f.metadata['help']} (default {f.default})",
+        )
 
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from latent_graph.state.schema import (
     unread,
 )
 from latent_graph.state.threads import carried
-from latent_graph.state.trace import Sends, StepRecord
+from latent_graph.state.trace import NodeRecord, Sends, StepRecord, node_record
 
 
 def compose_prompt(instruction: str, question: str | None, context: str | None, inbox: list[Message], row: int) -> str:
@@ -179,9 +179,11 @@ class AgentNode:
         """``record`` stamped with the thread's current turn (the ``trace`` reducer keeps one turn)."""
         return {**record, "turn": int((state or {}).get("turn") or 0)}
 
-    def task(self, config: Any) -> dict[str, str]:
-        """Trace fields naming the LangGraph task this run was: its graph node and branch key."""
-        return {"graph_node": graph_node(config, self.name), "branch": branch_key(self.name, config)}
+    def trace_record(self, config: Any, **fields: Any) -> NodeRecord:
+        """This run's trace record (:func:`node_record` of ``fields``), naming the node, its kind, its memory policy
+        and the LangGraph task the run was (graph node and branch key)."""
+        task = {"graph_node": graph_node(config, self.name), "branch": branch_key(self.name, config)}
+        return node_record(node=self.name, kind=self.sends, memory=self.memory, task=task, **fields)
 
     # ------------------------------------------------------------ latent steps
     def step_callback(self, steps_log: list[StepRecord], config: Any = None) -> Callable[[StepInfo], None]:

@@ -21,7 +21,7 @@ from latent_graph.nodes.model_kind import model_name
 from latent_graph.nodes.streaming import ChatRun
 from latent_graph.state.schema import Message, new_message, questions_of
 from latent_graph.state.threads import thread_mode
-from latent_graph.state.trace import NodeRecord, Sends, node_record
+from latent_graph.state.trace import NodeRecord, Sends
 
 HANDOFF = "Write a short message that passes your work so far on to the next agent."
 """What the sender's model is asked when a latent edge enters a foreign chat model."""
@@ -66,19 +66,16 @@ class _Decoding(AgentNode):
         if not self.foreign:
             prompts = self.prompts(state)
             d = self._engine_decode(before, prompts, config)
-            rec = node_record(
-                node=self.name,
-                kind=self.sends,
+            rec = self.trace_record(
+                config,
                 start=start,
                 before=before,
                 after=d.handle,
                 prompt_tokens=d.prompt_tokens,
                 latent_steps=0,
                 generated_tokens=d.new_tokens,
-                memory=self.memory,
                 steps=[],
                 prompts=prompts,
-                task=self.task(config),
             )
             return d.texts, rec, d.handle, []
         converted, handoffs = None, []
@@ -90,19 +87,16 @@ class _Decoding(AgentNode):
         replies = self.model.batch([[HumanMessage(p)] for p in prompts], config)
         texts = [str(r.content) for r in replies]
         usage = [getattr(r, "usage_metadata", None) or {} for r in replies]
-        rec = node_record(
-            node=self.name,
-            kind=self.sends,
+        rec = self.trace_record(
+            config,
             start=start,
             before=before,
             after=None,
             prompt_tokens=[int(u.get("input_tokens", 0)) for u in usage],
             latent_steps=0,
             generated_tokens=[int(u.get("output_tokens", 0)) for u in usage],
-            memory=self.memory,
             steps=[],
             prompts=prompts,
-            task=self.task(config),
         )
         if converted:
             rec["converted"] = converted

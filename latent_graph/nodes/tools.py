@@ -49,7 +49,7 @@ from latent_graph.nodes.latent import LatentAgentNode
 from latent_graph.nodes.streaming import emitter
 from latent_graph.nodes.toolbox import Outcome, Toolbox
 from latent_graph.state.edges import sends_metadata
-from latent_graph.state.trace import StepRecord, ToolTurnRecord, node_record, prompt_tokens_of
+from latent_graph.state.trace import StepRecord, ToolTurnRecord, prompt_tokens_of
 
 MAX_TOOL_ROUNDS = 8
 """The most tool rounds one agent run may be given."""
@@ -155,20 +155,7 @@ class ToolAgentNode(LatentAgentNode):
         tokens = prompt_tokens_of(after)
         tool_tokens = self._tool_tokens(before, after)
         after = self.edge(before, after, seen)
-        record = node_record(
-            node=self.name,
-            kind=self.sends,
-            start=start,
-            before=before,
-            after=after,
-            prompt_tokens=tokens,
-            latent_steps=self.steps,
-            generated_tokens=generated,
-            memory=self.memory,
-            steps=log,
-            prompts=prompts,
-            task=self.task(config),
-        )
+        record = self.latent_record(config, start, before, after, tokens, generated, log, prompts)
         record.update(tool_turns=turns, tool_rounds=rounds, tool_tokens=tool_tokens)
         if self.kv.active:
             record["kv_kept"], record["kv_total"] = kept_total(after)
