@@ -37,7 +37,7 @@ def run(graph, questions: list[str], batch: int) -> tuple[float, Counter, list[i
     wall, nodes, tokens = 0.0, Counter(), []
     for i in range(0, len(questions), batch):
         t0 = time.perf_counter()
-        out = graph.invoke({"questions": questions[i:i + batch]})
+        out = graph.invoke({"questions": questions[i : i + batch]})
         wall += time.perf_counter() - t0
         for rec in out["trace"]:
             nodes[rec["node"]] += float(rec["wall_s"])
@@ -48,9 +48,11 @@ def run(graph, questions: list[str], batch: int) -> tuple[float, Counter, list[i
 
 def report(name: str, one: tuple[float, Counter, list[int]], eight: tuple[float, Counter, list[int]]) -> float:
     ratio = one[0] / eight[0]  # questions/s at batch 8 over questions/s at batch 1, same questions
-    print(f"\n{name}: batch 1 {one[0]:.1f} s (summed), batch 8 {eight[0]:.1f} s -> batch 8 / batch 1 questions/s "
-          f"{ratio:.2f}; answer tokens per question {sum(one[2]) / len(one[2]):.1f} (batch 1), "
-          f"{sum(eight[2]) / len(eight[2]):.1f} (batch 8), longest {max(eight[2])}")
+    print(
+        f"\n{name}: batch 1 {one[0]:.1f} s (summed), batch 8 {eight[0]:.1f} s -> batch 8 / batch 1 questions/s "
+        f"{ratio:.2f}; answer tokens per question {sum(one[2]) / len(one[2]):.1f} (batch 1), "
+        f"{sum(eight[2]) / len(eight[2]):.1f} (batch 8), longest {max(eight[2])}"
+    )
     print(f"  {'node':<10} {'batch 1 s':>10} {'share':>6} {'batch 8 s':>10} {'gain':>6}")
     for node, s1 in one[1].items():
         s8 = eight[1][node]
@@ -72,8 +74,12 @@ def main() -> None:
     prefixes = enable_prefixes(model)
     task = load_task("gsm8k", args.data, n=8)
     questions = [e.question for e in task.head(8)]
-    opts = {"steps": args.steps, "task": task.graph_task, "checkpointer": None,
-            "handle_store": HandleStore.in_memory()}  # as the CLI's run and the bench: nothing written
+    opts = {
+        "steps": args.steps,
+        "task": task.graph_task,
+        "checkpointer": None,
+        "handle_store": HandleStore.in_memory(),
+    }  # as the CLI's run and the bench: nothing written
     graph = build_graph(DEFAULT_GRAPH, model, max_new_tokens=args.max_new_tokens, **opts)
     graph.invoke({"questions": questions[:2]})  # warm-up (and the shared prefixes stored), untimed
     before = prefixes.stats.as_dict()
@@ -86,17 +92,23 @@ def main() -> None:
     finally:
         model.eos_ids = eos
     after = prefixes.stats.as_dict()
-    print(f"torch threads {torch.get_num_threads()}; graph {DEFAULT_GRAPH!r}, {args.steps} latent steps, "
-          f"{len(questions)} GSM8K questions; load average at start {tuple(round(x, 2) for x in load0)}")
+    print(
+        f"torch threads {torch.get_num_threads()}; graph {DEFAULT_GRAPH!r}, {args.steps} latent steps, "
+        f"{len(questions)} GSM8K questions; load average at start {tuple(round(x, 2) for x in load0)}"
+    )
     real = report(f"as used (greedy, answer budget {args.max_new_tokens})", *used)
     bound = report(f"no straggler (every row decodes {mean} tokens)", *level)
     reused = after["reused_tokens"] - before["reused_tokens"]
     computed = after["computed_prefix_tokens"] - before["computed_prefix_tokens"]
     total = after["prompt_tokens"] - before["prompt_tokens"]
-    print(f"\nshared-prefix cache: {(reused - computed) / total:.1%} of the fresh-prefill tokens not recomputed "
-          f"({reused} of {total} reused, {computed} computed once to store)")
-    print(f"batch 8 / batch 1 questions/s: {real:.2f} as used; {bound:.2f} with no straggler (this CPU's bound "
-          f"for the chain); stragglers cost {1 - real / bound:.0%} of the bound")
+    print(
+        f"\nshared-prefix cache: {(reused - computed) / total:.1%} of the fresh-prefill tokens not recomputed "
+        f"({reused} of {total} reused, {computed} computed once to store)"
+    )
+    print(
+        f"batch 8 / batch 1 questions/s: {real:.2f} as used; {bound:.2f} with no straggler (this CPU's bound "
+        f"for the chain); stragglers cost {1 - real / bound:.0%} of the bound"
+    )
     print(f"load average at end {tuple(round(x, 2) for x in os.getloadavg())}")
 
 

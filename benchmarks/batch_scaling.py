@@ -92,19 +92,25 @@ def main() -> None:
         for r in ROWS:
             lin[r].append(linear_pair_us(cfg.hidden_size, cfg.intermediate_size, r))
             step[r].append(decode_step_ms(model, prompts[:r], args.tokens))
-    print(f"torch threads={torch.get_num_threads()}; load average at start {load0:.2f}, at end {os.getloadavg()[0]:.2f}")
+    print(
+        f"torch threads={torch.get_num_threads()}; load average at start {load0:.2f}, at end {os.getloadavg()[0]:.2f}"
+    )
     for r in ROWS:
-        print(f"{r} rows: F.linear up+down {statistics.median(lin[r]):7.0f} us   decode step {statistics.median(step[r]):7.1f} ms"
-              f"   (x{statistics.median(step[r]) / statistics.median(step[1]):.2f} of 1 row)")
+        print(
+            f"{r} rows: F.linear up+down {statistics.median(lin[r]):7.0f} us   decode step {statistics.median(step[r]):7.1f} ms"
+            f"   (x{statistics.median(step[r]) / statistics.median(step[1]):.2f} of 1 row)"
+        )
     bound = 8 * statistics.median(step[1]) / statistics.median(step[8])
     print(f"bound on batch-8 / batch-1 questions/s (no straggler): {bound:.2f}")
     params = sum(p.numel() for n, p in model.hf_model.named_parameters() if "embed" not in n)
     peak = statistics.median(linear_gflops(cfg.hidden_size, cfg.intermediate_size) for _ in range(args.repeats))
     rates = [prefill_rate(model, prompts) for _ in range(args.repeats)]
     rate = statistics.median(r for r, _ in rates)
-    print(f"prefill: F.linear on the MLP shapes at 1,024 token rows {peak:.0f} GFLOP/s; the model's prefill of "
-          f"{rates[0][1]} prompt tokens (8 rows) {rate:.0f} tokens/s = {2 * params * rate / 1e9:.0f} GFLOP/s "
-          f"({params / 1e6:.1f} M non-embedding parameters); load average now {os.getloadavg()[0]:.2f}")
+    print(
+        f"prefill: F.linear on the MLP shapes at 1,024 token rows {peak:.0f} GFLOP/s; the model's prefill of "
+        f"{rates[0][1]} prompt tokens (8 rows) {rate:.0f} tokens/s = {2 * params * rate / 1e9:.0f} GFLOP/s "
+        f"({params / 1e6:.1f} M non-embedding parameters); load average now {os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -83,10 +83,14 @@ def text_edge_cross(src: LocalLatentModel, dst: LocalLatentModel, probes: list, 
     hits = 0
     for i in range(0, len(probes), 16):
         chunk = probes[i : i + 16]
-        msg = src.decode(None, [p.extra["fact"] + " Restate this fact in one short sentence." for p in chunk],
-                         max_new_tokens=24).texts
-        out = dst.decode(None, [f"Message from another agent: {m}\n{p.extra['question']}" for m, p in zip(msg, chunk)],
-                         max_new_tokens=max_new_tokens).texts
+        msg = src.decode(
+            None, [p.extra["fact"] + " Restate this fact in one short sentence." for p in chunk], max_new_tokens=24
+        ).texts
+        out = dst.decode(
+            None,
+            [f"Message from another agent: {m}\n{p.extra['question']}" for m, p in zip(msg, chunk)],
+            max_new_tokens=max_new_tokens,
+        ).texts
         hits += sum(p.target.lower() in o.lower() for o, p in zip(out, chunk))
     return {"accuracy": hits / len(probes), "n": len(probes)}
 
@@ -95,8 +99,10 @@ def table(title: str, rows: dict[str, dict]) -> str:
     lines = [title, f"{'mapper':<20}{'cosine':>8}{'first-tok':>11}{'cont-CE':>9}{'cont-acc':>10}{'relay':>8}"]
     for name, m in rows.items():
         relay = m.get("relay")
-        lines.append(f"{name:<20}{m['mean_cosine']:>8.3f}{m['first_token_acc']:>11.3f}{m['continuation_ce']:>9.3f}"
-                     f"{m['continuation_acc']:>10.3f}{'' if relay is None else f'{relay:>8.3f}'}")
+        lines.append(
+            f"{name:<20}{m['mean_cosine']:>8.3f}{m['first_token_acc']:>11.3f}{m['continuation_ce']:>9.3f}"
+            f"{m['continuation_acc']:>10.3f}{'' if relay is None else f'{relay:>8.3f}'}"
+        )
     return "\n".join(lines)
 
 
@@ -105,8 +111,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60, help="optimizer steps per trained adapter")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--relay-steps", type=int, default=4, help="latent steps of agent 1 in relay probes")
-    ap.add_argument("--cross-layers", type=int, default=30,
-                    help="layers kept in the cross-model receiver (30 = all: rotation only)")
+    ap.add_argument(
+        "--cross-layers", type=int, default=30, help="layers kept in the cross-model receiver (30 = all: rotation only)"
+    )
     ap.add_argument("--train-limit", type=int, default=None, help="use only the first N training pairs")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
@@ -123,8 +130,14 @@ def main() -> None:
     train, held = load_pairs(split="train", limit=args.train_limit), load_pairs(split="heldout")
     probes = relay_probes(held)
     print(f"{model.name}: {len(train)} train pairs, {len(held)} held-out pairs, {len(probes)} relay probes")
-    results: dict = {"model": model.name, "fingerprint": model.fingerprint.digest, "args": {k: str(v) for k, v in vars(args).items()},
-                     "n_train": len(train), "n_heldout": len(held), "n_relay": len(probes)}
+    results: dict = {
+        "model": model.name,
+        "fingerprint": model.fingerprint.digest,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "n_train": len(train),
+        "n_heldout": len(held),
+        "n_relay": len(probes),
+    }
 
     base = dict(batch_size=args.batch_size, eval_every=20, patience=3, seed=args.seed)
     trained, timing = {}, {}
@@ -142,19 +155,31 @@ def main() -> None:
         res = train_adapter(model, train, out, cfg)
         timing[name] = round(time.time() - t, 1)
         trained[name] = res.adapter
-        results.setdefault("training", {})[name] = {"steps": res.step, "best_step": res.best_step,
-                                                    "stopped_early": res.stopped_early, "seconds": timing[name],
-                                                    "val": res.val_history}
-    mappers = {"identity": model.with_realigner("identity").realigner, "ridge": model.realigner,
-               **{f"adapter-{k}": v for k, v in trained.items()}}
+        results.setdefault("training", {})[name] = {
+            "steps": res.step,
+            "best_step": res.best_step,
+            "stopped_early": res.stopped_early,
+            "seconds": timing[name],
+            "val": res.val_history,
+        }
+    mappers = {
+        "identity": model.with_realigner("identity").realigner,
+        "ridge": model.realigner,
+        **{f"adapter-{k}": v for k, v in trained.items()},
+    }
     same = evaluate_realigners(mappers, model, held, progress=True)
     bounds = {m: relay_probe(model, probes, mode=m)["accuracy"] for m in ("none", "text")}
     for name, mapper in mappers.items():
         same[name]["relay"] = relay_probe(model, probes, realigner=mapper, steps=args.relay_steps)["accuracy"]
     results["same_model"] = same
     results["relay_bounds"] = bounds
-    print(table(f"\nsame model ({model.name}), {len(held)} held-out pairs; relay over {len(probes)} probes, "
-                f"{args.relay_steps} latent steps", same))
+    print(
+        table(
+            f"\nsame model ({model.name}), {len(held)} held-out pairs; relay over {len(probes)} probes, "
+            f"{args.relay_steps} latent steps",
+            same,
+        )
+    )
     print(f"relay bounds: no edge {bounds['none']:.3f}, fact visible to judger {bounds['text']:.3f}")
 
     # ------------------------------------------------------------- cross-model
@@ -167,15 +192,29 @@ def main() -> None:
     del dst
     dst = rotated_truncated(model, args.cross_layers, args.seed)
     t = time.time()
-    cross = train_adapter(model, train, args.out / f"cross-linear-L{args.cross_layers}", TrainConfig(kind="linear", steps=args.steps, **base),
-                          target_model=dst)
+    cross = train_adapter(
+        model,
+        train,
+        args.out / f"cross-linear-L{args.cross_layers}",
+        TrainConfig(kind="linear", steps=args.steps, **base),
+        target_model=dst,
+    )
     timing["cross-linear"] = round(time.time() - t, 1)
-    cm = evaluate_realigners({"identity (no adapter)": model.with_realigner("identity").realigner,
-                              "cross-linear": cross.adapter}, model, held, target_model=dst, progress=True)
-    cm["cross-linear"]["relay"] = cross_relay_probe(model, dst, cross.adapter, probes, steps=args.relay_steps)["accuracy"]
-    cross_bounds = {"none": relay_probe(dst, probes, mode="none")["accuracy"],
-                    "fact_visible_to_receiver": relay_probe(dst, probes, mode="text")["accuracy"],
-                    "text_edge": text_edge_cross(model, dst, probes)["accuracy"]}
+    cm = evaluate_realigners(
+        {"identity (no adapter)": model.with_realigner("identity").realigner, "cross-linear": cross.adapter},
+        model,
+        held,
+        target_model=dst,
+        progress=True,
+    )
+    cm["cross-linear"]["relay"] = cross_relay_probe(model, dst, cross.adapter, probes, steps=args.relay_steps)[
+        "accuracy"
+    ]
+    cross_bounds = {
+        "none": relay_probe(dst, probes, mode="none")["accuracy"],
+        "fact_visible_to_receiver": relay_probe(dst, probes, mode="text")["accuracy"],
+        "text_edge": text_edge_cross(model, dst, probes)["accuracy"],
+    }
     results["cross_model"] = {"receiver": dst.name, "metrics": cm, "relay_bounds": cross_bounds}
     print(table(f"\ncross model {model.name} → {dst.name} (rotated, first {args.cross_layers} layers)", cm))
     print("cross relay bounds: " + ", ".join(f"{k} {v:.3f}" for k, v in cross_bounds.items()))

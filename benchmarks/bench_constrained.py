@@ -23,9 +23,15 @@ import torch
 from latent_graph import LocalLatentModel
 from latent_graph.engine import Constraint
 
-SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
-                                           "hobbies": {"type": "array", "items": {"type": "string"}}},
-          "required": ["name", "age", "hobbies"]}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "age": {"type": "integer"},
+        "hobbies": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["name", "age", "hobbies"],
+}
 PROMPT = "Describe a person called Alice in detail: her name, age and hobbies, as JSON."
 
 
@@ -48,8 +54,10 @@ def libraries(model: LocalLatentModel, clock) -> dict[str, tuple[float, float]]:
     import xgrammar as xgr
 
     tok, vocab = model.tokenizer, int(model.hf_model.get_output_embeddings().weight.shape[0])
-    ids = tok(json.dumps({"name": "Alice", "age": 30, "hobbies": ["chess", "running", "reading books"]}),
-              add_special_tokens=False)["input_ids"]
+    ids = tok(
+        json.dumps({"name": "Alice", "age": 30, "hobbies": ["chess", "running", "reading books"]}),
+        add_special_tokens=False,
+    )["input_ids"]
     out = {}
     info = xgr.TokenizerInfo.from_huggingface(tok, vocab_size=vocab)
     comp = xgr.GrammarCompiler(info, max_threads=1, cache_enabled=False)
@@ -89,8 +97,10 @@ def main() -> None:
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     model = LocalLatentModel.default()
     accept_all, schema = Constraint.regex(r"(.|\n)*"), Constraint.json_schema(SCHEMA)
-    same = model.decode(None, PROMPT, max_new_tokens=args.tokens).texts == \
-        model.decode(None, PROMPT, max_new_tokens=args.tokens, constraint=accept_all).texts
+    same = (
+        model.decode(None, PROMPT, max_new_tokens=args.tokens).texts
+        == model.decode(None, PROMPT, max_new_tokens=args.tokens, constraint=accept_all).texts
+    )
     variants = {"plain": None, "regex (accepts all)": accept_all, "json schema": schema}
     times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(args.repeats):
@@ -98,7 +108,9 @@ def main() -> None:
             times[name].append(per_token(model, args.tokens, c, clock))
     load = os.getloadavg()
     plain = statistics.median(times["plain"])
-    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; threads {torch.get_num_threads()}; clock {args.clock}")
+    print(
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; threads {torch.get_num_threads()}; clock {args.clock}"
+    )
     print(f"greedy-equal under the accepting constraint: {same}")
     for name, ts in times.items():
         med = statistics.median(ts)

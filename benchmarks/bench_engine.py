@@ -27,10 +27,12 @@ from transformers import DynamicCache, GenerationConfig
 
 from latent_graph import LocalLatentModel
 from latent_graph.engine import encode_prompts
-from latent_graph.engine.load import default_source
 from latent_graph.engine.forward import probe, supports
+from latent_graph.engine.load import default_source
 
-clock = time.perf_counter  # --clock cpu: time.thread_time (this thread's CPU seconds; with --threads 1 all of torch's work)
+clock = (
+    time.perf_counter
+)  # --clock cpu: time.thread_time (this thread's CPU seconds; with --threads 1 all of torch's work)
 
 
 def weight_stream(model: LocalLatentModel) -> tuple[float, float]:
@@ -116,8 +118,12 @@ def main() -> None:
     p.add_argument("--cache-len", type=int, default=64, help="approximate cache length in tokens")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--dtype", default=None, help="e.g. bfloat16 (default: the model's fp32)")
-    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                   help="cpu: time this thread's CPU seconds (needs --threads 1), robust to other processes on a shared machine")
+    p.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: time this thread's CPU seconds (needs --threads 1), robust to other processes on a shared machine",
+    )
     p.add_argument("--batch", type=int, nargs="*", default=[1, 8], help="batch sizes for the generate comparison")
     args = p.parse_args()
     if args.threads:
@@ -156,21 +162,31 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in cols.items()}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ms = lambda k: f"{med[k] * 1e3:7.2f} ms"  # noqa: E731
-    print(f"model: {model.name} ({model.fingerprint.digest}) dtype={model.dtype}, torch threads={torch.get_num_threads()}, "
-          f"transformers {transformers.__version__}")
+    print(
+        f"model: {model.name} ({model.fingerprint.digest}) dtype={model.dtype}, torch threads={torch.get_num_threads()}, "
+        f"transformers {transformers.__version__}"
+    )
     print(f"clock: {args.clock}")
     print(f"load average at start {load0[0]:.2f}, at end {os.getloadavg()[0]:.2f} (1 min)")
     print(f"cache length: {handle.seq_len} tokens; {args.steps} steps x {args.repeats} repeats (median)")
-    print(f"roofline: weights streamed once {ms('stream')} (body {ms('stream_body')}, lm_head {(med['stream'] - med['stream_body']) * 1e3:.2f} ms)")
+    print(
+        f"roofline: weights streamed once {ms('stream')} (body {ms('stream_body')}, lm_head {(med['stream'] - med['stream_body']) * 1e3:.2f} ms)"
+    )
     print(f"latent step : {ms('latent')}  = {med['latent'] / med['stream_body']:.2f}x body stream")
-    print(f"  the same latent step through transformers' LlamaModel.forward: {ms('latent_hf')}"
-          f"  (the engine's forward: {forward_used(model)})")
+    print(
+        f"  the same latent step through transformers' LlamaModel.forward: {ms('latent_hf')}"
+        f"  (the engine's forward: {forward_used(model)})"
+    )
     print(f"HF decode   : {ms('decode')}  = {med['decode'] / med['stream']:.2f}x full stream")
-    print(f"ratio latent/decode = {med['latent'] / med['decode']:.3f}   (goal <= 0.82; weights-only bound {med['stream_body'] / med['stream']:.3f})")
+    print(
+        f"ratio latent/decode = {med['latent'] / med['decode']:.3f}   (goal <= 0.82; weights-only bound {med['stream_body'] / med['stream']:.3f})"
+    )
     for b in args.batch:
         r = med[f"ours{b}"] / med[f"hf{b}"]
-        print(f"batch {b}: engine decode {ms(f'ours{b}')}/token vs HF generate {ms(f'hf{b}')}/token: "
-              f"ratio {r:.3f}   (goal <= 1.0)  = {med[f'ours{b}'] / med['stream']:.2f}x full stream")
+        print(
+            f"batch {b}: engine decode {ms(f'ours{b}')}/token vs HF generate {ms(f'hf{b}')}/token: "
+            f"ratio {r:.3f}   (goal <= 1.0)  = {med[f'ours{b}'] / med['stream']:.2f}x full stream"
+        )
     print(f"first load ({source}) = {first:.2f} s; warm default load = {warm:.2f} s   (goal <= 3 s)")
     print(f"peak RSS = {rss:.0f} MiB")
 

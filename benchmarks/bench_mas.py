@@ -34,8 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="../shared/data/gsm8k/test.jsonl", help="GSM8K test.jsonl")
     p.add_argument("--limit", type=int, default=16, help="GSM8K questions (default 16)")
-    p.add_argument("--methods", default="single,text-seq,latent-seq,latent-compact",
-                   help="comma-separated (default single,text-seq,latent-seq,latent-compact)")
+    p.add_argument(
+        "--methods",
+        default="single,text-seq,latent-seq,latent-compact",
+        help="comma-separated (default single,text-seq,latent-seq,latent-compact)",
+    )
     p.add_argument("--batch-size", type=int, default=8, help="main batch size (default 8)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"latent steps per agent (default {DEFAULT_STEPS})")
     p.add_argument("--max-new-tokens", type=int, default=128, help="generation budget per agent (default 128)")
@@ -56,9 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(args.model, dtype=args.dtype, device=args.device)
     methods = args.methods.split(",")
     config = BenchConfig(
-        methods=args.methods, task="gsm8k", data=args.data, limit=args.limit, batch_size=args.batch_size,
-        graph=GraphOptions(steps=args.steps, max_new_tokens=args.max_new_tokens), out_dir=args.out,
-        resume=args.resume, throughput_batch_sizes=(1,), bucket=not args.no_bucket,
+        methods=args.methods,
+        task="gsm8k",
+        data=args.data,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        graph=GraphOptions(steps=args.steps, max_new_tokens=args.max_new_tokens),
+        out_dir=args.out,
+        resume=args.resume,
+        throughput_batch_sizes=(1,),
+        bucket=not args.no_bucket,
         throughput_methods=tuple(m for m in ("latent-seq", "latent-compact") if m in methods) or ("latent-seq",),
         throughput_limit=min(args.limit, args.batch_size),
     )
@@ -76,15 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         if "questions/s, batch" in r.name:
             print(f"{r.name}: {'n/a' if r.value is None else f'{r.value:.2f}'}")
     cfg = summary.config
-    print(f"padding share of the question columns: {cfg['padding_share_arrival']:.1%} in order, "
-          f"{cfg['padding_share_bucketed']:.1%} bucketed by length (this run: {'bucketed' if cfg['bucket'] else 'in order'})")
+    print(
+        f"padding share of the question columns: {cfg['padding_share_arrival']:.1%} in order, "
+        f"{cfg['padding_share_bucketed']:.1%} bucketed by length (this run: {'bucketed' if cfg['bucket'] else 'in order'})"
+    )
     pc = cfg.get("prefix_cache")
     if pc:
-        print(f"shared-prefix cache: {pc['saved_share']:.1%} of first-agent prefill tokens and "
-              f"{pc['saved_share_all']:.1%} of all prompt tokens not recomputed "
-              f"({pc['reused_tokens']} reused, {pc['computed_prefix_tokens']} computed once, {pc['hits']} hits)")
-    print(f"load average now: {tuple(round(x, 2) for x in os.getloadavg())}; during batches: "
-          f"{summary.environment.get('load_avg_1m_batches')}")
+        print(
+            f"shared-prefix cache: {pc['saved_share']:.1%} of first-agent prefill tokens and "
+            f"{pc['saved_share_all']:.1%} of all prompt tokens not recomputed "
+            f"({pc['reused_tokens']} reused, {pc['computed_prefix_tokens']} computed once, {pc['hits']} hits)"
+        )
+    print(
+        f"load average now: {tuple(round(x, 2) for x in os.getloadavg())}; during batches: "
+        f"{summary.environment.get('load_avg_1m_batches')}"
+    )
     print(f"\ntotal wall (load + warm-up + run + report): {time.perf_counter() - start:.0f}s; files: {summary.out_dir}")
     return 0
 

@@ -48,12 +48,22 @@ def main() -> None:
     for name, (graph, told) in conditions.items():
         r = measure(graph, task, len(task.examples), told)  # one batch: every probe in one run
         lo, hi = r["ci95"]
-        rows.append({"condition": name, "correct": r["correct"], "n": r["n"], "accuracy": r["accuracy"],
-                     "ci95": [lo, hi], "wall_s": r["wall_s"], "answers": r["answers"]})
+        rows.append(
+            {
+                "condition": name,
+                "correct": r["correct"],
+                "n": r["n"],
+                "accuracy": r["accuracy"],
+                "ci95": [lo, hi],
+                "wall_s": r["wall_s"],
+                "answers": r["answers"],
+            }
+        )
         print(f"{name:<12} {r['accuracy']:6.2f} [{lo:5.2f}, {hi:5.2f}] {r['wall_s']:8.1f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"args": vars(args), "results": rows}, f, indent=2)
+
 
 if __name__ == "__main__":
     main()

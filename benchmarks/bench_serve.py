@@ -55,8 +55,11 @@ class Run:
         return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
-def served(name: str, client: ServeClient, questions: list[str], clients: int, kill: threading.Event | None = None) -> Run:
+def served(
+    name: str, client: ServeClient, questions: list[str], clients: int, kill: threading.Event | None = None
+) -> Run:
     """Each question through HTTP by ``clients`` concurrent threads; ``kill`` is set once the load runs."""
+
     def one(q: str) -> tuple[float, str | None, int, str | None]:
         t0 = time.perf_counter()
         try:
@@ -72,8 +75,14 @@ def served(name: str, client: ServeClient, questions: list[str], clients: int, k
         if kill is not None:
             kill.set()
         rows = [f.result() for f in futures]
-    return Run(name, time.perf_counter() - t0, [r[0] for r in rows], [r[1] for r in rows],
-               retried=sum(r[2] > 1 for r in rows), failed=[r[3] for r in rows if r[3]])
+    return Run(
+        name,
+        time.perf_counter() - t0,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        retried=sum(r[2] > 1 for r in rows),
+        failed=[r[3] for r in rows if r[3]],
+    )
 
 
 def direct(questions: list[str], cfg: ServeConfig, batch: int) -> Run:
@@ -84,16 +93,17 @@ def direct(questions: list[str], cfg: ServeConfig, batch: int) -> Run:
     from latent_graph.graphs import build_graph
 
     torch.set_num_threads(cfg.torch_threads or 1)
-    graph = build_graph(cfg.default_graph, LocalLatentModel.default(), steps=cfg.steps,
-                        max_new_tokens=cfg.max_new_tokens, task=cfg.task)  # the graph the server runs
+    graph = build_graph(
+        cfg.default_graph, LocalLatentModel.default(), steps=cfg.steps, max_new_tokens=cfg.max_new_tokens, task=cfg.task
+    )  # the graph the server runs
     graph.invoke({"questions": questions[:1]})  # warm-up
     latencies: list[float] = []
     answers: list[str | None] = []
     t0 = time.perf_counter()
     for i in range(0, len(questions), batch):
         t = time.perf_counter()
-        answers += graph.invoke({"questions": questions[i:i + batch]})["answers"]
-        latencies += [time.perf_counter() - t] * len(questions[i:i + batch])
+        answers += graph.invoke({"questions": questions[i : i + batch]})["answers"]
+        latencies += [time.perf_counter() - t] * len(questions[i : i + batch])
     return Run(f"(c) direct invoke, batches of {batch}", time.perf_counter() - t0, latencies, answers)
 
 
@@ -129,9 +139,16 @@ def main() -> None:
     args = ap.parse_args()
 
     questions = [f"What is {3 + 7 * i} plus {5 + 11 * i}?" for i in range(args.questions)]
-    cfg = ServeConfig(model="default", steps=args.steps, max_new_tokens=args.max_new_tokens,
-                      max_batch_size=args.max_batch_size, batch_wait_timeout_s=args.batch_wait_ms / 1000,
-                      num_cpus=1, torch_threads=args.threads, port=_free_port())
+    cfg = ServeConfig(
+        model="default",
+        steps=args.steps,
+        max_new_tokens=args.max_new_tokens,
+        max_batch_size=args.max_batch_size,
+        batch_wait_timeout_s=args.batch_wait_ms / 1000,
+        num_cpus=1,
+        torch_threads=args.threads,
+        port=_free_port(),
+    )
     load0 = os.getloadavg()
     t_start = time.perf_counter()
     client = ServeClient(start(cfg, num_cpus=2), timeout_s=600, retries=60)
@@ -147,14 +164,20 @@ def main() -> None:
     inproc = direct(questions, cfg, 8)
     load1 = os.getloadavg()
 
-    print(f"\nbench_serve: {args.questions} questions, default model, steps={args.steps}, "
-          f"max_new_tokens={args.max_new_tokens}, max_batch_size={args.max_batch_size}, "
-          f"batch_wait={args.batch_wait_ms:.0f} ms, torch threads={args.threads}")
-    print(f"{'run':40s} {'q/s':>6s} {'p50 s':>7s} {'p95 s':>7s} {'max s':>7s} {'= (b)':>7s} {'retried':>7s} {'lost':>5s}")
+    print(
+        f"\nbench_serve: {args.questions} questions, default model, steps={args.steps}, "
+        f"max_new_tokens={args.max_new_tokens}, max_batch_size={args.max_batch_size}, "
+        f"batch_wait={args.batch_wait_ms:.0f} ms, torch threads={args.threads}"
+    )
+    print(
+        f"{'run':40s} {'q/s':>6s} {'p50 s':>7s} {'p95 s':>7s} {'max s':>7s} {'= (b)':>7s} {'retried':>7s} {'lost':>5s}"
+    )
     for run in (batched, one, inproc, killed):
         same = sum(a == b for a, b in zip(run.answers, one.answers))
-        print(f"{run.name:40s} {run.qps:6.3f} {run.pct(50):7.2f} {run.pct(95):7.2f} {max(run.latencies):7.2f} "
-              f"{same:>3d}/{len(questions):<3d} {run.retried:7d} {len(run.failed):5d}")
+        print(
+            f"{run.name:40s} {run.qps:6.3f} {run.pct(50):7.2f} {run.pct(95):7.2f} {max(run.latencies):7.2f} "
+            f"{same:>3d}/{len(questions):<3d} {run.retried:7d} {len(run.failed):5d}"
+        )
     for line in log + [f"failure: {f}" for f in killed.failed[:5] + batched.failed[:5]]:
         print(line)
     speedup, p95x = batched.qps / one.qps, batched.pct(95) / one.pct(50)
@@ -164,16 +187,22 @@ def main() -> None:
     print(f"lost requests after replica kill: {lost} (goal 0) {'MET' if lost == 0 else 'MISSED'}")
     pc, pad = health.get("prefix_cache") or {}, health.get("padding") or {}
     if pc:
-        print(f"shared-prefix cache (replica, (b)+(a)): {pc.get('saved_share', 0):.1%} of first-agent prefill tokens "
-              f"not recomputed ({pc.get('reused_tokens')} reused, {pc.get('computed_prefix_tokens')} computed once, "
-              f"{pc.get('hits')} hits)")
+        print(
+            f"shared-prefix cache (replica, (b)+(a)): {pc.get('saved_share', 0):.1%} of first-agent prefill tokens "
+            f"not recomputed ({pc.get('reused_tokens')} reused, {pc.get('computed_prefix_tokens')} computed once, "
+            f"{pc.get('hits')} hits)"
+        )
     if pad.get("columns"):
-        print(f"padding share of question columns in coalesced batches: {pad['pad_unbucketed'] / pad['columns']:.1%} "
-              f"unbucketed -> {pad['pad_bucketed'] / pad['columns']:.1%} bucketed ({pad['batches']} batches)")
+        print(
+            f"padding share of question columns in coalesced batches: {pad['pad_unbucketed'] / pad['columns']:.1%} "
+            f"unbucketed -> {pad['pad_bucketed'] / pad['columns']:.1%} bucketed ({pad['batches']} batches)"
+        )
     print(f"graph: {cfg.default_graph} (the registry default, as on the CLI)")
-    print(f"load average (1, 5, 15 min): before {tuple(round(x, 2) for x in load0)}, "
-          f"after {tuple(round(x, 2) for x in load1)}; cores: {os.cpu_count()}; "
-          f"total {time.perf_counter() - t_start:.0f} s")
+    print(
+        f"load average (1, 5, 15 min): before {tuple(round(x, 2) for x in load0)}, "
+        f"after {tuple(round(x, 2) for x in load1)}; cores: {os.cpu_count()}; "
+        f"total {time.perf_counter() - t_start:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,12 @@ from latent_graph import LocalLatentModel
 from latent_graph.graphs import build_sequential
 from latent_graph.persist import FolderBlobStore, HandleStore, MemoryBlobStore, SqliteBlobStore, checkpoint_nbytes
 
-QUESTIONS = ["What is 15 percent of 80?", "A train travels 60 km in 1.5 hours. What is its speed?",
-             "What is 12 times 7?", "Alice has 3 apples and buys 5 more. How many apples?"]
+QUESTIONS = [
+    "What is 15 percent of 80?",
+    "A train travels 60 km in 1.5 hours. What is its speed?",
+    "What is 12 times 7?",
+    "Alice has 3 apples and buys 5 more. How many apples?",
+]
 
 
 def saver_bytes(saver) -> int:
@@ -41,8 +45,13 @@ def run(model, saver, blobs, n: int, steps: int) -> dict:
     out = graph.invoke({"questions": QUESTIONS[:n]}, {"configurable": {"thread_id": "bench"}})
     final = out["handle"]["nbytes"]
     ckpt, blob = saver_bytes(saver), blobs.nbytes
-    return {"final_tensor_bytes": final, "saver_bytes": ckpt, "blob_bytes": blob, "ratio": round((ckpt + blob) / final, 4),
-            "ref": out["handle"]}
+    return {
+        "final_tensor_bytes": final,
+        "saver_bytes": ckpt,
+        "blob_bytes": blob,
+        "ratio": round((ckpt + blob) / final, 4),
+        "ref": out["handle"],
+    }
 
 
 def timeit(fn, repeat: int) -> float:
@@ -65,11 +74,18 @@ def main() -> None:
     mem = run(model, InMemorySaver(), MemoryBlobStore(), args.questions, args.steps)
     with tempfile.TemporaryDirectory() as d:
         db = Path(d) / "c.db"
-        sq = run(model, SqliteSaver(sqlite3.connect(str(db), check_same_thread=False)), SqliteBlobStore(db),
-                 args.questions, args.steps)
+        sq = run(
+            model,
+            SqliteSaver(sqlite3.connect(str(db), check_same_thread=False)),
+            SqliteBlobStore(db),
+            args.questions,
+            args.steps,
+        )
         for name, r in (("InMemorySaver + MemoryBlobStore", mem), ("SqliteSaver + SqliteBlobStore", sq)):
-            print(f"{name}: saver {r['saver_bytes']:,} B + blobs {r['blob_bytes']:,} B = "
-                  f"{r['ratio']}x the final handle's {r['final_tensor_bytes']:,} tensor bytes")
+            print(
+                f"{name}: saver {r['saver_bytes']:,} B + blobs {r['blob_bytes']:,} B = "
+                f"{r['ratio']}x the final handle's {r['final_tensor_bytes']:,} tensor bytes"
+            )
         src = HandleStore(FolderBlobStore(Path(d) / "f"))
         h = model.think(None, QUESTIONS[: args.questions], args.steps, agent="planner")
         h = model.think(h, QUESTIONS[: args.questions], args.steps, agent="critic")
@@ -80,8 +96,10 @@ def main() -> None:
         t_cold = timeit(lambda: HandleStore(src.blobs).load(ref, model), args.repeat)
     print(f"handle: {h.seq_len} columns, {h.nbytes:,} bytes (FolderBlobStore)")
     print(f"think (one agent, {args.steps} steps): {t_think * 1e3:.1f} ms")
-    print(f"save: {t_save * 1e3:.2f} ms ({t_save / t_think:.1%} of think); hot load: {t_hot * 1e6:.1f} us; "
-          f"cold load: {t_cold * 1e3:.2f} ms ({t_cold / t_think:.1%} of think)")
+    print(
+        f"save: {t_save * 1e3:.2f} ms ({t_save / t_think:.1%} of think); hot load: {t_hot * 1e6:.1f} us; "
+        f"cold load: {t_cold * 1e3:.2f} ms ({t_cold / t_think:.1%} of think)"
+    )
     print(f"load average after: {os.getloadavg()}")
 
 

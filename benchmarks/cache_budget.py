@@ -28,9 +28,8 @@ from typing import Any
 import torch
 from langgraph.checkpoint.memory import InMemorySaver
 
-from latent_graph.bench.conditions import relay_state
-
 from latent_graph import LocalLatentModel  # noqa: E402
+from latent_graph.bench.conditions import relay_state
 from latent_graph.bench.metrics import wilson_interval  # noqa: E402
 from latent_graph.bench.relay_suite import relay_suite  # noqa: E402
 from latent_graph.graphs import build_compact  # noqa: E402
@@ -61,12 +60,22 @@ def chain(model: LocalLatentModel, task: Any, budget: int | None, batch_size: in
             continue
         hits += [task.score(e, str(a)).correct for e, a in zip(batch, out["answers"])]
         cols.append(judger_columns(out))
-    return {"part": "chain", "agents": len(CHAIN), "budget": budget, "n": len(hits), "correct": sum(hits),
-            "judger_cols": max(cols, default=0), "errors": errors, "s_per_q": (time.perf_counter() - t0) / len(hits)}
+    return {
+        "part": "chain",
+        "agents": len(CHAIN),
+        "budget": budget,
+        "n": len(hits),
+        "correct": sum(hits),
+        "judger_cols": max(cols, default=0),
+        "errors": errors,
+        "s_per_q": (time.perf_counter() - t0) / len(hits),
+    }
 
 
 def thread(model: LocalLatentModel, task: Any, budget: int | None, rows: int, turns: int) -> dict[str, Any]:
-    g = build_compact(model, cache_budget=budget, checkpointer=InMemorySaver(), task="plain", steps=8, max_new_tokens=24)
+    g = build_compact(
+        model, cache_budget=budget, checkpointer=InMemorySaver(), task="plain", steps=8, max_new_tokens=24
+    )
     cfg = {"configurable": {"thread_id": f"budget-{budget}", "latent_thread": "continue"}}
     per_turn, cols, errors, t0 = [], [], [], time.perf_counter()
     for t in range(turns + 1):
@@ -85,29 +94,48 @@ def thread(model: LocalLatentModel, task: Any, budget: int | None, rows: int, tu
         per_turn.append(sum(task.score(e, str(a)).correct for e, a in zip(batch, out["answers"])))
         cols.append(judger_columns(out))
     answered = per_turn[:turns]
-    return {"part": "thread", "budget": budget, "rows": rows, "turns": turns, "correct": sum(answered),
-            "n": rows * turns, "per_turn": per_turn[:turns], "recall_turn0": per_turn[turns],
-            "judger_cols_last": cols[-2] if len(cols) > 1 else None, "judger_cols_max": max(cols) if cols else None,
-            "errors": errors, "s_per_q": (time.perf_counter() - t0) / (rows * (turns + 1))}
+    return {
+        "part": "thread",
+        "budget": budget,
+        "rows": rows,
+        "turns": turns,
+        "correct": sum(answered),
+        "n": rows * turns,
+        "per_turn": per_turn[:turns],
+        "recall_turn0": per_turn[turns],
+        "judger_cols_last": cols[-2] if len(cols) > 1 else None,
+        "judger_cols_max": max(cols) if cols else None,
+        "errors": errors,
+        "s_per_q": (time.perf_counter() - t0) / (rows * (turns + 1)),
+    }
 
 
 def line(r: dict[str, Any]) -> str:
     lo, hi = wilson_interval(r["correct"], r["n"])
     b = "none" if r["budget"] is None else str(r["budget"])
     if r["part"] == "chain":
-        return (f"| chain of {r['agents']} agents | {b} | {r['correct']}/{r['n']} = {r['correct'] / r['n']:.2f} "
-                f"[{lo:.2f}, {hi:.2f}] | — | {r['judger_cols']:.0f} | {len(r['errors'])} | {r['s_per_q']:.2f} |")
-    return (f"| thread of {r['turns']} turns × {r['rows']} rows | {b} | {r['correct']}/{r['n']} = "
-            f"{r['correct'] / r['n']:.2f} [{lo:.2f}, {hi:.2f}] | {r['recall_turn0']}/{r['rows']} | "
-            f"{r['judger_cols_last']:.0f} (max {r['judger_cols_max']:.0f}) | {len(r['errors'])} | {r['s_per_q']:.2f} |")
+        return (
+            f"| chain of {r['agents']} agents | {b} | {r['correct']}/{r['n']} = {r['correct'] / r['n']:.2f} "
+            f"[{lo:.2f}, {hi:.2f}] | — | {r['judger_cols']:.0f} | {len(r['errors'])} | {r['s_per_q']:.2f} |"
+        )
+    return (
+        f"| thread of {r['turns']} turns × {r['rows']} rows | {b} | {r['correct']}/{r['n']} = "
+        f"{r['correct'] / r['n']:.2f} [{lo:.2f}, {hi:.2f}] | {r['recall_turn0']}/{r['rows']} | "
+        f"{r['judger_cols_last']:.0f} (max {r['judger_cols_max']:.0f}) | {len(r['errors'])} | {r['s_per_q']:.2f} |"
+    )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--part", nargs="+", default=["chain", "thread"], choices=("chain", "thread"))
     p.add_argument("--budget", type=int, default=256, help="cache_budget of the budgeted condition (columns per row)")
-    p.add_argument("--cond", nargs="+", default=["none", "budget"], choices=("none", "budget"),
-                   help="measure without a budget, with --budget, or both (default)")
+    p.add_argument(
+        "--cond",
+        nargs="+",
+        default=["none", "budget"],
+        choices=("none", "budget"),
+        help="measure without a budget, with --budget, or both (default)",
+    )
     p.add_argument("--split", default="test")
     p.add_argument("--n", type=int, default=48, help="questions of the chain part")
     p.add_argument("--rows", type=int, default=6, help="conversations in the thread part (one batch)")
@@ -132,9 +160,13 @@ def main() -> None:
                 f.write(json.dumps(r) + "\n")
             rows.append(r)
             print(line(r), flush=True)
-    print(f"\nrelay6 {args.split}, {model.name}, greedy, judger answer budget 24, compact layout, 8 steps, "
-          f"torch threads {args.threads}, load {load0:.2f}→{os.getloadavg()[0]:.2f}")
-    print("| run | cache_budget | accuracy [95% CI] | turn-0 facts recalled | judger's cache, most cols in a row | errors | s/q |")
+    print(
+        f"\nrelay6 {args.split}, {model.name}, greedy, judger answer budget 24, compact layout, 8 steps, "
+        f"torch threads {args.threads}, load {load0:.2f}→{os.getloadavg()[0]:.2f}"
+    )
+    print(
+        "| run | cache_budget | accuracy [95% CI] | turn-0 facts recalled | judger's cache, most cols in a row | errors | s/q |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(line(r))

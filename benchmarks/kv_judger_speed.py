@@ -20,9 +20,8 @@ from typing import Any
 
 import torch
 
-from latent_graph.bench.conditions import relay_state
-
 from latent_graph import LocalLatentModel  # noqa: E402
+from latent_graph.bench.conditions import relay_state
 from latent_graph.bench.relay_suite import relay_suite  # noqa: E402
 from latent_graph.graphs import build_compact  # noqa: E402
 from latent_graph.persist import default_handle_store, is_ref  # noqa: E402
@@ -72,14 +71,20 @@ def main() -> None:
             times[k]["decode"].append(t3 - t2)
             tokens[k] = sum(out.new_tokens)
         loads.append(os.getloadavg()[0])
-    print(f"relay6({args.split}) first {args.n} questions, batch {args.n}, torch threads 1, "
-          f"load 1m {' '.join(f'{x:.2f}' for x in loads)}")
-    print("| kv_keep | judger input columns (max row) | bytes in | prefill s | 24 forward steps s | greedy decode s (tokens) |")
+    print(
+        f"relay6({args.split}) first {args.n} questions, batch {args.n}, torch threads 1, "
+        f"load 1m {' '.join(f'{x:.2f}' for x in loads)}"
+    )
+    print(
+        "| kv_keep | judger input columns (max row) | bytes in | prefill s | 24 forward steps s | greedy decode s (tokens) |"
+    )
     print("|---|---|---|---|---|---|")
     for k, (h, _) in inputs.items():
         med = {name: statistics.median(v) for name, v in times[k].items()}
-        print(f"| {k} | {h.seq_len} ({int(h.attention_mask.sum(dim=1).max())}) | {h.nbytes:,} | {med['prefill']:.3f} | "
-              f"{med['24 steps']:.3f} | {med['decode']:.3f} ({tokens[k]}) |")
+        print(
+            f"| {k} | {h.seq_len} ({int(h.attention_mask.sum(dim=1).max())}) | {h.nbytes:,} | {med['prefill']:.3f} | "
+            f"{med['24 steps']:.3f} | {med['decode']:.3f} ({tokens[k]}) |"
+        )
 
 
 if __name__ == "__main__":

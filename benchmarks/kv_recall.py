@@ -29,13 +29,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from latent_graph.bench.conditions import relay_state
-
 from latent_graph import LocalLatentModel  # noqa: E402
+from latent_graph.bench.conditions import relay_state
 from latent_graph.bench.relay_suite import FAMILIES, relay_suite  # noqa: E402
 from latent_graph.engine import encode_prompts  # noqa: E402
-from latent_graph.engine.kv import probe as attention_probe  # noqa: E402
 from latent_graph.engine.kv import calibrated_heads, key_norm_scores  # noqa: E402
+from latent_graph.engine.kv import probe as attention_probe  # noqa: E402
 from latent_graph.graphs.compact import COMPACT_FIRST, COMPACT_LATER  # noqa: E402
 from latent_graph.nodes import LatentAgentNode  # noqa: E402
 
@@ -133,8 +132,9 @@ def pooled(s: torch.Tensor, k: int) -> torch.Tensor:
     return s if k <= 1 else F.max_pool1d(s[:, None], k, stride=1, padding=k // 2)[:, 0, : s.shape[1]]
 
 
-def kept_ok(scores: torch.Tensor, real: torch.Tensor, start: int, keep: float, values: list[list[int]],
-            recent: int) -> list[bool]:
+def kept_ok(
+    scores: torch.Tensor, real: torch.Tensor, start: int, keep: float, values: list[list[int]], recent: int
+) -> list[bool]:
     ok = []
     for r in range(scores.shape[0]):
         cols = real[r].nonzero().flatten()
@@ -169,15 +169,35 @@ def main() -> None:
     planner = LatentAgentNode(model=model, name="planner", instruction=COMPACT_FIRST, sees_context=True, restate=True)
     critic = LatentAgentNode(model=model, name="critic", instruction=COMPACT_LATER, sees_context=False, restate=False)
     layers_n, kv_heads = model.hf_model.config.num_hidden_layers, model.hf_model.config.num_key_value_heads
-    heads = [f"L{l}h{k}" for l in range(layers_n) for k in range(kv_heads)] if args.search_heads else []
-    hows = heads + ["knorm", "knorm-late", "knorm-all", "random", "max-nosink", "mean-nosink", "mean", "max-nosink-prefill", "max-nosink-steps",
-            "mean-nosink-prefill", "mean-nosink-steps", "mean-nosink-late", "max-nosink-late", "mean-nosink-all",
-            "max-nosink-all", "mean-nosink-prefill-all", "max-nosink-far-all", "mean-nosink-far-all",
-            "max-nosink-far", "mean-nosink-far", "max-nosink-far-prefill-all", "value"]
+    heads = [f"L{layer}h{k}" for layer in range(layers_n) for k in range(kv_heads)] if args.search_heads else []
+    hows = heads + [
+        "knorm",
+        "knorm-late",
+        "knorm-all",
+        "random",
+        "max-nosink",
+        "mean-nosink",
+        "mean",
+        "max-nosink-prefill",
+        "max-nosink-steps",
+        "mean-nosink-prefill",
+        "mean-nosink-steps",
+        "mean-nosink-late",
+        "max-nosink-late",
+        "mean-nosink-all",
+        "max-nosink-all",
+        "mean-nosink-prefill-all",
+        "max-nosink-far-all",
+        "mean-nosink-far-all",
+        "max-nosink-far",
+        "mean-nosink-far",
+        "max-nosink-far-prefill-all",
+        "value",
+    ]
     results: dict[tuple[str, int, float], list[bool]] = {}
     fams: list[str] = []
     for i in range(0, len(task.examples), 24):
-        batch = task.examples[i: i + 24]
+        batch = task.examples[i : i + 24]
         state = relay_state(batch)
         with attention_probe.recording(4096) as rec1:
             h1 = model.think(None, planner.prompts(state), 8, agent="planner")
@@ -194,7 +214,10 @@ def main() -> None:
             vals.append(value_mask(toks, e.meta["facts"], value_spans(e.meta["facts"], e.gold, e.meta["family"])))
         start2 = h1.seq_len
         for r in range(len(batch)):  # the row's real prompt columns are exactly its prompt tokens
-            assert int(h1.attention_mask[r].sum()) - 8 == len(toks1[r]), (int(h1.attention_mask[r].sum()), len(toks1[r]))
+            assert int(h1.attention_mask[r].sum()) - 8 == len(toks1[r]), (
+                int(h1.attention_mask[r].sum()),
+                len(toks1[r]),
+            )
             assert int(h2.attention_mask[r, start2:].sum()) - 8 == len(toks2[r])
         for how in hows:
             s1, s2 = (score(how, h, rec, len(batch), args.window, layers) for h, rec in ((h1, rec1), (h2, rec2)))
@@ -207,7 +230,9 @@ def main() -> None:
                 for keep in args.keep:
                     a = kept_ok(p1, h1.attention_mask.bool(), 0, keep, vals, args.recent)
                     b = kept_ok(p2, h2.attention_mask.bool(), start2, keep, vals, args.recent)
-                    results.setdefault((how, k, keep), []).extend(b[r] if second[r] else a[r] for r in range(len(batch)))
+                    results.setdefault((how, k, keep), []).extend(
+                        b[r] if second[r] else a[r] for r in range(len(batch))
+                    )
     print(f"{task.source} n={len(fams)} recent={args.recent} window={args.window}  load {os.getloadavg()[0]:.2f}")
     print("score | pool | keep | all values kept | " + " / ".join(f[:6] for f in FAMILIES))
     for (how, k, keep), ok in sorted(results.items(), key=lambda kv: (-kv[0][2], -sum(kv[1])))[: args.top]:

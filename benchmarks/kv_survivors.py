@@ -19,13 +19,12 @@ from typing import Any
 
 import torch
 
-from latent_graph.bench.conditions import relay_state
-from latent_graph.graphs import build_compact
-
 import latent_graph.engine.forward.work as cache_mod  # noqa: E402
 import latent_graph.nodes.latent as latent_nodes  # noqa: E402
 from latent_graph import LocalLatentModel  # noqa: E402
+from latent_graph.bench.conditions import relay_state
 from latent_graph.bench.relay_suite import FAMILIES, relay_suite  # noqa: E402
+from latent_graph.graphs import build_compact
 
 
 def main() -> None:
@@ -71,9 +70,13 @@ def main() -> None:
         ok = task.score(e, str(answer)).correct
         right += ok
         text = "".join(
-            ("<L>" if p in kept else "<l>") if t < 0 else (f"[{model.tokenizer.decode([t])}]" if p in kept else model.tokenizer.decode([t]))
-            for (row, p), t in sorted(tokens.items()) if row == r and p <= end)
-        flat = re.sub(r"\s+", " ", text)[-args.tail:]
+            ("<L>" if p in kept else "<l>")
+            if t < 0
+            else (f"[{model.tokenizer.decode([t])}]" if p in kept else model.tokenizer.decode([t]))
+            for (row, p), t in sorted(tokens.items())
+            if row == r and p <= end
+        )
+        flat = re.sub(r"\s+", " ", text)[-args.tail :]
         print(f"{'OK' if ok else 'XX'} gold={e.gold!r} answer={str(answer)[:48]!r}\n   {flat}")
     print(f"{right}/{len(batch)} right")
 

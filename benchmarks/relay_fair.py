@@ -30,21 +30,27 @@ from typing import Any
 import torch
 
 from latent_graph import LocalLatentModel
-from latent_graph.engine import KVPolicy, load_model
 from latent_graph.bench.conditions import ConditionLog, Told, command_line, measure, run_conditions, write_markdown
 from latent_graph.bench.relay_suite import FAMILIES, relay_suite
+from latent_graph.engine import KVPolicy, load_model
 from latent_graph.graphs import build_compact, build_sequential, build_single
 from latent_graph.graphs.roles import SEQUENTIAL
 from latent_graph.persist import default_handle_store, handle_to_chunks, is_ref
 
 TABLES: dict[str, list[dict[str, Any]]] = {
-    "fair": [{"method": "latent-seq", "layout": "compact", "steps": 8, "kv_keep": 1.0},
-             {"method": "text-seq", "message_tokens": 64}, {"method": "direct"}, {"method": "no-edge"},
-             *({"method": "text-seq", "message_tokens": t} for t in (32, 128)),
-             {"method": "latent-seq", "layout": "default", "steps": 8}],
+    "fair": [
+        {"method": "latent-seq", "layout": "compact", "steps": 8, "kv_keep": 1.0},
+        {"method": "text-seq", "message_tokens": 64},
+        {"method": "direct"},
+        {"method": "no-edge"},
+        *({"method": "text-seq", "message_tokens": t} for t in (32, 128)),
+        {"method": "latent-seq", "layout": "default", "steps": 8},
+    ],
     "kv": [{"method": "latent-seq", "layout": "compact", "steps": 8, "kv_keep": k} for k in (1.0, 0.2, 0.1, 0.5)],
-    "capacity": [*({"method": "thoughts", "steps": m} for m in (1, 4, 8, 16)),
-                 *({"method": "text-1", "message_tokens": t} for t in (1, 4, 8, 16, 32, 64))],
+    "capacity": [
+        *({"method": "thoughts", "steps": m} for m in (1, 4, 8, 16)),
+        *({"method": "text-1", "message_tokens": t} for t in (1, 4, 8, 16, 32, 64)),
+    ],
 }
 NOTES = "<!-- generated tables end here; notes below are kept by --table-only -->\n"
 SENDER = {"planner": SEQUENTIAL["planner"]}  # the one sender of the capacity table (same prompt for both edges)
@@ -101,16 +107,20 @@ def label(r: dict[str, Any]) -> str:
 
 def table(rows: list[dict[str, Any]], per_family: int, kv: bool = False) -> str:
     fams = " / ".join(f[:6] for f in FAMILIES)
-    head = (f"| condition | n | accuracy [95% CI] | hits ({fams}, of {per_family}) | gen tok/q | s/q | "
-            f"bytes/edge/q | judger s/q | judger cols/q |" + (" ckpt bytes/q |" if kv else "") + " load 1m |")
+    head = (
+        f"| condition | n | accuracy [95% CI] | hits ({fams}, of {per_family}) | gen tok/q | s/q | "
+        f"bytes/edge/q | judger s/q | judger cols/q |" + (" ckpt bytes/q |" if kv else "") + " load 1m |"
+    )
     lines = [head, "|" + "---|" * (10 + kv)]
     for r in rows:
         lo, hi = r["ci95"]
         fam = " / ".join(str(r["family_hits"][f]) for f in FAMILIES)
         ck = f" {r['ckpt_bytes_per_q']:,.0f} |" if kv else ""
-        lines.append(f"| {label(r)} | {r['n']} | {r['accuracy']:.2f} [{lo:.2f}, {hi:.2f}] | {fam} | "
-                     f"{r['gen_tok_per_q']:.1f} | {r['s_per_q']:.2f} | {r['bytes_per_edge_q']:,.0f} | "
-                     f"{r['judger_s_per_q']:.3f} | {r['judger_cols']:.0f} |{ck} {r['load_1m'][0]}→{r['load_1m'][1]} |")
+        lines.append(
+            f"| {label(r)} | {r['n']} | {r['accuracy']:.2f} [{lo:.2f}, {hi:.2f}] | {fam} | "
+            f"{r['gen_tok_per_q']:.1f} | {r['s_per_q']:.2f} | {r['bytes_per_edge_q']:,.0f} | "
+            f"{r['judger_s_per_q']:.3f} | {r['judger_cols']:.0f} |{ck} {r['load_1m'][0]}→{r['load_1m'][1]} |"
+        )
     return "\n".join(lines)
 
 
@@ -125,8 +135,11 @@ def plot_capacity(rows: list[dict[str, Any]], path: str) -> None:
     thoughts = {r["steps"]: r for r in rows if r["method"] == "thoughts"}
     text = {r["message_tokens"]: r for r in rows if r["method"] == "text-1"}
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, pick in (("thoughts only: m latent vectors", lambda m: thoughts.get(m)),
-                        ("text edge: m tokens", lambda m: text.get(m)), ("text edge: 4m tokens", lambda m: text.get(4 * m))):
+    for label, pick in (
+        ("thoughts only: m latent vectors", lambda m: thoughts.get(m)),
+        ("text edge: m tokens", lambda m: text.get(m)),
+        ("text edge: 4m tokens", lambda m: text.get(4 * m)),
+    ):
         pts = [(m, pick(m)) for m in ms if pick(m) is not None]
         if pts:
             acc = [r["accuracy"] for _, r in pts]
@@ -160,9 +173,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="docs/results/relay_fair.md")
     p.add_argument("--table-only", action="store_true")
     p.add_argument("--kv-keep", type=float, nargs="+", default=None, help="only these kv_keep cells of the kv table")
-    p.add_argument("--kv-policy", default=None,
-                   help='JSON of KVPolicy fields overriding the defaults (tuning runs only), e.g. \'{"pool": 3}\'')
-    p.add_argument("--plot", default="docs/results/relay_capacity.png", help="capacity plot (PNG + SVG), drawn when measured")
+    p.add_argument(
+        "--kv-policy",
+        default=None,
+        help="JSON of KVPolicy fields overriding the defaults (tuning runs only), e.g. '{\"pool\": 3}'",
+    )
+    p.add_argument(
+        "--plot", default="docs/results/relay_capacity.png", help="capacity plot (PNG + SVG), drawn when measured"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.kv_policy:  # tuning only: every latent node builds its KVPolicy with these fields
@@ -174,7 +192,11 @@ def main(argv: list[str] | None = None) -> None:
     task = relay_suite(args.n, args.split, 0)
     log = ConditionLog(args.jsonl)  # by condition key: a condition listed in two tables is measured once
     command = command_line("benchmarks/relay_fair.py", argv)
-    model = LocalLatentModel.default() if args.model == "default" else load_model(args.model, dtype=args.dtype, device=args.device)
+    model = (
+        LocalLatentModel.default()
+        if args.model == "default"
+        else load_model(args.model, dtype=args.dtype, device=args.device)
+    )
     print(f"{task.source}: {command}", flush=True)
     policy = json.loads(args.kv_policy or "{}")
     for name in [] if args.table_only else args.table:
@@ -185,16 +207,24 @@ def main(argv: list[str] | None = None) -> None:
             graph = build(cond, model, args.max_new_tokens)
             sizes = stored_bytes if cond["method"] == "latent-seq" else None
             compressed = cond.get("kv_keep", 1.0) < 1
-            return {**cond, **measure(graph, task, args.batch_size, told(cond), sizes), "table": name,
-                    "command": command, "judge_tokens": args.max_new_tokens, "batch_size": args.batch_size,
-                    "kv_method": repr(KVPolicy(**{**policy, "keep": cond["kv_keep"]})) if compressed else None}
+            return {
+                **cond,
+                **measure(graph, task, args.batch_size, told(cond), sizes),
+                "table": name,
+                "command": command,
+                "judge_tokens": args.max_new_tokens,
+                "batch_size": args.batch_size,
+                "kv_method": repr(KVPolicy(**{**policy, "keep": cond["kv_keep"]})) if compressed else None,
+            }
 
         def show(row: dict[str, Any], name: str = name) -> None:
             print(table([row], args.n // len(FAMILIES), name == "kv").splitlines()[-1], flush=True)
 
         run_conditions(conds, log, args.n, key, run, show)
-    md = [f"# relay6 fair tables ({task.source}, {model.name}, greedy, judger answer budget {args.max_new_tokens}, "
-          f"batch {args.batch_size}, torch threads {args.threads}, {os.cpu_count()} shared CPUs)\n"]
+    md = [
+        f"# relay6 fair tables ({task.source}, {model.name}, greedy, judger answer budget {args.max_new_tokens}, "
+        f"batch {args.batch_size}, torch threads {args.threads}, {os.cpu_count()} shared CPUs)\n"
+    ]
     for name in TABLES:
         rows = log.measured([key(c) for c in TABLES[name]], args.n)
         if rows:

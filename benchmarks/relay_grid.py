@@ -71,7 +71,7 @@ def grid(args: argparse.Namespace) -> list[Cond]:
         for layer in args.layers:
             for memory in args.memory:
                 for steps in args.steps:
-                    for realign in (args.realign[:1] if steps == 0 else args.realign):
+                    for realign in args.realign[:1] if steps == 0 else args.realign:
                         cells.append(Cond("latent-seq", realign, steps, memory, layer, layout, args.agents))
     return cells
 
@@ -94,7 +94,7 @@ def build(cond: Cond, models: dict[int, LocalLatentModel], args: argparse.Namesp
         return build_single(base, **common)
     realign = realigner_of(base, cond.realign)
     if cond.layout == "compact":
-        return build_compact(base, agents=("planner", "critic", "refiner")[:cond.agents], realign=realign, **common)
+        return build_compact(base, agents=("planner", "critic", "refiner")[: cond.agents], realign=realign, **common)
     return build_sequential(base, edges="latent", realign=realign, **common)
 
 
@@ -107,16 +107,30 @@ def told(cond: Cond) -> Told:
 
 def table(rows: list[dict[str, Any]], per_family: int) -> str:
     fams = " / ".join(f[:6] for f in FAMILIES)
-    head = (f"| method | realign | steps | memory | layer | layout | n | accuracy [95% CI] | hits per family "
-            f"({fams}, of {per_family}) | gen tok/q | wall s | load 1m |\n|" + "---|" * 12)
+    head = (
+        f"| method | realign | steps | memory | layer | layout | n | accuracy [95% CI] | hits per family "
+        f"({fams}, of {per_family}) | gen tok/q | wall s | load 1m |\n|" + "---|" * 12
+    )
     lines = [head]
     for r in rows:
         lo, hi = r["ci95"]
         fam = " / ".join(str(r["family_hits"][f]) for f in FAMILIES)
         latent = r["method"] == "latent-seq"
-        knobs = [r["realign"], str(r["steps"]), r["memory"], str(r["layer"]), Cond(**{k: r[k] for k in FIELDS if k in r}).layout_label] if latent else ["-"] * 5
-        lines.append(f"| {r['method']} | " + " | ".join(knobs) + f" | {r['n']} | {r['accuracy']:.2f} [{lo:.2f}, {hi:.2f}] "
-                     f"| {fam} | {r['gen_tok_per_q']:.1f} | {r['wall_s']:.0f} | {r['load_1m'][0]}→{r['load_1m'][1]} |")
+        knobs = (
+            [
+                r["realign"],
+                str(r["steps"]),
+                r["memory"],
+                str(r["layer"]),
+                Cond(**{k: r[k] for k in FIELDS if k in r}).layout_label,
+            ]
+            if latent
+            else ["-"] * 5
+        )
+        lines.append(
+            f"| {r['method']} | " + " | ".join(knobs) + f" | {r['n']} | {r['accuracy']:.2f} [{lo:.2f}, {hi:.2f}] "
+            f"| {fam} | {r['gen_tok_per_q']:.1f} | {r['wall_s']:.0f} | {r['load_1m'][0]}→{r['load_1m'][1]} |"
+        )
     return "\n".join(lines)
 
 
@@ -127,12 +141,21 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, nargs="+", default=[0, 4, 8, 16])
     p.add_argument("--memory", nargs="+", default=["all", "last", "latent"])
-    p.add_argument("--realign", nargs="+", default=["ridge", "soft:k=8,t=0.5", "knn:k=4", "blend:alpha=0.5,k=8,t=0.5"],
-                   help="realigner specs (see make_realigner) or trained adapter files (*.safetensors)")
+    p.add_argument(
+        "--realign",
+        nargs="+",
+        default=["ridge", "soft:k=8,t=0.5", "knn:k=4", "blend:alpha=0.5,k=8,t=0.5"],
+        help="realigner specs (see make_realigner) or trained adapter files (*.safetensors)",
+    )
     p.add_argument("--layers", type=int, nargs="+", default=[-1], help="hidden layer fed back (-1 = final norm output)")
     p.add_argument("--layout", nargs="+", default=["sequential"], choices=("sequential", "compact"))  # graph names
-    p.add_argument("--agents", type=int, default=3, choices=(1, 2, 3),
-                   help="latent agents before the judger in the compact layout (1 = one sender, then the judger)")
+    p.add_argument(
+        "--agents",
+        type=int,
+        default=3,
+        choices=(1, 2, 3),
+        help="latent agents before the judger in the compact layout (1 = one sender, then the judger)",
+    )
     p.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=BASELINES)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=16)
@@ -156,14 +179,24 @@ def main(argv: list[str] | None = None) -> None:
         row = measure(build(cond, models, args), task, args.batch_size, told(cond))
         return {**asdict(cond), **row, "command": command}
 
-    run_conditions([] if args.table_only else grid(args), log, args.n, lambda c: c.key, run,
-                   lambda row: print(table([row], args.n // len(FAMILIES)).splitlines()[-1], flush=True))
+    run_conditions(
+        [] if args.table_only else grid(args),
+        log,
+        args.n,
+        lambda c: c.key,
+        run,
+        lambda row: print(table([row], args.n // len(FAMILIES)).splitlines()[-1], flush=True),
+    )
     rows = [r for r in log.rows.values() if r["n"] == args.n]
     md = table(rows, args.n // len(FAMILIES))
-    header = (f"# Relay ablation ({task.source}, model {models[-1].name}, greedy, max_new_tokens "
-              f"{args.max_new_tokens}, torch threads {args.threads}, {os.cpu_count()} CPUs)\n\n"
-              "Produced by (in this order, appending to " + f"`{args.jsonl}`):\n\n```bash\n"
-              + "\n".join(dict.fromkeys(r.get("command", "?") for r in rows)) + "\n```\n\n")
+    header = (
+        f"# Relay ablation ({task.source}, model {models[-1].name}, greedy, max_new_tokens "
+        f"{args.max_new_tokens}, torch threads {args.threads}, {os.cpu_count()} CPUs)\n\n"
+        "Produced by (in this order, appending to "
+        + f"`{args.jsonl}`):\n\n```bash\n"
+        + "\n".join(dict.fromkeys(r.get("command", "?") for r in rows))
+        + "\n```\n\n"
+    )
     write_markdown(args.out, header + md + "\n\n", "<!-- notes -->")  # hand-written reading below the marker stays
     print("\n" + md)
 

@@ -112,8 +112,11 @@ def main(argv: list[str]) -> int:
     from latent_graph import cli
 
     rc, t = trace(lambda: cli.main(["run", *argv]))
-    print(f"\nmodules entered by `run` (load + build + run): {len(t.entered)}; while the graph runs "
-          f"(question in -> answer printed): {len(t.in_run)}", file=sys.stderr)
+    print(
+        f"\nmodules entered by `run` (load + build + run): {len(t.entered)}; while the graph runs "
+        f"(question in -> answer printed): {len(t.in_run)}",
+        file=sys.stderr,
+    )
     for m, n in sorted(t.entered.items(), key=lambda kv: (layer(kv[0]), kv[0])):
         print(f"  {m:45s} {n:7d} calls{'' if m in t.in_run else '   (load/build only)'}", file=sys.stderr)
     print(f"calls going up a layer: {sum(t.up.values())}", file=sys.stderr)

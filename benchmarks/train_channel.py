@@ -53,22 +53,43 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = LocalLatentModel.default()
     train, val = examples("train", args.n_train, args.seed), examples("validation", args.n_val, args.seed)
-    cfg = ChannelConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
-                        eval_every=args.eval_every, patience=args.patience, seed=args.seed,
-                        time_budget_s=args.time_budget)
+    cfg = ChannelConfig(
+        steps=args.steps,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        eval_every=args.eval_every,
+        patience=args.patience,
+        seed=args.seed,
+        time_budget_s=args.time_budget,
+    )
     t0 = time.perf_counter()
-    res = train_channel(model, train, val, cfg, log=lambda s: print(f"[{time.perf_counter() - t0:6.0f}s] {s}", flush=True))
+    res = train_channel(
+        model, train, val, cfg, log=lambda s: print(f"[{time.perf_counter() - t0:6.0f}s] {s}", flush=True)
+    )
     test = examples("test", 96, args.seed)
     ridge_test = evaluate_channel(model, ridge_channel(model), test, args.steps)
     trained_test = evaluate_channel(model, res.realigner.module.to(model.device), test, args.steps)
     out = Path(args.out)
-    res.realigner.info.update({"command": "python benchmarks/train_channel.py", "args": vars(args),
-                               "test_ce_ridge": ridge_test, "test_ce_channel": trained_test})
+    res.realigner.info.update(
+        {
+            "command": "python benchmarks/train_channel.py",
+            "args": vars(args),
+            "test_ce_ridge": ridge_test,
+            "test_ce_channel": trained_test,
+        }
+    )
     res.realigner.save(out)
-    (out.with_suffix(".curve.json")).write_text(json.dumps({"train": res.history, "val": res.val_history,
-                                                            "test_ce": {"ridge": ridge_test, "channel": trained_test}}, indent=1))
-    print(f"saved {out}; best val CE {res.best_val:.3f} (start {res.val_history[0]['val_loss']:.3f}); "
-          f"test CE ridge {ridge_test:.3f} -> channel {trained_test:.3f}; {res.wall_s:.0f}s")
+    (out.with_suffix(".curve.json")).write_text(
+        json.dumps(
+            {"train": res.history, "val": res.val_history, "test_ce": {"ridge": ridge_test, "channel": trained_test}},
+            indent=1,
+        )
+    )
+    print(
+        f"saved {out}; best val CE {res.best_val:.3f} (start {res.val_history[0]['val_loss']:.3f}); "
+        f"test CE ridge {ridge_test:.3f} -> channel {trained_test:.3f}; {res.wall_s:.0f}s"
+    )
 
 
 if __name__ == "__main__":

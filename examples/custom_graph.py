@@ -18,8 +18,8 @@ from langgraph.graph import END, START, StateGraph
 
 from latent_graph import DecodeOptions, LocalLatentModel
 from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_agent
-from latent_graph.state import LatentState
 from latent_graph.present.draw import to_ascii
+from latent_graph.state import LatentState
 
 QUESTION = "A shop sells pens at 3 dollars each. Tom buys 4 pens and pays with a 20 dollar bill. What is his change?"
 
@@ -31,18 +31,43 @@ def build(model: LocalLatentModel, steps: int = 4, max_new_tokens: int = 64) -> 
     declares what the node sends, which drawings and reports read back through ``graph.get_graph()``.
     """
     b = StateGraph(LatentState)
-    add_agent(b, LatentAgentNode(
-        model=model, name="analyst", steps=steps, sees_context=True,
-        instruction="You are the Analyst. Work out which quantities matter and how they combine."))
-    add_agent(b, TextAgentNode(
-        model=model, name="skeptic", decoding=DecodeOptions(max_new_tokens=max_new_tokens),
-        instruction="You are the Skeptic. In one or two sentences, name the step most likely to go wrong."))
-    add_agent(b, LatentAgentNode(
-        model=model, name="solver", steps=steps,
-        instruction="You are the Solver. Using the Skeptic's warning, solve the problem step by step."))
-    add_agent(b, JudgerNode(
-        model=model, name="judger", decoding=DecodeOptions(max_new_tokens=max_new_tokens),
-        instruction="You are the Judger. Give the final answer as a number in the form \\boxed{ANSWER}."))
+    add_agent(
+        b,
+        LatentAgentNode(
+            model=model,
+            name="analyst",
+            steps=steps,
+            sees_context=True,
+            instruction="You are the Analyst. Work out which quantities matter and how they combine.",
+        ),
+    )
+    add_agent(
+        b,
+        TextAgentNode(
+            model=model,
+            name="skeptic",
+            decoding=DecodeOptions(max_new_tokens=max_new_tokens),
+            instruction="You are the Skeptic. In one or two sentences, name the step most likely to go wrong.",
+        ),
+    )
+    add_agent(
+        b,
+        LatentAgentNode(
+            model=model,
+            name="solver",
+            steps=steps,
+            instruction="You are the Solver. Using the Skeptic's warning, solve the problem step by step.",
+        ),
+    )
+    add_agent(
+        b,
+        JudgerNode(
+            model=model,
+            name="judger",
+            decoding=DecodeOptions(max_new_tokens=max_new_tokens),
+            instruction="You are the Judger. Give the final answer as a number in the form \\boxed{ANSWER}.",
+        ),
+    )
     b.add_edge(START, "analyst")
     b.add_edge("analyst", "skeptic")
     b.add_edge("skeptic", "solver")

@@ -29,12 +29,17 @@ def run_once(model: LocalLatentModel, edges: str, **opts: Any) -> RunTrace:
     graph = build_sequential(model, edges=edges, **opts)
     t0 = time.time()
     out = graph.invoke({"questions": QUESTIONS})
-    return RunTrace.from_run(out, QUESTIONS, graph=graph, model=model, options={"edges": edges, **opts},
-                             wall_s=time.time() - t0)
+    return RunTrace.from_run(
+        out, QUESTIONS, graph=graph, model=model, options={"edges": edges, **opts}, wall_s=time.time() - t0
+    )
 
 
-def main(model: LocalLatentModel | None = None, steps: int = 4, max_new_tokens: int = 64,
-         out_dir: str | Path = "runs/examples") -> dict[str, Path]:
+def main(
+    model: LocalLatentModel | None = None,
+    steps: int = 4,
+    max_new_tokens: int = 64,
+    out_dir: str | Path = "runs/examples",
+) -> dict[str, Path]:
     """Write run.json, run.html and compare.html into ``out_dir``; returns their paths."""
     model = model or LocalLatentModel.default()
     out_dir = Path(out_dir)

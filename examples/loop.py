@@ -18,8 +18,8 @@ from langgraph.graph import END, START, StateGraph
 
 from latent_graph import DecodeOptions, LocalLatentModel
 from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent
-from latent_graph.state import LatentState
 from latent_graph.present.draw import to_ascii
+from latent_graph.state import LatentState
 
 QUESTION = "Alice has 3 apples and buys 5 more, then eats 2. How many apples does she have?"
 
@@ -27,12 +27,33 @@ QUESTION = "Alice has 3 apples and buys 5 more, then eats 2. How many apples doe
 def build(model: LocalLatentModel, steps: int = 4, max_new_tokens: int = 64, rounds: int = 2) -> Any:
     """planner -> critic -> (again: planner | done: judger)."""
     b = StateGraph(LatentState)
-    add_agent(b, LatentAgentNode(model=model, name="planner", steps=steps,
-                                 instruction="You are the Planner. Improve the plan using the feedback so far."))
-    add_agent(b, LatentAgentNode(model=model, name="critic", steps=steps,
-                                 instruction="You are the Critic. Check the plan and point out mistakes."))
-    add_agent(b, JudgerNode(model=model, name="judger", decoding=DecodeOptions(max_new_tokens=max_new_tokens),
-                            instruction="You are the Judger. Answer as \\boxed{ANSWER}."))
+    add_agent(
+        b,
+        LatentAgentNode(
+            model=model,
+            name="planner",
+            steps=steps,
+            instruction="You are the Planner. Improve the plan using the feedback so far.",
+        ),
+    )
+    add_agent(
+        b,
+        LatentAgentNode(
+            model=model,
+            name="critic",
+            steps=steps,
+            instruction="You are the Critic. Check the plan and point out mistakes.",
+        ),
+    )
+    add_agent(
+        b,
+        JudgerNode(
+            model=model,
+            name="judger",
+            decoding=DecodeOptions(max_new_tokens=max_new_tokens),
+            instruction="You are the Judger. Answer as \\boxed{ANSWER}.",
+        ),
+    )
 
     def route(state: dict[str, Any]) -> str:
         done = sum(1 for r in state.get("trace", []) if r["node"] == "critic")

@@ -26,12 +26,18 @@ def main(model: LocalLatentModel | None = None, steps: int = 4, max_new_tokens: 
     """Ask three questions in one thread; print each turn's answer and cache length."""
     model = model or LocalLatentModel.default()
     # any LangGraph saver stores the thread (its state holds handle references); the tensors go to the blob store
-    graph = build_sequential(model, agents={"planner": "You are the Planner. Think about the question."},
-                             checkpointer=InMemorySaver(), handle_store=HandleStore(MemoryBlobStore()),
-                             steps=steps, max_new_tokens=max_new_tokens)
+    graph = build_sequential(
+        model,
+        agents={"planner": "You are the Planner. Think about the question."},
+        checkpointer=InMemorySaver(),
+        handle_store=HandleStore(MemoryBlobStore()),
+        steps=steps,
+        max_new_tokens=max_new_tokens,
+    )
     print(to_ascii(graph))
-    config = {"configurable": {"thread_id": "alice", "latent_thread": "continue",
-                               "latent_window": model.max_context // 2}}
+    config = {
+        "configurable": {"thread_id": "alice", "latent_thread": "continue", "latent_window": model.max_context // 2}
+    }
     kv = []
     for question in TURNS:
         out = graph.invoke({"questions": [question]}, config)

@@ -11,21 +11,21 @@ Run: ``python examples/resume_checkpoint.py``.
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from latent_graph import LocalLatentModel
-import sqlite3
-
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from latent_graph.persist import HandleStore, SqliteBlobStore
+from latent_graph import LocalLatentModel
 from latent_graph.graphs import build_sequential
+from latent_graph.persist import HandleStore, SqliteBlobStore
 
 
-def main(model: LocalLatentModel | None = None, steps: int = 4, max_new_tokens: int = 64,
-         out_dir: str | Path | None = None) -> dict[str, Any]:
+def main(
+    model: LocalLatentModel | None = None, steps: int = 4, max_new_tokens: int = 64, out_dir: str | Path | None = None
+) -> dict[str, Any]:
     """Run the planner only, then resume critic → refiner → judger from the SQLite file."""
     model = model or LocalLatentModel.default()
     folder = Path(out_dir or tempfile.mkdtemp())

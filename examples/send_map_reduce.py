@@ -18,8 +18,8 @@ from langgraph.types import Send
 
 from latent_graph import DecodeOptions, LocalLatentModel
 from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent
-from latent_graph.state import LatentState
 from latent_graph.present.draw import to_ascii
+from latent_graph.state import LatentState
 
 QUESTION = "A farm has 3 pens with 4 sheep each and 2 pens with 5 goats each. How many animals are there?"
 TOPICS = ["the sheep", "the goats", "the total"]
@@ -28,16 +28,40 @@ TOPICS = ["the sheep", "the goats", "the total"]
 def build(model: LocalLatentModel, steps: int = 4, max_new_tokens: int = 64, topics: list[str] = TOPICS) -> Any:
     """planner -> Send(worker) per topic -> judger."""
     b = StateGraph(LatentState)
-    add_agent(b, LatentAgentNode(model=model, name="planner", steps=steps,
-                                 instruction="You are the Planner. Split the problem into parts."))
-    add_agent(b, LatentAgentNode(model=model, name="worker", steps=steps, branch=True,
-                                 instruction="You are a Worker. Solve only your part of the problem."))
-    add_agent(b, JudgerNode(model=model, name="judger", decoding=DecodeOptions(max_new_tokens=max_new_tokens),
-                            instruction="You are the Judger. Combine the parts and answer as \\boxed{ANSWER}."))
+    add_agent(
+        b,
+        LatentAgentNode(
+            model=model, name="planner", steps=steps, instruction="You are the Planner. Split the problem into parts."
+        ),
+    )
+    add_agent(
+        b,
+        LatentAgentNode(
+            model=model,
+            name="worker",
+            steps=steps,
+            branch=True,
+            instruction="You are a Worker. Solve only your part of the problem.",
+        ),
+    )
+    add_agent(
+        b,
+        JudgerNode(
+            model=model,
+            name="judger",
+            decoding=DecodeOptions(max_new_tokens=max_new_tokens),
+            instruction="You are the Judger. Combine the parts and answer as \\boxed{ANSWER}.",
+        ),
+    )
 
     def fan_out(state: dict[str, Any]) -> list[Send]:
-        return [Send("worker", {"questions": [f"{q} (Your part: {t}.)" for q in state["questions"]],
-                                "handle": state["handle"]}) for t in topics]
+        return [
+            Send(
+                "worker",
+                {"questions": [f"{q} (Your part: {t}.)" for q in state["questions"]], "handle": state["handle"]},
+            )
+            for t in topics
+        ]
 
     b.add_edge(START, "planner")
     b.add_conditional_edges("planner", fan_out, ["worker"])

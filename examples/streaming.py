@@ -28,8 +28,10 @@ def main(model: LocalLatentModel | None = None, steps: int = 4, max_new_tokens: 
         if mode == "custom" and chunk.get("event") == "latent_step":
             events.append(chunk)
             lens = ", ".join(f"{t!r} {p:.2f}" for t, p in chunk["lens"][0])
-            print(f"[{chunk['node']} step {chunk['step']}] norm={chunk['norm'][0]:.1f} "
-                  f"cos={chunk['cosine'][0]:.2f} lens: {lens}")
+            print(
+                f"[{chunk['node']} step {chunk['step']}] norm={chunk['norm'][0]:.1f} "
+                f"cos={chunk['cosine'][0]:.2f} lens: {lens}"
+            )
         elif mode == "messages":
             msg, meta = chunk
             if meta.get("langgraph_node") == "judger" and msg.content:

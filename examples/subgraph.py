@@ -16,25 +16,40 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 
 from latent_graph import DecodeOptions, LocalLatentModel
-from latent_graph.nodes import LatentAgentNode, TextAgentNode, add_agent
-from latent_graph.state import LatentState
 from latent_graph.graphs import build_sequential
-from latent_graph.state.edges import sends_metadata
+from latent_graph.nodes import LatentAgentNode, TextAgentNode, add_agent
 from latent_graph.present.draw import to_mermaid
+from latent_graph.state import LatentState
+from latent_graph.state.edges import sends_metadata
 
 QUESTION = "What is 15 percent of 80?"
 
 
 def build(model: LocalLatentModel, steps: int = 4, max_new_tokens: int = 64) -> Any:
     """scout -> team (a compiled build_sequential) -> editor."""
-    team = build_sequential(model, agents={"critic": "You are the Critic. Check the reasoning so far."},
-                            steps=steps, max_new_tokens=max_new_tokens)
+    team = build_sequential(
+        model,
+        agents={"critic": "You are the Critic. Check the reasoning so far."},
+        steps=steps,
+        max_new_tokens=max_new_tokens,
+    )
     b = StateGraph(LatentState)
-    add_agent(b, LatentAgentNode(model=model, name="scout", steps=steps,
-                                 instruction="You are the Scout. Find what the question asks."))
+    add_agent(
+        b,
+        LatentAgentNode(
+            model=model, name="scout", steps=steps, instruction="You are the Scout. Find what the question asks."
+        ),
+    )
     b.add_node("team", team, metadata=sends_metadata("text"))  # the team's judger sends text onwards
-    add_agent(b, TextAgentNode(model=model, name="editor", decoding=DecodeOptions(max_new_tokens=max_new_tokens),
-                               instruction="You are the Editor. Restate the team's answer in one sentence."))
+    add_agent(
+        b,
+        TextAgentNode(
+            model=model,
+            name="editor",
+            decoding=DecodeOptions(max_new_tokens=max_new_tokens),
+            instruction="You are the Editor. Restate the team's answer in one sentence.",
+        ),
+    )
     b.add_edge(START, "scout")
     b.add_edge("scout", "team")
     b.add_edge("team", "editor")

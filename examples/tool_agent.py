@@ -33,11 +33,27 @@ def multiply(a: int, b: int) -> int:
 def build(model: LocalLatentModel, steps: int = 4, max_new_tokens: int = 64, store: HandleStore | None = None) -> Any:
     """solver (a ToolAgentNode with ``multiply``) -> judger, compiled."""
     b = StateGraph(LatentState)
-    add_agent(b, ToolAgentNode(model=model, name="solver", steps=steps, tools=[multiply], handle_store=store,
-                               instruction="You are the Solver. Use the multiply tool to compute the answer."))
-    add_agent(b, JudgerNode(model=model, name="judger",
-                            decoding=DecodeOptions(max_new_tokens=max_new_tokens), handle_store=store,
-                            instruction="You are the Judger. Using the tool result, give the final answer as a number."))
+    add_agent(
+        b,
+        ToolAgentNode(
+            model=model,
+            name="solver",
+            steps=steps,
+            tools=[multiply],
+            handle_store=store,
+            instruction="You are the Solver. Use the multiply tool to compute the answer.",
+        ),
+    )
+    add_agent(
+        b,
+        JudgerNode(
+            model=model,
+            name="judger",
+            decoding=DecodeOptions(max_new_tokens=max_new_tokens),
+            handle_store=store,
+            instruction="You are the Judger. Using the tool result, give the final answer as a number.",
+        ),
+    )
     b.add_edge(START, "solver")
     b.add_edge("solver", "judger")
     b.add_edge("judger", END)

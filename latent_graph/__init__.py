@@ -7,6 +7,19 @@ graphs, runs) -> ``present`` (drawings, reports) and ``cli``. ``adapters`` and
 ``bench`` are tools beside them. The root re-exports the engine's public API.
 """
 
+from latent_graph.engine import (
+    Decoded,
+    DecodeOptions,
+    IdentityRealigner,
+    LatentHandle,
+    LocalLatentModel,
+    ModelFingerprint,
+    Realigner,
+    RidgeRealigner,
+    Segment,
+    StepInfo,
+    TokenChunk,
+)
 from latent_graph.errors import (
     BatchSizeMismatchError,
     BlobMissingError,
@@ -25,19 +38,6 @@ from latent_graph.errors import (
     ModelMismatchError,
     NonFiniteLatentError,
     QuantizationUnavailableError,
-)
-from latent_graph.engine import (
-    DecodeOptions,
-    Decoded,
-    IdentityRealigner,
-    LatentHandle,
-    LocalLatentModel,
-    ModelFingerprint,
-    Realigner,
-    RidgeRealigner,
-    Segment,
-    StepInfo,
-    TokenChunk,
 )
 
 __version__ = "0.1.0"

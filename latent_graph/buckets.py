@@ -51,8 +51,9 @@ def split_by_waste(lengths: Sequence[int], max_share: float = 0.25, min_rows: in
     def cut(rows: list[int]) -> list[list[int]]:
         if len(rows) < 2 * min_rows or padding_share(lengths, [rows]) <= max_share:
             return [rows]
-        best = min(range(min_rows, len(rows) - min_rows + 1),
-                   key=lambda k: padding_share(lengths, [rows[:k], rows[k:]]))
+        best = min(
+            range(min_rows, len(rows) - min_rows + 1), key=lambda k: padding_share(lengths, [rows[:k], rows[k:]])
+        )
         return cut(rows[:best]) + cut(rows[best:])
 
     return cut(order) if order else []

@@ -25,5 +25,7 @@ def cache_dir() -> Path:
 
 def cache_dir_error(path: Path, exc: OSError) -> CacheDirError:
     """The named error for a cache directory that cannot be created or written."""
-    return CacheDirError(f"cannot write latent_graph's cache at {path} ({type(exc).__name__}: {exc.strerror or exc}); "
-                         f"point ${ENV_CACHE} at a writable directory")
+    return CacheDirError(
+        f"cannot write latent_graph's cache at {path} ({type(exc).__name__}: {exc.strerror or exc}); "
+        f"point ${ENV_CACHE} at a writable directory"
+    )

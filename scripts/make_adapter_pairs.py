@@ -26,31 +26,127 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parents[1] / "latent_graph" / "data" / "adapter_pairs.jsonl"
 
 CAPITALS = {
-    "France": "Paris", "Germany": "Berlin", "Italy": "Rome", "Spain": "Madrid", "Japan": "Tokyo",
-    "Egypt": "Cairo", "Russia": "Moscow", "Greece": "Athens", "Norway": "Oslo", "Peru": "Lima",
-    "Kenya": "Nairobi", "Austria": "Vienna", "Portugal": "Lisbon", "Ireland": "Dublin", "Poland": "Warsaw",
-    "Cuba": "Havana", "Chile": "Santiago", "Thailand": "Bangkok", "Sweden": "Stockholm", "Finland": "Helsinki",
-    "Denmark": "Copenhagen", "Hungary": "Budapest", "China": "Beijing", "England": "London", "Canada": "Ottawa",
+    "France": "Paris",
+    "Germany": "Berlin",
+    "Italy": "Rome",
+    "Spain": "Madrid",
+    "Japan": "Tokyo",
+    "Egypt": "Cairo",
+    "Russia": "Moscow",
+    "Greece": "Athens",
+    "Norway": "Oslo",
+    "Peru": "Lima",
+    "Kenya": "Nairobi",
+    "Austria": "Vienna",
+    "Portugal": "Lisbon",
+    "Ireland": "Dublin",
+    "Poland": "Warsaw",
+    "Cuba": "Havana",
+    "Chile": "Santiago",
+    "Thailand": "Bangkok",
+    "Sweden": "Stockholm",
+    "Finland": "Helsinki",
+    "Denmark": "Copenhagen",
+    "Hungary": "Budapest",
+    "China": "Beijing",
+    "England": "London",
+    "Canada": "Ottawa",
 }
 OPPOSITES = {
-    "hot": "cold", "big": "small", "up": "down", "fast": "slow", "happy": "sad", "light": "dark",
-    "open": "closed", "early": "late", "full": "empty", "hard": "soft", "old": "young", "rich": "poor",
-    "strong": "weak", "wet": "dry", "high": "low", "long": "short", "loud": "quiet", "thick": "thin",
+    "hot": "cold",
+    "big": "small",
+    "up": "down",
+    "fast": "slow",
+    "happy": "sad",
+    "light": "dark",
+    "open": "closed",
+    "early": "late",
+    "full": "empty",
+    "hard": "soft",
+    "old": "young",
+    "rich": "poor",
+    "strong": "weak",
+    "wet": "dry",
+    "high": "low",
+    "long": "short",
+    "loud": "quiet",
+    "thick": "thin",
 }
-NAMES = ["Alice", "Bob", "Carol", "David", "Emma", "Frank", "Grace", "Henry", "Ivy", "Jack",
-         "Kate", "Liam", "Mia", "Noah", "Olivia", "Paul", "Rosa", "Sam", "Tina", "Victor",
-         "Wendy", "Xavier", "Yara", "Zoe", "Aaron", "Bella", "Chris", "Diana", "Ethan", "Fiona"]
+NAMES = [
+    "Alice",
+    "Bob",
+    "Carol",
+    "David",
+    "Emma",
+    "Frank",
+    "Grace",
+    "Henry",
+    "Ivy",
+    "Jack",
+    "Kate",
+    "Liam",
+    "Mia",
+    "Noah",
+    "Olivia",
+    "Paul",
+    "Rosa",
+    "Sam",
+    "Tina",
+    "Victor",
+    "Wendy",
+    "Xavier",
+    "Yara",
+    "Zoe",
+    "Aaron",
+    "Bella",
+    "Chris",
+    "Diana",
+    "Ethan",
+    "Fiona",
+]
 ATTRS = {
     "favorite color": ["red", "blue", "green", "yellow", "purple", "orange", "black", "white", "pink", "brown"],
     "pet": ["dog", "cat", "rabbit", "parrot", "horse", "turtle", "hamster", "goat", "fish", "snake"],
     "home city": ["Paris", "London", "Tokyo", "Berlin", "Rome", "Madrid", "Cairo", "Lima", "Oslo", "Dublin"],
     "favorite fruit": ["apple", "banana", "cherry", "grape", "lemon", "mango", "orange", "peach", "pear", "plum"],
 }
-WORDS = ["apple", "river", "stone", "cloud", "tiger", "garden", "window", "silver", "planet", "candle",
-         "forest", "mirror", "bridge", "pencil", "rocket", "island", "violin", "basket", "dragon", "lemon"]
+WORDS = [
+    "apple",
+    "river",
+    "stone",
+    "cloud",
+    "tiger",
+    "garden",
+    "window",
+    "silver",
+    "planet",
+    "candle",
+    "forest",
+    "mirror",
+    "bridge",
+    "pencil",
+    "rocket",
+    "island",
+    "violin",
+    "basket",
+    "dragon",
+    "lemon",
+]
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-          "October", "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 def split_of(instruction: str) -> str:
@@ -68,20 +164,41 @@ def arithmetic(rng: random.Random, n: int) -> list[dict]:
         if op == "minus" and b > a:
             a, b = b, a
         value = a + b if op == "plus" else a - b if op == "minus" else a * b
-        rows.append({"task": "arithmetic", "instruction": f"What is {a} {op} {b}? Answer with the number only.",
-                     "target": str(value)})
+        rows.append(
+            {
+                "task": "arithmetic",
+                "instruction": f"What is {a} {op} {b}? Answer with the number only.",
+                "target": str(value),
+            }
+        )
     return rows
 
 
 def facts() -> list[dict]:
-    rows = [{"task": "fact", "instruction": f"What is the capital of {c}? Answer with one word.", "target": v}
-            for c, v in CAPITALS.items()]
-    rows += [{"task": "fact", "instruction": f"What is the opposite of '{w}'? Answer with one word.", "target": v}
-             for w, v in OPPOSITES.items()]
-    rows += [{"task": "fact", "instruction": f"Which day comes after {d}? Answer with one word.",
-              "target": DAYS[(i + 1) % 7]} for i, d in enumerate(DAYS)]
-    rows += [{"task": "fact", "instruction": f"Which month comes after {m}? Answer with one word.",
-              "target": MONTHS[(i + 1) % 12]} for i, m in enumerate(MONTHS)]
+    rows = [
+        {"task": "fact", "instruction": f"What is the capital of {c}? Answer with one word.", "target": v}
+        for c, v in CAPITALS.items()
+    ]
+    rows += [
+        {"task": "fact", "instruction": f"What is the opposite of '{w}'? Answer with one word.", "target": v}
+        for w, v in OPPOSITES.items()
+    ]
+    rows += [
+        {
+            "task": "fact",
+            "instruction": f"Which day comes after {d}? Answer with one word.",
+            "target": DAYS[(i + 1) % 7],
+        }
+        for i, d in enumerate(DAYS)
+    ]
+    rows += [
+        {
+            "task": "fact",
+            "instruction": f"Which month comes after {m}? Answer with one word.",
+            "target": MONTHS[(i + 1) % 12],
+        }
+        for i, m in enumerate(MONTHS)
+    ]
     return rows
 
 
@@ -92,8 +209,9 @@ def relay(rng: random.Random, n: int) -> list[dict]:
         value = rng.choice(ATTRS[attr])
         fact = f"Remember this fact: {name}'s {attr} is {value}."
         question = f"What is {name}'s {attr}? Answer with one word."
-        rows.append({"task": "relay", "instruction": f"{fact} {question}", "target": value,
-                     "fact": fact, "question": question})
+        rows.append(
+            {"task": "relay", "instruction": f"{fact} {question}", "target": value, "fact": fact, "question": question}
+        )
     return rows
 
 
@@ -106,13 +224,23 @@ def copy_tasks(rng: random.Random, n: int) -> list[dict]:
             rows.append({"task": "copy", "instruction": f"Repeat the word '{w}' exactly.", "target": w})
         elif kind == "code":
             code = rng.randint(100, 9999)
-            rows.append({"task": "copy", "instruction": f"The secret code is {code}. Reply with the code only.",
-                         "target": str(code)})
+            rows.append(
+                {
+                    "task": "copy",
+                    "instruction": f"The secret code is {code}. Reply with the code only.",
+                    "target": str(code),
+                }
+            )
         else:
             i = rng.randrange(25)
             letter = "abcdefghijklmnopqrstuvwxyz"[i]
-            rows.append({"task": "copy", "instruction": f"Which letter comes after '{letter}'? Reply with the letter only.",
-                         "target": "abcdefghijklmnopqrstuvwxyz"[i + 1]})
+            rows.append(
+                {
+                    "task": "copy",
+                    "instruction": f"Which letter comes after '{letter}'? Reply with the letter only.",
+                    "target": "abcdefghijklmnopqrstuvwxyz"[i + 1],
+                }
+            )
     return rows
 
 

@@ -33,7 +33,9 @@ barrier = threading.Barrier(4)
 
 def work(k: int) -> list[tuple[str, int]]:
     barrier.wait()
-    return [(p, model.think(None, p, 0, system="Be brief.").seq_len) for i in range(150) for p in [prompts[(i + k) % 2]]]
+    return [
+        (p, model.think(None, p, 0, system="Be brief.").seq_len) for i in range(150) for p in [prompts[(i + k) % 2]]
+    ]
 
 
 with ThreadPoolExecutor(4) as pool:
@@ -41,7 +43,9 @@ with ThreadPoolExecutor(4) as pool:
 print(f"think 4x150: {sum(n != want[p] for p, n in got)} of {len(got)} tokenized differently")
 
 if len(sys.argv) > 1:
-    spec = importlib.util.spec_from_file_location("old_cf", os.path.join(sys.argv[1], "latent_graph/engine/chat_format.py"))
+    spec = importlib.util.spec_from_file_location(
+        "old_cf", os.path.join(sys.argv[1], "latent_graph/engine/chat_format.py")
+    )
     old = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(old)
     for p, name in ((PLAIN, "plain"), (ATTACK, "injected")):
@@ -54,5 +58,7 @@ if len(sys.argv) > 1:
                 for _ in range(300):
                     mod.encode_turn(tok, text, spans)
                 took[label] += time.perf_counter() - t0
-        print(f"{name}: old {took['old'] / 1500 * 1e6:.0f} us, new {took['new'] / 1500 * 1e6:.0f} us per prompt, "
-              f"new/old {took['new'] / took['old']:.2f} (load {os.getloadavg()[0]:.1f})")
+        print(
+            f"{name}: old {took['old'] / 1500 * 1e6:.0f} us, new {took['new'] / 1500 * 1e6:.0f} us per prompt, "
+            f"new/old {took['new'] / took['old']:.2f} (load {os.getloadavg()[0]:.1f})"
+        )

@@ -22,8 +22,8 @@ from latent_graph.adapters.errors import (
 )
 from latent_graph.adapters.evaluate import cross_relay_probe, evaluate_realigners, relay_probe, relay_probes
 from latent_graph.adapters.modules import ChannelAdapter, LinearAdapter, MLPAdapter, build_adapter
-from latent_graph.adapters.trained_realigner import AdapterRealigner
 from latent_graph.adapters.train import TrainConfig, TrainResult, train_adapter
+from latent_graph.adapters.trained_realigner import AdapterRealigner
 
 __all__ = [
     "AdapterError",

@@ -87,8 +87,9 @@ def _answer_ids(model: Any, answer: str) -> list[int]:
     return list(model.tokenizer(answer, add_special_tokens=False)["input_ids"]) + [int(eos)]
 
 
-def sender_latents(model: Any, module: nn.Module, prompts: Sequence[str], steps: int
-                   ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+def sender_latents(
+    model: Any, module: nn.Module, prompts: Sequence[str], steps: int
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
     """Prefill ``prompts`` (no grad), take ``steps`` latent steps through ``module`` (with grad).
 
     Returns the latent K/V columns per layer, each ``(B, H_kv, steps, D)``, and the position
@@ -105,11 +106,16 @@ def sender_latents(model: Any, module: nn.Module, prompts: Sequence[str], steps:
     for i in range(steps):
         e = module(h.float()).to(model.dtype)  # (B, H)
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-        out = model.base(inputs_embeds=e[:, None], attention_mask=mask, position_ids=(start + i)[:, None],
-                         cache=cache, use_cache=True)
+        out = model.base(
+            inputs_embeds=e[:, None],
+            attention_mask=mask,
+            position_ids=(start + i)[:, None],
+            cache=cache,
+            use_cache=True,
+        )
         cache, h = out.cache, out.last_hidden_state[:, -1]
     keys, values = from_cache(cache)
-    return [(k[:, :, n0:n0 + steps], v[:, :, n0:n0 + steps]) for k, v in zip(keys, values)], start
+    return [(k[:, :, n0 : n0 + steps], v[:, :, n0 : n0 + steps]) for k, v in zip(keys, values)], start
 
 
 def channel_loss(model: Any, module: nn.Module, batch: Sequence[ChannelExample], steps: int) -> torch.Tensor:
@@ -143,23 +149,30 @@ def channel_loss(model: Any, module: nn.Module, batch: Sequence[ChannelExample],
 def _batches(data: Sequence[ChannelExample], size: int, rng: random.Random) -> list[list[ChannelExample]]:
     order = list(range(len(data)))
     rng.shuffle(order)
-    return [[data[j] for j in order[i:i + size]] for i in range(0, len(order), size)]
+    return [[data[j] for j in order[i : i + size]] for i in range(0, len(order), size)]
 
 
-def evaluate_channel(model: Any, module: nn.Module, data: Sequence[ChannelExample], steps: int,
-                     batch_size: int = 16) -> float:
+def evaluate_channel(
+    model: Any, module: nn.Module, data: Sequence[ChannelExample], steps: int, batch_size: int = 16
+) -> float:
     """Mean receiver CE over ``data`` (no grad)."""
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(data), batch_size):
-            chunk = data[i:i + batch_size]
+            chunk = data[i : i + batch_size]
             total += float(channel_loss(model, module, chunk, steps)) * len(chunk)
             count += len(chunk)
     return total / max(count, 1)
 
 
-def train_channel(model: Any, train: Sequence[ChannelExample], val: Sequence[ChannelExample],
-                  config: ChannelConfig | None = None, *, log: Callable[[str], None] | None = None) -> ChannelResult:
+def train_channel(
+    model: Any,
+    train: Sequence[ChannelExample],
+    val: Sequence[ChannelExample],
+    config: ChannelConfig | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> ChannelResult:
     """Train a ChannelAdapter (from ridge) on ``train``, keep the weights with the best ``val`` loss."""
     cfg = config or ChannelConfig()
     if not train or not val or cfg.steps < 1:
@@ -174,8 +187,13 @@ def train_channel(model: Any, train: Sequence[ChannelExample], val: Sequence[Cha
             p.requires_grad_(flag)
 
 
-def _train(model: Any, train: Sequence[ChannelExample], val: Sequence[ChannelExample], cfg: ChannelConfig,
-           log: Callable[[str], None] | None) -> ChannelResult:
+def _train(
+    model: Any,
+    train: Sequence[ChannelExample],
+    val: Sequence[ChannelExample],
+    cfg: ChannelConfig,
+    log: Callable[[str], None] | None,
+) -> ChannelResult:
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     module = ridge_channel(model)
@@ -198,7 +216,7 @@ def _train(model: Any, train: Sequence[ChannelExample], val: Sequence[ChannelExa
                 v = evaluate_channel(model, module, val, cfg.steps)
                 val_history.append({"step": step, "val_loss": v, "wall_s": time.perf_counter() - t0})
                 if log:
-                    recent = history[-cfg.eval_every:]
+                    recent = history[-cfg.eval_every :]
                     log(f"step {step} train {sum(h['loss'] for h in recent) / len(recent):.3f} val {v:.3f}")
                 if v < best - 1e-4:
                     best, bad = v, 0
@@ -212,11 +230,26 @@ def _train(model: Any, train: Sequence[ChannelExample], val: Sequence[ChannelExa
             break
     module.load_state_dict(best_state)
     wall = time.perf_counter() - t0
-    info = {"objective": "relay", "config": asdict(cfg), "best_val": best, "train_steps": step, "wall_s": wall,
-            "n_train": len(train), "n_val": len(val)}
+    info = {
+        "objective": "relay",
+        "config": asdict(cfg),
+        "best_val": best,
+        "train_steps": step,
+        "wall_s": wall,
+        "n_train": len(train),
+        "n_val": len(val),
+    }
     realigner = AdapterRealigner(module.cpu().eval(), model.fingerprint, info=info)
     return ChannelResult(realigner, history, val_history, best, wall)
 
 
-__all__ = ["ChannelConfig", "ChannelExample", "ChannelResult", "channel_loss", "evaluate_channel",
-           "ridge_channel", "sender_latents", "train_channel"]
+__all__ = [
+    "ChannelConfig",
+    "ChannelExample",
+    "ChannelResult",
+    "channel_loss",
+    "evaluate_channel",
+    "ridge_channel",
+    "sender_latents",
+    "train_channel",
+]

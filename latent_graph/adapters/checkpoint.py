@@ -33,8 +33,13 @@ def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
     tmp.replace(path)
 
 
-def save_checkpoint(folder: Path, module: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
-                    best: dict[str, torch.Tensor] | None) -> None:
+def save_checkpoint(
+    folder: Path,
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    best: dict[str, torch.Tensor] | None,
+) -> None:
     """Write module, optimizer, best weights and JSON state into ``folder`` (each file atomically)."""
     folder.mkdir(parents=True, exist_ok=True)
     _save_tensors(dict(module.state_dict()), folder / "adapter.safetensors")
@@ -50,8 +55,9 @@ def save_checkpoint(folder: Path, module: nn.Module, optimizer: torch.optim.Opti
     tmp.replace(folder / "state.json")
 
 
-def load_checkpoint(folder: Path, module: nn.Module, optimizer: torch.optim.Optimizer
-                    ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+def load_checkpoint(
+    folder: Path, module: nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
     """Restore module and optimizer in place; returns (JSON state, best weights or None)."""
     try:
         state = json.loads((folder / "state.json").read_text())
@@ -72,8 +78,9 @@ def load_checkpoint(folder: Path, module: nn.Module, optimizer: torch.optim.Opti
 ADAMW_SLOTS = ("step", "exp_avg", "exp_avg_sq")
 
 
-def _optimizer_slots(flat: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, folder: Path
-                     ) -> dict[int, dict[str, torch.Tensor]]:
+def _optimizer_slots(
+    flat: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, folder: Path
+) -> dict[int, dict[str, torch.Tensor]]:
     """Per-parameter AdamW slots from ``state.<index>.<name>`` keys, each checked against its parameter.
 
     A tampered file (unknown keys, indices past the parameters, moments of another shape or dtype,
@@ -92,12 +99,16 @@ def _optimizer_slots(flat: dict[str, torch.Tensor], optimizer: torch.optim.Optim
             raise CheckpointError(f"optimizer state in {folder}: entry {key!r} names parameter {idx} of {len(params)}")
         want = () if name == "step" else tuple(params[idx].shape)
         if tuple(value.shape) != want or not value.is_floating_point() or not torch.isfinite(value).all():
-            raise CheckpointError(f"optimizer state in {folder}: {key} is {value.dtype} {tuple(value.shape)}, "
-                                  f"expected finite floats of shape {want}")
+            raise CheckpointError(
+                f"optimizer state in {folder}: {key} is {value.dtype} {tuple(value.shape)}, "
+                f"expected finite floats of shape {want}"
+            )
         slots.setdefault(idx, {})[name] = value
     for idx, got in slots.items():
         if set(got) != set(ADAMW_SLOTS):
-            raise CheckpointError(f"optimizer state in {folder}: parameter {idx} has {sorted(got)}, expected {list(ADAMW_SLOTS)}")
+            raise CheckpointError(
+                f"optimizer state in {folder}: parameter {idx} has {sorted(got)}, expected {list(ADAMW_SLOTS)}"
+            )
     return slots
 
 
@@ -116,8 +127,17 @@ def write_curves(out_dir: Path, history: list[dict[str, float]], val_history: li
         w.writerow(["step", "loss", "align", "ce", "val_loss", "val_align", "val_ce"])
         for h in history:
             v = val_at.get(int(h["step"]), {})
-            w.writerow([h["step"], h["loss"], h["align"], h["ce"], v.get("val_loss", ""), v.get("val_align", ""),
-                        v.get("val_ce", "")])
+            w.writerow(
+                [
+                    h["step"],
+                    h["loss"],
+                    h["align"],
+                    h["ce"],
+                    v.get("val_loss", ""),
+                    v.get("val_align", ""),
+                    v.get("val_ce", ""),
+                ]
+            )
     try:
         import matplotlib
 

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from latent_graph.adapters.trained_realigner import AdapterRealigner
-from latent_graph.errors import AdapterError
 from latent_graph.engine import LatentHandle
+from latent_graph.errors import AdapterError
 
 
 def source_vectors(handle: LatentHandle, include_last: bool = True) -> torch.Tensor:

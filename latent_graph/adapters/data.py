@@ -15,8 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from latent_graph.jsonl import iter_objects
 from latent_graph.adapters.errors import PairsFormatError
+from latent_graph.jsonl import iter_objects
 
 SPLITS: tuple[str, ...] = ("train", "heldout")
 

@@ -70,8 +70,13 @@ def evaluate_realigners(
             s["tokens"] += float(real.sum())
     n = len(pairs)
     return {
-        k: {"mean_cosine": s["cos"] / n, "first_token_acc": s["first"] / n, "continuation_ce": s["ce"] / s["tokens"],
-            "continuation_acc": s["acc"] / s["tokens"], "n": n}
+        k: {
+            "mean_cosine": s["cos"] / n,
+            "first_token_acc": s["first"] / n,
+            "continuation_ce": s["ce"] / s["tokens"],
+            "continuation_acc": s["acc"] / s["tokens"],
+            "n": n,
+        }
         for k, s in sums.items()
     }
 

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from latent_graph.engine import LatentHandle, positions_after, to_cache
 from latent_graph.adapters.errors import PairsFormatError
+from latent_graph.engine import LatentHandle, positions_after, to_cache
 from latent_graph.errors import InvalidArgumentError
 
 CONTEXTS: tuple[str, ...] = ("prompt", "none")

@@ -77,7 +77,10 @@ class TrainConfig:
             (self.lr > 0 and self.align_weight >= 0 and self.ce_weight >= 0, "lr > 0 and loss weights >= 0"),
             (self.align_weight + self.ce_weight > 0, "at least one loss weight must be > 0"),
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
-            (self.eval_every >= 1 and self.patience >= 1 and self.save_every >= 1, "eval_every, patience, save_every >= 1"),
+            (
+                self.eval_every >= 1 and self.patience >= 1 and self.save_every >= 1,
+                "eval_every, patience, save_every >= 1",
+            ),
         ]
         for ok, msg in checks:
             if not ok:
@@ -126,7 +129,9 @@ class _Problem:
         bs = min(self.cfg.batch_size, len(self.train_idx))
         per_epoch = math.ceil(len(self.train_idx) / bs)
         epoch, i = divmod(step, per_epoch)
-        perm = torch.randperm(len(self.train_idx), generator=torch.Generator().manual_seed(self.cfg.seed + 7919 * (epoch + 1)))
+        perm = torch.randperm(
+            len(self.train_idx), generator=torch.Generator().manual_seed(self.cfg.seed + 7919 * (epoch + 1))
+        )
         return self.train_idx[perm[i * bs : (i + 1) * bs]]
 
     def losses(self, module: torch.nn.Module, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -180,7 +185,9 @@ def _cached_features(model: Any, instructions: list[str], path: Path, digest: st
             pass  # stale or corrupt cache: recompute
     feats = source_hiddens(model, instructions, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"feats": feats.contiguous(), "digest_check": torch.tensor(list(digest.encode()), dtype=torch.uint8)}, str(path))
+    save_file(
+        {"feats": feats.contiguous(), "digest_check": torch.tensor(list(digest.encode()), dtype=torch.uint8)}, str(path)
+    )
     return feats
 
 
@@ -223,8 +230,17 @@ def train_adapter(
     params = list(module.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     folder = out_dir / "checkpoint"
-    state: dict[str, Any] = {"step": 0, "history": [], "val_history": [], "best_val": None, "best_step": None,
-                             "bad_evals": 0, "stopped_early": False, "config": asdict(cfg), "data_digest": prob.digest}
+    state: dict[str, Any] = {
+        "step": 0,
+        "history": [],
+        "val_history": [],
+        "best_val": None,
+        "best_step": None,
+        "bad_evals": 0,
+        "stopped_early": False,
+        "config": asdict(cfg),
+        "data_digest": prob.digest,
+    }
     best: dict[str, torch.Tensor] | None = None
     if resume and ckpt.has_checkpoint(folder):
         saved, best = ckpt.load_checkpoint(folder, module, opt)
@@ -254,18 +270,38 @@ def train_adapter(
     if best is not None:
         module.load_state_dict(best)
     module.eval()
-    info = {"config": asdict(cfg), "step": state["step"], "best_step": state["best_step"], "best_val": state["best_val"],
-            "stopped_early": state["stopped_early"], "n_train": len(prob.train_idx), "n_val": len(prob.val_idx),
-            "data_digest": prob.digest}
+    info = {
+        "config": asdict(cfg),
+        "step": state["step"],
+        "best_step": state["best_step"],
+        "best_val": state["best_val"],
+        "stopped_early": state["stopped_early"],
+        "n_train": len(prob.train_idx),
+        "n_val": len(prob.val_idx),
+        "data_digest": prob.digest,
+    }
     adapter = AdapterRealigner(module, model.fingerprint, dst.fingerprint, info)
     path = adapter.save(out_dir / "adapter.safetensors")
     ckpt.write_curves(out_dir, state["history"], state["val_history"])
-    return TrainResult(adapter, path, state["step"], state["history"], state["val_history"], state["best_step"],
-                       state["stopped_early"], finished)
+    return TrainResult(
+        adapter,
+        path,
+        state["step"],
+        state["history"],
+        state["val_history"],
+        state["best_step"],
+        state["stopped_early"],
+        finished,
+    )
 
 
-def _early_stopping(prob: _Problem, module: torch.nn.Module, cfg: TrainConfig, state: dict[str, Any],
-                    best: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
+def _early_stopping(
+    prob: _Problem,
+    module: torch.nn.Module,
+    cfg: TrainConfig,
+    state: dict[str, Any],
+    best: dict[str, torch.Tensor] | None,
+) -> dict[str, torch.Tensor] | None:
     module.eval()
     val = prob.validate(module)
     module.train()
@@ -285,5 +321,6 @@ def _check_same_run(saved: dict[str, Any], now: dict[str, Any], folder: Path) ->
     if old != new or saved.get("data_digest") != now["data_digest"]:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         what = f"config fields {diff}" if diff else "training data or models"
-        raise CheckpointError(f"checkpoint in {folder} belongs to another run ({what} differ); "
-                              "use a new output folder or resume=False")
+        raise CheckpointError(
+            f"checkpoint in {folder} belongs to another run ({what} differ); use a new output folder or resume=False"
+        )

@@ -161,7 +161,9 @@ class AdapterRealigner(Realigner):
                 if meta.get("version") != VERSION:
                     raise AdapterFileError(f"{path}: unsupported adapter file version {meta.get('version')!r}")
                 config, source, target, info = _read_meta(path, meta)
-                check_weights(path, config, {k: (f.get_slice(k).get_shape(), f.get_slice(k).get_dtype()) for k in f.keys()})
+                check_weights(
+                    path, config, {k: (f.get_slice(k).get_shape(), f.get_slice(k).get_dtype()) for k in f.keys()}
+                )
                 tensors = {k: f.get_tensor(k) for k in f.keys()}  # sizes now known to fit the config
         except AdapterFileError:
             raise
@@ -181,14 +183,18 @@ class AdapterRealigner(Realigner):
         return adapter
 
     def __repr__(self) -> str:
-        return f"AdapterRealigner({self.kind}, {self.source.name!r} → {self.target.name!r}, {self.src_dim}→{self.dst_dim})"
+        return (
+            f"AdapterRealigner({self.kind}, {self.source.name!r} → {self.target.name!r}, {self.src_dim}→{self.dst_dim})"
+        )
 
 
 MAX_DIM = 1 << 16
 """Largest adapter width accepted from a file (hidden sizes of today's models are < 32k)."""
 
 
-def _read_meta(path: Path, meta: dict[str, str]) -> tuple[dict[str, Any], ModelFingerprint, ModelFingerprint, dict[str, Any]]:
+def _read_meta(
+    path: Path, meta: dict[str, str]
+) -> tuple[dict[str, Any], ModelFingerprint, ModelFingerprint, dict[str, Any]]:
     try:
         config = json.loads(meta["module"])
         source = ModelFingerprint.from_json(meta["source_fingerprint"])

@@ -20,6 +20,7 @@ Modules:
 
 from __future__ import annotations
 
+from latent_graph.bench.config import METHODS, BenchConfig
 from latent_graph.bench.errors import (
     BenchArgumentError,
     BenchError,
@@ -30,7 +31,6 @@ from latent_graph.bench.errors import (
     SandboxUnavailableError,
 )
 from latent_graph.bench.metrics import MethodSummary, Ratio, wilson_interval
-from latent_graph.bench.config import METHODS, BenchConfig
 from latent_graph.bench.runner import BenchSummary, load_results, run_bench
 from latent_graph.bench.tasks import TASKS, Example, Score, Task, load_task, relay_probes
 

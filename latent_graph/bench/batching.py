@@ -9,7 +9,9 @@ from latent_graph.bench.tasks import Example
 from latent_graph.buckets import arrival_batches, length_buckets, padding_share, token_lengths
 
 
-def prefix_delta(start: dict[str, Any] | None, prefixes: Any, records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+def prefix_delta(
+    start: dict[str, Any] | None, prefixes: Any, records: Sequence[dict[str, Any]]
+) -> dict[str, Any] | None:
     """What the model's shared-prefix cache did during this run (counters now minus at the start).
 
     ``saved_share``: of the first agents' (fresh) prefill tokens; ``saved_share_all``: of every
@@ -31,12 +33,18 @@ def padding_report(model: Any, examples: Sequence[Example], batch_size: int) -> 
     qs = [e.question for e in examples]
     tok = getattr(model, "tokenizer", None)
     lengths = token_lengths(tok, qs) if tok is not None else [len(q) for q in qs]
-    return {"lengths": lengths,
-            "padding_share_arrival": round(padding_share(lengths, arrival_batches(len(qs), batch_size)), 4),
-            "padding_share_bucketed": round(padding_share(lengths, length_buckets(lengths, batch_size)), 4)}
+    return {
+        "lengths": lengths,
+        "padding_share_arrival": round(padding_share(lengths, arrival_batches(len(qs), batch_size)), 4),
+        "padding_share_bucketed": round(padding_share(lengths, length_buckets(lengths, batch_size)), 4),
+    }
 
 
-def cut_batches(items: Sequence[tuple[int, Example]], size: int, lengths: Sequence[int] | None) -> list[tuple[tuple[int, Example], ...]]:
+def cut_batches(
+    items: Sequence[tuple[int, Example]], size: int, lengths: Sequence[int] | None
+) -> list[tuple[tuple[int, Example], ...]]:
     """Batches of ``size``: cut after sorting by question length (``lengths``), or in order (None)."""
-    cuts = arrival_batches(len(items), size) if lengths is None else length_buckets([lengths[i] for i, _ in items], size)
+    cuts = (
+        arrival_batches(len(items), size) if lengths is None else length_buckets([lengths[i] for i, _ in items], size)
+    )
     return [tuple(items[j] for j in cut) for cut in cuts]

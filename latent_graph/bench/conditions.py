@@ -57,8 +57,9 @@ def _families(examples: Sequence[Example]) -> tuple[str, ...]:
     return FAMILIES if examples and all("family" in e.meta for e in examples) else ()
 
 
-def measure(graph: Any, task: Task, batch_size: int, told: Told = "split",
-            handle_bytes: Callable[[Any], int] | None = None) -> dict[str, Any]:
+def measure(
+    graph: Any, task: Task, batch_size: int, told: Told = "split", handle_bytes: Callable[[Any], int] | None = None
+) -> dict[str, Any]:
     """Run every example of ``task`` through ``graph`` (``graph.stream``, ``batch_size`` at a time) and count.
 
     Args:
@@ -119,11 +120,22 @@ def measure(graph: Any, task: Task, batch_size: int, told: Told = "split",
         raise BenchArgumentError(f"task {task.name!r} has no examples")
     lo, hi = wilson_interval(k, n)
     fam = {f: sum(h for h, e in zip(hits, examples) if e.meta["family"] == f) for f in _families(examples)}
-    return {"n": n, "correct": k, "accuracy": k / n, "ci95": [lo, hi], "family_hits": fam,
-            "gen_tok_per_q": gen / n, "wall_s": wall, "s_per_q": wall / n,
-            "bytes_per_edge_q": edge_bytes / edges if edges else 0.0, "judger_s_per_q": judge_s / n,
-            "judger_cols": judge_cols / n, "ckpt_bytes_per_q": stored / n if handle_bytes is not None else None,
-            "load_1m": [round(load0, 2), round(os.getloadavg()[0], 2)], "answers": answers}
+    return {
+        "n": n,
+        "correct": k,
+        "accuracy": k / n,
+        "ci95": [lo, hi],
+        "family_hits": fam,
+        "gen_tok_per_q": gen / n,
+        "wall_s": wall,
+        "s_per_q": wall / n,
+        "bytes_per_edge_q": edge_bytes / edges if edges else 0.0,
+        "judger_s_per_q": judge_s / n,
+        "judger_cols": judge_cols / n,
+        "ckpt_bytes_per_q": stored / n if handle_bytes is not None else None,
+        "load_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
+        "answers": answers,
+    }
 
 
 class ConditionLog:
@@ -163,9 +175,14 @@ class ConditionLog:
         return [row for row in (self.get(k, n) for k in keys) if row is not None]
 
 
-def run_conditions(conditions: Iterable[C], log: ConditionLog, n: int, key: Callable[[C], str],
-                   run: Callable[[C], dict[str, Any]],
-                   done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+def run_conditions(
+    conditions: Iterable[C],
+    log: ConditionLog,
+    n: int,
+    key: Callable[[C], str],
+    run: Callable[[C], dict[str, Any]],
+    done: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
     """Measure, in order, every condition ``log`` lacks at ``n``: ``run(cond)`` gives its row (``key`` added).
 
     Each new row is appended to the log at once (a killed run loses only the condition in flight)
@@ -197,5 +214,4 @@ def write_markdown(path: str | Path, generated: str, marker: str) -> None:
     out.write_text(generated + marker + notes, encoding="utf-8")
 
 
-__all__ = ["TOLD", "ConditionLog", "Told", "command_line", "measure", "relay_state", "run_conditions",
-           "write_markdown"]
+__all__ = ["TOLD", "ConditionLog", "Told", "command_line", "measure", "relay_state", "run_conditions", "write_markdown"]

@@ -133,7 +133,8 @@ class BenchConfig:
         if self.throughput_batch_sizes and not set(self.throughput_methods) <= set(self.methods):
             raise BenchArgumentError(
                 f"throughput methods {list(self.throughput_methods)} must be among the methods run: "
-                f"{list(self.methods)}")
+                f"{list(self.methods)}"
+            )
         if self.throughput_limit is not None:
             _positive_int("throughput_limit", self.throughput_limit)
         if self.limit is not None:
@@ -143,8 +144,10 @@ class BenchConfig:
         defaults = GraphOptions()
         for name in PER_JOB:
             if getattr(self.graph, name) != getattr(defaults, name):
-                raise BenchArgumentError(f"graph.{name} is set per job by the bench (seeds, the task's answer "
-                                         f"format); leave it at its default, got {getattr(self.graph, name)!r}")
+                raise BenchArgumentError(
+                    f"graph.{name} is set per job by the bench (seeds, the task's answer "
+                    f"format); leave it at its default, got {getattr(self.graph, name)!r}"
+                )
         timeout = self.code_timeout
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise BenchArgumentError(f"code_timeout must be a positive number of seconds, got {self.code_timeout!r}")

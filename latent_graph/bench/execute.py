@@ -31,7 +31,7 @@ ExecStatus = Literal["passed", "failed", "timeout"]
 SandboxMode = Literal["bwrap", "none"]
 UNSAFE_ENV = "LATENT_GRAPH_UNSAFE_EXEC"
 
-_GUARD = r'''
+_GUARD = r"""
 import os, resource, runpy, socket, sys
 
 def _limit(kind, value):
@@ -68,7 +68,7 @@ for _name in ("create_connection", "create_server", "getaddrinfo", "gethostbynam
 
 sys.argv = ["program.py"]
 runpy.run_path("program.py", run_name="__main__")
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,11 @@ class ExecResult:
 
 
 def run_python(
-    program: str, *, timeout: float = 10.0, memory_mb: int | None = 2048, max_procs: int = 1,
+    program: str,
+    *,
+    timeout: float = 10.0,
+    memory_mb: int | None = 2048,
+    max_procs: int = 1,
     sandbox: SandboxMode | None = None,
 ) -> ExecResult:
     """Run ``program`` (Python source) in a fresh, sandboxed subprocess.
@@ -146,15 +150,21 @@ def run_python(
         env["LG_BENCH_NPROC"] = str(max_procs + (os.geteuid() != 0))
         done = sb.run_sandboxed(files, ["python", "-I", "_guard.py"], env, timeout=timeout)
     else:
-        warnings.warn("running generated code WITHOUT a sandbox (sandbox='none' / LATENT_GRAPH_UNSAFE_EXEC=1): "
-                      "it can read your files and environment and reach the network", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            "running generated code WITHOUT a sandbox (sandbox='none' / LATENT_GRAPH_UNSAFE_EXEC=1): "
+            "it can read your files and environment and reach the network",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         with tempfile.TemporaryDirectory(prefix="lg-bench-exec-") as tmp:
             for name, text in files.items():
                 (Path(tmp) / name).write_text(text, encoding="utf-8")
             env |= {"PATH": os.defpath, "HOME": tmp, "TMPDIR": tmp}
             done = sb.run_capped([sys.executable, "-I", "_guard.py"], env=env, timeout=timeout, cwd=tmp)
     status: ExecStatus = "timeout" if done.timed_out else "passed" if done.returncode == 0 else "failed"
-    err = done.stderr + (f"\nsandbox: output passed {sb.OUTPUT_CAP} bytes; run killed".encode() if done.overflowed else b"")
+    err = done.stderr + (
+        f"\nsandbox: output passed {sb.OUTPUT_CAP} bytes; run killed".encode() if done.overflowed else b""
+    )
     return ExecResult(status, done.returncode, _tail(done.stdout), _tail(err), done.wall_s)
 
 

@@ -27,9 +27,7 @@ _CURRENCY = "$€£¥₹"
 _NUM = r"(?<![\w.)\]])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\d])|(?<![\w.])-?\.\d+"
 _FRAC = r"(?<![\w.)\]])-?\d+(?:\.\d+)?\s*/\s*\d+(?:\.\d+)?(?![\d/])"
 _NUMBER_RE = re.compile(f"(?:{_FRAC})|(?:{_NUM})")
-_ANSWER_CUE_RE = re.compile(
-    r"answer\s*(?:is|=|:)\s*:?\s*(.{0,80})", re.IGNORECASE
-)
+_ANSWER_CUE_RE = re.compile(r"answer\s*(?:is|=|:)\s*:?\s*(.{0,80})", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------ boxed
@@ -221,7 +219,9 @@ def numbers_equal(pred: str | None, gold: str | None, rel_tol: float = 1e-6) -> 
 
 
 # ---------------------------------------------------------- multiple choice
-def extract_choice(text: str, labels: Sequence[str] = ("A", "B", "C", "D", "E"), choices: Sequence[str] = ()) -> str | None:
+def extract_choice(
+    text: str, labels: Sequence[str] = ("A", "B", "C", "D", "E"), choices: Sequence[str] = ()
+) -> str | None:
     """The chosen option label, or None.
 
     Args:

@@ -43,8 +43,15 @@ class Job:
 
 
 def plan(
-    examples: Sequence[Example], methods: Sequence[str], batch_size: int, seeds: Sequence[int], repeats: int,
-    tp_sizes: Sequence[int], tp_methods: Sequence[str], tp_limit: int, lengths: Sequence[int] | None = None,
+    examples: Sequence[Example],
+    methods: Sequence[str],
+    batch_size: int,
+    seeds: Sequence[int],
+    repeats: int,
+    tp_sizes: Sequence[int],
+    tp_methods: Sequence[str],
+    tp_limit: int,
+    lengths: Sequence[int] | None = None,
 ) -> list[Job]:
     """Every job of a run, in run order; the extra (throughput) batch sizes run after the last main batch they need."""
     indexed = list(enumerate(examples))
@@ -110,20 +117,48 @@ def run_job(
     rows = []
     for (index, ex), answer in zip(job.examples, answers):
         score = task.score(ex, str(answer), code_timeout=code_timeout) if error is None else None
-        rows.append({
-            "method": job.method, "batch_size": job.batch_size, "seed": job.seed, "repeat": job.repeat,
-            "qid": ex.id, "index": index, "gold": ex.gold, "answer": str(answer),
-            "pred": score.pred if score else None, "correct": bool(score and score.correct),
-            "detail": score.detail if score else "", "status": "error" if error else "ok", "error": error,
-            "batch_id": batch_id, "batch_rows": b, "batch_wall_s": wall, "wall_s": wall / b,
-            **share, "total_tokens": sum(share.values()), "handle_bytes": tot["handle_bytes"] / b,
-            "peak_rss_bytes": mem.peak, "rss_base_bytes": mem.base, "peak_gpu_bytes": mem.gpu_peak,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        })
-    batch = {"batch_id": batch_id, "method": job.method, "batch_size": job.batch_size, "seed": job.seed,
-             "repeat": job.repeat, "qids": [e.id for e in exs], "wall_s": wall, "error": error,
-             "memory_source": mem.source, "load_avg_1m": loadavg()[0], **tot,
-             "trace": [{k: v for k, v in n.items() if k != "steps"} for n in trace]}  # per-step logs dropped
+        rows.append(
+            {
+                "method": job.method,
+                "batch_size": job.batch_size,
+                "seed": job.seed,
+                "repeat": job.repeat,
+                "qid": ex.id,
+                "index": index,
+                "gold": ex.gold,
+                "answer": str(answer),
+                "pred": score.pred if score else None,
+                "correct": bool(score and score.correct),
+                "detail": score.detail if score else "",
+                "status": "error" if error else "ok",
+                "error": error,
+                "batch_id": batch_id,
+                "batch_rows": b,
+                "batch_wall_s": wall,
+                "wall_s": wall / b,
+                **share,
+                "total_tokens": sum(share.values()),
+                "handle_bytes": tot["handle_bytes"] / b,
+                "peak_rss_bytes": mem.peak,
+                "rss_base_bytes": mem.base,
+                "peak_gpu_bytes": mem.gpu_peak,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+        )
+    batch = {
+        "batch_id": batch_id,
+        "method": job.method,
+        "batch_size": job.batch_size,
+        "seed": job.seed,
+        "repeat": job.repeat,
+        "qids": [e.id for e in exs],
+        "wall_s": wall,
+        "error": error,
+        "memory_source": mem.source,
+        "load_avg_1m": loadavg()[0],
+        **tot,
+        "trace": [{k: v for k, v in n.items() if k != "steps"} for n in trace],
+    }  # per-step logs dropped
     return rows, batch
 
 

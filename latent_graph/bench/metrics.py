@@ -160,15 +160,19 @@ def _throughput_ratio(records: Sequence[dict[str, Any]], method: str) -> Ratio:
     """``method``'s questions/s at its largest batch size over batch size 1 (its smallest), on common questions."""
     sizes = sorted({int(r["batch_size"]) for r in records if r["method"] == method})
     if len(sizes) < 2:
-        return Ratio(f"{method} questions/s, largest batch / batch 1", None, ">= 3", None,
-                     f"needs {method} at two batch sizes")
+        return Ratio(
+            f"{method} questions/s, largest batch / batch 1", None, ">= 3", None, f"needs {method} at two batch sizes"
+        )
     lo, hi = sizes[0], sizes[-1]
     r_lo, r_hi = _common(records, (method, lo), (method, hi))
     w_lo, w_hi = sum(_f(r, "wall_s") for r in r_lo), sum(_f(r, "wall_s") for r in r_hi)
     n = len(r_lo)
     value = (n / w_hi) / (n / w_lo) if n and w_lo > 0 and w_hi > 0 else None
-    detail = (f"batch {hi}: {n / w_hi:.3f} q/s vs batch {lo}: {n / w_lo:.3f} q/s over {n} questions"
-              if value is not None else f"no common questions at batch {lo} and {hi}")
+    detail = (
+        f"batch {hi}: {n / w_hi:.3f} q/s vs batch {lo}: {n / w_lo:.3f} q/s over {n} questions"
+        if value is not None
+        else f"no common questions at batch {lo} and {hi}"
+    )
     return Ratio(f"{method} questions/s, batch {hi} / batch {lo}", value, ">= 3", _goal(value, ">= 3"), detail)
 
 

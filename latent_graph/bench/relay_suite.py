@@ -44,6 +44,8 @@ TEMPLATE_SPLIT: tuple[str, ...] = ("train", "train", "train", "validation", "tes
 # Pool index mod 5 -> split: 3/5 train, 1/5 validation, 1/5 test (interleaved, so every split mixes).
 POOL_SPLIT: tuple[str, ...] = ("train", "train", "train", "validation", "test")
 
+# a word table wrapped by hand (formatted, it is one word a line)
+# fmt: off
 POOLS: dict[str, tuple[str, ...]] = {
     "first": ("Marisol", "Tobias", "Anneke", "Ravi", "Ingrid", "Kofi", "Lucia", "Dmitri", "Haruto", "Amara",
               "Bjorn", "Celeste", "Emeka", "Farah", "Gustavo", "Hiroko", "Isolde", "Jovan", "Kalani", "Leopold",
@@ -63,6 +65,7 @@ POOLS: dict[str, tuple[str, ...]] = {
     "items": ("apples", "marbles", "stamps", "pencils", "coins", "shells", "cards", "stickers", "books", "cookies",
               "buttons", "candles", "oranges", "ribbons", "bottles", "tickets", "keys", "plates", "bricks", "cups"),
 }
+# fmt: on
 
 Values = dict[str, Any]
 Gold = Callable[[Values], str]
@@ -81,6 +84,8 @@ def _v(key: str) -> Gold:
     return lambda v: str(v[key])
 
 
+# one template a row, as a table (formatted, each spreads over five lines)
+# fmt: off
 T = Template
 TEMPLATES: dict[str, tuple[Template, ...]] = {
     "code": (
@@ -153,6 +158,7 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
     ),
 }
 del T
+# fmt: on
 
 
 def split_pool(name: str, split: str) -> tuple[str, ...]:
@@ -170,10 +176,19 @@ def _values(rng: random.Random, split: str) -> Values:
     first, last = rng.choice(split_pool("first", split)), rng.choice(split_pool("last", split))
     a, b = rng.randint(12, 60), rng.randint(2, 11)
     return {
-        "first": first, "last": last, "person": f"{first} {last}", "city": rng.choice(split_pool("city", split)),
-        "word": rng.choice(split_pool("word", split)), "code": f"{rng.choice(split_pool('word', split))}-{rng.randint(10, 99)}",
-        "colour": rng.choice(split_pool("colour", split)), "items": rng.choice(split_pool("items", split)),
-        "a": a, "b": b, "m": rng.randint(3, 9), "n": rng.randint(3, 9), "num": str(rng.randint(1000, 9999)),
+        "first": first,
+        "last": last,
+        "person": f"{first} {last}",
+        "city": rng.choice(split_pool("city", split)),
+        "word": rng.choice(split_pool("word", split)),
+        "code": f"{rng.choice(split_pool('word', split))}-{rng.randint(10, 99)}",
+        "colour": rng.choice(split_pool("colour", split)),
+        "items": rng.choice(split_pool("items", split)),
+        "a": a,
+        "b": b,
+        "m": rng.randint(3, 9),
+        "n": rng.randint(3, 9),
+        "num": str(rng.randint(1000, 9999)),
     }
 
 

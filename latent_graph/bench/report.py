@@ -17,6 +17,7 @@ from typing import Any
 from latent_graph.bench.metrics import BenchSummary, MethodSummary
 from latent_graph.present.svg import bar_chart, standalone
 
+
 def _version(dist: str) -> str | None:
     try:
         from importlib.metadata import version
@@ -105,8 +106,11 @@ def markdown(summary: BenchSummary, plot_note: str = "") -> str:
         f"CUDA: {env.get('cuda') or 'none'}; device {env.get('device')} dtype {env.get('dtype')}. "
         f"Versions: python {env.get('python')}, "
         + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items() if v)
-        + (f". 1-min load average while the batches ran: {env['load_avg_1m_batches'][0]}–{env['load_avg_1m_batches'][1]}"
-           if env.get("load_avg_1m_batches") else ""),
+        + (
+            f". 1-min load average while the batches ran: {env['load_avg_1m_batches'][0]}–{env['load_avg_1m_batches'][1]}"
+            if env.get("load_avg_1m_batches")
+            else ""
+        ),
     ]
     if multi:
         lines.append("Method ratios compare runs at the main batch size; other batch sizes serve the throughput ratio.")
@@ -119,12 +123,19 @@ def svg_plot(methods: list[MethodSummary]) -> str:
     """Three bar panels (accuracy with 95% CI, s/question, generated tokens/question) as one SVG document."""
     multi = len({m.batch_size for m in methods}) > 1
     labels = [_label(m, multi) for m in methods]
-    return standalone([
-        bar_chart(labels, {"": [m.accuracy for m in methods]}, "accuracy (95% CI)", "fraction",
-                  intervals=[(m.ci_low, m.ci_high) for m in methods]),
-        bar_chart(labels, {"": [m.s_per_question for m in methods]}, "seconds / question", "s"),
-        bar_chart(labels, {"": [m.generated_tokens for m in methods]}, "generated tokens / question", "tokens"),
-    ])
+    return standalone(
+        [
+            bar_chart(
+                labels,
+                {"": [m.accuracy for m in methods]},
+                "accuracy (95% CI)",
+                "fraction",
+                intervals=[(m.ci_low, m.ci_high) for m in methods],
+            ),
+            bar_chart(labels, {"": [m.s_per_question for m in methods]}, "seconds / question", "s"),
+            bar_chart(labels, {"": [m.generated_tokens for m in methods]}, "generated tokens / question", "tokens"),
+        ]
+    )
 
 
 def write_report(summary: BenchSummary, out_dir: str | Path) -> dict[str, str]:

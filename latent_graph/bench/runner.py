@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from latent_graph.bench.batching import padding_report, prefix_delta
 from latent_graph.bench.config import GENERATED_EXAMPLES, METHODS, BenchConfig, normalize_methods
 from latent_graph.bench.errors import BenchArgumentError
 from latent_graph.bench.jobs import Graph, GraphFactory, Job, plan, run_job
@@ -31,7 +32,6 @@ from latent_graph.bench.tasks import Task, load_task
 from latent_graph.engine import enable_prefixes
 from latent_graph.graphs import build_graph
 from latent_graph.persist import HandleStore
-from latent_graph.bench.batching import padding_report, prefix_delta
 
 
 def default_graph_factory(method: str, model: Any, **kwargs: Any) -> Graph:
@@ -106,28 +106,43 @@ def _run_bench(
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = {
-        "task": tk.name, "task_kind": tk.kind, "source": tk.source,
+        "task": tk.name,
+        "task_kind": tk.kind,
+        "source": tk.source,
         "model": str(getattr(model, "fingerprint", None) or getattr(model, "name", type(model).__name__)),
-        **cfg.graph_settings(), "code_timeout": cfg.code_timeout,
+        **cfg.graph_settings(),
+        "code_timeout": cfg.code_timeout,
     }
     check_config(out, config, cfg.resume or cfg.rescore)
 
     done = {record_key(r) for r in load_results(out)}
     padding = padding_report(model, examples, batch_size)
-    jobs = plan(examples, methods, batch_size, cfg.seeds, cfg.repeats, cfg.throughput_batch_sizes, tp_methods,
-                tp_limit, padding["lengths"] if cfg.bucket else None)
+    jobs = plan(
+        examples,
+        methods,
+        batch_size,
+        cfg.seeds,
+        cfg.repeats,
+        cfg.throughput_batch_sizes,
+        tp_methods,
+        tp_limit,
+        padding["lengths"] if cfg.bucket else None,
+    )
     device = getattr(model, "device", None)
     graphs: dict[tuple[str, int], Graph] = {}
     handles = HandleStore.in_memory()  # no checkpointer: like the CLI's run, no handle is serialized or written
     computed = skipped = 0
     warmed = not cfg.warmup
     batch_id = len(load_results(out))  # unique enough: grows with every row written
-    prefixes = enable_prefixes(model) if cfg.share_prefixes and hasattr(model, "prefixes") else getattr(model, "prefixes", None)
+    prefixes = (
+        enable_prefixes(model)
+        if cfg.share_prefixes and hasattr(model, "prefixes")
+        else getattr(model, "prefixes", None)
+    )
     prefix_start = prefixes.stats.as_dict() if prefixes is not None else None
     for i, job in enumerate(jobs, start=1):
         todo = tuple(
-            (idx, e) for idx, e in job.examples
-            if (job.method, job.batch_size, job.seed, job.repeat, e.id) not in done
+            (idx, e) for idx, e in job.examples if (job.method, job.batch_size, job.seed, job.repeat, e.id) not in done
         )
         if not todo:
             skipped += 1
@@ -137,8 +152,9 @@ def _run_bench(
             warmed = True
         key = (job.method, job.seed)
         if key not in graphs:
-            graphs[key] = factory(job.method, model, **cfg.graph_kwargs(job.seed, tk.graph_task),
-                                  checkpointer=None, handle_store=handles)
+            graphs[key] = factory(
+                job.method, model, **cfg.graph_kwargs(job.seed, tk.graph_task), checkpointer=None, handle_store=handles
+            )
         run = Job(job.seed, job.repeat, job.batch_size, job.method, todo)
         try:
             rows, batch = run_job(run, graphs[key], tk, device, cfg.code_timeout, batch_id)
@@ -168,18 +184,30 @@ def _run_bench(
     from latent_graph.bench.report import environment_info, write_report
 
     summary = BenchSummary(
-        config={**config, "methods": list(methods), "batch_size": batch_size, "seeds": list(cfg.seeds),
-                "repeats": cfg.repeats, "limit": cfg.limit, "questions": len(examples),
-                "throughput_batch_sizes": list(cfg.throughput_batch_sizes), "throughput_method": ",".join(tp_methods),
-                "throughput_limit": tp_limit, "bucket": cfg.bucket,
-                "padding_share_arrival": padding["padding_share_arrival"],
-                "padding_share_bucketed": padding["padding_share_bucketed"],
-                "prefix_cache": prefix_delta(prefix_start, prefixes, records)},
+        config={
+            **config,
+            "methods": list(methods),
+            "batch_size": batch_size,
+            "seeds": list(cfg.seeds),
+            "repeats": cfg.repeats,
+            "limit": cfg.limit,
+            "questions": len(examples),
+            "throughput_batch_sizes": list(cfg.throughput_batch_sizes),
+            "throughput_method": ",".join(tp_methods),
+            "throughput_limit": tp_limit,
+            "bucket": cfg.bucket,
+            "padding_share_arrival": padding["padding_share_arrival"],
+            "padding_share_bucketed": padding["padding_share_bucketed"],
+            "prefix_cache": prefix_delta(prefix_start, prefixes, records),
+        },
         methods=summarize(records),
         ratios=compute_ratios(records, batch_size, tp_methods),
-        environment={**environment_info(model), "load_avg_start": [round(x, 2) for x in load_start],
-                     "load_avg_end": [round(x, 2) for x in loadavg()],
-                     "load_avg_1m_batches": [round(min(loads), 2), round(max(loads), 2)] if loads else None},
+        environment={
+            **environment_info(model),
+            "load_avg_start": [round(x, 2) for x in load_start],
+            "load_avg_end": [round(x, 2) for x in loadavg()],
+            "load_avg_1m_batches": [round(min(loads), 2), round(max(loads), 2)] if loads else None,
+        },
         out_dir=str(out),
         records=records,
         computed_jobs=computed,

@@ -65,7 +65,10 @@ def bwrap_problem() -> str | None:
         return f"bubblewrap (bwrap) is not installed; {INSTALL_HINT}"
     probe = subprocess.run(
         [exe, *_namespace_args(), *_system_binds(), "--", "/bin/sh", "-c", "exit 0"],
-        stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=30,
+        check=False,
     )
     if probe.returncode != 0:
         err = probe.stderr.decode(errors="replace").strip()[-300:]
@@ -85,8 +88,12 @@ def require_bwrap() -> str:
 
 
 def run_sandboxed(
-    files: Mapping[str, str], argv: Sequence[str], env: Mapping[str, str], *,
-    timeout: float, output_cap: int = OUTPUT_CAP,
+    files: Mapping[str, str],
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    timeout: float,
+    output_cap: int = OUTPUT_CAP,
 ) -> Completed:
     """Run ``argv`` (``argv[0]`` = ``"python"`` means this interpreter) in a bwrap sandbox.
 
@@ -118,16 +125,26 @@ def run_sandboxed(
             args += ["--perms", "0644", "--file", str(handle.fileno()), f"{work}/{name}"]
         args += ["--chdir", work, "--"]
         args += [sys.executable if argv[0] == "python" else argv[0], *argv[1:]]
-        return run_capped(args, env={"PATH": "/usr/bin:/bin"}, timeout=timeout, output_cap=output_cap,
-                          pass_fds=tuple(h.fileno() for h in handles))
+        return run_capped(
+            args,
+            env={"PATH": "/usr/bin:/bin"},
+            timeout=timeout,
+            output_cap=output_cap,
+            pass_fds=tuple(h.fileno() for h in handles),
+        )
     finally:
         for handle in handles:
             handle.close()
 
 
 def run_capped(
-    argv: Sequence[str], *, env: Mapping[str, str], timeout: float, output_cap: int = OUTPUT_CAP,
-    cwd: str | None = None, pass_fds: Sequence[int] = (),
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    timeout: float,
+    output_cap: int = OUTPUT_CAP,
+    cwd: str | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> Completed:
     """Run ``argv`` in its own session; keep at most ``output_cap`` bytes per stream.
 
@@ -138,8 +155,14 @@ def run_capped(
     start = time.perf_counter()
     deadline = start + timeout
     proc = subprocess.Popen(
-        list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, start_new_session=True, pass_fds=tuple(pass_fds),
+        list(argv),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        pass_fds=tuple(pass_fds),
     )
     assert proc.stdout is not None and proc.stderr is not None
     kept: dict[int, bytearray] = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
@@ -161,8 +184,14 @@ def run_capped(
     proc.stderr.close()
     code = proc.wait()
     out, err = kept.values()
-    return Completed(None if timed_out or overflowed else code, bytes(out), bytes(err),
-                     timed_out, overflowed, time.perf_counter() - start)
+    return Completed(
+        None if timed_out or overflowed else code,
+        bytes(out),
+        bytes(err),
+        timed_out,
+        overflowed,
+        time.perf_counter() - start,
+    )
 
 
 def _pump(sel: selectors.BaseSelector, kept: dict[int, bytearray], cap: int, until: float) -> tuple[bool, bool]:

@@ -114,4 +114,14 @@ def batch_loads(out: Path, batch_ids: set[int]) -> list[float]:
     return loads
 
 
-__all__ = ["BATCHES", "CONFIG", "RESULTS", "append_jsonl", "batch_loads", "check_config", "load_results", "record_key", "rescore_results"]
+__all__ = [
+    "BATCHES",
+    "CONFIG",
+    "RESULTS",
+    "append_jsonl",
+    "batch_loads",
+    "check_config",
+    "load_results",
+    "record_key",
+    "rescore_results",
+]

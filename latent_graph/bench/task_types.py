@@ -95,7 +95,11 @@ class Task:
         code = extract.extract_code(answer)
         m = example.meta
         res = run_tests(
-            code, m["tests"], entry_point=m.get("entry_point"), prompt=m.get("prompt", ""),
-            setup=m.get("setup", ""), timeout=code_timeout,
+            code,
+            m["tests"],
+            entry_point=m.get("entry_point"),
+            prompt=m.get("prompt", ""),
+            setup=m.get("setup", ""),
+            timeout=code_timeout,
         )
         return Score(code[:2000], res.passed, res.reason())

@@ -24,10 +24,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from latent_graph.jsonl import iter_objects
 from latent_graph.bench import extract
 from latent_graph.bench.errors import BenchArgumentError, DataFormatError, DataNotFoundError
+from latent_graph.bench.relay_suite import POOLS, relay_suite
 from latent_graph.bench.task_types import GRAPH_TASK, LETTERS, Example, Score, Task
+from latent_graph.jsonl import iter_objects
 
 TASKS: tuple[str, ...] = ("gsm8k", "arc", "code", "relay", "relay6", "relay6:train", "relay6:validation", "relay6:test")
 DEFAULT_DATA: dict[str, tuple[str, ...]] = {
@@ -158,9 +159,7 @@ def load_arc(path: str | Path) -> Task:
         letters = tuple(LETTERS[: len(labels)])  # "1".."4" and "A".."D" alike become letters
         options = "\n".join(f"{lab}. {t}" for lab, t in zip(letters, texts))
         question = f"{stem}\n\nOptions:\n{options}"
-        examples.append(
-            Example(_qid(i, question), question, letters[gold_index], labels=letters, choices=tuple(texts))
-        )
+        examples.append(Example(_qid(i, question), question, letters[gold_index], labels=letters, choices=tuple(texts)))
     return Task("arc", "choice", tuple(examples), str(p))
 
 
@@ -186,7 +185,9 @@ def load_code(path: str | Path) -> Task:
                 raise DataFormatError(f"{where}: missing task text ('text' or 'prompt')")
             tests_list = obj.get("test_list")
             if not isinstance(tests_list, list) or not tests_list or not all(isinstance(t, str) for t in tests_list):
-                raise DataFormatError(f"{where}: need 'test' + 'entry_point' (HumanEval) or a non-empty 'test_list' (MBPP)")
+                raise DataFormatError(
+                    f"{where}: need 'test' + 'entry_point' (HumanEval) or a non-empty 'test_list' (MBPP)"
+                )
             question = (
                 f"{text.strip()}\nWrite a Python function for this. Your code should pass this test:\n"
                 f"{tests_list[0]}\nReply with the code in one ```python code block."
@@ -198,12 +199,8 @@ def load_code(path: str | Path) -> Task:
 
 
 # ------------------------------------------------------------------ relay
-_WORDS = (
-    "FALCON", "ORCHID", "GRANITE", "MAPLE", "COBALT", "LANTERN", "GLACIER", "SAFFRON", "HARBOR", "QUARTZ",
-    "PELICAN", "EMBER", "WILLOW", "TUNDRA", "VELVET", "MERIDIAN", "CANYON", "JUNIPER", "ZEPHYR", "BASALT",
-)
-_FIRST = ("Marisol", "Tobias", "Anneke", "Ravi", "Ingrid", "Kofi", "Lucia", "Dmitri", "Haruto", "Amara")
-_LAST = ("Okafor", "Lindqvist", "Brennan", "Castellano", "Nakamura", "Haddad", "Whitfield", "Petrov", "Osei", "Moreau")
+# the relay probes draw from the head of relay6's name pools
+_WORDS, _FIRST, _LAST = POOLS["word"][:20], POOLS["first"][:10], POOLS["last"][:10]
 
 
 def relay_probes(n: int = 20, seed: int = 0) -> Task:
@@ -257,8 +254,6 @@ def load_task(name: str, path: str | Path | None = None, *, hf: bool = False, n:
     if name == "relay":
         return relay_probes(n, seed)
     if name.split(":")[0] == "relay6":  # "relay6" (test split) or "relay6:train|validation|test"
-        from latent_graph.bench.relay_suite import relay_suite
-
         return relay_suite(n, name.partition(":")[2] or "test", seed)
     raise BenchArgumentError(f"unknown task {name!r}; choose one of {TASKS}")
 

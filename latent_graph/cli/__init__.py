@@ -23,6 +23,8 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import json
 import sys
 import time
@@ -30,10 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import dataclasses
-import importlib
-
-from latent_graph.cli.model_options import add_model_args, load_from_args
+from latent_graph.cli.model_options import add_model_args, add_option_flags, load_from_args
 from latent_graph.errors import InvalidArgumentError, LatentGraphError
 from latent_graph.graphs import DEFAULT_GRAPH, FACTORY_OPTIONS, GRAPHS, GraphOptions, build_graph
 from latent_graph.nodes import StandInModel
@@ -76,18 +75,20 @@ def make_graph(model: Any, args: argparse.Namespace) -> Any:
 
 
 def add_graph_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--graph", default=None,
-                   help=f"{'|'.join(GRAPHS)} (default {DEFAULT_GRAPH}; sequential when --edges is not latent) or "
-                        f"module:attr: a factory(model, **kw) returning a compiled graph, importable from the current "
-                        f"directory; it gets only the keywords it declares of {', '.join(FACTORY_OPTIONS)} "
-                        f"(all of them with **kwargs)")
-    p.add_argument("--edges", default="latent",
-                   help="latent | text | one kind per edge (latent,text,latent) | by sender (critic=text)")
-    for f in dataclasses.fields(GraphOptions):  # the graph options' one owner: names, defaults, choices, help
-        kind = {"int": int, "float": float, "str": str}[str(f.type).split("|")[0].strip()]  # "int | None" -> int
-        choices = f.metadata.get("choices")
-        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, choices=choices,
-                       metavar=None if choices else f.name.upper(), help=f"{f.metadata['help']} (default {f.default})")
+    p.add_argument(
+        "--graph",
+        default=None,
+        help=f"{'|'.join(GRAPHS)} (default {DEFAULT_GRAPH}; sequential when --edges is not latent) or "
+        f"module:attr: a factory(model, **kw) returning a compiled graph, importable from the current "
+        f"directory; it gets only the keywords it declares of {', '.join(FACTORY_OPTIONS)} "
+        f"(all of them with **kwargs)",
+    )
+    p.add_argument(
+        "--edges",
+        default="latent",
+        help="latent | text | one kind per edge (latent,text,latent) | by sender (critic=text)",
+    )
+    add_option_flags(p, dataclasses.fields(GraphOptions))  # the graph options' one owner
 
 
 def _check_flags(args: argparse.Namespace) -> None:
@@ -176,8 +177,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from latent_graph.present import RunTrace, write_report  # only when a trace or report is asked for
 
     options = {"graph": args.graph, "edges": args.edges, **graph_options(args)}
-    run = RunTrace.from_run(out, questions, graph=graph, model=model, options=options, context=contexts,
-                            wall_s=time.time() - t0)
+    run = RunTrace.from_run(
+        out, questions, graph=graph, model=model, options=options, context=contexts, wall_s=time.time() - t0
+    )
     if args.save_trace:
         run.save(args.save_trace)
     if args.report:
@@ -214,7 +216,9 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 def make_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The full parser; with ``command``, the other sub-command groups are listed but their modules not imported."""
-    parser = argparse.ArgumentParser(prog="latent-graph", description="Multi-agent LLM graphs that talk in latent space.")
+    parser = argparse.ArgumentParser(
+        prog="latent-graph", description="Multi-agent LLM graphs that talk in latent space."
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -225,10 +229,15 @@ def make_parser(command: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--save-trace", default=None, metavar="RUN.json", help="save the run trace as JSON")
     run.add_argument("--report", default=None, metavar="RUN.html", help="write an offline HTML run report")
     run.add_argument("--json", action="store_true", help="print the run trace (answers, trace...) as JSON")
-    run.add_argument("--input", default=None, metavar="JSON",
-                     help='extra graph input keys as a JSON object, e.g. \'{"topics": ["a", "b"]}\'')
-    run.add_argument("--quiet", action="store_true",
-                     help="print only the answers (no live progress on stderr, no streaming)")
+    run.add_argument(
+        "--input",
+        default=None,
+        metavar="JSON",
+        help='extra graph input keys as a JSON object, e.g. \'{"topics": ["a", "b"]}\'',
+    )
+    run.add_argument(
+        "--quiet", action="store_true", help="print only the answers (no live progress on stderr, no streaming)"
+    )
     add_model_args(run)
     add_graph_args(run)
     run.set_defaults(func=cmd_run)
@@ -274,8 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        print(f"latent-graph: unexpected {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the "
-              "traceback)", file=sys.stderr)
+        print(
+            f"latent-graph: unexpected {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -42,8 +42,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         flag = "--" + f.name.replace("_", "-")
         value = getattr(defaults, f.name)
         kind = int if f.name == "hidden_dim" else type(value)
-        choices = {"kind": list(KINDS), "align_loss": ["mse", "cosine"], "context": ["prompt", "none"],
-                   "init": ["lstsq", "random"]}.get(f.name)
+        choices = {
+            "kind": list(KINDS),
+            "align_loss": ["mse", "cosine"],
+            "context": ["prompt", "none"],
+            "init": ["lstsq", "random"],
+        }.get(f.name)
         t.add_argument(flag, type=kind, default=value, choices=choices, help=f"(default {value})")
     t.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in --out")
     t.set_defaults(func=cmd_train)
@@ -70,8 +74,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     dst = load_from_args(args, args.target_model) if args.target_model else None
     res = train_adapter(src, pairs, args.out, cfg, target_model=dst, resume=not args.no_resume, progress=not args.quiet)
     last = res.history[-1]["loss"] if res.history else float("nan")
-    print(f"saved {res.path} after {res.step} steps (last loss {last:.4f}, best step {res.best_step}, "
-          f"early stop {res.stopped_early}); curves in {args.out}/loss_curve.*")
+    print(
+        f"saved {res.path} after {res.step} steps (last loss {last:.4f}, best step {res.best_step}, "
+        f"early stop {res.stopped_early}); curves in {args.out}/loss_curve.*"
+    )
     return 0
 
 
@@ -84,14 +90,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     adapter = AdapterRealigner.load(args.adapter, src, dst if args.target_model else None)
     mappers: dict[str, Any] = {adapter.name: adapter}
     if not adapter.is_cross:
-        mappers = {"identity": src.with_realigner("identity").realigner, "ridge": src.with_realigner("ridge").realigner,
-                   **mappers}
-    res = evaluate_realigners(mappers, src, _pairs(args), target_model=dst, context=args.context,
-                              progress=not args.quiet)
+        mappers = {
+            "identity": src.with_realigner("identity").realigner,
+            "ridge": src.with_realigner("ridge").realigner,
+            **mappers,
+        }
+    res = evaluate_realigners(
+        mappers, src, _pairs(args), target_model=dst, context=args.context, progress=not args.quiet
+    )
     print(f"{'mapper':<16}{'cosine':>8}{'first-tok':>11}{'cont-CE':>9}{'cont-acc':>10}")
     for name, m in res.items():
-        print(f"{name:<16}{m['mean_cosine']:>8.3f}{m['first_token_acc']:>11.3f}{m['continuation_ce']:>9.3f}"
-              f"{m['continuation_acc']:>10.3f}")
+        print(
+            f"{name:<16}{m['mean_cosine']:>8.3f}{m['first_token_acc']:>11.3f}{m['continuation_ce']:>9.3f}"
+            f"{m['continuation_acc']:>10.3f}"
+        )
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
     return 0

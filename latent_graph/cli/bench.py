@@ -21,7 +21,7 @@ from typing import Any
 from latent_graph.bench.config import GENERATED_EXAMPLES, METHODS, PER_JOB, BenchConfig
 from latent_graph.bench.errors import BenchArgumentError
 from latent_graph.bench.tasks import TASKS
-from latent_graph.cli.model_options import add_model_args, load_from_args
+from latent_graph.cli.model_options import add_model_args, add_option_flags, load_from_args
 from latent_graph.errors import LatentGraphError
 from latent_graph.graphs import GraphOptions
 
@@ -46,30 +46,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=_B.task, choices=TASKS, help=f"benchmark task (default {_B.task})")
     p.add_argument("--data", default=None, help="data JSONL (gsm8k default: ../shared/data/gsm8k/test.jsonl)")
     p.add_argument("--hf", action="store_true", help="gsm8k: load from the HF hub with `datasets` if no --data")
-    p.add_argument("--limit", type=int, default=None, help=f"first N questions (relay, relay6: N generated, default {GENERATED_EXAMPLES})")
-    p.add_argument("--batch-size", type=int, default=_B.batch_size, help=f"questions per graph run (default {_B.batch_size})")
-    for f in GRAPH_FLAGS:
-        kind = {"int": int, "float": float, "str": str}[str(f.type).split("|")[0].strip()]  # "int | None" -> int
-        choices = f.metadata.get("choices")
-        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, choices=choices,
-                       metavar=None if choices else f.name.upper(), help=f"{f.metadata['help']} (default {f.default})")
-    p.add_argument("--seeds", type=_ints, default=list(_B.seeds),
-                   help=f"comma-separated sampling seeds (default {','.join(map(str, _B.seeds))})")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help=f"first N questions (relay, relay6: N generated, default {GENERATED_EXAMPLES})",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=_B.batch_size, help=f"questions per graph run (default {_B.batch_size})"
+    )
+    add_option_flags(p, GRAPH_FLAGS)
+    p.add_argument(
+        "--seeds",
+        type=_ints,
+        default=list(_B.seeds),
+        help=f"comma-separated sampling seeds (default {','.join(map(str, _B.seeds))})",
+    )
     p.add_argument("--repeats", type=int, default=_B.repeats, help=f"passes per seed (default {_B.repeats})")
     p.add_argument("--out", default=_B.out_dir, help=f"output folder (default {_B.out_dir})")
     p.add_argument("--resume", action="store_true", help="continue a run in --out, skipping finished questions")
     add_model_args(p)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--throughput-batch-sizes", type=_ints, default=[],
-                   help="extra batch sizes for the throughput ratio, e.g. 1 (with --batch-size 8)")
-    p.add_argument("--throughput-method", default=",".join(_B.throughput_methods),
-                   help=f"method(s) run at those sizes (default {','.join(_B.throughput_methods)})")
+    p.add_argument(
+        "--throughput-batch-sizes",
+        type=_ints,
+        default=[],
+        help="extra batch sizes for the throughput ratio, e.g. 1 (with --batch-size 8)",
+    )
+    p.add_argument(
+        "--throughput-method",
+        default=",".join(_B.throughput_methods),
+        help=f"method(s) run at those sizes (default {','.join(_B.throughput_methods)})",
+    )
     p.add_argument("--throughput-limit", type=int, default=None, help="questions for those sizes (default all)")
-    p.add_argument("--relay-seed", type=int, default=_B.relay_seed, help=f"seed generating relay probes (default {_B.relay_seed})")
-    p.add_argument("--code-timeout", type=float, default=_B.code_timeout,
-                   help=f"seconds per code test run (default {_B.code_timeout:g})")
-    p.add_argument("--rescore", action="store_true",
-                   help="re-judge stored answers with the current extractor (no generation); implies --resume")
+    p.add_argument(
+        "--relay-seed", type=int, default=_B.relay_seed, help=f"seed generating relay probes (default {_B.relay_seed})"
+    )
+    p.add_argument(
+        "--code-timeout",
+        type=float,
+        default=_B.code_timeout,
+        help=f"seconds per code test run (default {_B.code_timeout:g})",
+    )
+    p.add_argument(
+        "--rescore",
+        action="store_true",
+        help="re-judge stored answers with the current extractor (no generation); implies --resume",
+    )
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up forward")
     p.add_argument("--quiet", action="store_true", help="no per-batch progress lines")
     p.add_argument("--json", action="store_true", help="print summary JSON instead of the markdown table")
@@ -86,11 +109,23 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def config_of(args: argparse.Namespace) -> BenchConfig:
     """The :class:`BenchConfig` the parsed flags describe (every check runs here)."""
     return BenchConfig(
-        methods=args.methods, task=args.task, data=args.data, hf=args.hf, limit=args.limit, relay_seed=args.relay_seed,
-        batch_size=args.batch_size, graph=GraphOptions(**{f.name: getattr(args, f.name) for f in GRAPH_FLAGS}),
-        seeds=args.seeds, repeats=args.repeats, throughput_batch_sizes=args.throughput_batch_sizes,
-        throughput_methods=args.throughput_method, throughput_limit=args.throughput_limit,
-        code_timeout=args.code_timeout, out_dir=args.out, resume=args.resume, rescore=args.rescore,
+        methods=args.methods,
+        task=args.task,
+        data=args.data,
+        hf=args.hf,
+        limit=args.limit,
+        relay_seed=args.relay_seed,
+        batch_size=args.batch_size,
+        graph=GraphOptions(**{f.name: getattr(args, f.name) for f in GRAPH_FLAGS}),
+        seeds=args.seeds,
+        repeats=args.repeats,
+        throughput_batch_sizes=args.throughput_batch_sizes,
+        throughput_methods=args.throughput_method,
+        throughput_limit=args.throughput_limit,
+        code_timeout=args.code_timeout,
+        out_dir=args.out,
+        resume=args.resume,
+        rescore=args.rescore,
         warmup=not args.no_warmup,
     )
 

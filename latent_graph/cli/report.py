@@ -27,8 +27,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif args.trace:
         path = write_report(args.trace, args.output, title=args.title)
     else:
-        raise InvalidArgumentError("no run trace given: latent-graph report RUN.json -o OUT.html "
-                                   "(write one with `latent-graph run --save-trace RUN.json ...`)")
+        raise InvalidArgumentError(
+            "no run trace given: latent-graph report RUN.json -o OUT.html "
+            "(write one with `latent-graph run --save-trace RUN.json ...`)"
+        )
     if not args.quiet:
         print(f"wrote {path}", file=sys.stderr)
     return 0

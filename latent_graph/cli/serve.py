@@ -36,13 +36,27 @@ def config_of(args: argparse.Namespace) -> Any:
 
     graphs = tuple(g.strip() for g in args.graphs.split(",") if g.strip())
     return ServeConfig(
-        model=args.model, model_factory=args.model_factory, dtype=args.dtype, device=args.device,
-        realign=args.realign, quantization=args.quantization, graphs=graphs, default_graph=args.default_graph,
-        steps=args.steps, max_new_tokens=args.max_new_tokens, task=args.task,
-        max_batch_size=args.max_batch_size, batch_wait_timeout_s=args.batch_wait_ms / 1000.0,
-        num_replicas=None if args.autoscale else args.num_replicas, autoscale=args.autoscale,
-        num_cpus=args.num_cpus, num_gpus=args.num_gpus, torch_threads=args.torch_threads,
-        checkpoint_dir=args.checkpoint_dir, host=args.host, port=args.port,
+        model=args.model,
+        model_factory=args.model_factory,
+        dtype=args.dtype,
+        device=args.device,
+        realign=args.realign,
+        quantization=args.quantization,
+        graphs=graphs,
+        default_graph=args.default_graph,
+        steps=args.steps,
+        max_new_tokens=args.max_new_tokens,
+        task=args.task,
+        max_batch_size=args.max_batch_size,
+        batch_wait_timeout_s=args.batch_wait_ms / 1000.0,
+        num_replicas=None if args.autoscale else args.num_replicas,
+        autoscale=args.autoscale,
+        num_cpus=args.num_cpus,
+        num_gpus=args.num_gpus,
+        torch_threads=args.torch_threads,
+        checkpoint_dir=args.checkpoint_dir,
+        host=args.host,
+        port=args.port,
         **({"allowed_hosts": tuple(h for h in args.allow_host.split(",") if h)} if args.allow_host else {}),
         **({"allowed_origins": tuple(o for o in args.allow_origin.split(",") if o)} if args.allow_origin else {}),
     )
@@ -55,8 +69,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from latent_graph.serve.app import start
     except ImportError as exc:
         raise InvalidArgumentError(f"serving needs Ray Serve: pip install 'latent-graph[serve]' ({exc})") from exc
-    print(f"latent-graph serve: http://{cfg.host}:{cfg.port}  (POST /v1/answer, /v1/stream, /v1/chat/completions; "
-          "GET /healthz)  Ctrl-C stops", file=sys.stderr)
+    print(
+        f"latent-graph serve: http://{cfg.host}:{cfg.port}  (POST /v1/answer, /v1/stream, /v1/chat/completions; "
+        "GET /healthz)  Ctrl-C stops",
+        file=sys.stderr,
+    )
     start(cfg, address=args.address, num_cpus=args.ray_cpus, blocking=True)
     return 0
 
@@ -65,32 +82,61 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``serve`` command to the main CLI's subparsers."""
     p = subparsers.add_parser("serve", help="serve graphs over HTTP to many concurrent users (Ray Serve)")
     add_model_args(p)  # --device defaults to cuda when --num-gpus > 0 (ServeConfig.load_model)
-    p.add_argument("--model-factory", default=None, metavar="MODULE:ATTR",
-                   help="zero-argument function returning a LocalLatentModel (instead of --model)")
+    p.add_argument(
+        "--model-factory",
+        default=None,
+        metavar="MODULE:ATTR",
+        help="zero-argument function returning a LocalLatentModel (instead of --model)",
+    )
     p.add_argument("--graphs", default=",".join(GRAPHS), help="graph names clients may use (default all)")
-    p.add_argument("--default-graph", default="",
-                   help=f"graph of requests that name none (default {DEFAULT_GRAPH}, the CLI's, when served)")
-    p.add_argument("--steps", type=int, default=GraphOptions.steps, help="default latent steps per agent (requests may override)")
-    p.add_argument("--max-new-tokens", type=int, default=GraphOptions.max_new_tokens,
-                   help="default answer length (requests may override)")
+    p.add_argument(
+        "--default-graph",
+        default="",
+        help=f"graph of requests that name none (default {DEFAULT_GRAPH}, the CLI's, when served)",
+    )
+    p.add_argument(
+        "--steps", type=int, default=GraphOptions.steps, help="default latent steps per agent (requests may override)"
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=GraphOptions.max_new_tokens,
+        help="default answer length (requests may override)",
+    )
     p.add_argument("--task", default=GraphOptions.task, choices=tuple(ANSWER_FORMATS), help="default answer format")
     p.add_argument("--max-batch-size", type=int, default=8, help="most requests coalesced into one graph.invoke")
     p.add_argument("--batch-wait-ms", type=float, default=50.0, help="how long a batch waits to fill (ms)")
     p.add_argument("--num-replicas", type=int, default=1, help="model replicas (each loads its own model)")
-    p.add_argument("--autoscale", type=_autoscale, default=None, metavar="MIN,MAX",
-                   help="let Ray autoscale replicas between MIN and MAX (instead of --num-replicas)")
+    p.add_argument(
+        "--autoscale",
+        type=_autoscale,
+        default=None,
+        metavar="MIN,MAX",
+        help="let Ray autoscale replicas between MIN and MAX (instead of --num-replicas)",
+    )
     p.add_argument("--num-cpus", type=float, default=1.0, help="CPUs reserved per replica")
     p.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per replica (e.g. 1, or 0.5 to share)")
     p.add_argument("--torch-threads", type=int, default=None, help="torch threads per replica (default num-cpus)")
     p.add_argument("--checkpoint-dir", default=None, help="per-replica SQLite checkpoints here (default: none)")
-    p.add_argument("--address", default=None,
-                   help="join a Ray cluster (auto, or ray://HOST:10001); default: in-process Ray on this machine")
+    p.add_argument(
+        "--address",
+        default=None,
+        help="join a Ray cluster (auto, or ray://HOST:10001); default: in-process Ray on this machine",
+    )
     p.add_argument("--ray-cpus", type=int, default=2, help="CPUs of the in-process Ray (ignored with --address)")
     p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default loopback only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--allow-host", default=None, metavar="NAMES",
-                   help="Host header names to answer, comma-separated (default: loopback names; others get 421)")
-    p.add_argument("--allow-origin", default=None, metavar="ORIGINS",
-                   help="browser Origins allowed, comma-separated (default: http(s) origins on an allowed host)")
+    p.add_argument(
+        "--allow-host",
+        default=None,
+        metavar="NAMES",
+        help="Host header names to answer, comma-separated (default: loopback names; others get 421)",
+    )
+    p.add_argument(
+        "--allow-origin",
+        default=None,
+        metavar="ORIGINS",
+        help="browser Origins allowed, comma-separated (default: http(s) origins on an allowed host)",
+    )
     p.set_defaults(func=cmd_serve)
     return p

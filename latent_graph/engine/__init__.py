@@ -26,7 +26,14 @@ from latent_graph.engine.decode import Constraint
 from latent_graph.engine.forward import from_cache, positions_after, to_cache
 from latent_graph.engine.handle import SEGMENT_KINDS, LatentHandle, Segment, SegmentKind
 from latent_graph.engine.kv import (
-    DEFAULT_PREFIX_BYTES, KVPolicy, SharedPrefixes, check_kv, compress, enable_prefixes, kept_total, observing,
+    DEFAULT_PREFIX_BYTES,
+    KVPolicy,
+    SharedPrefixes,
+    check_kv,
+    compress,
+    enable_prefixes,
+    kept_total,
+    observing,
 )
 from latent_graph.engine.load import QUANTIZATIONS, ModelFingerprint, check_quantization, load_model
 from latent_graph.engine.merge import merge_branches
@@ -41,7 +48,13 @@ from latent_graph.engine.options import (
     check_steps,
 )
 from latent_graph.engine.prompt import (
-    TEXT_REPLY, ChatTurn, count_chat_tokens, encode_prompts, parse_tool_calls, tool_call_constraint, tools_system_text,
+    TEXT_REPLY,
+    ChatTurn,
+    count_chat_tokens,
+    encode_prompts,
+    parse_tool_calls,
+    tool_call_constraint,
+    tools_system_text,
 )
 from latent_graph.engine.protocols import DecodingModel, LatentModel, StepCallback, TokenCallback
 from latent_graph.engine.realign import REALIGNERS, IdentityRealigner, Realigner, RidgeRealigner, make_realigner

@@ -27,8 +27,8 @@ from typing import Literal
 import torch
 
 from latent_graph.engine.load.fingerprint import ModelFingerprint
-from latent_graph.errors import InvalidArgumentError
 from latent_graph.engine.options import MemoryPolicy, check_memory
+from latent_graph.errors import InvalidArgumentError
 
 SegmentKind = Literal["prompt", "latent", "text", "tool"]
 SEGMENT_KINDS: tuple[str, ...] = ("prompt", "latent", "text", "tool")
@@ -128,7 +128,9 @@ class LatentHandle:
         for i, s in enumerate(self.segments):
             real = int(self.attention_mask[:, s.start : s.end].sum())
             gone = f", {s.dropped} dropped" if s.dropped else ""
-            lines.append(f"    [{i}] {s.agent:<12} {s.kind:<6} cols {s.start}:{s.end} ({real} real over {self.batch_size} rows{gone})")
+            lines.append(
+                f"    [{i}] {s.agent:<12} {s.kind:<6} cols {s.start}:{s.end} ({real} real over {self.batch_size} rows{gone})"
+            )
         return "\n".join(lines)
 
     def __repr__(self) -> str:

@@ -21,8 +21,8 @@ from dataclasses import replace
 
 import torch
 
-from latent_graph.errors import InvalidArgumentError
 from latent_graph.engine.handle import LatentHandle, Segment
+from latent_graph.errors import InvalidArgumentError
 
 
 def merge_branches(prefix: LatentHandle | None, branches: Sequence[LatentHandle]) -> LatentHandle:
@@ -45,8 +45,12 @@ def merge_branches(prefix: LatentHandle | None, branches: Sequence[LatentHandle]
     def cat(parts: list[torch.Tensor], dim: int) -> torch.Tensor:
         return torch.cat(parts, dim=dim)
 
-    keys = tuple(cat([first.keys[i][:, :, :p]] + [b.keys[i][:, :, p:] for b in branches], 2) for i in range(first.num_layers))
-    values = tuple(cat([first.values[i][:, :, :p]] + [b.values[i][:, :, p:] for b in branches], 2) for i in range(first.num_layers))
+    keys = tuple(
+        cat([first.keys[i][:, :, :p]] + [b.keys[i][:, :, p:] for b in branches], 2) for i in range(first.num_layers)
+    )
+    values = tuple(
+        cat([first.values[i][:, :, :p]] + [b.values[i][:, :, p:] for b in branches], 2) for i in range(first.num_layers)
+    )
     mask = cat([first.attention_mask[:, :p]] + [b.attention_mask[:, p:] for b in branches], 1)
     pos = cat([first.position_ids[:, :p]] + [b.position_ids[:, p:] for b in branches], 1)
     segments: list[Segment] = list(first.segments[:n_prefix_seg])

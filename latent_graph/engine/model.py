@@ -24,21 +24,23 @@ import torch
 from latent_graph.engine.decode.constrain import Constraint
 from latent_graph.engine.decode.loop import generate_text
 from latent_graph.engine.decode.sampling import eos_ids
-from latent_graph.engine.forward.feed import Fed, feed
+from latent_graph.engine.forward.feed import feed, feed_prompt, feed_tools
 from latent_graph.engine.forward.llama import stack_of
 from latent_graph.engine.forward.steps import latent_steps
 from latent_graph.engine.handle import LatentHandle
 from latent_graph.engine.kv.prefix import SharedPrefixes
-from latent_graph.engine.load.devices import (
-    check_placement, context_window, execution_device, layer_devices,
-)
+from latent_graph.engine.load.devices import check_placement, context_window, execution_device, layer_devices
 from latent_graph.engine.load.fingerprint import compute_fingerprint
 from latent_graph.engine.options import (
-    DEFAULT_MEMORY, DecodeOptions, MemoryPolicy, check_embeds, check_finite, check_memory, check_steps,
+    DEFAULT_MEMORY,
+    DecodeOptions,
+    MemoryPolicy,
+    check_embeds,
+    check_finite,
+    check_steps,
     split_decode_kwargs,
 )
-from latent_graph.engine.prompt.chat import ChatTurn, chat_rows, tool_rows
-from latent_graph.engine.prompt.turn import prompt_list, prompt_rows
+from latent_graph.engine.prompt.chat import ChatTurn, chat_rows
 from latent_graph.engine.protocols import StepCallback, TokenCallback
 from latent_graph.engine.realign.base import Realigner
 from latent_graph.engine.realign.catalog import make_realigner
@@ -81,7 +83,8 @@ class LocalLatentModel:
         self._max_context = context_window(model.config)
         self.tokenizer = tokenizer
         self.base = model.base_model  # decoder stack + final norm, no lm_head
-        self.decoder = stack_of(self.base)  # what engine forwards call: the same forward without module dispatch where exact
+        # what engine forwards call: the same forward without module dispatch where exact
+        self.decoder = stack_of(self.base)
         self.layer = layer
         self.name = name or getattr(model.config, "_name_or_path", None) or model.config.model_type
         self.fingerprint = compute_fingerprint(model, tokenizer, self.name, layer)
@@ -146,26 +149,18 @@ class LocalLatentModel:
         return w * scale if scale is not None else w
 
     # ---------------------------------------------------------------- think
-    def _feed_prompt(self, handle: LatentHandle | None, prompt: str | Sequence[str], agent: str, system: str | None,
-                     memory: MemoryPolicy | str, reserve: int, generation: bool = True, grow: int | None = None) -> Fed:
-        """Feed the agent's chat-formatted prompt (one turn per row) on top of what ``memory`` reads of ``handle``.
-
-        An agent after an open assistant turn closes it first; ``generation`` opens a new one after the prompt.
-        """
-        check_memory(memory)
-        prompts = prompt_list(prompt, handle.batch_size if handle is not None else None)
-        if handle is not None:
-            handle = handle.with_memory(memory)  # the feed checks it fits this model
-        first = handle is None or handle.seq_len == 0
-        open_turn = handle is not None and handle.meta.get("open_turn", "1") == "1"
-        rows = prompt_rows(self.tokenizer, prompts, system, first, after_open_turn=open_turn, generation=generation)
-        return feed(self, handle, rows, agent=agent, reserve=reserve, grow=grow, open_turn=generation,
-                    share_prefix=True)
-
     @torch.no_grad()
-    def think(self, handle: LatentHandle | None, prompt: str | Sequence[str], steps: int = 0, *, agent: str = "agent",
-              system: str | None = None, memory: MemoryPolicy | str = DEFAULT_MEMORY,
-              on_step: StepCallback | None = None) -> LatentHandle:
+    def think(
+        self,
+        handle: LatentHandle | None,
+        prompt: str | Sequence[str],
+        steps: int = 0,
+        *,
+        agent: str = "agent",
+        system: str | None = None,
+        memory: MemoryPolicy | str = DEFAULT_MEMORY,
+        on_step: StepCallback | None = None,
+    ) -> LatentHandle:
         """Feed ``prompt`` on top of ``handle``, then take ``steps`` latent steps.
 
         Args:
@@ -182,12 +177,19 @@ class LocalLatentModel:
         """
         check_steps(steps)
         # An agent with 0 latent steps leaves its turn closed (no empty assistant reply in the cache).
-        fed = self._feed_prompt(handle, prompt, agent, system, memory, reserve=steps, generation=steps > 0)
+        fed = feed_prompt(self, handle, prompt, agent, system, memory, reserve=steps, generation=steps > 0)
         return latent_steps(self, fed, steps, agent, on_step)
 
     @torch.no_grad()
-    def inject(self, handle: LatentHandle | None, embeds: torch.Tensor, *, agent: str = "inject", steps: int = 0,
-               on_step: StepCallback | None = None) -> LatentHandle:
+    def inject(
+        self,
+        handle: LatentHandle | None,
+        embeds: torch.Tensor,
+        *,
+        agent: str = "inject",
+        steps: int = 0,
+        on_step: StepCallback | None = None,
+    ) -> LatentHandle:
         """Feed ready-made input embeddings (B, n, H) as a latent segment, then take ``steps`` steps.
 
         This is how thoughts from *another* model enter this one (through a trained cross-model adapter):
@@ -203,27 +205,38 @@ class LocalLatentModel:
         return latent_steps(self, fed, steps, agent, on_step)
 
     @torch.no_grad()
-    def think_after_tools(self, handle: LatentHandle, results: Sequence[Sequence[str]], steps: int = 0, *,
-                          agent: str = "agent", on_step: StepCallback | None = None) -> LatentHandle:
+    def think_after_tools(
+        self,
+        handle: LatentHandle,
+        results: Sequence[Sequence[str]],
+        steps: int = 0,
+        *,
+        agent: str = "agent",
+        on_step: StepCallback | None = None,
+    ) -> LatentHandle:
         """Append each row's tool turn (``results[b]``: its result texts; empty = none), then take ``steps`` steps.
 
         ``handle`` is the one :meth:`decode_after_tools` or :meth:`decode` returned with the call; a row with no
         results gets no columns (its turn stays open). Returns a new handle.
         """
         check_steps(steps)
-        return latent_steps(self, self._feed_tools(handle, results, agent, steps, steps), steps, agent, on_step)
-
-    def _feed_tools(self, handle: LatentHandle, results: Sequence[Sequence[str]], agent: str, reserve: int,
-                    grow: int) -> Fed:
-        rows = tool_rows(self.tokenizer, handle, results)
-        return feed(self, handle, rows, agent=agent, kind="tool", reserve=reserve, grow=grow, open_turn=True)
+        return latent_steps(self, feed_tools(self, handle, results, agent, steps, steps), steps, agent, on_step)
 
     # --------------------------------------------------------------- decode
-    def decode_iter(self, handle: LatentHandle | None, prompt: str | Sequence[str], options: DecodeOptions | None = None,
-                    *, agent: str = "judger", system: str | None = None, memory: MemoryPolicy | str = DEFAULT_MEMORY,
-                    stream: bool = True, constraint: Constraint | Sequence[Constraint | None] | None = None,
-                    messages: Sequence[Sequence[ChatTurn]] | None = None,
-                    tools: list[dict[str, Any]] | None = None) -> Iterator[TokenChunk | Decoded]:
+    def decode_iter(
+        self,
+        handle: LatentHandle | None,
+        prompt: str | Sequence[str],
+        options: DecodeOptions | None = None,
+        *,
+        agent: str = "judger",
+        system: str | None = None,
+        memory: MemoryPolicy | str = DEFAULT_MEMORY,
+        stream: bool = True,
+        constraint: Constraint | Sequence[Constraint | None] | None = None,
+        messages: Sequence[Sequence[ChatTurn]] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> Iterator[TokenChunk | Decoded]:
         """Like :meth:`decode`, as a generator: every :class:`TokenChunk` as produced (unless ``stream=False``), then the :class:`Decoded`.
 
         ``constraint``: a :class:`Constraint` for every row, or one (or None) per row.
@@ -234,14 +247,20 @@ class LocalLatentModel:
         if messages is not None:
             if handle is not None:
                 raise InvalidArgumentError("decoding whole chats (messages=) starts a fresh cache: pass handle=None")
-            fed = feed(self, None, chat_rows(self.tokenizer, messages, tools), agent=agent, reserve=1,
-                       grow=opts.max_new_tokens, open_turn=True)
+            rows = chat_rows(self.tokenizer, messages, tools)
+            fed = feed(self, None, rows, agent=agent, reserve=1, grow=opts.max_new_tokens, open_turn=True)
         else:  # room for one token; the generation budget is clamped to the context window
-            fed = self._feed_prompt(handle, prompt, agent, system, memory, reserve=1, grow=opts.max_new_tokens)
+            fed = feed_prompt(self, handle, prompt, agent, system, memory, reserve=1, grow=opts.max_new_tokens)
         yield from generate_text(self, fed, opts, agent=agent, stream=stream, constraint=constraint)
 
-    def decode(self, handle: LatentHandle | None, prompt: str | Sequence[str], *, on_token: TokenCallback | None = None,
-               **kwargs: Any) -> Decoded:
+    def decode(
+        self,
+        handle: LatentHandle | None,
+        prompt: str | Sequence[str],
+        *,
+        on_token: TokenCallback | None = None,
+        **kwargs: Any,
+    ) -> Decoded:
         """Generate text on top of ``handle`` (the judger path).
 
         ``kwargs``: ``agent`` (default "judger"), ``system``, ``memory`` (as in :meth:`think`), ``constraint``,
@@ -257,20 +276,28 @@ class LocalLatentModel:
                 on_token(item)
         raise AssertionError("decode_iter ends with a Decoded")
 
-    def decode_stream(self, handle: LatentHandle | None, prompt: str | Sequence[str], **kwargs: Any) -> Iterator[TokenChunk]:
+    def decode_stream(
+        self, handle: LatentHandle | None, prompt: str | Sequence[str], **kwargs: Any
+    ) -> Iterator[TokenChunk]:
         """Like :meth:`decode` (same keyword arguments) but yields :class:`TokenChunk` as they are generated."""
         opts, call = split_decode_kwargs(kwargs)
         for item in self.decode_iter(handle, prompt, opts, **call):
             if isinstance(item, TokenChunk):
                 yield item
 
-    def decode_after_tools(self, handle: LatentHandle, results: Sequence[Sequence[str]],
-                           options: DecodeOptions | None = None, *, agent: str = "agent",
-                           constraint: Constraint | Sequence[Constraint | None] | None = None) -> Decoded:
+    def decode_after_tools(
+        self,
+        handle: LatentHandle,
+        results: Sequence[Sequence[str]],
+        options: DecodeOptions | None = None,
+        *,
+        agent: str = "agent",
+        constraint: Constraint | Sequence[Constraint | None] | None = None,
+    ) -> Decoded:
         """Append each row's tool turn (as in :meth:`think_after_tools`), then decode in the new assistant turn
         (e.g. the next tool call). The result's ``prompt_tokens`` are the tool-turn tokens fed per row."""
         opts = options or DecodeOptions()
-        fed = self._feed_tools(handle, results, agent, 1, opts.max_new_tokens)
+        fed = feed_tools(self, handle, results, agent, 1, opts.max_new_tokens)
         *_, decoded = generate_text(self, fed, opts, agent=agent, stream=False, constraint=constraint)
         return decoded  # type: ignore[return-value]
 
@@ -284,7 +311,9 @@ class LocalLatentModel:
         return nearest_tokens(self, embedding, k)
 
     def __repr__(self) -> str:
-        return f"LocalLatentModel({self.name!r}, realign={self.realigner.name}, device={self.device}, dtype={self.dtype})"
+        return (
+            f"LocalLatentModel({self.name!r}, realign={self.realigner.name}, device={self.device}, dtype={self.dtype})"
+        )
 
 
 __all__ = ["LocalLatentModel"]

@@ -72,7 +72,7 @@ def check_memory(memory: Any) -> MemoryPolicy:
     """``memory`` if it is a known policy, else :class:`InvalidArgumentError`."""
     if memory not in MEMORY_POLICIES:
         raise InvalidArgumentError(f"unknown memory policy {memory!r}; choose one of {MEMORY_POLICIES}")
-    return memory  # type: ignore[no-any-return]
+    return memory
 
 
 def check_sampling(temperature: float, top_p: float, max_new_tokens: int) -> None:
@@ -98,9 +98,15 @@ def check_finite(t: torch.Tensor, where: str, steps_dim: int | None = None) -> N
 
 def check_embeds(embeds: Any, hidden_size: int, batch: int | None = None) -> None:
     """Named errors unless ``embeds`` is a (B >= 1, n >= 1, ``hidden_size``) tensor with ``batch`` rows (if given)."""
-    if not isinstance(embeds, torch.Tensor) or embeds.dim() != 3 or embeds.shape[-1] != hidden_size or 0 in embeds.shape:
+    if (
+        not isinstance(embeds, torch.Tensor)
+        or embeds.dim() != 3
+        or embeds.shape[-1] != hidden_size
+        or 0 in embeds.shape
+    ):
         raise InvalidArgumentError(
-            f"embeds must be a (B >= 1, n >= 1, {hidden_size}) tensor, got {getattr(embeds, 'shape', embeds)!r}")
+            f"embeds must be a (B >= 1, n >= 1, {hidden_size}) tensor, got {getattr(embeds, 'shape', embeds)!r}"
+        )
     if batch is not None and embeds.shape[0] != batch:
         raise BatchSizeMismatchError(f"{embeds.shape[0]} rows of embeddings for a handle of batch {batch}")
 

@@ -14,9 +14,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from latent_graph.engine.load.fingerprint import ModelFingerprint
-from latent_graph.engine.handle import LatentHandle
 from latent_graph.engine.decode.constrain import Constraint
+from latent_graph.engine.handle import LatentHandle
+from latent_graph.engine.load.fingerprint import ModelFingerprint
 from latent_graph.engine.options import DEFAULT_MEMORY, DecodeOptions
 from latent_graph.engine.results import Decoded, StepInfo, TokenChunk
 
@@ -48,25 +48,53 @@ class LatentModel(Protocol):
         """Context window in positions."""
         ...
 
-    def think(self, handle: LatentHandle | None, prompt: str | Sequence[str], steps: int = 0, *, agent: str = "agent",
-              system: str | None = None, memory: str = DEFAULT_MEMORY, on_step: StepCallback | None = None) -> LatentHandle:
+    def think(
+        self,
+        handle: LatentHandle | None,
+        prompt: str | Sequence[str],
+        steps: int = 0,
+        *,
+        agent: str = "agent",
+        system: str | None = None,
+        memory: str = DEFAULT_MEMORY,
+        on_step: StepCallback | None = None,
+    ) -> LatentHandle:
         """Prefill ``prompt`` on top of ``handle``, then take ``steps`` latent steps; returns a new handle."""
         ...
 
-    def decode(self, handle: LatentHandle | None, prompt: str | Sequence[str], *, on_token: TokenCallback | None = None,
-               **kwargs: Any) -> Decoded:
+    def decode(
+        self,
+        handle: LatentHandle | None,
+        prompt: str | Sequence[str],
+        *,
+        on_token: TokenCallback | None = None,
+        **kwargs: Any,
+    ) -> Decoded:
         """Generate text on top of ``handle`` (agent, system, memory and the DecodeOptions fields as keywords)."""
         ...
 
-    def think_after_tools(self, handle: LatentHandle, results: Sequence[Sequence[str]], steps: int = 0, *,
-                          agent: str = "agent", on_step: StepCallback | None = None) -> LatentHandle:
+    def think_after_tools(
+        self,
+        handle: LatentHandle,
+        results: Sequence[Sequence[str]],
+        steps: int = 0,
+        *,
+        agent: str = "agent",
+        on_step: StepCallback | None = None,
+    ) -> LatentHandle:
         """Feed each row's tool turn (``results[b]``: its result texts, empty = none) after the decoded call in
         ``handle``, then take ``steps`` latent steps; returns a new handle."""
         ...
 
-    def decode_after_tools(self, handle: LatentHandle, results: Sequence[Sequence[str]],
-                           options: DecodeOptions | None = None, *, agent: str = "agent",
-                           constraint: Constraint | Sequence[Constraint | None] | None = None) -> Decoded:
+    def decode_after_tools(
+        self,
+        handle: LatentHandle,
+        results: Sequence[Sequence[str]],
+        options: DecodeOptions | None = None,
+        *,
+        agent: str = "agent",
+        constraint: Constraint | Sequence[Constraint | None] | None = None,
+    ) -> Decoded:
         """Feed each row's tool turn, then decode in the new assistant turn (e.g. the next tool call)."""
         ...
 
@@ -98,7 +126,6 @@ class DecodingModel(Protocol):
 
     @property
     def max_context(self) -> int: ...
-
 
 
 __all__ = ["DecodingModel", "LatentModel", "StepCallback", "TokenCallback"]

@@ -12,5 +12,16 @@ from latent_graph.graphs.hierarchical import build_hierarchical
 from latent_graph.graphs.registry import DEFAULT_GRAPH, FACTORY_OPTIONS, GRAPHS, build_graph
 from latent_graph.graphs.sequential import build_sequential, build_single
 
-__all__ = ["DEFAULT_GRAPH", "FACTORY_OPTIONS", "GRAPHS", "OPTION_NAMES", "GraphKwargs", "GraphOptions", "build_compact",
-           "build_graph", "build_hierarchical", "build_sequential", "build_single"]
+__all__ = [
+    "DEFAULT_GRAPH",
+    "FACTORY_OPTIONS",
+    "GRAPHS",
+    "OPTION_NAMES",
+    "GraphKwargs",
+    "GraphOptions",
+    "build_compact",
+    "build_graph",
+    "build_hierarchical",
+    "build_sequential",
+    "build_single",
+]

@@ -10,14 +10,13 @@ the agents and compiles.
 
 from __future__ import annotations
 
-from langgraph.graph.state import CompiledStateGraph
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, TypedDict, get_type_hints
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import StateGraph
+from langgraph.graph.state import CompiledStateGraph
 
 from latent_graph.engine import (
     DEFAULT_MEMORY,
@@ -30,9 +29,9 @@ from latent_graph.engine import (
     check_steps,
 )
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.state.edges import EdgeKind, parse_edges
-from latent_graph.nodes import JudgerNode, LatentAgentNode, NodeModel, StandInModel, TextAgentNode, add_agent, engine_of
 from latent_graph.graphs.roles import ANSWER_FORMATS, JUDGER, with_format
+from latent_graph.nodes import JudgerNode, LatentAgentNode, NodeModel, StandInModel, TextAgentNode, add_agent, engine_of
+from latent_graph.state.edges import EdgeKind, parse_edges
 from latent_graph.state.schema import MAX_QUESTIONS, GraphInput, GraphOutput, LatentState
 
 _D = DecodeOptions()
@@ -85,7 +84,6 @@ class GraphKwargs(TypedDict, total=False):
 def option(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:
     """A :class:`GraphOptions` field: its default, one line of help and its choices (read by the CLI and serve)."""
     return field(default=default, metadata={"help": help, "choices": tuple(choices) if choices else None})
-
 
 
 @dataclass(frozen=True)
@@ -162,11 +160,14 @@ class Team:
     def __init__(self, model: NodeModel, kwargs: Mapping[str, Any], senders: Sequence[str]) -> None:
         engine = engine_of(model)  # the local engine, also when given as its chat face
         if engine is None and not isinstance(model, BaseChatModel):
-            raise InvalidArgumentError(f"prebuilt graphs need a LocalLatentModel or a LangChain chat model, "
-                                       f"got {type(model).__name__}")
+            raise InvalidArgumentError(
+                f"prebuilt graphs need a LocalLatentModel or a LangChain chat model, got {type(model).__name__}"
+            )
         unknown = set(kwargs) - set(GraphKwargs.__annotations__)
         if unknown:
-            raise InvalidArgumentError(f"unknown graph options {sorted(unknown)}; known: {sorted(GraphKwargs.__annotations__)}")
+            raise InvalidArgumentError(
+                f"unknown graph options {sorted(unknown)}; known: {sorted(GraphKwargs.__annotations__)}"
+            )
         self.opts = GraphOptions(**{k: v for k, v in kwargs.items() if k not in WIRING})
         realign = kwargs.get("realign")
         if realign is not None and engine is None:
@@ -185,25 +186,49 @@ class Team:
 
     def add_agent(self, name: str, instruction: str, *, sees_context: bool = False, branch: bool = False) -> None:
         """A latent or text agent (by the kind of the edge leaving it), its kind declared in the node metadata."""
-        common: dict[str, Any] = dict(model=self.model, name=name, instruction=instruction, sees_context=sees_context,
-                                      memory=self.opts.memory, inspect=self.opts.inspect, branch=branch,
-                                      max_questions=self.opts.max_questions, handle_store=self.handle_store,
-                                      cache_budget=self.opts.cache_budget)
+        common: dict[str, Any] = dict(
+            model=self.model,
+            name=name,
+            instruction=instruction,
+            sees_context=sees_context,
+            memory=self.opts.memory,
+            inspect=self.opts.inspect,
+            branch=branch,
+            max_questions=self.opts.max_questions,
+            handle_store=self.handle_store,
+            cache_budget=self.opts.cache_budget,
+        )
         kind: EdgeKind = self.kinds[name]
-        node = (LatentAgentNode(**self.opts.latent(), **common) if kind == "latent"
-                else TextAgentNode(**common, decoding=self.opts.decoding(self.opts.message_tokens)))
+        node = (
+            LatentAgentNode(**self.opts.latent(), **common)
+            if kind == "latent"
+            else TextAgentNode(**common, decoding=self.opts.decoding(self.opts.message_tokens))
+        )
         add_agent(self.state_graph, node)
 
     def add_judger(self, name: str, instruction: str, sees_context: bool) -> None:
         """The answering node, with the task's answer-format instruction appended."""
-        add_agent(self.state_graph, JudgerNode(model=self.model, name=name, instruction=with_format(instruction, self.opts.task),
-                                           sees_context=sees_context, memory=self.opts.memory,
-                                           max_questions=self.opts.max_questions,
-                                           handle_store=self.handle_store, cache_budget=self.opts.cache_budget,
-                                           decoding=self.opts.decoding()))
+        add_agent(
+            self.state_graph,
+            JudgerNode(
+                model=self.model,
+                name=name,
+                instruction=with_format(instruction, self.opts.task),
+                sees_context=sees_context,
+                memory=self.opts.memory,
+                max_questions=self.opts.max_questions,
+                handle_store=self.handle_store,
+                cache_budget=self.opts.cache_budget,
+                decoding=self.opts.decoding(),
+            ),
+        )
 
     def compile(self, name: str) -> CompiledStateGraph:
         """Compile with the caller's checkpointer and store, untouched."""
         interrupt = list(self.kwargs.get("interrupt_after") or []) or None
-        return self.state_graph.compile(checkpointer=self.kwargs.get("checkpointer"), name=name, interrupt_after=interrupt,
-                                        store=self.kwargs.get("store"))
+        return self.state_graph.compile(
+            checkpointer=self.kwargs.get("checkpointer"),
+            name=name,
+            interrupt_after=interrupt,
+            store=self.kwargs.get("store"),
+        )

@@ -11,23 +11,23 @@ test split it lifts latent-seq from 0.24 to 0.61–0.66 (docs/results/relay_abla
 
 from __future__ import annotations
 
-from langgraph.graph.state import CompiledStateGraph
-
 from collections.abc import Sequence
 
 from langgraph.graph import END, START
+from langgraph.graph.state import CompiledStateGraph
 from typing_extensions import Unpack
 
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.nodes import LatentAgentNode, NodeModel, add_agent
 from latent_graph.graphs.base import GraphKwargs, Team
+from latent_graph.nodes import LatentAgentNode, NodeModel, add_agent
 
 COMPACT_FIRST = "Read the context and the question. Think about the fact needed to answer."
 COMPACT_LATER = "Continue thinking about the fact needed to answer."
 
 
-def build_compact(model: NodeModel, *, agents: Sequence[str] = ("planner", "critic", "refiner"),
-                  **kwargs: Unpack[GraphKwargs]) -> CompiledStateGraph:
+def build_compact(
+    model: NodeModel, *, agents: Sequence[str] = ("planner", "critic", "refiner"), **kwargs: Unpack[GraphKwargs]
+) -> CompiledStateGraph:
     """Latent chain ``agents`` → judger in the compact layout (same keyword options as ``build_sequential``;
     every edge is latent)."""
     if kwargs.get("edges", "latent") != "latent":
@@ -35,11 +35,22 @@ def build_compact(model: NodeModel, *, agents: Sequence[str] = ("planner", "crit
     team = Team(model, {**kwargs, "edges": "latent"}, list(agents))
     prev = START
     for i, name in enumerate(agents):
-        add_agent(team.state_graph, LatentAgentNode(
-            model=team.model, name=name, instruction=COMPACT_FIRST if i == 0 else COMPACT_LATER,
-            sees_context=i == 0, memory=team.opts.memory, inspect=team.opts.inspect, restate=i == 0,
-            max_questions=team.opts.max_questions, handle_store=team.handle_store, cache_budget=team.opts.cache_budget,
-            **team.opts.latent()))
+        add_agent(
+            team.state_graph,
+            LatentAgentNode(
+                model=team.model,
+                name=name,
+                instruction=COMPACT_FIRST if i == 0 else COMPACT_LATER,
+                sees_context=i == 0,
+                memory=team.opts.memory,
+                inspect=team.opts.inspect,
+                restate=i == 0,
+                max_questions=team.opts.max_questions,
+                handle_store=team.handle_store,
+                cache_budget=team.opts.cache_budget,
+                **team.opts.latent(),
+            ),
+        )
         team.state_graph.add_edge(prev, name)
         prev = name
     team.add_judger("judger", "", sees_context=not agents)

@@ -8,19 +8,20 @@ branch. Text experts send messages instead; edges can be mixed per expert.
 
 from __future__ import annotations
 
-from langgraph.graph.state import CompiledStateGraph
-
 from collections.abc import Mapping
 
 from langgraph.graph import END, START
+from langgraph.graph.state import CompiledStateGraph
 from typing_extensions import Unpack
 
-from latent_graph.nodes import NodeModel
 from latent_graph.graphs import roles
 from latent_graph.graphs.base import GraphKwargs, Team
+from latent_graph.nodes import NodeModel
 
 
-def build_hierarchical(model: NodeModel, *, experts: Mapping[str, str] | None = None, **kwargs: Unpack[GraphKwargs]) -> CompiledStateGraph:
+def build_hierarchical(
+    model: NodeModel, *, experts: Mapping[str, str] | None = None, **kwargs: Unpack[GraphKwargs]
+) -> CompiledStateGraph:
     """Build and compile parallel experts feeding one judger.
 
     Args:

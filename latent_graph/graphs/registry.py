@@ -7,8 +7,6 @@ terminal is :func:`latent_graph.present.console.execute`.
 
 from __future__ import annotations
 
-from langgraph.graph.state import CompiledStateGraph
-
 import importlib
 import inspect
 import os
@@ -16,12 +14,14 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from latent_graph.nodes import NodeModel
+from langgraph.graph.state import CompiledStateGraph
+
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.graphs.base import OPTION_NAMES
 from latent_graph.graphs.compact import build_compact
 from latent_graph.graphs.hierarchical import build_hierarchical
 from latent_graph.graphs.sequential import build_sequential, build_single
+from latent_graph.nodes import NodeModel
 
 GraphFactory = Callable[..., Any]
 GRAPHS: dict[str, GraphFactory] = {

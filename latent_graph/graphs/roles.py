@@ -11,10 +11,7 @@ from latent_graph.errors import InvalidArgumentError
 # Short, plain instructions: small models echo long role prompts back instead of following them
 # (measured on SmolLM2-135M: a judger prompt that talked about "latent thoughts" was echoed and
 # relayed 0/6 probes; this plain one relayed 4-5/9, see docs/benchmarks.md).
-PLANNER = (
-    "You are the Planner. Make a short step-by-step plan to solve the question. "
-    "Do not give the final answer."
-)
+PLANNER = "You are the Planner. Make a short step-by-step plan to solve the question. Do not give the final answer."
 CRITIC = "You are the Critic. Check the plan so far and point out mistakes or missing steps."
 REFINER = "You are the Refiner. Write an improved, correct plan using the feedback so far."
 JUDGER = "You are the Judger. Use what the team found, then answer the question."

@@ -6,19 +6,20 @@ message and the receiver starts a fresh cache with that message in its prompt).
 
 from __future__ import annotations
 
-from langgraph.graph.state import CompiledStateGraph
-
 from collections.abc import Mapping
 
 from langgraph.graph import END, START
+from langgraph.graph.state import CompiledStateGraph
 from typing_extensions import Unpack
 
-from latent_graph.nodes import NodeModel
 from latent_graph.graphs import roles
 from latent_graph.graphs.base import GraphKwargs, Team
+from latent_graph.nodes import NodeModel
 
 
-def build_sequential(model: NodeModel, *, agents: Mapping[str, str] | None = None, **kwargs: Unpack[GraphKwargs]) -> CompiledStateGraph:
+def build_sequential(
+    model: NodeModel, *, agents: Mapping[str, str] | None = None, **kwargs: Unpack[GraphKwargs]
+) -> CompiledStateGraph:
     """Build and compile a sequential agent chain ending in a judger.
 
     Args:
@@ -41,7 +42,9 @@ def build_sequential(model: NodeModel, *, agents: Mapping[str, str] | None = Non
     return team.compile("sequential")
 
 
-def build_single(model: NodeModel, *, instruction: str = roles.SINGLE, **kwargs: Unpack[GraphKwargs]) -> CompiledStateGraph:
+def build_single(
+    model: NodeModel, *, instruction: str = roles.SINGLE, **kwargs: Unpack[GraphKwargs]
+) -> CompiledStateGraph:
     """A single agent answering directly (the baseline); it sees any private context."""
     team = Team(model, kwargs, [])
     team.add_judger("single", instruction, sees_context=True)

@@ -35,11 +35,17 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, model_validator
 
 from latent_graph.engine import (
-    TEXT_REPLY, Constraint, DecodeOptions, Decoded, LocalLatentModel, count_chat_tokens, parse_tool_calls,
+    TEXT_REPLY,
+    Constraint,
+    Decoded,
+    DecodeOptions,
+    LocalLatentModel,
+    count_chat_tokens,
+    parse_tool_calls,
     tool_call_constraint,
 )
-from latent_graph.langchain.face import to_turns
 from latent_graph.errors import InvalidArgumentError
+from latent_graph.langchain.face import to_turns
 
 ALIASES = {"max_tokens": "max_new_tokens"}
 """LangChain's common option names mapped to :class:`DecodeOptions` fields."""
@@ -123,18 +129,25 @@ class LatentChatModel(BaseChatModel):
         return {"model": self.model_name, "fingerprint": self.engine.fingerprint.digest}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        opts = decode_options(self.options.as_dict(),
-                              {k: v for k, v in kwargs.items() if k not in _CALL_KEYS and k != "model"})
+        opts = decode_options(
+            self.options.as_dict(), {k: v for k, v in kwargs.items() if k not in _CALL_KEYS and k != "model"}
+        )
         name = str(kwargs.get("model") or self.model_name)  # traces name a per-call override (a call refuses it)
-        params = LangSmithParams(ls_provider="latent_graph", ls_model_name=name, ls_model_type="chat",
-                                 ls_temperature=opts.temperature, ls_max_tokens=opts.max_new_tokens)
+        params = LangSmithParams(
+            ls_provider="latent_graph",
+            ls_model_name=name,
+            ls_model_type="chat",
+            ls_temperature=opts.temperature,
+            ls_max_tokens=opts.max_new_tokens,
+        )
         if stop or self.stop:
             params["ls_stop"] = stop or self.stop
         return params
 
     # ----------------------------------------------------------- decoding
-    def _constraint(self, messages: list[BaseMessage], tools: list[dict[str, Any]] | None, choice: str,
-                    parallel: bool) -> Constraint | None:
+    def _constraint(
+        self, messages: list[BaseMessage], tools: list[dict[str, Any]] | None, choice: str, parallel: bool
+    ) -> Constraint | None:
         if not tools:
             return None
         if choice == "auto" and self.auto_tool_choice == "after_user" and messages:
@@ -143,8 +156,9 @@ class LatentChatModel(BaseChatModel):
                 return TEXT_REPLY
         return tool_call_constraint(tools, choice, parallel)
 
-    def _decode(self, messages: list[BaseMessage], stop: list[str] | None, stream: bool,
-                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _decode(
+        self, messages: list[BaseMessage], stop: list[str] | None, stream: bool, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
         """Chunks of one reply: text deltas (when no tools are bound), then one chunk with calls, usage and metadata."""
         call = {k: kwargs.pop(k) for k in _CALL_KEYS if k in kwargs}
         stop = self.stop if stop is None else stop
@@ -152,11 +166,23 @@ class LatentChatModel(BaseChatModel):
         tools = call.get("tools") or None
         constraint = call.get("constraint")
         if constraint is None:
-            constraint = self._constraint(messages, tools, _tool_choice(call.get("tool_choice")),
-                                          call.get("parallel_tool_calls", True) is not False)
+            constraint = self._constraint(
+                messages,
+                tools,
+                _tool_choice(call.get("tool_choice")),
+                call.get("parallel_tool_calls", True) is not False,
+            )
         live = stream and not tools  # tool calls are parsed from the whole reply
-        gen = self.engine.decode_iter(None, None, opts, agent="chat", messages=[to_turns(messages)], tools=tools,
-                                      constraint=constraint, stream=True)
+        gen = self.engine.decode_iter(
+            None,
+            None,
+            opts,
+            agent="chat",
+            messages=[to_turns(messages)],
+            tools=tools,
+            constraint=constraint,
+            stream=True,
+        )
         text, n_out, decoded, finish = "", 0, None, "length"
         for item in gen:
             if isinstance(item, Decoded):
@@ -172,7 +198,11 @@ class LatentChatModel(BaseChatModel):
                 gen.close()  # stop generating at the stop string
                 finish = "stop"
                 break
-        n_in = decoded.prompt_tokens[0] if decoded is not None else count_chat_tokens(self.engine.tokenizer, to_turns(messages), tools)
+        n_in = (
+            decoded.prompt_tokens[0]
+            if decoded is not None
+            else count_chat_tokens(self.engine.tokenizer, to_turns(messages), tools)
+        )
         if decoded is not None and n_out < opts.max_new_tokens:
             finish = "stop"
         content, calls = parse_tool_calls(text) if tools else (text, [])
@@ -181,36 +211,62 @@ class LatentChatModel(BaseChatModel):
             key = (c["name"], repr(sorted(c["arguments"].items())))
             if key not in seen:
                 seen.add(key)
-                chunks.append(tool_call_chunk(name=c["name"], args=_json(c["arguments"]),
-                                              id=f"call_{uuid.uuid4().hex[:24]}", index=len(chunks)))
+                chunks.append(
+                    tool_call_chunk(
+                        name=c["name"],
+                        args=_json(c["arguments"]),
+                        id=f"call_{uuid.uuid4().hex[:24]}",
+                        index=len(chunks),
+                    )
+                )
         usage = {"input_tokens": n_in, "output_tokens": n_out, "total_tokens": n_in + n_out}
         meta = {"model_name": self.model_name, "finish_reason": "tool_calls" if chunks else finish}
-        last = AIMessageChunk(content="" if live else content, usage_metadata=usage,  # type: ignore[arg-type]
-                              response_metadata=meta, tool_call_chunks=chunks, chunk_position="last")
+        last = AIMessageChunk(
+            content="" if live else content,
+            usage_metadata=usage,  # type: ignore[arg-type]
+            response_metadata=meta,
+            tool_call_chunks=chunks,
+            chunk_position="last",
+        )
         yield ChatGenerationChunk(message=last)
 
-    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         for chunk in self._decode(messages, stop, True, **kwargs):
             if run_manager is not None:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         from langchain_core.language_models.chat_models import generate_from_stream
 
         result = generate_from_stream(self._decode(messages, stop, False, **kwargs))
         msg = result.generations[0].message
         if isinstance(msg, AIMessage):  # a plain AIMessage, not a chunk, from invoke
             result.generations[0].message = AIMessage(
-                content=msg.content, tool_calls=msg.tool_calls, usage_metadata=msg.usage_metadata,
-                response_metadata=msg.response_metadata, id=msg.id)
+                content=msg.content,
+                tool_calls=msg.tool_calls,
+                usage_metadata=msg.usage_metadata,
+                response_metadata=msg.response_metadata,
+                id=msg.id,
+            )
         return result
 
     # ------------------------------------------------------ tools, schemas
-    def bind_tools(self, tools: Sequence[dict[str, Any] | type | Callable | Any], *, tool_choice: Any = None,
-                   **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
+    def bind_tools(
+        self, tools: Sequence[dict[str, Any] | type | Callable | Any], *, tool_choice: Any = None, **kwargs: Any
+    ) -> Runnable[LanguageModelInput, AIMessage]:
         """This model with ``tools`` bound (``tool_choice``: auto / any / required / none / a name)."""
         specs = [convert_to_openai_tool(t) for t in tools]
         choice = _tool_choice(tool_choice)

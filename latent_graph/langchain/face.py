@@ -12,8 +12,14 @@ from typing import Any
 from latent_graph.engine import ChatTurn
 from latent_graph.errors import InvalidArgumentError
 
-ROLE_OF_TYPE = {"system": "system", "human": "user", "user": "user", "ai": "assistant", "assistant": "assistant",
-                "tool": "tool"}
+ROLE_OF_TYPE = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "ai": "assistant",
+    "assistant": "assistant",
+    "tool": "tool",
+}
 """Message ``type`` (LangChain's names) -> chat-template role."""
 
 
@@ -22,9 +28,14 @@ def message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(b if isinstance(b, str) else str(b.get("text", "")) for b in content
-                       if isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text"))
-    raise InvalidArgumentError(f"message content must be a string or a list of text blocks, got {type(content).__name__}")
+        return "".join(
+            b if isinstance(b, str) else str(b.get("text", ""))
+            for b in content
+            if isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text")
+        )
+    raise InvalidArgumentError(
+        f"message content must be a string or a list of text blocks, got {type(content).__name__}"
+    )
 
 
 def to_turns(messages: Any) -> list[ChatTurn]:
@@ -37,7 +48,9 @@ def to_turns(messages: Any) -> list[ChatTurn]:
         turn: ChatTurn = {"role": role, "content": message_text(m.content)}
         calls = getattr(m, "tool_calls", None)
         if role == "assistant" and calls:
-            turn["tool_calls"] = [{"name": c["name"], "arguments": c.get("args", {}), "id": c.get("id") or ""} for c in calls]
+            turn["tool_calls"] = [
+                {"name": c["name"], "arguments": c.get("args", {}), "id": c.get("id") or ""} for c in calls
+            ]
         if role == "tool":
             turn["tool_call_id"] = str(getattr(m, "tool_call_id", "") or "")
         turns.append(turn)

@@ -24,8 +24,8 @@ from langchain_core.prompt_values import PromptValue, StringPromptValue
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from latent_graph.engine import LocalLatentModel
-from latent_graph.langchain.face import to_turns
 from latent_graph.errors import InvalidArgumentError
+from latent_graph.langchain.face import to_turns
 
 
 class LatentRunnable(Runnable[Any, Any]):
@@ -51,12 +51,17 @@ class LatentRunnable(Runnable[Any, Any]):
             request = [request]
         if isinstance(request, list) and request and all(isinstance(m, BaseMessage) for m in request):
             d = self.model.decode(None, None, messages=[to_turns(request)])
-            usage = {"input_tokens": d.prompt_tokens[0], "output_tokens": d.new_tokens[0],
-                     "total_tokens": d.prompt_tokens[0] + d.new_tokens[0]}
+            usage = {
+                "input_tokens": d.prompt_tokens[0],
+                "output_tokens": d.new_tokens[0],
+                "total_tokens": d.prompt_tokens[0] + d.new_tokens[0],
+            }
             return AIMessage(content=d.text, usage_metadata=usage)  # type: ignore[arg-type]
         if not isinstance(request, dict) or "prompt" not in request:
-            raise InvalidArgumentError("invoke() takes a prompt string, chat messages, a prompt value "
-                                       f"or a dict with at least a 'prompt' key; got {type(request).__name__}")
+            raise InvalidArgumentError(
+                "invoke() takes a prompt string, chat messages, a prompt value "
+                f"or a dict with at least a 'prompt' key; got {type(request).__name__}"
+            )
         req = dict(request)
         mode = req.pop("mode", "think")
         handle = req.pop("handle", None)

@@ -49,8 +49,10 @@ def tool_spec(schema: Any) -> dict[str, Any]:
     try:
         return convert_to_openai_tool(schema)
     except Exception as exc:
-        raise InvalidArgumentError(f"with_structured_output takes a pydantic model, TypedDict, JSON schema or "
-                                   f"tool dict; cannot use {schema!r}: {exc}") from exc
+        raise InvalidArgumentError(
+            f"with_structured_output takes a pydantic model, TypedDict, JSON schema or "
+            f"tool dict; cannot use {schema!r}: {exc}"
+        ) from exc
 
 
 def json_schema_of(schema: Any) -> dict[str, Any]:
@@ -59,12 +61,20 @@ def json_schema_of(schema: Any) -> dict[str, Any]:
         return schema.model_json_schema()
     if isinstance(schema, dict) and "properties" in schema and "function" not in schema:
         return {k: v for k, v in schema.items() if k not in ("title", "description") or k == "type"} | (
-            {"type": "object"} if "type" not in schema else {})
+            {"type": "object"} if "type" not in schema else {}
+        )
     return tool_spec(schema)["function"]["parameters"]
 
 
-def structured_runnable(model: Any, schema: Any, *, include_raw: bool = False, method: str = "json_schema",
-                        strict: bool | None = None, **kwargs: Any) -> Runnable:
+def structured_runnable(
+    model: Any,
+    schema: Any,
+    *,
+    include_raw: bool = False,
+    method: str = "json_schema",
+    strict: bool | None = None,
+    **kwargs: Any,
+) -> Runnable:
     """A runnable: chat input -> structured output of ``model`` (see the module docstring)."""
     if kwargs:
         raise InvalidArgumentError(f"unknown with_structured_output arguments: {sorted(kwargs)}")
@@ -77,8 +87,11 @@ def structured_runnable(model: Any, schema: Any, *, include_raw: bool = False, m
     if method == "function_calling":
         name = tool_spec(schema)["function"]["name"]
         llm = model.bind_tools([schema], tool_choice=name, parallel_tool_calls=False, ls_structured_output_format=fmt)
-        parser = (PydanticToolsParser(tools=[schema], first_tool_only=True) if _is_pydantic(schema)
-                  else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True))
+        parser = (
+            PydanticToolsParser(tools=[schema], first_tool_only=True)
+            if _is_pydantic(schema)
+            else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+        )
     else:
         # json_mode: any JSON object, or, when a schema is given to parse into, a JSON object of that schema
         constraint = Constraint.json() if schema is None else Constraint.json_schema(json_schema_of(schema))

@@ -9,10 +9,21 @@ decodes (text agents, the judger); ``streaming.py`` carries custom events and to
 
 from latent_graph.nodes.base import AgentNode, add_agent, compose_prompt
 from latent_graph.nodes.cross import CrossModelAgentNode
-from latent_graph.nodes.model_kind import NodeModel, StandInModel, engine_of
 from latent_graph.nodes.latent import LatentAgentNode
+from latent_graph.nodes.model_kind import NodeModel, StandInModel, engine_of
 from latent_graph.nodes.text import JudgerNode, TextAgentNode
 from latent_graph.nodes.tools import ToolAgentNode
 
-__all__ = ["AgentNode", "CrossModelAgentNode", "JudgerNode", "LatentAgentNode", "NodeModel", "StandInModel",
-           "TextAgentNode", "ToolAgentNode", "add_agent", "compose_prompt", "engine_of"]
+__all__ = [
+    "AgentNode",
+    "CrossModelAgentNode",
+    "JudgerNode",
+    "LatentAgentNode",
+    "NodeModel",
+    "StandInModel",
+    "TextAgentNode",
+    "ToolAgentNode",
+    "add_agent",
+    "compose_prompt",
+    "engine_of",
+]

@@ -15,14 +15,22 @@ from typing import Any, ClassVar
 from langchain_core.language_models import BaseChatModel
 
 from latent_graph.engine import DEFAULT_MEMORY, KVPolicy, LatentHandle, StepInfo, compress, merge_branches
-from latent_graph.state.edges import sends_metadata
-from latent_graph.nodes.streaming import emitter
 from latent_graph.nodes.model_kind import NodeModel, engine_of
-from latent_graph.state.schema import MAX_QUESTIONS, Message, agent_contexts_of, contexts_of, questions_of, read_update, unread
+from latent_graph.nodes.streaming import emitter
 from latent_graph.persist import HandleStore, LiveHandleStore, default_handle_store, is_ref
-from latent_graph.state.threads import carried
 from latent_graph.state.branches import branch_key, graph_node, ordered, task_id
-from latent_graph.state.trace import Sends, StepRecord
+from latent_graph.state.edges import sends_metadata
+from latent_graph.state.schema import (
+    MAX_QUESTIONS,
+    Message,
+    agent_contexts_of,
+    contexts_of,
+    questions_of,
+    read_update,
+    unread,
+)
+from latent_graph.state.threads import carried
+from latent_graph.state.trace import NodeRecord, Sends, StepRecord, node_record
 
 
 def compose_prompt(instruction: str, question: str | None, context: str | None, inbox: list[Message], row: int) -> str:
@@ -37,7 +45,7 @@ def compose_prompt(instruction: str, question: str | None, context: str | None, 
     return "\n\n".join(parts)
 
 
-def add_agent(builder: Any, node: "AgentNode", name: str | None = None) -> Any:
+def add_agent(builder: Any, node: AgentNode, name: str | None = None) -> Any:
     """``builder.add_node(name or node.name, node, metadata=node.metadata)``: an agent node with its edge kind declared."""
     return builder.add_node(name or node.name, node, metadata=node.metadata)
 
@@ -105,8 +113,11 @@ class AgentNode:
         if not is_ref(handle) and not any(is_ref(v) for v in branches.values()):
             return state
         load = self.handles.load
-        return {**state, "handle": None if handle is None else load(handle, self._reader(handle)),
-                "branches": {k: load(v, self._reader(v)) for k, v in branches.items()}}
+        return {
+            **state,
+            "handle": None if handle is None else load(handle, self._reader(handle)),
+            "branches": {k: load(v, self._reader(v)) for k, v in branches.items()},
+        }
 
     def _reader(self, ref: Any) -> Any:
         """The model a reference is resolved for: this node's, else (a foreign chat model) its ``handoff_model``."""
@@ -131,8 +142,10 @@ class AgentNode:
         qs = questions_of(state, self.max_questions)
         ctx = self.contexts(state, len(qs))
         inbox = unread(state.get("inbox"))
-        return [compose_prompt(self.instruction, q if self.restate else None, ctx[i] or None, inbox, i)
-                for i, q in enumerate(qs)]
+        return [
+            compose_prompt(self.instruction, q if self.restate else None, ctx[i] or None, inbox, i)
+            for i, q in enumerate(qs)
+        ]
 
     def contexts(self, state: dict[str, Any], n: int) -> list[str]:
         """Private text per question this agent sees: the shared ``context`` (if it sees it) + its own."""
@@ -166,9 +179,11 @@ class AgentNode:
         """``record`` stamped with the thread's current turn (the ``trace`` reducer keeps one turn)."""
         return {**record, "turn": int((state or {}).get("turn") or 0)}
 
-    def task(self, config: Any) -> dict[str, str]:
-        """Trace fields naming the LangGraph task this run was: its graph node and branch key."""
-        return {"graph_node": graph_node(config, self.name), "branch": branch_key(self.name, config)}
+    def trace_record(self, config: Any, **fields: Any) -> NodeRecord:
+        """This run's trace record (:func:`node_record` of ``fields``), naming the node, its kind, its memory policy
+        and the LangGraph task the run was (graph node and branch key)."""
+        task = {"graph_node": graph_node(config, self.name), "branch": branch_key(self.name, config)}
+        return node_record(node=self.name, kind=self.sends, memory=self.memory, task=task, **fields)
 
     # ------------------------------------------------------------ latent steps
     def step_callback(self, steps_log: list[StepRecord], config: Any = None) -> Callable[[StepInfo], None]:
@@ -182,7 +197,9 @@ class AgentNode:
                 near = model.nearest_tokens(info.embedding, k=self.inspect)
                 record["nearest"] = [[t for t, _ in row] for row in near]
                 record["cosine"] = [round(row[0][1], 4) for row in near]
-                record["lens"] = [[[t, round(p, 4)] for t, p in row] for row in model.logit_lens(info.hidden, k=self.inspect)]
+                record["lens"] = [
+                    [[t, round(p, 4)] for t, p in row] for row in model.logit_lens(info.hidden, k=self.inspect)
+                ]
             steps_log.append(record)
             emit({"event": "latent_step", "node": self.name, "total": int(getattr(self, "steps", 0)), **record})
 

@@ -7,7 +7,6 @@ latent segment, then thinks on top like any latent agent. Measured quality is lo
 (see docs/adapters.md): prefer a text edge across models unless you trained a good adapter.
 """
 
-
 import time
 from dataclasses import dataclass
 from typing import Any

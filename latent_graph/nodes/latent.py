@@ -1,6 +1,5 @@
 """LatentAgentNode: an agent that thinks in latent space and passes its handle on."""
 
-
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from langchain_core.runnables import RunnableConfig
 
 from latent_graph.engine import DEFAULT_STEPS, KVPolicy, LatentHandle, compress, kept_total, observing
 from latent_graph.nodes.base import AgentNode
-from latent_graph.state.trace import Sends, StepRecord, node_record, prompt_tokens_of
+from latent_graph.state.trace import NodeRecord, Sends, StepRecord, prompt_tokens_of
 
 
 @dataclass
@@ -46,27 +45,53 @@ class LatentAgentNode(AgentNode):
         assert out is not None
         return out
 
-    def think(self, before: LatentHandle | None, state: dict[str, Any], start: float | None = None,
-              config: Any = None) -> dict[str, Any]:
+    def latent_record(
+        self,
+        config: Any,
+        start: float,
+        before: LatentHandle | None,
+        after: LatentHandle,
+        tokens: list[int],
+        generated: list[int],
+        log: list[StepRecord],
+        prompts: list[str],
+    ) -> NodeRecord:
+        """The trace record of a run that fed ``tokens`` per row, took :attr:`steps` latent steps (``log``) and
+        generated ``generated`` tokens per row."""
+        return self.trace_record(
+            config,
+            start=start,
+            before=before,
+            after=after,
+            prompt_tokens=tokens,
+            latent_steps=self.steps,
+            generated_tokens=generated,
+            steps=log,
+            prompts=prompts,
+        )
+
+    def think(
+        self, before: LatentHandle | None, state: dict[str, Any], start: float | None = None, config: Any = None
+    ) -> dict[str, Any]:
         """Think on top of ``before``; returns the state update (output handle, consumed inputs, trace)."""
         start = time.time() if start is None else start
         log: list[StepRecord] = []
         prompts = self.prompts(state)
         with observing(self.model, self.kv) if self.compresses else nullcontext([]) as record:
             after = self.model.think(
-                before, prompts, self.steps, agent=self.name, memory=self.memory, on_step=self.step_callback(log, config)
+                before,
+                prompts,
+                self.steps,
+                agent=self.name,
+                memory=self.memory,
+                on_step=self.step_callback(log, config),
             )
         tokens = prompt_tokens_of(after)
         after = self.edge(before, after, record)
-        record = node_record(
-            node=self.name, kind=self.sends, start=start, before=before, after=after,
-            prompt_tokens=tokens, latent_steps=self.steps, generated_tokens=[0] * len(prompts),
-            memory=self.memory, steps=log, prompts=prompts, task=self.task(config),
-        )
+        record = self.latent_record(config, start, before, after, tokens, [0] * len(prompts), log, prompts)
         if self.compresses:
             record["kv_kept"], record["kv_total"] = kept_total(after)
         return {**self.consumed(state), **self.output(after, config, state), "trace": [self.in_turn(record, state)]}
 
     def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
         return self.think(self.incoming(state, config), state, config=config)
-

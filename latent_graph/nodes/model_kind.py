@@ -34,8 +34,10 @@ class StandInModel:
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)
-        raise InvalidArgumentError(f"{self.name!r} is a stand-in without weights (for drawing); it has no "
-                                   f"{attr!r}: load the model to run the graph")
+        raise InvalidArgumentError(
+            f"{self.name!r} is a stand-in without weights (for drawing); it has no "
+            f"{attr!r}: load the model to run the graph"
+        )
 
 
 NodeModel = LatentModel | BaseChatModel | StandInModel
@@ -57,8 +59,10 @@ def engine_of(model: Any) -> LatentModel | None:
         return None
     if isinstance(model, LatentModel):
         return model
-    raise InvalidArgumentError(f"a node's model must be a LatentModel (e.g. LocalLatentModel) or a LangChain chat "
-                               f"model, got {type(model).__name__}")
+    raise InvalidArgumentError(
+        f"a node's model must be a LatentModel (e.g. LocalLatentModel) or a LangChain chat "
+        f"model, got {type(model).__name__}"
+    )
 
 
 def model_name(model: Any) -> str:

@@ -69,8 +69,11 @@ class ChatRun:
         )
         self.listening = bool(manager.handlers)  # else per-token callbacks would reach nobody: skip them
         self.runs = manager.on_chat_model_start(
-            {"name": name}, [[HumanMessage(p)] for p in prompts], name=name,
-            invocation_params={"model": model_name}, run_name=name,
+            {"name": name},
+            [[HumanMessage(p)] for p in prompts],
+            name=name,
+            invocation_params={"model": model_name},
+            run_name=name,
         )
 
     def on_token(self, chunk: TokenChunk) -> None:
@@ -90,4 +93,3 @@ class ChatRun:
         """Close every row's run with an error."""
         for run in self.runs:
             run.on_llm_error(error)
-

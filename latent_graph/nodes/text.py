@@ -7,7 +7,6 @@ run (:class:`~latent_graph.nodes.streaming.ChatRun`). Any other LangChain chat
 model works too, but only on text input (it cannot read a latent handle).
 """
 
-
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -15,14 +14,14 @@ from typing import Any, ClassVar
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 
-from latent_graph.engine import DecodeOptions, Decoded, LatentHandle, LatentModel
+from latent_graph.engine import Decoded, DecodeOptions, LatentHandle, LatentModel
 from latent_graph.errors import ModelMismatchError
 from latent_graph.nodes.base import AgentNode, compose_prompt
 from latent_graph.nodes.model_kind import model_name
-from latent_graph.state.schema import Message, new_message, questions_of
 from latent_graph.nodes.streaming import ChatRun
+from latent_graph.state.schema import Message, new_message, questions_of
 from latent_graph.state.threads import thread_mode
-from latent_graph.state.trace import NodeRecord, Sends, node_record
+from latent_graph.state.trace import NodeRecord, Sends
 
 HANDOFF = "Write a short message that passes your work so far on to the next agent."
 """What the sender's model is asked when a latent edge enters a foreign chat model."""
@@ -40,7 +39,11 @@ class _Decoding(AgentNode):
         run = ChatRun(config, self.name, prompts, self.model.name)
         try:
             result = self.model.decode(
-                before, prompts, agent=self.name, memory=self.memory, on_token=run.on_token if run.listening else None,
+                before,
+                prompts,
+                agent=self.name,
+                memory=self.memory,
+                on_token=run.on_token if run.listening else None,
                 **self.decoding.as_dict(),
             )
         except BaseException as exc:
@@ -49,7 +52,9 @@ class _Decoding(AgentNode):
         run.finish(result.texts, result.prompt_tokens, result.new_tokens)
         return result
 
-    def decode(self, state: dict[str, Any], config: Any) -> tuple[list[str], NodeRecord, LatentHandle | None, list[Message]]:
+    def decode(
+        self, state: dict[str, Any], config: Any
+    ) -> tuple[list[str], NodeRecord, LatentHandle | None, list[Message]]:
         """Decode one text per question.
 
         Returns:
@@ -61,9 +66,17 @@ class _Decoding(AgentNode):
         if not self.foreign:
             prompts = self.prompts(state)
             d = self._engine_decode(before, prompts, config)
-            rec = node_record(node=self.name, kind=self.sends, start=start, before=before, after=d.handle,
-                              prompt_tokens=d.prompt_tokens, latent_steps=0, generated_tokens=d.new_tokens,
-                              memory=self.memory, steps=[], prompts=prompts, task=self.task(config))
+            rec = self.trace_record(
+                config,
+                start=start,
+                before=before,
+                after=d.handle,
+                prompt_tokens=d.prompt_tokens,
+                latent_steps=0,
+                generated_tokens=d.new_tokens,
+                steps=[],
+                prompts=prompts,
+            )
             return d.texts, rec, d.handle, []
         converted, handoffs = None, []
         if before is not None:
@@ -74,10 +87,17 @@ class _Decoding(AgentNode):
         replies = self.model.batch([[HumanMessage(p)] for p in prompts], config)
         texts = [str(r.content) for r in replies]
         usage = [getattr(r, "usage_metadata", None) or {} for r in replies]
-        rec = node_record(node=self.name, kind=self.sends, start=start, before=before, after=None,
-                          prompt_tokens=[int(u.get("input_tokens", 0)) for u in usage], latent_steps=0,
-                          generated_tokens=[int(u.get("output_tokens", 0)) for u in usage],
-                          memory=self.memory, steps=[], prompts=prompts, task=self.task(config))
+        rec = self.trace_record(
+            config,
+            start=start,
+            before=before,
+            after=None,
+            prompt_tokens=[int(u.get("input_tokens", 0)) for u in usage],
+            latent_steps=0,
+            generated_tokens=[int(u.get("output_tokens", 0)) for u in usage],
+            steps=[],
+            prompts=prompts,
+        )
         if converted:
             rec["converted"] = converted
         return texts, rec, None, handoffs
@@ -88,9 +108,12 @@ class _Decoding(AgentNode):
         engine = self.handoff_model
         if engine is None or engine.fingerprint != handle.fingerprint:
             found = "none" if engine is None else engine.name
-            raise ModelMismatchError(found, handle.fingerprint.name,
-                                     what=f"latent handle reaching text agent {self.name!r} on {model_name(self.model)} "
-                                          f"(pass handoff_model=<the model that built it> to decode it into a message)")
+            raise ModelMismatchError(
+                found,
+                handle.fingerprint.name,
+                what=f"latent handle reaching text agent {self.name!r} on {model_name(self.model)} "
+                f"(pass handoff_model=<the model that built it> to decode it into a message)",
+            )
         qs = questions_of(state, self.max_questions)
         prompts = [compose_prompt(HANDOFF, q, None, [], i) for i, q in enumerate(qs)]
         d = engine.decode(handle, prompts, agent=f"{sender}:handoff", memory=self.memory, **self.decoding.as_dict())

@@ -53,8 +53,9 @@ def _checked(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return json.dumps(out, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError):
-            raise _BadResult(f"tool {getattr(fn, '__name__', fn)!r} returned a {type(out).__name__}, not text "
-                             "or a JSON value") from None
+            raise _BadResult(
+                f"tool {getattr(fn, '__name__', fn)!r} returned a {type(out).__name__}, not text or a JSON value"
+            ) from None
 
     return call
 
@@ -77,8 +78,11 @@ def _text(message: ToolMessage) -> str | None:
     content = message.content
     if isinstance(content, str):
         return content
-    parts = [b if isinstance(b, str) else str(b.get("text", "")) for b in content
-             if isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text")]
+    parts = [
+        b if isinstance(b, str) else str(b.get("text", ""))
+        for b in content
+        if isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text")
+    ]
     return "".join(parts) if parts else None
 
 
@@ -124,8 +128,10 @@ class Toolbox:
             return []
         if self.node is None:
             return [Outcome(f"Error: no tools are bound (called {c['name']!r})", "no tools") for c in calls]
-        ai = AIMessage(content="", tool_calls=[{"name": c["name"], "args": c["arguments"], "id": c["id"],
-                                                 "type": "tool_call"} for c in calls])
+        ai = AIMessage(
+            content="",
+            tool_calls=[{"name": c["name"], "args": c["arguments"], "id": c["id"], "type": "tool_call"} for c in calls],
+        )
         out = self.node.invoke({"messages": [ai]}, config, runtime=_runtime(config))
         found = out.get("messages", []) if isinstance(out, dict) else [m for m in out if isinstance(m, ToolMessage)]
         by_id = {m.tool_call_id: m for m in found if isinstance(m, ToolMessage)}
@@ -133,7 +139,9 @@ class Toolbox:
         for c in calls:
             m = by_id.get(c["id"])
             if m is None:
-                why = f"tool {c['name']!r} returned no tool message (a Command?): a latent agent's tool must return text"
+                why = (
+                    f"tool {c['name']!r} returned no tool message (a Command?): a latent agent's tool must return text"
+                )
                 results.append(Outcome(f"Error: {why}", why))
                 continue
             text = _text(m)

@@ -35,15 +35,21 @@ from typing import Any, Literal
 from langgraph.errors import GraphBubbleUp
 
 from latent_graph.engine import (
-    Constraint, DecodeOptions, LatentHandle, kept_total, observing, parse_tool_calls, tool_call_constraint,
+    Constraint,
+    DecodeOptions,
+    LatentHandle,
+    kept_total,
+    observing,
+    parse_tool_calls,
+    tool_call_constraint,
     tools_system_text,
 )
 from latent_graph.errors import InvalidArgumentError, ToolCallError
-from latent_graph.nodes.streaming import emitter
 from latent_graph.nodes.latent import LatentAgentNode
+from latent_graph.nodes.streaming import emitter
 from latent_graph.nodes.toolbox import Outcome, Toolbox
 from latent_graph.state.edges import sends_metadata
-from latent_graph.state.trace import StepRecord, ToolTurnRecord, node_record, prompt_tokens_of
+from latent_graph.state.trace import StepRecord, ToolTurnRecord, prompt_tokens_of
 
 MAX_TOOL_ROUNDS = 8
 """The most tool rounds one agent run may be given."""
@@ -85,8 +91,9 @@ class ToolAgentNode(LatentAgentNode):
         self.toolbox = Toolbox(self.tools, catch=self.tool_errors == "record")
         names = self.toolbox.names
         if self.tool_choice not in ("auto", "any", "none") and self.tool_choice not in names:
-            raise InvalidArgumentError(f"tool_choice {self.tool_choice!r} names no tool of agent {self.name!r}; "
-                                       f"tools: {names}")
+            raise InvalidArgumentError(
+                f"tool_choice {self.tool_choice!r} names no tool of agent {self.name!r}; tools: {names}"
+            )
         self.decode_opts = DecodeOptions(max_new_tokens=budget)
 
     @property
@@ -99,8 +106,9 @@ class ToolAgentNode(LatentAgentNode):
         return bool(self.toolbox.names) and self.tool_choice != "none"
 
     # ------------------------------------------------------------ one run
-    def think(self, before: LatentHandle | None, state: dict[str, Any], start: float | None = None,
-              config: Any = None) -> dict[str, Any]:
+    def think(
+        self, before: LatentHandle | None, state: dict[str, Any], start: float | None = None, config: Any = None
+    ) -> dict[str, Any]:
         if not self.calls_tools:
             return super().think(before, state, start, config)
         start = time.time() if start is None else start
@@ -111,9 +119,15 @@ class ToolAgentNode(LatentAgentNode):
         specs, parallel = self.toolbox.specs, self.parallel_tool_calls
         later = tool_call_constraint(specs, "auto", parallel)
         with observing(self.model, self.kv) as seen:
-            d = self.model.decode(before, prompts, agent=self.name, memory=self.memory, system=tools_system_text(specs),
-                                  constraint=tool_call_constraint(specs, self.tool_choice, parallel),
-                                  **self.decode_opts.as_dict())
+            d = self.model.decode(
+                before,
+                prompts,
+                agent=self.name,
+                memory=self.memory,
+                system=tools_system_text(specs),
+                constraint=tool_call_constraint(specs, self.tool_choice, parallel),
+                **self.decode_opts.as_dict(),
+            )
             generated = list(d.new_tokens)
             pending: list[list[str]] = [[] for _ in range(b)]
             live, rounds = [True] * b, 0
@@ -126,20 +140,22 @@ class ToolAgentNode(LatentAgentNode):
                 pending = self._run(calls, k, turns, config)
                 if k + 1 == self.max_tool_rounds:
                     break  # the last round: its results go in, then latent steps (no further reply)
-                d = self.model.decode_after_tools(d.handle, pending, self.decode_opts, agent=self.name,
-                                                 constraint=[later if on else DONE for on in live])
+                d = self.model.decode_after_tools(
+                    d.handle,
+                    pending,
+                    self.decode_opts,
+                    agent=self.name,
+                    constraint=[later if on else DONE for on in live],
+                )
                 generated = [g + n for g, n in zip(generated, d.new_tokens)]
                 pending = [[] for _ in range(b)]
-            after = self.model.think_after_tools(d.handle, pending, self.steps, agent=self.name,
-                                                on_step=self.step_callback(log, config))
+            after = self.model.think_after_tools(
+                d.handle, pending, self.steps, agent=self.name, on_step=self.step_callback(log, config)
+            )
         tokens = prompt_tokens_of(after)
         tool_tokens = self._tool_tokens(before, after)
         after = self.edge(before, after, seen)
-        record = node_record(
-            node=self.name, kind=self.sends, start=start, before=before, after=after,
-            prompt_tokens=tokens, latent_steps=self.steps,
-            generated_tokens=generated, memory=self.memory, steps=log, prompts=prompts, task=self.task(config),
-        )
+        record = self.latent_record(config, start, before, after, tokens, generated, log, prompts)
         record.update(tool_turns=turns, tool_rounds=rounds, tool_tokens=tool_tokens)
         if self.kv.active:
             record["kv_kept"], record["kv_total"] = kept_total(after)
@@ -160,8 +176,9 @@ class ToolAgentNode(LatentAgentNode):
             return [{"name": "", "arguments": {}, "id": f"call_{uuid.uuid4().hex[:24]}", "error": why}]
         return calls if self.parallel_tool_calls else calls[:1]
 
-    def _run(self, calls: list[list[dict[str, Any]]], k: int, turns: list[list[ToolTurnRecord]],
-             config: Any) -> list[list[str]]:
+    def _run(
+        self, calls: list[list[dict[str, Any]]], k: int, turns: list[list[ToolTurnRecord]], config: Any
+    ) -> list[list[str]]:
         """Run every row's calls (one ToolNode batch); record them; the result texts per row."""
         flat = [c for row in calls for c in row if "error" not in c]
         try:

@@ -30,11 +30,18 @@ import time
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from latent_graph.paths import cache_dir
 from latent_graph.errors import HandleRefError
+from latent_graph.paths import cache_dir
 
-__all__ = ["BlobStore", "FolderBlobStore", "MemoryBlobStore", "SqlBlobStore", "SqliteBlobStore", "check_key",
-           "default_blob_folder"]
+__all__ = [
+    "BlobStore",
+    "FolderBlobStore",
+    "MemoryBlobStore",
+    "SqlBlobStore",
+    "SqliteBlobStore",
+    "check_key",
+    "default_blob_folder",
+]
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 
@@ -42,8 +49,10 @@ _KEY = re.compile(r"^[0-9a-f]{64}$")
 def check_key(key: Any) -> str:
     """``key`` if it is a blob key (64 lowercase hex chars); else :class:`HandleRefError`."""
     if not isinstance(key, str) or not _KEY.match(key):
-        raise HandleRefError(f"{str(key)[:80]!r} is not a blob key (64 hex chars); a reference cannot name "
-                             "anything outside its blob store")
+        raise HandleRefError(
+            f"{str(key)[:80]!r} is not a blob key (64 hex chars); a reference cannot name "
+            "anything outside its blob store"
+        )
     return key
 
 
@@ -225,8 +234,11 @@ class SqlBlobStore:
 
     def put(self, key: str, data: bytes) -> None:
         check_key(key)
-        self._write("INSERT INTO latent_blobs (key, data, written) VALUES (?, ?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET written = excluded.written", [(key, bytes(data), time.time())])
+        self._write(
+            "INSERT INTO latent_blobs (key, data, written) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET written = excluded.written",
+            [(key, bytes(data), time.time())],
+        )
 
     def get(self, key: str) -> bytes | None:
         with self.lock:
@@ -270,6 +282,8 @@ class SqliteBlobStore(SqlBlobStore):
         super().__init__(sqlite3.connect(self.path, check_same_thread=False, timeout=30))
         with self.lock:
             self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("CREATE TABLE IF NOT EXISTS latent_blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL, "
-                              "written REAL NOT NULL)")
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS latent_blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL, "
+                "written REAL NOT NULL)"
+            )
             self.conn.commit()

@@ -27,13 +27,13 @@ from latent_graph.persist.handle_format import (
     assemble_handle,
     canonical_json,
     check_format,
+    chunk_key,
     handle_header,
     header_int,
-    parse_json,
     load_bytes,
+    parse_json,
     save_bytes,
     take_tensor,
-    chunk_key,
 )
 from latent_graph.persist.validate import Parts
 
@@ -153,7 +153,9 @@ def _body_sha(body: Any) -> str:
 
 def _seal(body: dict[str, Any]) -> str:
     """Manifest JSON: format, version, the body and a checksum of its canonical form."""
-    return canonical_json({"format": MANIFEST_FORMAT, "version": FORMAT_VERSION, "sha256": _body_sha(body), "body": body})
+    return canonical_json(
+        {"format": MANIFEST_FORMAT, "version": FORMAT_VERSION, "sha256": _body_sha(body), "body": body}
+    )
 
 
 def _unseal(manifest: str | bytes) -> dict[str, Any]:
@@ -280,4 +282,6 @@ def _check_columns(cols: list[tuple[str, int, int]], parts: Parts) -> None:
             raise HandleFormatError(f"latent handle manifest column spans do not tile: {cols}")
         pos = end
     if pos != parts.attention_mask.shape[-1]:
-        raise HandleFormatError(f"latent handle chunks hold {parts.attention_mask.shape[-1]} columns, manifest says {pos}")
+        raise HandleFormatError(
+            f"latent handle chunks hold {parts.attention_mask.shape[-1]} columns, manifest says {pos}"
+        )

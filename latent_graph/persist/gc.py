@@ -93,8 +93,9 @@ def _sweep(blobs: Any, live: set[str], grace: float) -> int:
     return len(garbage)
 
 
-def collect_blobs(blobs: Any, savers: Iterable[Any] = (), stores: Iterable[Any] = (),
-                  grace: float = DEFAULT_GRACE_S) -> int:
+def collect_blobs(
+    blobs: Any, savers: Iterable[Any] = (), stores: Iterable[Any] = (), grace: float = DEFAULT_GRACE_S
+) -> int:
     """Delete blobs of ``blobs`` (a BlobStore or HandleStore) no reference in ``savers``/``stores`` names.
 
     Every saver and store whose checkpoints refer to this blob store must be passed:
@@ -103,8 +104,9 @@ def collect_blobs(blobs: Any, savers: Iterable[Any] = (), stores: Iterable[Any] 
     return _sweep(blobs, referenced_blobs(list(savers), list(stores)), grace)
 
 
-async def acollect_blobs(blobs: Any, savers: Iterable[Any] = (), stores: Iterable[Any] = (),
-                         grace: float = DEFAULT_GRACE_S) -> int:
+async def acollect_blobs(
+    blobs: Any, savers: Iterable[Any] = (), stores: Iterable[Any] = (), grace: float = DEFAULT_GRACE_S
+) -> int:
     """:func:`collect_blobs` for async savers (``AsyncSqliteSaver``, ``AsyncPostgresSaver``), read with ``alist``.
 
     ``stores`` are read with their sync API.
@@ -116,8 +118,15 @@ async def acollect_blobs(blobs: Any, savers: Iterable[Any] = (), stores: Iterabl
     return _sweep(blobs, found | referenced_blobs((), list(stores)), grace)
 
 
-def delete_thread(saver: Any, thread_id: str, blobs: Any, *, others: Iterable[Any] = (), stores: Iterable[Any] = (),
-                  grace: float = DEFAULT_GRACE_S) -> int:
+def delete_thread(
+    saver: Any,
+    thread_id: str,
+    blobs: Any,
+    *,
+    others: Iterable[Any] = (),
+    stores: Iterable[Any] = (),
+    grace: float = DEFAULT_GRACE_S,
+) -> int:
     """``saver.delete_thread(thread_id)``, then collect the blobs nothing else refers to (``others``: further
     savers sharing the blob store). Returns the number of blobs deleted."""
     saver.delete_thread(thread_id)

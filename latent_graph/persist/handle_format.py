@@ -26,8 +26,8 @@ import torch
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
-from latent_graph.errors import HandleFormatError
 from latent_graph.engine import SEGMENT_KINDS, LatentHandle, ModelFingerprint, Segment
+from latent_graph.errors import HandleFormatError
 from latent_graph.persist.validate import Parts, check_parts
 
 __all__ = ["CHUNK_FORMAT", "FORMAT_VERSION", "MANIFEST_FORMAT", "assemble_handle", "chunk_key", "handle_header"]

@@ -26,8 +26,10 @@ from latent_graph.persist.refs import HandleRef, HotHandles, LiveHandleStore, ch
 
 __all__ = ["HandleStore", "default_handle_store"]
 
-_REPAIR = ("re-run from a checkpoint before the node that wrote it "
-           "(graph.get_state_history / invoke(None, that config)) or restore the blob store")
+_REPAIR = (
+    "re-run from a checkpoint before the node that wrote it "
+    "(graph.get_state_history / invoke(None, that config)) or restore the blob store"
+)
 
 
 class HandleStore:
@@ -121,7 +123,11 @@ class HandleStore:
             raise
         except HandleFormatError as exc:
             raise BlobMissingError(f"{exc}; {_REPAIR}") from exc
-        if handle.seq_len != ref["columns"] or handle.num_layers != ref["layers"] or handle.batch_size != ref.get("batch"):
+        if (
+            handle.seq_len != ref["columns"]
+            or handle.num_layers != ref["layers"]
+            or handle.batch_size != ref.get("batch")
+        ):
             raise HandleRefError(f"handle reference {digest[:16]}... disagrees with its blobs (shape)")
         return handle
 

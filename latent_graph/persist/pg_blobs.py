@@ -22,8 +22,10 @@ class PostgresBlobStore(SqlBlobStore):
 
         super().__init__(psycopg.connect(conn_string, autocommit=True), mark="%s", autocommit=True)
         with self.lock:
-            self.conn.execute("CREATE TABLE IF NOT EXISTS latent_blobs (key TEXT PRIMARY KEY, data BYTEA NOT NULL, "
-                              "written DOUBLE PRECISION NOT NULL)")
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS latent_blobs (key TEXT PRIMARY KEY, data BYTEA NOT NULL, "
+                "written DOUBLE PRECISION NOT NULL)"
+            )
 
     def __repr__(self) -> str:
         return "PostgresBlobStore(...)"

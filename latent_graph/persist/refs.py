@@ -31,8 +31,17 @@ from latent_graph.engine import LatentHandle
 from latent_graph.errors import BlobMissingError, HandleRefError, ModelMismatchError
 from latent_graph.persist.blobs import check_key
 
-__all__ = ["REF_VERSION", "HandleRef", "HotHandles", "LiveHandleStore", "check_ref", "is_ref", "placed", "ref_keys",
-           "reference"]
+__all__ = [
+    "REF_VERSION",
+    "HandleRef",
+    "HotHandles",
+    "LiveHandleStore",
+    "check_ref",
+    "is_ref",
+    "placed",
+    "ref_keys",
+    "reference",
+]
 
 REF_VERSION = 1
 """Value of a reference's ``latent_graph_ref`` field (its format version; the field marks a dict as a reference)."""
@@ -101,20 +110,30 @@ def _version(ref: Any) -> None:
     if not is_ref(ref):
         raise HandleRefError(f"expected a handle reference (a dict with 'latent_graph_ref'), got {type(ref).__name__}")
     if ref.get("latent_graph_ref") != REF_VERSION:
-        raise HandleRefError(f"handle reference version {ref.get('latent_graph_ref')!r}; this latent_graph reads "
-                             f"version {REF_VERSION}")
+        raise HandleRefError(
+            f"handle reference version {ref.get('latent_graph_ref')!r}; this latent_graph reads version {REF_VERSION}"
+        )
 
 
-def reference(handle: LatentHandle, digest: str = "", chunks: list[str] | None = None, *,
-              live: str | None = None) -> HandleRef:
+def reference(
+    handle: LatentHandle, digest: str = "", chunks: list[str] | None = None, *, live: str | None = None
+) -> HandleRef:
     """The reference naming ``handle`` by ``digest`` (its tensors in the blobs ``chunks``), or by a ``live`` id."""
     k = handle.keys[0] if handle.keys else None
     ref = HandleRef(
-        latent_graph_ref=REF_VERSION, digest=digest, chunks=list(chunks or []), model=handle.fingerprint.name,
-        fingerprint=handle.fingerprint.digest, batch=handle.batch_size, columns=handle.seq_len,
-        layers=handle.num_layers, kv_heads=int(k.shape[1]) if k is not None else 0,
-        head_dim=int(k.shape[3]) if k is not None else 0, dtype=str(handle.dtype).replace("torch.", ""),
-        nbytes=handle.nbytes, segments=[[s.agent, s.kind, s.start, s.end] for s in handle.segments],
+        latent_graph_ref=REF_VERSION,
+        digest=digest,
+        chunks=list(chunks or []),
+        model=handle.fingerprint.name,
+        fingerprint=handle.fingerprint.digest,
+        batch=handle.batch_size,
+        columns=handle.seq_len,
+        layers=handle.num_layers,
+        kv_heads=int(k.shape[1]) if k is not None else 0,
+        head_dim=int(k.shape[3]) if k is not None else 0,
+        dtype=str(handle.dtype).replace("torch.", ""),
+        nbytes=handle.nbytes,
+        segments=[[s.agent, s.kind, s.start, s.end] for s in handle.segments],
         summary=_describe(handle),
     )
     if live is not None:
@@ -135,9 +154,11 @@ def check_ref(ref: Any, model: Any = None) -> str:
     """
     _version(ref)
     if "live" in ref:
-        raise BlobMissingError(f"handle reference {str(ref.get('live'))[:12]}... names a handle a one-shot run held in "
-                               "memory (LiveHandleStore), not a blob: no blob store has it; where state outlives "
-                               "the run, give the graph a blob-backed HandleStore")
+        raise BlobMissingError(
+            f"handle reference {str(ref.get('live'))[:12]}... names a handle a one-shot run held in "
+            "memory (LiveHandleStore), not a blob: no blob store has it; where state outlives "
+            "the run, give the graph a blob-backed HandleStore"
+        )
     digest = check_key(ref.get("digest"))
     chunks = ref.get("chunks")
     if not isinstance(chunks, list):
@@ -147,16 +168,21 @@ def check_ref(ref: Any, model: Any = None) -> str:
     layers, kv, head_dim, columns = (_int(ref, f) for f in ("layers", "kv_heads", "head_dim", "columns"))
     fp = getattr(model, "fingerprint", None)
     if fp is not None and ref.get("fingerprint") != fp.digest:
-        raise ModelMismatchError(str(fp), f"{ref.get('model')!r} (fingerprint {ref.get('fingerprint')})",
-                                 "latent handle reference")
+        raise ModelMismatchError(
+            str(fp), f"{ref.get('model')!r} (fingerprint {ref.get('fingerprint')})", "latent handle reference"
+        )
     want = getattr(fp, "kv_shape", None)
     if want is not None and layers and (layers, kv, head_dim) != tuple(want):
-        raise HandleRefError(f"handle reference has layers/KV heads/head_dim {(layers, kv, head_dim)}, "
-                             f"model {getattr(model, 'name', '?')!r} has {tuple(want)}")
+        raise HandleRefError(
+            f"handle reference has layers/KV heads/head_dim {(layers, kv, head_dim)}, "
+            f"model {getattr(model, 'name', '?')!r} has {tuple(want)}"
+        )
     context = int(getattr(model, "max_context", 0) or 0)
     if context and columns > context:
-        raise HandleRefError(f"handle reference has {columns} columns, more than the context of "
-                             f"{getattr(model, 'name', '?')!r} ({context})")
+        raise HandleRefError(
+            f"handle reference has {columns} columns, more than the context of "
+            f"{getattr(model, 'name', '?')!r} ({context})"
+        )
     return digest
 
 
@@ -173,8 +199,10 @@ def placed(handle: LatentHandle, model: Any = None, device: Any = None) -> Laten
 
 def _describe(h: LatentHandle) -> str:
     agents = ",".join(dict.fromkeys(s.agent for s in h.segments))
-    return (f"{h.fingerprint.name}: batch {h.batch_size}, {h.seq_len} columns, agents [{agents}], "
-            f"{h.latent_steps} latent steps, {h.nbytes:,} bytes")
+    return (
+        f"{h.fingerprint.name}: batch {h.batch_size}, {h.seq_len} columns, agents [{agents}], "
+        f"{h.latent_steps} latent steps, {h.nbytes:,} bytes"
+    )
 
 
 class HotHandles:
@@ -257,10 +285,14 @@ class LiveHandleStore(HotHandles):
         _version(ref)
         key = ref.get("live")
         if not isinstance(key, str) or not _LIVE.match(key):
-            raise HandleRefError(f"a LiveHandleStore resolves only its own references (a 'live' id of 32 hex chars), "
-                                 f"got live={str(key)[:80]!r}; a blob reference needs the HandleStore over its blobs")
+            raise HandleRefError(
+                f"a LiveHandleStore resolves only its own references (a 'live' id of 32 hex chars), "
+                f"got live={str(key)[:80]!r}; a blob reference needs the HandleStore over its blobs"
+            )
         hit = self.get(key)
         if hit is None:
-            raise BlobMissingError(f"live handle {key[:12]}... is missing from {self!r}: dropped beyond max_bytes, "
-                                   "cleared at the end of its run, or held by another process")
+            raise BlobMissingError(
+                f"live handle {key[:12]}... is missing from {self!r}: dropped beyond max_bytes, "
+                "cleared at the end of its run, or held by another process"
+            )
         return placed(hit, model, device)

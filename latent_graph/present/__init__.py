@@ -13,9 +13,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_LAZY = {"RunTrace": "latent_graph.present.runtrace", "render_compare": "latent_graph.present.html",
-         "render_report": "latent_graph.present.html", "write_compare": "latent_graph.present.html",
-         "write_report": "latent_graph.present.html"}
+_LAZY = {
+    "RunTrace": "latent_graph.present.runtrace",
+    "render_compare": "latent_graph.present.html",
+    "render_report": "latent_graph.present.html",
+    "write_compare": "latent_graph.present.html",
+    "write_report": "latent_graph.present.html",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -78,8 +78,14 @@ class Progress:
         self.stream.flush()
 
 
-def execute(graph: Any, inputs: dict[str, Any], *, stream_tokens: bool = False, progress: bool = False,
-            answering: set[str] | None = None) -> dict[str, Any]:
+def execute(
+    graph: Any,
+    inputs: dict[str, Any],
+    *,
+    stream_tokens: bool = False,
+    progress: bool = False,
+    answering: set[str] | None = None,
+) -> dict[str, Any]:
     """Run ``graph`` on ``inputs``: live per-node progress on stderr, answer tokens streamed to stdout.
 
     Args:
@@ -93,7 +99,9 @@ def execute(graph: Any, inputs: dict[str, Any], *, stream_tokens: bool = False, 
     answering = answer_nodes(graph) if answering is None else answering
     out: dict[str, Any] = {}
     streamed = False
-    modes = ["updates", "values"] + (["messages"] if stream_tokens or progress else []) + (["custom"] if progress else [])
+    modes = (
+        ["updates", "values"] + (["messages"] if stream_tokens or progress else []) + (["custom"] if progress else [])
+    )
     try:
         for mode, chunk in graph.stream(inputs, stream_mode=modes):
             if mode == "updates":

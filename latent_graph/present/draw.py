@@ -50,8 +50,12 @@ def tool_calls_per_node(trace: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return out
 
 
-def to_mermaid(graph: Any, highlight: Iterable[str] = (), kept: Mapping[str, tuple[int, int]] | None = None,
-               calls: Mapping[str, int] | None = None) -> str:
+def to_mermaid(
+    graph: Any,
+    highlight: Iterable[str] = (),
+    kept: Mapping[str, tuple[int, int]] | None = None,
+    calls: Mapping[str, int] | None = None,
+) -> str:
     """Mermaid flowchart text: latent edges thick purple, text edges dashed, conditional edges dashed and
     labelled, subgraphs as blocks, executed nodes highlighted; ``kept`` (:func:`kept_per_edge`) labels each
     compressed latent edge with the cache columns kept / total. A tool-using agent's tools are a hexagon joined
@@ -63,7 +67,9 @@ def to_mermaid(graph: Any, highlight: Iterable[str] = (), kept: Mapping[str, tup
     lines = ["graph TD;"]
 
     def node(n: str) -> str:
-        shape_text = f"([{_label(n)}])" if n in (START, END) else f"{{{{{_label(n)}}}}}" if n in tools else f"[{_label(n)}]"
+        shape_text = (
+            f"([{_label(n)}])" if n in (START, END) else f"{{{{{_label(n)}}}}}" if n in tools else f"[{_label(n)}]"
+        )
         return f"    {node_id(n)}{shape_text}" + (":::ran" if is_hot(n, hot) else "")
 
     clustered = {n for members in shape.clusters.values() for n in members}
@@ -82,7 +88,9 @@ def to_mermaid(graph: Any, highlight: Iterable[str] = (), kept: Mapping[str, tup
             styles.append(f"    linkStyle {i} stroke:{LATENT_COLOR},stroke-width:3px;")
         elif e.kind == "tool":
             count = calls.get(_label(e.source), 0)
-            lines.append(f"    {a} -. {text}{f' · {count} call' + ('s' if count != 1 else '') if count else ''} .-> {b};")
+            lines.append(
+                f"    {a} -. {text}{f' · {count} call' + ('s' if count != 1 else '') if count else ''} .-> {b};"
+            )
             styles.append(f"    linkStyle {i} stroke:{TOOL_COLOR},stroke-width:1.5px,stroke-dasharray:2 3;")
         elif text:
             lines.append(f"    {a} -. {text} .-> {b};")
@@ -101,10 +109,14 @@ def to_ascii(graph: Any) -> str:
     shape = Shape.of(graph)
     arrows = {"latent": "==latent==>", "text": "--text---->", "plain": "----------->", "tool": "<-tool--->"}
     width = max((len(_label(e.source)) for e in shape.edges), default=0)
-    return "\n".join(
-        f"{_label(e.source):>{width}} {arrows[e.kind] if not e.conditional else f'- -{edge_text(e)}- ->'} {_label(e.target)}"
-        f"{f' ({e.label})' if e.kind == 'tool' and e.label else ''}"
-        for e in shape.edges) + "\n"
+    return (
+        "\n".join(
+            f"{_label(e.source):>{width}} {arrows[e.kind] if not e.conditional else f'- -{edge_text(e)}- ->'} {_label(e.target)}"
+            f"{f' ({e.label})' if e.kind == 'tool' and e.label else ''}"
+            for e in shape.edges
+        )
+        + "\n"
+    )
 
 
 def to_dot_source(graph: Any, highlight: Iterable[str] = ()) -> str:
@@ -149,17 +161,34 @@ def to_image(graph: Any, path: str | Path, highlight: Iterable[str] = ()) -> Pat
             "plain": dict(color="#111827", lw=1.0, ls="-"),
             "tool": dict(color=TOOL_COLOR, lw=1.4, ls=":"),
         }[kind]
-        ax.annotate("", xy=(x1, y1 + 0.25), xytext=(x0, y0 - 0.25),
-                    arrowprops=dict(arrowstyle="-|>", linestyle=style["ls"], color=style["color"], lw=style["lw"]))
+        ax.annotate(
+            "",
+            xy=(x1, y1 + 0.25),
+            xytext=(x0, y0 - 0.25),
+            arrowprops=dict(arrowstyle="-|>", linestyle=style["ls"], color=style["color"], lw=style["lw"]),
+        )
         if kind != "plain":
             ax.text((x0 + x1) / 2 + 0.1, (y0 + y1) / 2, kind, color=style["color"], fontsize=8)
     for n, (x, y) in pos.items():
         face = "#fde68a" if n in hot else ("#ede9fe" if n not in (START, END) else "#ffffff")
-        ax.text(x, y, _label(n), ha="center", va="center", fontsize=10,
-                bbox=dict(boxstyle="round,pad=0.4", fc=face, ec="#4b5563"))
-    ax.legend(handles=[Line2D([], [], color=LATENT_COLOR, lw=3, label="latent edge"),
-                       Line2D([], [], color=TEXT_COLOR, lw=1.6, ls="--", label="text edge")],
-              loc="lower right", fontsize=8, frameon=False)
+        ax.text(
+            x,
+            y,
+            _label(n),
+            ha="center",
+            va="center",
+            fontsize=10,
+            bbox=dict(boxstyle="round,pad=0.4", fc=face, ec="#4b5563"),
+        )
+    ax.legend(
+        handles=[
+            Line2D([], [], color=LATENT_COLOR, lw=3, label="latent edge"),
+            Line2D([], [], color=TEXT_COLOR, lw=1.6, ls="--", label="text edge"),
+        ],
+        loc="lower right",
+        fontsize=8,
+        frameon=False,
+    )
     xs = [p[0] for p in pos.values()]
     ax.set_xlim(min(xs) - 1.5, max(xs) + 1.5)
     ax.set_ylim(-1.4 * (len(rows) - 1) - 0.8, 0.8)

@@ -45,8 +45,11 @@ def node_sends(graph: Any, xray: bool = False) -> dict[str, str]:
 def converted_edges(graph: Any, xray: bool = False) -> set[tuple[str, str]]:
     """Latent edges into a node that only reads text: the sender's handle is decoded to a message on the way."""
     sends, receives = node_sends(graph, xray), declared(graph, "receives", xray)
-    return {(e.source, e.target) for e in graph.get_graph(xray=xray).edges
-            if sends.get(e.source) == "latent" and receives.get(e.target) == "text"}
+    return {
+        (e.source, e.target)
+        for e in graph.get_graph(xray=xray).edges
+        if sends.get(e.source) == "latent" and receives.get(e.target) == "text"
+    }
 
 
 def drawn_edges(graph: Any, xray: bool = False) -> list[DrawnEdge]:
@@ -64,16 +67,25 @@ def drawn_edges(graph: Any, xray: bool = False) -> list[DrawnEdge]:
         if kind == "answer" and e.target != "__end__":
             kind = "text"  # an answer passed on inside a bigger graph is a message
         label = str(e.data) if e.data is not None else ("Send" if e.conditional and e.target in branch else "")
-        out.append(DrawnEdge(e.source, e.target, kind if kind in EDGE_KINDS else "plain",  # type: ignore[arg-type]
-                             bool(e.conditional), label))
+        out.append(
+            DrawnEdge(
+                e.source,
+                e.target,
+                kind if kind in EDGE_KINDS else "plain",  # type: ignore[arg-type]
+                bool(e.conditional),
+                label,
+            )
+        )
     return out
 
 
 def tool_edges(graph: Any, xray: bool = False) -> list[DrawnEdge]:
     """A ``tool`` edge from each tool-using agent to its tools' pseudo node (``agent + TOOLS_SUFFIX``), labelled
     with the tool names its metadata declares (drawings add these to :func:`drawn_edges`)."""
-    return [DrawnEdge(node, node + TOOLS_SUFFIX, "tool", False, names.replace(",", ", "))
-            for node, names in declared(graph, "tools", xray).items()]
+    return [
+        DrawnEdge(node, node + TOOLS_SUFFIX, "tool", False, names.replace(",", ", "))
+        for node, names in declared(graph, "tools", xray).items()
+    ]
 
 
 def edge_kinds_of(graph: Any, xray: bool = False) -> dict[tuple[str, str], DrawnKind]:

@@ -52,8 +52,9 @@ class Shape:
     def of(cls, graph: Any) -> Shape:
         """The shape of a compiled graph, subgraphs expanded."""
         tools = tool_edges(graph, xray=True)  # a tool-using agent's tools: a pseudo node beside it
-        return cls.build([*graph.get_graph(xray=True).nodes, *(e.target for e in tools)],
-                         [*drawn_edges(graph, xray=True), *tools])
+        return cls.build(
+            [*graph.get_graph(xray=True).nodes, *(e.target for e in tools)], [*drawn_edges(graph, xray=True), *tools]
+        )
 
     @classmethod
     def build(cls, nodes: list[str], edges: list[DrawnEdge]) -> Shape:
@@ -67,14 +68,25 @@ class Shape:
     def from_record(cls, nodes: list[str], edges: dict[str, str], labels: dict[str, str] | None = None) -> Shape:
         """From a run trace's ``nodes``, ``{"a->b": kind}`` and ``{"a->b": label}`` (conditional and tool edges)."""
         labels = labels or {}
-        drawn = [DrawnEdge(k.split("->", 1)[0], k.split("->", 1)[1], v if v in ("latent", "text", "tool") else "plain",  # type: ignore[arg-type]
-                           k in labels and v != "tool", labels.get(k, "")) for k, v in edges.items() if "->" in k]
+        drawn = [
+            DrawnEdge(
+                k.split("->", 1)[0],
+                k.split("->", 1)[1],
+                v if v in ("latent", "text", "tool") else "plain",  # type: ignore[arg-type]
+                k in labels and v != "tool",
+                labels.get(k, ""),
+            )
+            for k, v in edges.items()
+            if "->" in k
+        ]
         return cls.build(list(nodes), drawn)
 
     def edge_record(self) -> tuple[dict[str, str], dict[str, str]]:
         """``({"a->b": kind}, {"a->b": label of a conditional edge, or a tool edge's tool names})`` for a run trace."""
         kinds = {f"{e.source}->{e.target}": e.kind for e in self.edges}
-        return kinds, {f"{e.source}->{e.target}": e.label or "if" for e in self.edges if e.conditional or e.kind == "tool"}
+        return kinds, {
+            f"{e.source}->{e.target}": e.label or "if" for e in self.edges if e.conditional or e.kind == "tool"
+        }
 
 
 def is_hot(name: str, hot: set[str]) -> bool:
@@ -96,9 +108,12 @@ def to_dot(shape: Shape, highlight: Iterable[str] = ()) -> str:
     """Graphviz DOT text: latent edges thick purple, text edges grey, conditional edges dashed and labelled."""
     hot = set(highlight)
     tools = {e.target for e in shape.edges if e.kind == "tool"}  # tools' pseudo nodes
-    lines = ["digraph G {", '  graph [rankdir=TB, fontname="Helvetica", nodesep=0.35, ranksep=0.45];',
-             '  node [shape=box, style="rounded,filled", fillcolor="#ede9fe", color="#4b5563", fontname="Helvetica"];',
-             '  edge [fontname="Helvetica", fontsize=10];']
+    lines = [
+        "digraph G {",
+        '  graph [rankdir=TB, fontname="Helvetica", nodesep=0.35, ranksep=0.45];',
+        '  node [shape=box, style="rounded,filled", fillcolor="#ede9fe", color="#4b5563", fontname="Helvetica"];',
+        '  edge [fontname="Helvetica", fontsize=10];',
+    ]
 
     def node_line(n: str) -> str:
         attrs = {"label": label(n)}
@@ -123,9 +138,15 @@ def to_dot(shape: Shape, highlight: Iterable[str] = ()) -> str:
         width = {"latent": "3", "text": "1.6", "tool": "1.6"}.get(e.kind, "1")
         style = "dotted" if e.kind == "tool" else "dashed" if e.conditional or e.kind == "text" else "solid"
         text = edge_text(e)
-        ran = " ran" if (is_hot(e.source, hot) or e.source == START) and (is_hot(e.target, hot) or e.target == END) else ""
-        lines.append(f'  {node_id(e.source)} -> {node_id(e.target)} [color="{color}", penwidth={width}, '
-                     f'style={style}, label="{text}", fontcolor="{color}", class="{e.kind}{ran}"{", dir=both" if e.kind == "tool" else ""}];')
+        ran = (
+            " ran"
+            if (is_hot(e.source, hot) or e.source == START) and (is_hot(e.target, hot) or e.target == END)
+            else ""
+        )
+        lines.append(
+            f'  {node_id(e.source)} -> {node_id(e.target)} [color="{color}", penwidth={width}, '
+            f'style={style}, label="{text}", fontcolor="{color}", class="{e.kind}{ran}"{", dir=both" if e.kind == "tool" else ""}];'
+        )
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -140,7 +161,9 @@ def render(dot: str, fmt: str = "svg") -> bytes | None:
         why = f"{type(exc).__name__}: {exc}"
         if why not in _WARNED:
             _WARNED.add(why)
-            print(f"latent_graph: Graphviz 'dot' is unavailable ({why.splitlines()[0]}); using the simple "
-                  "built-in layout. Install it with: apt-get install graphviz && pip install graphviz",
-                  file=sys.stderr)
+            print(
+                f"latent_graph: Graphviz 'dot' is unavailable ({why.splitlines()[0]}); using the simple "
+                "built-in layout. Install it with: apt-get install graphviz && pip install graphviz",
+                file=sys.stderr,
+            )
         return None

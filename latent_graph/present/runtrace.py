@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from latent_graph.errors import InvalidArgumentError
-from latent_graph.state import Message, NodeRecord
-from latent_graph.present.edges import TOOLS_SUFFIX
 from latent_graph.jsonl import parse_json
+from latent_graph.present.edges import TOOLS_SUFFIX
 from latent_graph.present.layout import Shape
+from latent_graph.state import Message, NodeRecord
 
 VERSION = 2  # 2: trace records are typed NodeRecords with per-row token counts
 
@@ -187,8 +187,10 @@ class RunTrace:
         if not isinstance(version, int) or version > VERSION:
             raise InvalidArgumentError(f"run trace version {version!r} is newer than this latent_graph ({VERSION})")
         if version < VERSION:
-            raise InvalidArgumentError(f"run trace version {version} is from an older latent_graph (its token counts "
-                                       f"are not per question); re-run to write a version {VERSION} trace")
+            raise InvalidArgumentError(
+                f"run trace version {version} is from an older latent_graph (its token counts "
+                f"are not per question); re-run to write a version {VERSION} trace"
+            )
         need = NodeRecord.__required_keys__
         for i, rec in enumerate(data["trace"] if isinstance(data["trace"], list) else [None]):
             missing = sorted(need - set(rec)) if isinstance(rec, Mapping) else ["(not an object)"]

@@ -44,7 +44,14 @@ from latent_graph.serve.errors import (
 )
 from latent_graph.serve.guard import LIMITS_ENV, PROXY_CALLBACK, Limits, RequestGuard, limits_env
 from latent_graph.serve.replica import GraphReplica
-from latent_graph.serve.schema import AnswerRequest, ChatRequest, answer_request_of_chat, chat_completion, parse, settings_of
+from latent_graph.serve.schema import (
+    AnswerRequest,
+    ChatRequest,
+    answer_request_of_chat,
+    chat_completion,
+    parse,
+    settings_of,
+)
 from latent_graph.serve.worker import Item, error_result
 
 RETRY_AFTER_S = 1
@@ -121,6 +128,7 @@ class Ingress:
 
     async def _call(self, response: Awaitable[Any], timeout_s: float | None = None) -> Any:
         """Await a replica call; a dead/restarting replica is a retryable 503, a slow one 504."""
+
         async def wait() -> Any:
             return await response
 
@@ -146,14 +154,18 @@ class Ingress:
         """Server-sent events: ``latent_step``, ``token``, then ``done`` (or ``error``)."""
         req = parse(AnswerRequest, await self._json(request))
         settings = settings_of(req, self.cfg)
-        gen = self.replica.options(stream=True).stream.remote(settings, Item(req.question, req.context, uuid.uuid4().hex))
+        gen = self.replica.options(stream=True).stream.remote(
+            settings, Item(req.question, req.context, uuid.uuid4().hex)
+        )
 
         async def events() -> AsyncIterator[str]:
             try:
                 async for ev in gen:
                     yield _sse(ev["event"], ev["data"])
             except RETRYABLE as exc:
-                yield _sse("error", error_result(ServiceUnavailableError(f"replica unavailable ({type(exc).__name__})")))
+                yield _sse(
+                    "error", error_result(ServiceUnavailableError(f"replica unavailable ({type(exc).__name__})"))
+                )
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
@@ -168,8 +180,12 @@ class Ingress:
 
     @api.get("/v1/models")
     async def models(self) -> JSONResponse:
-        return JSONResponse({"object": "list", "data": [{"id": g, "object": "model", "owned_by": "latent_graph"}
-                                                        for g in self.cfg.graphs]})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [{"id": g, "object": "model", "owned_by": "latent_graph"} for g in self.cfg.graphs],
+            }
+        )
 
     @api.get("/healthz")
     async def health(self) -> JSONResponse:

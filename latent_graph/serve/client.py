@@ -39,8 +39,9 @@ class ServeClient:
     def _request(self, path: str, body: Any | None) -> urllib.request.Request:
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
         headers = {"Content-Type": "application/json"} if data is not None else {}
-        return urllib.request.Request(self.base_url + path, data=data, headers=headers,
-                                      method="GET" if data is None else "POST")
+        return urllib.request.Request(
+            self.base_url + path, data=data, headers=headers, method="GET" if data is None else "POST"
+        )
 
     def call(self, path: str, body: Any | None = None, *, retry: bool = True) -> Reply:
         """GET (no body) or POST ``body``; retries 503s and dropped connections when ``retry``."""
@@ -76,9 +77,9 @@ class ServeClient:
             for raw in resp:
                 line = raw.decode("utf-8").rstrip("\n")
                 if line.startswith("event: "):
-                    event = line[len("event: "):]
+                    event = line[len("event: ") :]
                 elif line.startswith("data: "):
-                    yield event, json.loads(line[len("data: "):])
+                    yield event, json.loads(line[len("data: ") :])
 
 
 def _json_or_text(raw: bytes) -> dict[str, Any]:

@@ -101,23 +101,37 @@ class ServeConfig:
         check_quantization(self.quantization)
         unknown = set(self.graphs) - set(SERVABLE_GRAPHS)
         checks = [
-            (bool(self.graphs) and not unknown, f"graphs must be a non-empty subset of {SERVABLE_GRAPHS}, got {self.graphs}"),
+            (
+                bool(self.graphs) and not unknown,
+                f"graphs must be a non-empty subset of {SERVABLE_GRAPHS}, got {self.graphs}",
+            ),
             (0 <= self.steps <= self.max_steps, f"steps must be in [0, max_steps={self.max_steps}], got {self.steps}"),
-            (1 <= self.max_new_tokens <= self.max_tokens_limit,
-             f"max_new_tokens must be in [1, {self.max_tokens_limit}], got {self.max_new_tokens}"),
+            (
+                1 <= self.max_new_tokens <= self.max_tokens_limit,
+                f"max_new_tokens must be in [1, {self.max_tokens_limit}], got {self.max_new_tokens}",
+            ),
             (self.max_batch_size >= 1, f"max_batch_size must be >= 1, got {self.max_batch_size}"),
             (self.batch_wait_timeout_s >= 0, f"batch_wait_timeout_s must be >= 0, got {self.batch_wait_timeout_s}"),
-            ((self.num_replicas is None) != (self.autoscale is None),
-             "give exactly one of num_replicas or autoscale=(min, max)"),
-            (self.num_replicas is None or self.num_replicas >= 1, f"num_replicas must be >= 1, got {self.num_replicas}"),
-            (self.autoscale is None or 0 <= self.autoscale[0] <= self.autoscale[1] and self.autoscale[1] >= 1,
-             f"autoscale must be (min, max) with 0 <= min <= max, max >= 1, got {self.autoscale}"),
+            (
+                (self.num_replicas is None) != (self.autoscale is None),
+                "give exactly one of num_replicas or autoscale=(min, max)",
+            ),
+            (
+                self.num_replicas is None or self.num_replicas >= 1,
+                f"num_replicas must be >= 1, got {self.num_replicas}",
+            ),
+            (
+                self.autoscale is None or 0 <= self.autoscale[0] <= self.autoscale[1] and self.autoscale[1] >= 1,
+                f"autoscale must be (min, max) with 0 <= min <= max, max >= 1, got {self.autoscale}",
+            ),
             (self.num_cpus >= 0 and self.num_gpus >= 0, "num_cpus and num_gpus must be >= 0"),
             (0 < self.port < 65536, f"port must be in 1..65535, got {self.port}"),
-            (bool(self.allowed_hosts), "allowed_hosts must name at least one host (or \"*\")"),
+            (bool(self.allowed_hosts), 'allowed_hosts must name at least one host (or "*")'),
             (self.max_json_depth >= 2, f"max_json_depth must be >= 2, got {self.max_json_depth}"),
-            (self.max_batch_size <= self.max_questions,
-             f"max_batch_size ({self.max_batch_size}) must be <= max_questions ({self.max_questions})"),
+            (
+                self.max_batch_size <= self.max_questions,
+                f"max_batch_size ({self.max_batch_size}) must be <= max_questions ({self.max_questions})",
+            ),
         ]
         for ok, msg in checks:
             if not ok:
@@ -138,8 +152,11 @@ class ServeConfig:
             "graceful_shutdown_timeout_s": 5.0,
         }
         if self.autoscale is not None:
-            opts["autoscaling_config"] = {"min_replicas": self.autoscale[0], "max_replicas": self.autoscale[1],
-                                          "target_ongoing_requests": self.target_ongoing_requests}
+            opts["autoscaling_config"] = {
+                "min_replicas": self.autoscale[0],
+                "max_replicas": self.autoscale[1],
+                "target_ongoing_requests": self.target_ongoing_requests,
+            }
         else:
             opts["num_replicas"] = self.num_replicas
         return opts
@@ -164,5 +181,6 @@ class ServeConfig:
                 raise InvalidArgumentError(f"model_factory returned {type(model).__name__}, not a LocalLatentModel")
             return model
         device = self.device or ("cuda" if self.num_gpus > 0 else None)
-        return load_model(self.model, dtype=self.dtype, device=device, realign=self.realign,
-                          quantization=self.quantization)
+        return load_model(
+            self.model, dtype=self.dtype, device=device, realign=self.realign, quantization=self.quantization
+        )

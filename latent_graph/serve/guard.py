@@ -65,8 +65,9 @@ def host_of(value: str) -> str:
 class Limits:
     """The guard's settings (from :class:`~latent_graph.serve.config.ServeConfig`'s fields of the same names)."""
 
-    def __init__(self, allowed_hosts: Iterable[str], allowed_origins: Iterable[str], max_body_bytes: int,
-                 max_json_depth: int) -> None:
+    def __init__(
+        self, allowed_hosts: Iterable[str], allowed_origins: Iterable[str], max_body_bytes: int, max_json_depth: int
+    ) -> None:
         self.hosts = {h.lower() for h in allowed_hosts}
         self.origins = {o.lower().rstrip("/") for o in allowed_origins}
         self.max_body_bytes = max_body_bytes
@@ -173,9 +174,17 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 async def _respond(send: Send, status: int, name: str, message: str) -> None:
     payload = json.dumps({"error": name, "message": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -186,8 +195,14 @@ PROXY_CALLBACK = "latent_graph.serve.guard:proxy_middlewares"
 
 
 def limits_env(lim: Limits) -> str:
-    return json.dumps({"allowed_hosts": sorted(lim.hosts), "allowed_origins": sorted(lim.origins),
-                       "max_body_bytes": lim.max_body_bytes, "max_json_depth": lim.max_json_depth})
+    return json.dumps(
+        {
+            "allowed_hosts": sorted(lim.hosts),
+            "allowed_origins": sorted(lim.origins),
+            "max_body_bytes": lim.max_body_bytes,
+            "max_json_depth": lim.max_json_depth,
+        }
+    )
 
 
 def proxy_middlewares() -> list[Any]:

@@ -66,7 +66,7 @@ class GraphReplica:
         for settings, rows in groups.items():
             items = [requests[i][1] for i in rows]
             ids = {it.request_id for it in items}
-            outs = await asyncio.to_thread(self.worker.run, settings, items, lambda: ids <= self.gone)
+            outs = await asyncio.to_thread(self.worker.run, settings, items, lambda ids=ids: ids <= self.gone)
             self.gone -= ids
             for i, out in zip(rows, outs):
                 results[i] = out

@@ -35,8 +35,11 @@ SERVER_DEFAULTS: tuple[str, ...] = ("steps", "max_new_tokens", "task")
 :class:`GraphOptions`."""
 REQUEST_OPTIONS: tuple[str, ...] = tuple(n for n in OPTION_NAMES if n not in SERVER_OWNED)
 """The :class:`GraphOptions` fields every request may set (unset: the server's default)."""
-_BOUNDS: dict[str, dict[str, Any]] = {"temperature": {"le": 2.0}, "seed": {"ge": 0, "le": 2**63 - 1},
-                                      "inspect": {"le": 20}}
+_BOUNDS: dict[str, dict[str, Any]] = {
+    "temperature": {"le": 2.0},
+    "seed": {"ge": 0, "le": 2**63 - 1},
+    "inspect": {"le": 20},
+}
 """Request-only bounds tighter than GraphOptions' own checks (a JSON seed, a sane sampler, a small logit lens)."""
 
 
@@ -62,11 +65,15 @@ class _Strict(BaseModel):
     edges: str | list[str] | dict[str, str] = "latent"
 
 
-AnswerRequest = create_model("AnswerRequest", __base__=_Strict, __module__=__name__,
-                             __doc__="Body of ``POST /v1/answer`` and ``POST /v1/stream``: the question, the graph "
-                                     "and every GraphOptions field but the server-owned ones (unset: the server's "
-                                     "defaults).",
-                             **_option_fields(REQUEST_OPTIONS))
+AnswerRequest = create_model(
+    "AnswerRequest",
+    __base__=_Strict,
+    __module__=__name__,
+    __doc__="Body of ``POST /v1/answer`` and ``POST /v1/stream``: the question, the graph "
+    "and every GraphOptions field but the server-owned ones (unset: the server's "
+    "defaults).",
+    **_option_fields(REQUEST_OPTIONS),
+)
 
 
 class ChatMessage(BaseModel):
@@ -91,15 +98,20 @@ class _Chat(BaseModel):
     edges: str | list[str] | dict[str, str] = "latent"  # latent_graph extension
 
 
-CHAT_OPTIONS: tuple[str, ...] = tuple(n for n in REQUEST_OPTIONS if n not in _Chat.model_fields and n not in
-                                      ("max_new_tokens", "task"))
+CHAT_OPTIONS: tuple[str, ...] = tuple(
+    n for n in REQUEST_OPTIONS if n not in _Chat.model_fields and n not in ("max_new_tokens", "task")
+)
 """GraphOptions a chat request may set as latent_graph extensions (OpenAI's own fields cover the sampler and
 the budget; a chat answers in plain text)."""
 
-ChatRequest = create_model("ChatRequest", __base__=_Chat, __module__=__name__,
-                           __doc__="The subset of OpenAI's chat-completions body we honour (other OpenAI fields are "
-                                   "ignored), plus the GraphOptions extensions of :data:`CHAT_OPTIONS`.",
-                           **_option_fields(CHAT_OPTIONS))
+ChatRequest = create_model(
+    "ChatRequest",
+    __base__=_Chat,
+    __module__=__name__,
+    __doc__="The subset of OpenAI's chat-completions body we honour (other OpenAI fields are "
+    "ignored), plus the GraphOptions extensions of :data:`CHAT_OPTIONS`.",
+    **_option_fields(CHAT_OPTIONS),
+)
 
 
 @dataclass(frozen=True)
@@ -147,8 +159,10 @@ def settings_of(req: Any, cfg: ServeConfig) -> RunSettings:
     checks = [
         (graph in cfg.graphs, f"graph: must be one of {list(cfg.graphs)}"),
         (len(req.question) <= cfg.max_question_chars, f"question: at most {cfg.max_question_chars} characters"),
-        (req.context is None or len(req.context) <= cfg.max_context_chars,
-         f"context: at most {cfg.max_context_chars} characters"),
+        (
+            req.context is None or len(req.context) <= cfg.max_context_chars,
+            f"context: at most {cfg.max_context_chars} characters",
+        ),
         (values["steps"] <= cfg.max_steps, f"steps: at most {cfg.max_steps}"),
         (tokens <= cfg.max_tokens_limit, f"max_new_tokens and message_tokens: at most {cfg.max_tokens_limit}"),
         (bool(req.question.strip()), "question: must not be blank"),
@@ -183,14 +197,26 @@ def answer_request_of_chat(chat: Any, cfg: ServeConfig) -> Any:
         raise _fail("messages: need at least one user message")
     last = users[-1]
     earlier = [m for i, m in enumerate(chat.messages) if i != last]
-    context = "\n".join(m.content if m.role in ("system", "developer") else f"{m.role}: {m.content}"
-                        for m in earlier) or None
+    context = (
+        "\n".join(m.content if m.role in ("system", "developer") else f"{m.role}: {m.content}" for m in earlier) or None
+    )
     graph = chat.model if chat.model in cfg.graphs else cfg.default_graph
     extensions = {n: getattr(chat, n) for n in CHAT_OPTIONS}
-    return parse(AnswerRequest, dict(question=chat.messages[last].content, context=context, graph=graph,
-                                     edges=chat.edges, task="plain", **extensions,
-                                     max_new_tokens=chat.max_completion_tokens or chat.max_tokens,
-                                     temperature=chat.temperature, top_p=chat.top_p, seed=chat.seed))
+    return parse(
+        AnswerRequest,
+        dict(
+            question=chat.messages[last].content,
+            context=context,
+            graph=graph,
+            edges=chat.edges,
+            task="plain",
+            **extensions,
+            max_new_tokens=chat.max_completion_tokens or chat.max_tokens,
+            temperature=chat.temperature,
+            top_p=chat.top_p,
+            seed=chat.seed,
+        ),
+    )
 
 
 def chat_completion(result: dict[str, Any], model_name: str, created: int) -> dict[str, Any]:
@@ -201,10 +227,14 @@ def chat_completion(result: dict[str, Any], model_name: str, created: int) -> di
         "object": "chat.completion",
         "created": created,
         "model": model_name,
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": result["answer"]}}],
-        "usage": {"prompt_tokens": usage.get("prompt_tokens", 0), "completion_tokens": usage.get("generated_tokens", 0),
-                  "total_tokens": usage.get("prompt_tokens", 0) + usage.get("generated_tokens", 0)},
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": result["answer"]}}
+        ],
+        "usage": {
+            "prompt_tokens": usage.get("prompt_tokens", 0),
+            "completion_tokens": usage.get("generated_tokens", 0),
+            "total_tokens": usage.get("prompt_tokens", 0) + usage.get("generated_tokens", 0),
+        },
         "latent_graph": {"graph": result["settings"]["graph"], "batch_size": result["batch_size"]},
     }
 
@@ -215,8 +245,10 @@ ROW_KEYS = ("prompts", "norm", "nearest", "cosine", "lens", "texts", "prompt_tok
 def _row(value: Any, i: int, n: int) -> Any:
     """Keep row ``i`` of every per-row list (length ``n``) inside a trace record."""
     if isinstance(value, dict):
-        return {k: ([_row(v[i], i, n)] if k in ROW_KEYS and isinstance(v, list) and len(v) == n else _row(v, i, n))
-                for k, v in value.items()}
+        return {
+            k: ([_row(v[i], i, n)] if k in ROW_KEYS and isinstance(v, list) and len(v) == n else _row(v, i, n))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_row(v, i, n) for v in value]
     return value

@@ -83,8 +83,10 @@ def open_checkpoints(path: str | Path) -> tuple[SqliteSaver, HandleStore]:
         verdict = [str(exc)]
     if verdict != ["ok"]:
         conn.close()
-        raise CheckpointFileError(f"checkpoint file {path} is damaged or not a SQLite database ({verdict[0]}); "
-                                  "restore it from a backup or start a new file")
+        raise CheckpointFileError(
+            f"checkpoint file {path} is damaged or not a SQLite database ({verdict[0]}); "
+            "restore it from a backup or start a new file"
+        )
     return SqliteSaver(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=None)), HandleStore(SqliteBlobStore(path))
 
 
@@ -117,8 +119,14 @@ class GraphWorker:
         if s in self._graphs:
             self._graphs.move_to_end(s)
             return self._graphs[s]
-        graph = build_graph(s.graph, self.model, checkpointer=self._checkpointer, handle_store=self._handles,
-                            max_questions=self.cfg.max_questions, **s.graph_kwargs())
+        graph = build_graph(
+            s.graph,
+            self.model,
+            checkpointer=self._checkpointer,
+            handle_store=self._handles,
+            max_questions=self.cfg.max_questions,
+            **s.graph_kwargs(),
+        )
         self._graphs[s] = graph
         while len(self._graphs) > MAX_CACHED_GRAPHS:
             self._graphs.popitem(last=False)
@@ -140,8 +148,13 @@ class GraphWorker:
         n = len(items)
         results = []
         for i, it in enumerate(items):
-            res = {**row_result(out, i, n), "request_id": it.request_id, "settings": s.public(),
-                   "batch_size": n, "replica": self.replica_id}
+            res = {
+                **row_result(out, i, n),
+                "request_id": it.request_id,
+                "settings": s.public(),
+                "batch_size": n,
+                "replica": self.replica_id,
+            }
             if self.checkpoint_file is not None:
                 res["checkpoint"] = {"file": self.checkpoint_file.name, "thread_id": run_id, "row": i}
             results.append(res)
@@ -181,7 +194,8 @@ class GraphWorker:
             config, run_id = self._run_config()
             out: dict[str, Any] = {}
             with self._lock:
-                for out in graph.stream(self._inputs(items), config, stream_mode="values"):  # = invoke, step by step
+                for state in graph.stream(self._inputs(items), config, stream_mode="values"):  # = invoke, step by step
+                    out = state  # the last state streamed is the run's result
                     if cancelled is not None and cancelled():
                         self.cancelled += 1
                         raise RequestCancelledError("the client went away; the run stopped at an agent boundary")
@@ -231,7 +245,14 @@ class GraphWorker:
     def health(self) -> dict[str, Any]:
         fp = getattr(self.model, "fingerprint", None)
         prefixes = getattr(self.model, "prefixes", None)
-        return {"status": "ok", "replica": self.replica_id, "model": getattr(fp, "name", str(self.model)),
-                "graphs": list(self.cfg.graphs), "default_graph": self.cfg.default_graph, "runs": self.runs, "cancelled": self.cancelled,
-                "padding": dict(self.padding),
-                "prefix_cache": prefixes.stats.as_dict() if prefixes is not None else None}
+        return {
+            "status": "ok",
+            "replica": self.replica_id,
+            "model": getattr(fp, "name", str(self.model)),
+            "graphs": list(self.cfg.graphs),
+            "default_graph": self.cfg.default_graph,
+            "runs": self.runs,
+            "cancelled": self.cancelled,
+            "padding": dict(self.padding),
+            "prefix_cache": prefixes.stats.as_dict() if prefixes is not None else None,
+        }

@@ -17,6 +17,19 @@ from latent_graph.state.schema import (
 )
 from latent_graph.state.trace import NodeRecord, StepRecord, ToolTurnRecord
 
-__all__ = ["EDGE_KINDS", "METADATA_KEY", "EdgeKind", "GraphInput", "GraphOutput", "LatentState", "Message",
-           "NodeRecord", "StepRecord", "ToolTurnRecord", "branches_reducer",
-           "inbox_reducer", "parse_edges", "sends_metadata"]
+__all__ = [
+    "EDGE_KINDS",
+    "METADATA_KEY",
+    "EdgeKind",
+    "GraphInput",
+    "GraphOutput",
+    "LatentState",
+    "Message",
+    "NodeRecord",
+    "StepRecord",
+    "ToolTurnRecord",
+    "branches_reducer",
+    "inbox_reducer",
+    "parse_edges",
+    "sends_metadata",
+]

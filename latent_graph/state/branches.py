@@ -54,7 +54,11 @@ def send_index(config: Mapping[str, Any] | None) -> tuple[int, ...] | None:
 def task_id(config: Mapping[str, Any] | None) -> str:
     """The running task's checkpoint namespace (``node:task id``), "" outside a graph run."""
     c = ambient(config) or {}
-    return str((c.get("metadata") or {}).get("langgraph_checkpoint_ns") or (c.get("configurable") or {}).get("checkpoint_ns") or "")
+    return str(
+        (c.get("metadata") or {}).get("langgraph_checkpoint_ns")
+        or (c.get("configurable") or {}).get("checkpoint_ns")
+        or ""
+    )
 
 
 def graph_node(config: Mapping[str, Any] | None, default: str) -> str:

@@ -20,8 +20,9 @@ METADATA_KEY = "latent_graph"
 """The key of a node's metadata under which it declares its kind (:func:`sends_metadata`)."""
 
 
-def sends_metadata(sends: str, receives: str | None = None, branch: bool = False,
-                   tools: Sequence[str] = ()) -> dict[str, Any]:
+def sends_metadata(
+    sends: str, receives: str | None = None, branch: bool = False, tools: Sequence[str] = ()
+) -> dict[str, Any]:
     """Node metadata declaring what the node passes on (``receives="text"``: a node on a foreign chat
     model, which turns a latent edge into it into a text edge; ``branch``: a parallel branch node;
     ``tools``: the names of the tools a tool-using agent may call)."""
@@ -61,7 +62,9 @@ def parse_edge_spec(spec: str) -> str | list[str] | dict[str, str]:
     """Parse a command-line edge spec: "latent", "text", "latent,text,latent" (one per edge) or "critic=text,..."."""
     parts = [p.strip() for p in spec.split(",") if p.strip()]
     if not parts:
-        raise InvalidArgumentError("edges spec is empty; use latent, text, a list like latent,text,latent or critic=text")
+        raise InvalidArgumentError(
+            "edges spec is empty; use latent, text, a list like latent,text,latent or critic=text"
+        )
     if any("=" in p for p in parts):
         pairs = [p.split("=", 1) for p in parts]
         if any(len(p) != 2 or not p[0].strip() for p in pairs):

@@ -15,15 +15,19 @@ The handle reference is part of the input and the output, so a latent edge flows
 out of a subgraph.
 """
 
-
 import operator
 import uuid
 from typing import Annotated, Any
 
 from typing_extensions import NotRequired, TypedDict
 
+from latent_graph.errors import (
+    BatchSizeMismatchError,
+    BranchCollisionError,
+    InvalidArgumentError,
+    TooManyQuestionsError,
+)
 from latent_graph.persist.refs import HandleRef
-from latent_graph.errors import BatchSizeMismatchError, BranchCollisionError, InvalidArgumentError, TooManyQuestionsError
 from latent_graph.state.trace import NodeRecord
 
 CLEAR: dict[str, str] = {"op": "clear"}
@@ -89,8 +93,12 @@ def trace_reducer(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
         return out
     held = max((x["turn"] for x in left or [] if isinstance(x, dict) and isinstance(x.get("turn"), int)), default=0)
     seen = {id(x) for x in left or []}
-    out = [{**x, "turn": held} if id(x) not in seen and isinstance(x, dict) and isinstance(x.get("turn"), int)
-           and x["turn"] < held else x for x in out]
+    out = [
+        {**x, "turn": held}
+        if id(x) not in seen and isinstance(x, dict) and isinstance(x.get("turn"), int) and x["turn"] < held
+        else x
+        for x in out
+    ]
     newest = max(held, *stamps)
     return [x for x in out if not (isinstance(x, dict) and isinstance(x.get("turn"), int) and x["turn"] < newest)]
 
@@ -206,8 +214,10 @@ def questions_of(state: dict[str, Any], limit: int = MAX_QUESTIONS) -> list[str]
     if isinstance(qs, str):
         qs = [qs]
     if isinstance(qs, (list, tuple)) and len(qs) > limit:  # before touching them: refuse in O(1)
-        raise TooManyQuestionsError(f"graph input has {len(qs)} questions; at most {limit} per invocation "
-                                    "(raise max_questions= when building the graph, or split the batch)")
+        raise TooManyQuestionsError(
+            f"graph input has {len(qs)} questions; at most {limit} per invocation "
+            "(raise max_questions= when building the graph, or split the batch)"
+        )
     if not isinstance(qs, (list, tuple)) or not qs or not all(isinstance(q, str) for q in qs):
         raise InvalidArgumentError("graph input needs 'questions': a non-empty list of strings")
     return list(qs)

@@ -5,7 +5,6 @@ entry per batch row (question), so readers sum them without guessing;
 ``latent_steps`` and ``kv_len`` are the same for every row and stored once.
 """
 
-
 import time
 import uuid
 from typing import Any, Literal

@@ -143,7 +143,9 @@ class Compiler:
         import xgrammar as xgr
 
         self.vocab_size = vocab_size
-        self.info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=sorted(stop_ids))
+        self.info = xgr.TokenizerInfo.from_huggingface(
+            tokenizer, vocab_size=vocab_size, stop_token_ids=sorted(stop_ids)
+        )
         self.compiler = xgr.GrammarCompiler(self.info, max_threads=1)
         self._cache: dict[Constraint, Any] = {}
 

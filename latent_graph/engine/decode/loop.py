@@ -14,13 +14,13 @@ from typing import Any
 
 import torch
 
-from latent_graph.engine.forward.work import Work
 from latent_graph.engine.decode.constrain import Constraint, RowConstraints, per_row
+from latent_graph.engine.decode.sampling import sample_next
 from latent_graph.engine.forward.feed import Fed
+from latent_graph.engine.forward.work import Work
 from latent_graph.engine.options import DecodeOptions
 from latent_graph.engine.protocols import DecodingModel
 from latent_graph.engine.results import Decoded, TokenChunk
-from latent_graph.engine.decode.sampling import sample_next
 
 
 def generate(
@@ -68,7 +68,9 @@ def generate(
             logits = head(h)  # (b, V)
             if constraints is not None:
                 logits = constraints.mask(logits, rows)
-            tok = logits.float().argmax(dim=-1) if greedy else sample_next(logits, opts.temperature, opts.top_p, gen)  # (b,)
+            tok = (
+                logits.float().argmax(dim=-1) if greedy else sample_next(logits, opts.temperature, opts.top_p, gen)
+            )  # (b,)
         finished = []
         for i, tid in enumerate(tok.tolist()):
             if tid in eos:

@@ -10,11 +10,26 @@
   (bit-equal to transformers'; :func:`stack_of` picks it where that holds).
 """
 
-from latent_graph.engine.forward.feed import Fed, feed
+from latent_graph.engine.forward.feed import Fed, feed, feed_prompt, feed_tools
 from latent_graph.engine.forward.kvbuffer import BufferCache
 from latent_graph.engine.forward.llama import LlamaStack, probe, stack_of, supports
 from latent_graph.engine.forward.steps import latent_steps
 from latent_graph.engine.forward.work import Work, from_cache, positions_after, stack_rows, to_cache
 
-__all__ = ["BufferCache", "Fed", "LlamaStack", "Work", "feed", "from_cache", "latent_steps",
-           "positions_after", "probe", "stack_of", "stack_rows", "supports", "to_cache"]
+__all__ = [
+    "BufferCache",
+    "Fed",
+    "LlamaStack",
+    "Work",
+    "feed",
+    "feed_prompt",
+    "feed_tools",
+    "from_cache",
+    "latent_steps",
+    "positions_after",
+    "probe",
+    "stack_of",
+    "stack_rows",
+    "supports",
+    "to_cache",
+]

@@ -11,6 +11,9 @@ Every engine call that adds input to a handle goes through :func:`feed`, which
    preallocated for what the call appends afterwards, clamped to the positions the window has left
    (the one rule for the reserve);
 4. forwards, records the segment and counts the fed tokens.
+
+:func:`feed_prompt` (an agent's chat-formatted prompt turn) and :func:`feed_tools` (a tool turn) render their
+rows and hand them to :func:`feed`.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ import torch
 from latent_graph.engine.forward.work import Work
 from latent_graph.engine.handle import LatentHandle, SegmentKind
 from latent_graph.engine.load.devices import check_devices
-from latent_graph.engine.options import check_finite
-from latent_graph.engine.prompt.turn import left_pad, pad_id
+from latent_graph.engine.options import MemoryPolicy, check_finite, check_memory
+from latent_graph.engine.prompt.chat import tool_rows
+from latent_graph.engine.prompt.turn import left_pad, pad_id, prompt_list, prompt_rows
 from latent_graph.errors import ContextOverflowError, DTypeMismatchError, InvalidArgumentError
 
 WHAT: dict[str, str] = {"prompt": "prompt", "tool": "tool results", "latent": "injected embeddings"}
@@ -120,10 +124,47 @@ def feed(
     if n:
         new = work.forward(model.decoder, mask, model.layer, input_ids=ids, inputs_embeds=embeds)[:, -1]  # (B, H)
         # left-padded rows end in their last real column; a row fed nothing keeps its hidden state
-        hidden = new if hidden is None else torch.where(mask[:, -1].bool()[:, None].to(new.device), new, hidden.to(new.device))
+        hidden = (
+            new
+            if hidden is None
+            else torch.where(mask[:, -1].bool()[:, None].to(new.device), new, hidden.to(new.device))
+        )
         work.add_segment(agent, kind, n + shared)
         check_finite(hidden, f"agent {agent!r}: hidden state after its {WHAT.get(kind, kind)}")
     if kind != "latent":
         work.prompt_tokens += sum(tokens)
     assert hidden is not None
     return Fed(work, hidden, tokens)
+
+
+def feed_prompt(
+    model: Any,
+    handle: LatentHandle | None,
+    prompt: str | Sequence[str],
+    agent: str,
+    system: str | None,
+    memory: MemoryPolicy | str,
+    reserve: int,
+    generation: bool = True,
+    grow: int | None = None,
+) -> Fed:
+    """Feed the agent's chat-formatted prompt (one turn per row) on top of what ``memory`` reads of ``handle``.
+
+    An agent after an open assistant turn closes it first; ``generation`` opens a new one after the prompt.
+    """
+    check_memory(memory)
+    prompts = prompt_list(prompt, handle.batch_size if handle is not None else None)
+    if handle is not None:
+        handle = handle.with_memory(memory)  # the feed checks it fits this model
+    first = handle is None or handle.seq_len == 0
+    open_turn = handle is not None and handle.meta.get("open_turn", "1") == "1"
+    rows = prompt_rows(model.tokenizer, prompts, system, first, after_open_turn=open_turn, generation=generation)
+    return feed(model, handle, rows, agent=agent, reserve=reserve, grow=grow, open_turn=generation, share_prefix=True)
+
+
+def feed_tools(
+    model: Any, handle: LatentHandle, results: Sequence[Sequence[str]], agent: str, reserve: int, grow: int
+) -> Fed:
+    """Feed each row's tool turn (``results[b]``: its result texts) after the call ``handle`` ends with."""
+    rows = tool_rows(model.tokenizer, handle, results)
+    return feed(model, handle, rows, agent=agent, kind="tool", reserve=reserve, grow=grow, open_turn=True)

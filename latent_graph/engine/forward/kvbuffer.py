@@ -14,6 +14,7 @@ columns are left unused).
 from __future__ import annotations
 
 from functools import partial
+from typing import cast
 
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
@@ -39,15 +40,17 @@ class BufferLayer(DynamicLayer):
         self.is_initialized = True
         self._set_filled(n)
 
-    def _set_filled(self, n: int) -> None:
+    def _set_filled(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         self.filled = n
-        self.keys = self._k[:, :, :n]
-        self.values = self._v[:, :, :n]
+        self.keys, self.values = keys, values = self._k[:, :, :n], self._v[:, :, :n]
+        return keys, values
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         self._allocate(key_states[:, :, :0], value_states[:, :, :0])
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         start, end = self.filled, self.filled + key_states.shape[-2]
@@ -57,8 +60,7 @@ class BufferLayer(DynamicLayer):
             self._v = torch.cat([self._v, self._v.new_empty((*self._v.shape[:2], grow, self._v.shape[-1]))], dim=2)
         self._k[:, :, start:end].copy_(key_states)
         self._v[:, :, start:end].copy_(value_states)
-        self._set_filled(end)
-        return self.keys, self.values
+        return self._set_filled(end)
 
     def get_seq_length(self) -> int:
         return self.filled
@@ -67,7 +69,9 @@ class BufferLayer(DynamicLayer):
         """The filled K/V as tensors no later write can reach: the buffer itself when full, else a compact copy."""
         if self.filled == self._k.shape[2]:
             return self._k, self._v
-        return self.keys.contiguous(), self.values.contiguous()
+        keys, values = self.keys, self.values
+        assert keys is not None and values is not None  # set with the buffer; only initialized layers are frozen
+        return keys.contiguous(), values.contiguous()
 
     def select_rows(self, idx: torch.Tensor) -> None:
         """Keep batch rows ``idx`` (new buffers, same reserve)."""
@@ -89,12 +93,17 @@ class BufferCache(Cache):
         else:
             super().__init__(layer_class_to_replicate=partial(BufferLayer, capacity))  # type: ignore[arg-type]
 
+    @property
+    def buffers(self) -> list[BufferLayer]:
+        """``layers``, typed as what they are: every layer of this cache is a :class:`BufferLayer`."""
+        return cast(list[BufferLayer], self.layers)
+
     def frozen(self) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
         """Per-layer (keys, values) safe to hand to an immutable handle (see :meth:`BufferLayer.frozen`)."""
-        pairs = [layer.frozen() for layer in self.layers if layer.is_initialized]
+        pairs = [layer.frozen() for layer in self.buffers if layer.is_initialized]
         return tuple(k for k, _ in pairs), tuple(v for _, v in pairs)
 
     def select_rows(self, idx: torch.Tensor) -> None:
-        for layer in self.layers:
+        for layer in self.buffers:
             if layer.is_initialized:
                 layer.select_rows(idx)

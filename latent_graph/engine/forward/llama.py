@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard, cast
 
 import torch
 import torch.nn.functional as F
@@ -34,8 +34,10 @@ try:  # transformers internals this module calls; any missing one turns the fast
     from transformers.integrations.sdpa_attention import pack_gqa, repeat_kv
     from transformers.masking_utils import create_causal_mask
     from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaModel, apply_rotary_pos_emb
+
+    _IMPORTED = True
 except ImportError:  # a release that moved one of them: the model's own forward runs
-    LlamaModel = None
+    _IMPORTED = False
 
 
 def _plain(module: torch.nn.Module) -> bool:
@@ -48,16 +50,17 @@ def _plain(module: torch.nn.Module) -> bool:
     return True
 
 
-def supports(base: torch.nn.Module) -> bool:
+def supports(base: torch.nn.Module) -> TypeGuard[LlamaModel]:
     """Whether ``base`` has the structure :class:`LlamaStack` reproduces (plain, one device); :func:`probe` checks the
     arithmetic."""
-    if LlamaModel is None or type(base) is not LlamaModel:
+    if not _IMPORTED or type(base) is not LlamaModel:
         return False
     if any(type(layer) is not LlamaDecoderLayer for layer in base.layers):
         return False
     if len({p.device for p in base.parameters()}) != 1 or next(base.parameters()).device.type not in ("cpu", "cuda"):
         return False  # split over devices (accelerate moves activations), or a device whose sdpa rules differ
-    return _plain(base) and all(layer.self_attn.is_causal for layer in base.layers)
+    layers = [cast("LlamaDecoderLayer", layer) for layer in base.layers]  # checked above
+    return _plain(base) and all(layer.self_attn.is_causal for layer in layers)
 
 
 def _rms(weight: torch.Tensor, eps: float, x: torch.Tensor) -> torch.Tensor:
@@ -78,13 +81,13 @@ class _Layer(NamedTuple):
     norm2: tuple[torch.Tensor, float]
     mlp: tuple[tuple[torch.Tensor, torch.Tensor | None], ...]
     act: Any
-    index: int
+    layer_idx: int  # not ``index``: a NamedTuple field must not shadow ``tuple.index``
     head_dim: int
     groups: int
     scaling: float
 
 
-def _read(layer: torch.nn.Module) -> _Layer:
+def _read(layer: LlamaDecoderLayer) -> _Layer:
     a, m = layer.self_attn, layer.mlp
     wb = lambda lin: (lin.weight, lin.bias)  # noqa: E731
     return _Layer(
@@ -92,7 +95,11 @@ def _read(layer: torch.nn.Module) -> _Layer:
         (wb(a.q_proj), wb(a.k_proj), wb(a.v_proj), wb(a.o_proj)),
         (layer.post_attention_layernorm.weight, layer.post_attention_layernorm.variance_epsilon),
         (wb(m.gate_proj), wb(m.up_proj), wb(m.down_proj)),
-        m.act_fn, a.layer_idx, a.head_dim, a.num_key_value_groups, a.scaling,
+        m.act_fn,
+        a.layer_idx,
+        a.head_dim,
+        a.num_key_value_groups,
+        a.scaling,
     )
 
 
@@ -104,29 +111,53 @@ class LlamaStack:
         norm: The final norm (read by realigners that normalise an intermediate layer).
     """
 
-    def __init__(self, base: torch.nn.Module) -> None:
+    def __init__(self, base: LlamaModel) -> None:
         self.hf = base
         self.norm = base.norm
         self.config = base.config
-        self._layers = [_read(layer) for layer in base.layers[: self.config.num_hidden_layers]]
+        layers = base.layers[: self.config.num_hidden_layers]  # a ModuleList: typed as plain Modules
+        self._layers = [_read(cast("LlamaDecoderLayer", layer)) for layer in layers]
         self._final = (base.norm.weight, base.norm.variance_epsilon)
 
-    def __call__(self, *, input_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
-                 cache: Any = None, use_cache: bool | None = None, output_hidden_states: bool = False) -> Any:
+    def __call__(
+        self,
+        *,
+        input_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: Any = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool = False,
+    ) -> Any:
         hf = self.hf
-        if (output_hidden_states or position_ids is None or hf.training or self.config._attn_implementation != "sdpa"
-                or hf._forward_hooks or hf._forward_pre_hooks):  # a hook added later (a test counting rows) must run
-            return hf(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                      position_ids=position_ids, cache=cache, use_cache=use_cache,
-                      output_hidden_states=output_hidden_states)
+        if (
+            output_hidden_states
+            or position_ids is None
+            or hf.training
+            or self.config._attn_implementation != "sdpa"
+            or hf._forward_hooks
+            or hf._forward_pre_hooks
+        ):  # a hook added later (a test counting rows) must run
+            return hf(
+                input_ids=input_ids,
+                inputs_embeds=inputs_embeds,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                cache=cache,
+                use_cache=use_cache,
+                output_hidden_states=output_hidden_states,
+            )
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
         x = hf.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds  # (B, n, H)
-        if cache is None and (self.config.use_cache if use_cache is None else use_cache):  # as the model's config default
+        if cache is None and (
+            self.config.use_cache if use_cache is None else use_cache
+        ):  # as the model's config default
             cache = DynamicCache(config=self.config)
-        mask = create_causal_mask(config=self.config, inputs_embeds=x, attention_mask=attention_mask,
-                                  cache=cache, position_ids=position_ids)
+        mask = create_causal_mask(
+            config=self.config, inputs_embeds=x, attention_mask=attention_mask, cache=cache, position_ids=position_ids
+        )
         cos, sin = hf.rotary_emb(x, position_ids=position_ids)
         force_gqa = os.environ.get("TRANSFORMERS_SDPA_FORCE_GQA", "0") == "1"
         for layer in self._layers:
@@ -137,8 +168,9 @@ class LlamaStack:
         return BaseModelOutputWithPast(last_hidden_state=_rms(*self._final, x), cache=cache)
 
 
-def _attention(layer: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: Any, cache: Any,
-               force_gqa: bool) -> torch.Tensor:
+def _attention(
+    layer: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: Any, cache: Any, force_gqa: bool
+) -> torch.Tensor:
     """``LlamaAttention.forward`` with transformers' ``sdpa_attention_forward`` on a CPU or CUDA device
     (inference, no position bias): (B, n, H) -> (B, n, H)."""
     (wq, bq), (wk, bk), (wv, bv), (wo, bo) = layer.qkvo
@@ -148,25 +180,26 @@ def _attention(layer: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Ten
     v = F.linear(x, wv, bv).view(shape).transpose(1, 2)
     q, k = apply_rotary_pos_emb(q, k, cos, sin)
     if cache is not None:
-        k, v = cache.update(k, v, layer.index)
+        k, v = cache.update(k, v, layer.layer_idx)
     n, extra = q.shape[2], {}
     if layer.groups > 1:
         if force_gqa or (mask is None and k.shape[-1] == v.shape[-1] <= 256):
             extra["enable_gqa"] = True
         elif n == 1:
-            q, mask = pack_gqa(q, layer.groups), pack_gqa(mask, layer.groups)
+            q, mask = cast(torch.Tensor, pack_gqa(q, layer.groups)), pack_gqa(mask, layer.groups)  # None only for None
         else:
             k, v = repeat_kv(k, layer.groups), repeat_kv(v, layer.groups)
     causal = n > 1 and mask is None
     if causal and k.shape[2] > n:
         k, v = k[:, :, :n], v[:, :, :n]
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, scale=layer.scaling,
-                                         is_causal=causal, **extra)
+    out = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, dropout_p=0.0, scale=layer.scaling, is_causal=causal, **extra
+    )
     out = out.reshape(out.shape[0], -1, n, v.shape[-1]).transpose(1, 2).contiguous()  # (B, n, heads, d)
     return F.linear(out.reshape(*x.shape[:-1], -1), wo, bo)
 
 
-def probe(base: torch.nn.Module) -> str | None:
+def probe(base: LlamaModel) -> str | None:
     """Why :class:`LlamaStack` is not bit-for-bit ``base``'s own forward on the installed transformers (None: it is).
 
     Runs ``base`` cut to its first layer (``config.num_hidden_layers`` is what both forwards loop over; restored
@@ -179,10 +212,12 @@ def probe(base: torch.nn.Module) -> str | None:
     dev = next(base.parameters()).device
     ids = torch.randint(0, cfg.vocab_size, (2, 5), generator=torch.Generator().manual_seed(0)).to(dev)
     mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], device=dev)
-    calls = [dict(input_ids=ids[:, :4], attention_mask=mask[:, :4], position_ids=(mask[:, :4].cumsum(-1) - 1).clamp(min=0)),
-             dict(input_ids=ids[:, 4:], attention_mask=mask, position_ids=mask.sum(-1, keepdim=True) - 1),
-             dict(input_ids=ids[1:, :4], position_ids=torch.arange(4, device=dev)[None]),
-             dict(input_ids=ids[1:, 4:], position_ids=torch.tensor([[4]], device=dev))]
+    calls = [
+        dict(input_ids=ids[:, :4], attention_mask=mask[:, :4], position_ids=(mask[:, :4].cumsum(-1) - 1).clamp(min=0)),
+        dict(input_ids=ids[:, 4:], attention_mask=mask, position_ids=mask.sum(-1, keepdim=True) - 1),
+        dict(input_ids=ids[1:, :4], position_ids=torch.arange(4, device=dev)[None]),
+        dict(input_ids=ids[1:, 4:], position_ids=torch.tensor([[4]], device=dev)),
+    ]
     outs: list[list[torch.Tensor]] = [[], []]
     cfg.num_hidden_layers = 1
     try:

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from latent_graph.engine.handle import LatentHandle, Segment, SegmentKind
 from latent_graph.engine.forward.kvbuffer import BufferCache
+from latent_graph.engine.handle import LatentHandle, Segment, SegmentKind
 
 
 def to_cache(handle: LatentHandle | None) -> DynamicCache:
@@ -78,9 +78,13 @@ class Work:
     :class:`BufferCache` with ``capacity`` free columns reserved for what this call appends.
     """
 
-    def __init__(self, base: LatentHandle | None, batch: int, device: torch.device, fingerprint: Any, capacity: int = 0):
-        has_kv = base is not None and base.seq_len > 0
-        self.cache = BufferCache(base.keys if has_kv else (), base.values if has_kv else (), capacity)
+    def __init__(
+        self, base: LatentHandle | None, batch: int, device: torch.device, fingerprint: Any, capacity: int = 0
+    ):
+        if base is not None and base.seq_len > 0:
+            self.cache = BufferCache(base.keys, base.values, capacity)
+        else:
+            self.cache = BufferCache((), (), capacity)
         if base is None:
             self.mask = torch.zeros((batch, 0), dtype=torch.long, device=device)  # (B, T)
             self.pos = torch.zeros((batch, 0), dtype=torch.long, device=device)  # (B, T)
@@ -124,6 +128,7 @@ class Work:
     ) -> torch.Tensor:
         """Append n columns through ``base_model`` (no lm_head); returns layer ``layer``'s hidden states (B, n, H)."""
         n = new_mask.shape[1]
+        added: int | torch.Tensor  # columns each row gains: 1 for a step, else (B,)
         if n == 1 and new_mask is self.ones(new_mask.shape[0]):  # a latent/decode step: one real column per row
             pos, added = self.next_pos[:, None], 1  # == positions_after(next_pos, ones)
         else:
@@ -156,10 +161,16 @@ class Work:
     def row(self, i: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
         """Row ``i`` as single-row (keys, values, mask, positions), for :func:`stack_rows`."""
         keys, values = from_cache(self.cache)
-        return (tuple(k[i : i + 1] for k in keys), tuple(v[i : i + 1] for v in values),
-                self.mask[i : i + 1], self.pos[i : i + 1])
+        return (
+            tuple(k[i : i + 1] for k in keys),
+            tuple(v[i : i + 1] for v in values),
+            self.mask[i : i + 1],
+            self.pos[i : i + 1],
+        )
 
-    def set_rows(self, rows: list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]]) -> None:
+    def set_rows(
+        self, rows: list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]]
+    ) -> None:
         """Replace the batch by ``rows`` (stacked, shorter ones right-padded with masked columns)."""
         keys, values, self.mask, self.pos = stack_rows(rows)
         self.dense = bool(self.mask.all())

@@ -12,6 +12,22 @@ from latent_graph.engine.kv.prefix import DEFAULT_PREFIX_BYTES, PrefixStats, Sha
 from latent_graph.engine.kv.scores import calibrated_heads, column_scores, key_norm_scores, observing
 from latent_graph.engine.kv.selection import apply_selection, compress, kept_total, select
 
-__all__ = ["CALIBRATED_HEADS", "DEFAULT_PREFIX_BYTES", "SCOPES", "SCORES", "KVPolicy", "PrefixStats", "SharedPrefixes",
-           "apply_selection", "calibrated_heads", "check_kv", "column_scores", "compress", "enable_prefixes",
-           "kept_total", "key_norm_scores", "observing", "select"]
+__all__ = [
+    "CALIBRATED_HEADS",
+    "DEFAULT_PREFIX_BYTES",
+    "SCOPES",
+    "SCORES",
+    "KVPolicy",
+    "PrefixStats",
+    "SharedPrefixes",
+    "apply_selection",
+    "calibrated_heads",
+    "check_kv",
+    "column_scores",
+    "compress",
+    "enable_prefixes",
+    "kept_total",
+    "key_norm_scores",
+    "observing",
+    "select",
+]

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 from latent_graph.errors import InvalidArgumentError
 
-
 SCORES: tuple[str, ...] = ("knorm", "attention")
 SCOPES: tuple[str, ...] = ("sender", "chain")
 CALIBRATED_HEADS: dict[str, tuple[tuple[int, int], ...]] = {"SmolLM2-135M-Instruct": ((15, 0), (21, 2))}
@@ -91,8 +90,9 @@ class KVPolicy:
             raise InvalidArgumentError(f"KVPolicy.score must be one of {SCORES}, got {self.score!r}")
         if self.heads is not None:
             pairs = tuple(tuple(p) for p in self.heads)
-            if not pairs or any(len(p) != 2 or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in p)
-                                for p in pairs):
+            if not pairs or any(
+                len(p) != 2 or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in p) for p in pairs
+            ):
                 raise InvalidArgumentError(f"KVPolicy.heads must be (layer, kv head) int pairs, got {self.heads!r}")
             object.__setattr__(self, "heads", pairs)
         if self.scope not in SCOPES:

@@ -61,9 +61,14 @@ class PrefixStats:
         return net / self.prompt_tokens if self.prompt_tokens else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"prompt_tokens": self.prompt_tokens, "reused_tokens": self.reused_tokens,
-                "computed_prefix_tokens": self.computed_prefix_tokens, "hits": self.hits, "misses": self.misses,
-                "saved_share": round(self.saved_share, 4)}
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "reused_tokens": self.reused_tokens,
+            "computed_prefix_tokens": self.computed_prefix_tokens,
+            "hits": self.hits,
+            "misses": self.misses,
+            "saved_share": round(self.saved_share, 4),
+        }
 
 
 def enable_prefixes(model: Any, max_bytes: int = DEFAULT_PREFIX_BYTES) -> SharedPrefixes:
@@ -95,7 +100,9 @@ class SharedPrefixes:
     def __init__(self, max_bytes: int = DEFAULT_PREFIX_BYTES, min_prefix: int = MIN_PREFIX, recent: int = 16) -> None:
         self.max_bytes = int(max_bytes)
         self.min_prefix = int(min_prefix)
-        self._entries: OrderedDict[tuple[int, ...], tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, ...], tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]] = (
+            OrderedDict()
+        )
         self._recent: deque[tuple[int, ...]] = deque(maxlen=recent)
         self.nbytes = 0
         self.stats = PrefixStats()
@@ -167,7 +174,9 @@ class SharedPrefixes:
             self.nbytes -= sum(t.numel() * t.element_size() for t in (*k_old, *v_old))
 
     @staticmethod
-    def _handle(model: Any, keys: tuple[torch.Tensor, ...], values: tuple[torch.Tensor, ...], batch: int) -> LatentHandle:
+    def _handle(
+        model: Any, keys: tuple[torch.Tensor, ...], values: tuple[torch.Tensor, ...], batch: int
+    ) -> LatentHandle:
         """A segment-less handle of the prefix broadcast to ``batch`` rows (views; the engine copies them)."""
         p = keys[0].shape[2]
         dev = model.device
@@ -180,4 +189,3 @@ class SharedPrefixes:
             latents=(),
             fingerprint=model.fingerprint,
         )
-

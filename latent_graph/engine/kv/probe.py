@@ -26,8 +26,9 @@ _local = threading.local()
 _lock = threading.Lock()
 
 
-def _last_rows_weights(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float,
-                       rows: int) -> torch.Tensor:
+def _last_rows_weights(
+    query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float, rows: int
+) -> torch.Tensor:
     """Softmax weights of the last ``rows`` queries over every key (the sink column left out and the rest renormalised),
     max over heads, summed over those rows: (B, T)."""
     n = min(rows, query.shape[2])
@@ -49,8 +50,15 @@ def _last_rows_weights(query: torch.Tensor, key: torch.Tensor, mask: torch.Tenso
     return p.amax(dim=1).sum(dim=1)  # (B, T): the most attentive head, summed over the query rows
 
 
-def _delegate(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-              attention_mask: torch.Tensor | None, *args: Any, **kwargs: Any) -> Any:
+def _delegate(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
     """The model's own attention (unchanged); inside :func:`recording`, also the last query's weights."""
     original = str(module.config._attn_implementation).removeprefix(_PREFIX)
     fn = ALL_ATTENTION_FUNCTIONS[original]

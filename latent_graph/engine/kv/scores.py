@@ -85,7 +85,7 @@ def column_scores(model: Any, handle: LatentHandle, probes: int = 4) -> torch.Te
 def calibrated_heads(handle: LatentHandle) -> tuple[tuple[int, int], ...] | None:
     """The :data:`CALIBRATED_HEADS` of the model that built ``handle`` (None when it has none or they do not fit)."""
     heads = CALIBRATED_HEADS.get(handle.fingerprint.name.rsplit("/", 1)[-1])
-    if heads is None or any(l >= handle.num_layers or h >= handle.keys[l].shape[1] for l, h in heads):
+    if heads is None or any(layer >= handle.num_layers or h >= handle.keys[layer].shape[1] for layer, h in heads):
         return None
     return heads
 
@@ -94,7 +94,7 @@ def key_norm_scores(handle: LatentHandle, heads: tuple[tuple[int, int], ...] | N
     """Minus the L2 norm of each column's keys: (B, T). ``heads=None``: mean over kv heads and the last third
     of the layers; else the sum over the ``(layer, kv head)`` pairs of each one z-scored over the row's real columns."""
     if heads is None:
-        late = handle.keys[-max(1, handle.num_layers // 3):]
+        late = handle.keys[-max(1, handle.num_layers // 3) :]
         norms = [k.float().norm(dim=-1).mean(dim=1).to(handle.device) for k in late]  # each (B, T)
         return -torch.stack(norms).mean(dim=0)
     real = handle.attention_mask.bool()  # (B, T)

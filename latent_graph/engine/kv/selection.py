@@ -16,7 +16,13 @@ import torch
 from latent_graph.engine.handle import LatentHandle, Segment
 from latent_graph.engine.kv.policy import KVPolicy
 from latent_graph.engine.kv.scores import (
-    accumulate, calibrated_heads, chunked, closed, column_scores, key_norm_scores, pooled,
+    accumulate,
+    calibrated_heads,
+    chunked,
+    closed,
+    column_scores,
+    key_norm_scores,
+    pooled,
 )
 
 
@@ -115,7 +121,7 @@ def apply_selection(handle: LatentHandle, keep: torch.Tensor) -> LatentHandle:
         idx = torch.full((b, width), -1, dtype=torch.long, device=handle.device)
         for r, x in enumerate(rows):
             if len(x):
-                idx[r, width - len(x):] = x
+                idx[r, width - len(x) :] = x
         dropped = int(real[:, s.start : s.end].sum()) - int(keep[:, s.start : s.end].sum())
         if width or s.kind == "latent":
             cols.append(idx)
@@ -139,8 +145,9 @@ def apply_selection(handle: LatentHandle, keep: torch.Tensor) -> LatentHandle:
     )
 
 
-def compress(model: Any, handle: LatentHandle | None, policy: KVPolicy, start: int = 0,
-             record: list[torch.Tensor] | None = None) -> LatentHandle | None:
+def compress(
+    model: Any, handle: LatentHandle | None, policy: KVPolicy, start: int = 0, record: list[torch.Tensor] | None = None
+) -> LatentHandle | None:
     """``handle`` with only the columns ``policy`` keeps (columns before ``start`` are exempt from ``keep``).
 
     ``record``: attention weights recorded while the handle was built (:func:`observing`);
@@ -153,9 +160,8 @@ def compress(model: Any, handle: LatentHandle | None, policy: KVPolicy, start: i
     if policy.score == "knorm":
         scores = key_norm_scores(handle, policy.heads or calibrated_heads(handle))
     else:
-        scores = accumulate(record, handle) if record else None
-        if scores is None:
-            scores = column_scores(model, handle, policy.probes)
+        recorded = accumulate(record, handle) if record else None
+        scores = recorded if recorded is not None else column_scores(model, handle, policy.probes)
     scores = pooled(scores, policy.pool)
     return apply_selection(handle, select(handle, scores, policy, start))
 

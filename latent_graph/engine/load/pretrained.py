@@ -82,6 +82,7 @@ def load_hf(
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"could not load model {name_or_path!r}: {exc}") from exc
     if device is not None and device_map is None and qconf is None:
-        model = model.to(device)
-    return cls(model, tokenizer, name=name or str(name_or_path), realign=realign, ridge_lambda=ridge_lambda, layer=layer)
-
+        model = model.to(device)  # type: ignore[arg-type]  # functools.wraps on a method: its stub takes self first
+    return cls(
+        model, tokenizer, name=name or str(name_or_path), realign=realign, ridge_lambda=ridge_lambda, layer=layer
+    )

@@ -32,7 +32,7 @@ def check_quantization(quantization: Any) -> str | None:
     """``quantization`` if it is None or a known mode, else :class:`InvalidArgumentError`."""
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise InvalidArgumentError(f"quantization must be one of {QUANTIZATIONS} or None, got {quantization!r}")
-    return quantization  # type: ignore[no-any-return]
+    return quantization
 
 
 def target_device(device: str | None) -> torch.device:
@@ -42,7 +42,7 @@ def target_device(device: str | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def quantization_support(quantization: str, device: str) -> str | None:
     """Why ``quantization`` cannot run on ``device`` with the installed bitsandbytes, or None if it can.
 
@@ -92,8 +92,9 @@ def quantization_config(quantization: str | None, device: str | None = None, dty
 
     if quantization == "4bit":
         compute = dtype if isinstance(dtype, torch.dtype) else (torch.bfloat16 if dev.type == "cuda" else torch.float32)
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                  bnb_4bit_compute_dtype=compute)
+        return BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute
+        )
     _quiet_int8_cast()
     return BitsAndBytesConfig(load_in_8bit=True)
 

@@ -24,9 +24,9 @@ from typing import Any, TypedDict
 
 import torch
 
-from latent_graph.engine.prompt.turn import Spans, fill_markers, encode_turn, left_pad, pad_id
-from latent_graph.engine.prompt.tools import CALL_CLOSE, CALL_OPEN, RESPONSE_CLOSE, RESPONSE_OPEN, tools_system_text
 from latent_graph.engine.handle import LatentHandle
+from latent_graph.engine.prompt.tools import CALL_CLOSE, CALL_OPEN, RESPONSE_CLOSE, RESPONSE_OPEN, tools_system_text
+from latent_graph.engine.prompt.turn import Spans, encode_turn, fill_markers, left_pad, pad_id
 from latent_graph.errors import BatchSizeMismatchError, EmptyPromptError, InvalidArgumentError
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -80,8 +80,10 @@ def _plain_turns(turns: list[ChatTurn], tools: list[dict[str, Any]] | None) -> l
     for t in turns:
         content = t.get("content", "")
         if t["role"] == "assistant" and t.get("tool_calls"):
-            blocks = [CALL_OPEN + json.dumps({"name": c["name"], "arguments": c["arguments"]}) + CALL_CLOSE
-                      for c in t["tool_calls"]]
+            blocks = [
+                CALL_OPEN + json.dumps({"name": c["name"], "arguments": c["arguments"]}) + CALL_CLOSE
+                for c in t["tool_calls"]
+            ]
             content = "\n".join([content, *blocks] if content else blocks)
         if t["role"] == "tool":
             out.append({"role": "user", "content": RESPONSE_OPEN + content + RESPONSE_CLOSE})
@@ -102,9 +104,14 @@ def _template_turns(turns: list[ChatTurn]) -> list[dict[str, Any]]:
     for t in turns:
         m: dict[str, Any] = {"role": t["role"], "content": t.get("content", "")}
         if t.get("tool_calls"):
-            m["tool_calls"] = [{"id": c.get("id", ""), "type": "function",
-                                "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
-                               for c in t["tool_calls"]]
+            m["tool_calls"] = [
+                {
+                    "id": c.get("id", ""),
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
+                }
+                for c in t["tool_calls"]
+            ]
         if t.get("tool_call_id"):
             m["tool_call_id"] = t["tool_call_id"]
         out.append(m)
@@ -124,9 +131,16 @@ def _mark(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[st
     for m in messages:
         c = dict(m, content=stand_in(m["content"]) if m["content"] else "")
         if m.get("tool_calls"):
-            c["tool_calls"] = [{**tc, "function": {"name": stand_in(tc["function"]["name"]),
-                                                   "arguments": stand_in(tc["function"]["arguments"])}}
-                               for tc in m["tool_calls"]]
+            c["tool_calls"] = [
+                {
+                    **tc,
+                    "function": {
+                        "name": stand_in(tc["function"]["name"]),
+                        "arguments": stand_in(tc["function"]["arguments"]),
+                    },
+                }
+                for tc in m["tool_calls"]
+            ]
         marked.append(c)
     return marked, fills
 
@@ -156,7 +170,9 @@ def render_chat(
     return fill_markers(render(messages), render(marked), fills)
 
 
-def chat_rows(tokenizer: Any, chats: Sequence[Sequence[ChatTurn]], tools: list[dict[str, Any]] | None = None) -> list[list[int]]:
+def chat_rows(
+    tokenizer: Any, chats: Sequence[Sequence[ChatTurn]], tools: list[dict[str, Any]] | None = None
+) -> list[list[int]]:
     """Render and tokenize one chat per row for a fresh cache (message text literal): token ids per row, unpadded."""
     if not isinstance(chats, (list, tuple)) or not chats:
         raise InvalidArgumentError("messages must be a non-empty list of chats (one list of turns per row)")
@@ -219,7 +235,9 @@ def tool_rows(tokenizer: Any, handle: LatentHandle, results: Sequence[Sequence[s
     if not isinstance(handle, LatentHandle) or handle.last_hidden is None:
         raise InvalidArgumentError("a tool turn follows a decoded tool call: pass the handle that decode returned")
     if handle.meta.get("open_turn", "1") != "1":
-        raise InvalidArgumentError("a tool turn follows an open assistant turn (the decoded call); this handle's is closed")
+        raise InvalidArgumentError(
+            "a tool turn follows an open assistant turn (the decoded call); this handle's is closed"
+        )
     rows = [list(r) for r in results]
     if len(rows) != handle.batch_size:
         raise BatchSizeMismatchError(f"{len(rows)} rows of tool results for a handle of batch size {handle.batch_size}")

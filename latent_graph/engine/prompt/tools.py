@@ -45,8 +45,14 @@ def _call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
     for t in tools:
         fn = t.get("function", t)
         params = fn.get("parameters") or {"type": "object", "properties": {}}
-        options.append({"type": "object", "properties": {"name": {"enum": [fn["name"]]}, "arguments": params},
-                        "required": ["name", "arguments"], "additionalProperties": False})
+        options.append(
+            {
+                "type": "object",
+                "properties": {"name": {"enum": [fn["name"]]}, "arguments": params},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+        )
     return options[0] if len(options) == 1 else {"anyOf": options}
 
 
@@ -66,7 +72,9 @@ def tool_call_constraint(tools: list[dict[str, Any]], choice: str = "auto", para
         if choice not in names:
             raise ConstraintError(f"tool_choice {choice!r} names no bound tool; tools: {names}")
         tools = [t for t, n in zip(tools, names) if n == choice]
-    one = Constraint.concat(Constraint.text(CALL_OPEN), Constraint.json_schema(_call_schema(tools)), Constraint.text(CALL_CLOSE))
+    one = Constraint.concat(
+        Constraint.text(CALL_OPEN), Constraint.json_schema(_call_schema(tools)), Constraint.text(CALL_CLOSE)
+    )
     many = [one]
     for _ in range(MAX_PARALLEL - 1 if parallel else 0):
         many.append(Constraint.concat(many[-1], Constraint.text("\n"), one))
@@ -98,7 +106,7 @@ def parse_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
         kept.append(text[pos : m.start()])
         pos = m.end()
     tail = text[pos:]
-    if calls and "<tool_call>" in tail and "</tool_call>" not in tail[tail.index("<tool_call>"):]:
+    if calls and "<tool_call>" in tail and "</tool_call>" not in tail[tail.index("<tool_call>") :]:
         tail = tail[: tail.index("<tool_call>")]  # a further call cut off by the token budget
     kept.append(tail)
     return "".join(kept).strip() if calls else text, calls

@@ -107,7 +107,9 @@ def _fill(marked: str, fills: dict[str, str], strip: bool) -> tuple[str, Spans]:
     return text, spans
 
 
-def _render(tokenizer: Any, prompt: str, system: str | None, first: bool, after_open_turn: bool, generation: bool) -> str:
+def _render(
+    tokenizer: Any, prompt: str, system: str | None, first: bool, after_open_turn: bool, generation: bool
+) -> str:
     if getattr(tokenizer, "chat_template", None):
         if not first:
             cont = _continuation(tokenizer, f"{system}\n\n{prompt}" if system else prompt, generation)
@@ -157,7 +159,8 @@ def encode_turn(tokenizer: Any, text: str, spans: Spans) -> list[int]:
     """
     pair = backends(tokenizer)
     if pair is None:  # slow tokenizer, no offsets: tokenize template and user pieces apart
-        out, pos = [], 0
+        out: list[int] = []
+        pos = 0
         for a, b in spans:
             out += tokenizer(text[pos:a], add_special_tokens=False)["input_ids"] if a > pos else []
             out += _literal(tokenizer, text[a:b])
@@ -185,9 +188,11 @@ def _continuation(tokenizer: Any, prompt: str, generation: bool) -> tuple[str, s
     history = [{"role": "user", "content": a}, {"role": "assistant", "content": b}]
     try:
         head = str(tokenizer.apply_chat_template(history, tokenize=False))
-        full = str(tokenizer.apply_chat_template(
-            [*history, {"role": "user", "content": prompt}], add_generation_prompt=generation, tokenize=False
-        ))
+        full = str(
+            tokenizer.apply_chat_template(
+                [*history, {"role": "user", "content": prompt}], add_generation_prompt=generation, tokenize=False
+            )
+        )
     except Exception:
         return None
     if b not in head or not full.startswith(head):

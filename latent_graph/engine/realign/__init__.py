@@ -7,13 +7,34 @@
 """
 
 from latent_graph.engine.realign.base import (
-    IdentityRealigner, Realigner, RidgeRealigner, load_or_compute_ridge, mean_embedding_norm, ridge_matrix,
+    IdentityRealigner,
+    Realigner,
+    RidgeRealigner,
+    load_or_compute_ridge,
+    mean_embedding_norm,
+    ridge_matrix,
 )
 from latent_graph.engine.realign.catalog import (
-    REALIGNERS, BlendRealigner, KnnProjectionRealigner, SoftTokenRealigner, make_realigner,
+    REALIGNERS,
+    BlendRealigner,
+    KnnProjectionRealigner,
+    SoftTokenRealigner,
+    make_realigner,
 )
 from latent_graph.engine.realign.lens import logit_lens, nearest_tokens
 
-__all__ = ["REALIGNERS", "BlendRealigner", "IdentityRealigner", "KnnProjectionRealigner", "Realigner",
-           "RidgeRealigner", "SoftTokenRealigner", "load_or_compute_ridge", "logit_lens", "make_realigner",
-           "mean_embedding_norm", "nearest_tokens", "ridge_matrix"]
+__all__ = [
+    "REALIGNERS",
+    "BlendRealigner",
+    "IdentityRealigner",
+    "KnnProjectionRealigner",
+    "Realigner",
+    "RidgeRealigner",
+    "SoftTokenRealigner",
+    "load_or_compute_ridge",
+    "logit_lens",
+    "make_realigner",
+    "mean_embedding_norm",
+    "nearest_tokens",
+    "ridge_matrix",
+]

@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from latent_graph.paths import cache_dir
 from latent_graph.engine.load.fingerprint import ModelFingerprint
 from latent_graph.errors import CacheDirError, RealignerCacheError
+from latent_graph.paths import cache_dir
 
 
 class Realigner(ABC):
@@ -129,8 +129,15 @@ def _load_ridge(path: Path, w_in: torch.Tensor) -> RidgeRealigner:
         raise RealignerCacheError(f"unreadable file ({type(exc).__name__})") from None
     matrix, norm = data.get("matrix"), data.get("target_norm")
     h = w_in.shape[1]
-    if matrix is None or norm is None or tuple(matrix.shape) != (h, h) or not matrix.is_floating_point() \
-            or norm.numel() != 1 or not torch.isfinite(norm).all() or not torch.isfinite(matrix).all():
+    if (
+        matrix is None
+        or norm is None
+        or tuple(matrix.shape) != (h, h)
+        or not matrix.is_floating_point()
+        or norm.numel() != 1
+        or not torch.isfinite(norm).all()
+        or not torch.isfinite(matrix).all()
+    ):
         shape = None if matrix is None else tuple(matrix.shape)
         raise RealignerCacheError(f"expected a finite ({h}, {h}) float matrix and a scalar norm, got matrix {shape}")
     return RidgeRealigner(matrix.to(w_in.device), float(norm))

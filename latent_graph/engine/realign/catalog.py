@@ -27,8 +27,8 @@ from typing import Any
 
 import torch
 
-from latent_graph.errors import InvalidArgumentError
 from latent_graph.engine.realign.base import IdentityRealigner, Realigner, load_or_compute_ridge, mean_embedding_norm
+from latent_graph.errors import InvalidArgumentError
 
 Pre = Callable[[torch.Tensor], torch.Tensor]
 
@@ -50,8 +50,16 @@ class SoftTokenRealigner(Realigner):
 
     name = "soft"
 
-    def __init__(self, w_in: torch.Tensor, w_out: torch.Tensor, *, k: int = 8, temperature: float = 1.0,
-                 bias: torch.Tensor | None = None, pre: Pre | None = None) -> None:
+    def __init__(
+        self,
+        w_in: torch.Tensor,
+        w_out: torch.Tensor,
+        *,
+        k: int = 8,
+        temperature: float = 1.0,
+        bias: torch.Tensor | None = None,
+        pre: Pre | None = None,
+    ) -> None:
         if k < 1 or not temperature > 0:
             raise InvalidArgumentError(f"soft realigner needs k >= 1 and temperature > 0, got k={k}, t={temperature}")
         self.w_in, self.w_out, self.bias, self.pre = w_in, w_out, bias, pre
@@ -69,8 +77,9 @@ class SoftTokenRealigner(Realigner):
 
     def to(self, device: torch.device | str) -> SoftTokenRealigner:
         bias = self.bias.to(device) if self.bias is not None else None
-        return SoftTokenRealigner(self.w_in.to(device), self.w_out.to(device), k=self.k,
-                                  temperature=self.temperature, bias=bias, pre=self.pre)
+        return SoftTokenRealigner(
+            self.w_in.to(device), self.w_out.to(device), k=self.k, temperature=self.temperature, bias=bias, pre=self.pre
+        )
 
 
 class KnnProjectionRealigner(Realigner):
@@ -85,8 +94,15 @@ class KnnProjectionRealigner(Realigner):
 
     name = "knn"
 
-    def __init__(self, w_in: torch.Tensor, base: Realigner, *, k: int = 4, target_norm: float | None = None,
-                 unit: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        w_in: torch.Tensor,
+        base: Realigner,
+        *,
+        k: int = 4,
+        target_norm: float | None = None,
+        unit: torch.Tensor | None = None,
+    ) -> None:
         if k < 1:
             raise InvalidArgumentError(f"knn realigner needs k >= 1, got {k}")
         self.w_in, self.base, self.k = w_in, base, int(k)
@@ -98,14 +114,21 @@ class KnnProjectionRealigner(Realigner):
         idx = (torch.nn.functional.normalize(e0, dim=-1) @ self.unit.T).topk(self.k, dim=-1).indices  # (B, k)
         basis = self.w_in[idx].float()  # (B, k, H)
         gram = basis @ basis.transpose(1, 2)  # (B, k, k)
-        gram = gram + 1e-6 * gram.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None] * torch.eye(self.k, device=gram.device)
+        gram = gram + 1e-6 * gram.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None] * torch.eye(
+            self.k, device=gram.device
+        )
         coef = torch.linalg.solve(gram, (basis @ e0[..., None]))  # (B, k, 1)
         proj = (coef * basis).sum(dim=1)  # (B, H)
         return _rescaled(proj, self.target_norm).to(hidden.dtype)
 
     def to(self, device: torch.device | str) -> KnnProjectionRealigner:
-        return KnnProjectionRealigner(self.w_in.to(device), self.base.to(device), k=self.k,
-                                      target_norm=self.target_norm, unit=self.unit.to(device))
+        return KnnProjectionRealigner(
+            self.w_in.to(device),
+            self.base.to(device),
+            k=self.k,
+            target_norm=self.target_norm,
+            unit=self.unit.to(device),
+        )
 
 
 class BlendRealigner(Realigner):
@@ -130,7 +153,7 @@ class BlendRealigner(Realigner):
 
 
 def _parse(spec: str) -> tuple[str, dict[str, float]]:
-    """"soft:k=8,t=0.5" -> ("soft", {"k": 8.0, "t": 0.5})."""
+    """ "soft:k=8,t=0.5" -> ("soft", {"k": 8.0, "t": 0.5})."""
     kind, _, rest = spec.partition(":")
     params: dict[str, float] = {}
     for item in filter(None, rest.split(",")):
@@ -148,7 +171,10 @@ def _bias(head: torch.nn.Module | None) -> torch.Tensor | None:
 
 
 REALIGNERS: dict[str, frozenset[str]] = {
-    "ridge": frozenset(), "identity": frozenset(), "soft": frozenset({"k", "t"}), "knn": frozenset({"k"}),
+    "ridge": frozenset(),
+    "identity": frozenset(),
+    "soft": frozenset({"k", "t"}),
+    "knn": frozenset({"k"}),
     "blend": frozenset({"alpha", "k", "t"}),
 }
 """Every training-free realigner by spec name, with the parameters its spec takes (the one list the CLI offers)."""
@@ -186,8 +212,14 @@ def make_realigner(model: Any, spec: str | Realigner) -> Realigner:
         if kind == "knn":
             return KnnProjectionRealigner(w_in, ridge, k=int(p.get("k", 4)))
     norm = getattr(model.base, "norm", None) if model.layer != -1 else None
-    soft = SoftTokenRealigner(w_in, head.weight.detach() if head is not None else w_in, k=int(p.get("k", 8)),
-                              temperature=p.get("t", 1.0), bias=_bias(head), pre=norm)
+    soft = SoftTokenRealigner(
+        w_in,
+        head.weight.detach() if head is not None else w_in,
+        k=int(p.get("k", 8)),
+        temperature=p.get("t", 1.0),
+        bias=_bias(head),
+        pre=norm,
+    )
     return soft if kind == "soft" else BlendRealigner(ridge, soft, p.get("alpha", 0.5))
 
 

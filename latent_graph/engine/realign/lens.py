@@ -29,7 +29,8 @@ def nearest_tokens(model: Any, embedding: torch.Tensor, k: int = 1) -> list[list
     unit = model.__dict__.get("_unit_embeddings")
     if unit is None:  # W_in normalised (V, H) once per model, not at every inspected step
         unit = model.__dict__["_unit_embeddings"] = torch.nn.functional.normalize(
-            model.input_embedding_matrix().float(), dim=-1)
+            model.input_embedding_matrix().float(), dim=-1
+        )
     e = torch.nn.functional.normalize(embedding.float(), dim=-1)  # (B, H)
     top = (e @ unit.T).topk(k, dim=-1)  # (B, k)
     return [
