@@ -1,6 +1,6 @@
 """Runs latent graphs on LangGraph's stock savers with no project helper; prints one JSON line of results.
 
-Used by tests/test_state_refs.py in fresh processes (``LANGGRAPH_STRICT_MSGPACK`` is read at import,
+Used by tests/persist/test_state_refs.py and tests/persist/test_conformance.py in fresh processes (``LANGGRAPH_STRICT_MSGPACK`` is read at import,
 and a resume must happen in another process). Usage::
 
     python tests/stock_savers_run.py all <tmpdir>          # the four stock set-ups

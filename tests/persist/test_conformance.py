@@ -28,7 +28,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 import pgcluster
 from latent_graph.persist import HandleStore, MemoryBlobStore
 
-HERE = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]
 
 
 class SyncAsAsync(BaseCheckpointSaver):
@@ -191,10 +191,10 @@ def test_postgres_end_to_end_with_resume_in_a_second_process(llama, pg_url, tmp_
             await _round_trip_async(saver, values)
 
     asyncio.run(aio())
-    env = {**os.environ, "PYTHONPATH": str(HERE.parent), "LATENT_GRAPH_CACHE": str(tmp_path / "c")}
+    env = {**os.environ, "PYTHONPATH": str(TESTS.parent), "LATENT_GRAPH_CACHE": str(tmp_path / "c")}
 
     def script(*args: str) -> str:
-        proc = subprocess.run([sys.executable, str(HERE / "stock_savers_run.py"), *args], capture_output=True,
+        proc = subprocess.run([sys.executable, str(TESTS / "stock_savers_run.py"), *args], capture_output=True,
                               text=True, timeout=300, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         return next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))

@@ -183,7 +183,7 @@ def test_default_model_judger_uses_the_multiply_result(default_model, store):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "examples" / "tool_agent.py"
+    path = Path(__file__).resolve().parents[2] / "examples" / "tool_agent.py"
     spec = importlib.util.spec_from_file_location("example_tool_agent", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)

@@ -19,7 +19,7 @@ import pytest
 
 from latent_graph.errors import InvalidArgumentError, ModelMismatchError
 
-PKG = Path(__file__).resolve().parents[1] / "latent_graph"
+PKG = Path(__file__).resolve().parents[2] / "latent_graph"
 
 
 def _modules() -> dict[str, Path]:

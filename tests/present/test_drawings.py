@@ -13,7 +13,7 @@ from latent_graph.present import RunTrace, write_report
 from latent_graph.present.draw import to_ascii, to_dot_source, to_image, to_mermaid
 from latent_graph.present.svg import graph_svg
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = ROOT / "tests" / "snapshots"
 DRAWN = ["send_map_reduce", "subgraph", "loop", "multi_turn"]
 

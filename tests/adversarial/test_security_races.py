@@ -14,7 +14,7 @@ import torch
 from latent_graph.engine.realign import base as realign
 from latent_graph.engine import ModelFingerprint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # A conversion whose heavy part (transformers' GGUF loading) is replaced by a slow fake.
 CONVERT = textwrap.dedent(

@@ -225,7 +225,7 @@ def test_chat_model_honours_langchain_options(llama):
     assert hot.usage_metadata
     with pytest.raises(InvalidArgumentError, match="frequency_penalty"):
         as_chat_model(llama).invoke("Hi", frequency_penalty=1.0)
-    assert as_chat_model(llama).bind_tools([]) is not None  # tool calling: tests/test_chat_tools.py
+    assert as_chat_model(llama).bind_tools([]) is not None  # tool calling: tests/langchain/test_chat_tools.py
 
 
 def test_runnable_face_accepts_prompt_values_and_messages(llama):

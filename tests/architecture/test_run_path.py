@@ -17,7 +17,7 @@ import pytest
 from latent_graph.engine import StepCallback
 from conftest import make_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IN_RUN = {  # every module a default run enters while the graph runs, and its one job there
     "latent_graph.present.console": "streams the graph, prints the answer tokens and progress",
     "latent_graph.nodes.latent": "a latent agent: think, pass the handle on",

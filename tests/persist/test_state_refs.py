@@ -31,14 +31,14 @@ from latent_graph.persist import (
 )
 from latent_graph.state import LatentState
 
-HERE = Path(__file__).parent
-SCRIPT = HERE / "stock_savers_run.py"
+TESTS = Path(__file__).resolve().parents[1]
+SCRIPT = TESTS / "stock_savers_run.py"
 Q = {"questions": ["What is 2 plus 3?"]}
 
 
 def run_script(*args: str, env: dict[str, str], timeout: int = 300) -> dict:
     proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(HERE.parent), **env})
+                          env={**os.environ, "PYTHONPATH": str(TESTS.parent), **env})
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])

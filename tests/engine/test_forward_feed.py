@@ -18,7 +18,7 @@ from latent_graph.engine import DecodeOptions
 from latent_graph.engine.forward import feed
 from latent_graph.errors import ContextOverflowError
 
-ENGINE = Path(__file__).resolve().parents[1] / "latent_graph" / "engine"
+ENGINE = Path(__file__).resolve().parents[2] / "latent_graph" / "engine"
 OVERFLOW = r"cache \+ .* reserved positions = \d+ exceeds the context window"
 
 

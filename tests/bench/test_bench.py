@@ -31,7 +31,7 @@ from latent_graph.errors import ContextOverflowError, LatentGraphError
 from latent_graph.graphs import GraphOptions
 from latent_graph.persist import LiveHandleStore
 
-GSM8K = Path(__file__).resolve().parents[1].parent / "shared/data/gsm8k/test.jsonl"
+GSM8K = Path(__file__).resolve().parents[3] / "shared/data/gsm8k/test.jsonl"
 
 
 def _write(path: Path, lines: list[Any]) -> Path:
