@@ -33,8 +33,9 @@ from latent_graph.errors import InvalidArgumentError
 PAIRS = [
     Pair(f"What is {a} plus {b}? Answer with the number only.", str(a + b)) for a in range(2, 8) for b in range(2, 6)
 ]
-FAST = dict(steps=12, batch_size=6, eval_every=3, save_every=3, val_fraction=0.25, lr=3e-3, patience=100,
-            init="random")  # 18 training pairs -> 3 batches per epoch
+FAST = dict(
+    steps=12, batch_size=6, eval_every=3, save_every=3, val_fraction=0.25, lr=3e-3, patience=100, init="random"
+)  # 18 training pairs -> 3 batches per epoch
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +46,19 @@ def src(tiny_factory) -> LocalLatentModel:
 @pytest.fixture(scope="module")
 def dst48(src) -> LocalLatentModel:
     """A different tiny model: qwen2, hidden size 48, same tokenizer."""
-    cfg = Qwen2Config(vocab_size=len(src.tokenizer), hidden_size=48, intermediate_size=96, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      tie_word_embeddings=False, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    cfg = Qwen2Config(
+        vocab_size=len(src.tokenizer),
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     torch.manual_seed(1)
     hf = AutoModelForCausalLM.from_config(cfg).eval()
     hf.generation_config.eos_token_id = 2
@@ -70,10 +81,13 @@ def _same_module(a, b) -> bool:
 def test_adapter_plugs_into_model(src, kind):
     torch.manual_seed(0)
     adapter = AdapterRealigner(kind(64, 64), src.fingerprint)
-    for m in (src.with_realigner(adapter), LocalLatentModel(src.hf_model, src.tokenizer, name=src.name, realign=adapter)):
+    for m in (
+        src.with_realigner(adapter),
+        LocalLatentModel(src.hf_model, src.tokenizer, name=src.name, realign=adapter),
+    ):
         assert m.realigner is adapter
         seen = []
-        h = m.think(None, "What is 2 plus 3?", steps=3, on_step=lambda s: seen.append(s))
+        h = m.think(None, "What is 2 plus 3?", steps=3, on_step=seen.append)
         assert h.latent_steps == 3 and h.latents[0].shape == (1, 3, 64)
         # the fed embeddings are exactly the adapter's outputs of the hidden states
         torch.testing.assert_close(h.latents[0][0], adapter(h.hiddens[0][0]))
@@ -241,17 +255,47 @@ def test_cli_train_and_eval(tmp_path, monkeypatch, src, capsys):
     import latent_graph.cli.adapter as cli
 
     data = tmp_path / "pairs.jsonl"
-    data.write_text("".join(json.dumps({"instruction": p.instruction, "target": p.target, "split": s}) + "\n"
-                            for p, s in zip(PAIRS, ["train"] * 18 + ["heldout"] * 6)))
+    data.write_text(
+        "".join(
+            json.dumps({"instruction": p.instruction, "target": p.target, "split": s}) + "\n"
+            for p, s in zip(PAIRS, ["train"] * 18 + ["heldout"] * 6)
+        )
+    )
     monkeypatch.setattr(cli, "load_from_args", lambda args, spec=None: src)
     parser = argparse.ArgumentParser(prog="latent-graph")
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["adapter", "train", "--data", str(data), "--out", str(tmp_path / "run"),
-                              "--steps", "4", "--batch-size", "4", "--kind", "mlp", "--quiet"])
+    args = parser.parse_args(
+        [
+            "adapter",
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "run"),
+            "--steps",
+            "4",
+            "--batch-size",
+            "4",
+            "--kind",
+            "mlp",
+            "--quiet",
+        ]
+    )
     assert args.func(args) == 0
     assert (tmp_path / "run" / "adapter.safetensors").is_file()
-    args = parser.parse_args(["adapter", "eval", "--data", str(data), "--adapter", str(tmp_path / "run/adapter.safetensors"),
-                              "--json", str(tmp_path / "m.json"), "--quiet"])
+    args = parser.parse_args(
+        [
+            "adapter",
+            "eval",
+            "--data",
+            str(data),
+            "--adapter",
+            str(tmp_path / "run/adapter.safetensors"),
+            "--json",
+            str(tmp_path / "m.json"),
+            "--quiet",
+        ]
+    )
     assert args.func(args) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert set(metrics) == {"identity", "ridge", "adapter-mlp"} and metrics["ridge"]["n"] == 6
@@ -269,10 +313,16 @@ def test_cross_model_latent_edge_inside_a_graph(src, dst48):
     adapter = AdapterRealigner(build_adapter("linear", 64, 48), src.fingerprint, dst48.fingerprint)
     b = StateGraph(LatentState)
     b.add_node("planner", LatentAgentNode(model=src, name="planner", instruction="Plan.", steps=3))
-    b.add_node("critic", CrossModelAgentNode(model=dst48, name="critic", instruction="Check.", steps=2,
-                                             source_model=src, adapter=adapter))
-    b.add_node("judger", JudgerNode(model=dst48, name="judger", instruction="Answer.",
-                                    decoding=DecodeOptions(max_new_tokens=3)))
+    b.add_node(
+        "critic",
+        CrossModelAgentNode(
+            model=dst48, name="critic", instruction="Check.", steps=2, source_model=src, adapter=adapter
+        ),
+    )
+    b.add_node(
+        "judger",
+        JudgerNode(model=dst48, name="judger", instruction="Answer.", decoding=DecodeOptions(max_new_tokens=3)),
+    )
     b.add_edge(START, "planner")
     b.add_edge("planner", "critic")
     b.add_edge("critic", "judger")

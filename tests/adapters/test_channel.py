@@ -9,8 +9,10 @@ from latent_graph.adapters.channel import ChannelConfig, ChannelExample, evaluat
 
 
 def _data() -> list[ChannelExample]:
-    return [ChannelExample(f"The secret code is BLUE-{i}. What is the code?", "What is the code?", f"BLUE-{i}")
-            for i in (12, 42, 7, 84)]
+    return [
+        ChannelExample(f"The secret code is BLUE-{i}. What is the code?", "What is the code?", f"BLUE-{i}")
+        for i in (12, 42, 7, 84)
+    ]
 
 
 def test_ridge_channel_equals_the_ridge_realigner(tiny_factory):

@@ -7,10 +7,11 @@ import os
 
 import psutil
 import pytest
-from conftest import make_model
 
 from latent_graph.engine.forward import kvbuffer
 from latent_graph.errors import ContextOverflowError
+
+from conftest import make_model
 
 
 @pytest.fixture
@@ -57,5 +58,7 @@ def test_default_model_decode_ten_million_tokens_stays_small(default_model, rese
     before = proc.memory_info().rss
     out = default_model.decode(None, "Say hi in three words.", max_new_tokens=10**7)
     grown = (proc.memory_info().rss - before) / 2**20
-    print(f"decode(max_new_tokens=10**7): {out.new_tokens} tokens, +{grown:.0f} MB RSS, reserved {max(reserved)} columns")
+    print(
+        f"decode(max_new_tokens=10**7): {out.new_tokens} tokens, +{grown:.0f} MB RSS, reserved {max(reserved)} columns"
+    )
     assert grown < 200 and max(reserved) <= default_model.max_context  # old code: 10**7 + prompt columns

@@ -9,19 +9,19 @@ import warnings
 
 import pytest
 import torch
-from conftest import make_model
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from latent_graph import LocalLatentModel
+from latent_graph import LocalLatentModel, paths
 from latent_graph.adapters import checkpoint as ckpt
 from latent_graph.adapters.errors import CheckpointError
-from latent_graph import paths
 from latent_graph.engine.load import embedded
 from latent_graph.engine.realign import base as realign
 from latent_graph.errors import CacheDirError, CheckpointFileError, InvalidArgumentError, TooManyQuestionsError
 from latent_graph.graphs import build_sequential
 from latent_graph.serve.worker import open_checkpoints
+
+from conftest import make_model
 
 
 # ------------------------------------------------------------ questions per invocation

@@ -16,11 +16,12 @@ import sys
 import time
 
 import pytest
-from conftest import make_model
 
 from latent_graph.serve import GraphWorker, Item, ServeConfig
 from latent_graph.serve.guard import Limits, RequestGuard, json_depth
 from latent_graph.serve.schema import AnswerRequest, parse, settings_of
+
+from conftest import make_model
 
 LIM = Limits(("127.0.0.1", "localhost", "::1"), (), 1000, 8)
 
@@ -40,8 +41,12 @@ def _call(method="POST", headers=None, chunks=(b"{}",), lim=LIM):
     """(status, body, chunks the guard pulled) of one request through the guard."""
     pulled, sent = [0], []
     hdrs = {"host": "127.0.0.1:8000", "content-type": "application/json", **(headers or {})}
-    scope = {"type": "http", "method": method, "path": "/v1/answer",
-             "headers": [(k.encode(), v.encode()) for k, v in hdrs.items() if v is not None]}
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": "/v1/answer",
+        "headers": [(k.encode(), v.encode()) for k, v in hdrs.items() if v is not None],
+    }
     chunks = list(chunks)
 
     async def receive():
@@ -111,8 +116,9 @@ def test_cli_sets_the_allow_lists():
 
     parser = argparse.ArgumentParser()
     cli_serve.register(parser.add_subparsers())
-    cfg = cli_serve.config_of(parser.parse_args(["serve", "--allow-host", "api.example,localhost",
-                                                 "--allow-origin", "https://app.example"]))
+    cfg = cli_serve.config_of(
+        parser.parse_args(["serve", "--allow-host", "api.example,localhost", "--allow-origin", "https://app.example"])
+    )
     assert cfg.allowed_hosts == ("api.example", "localhost") and cfg.allowed_origins == ("https://app.example",)
     assert cli_serve.config_of(parser.parse_args(["serve"])).allowed_hosts == ("127.0.0.1", "localhost", "::1")
 
@@ -187,8 +193,14 @@ def served():
     from latent_graph.serve import ServeClient, start, stop
 
     cloudpickle.register_pickle_by_value(sys.modules[make_model.__module__])
-    cfg = ServeConfig(model_factory=functools.partial(make_model, "llama"), port=_free_port(), max_body_bytes=20_000,
-                      max_tokens_limit=4096, max_steps=2048, **CFG)
+    cfg = ServeConfig(
+        model_factory=functools.partial(make_model, "llama"),
+        port=_free_port(),
+        max_body_bytes=20_000,
+        max_tokens_limit=4096,
+        max_steps=2048,
+        **CFG,
+    )
     url = start(cfg)
     try:
         yield ServeClient(url, timeout_s=60, retries=30), cfg
@@ -230,8 +242,10 @@ def test_abandoned_heavy_request_is_cancelled(served):
     before, runs = health["cancelled"], health["runs"]
     heavy = json.dumps({"question": "Plan it.", "steps": 500, "max_new_tokens": 6})  # 3 agents x 500 latent steps
     sock = socket.create_connection(("127.0.0.1", cfg.port), timeout=5)
-    sock.sendall(f"POST /v1/answer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 f"Content-Length: {len(heavy)}\r\n\r\n{heavy}".encode())
+    sock.sendall(
+        f"POST /v1/answer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(heavy)}\r\n\r\n{heavy}".encode()
+    )
     time.sleep(1.0)
     sock.close()  # the client goes away
     gone = time.perf_counter()
@@ -243,7 +257,9 @@ def test_abandoned_heavy_request_is_cancelled(served):
     assert ServeClient(client.base_url, timeout_s=60).ask("What is 3+5?").status == 200
     light = time.perf_counter() - light
     health = client.health().body
-    print(f"abandoned heavy request stopped {stopped:.1f} s after its client left; next light request {light:.2f} s "
-          f"(load {os.getloadavg()[0]:.1f})")
+    print(
+        f"abandoned heavy request stopped {stopped:.1f} s after its client left; next light request {light:.2f} s "
+        f"(load {os.getloadavg()[0]:.1f})"
+    )
     assert health["cancelled"] == before + 1
     assert health["runs"] == runs + 1  # only the light request ran to the end

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_model
-
-from latent_graph.graphs import build_hierarchical, build_sequential
 from langgraph.checkpoint.memory import InMemorySaver
 
+from latent_graph.graphs import build_hierarchical, build_sequential
 from latent_graph.persist import HandleStore, MemoryBlobStore, checkpoint_nbytes
 from latent_graph.state.resume import run_status
 from latent_graph.state.schema import trace_reducer
+
+from conftest import make_model
 
 Q = {"questions": ["What is 2+2?"]}
 
 
 def test_thirty_runs_on_one_thread_grow_linearly():
     saver = InMemorySaver()
-    graph = build_sequential(make_model("llama"), steps=1, max_new_tokens=2, checkpointer=saver,
-                             handle_store=HandleStore(MemoryBlobStore()))
+    graph = build_sequential(
+        make_model("llama"), steps=1, max_new_tokens=2, checkpointer=saver, handle_store=HandleStore(MemoryBlobStore())
+    )
     config = {"configurable": {"thread_id": "reused"}}
     sizes = []
     for _ in range(30):
@@ -41,8 +42,13 @@ def test_trace_keeps_the_newest_turn_and_subgraph_records():
 
 
 def test_hierarchical_trace_is_one_turn_on_a_reused_thread():
-    graph = build_hierarchical(make_model("llama"), steps=1, max_new_tokens=2, checkpointer=InMemorySaver(),
-                               handle_store=HandleStore(MemoryBlobStore()))
+    graph = build_hierarchical(
+        make_model("llama"),
+        steps=1,
+        max_new_tokens=2,
+        checkpointer=InMemorySaver(),
+        handle_store=HandleStore(MemoryBlobStore()),
+    )
     config = {"configurable": {"thread_id": "h"}}
     first = graph.invoke(Q, config)["trace"]
     again = graph.invoke(Q, config)["trace"]
@@ -56,8 +62,9 @@ class Killed(BaseException):
 @pytest.mark.parametrize("kill_at_put", [1, 3])
 def test_run_status_after_a_crash(kill_at_put, monkeypatch):
     saver = InMemorySaver()
-    graph = build_sequential(make_model("llama"), steps=1, max_new_tokens=2, checkpointer=saver,
-                             handle_store=HandleStore(MemoryBlobStore()))
+    graph = build_sequential(
+        make_model("llama"), steps=1, max_new_tokens=2, checkpointer=saver, handle_store=HandleStore(MemoryBlobStore())
+    )
     config = {"configurable": {"thread_id": "k"}}
     assert run_status(graph, config) == "none"
     graph.invoke(Q, config)

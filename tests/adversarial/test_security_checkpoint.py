@@ -46,7 +46,10 @@ def _tamper_sqlite(saver, marker) -> None:
 def test_crafted_checkpoint_runs_nothing(llama, tmp_path, kind):
     marker = tmp_path / "pwned"
     if kind == "memory":
-        saver, handles = InMemorySaver(serde=JsonPlusSerializer(allowed_msgpack_modules=None)), HandleStore(MemoryBlobStore())
+        saver, handles = (
+            InMemorySaver(serde=JsonPlusSerializer(allowed_msgpack_modules=None)),
+            HandleStore(MemoryBlobStore()),
+        )
     else:
         saver, handles = open_checkpoints(tmp_path / "c.sqlite")  # what serve uses
     graph = build_sequential(llama, checkpointer=saver, handle_store=handles, steps=1, max_new_tokens=2)

@@ -21,7 +21,9 @@ from latent_graph.errors import HandleFormatError, InvalidArgumentError, LatentG
 from latent_graph.persist import handle_from_chunks, handle_to_chunks
 
 BOMB = "[" * 200_000 + "]" * 200_000
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 
 
 # ------------------------------------------------------------ named errors
@@ -64,15 +66,23 @@ def _peak_rss_mb() -> float:
 
 def test_adapter_header_is_validated_before_allocating(tmp_path, llama):
     fp = llama.fingerprint.to_json()
-    meta = {"format": "latent_graph.adapter", "version": "1", "source_fingerprint": fp, "target_fingerprint": fp,
-            "module": json.dumps({"kind": "linear", "src_dim": 22_000, "dst_dim": 22_000})}  # 1.9 GB of fp32
+    meta = {
+        "format": "latent_graph.adapter",
+        "version": "1",
+        "source_fingerprint": fp,
+        "target_fingerprint": fp,
+        "module": json.dumps({"kind": "linear", "src_dim": 22_000, "dst_dim": 22_000}),
+    }  # 1.9 GB of fp32
     path = tmp_path / "evil.safetensors"
     save_file({"module.proj.weight": torch.zeros(2, 2)}, str(path), metadata=meta)
     before = _peak_rss_mb()
     with pytest.raises(AdapterFileError, match="do not match"):
         AdapterRealigner.load(path)
     assert _peak_rss_mb() - before < 500
-    for bad in ({"kind": "linear", "src_dim": -1, "dst_dim": 4}, {"kind": "mlp", "src_dim": 4, "dst_dim": 4, "hidden_dim": 10**9}):
+    for bad in (
+        {"kind": "linear", "src_dim": -1, "dst_dim": 4},
+        {"kind": "mlp", "src_dim": 4, "dst_dim": 4, "hidden_dim": 10**9},
+    ):
         save_file({"x": torch.zeros(1)}, str(path), metadata={**meta, "module": json.dumps(bad)})
         with pytest.raises(AdapterFileError):
             AdapterRealigner.load(path)

@@ -39,7 +39,12 @@ def _bad_handles(h):
     seg = list(h.segments)
     yield "int64 layer", dataclasses.replace(h, keys=(h.keys[0].long(), *h.keys[1:]))
     yield "short layer", dataclasses.replace(h, values=(h.values[0], h.values[1][:, :, :-1]))
-    yield "segment gap", dataclasses.replace(h, segments=(seg[0], Segment(seg[1].agent, seg[1].kind, seg[1].start + 1, seg[1].end), *seg[2:]))
+    yield (
+        "segment gap",
+        dataclasses.replace(
+            h, segments=(seg[0], Segment(seg[1].agent, seg[1].kind, seg[1].start + 1, seg[1].end), *seg[2:])
+        ),
+    )
     yield "segments short", dataclasses.replace(h, segments=tuple(seg[:-1]))
     yield "latent width", dataclasses.replace(h, latents=(h.latents[0][..., :-1], *h.latents[1:]))
     yield "latent length", dataclasses.replace(h, latents=(h.latents[0][:, :1], *h.latents[1:]))
@@ -62,9 +67,9 @@ def test_resigned_inconsistent_handles_are_refused(handle):
 @pytest.fixture
 def fake_default(monkeypatch, tmp_path):
     """The default-model machinery on a tiny model: 'dequantising' saves a small random model."""
-    from conftest import make_model
-
     from latent_graph.engine.load import embedded as dm
+
+    from conftest import make_model
 
     tiny = make_model("llama")
     calls = []
@@ -100,7 +105,7 @@ def test_damaged_default_model_is_detected_and_reconverted(fake_default):
         again = _load(dm)
     assert len(calls) == 2 and torch.equal(again.hf_model.lm_head.weight, good.hf_model.lm_head.weight)
     # a truncated copy: repaired instead of failing for ever
-    weights.write_bytes(weights.read_bytes()[: 1000])
+    weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.warns(UserWarning, match="truncated"):
         _load(dm)
     assert len(calls) == 3 and dm.check_converted(dm.converted_dir()) is None

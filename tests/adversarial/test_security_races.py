@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from latent_graph.engine.realign import base as realign
 from latent_graph.engine import ModelFingerprint
+from latent_graph.engine.realign import base as realign
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +51,9 @@ def test_two_processes_convert_at_once(tmp_path):
     log = tmp_path / "log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
-        subprocess.Popen([sys.executable, "-c", CONVERT, str(target), str(log)], env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", CONVERT, str(target), str(log)], env=env, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     errors = [p.communicate(timeout=120)[1] for p in procs]
@@ -70,6 +72,7 @@ def test_read_only_cache_falls_back_to_memory(tmp_path, monkeypatch):
     ro.mkdir()
     ro.chmod(0o555)
     if os.access(ro, os.W_OK):  # root ignores the mode bits: make the write itself fail
+
         def refuse(*args, **kwargs):
             raise PermissionError(13, "Read-only file system", str(ro))
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from chains import three_agent_chain
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from latent_graph.persist import HandleStore, MemoryBlobStore, SqliteBlobStore, checkpoint_nbytes, delete_thread
+
+from chains import three_agent_chain
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -39,8 +40,10 @@ def test_delete_thread_collects_its_blobs(llama, saved):
     assert full > 20 * one_thread and blobs.nbytes > 20 * one_blobs
     for i in range(30):
         delete_thread(saver, f"t{i}", blobs, grace=0)
-    print(f"31 threads: {full} B of checkpoints, {n_blobs} blobs; after deleting 30: {checkpoint_nbytes(saver)} B, "
-          f"{len(blobs.keys())} blobs")
+    print(
+        f"31 threads: {full} B of checkpoints, {n_blobs} blobs; after deleting 30: {checkpoint_nbytes(saver)} B, "
+        f"{len(blobs.keys())} blobs"
+    )
     assert checkpoint_nbytes(saver) == one_thread and blobs.nbytes == one_blobs  # exactly what the kept thread needs
     state = graph.get_state({"configurable": {"thread_id": "keep"}})
     assert HandleStore(blobs).load(state.values["handle"], llama).num_layers == 2  # its blobs are intact

@@ -58,8 +58,10 @@ def _subpackage(module: str) -> str:
 
 
 def test_engine_imports_neither_langchain_nor_langgraph() -> None:
-    code = ("import sys, latent_graph.engine, latent_graph; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('langchain_core', 'langgraph', 'langchain')))")
+    code = (
+        "import sys, latent_graph.engine, latent_graph; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('langchain_core', 'langgraph', 'langchain')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", f"importing the engine pulled in: {out}"
 
@@ -72,7 +74,7 @@ def test_no_import_cycles() -> None:
         state[m] = 1
         for t in sorted(graph[m]):
             if state.get(t) == 1:
-                cycle = stack[stack.index(t):] + [t]
+                cycle = stack[stack.index(t) :] + [t]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if t not in state:
                 visit(t, stack + [t])
@@ -140,11 +142,13 @@ def test_modules_are_short_and_documented(module: str) -> None:
 
 # ------------------------------------------------------------------ issue 17: the card's layout, seams, owners
 def test_card_layout_names_and_no_training_code_on_import() -> None:
-    code = ("import sys, latent_graph.nodes as n, latent_graph.graphs as g\n"
-            "names = ['LatentAgentNode', 'JudgerNode', 'TextAgentNode']\n"
-            "assert all(hasattr(n, x) for x in names), names\n"
-            "assert all(hasattr(g, x) for x in ['build_sequential', 'build_hierarchical', 'build_compact'])\n"
-            "print(sorted(m for m in sys.modules if m.startswith(('latent_graph.adapters', 'latent_graph.bench'))))")
+    code = (
+        "import sys, latent_graph.nodes as n, latent_graph.graphs as g\n"
+        "names = ['LatentAgentNode', 'JudgerNode', 'TextAgentNode']\n"
+        "assert all(hasattr(n, x) for x in names), names\n"
+        "assert all(hasattr(g, x) for x in ['build_sequential', 'build_hierarchical', 'build_compact'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('latent_graph.adapters', 'latent_graph.bench'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", f"importing nodes/graphs loaded training or bench code: {out}"
 
@@ -170,7 +174,9 @@ def test_no_hidden_model_registry(llama) -> None:
     h = llama.think(None, "Plan.", 1, agent="planner")
     with pytest.raises(ModelMismatchError, match="handoff_model"):
         node({"questions": ["q"], "handle": h})
-    ok = TextAgentNode(model=FakeListChatModel(responses=["r"]), name="reviewer", instruction="Review.", handoff_model=llama)
+    ok = TextAgentNode(
+        model=FakeListChatModel(responses=["r"]), name="reviewer", instruction="Review.", handoff_model=llama
+    )
     assert ok({"questions": ["q"], "handle": h})["messages"][-1]["texts"] == ["r"]
 
 
@@ -207,10 +213,20 @@ def test_derived_option_declarations_cannot_drift(monkeypatch) -> None:
     from latent_graph.graphs import FACTORY_OPTIONS, OPTION_NAMES, GraphKwargs
     from latent_graph.serve.schema import SERVER_OWNED, AnswerRequest
 
-    assert set(base.WIRING) == {"edges", "judger", "checkpointer", "store", "handle_store", "interrupt_after", "realign"}
+    assert set(base.WIRING) == {
+        "edges",
+        "judger",
+        "checkpointer",
+        "store",
+        "handle_store",
+        "interrupt_after",
+        "realign",
+    }
     assert set(GraphKwargs.__annotations__) == {*OPTION_NAMES, *base.WIRING}
     assert FACTORY_OPTIONS == ("edges", *OPTION_NAMES)
-    assert set(AnswerRequest.model_fields) == {"question", "context", "graph", "edges", *OPTION_NAMES} - set(SERVER_OWNED)
+    assert set(AnswerRequest.model_fields) == {"question", "context", "graph", "edges", *OPTION_NAMES} - set(
+        SERVER_OWNED
+    )
     stale = TypedDict("stale", {k: v for k, v in GraphKwargs.__annotations__.items() if k != "kv_keep"}, total=False)
     monkeypatch.setattr(base, "GraphKwargs", stale)
     with pytest.raises(TypeError, match="kv_keep"):
@@ -231,11 +247,13 @@ def test_a_subcommand_that_cannot_import_is_an_error(monkeypatch) -> None:
 @pytest.mark.integration
 def test_default_run_prints_no_warning_and_draws_nothing() -> None:
     """A default run: no warning, no drawing, trace or report built, no bench or training code loaded."""
-    code = ("import sys, warnings\nwarnings.simplefilter('always')\nfrom latent_graph.cli import main\n"
-            "rc = main(['run', '--quiet', '--steps', '1', '--max-new-tokens', '4', 'What is 2 plus 3?'])\n"
-            "extra = ('latent_graph.present.draw', 'latent_graph.present.runtrace', 'latent_graph.present.html', "
-            "'latent_graph.bench', 'latent_graph.adapters')\n"
-            "print('LOADED', sorted(m for m in sys.modules if m.startswith(extra)), file=sys.stderr)\nsys.exit(rc)")
+    code = (
+        "import sys, warnings\nwarnings.simplefilter('always')\nfrom latent_graph.cli import main\n"
+        "rc = main(['run', '--quiet', '--steps', '1', '--max-new-tokens', '4', 'What is 2 plus 3?'])\n"
+        "extra = ('latent_graph.present.draw', 'latent_graph.present.runtrace', 'latent_graph.present.html', "
+        "'latent_graph.bench', 'latent_graph.adapters')\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith(extra)), file=sys.stderr)\nsys.exit(rc)"
+    )
     res = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "Warning" not in res.stderr, res.stderr

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from latent_graph.engine import StepCallback
+
 from conftest import make_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,9 +82,20 @@ def test_default_run_enters_only_the_listed_modules_while_the_graph_runs(traced)
     assert extra == [], f"new modules on the run path (a detour?): {extra}"
     assert len(mods) <= len(IN_RUN) == 22, f"{len(mods)} modules while the graph runs: {mods}"
     assert set(t.in_run) <= set(t.entered)
-    detours = [m for m in mods if m.startswith(("latent_graph.present.draw", "latent_graph.present.runtrace",
-                                                "latent_graph.persist.handle_store", "latent_graph.bench",
-                                                "latent_graph.adapters", "latent_graph.graphs"))]
+    detours = [
+        m
+        for m in mods
+        if m.startswith(
+            (
+                "latent_graph.present.draw",
+                "latent_graph.present.runtrace",
+                "latent_graph.persist.handle_store",
+                "latent_graph.bench",
+                "latent_graph.adapters",
+                "latent_graph.graphs",
+            )
+        )
+    ]
     assert detours == [], detours  # no drawing, trace, saver, registry or builder while the graph runs
 
 

@@ -40,18 +40,23 @@ def _write(path: Path, lines: list[Any]) -> Path:
 
 
 def _gsm(tmp_path: Path, n: int = 5) -> Path:
-    rows = [{"question": f"Tom has {i} apples and buys {i + 1} more. How many?", "answer": f"{i}+{i + 1}\n#### {2 * i + 1}"}
-            for i in range(n)]
+    rows = [
+        {"question": f"Tom has {i} apples and buys {i + 1} more. How many?", "answer": f"{i}+{i + 1}\n#### {2 * i + 1}"}
+        for i in range(n)
+    ]
     return _write(tmp_path / "gsm.jsonl", rows)
 
 
 # ------------------------------------------------------------------ loaders
 def test_gsm8k_loader(tmp_path: Path) -> None:
-    path = _write(tmp_path / "g.jsonl", [
-        {"question": "Q1?", "answer": "work\n#### 1,234"},
-        "",
-        {"question": "Q2?", "answer": "#### -7"},
-    ])
+    path = _write(
+        tmp_path / "g.jsonl",
+        [
+            {"question": "Q1?", "answer": "work\n#### 1,234"},
+            "",
+            {"question": "Q2?", "answer": "#### -7"},
+        ],
+    )
     task = load_gsm8k(path)
     assert task.kind == "math" and task.graph_task == "math"
     assert [e.gold for e in task.examples] == ["1234", "-7"]
@@ -65,7 +70,7 @@ def test_gsm8k_loader(tmp_path: Path) -> None:
     ("line", "match"),
     [
         ('{"question": "Q", "answer": "#### 1"', r"g\.jsonl:2: not valid JSON"),
-        ('[1, 2]', r"g\.jsonl:2: expected a JSON object"),
+        ("[1, 2]", r"g\.jsonl:2: expected a JSON object"),
         ('{"answer": "#### 1"}', r"g\.jsonl:2: missing or empty string field 'question'"),
         ('{"question": "Q", "answer": "no marker"}', r"g\.jsonl:2: .*'####'"),
         ('{"question": "Q", "answer": "#### many"}', r"g\.jsonl:2: .*not a number"),
@@ -106,11 +111,25 @@ def test_real_gsm8k_file() -> None:
 
 
 def test_arc_loader_all_shapes(tmp_path: Path) -> None:
-    path = _write(tmp_path / "arc.jsonl", [
-        {"id": "a", "question": {"stem": "Sky colour?", "choices": [{"label": "A", "text": "blue"}, {"label": "B", "text": "green"}]}, "answerKey": "A"},
-        {"question": "Water boils at?", "choices": {"label": ["1", "2", "3"], "text": ["50C", "100C", "0C"]}, "answerKey": "2"},
-        {"question": "Pick two", "choices": ["one", "two"], "answerKey": 1},
-    ])
+    path = _write(
+        tmp_path / "arc.jsonl",
+        [
+            {
+                "id": "a",
+                "question": {
+                    "stem": "Sky colour?",
+                    "choices": [{"label": "A", "text": "blue"}, {"label": "B", "text": "green"}],
+                },
+                "answerKey": "A",
+            },
+            {
+                "question": "Water boils at?",
+                "choices": {"label": ["1", "2", "3"], "text": ["50C", "100C", "0C"]},
+                "answerKey": "2",
+            },
+            {"question": "Pick two", "choices": ["one", "two"], "answerKey": 1},
+        ],
+    )
     task = load_arc(path)
     assert task.kind == "choice" and task.graph_task == "choice"
     assert [e.gold for e in task.examples] == ["A", "B", "B"]
@@ -137,9 +156,17 @@ def test_arc_malformed(tmp_path: Path, obj: dict[str, Any], match: str) -> None:
 
 
 def test_code_loader(tmp_path: Path) -> None:
-    he = {"task_id": "HE/0", "prompt": "def add(a, b):\n    \"\"\"Add.\"\"\"\n", "entry_point": "add",
-          "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n"}
-    mbpp = {"task_id": 2, "text": "Write a function to double a number.", "test_list": ["assert double(2) == 4", "assert double(0) == 0"]}
+    he = {
+        "task_id": "HE/0",
+        "prompt": 'def add(a, b):\n    """Add."""\n',
+        "entry_point": "add",
+        "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n",
+    }
+    mbpp = {
+        "task_id": 2,
+        "text": "Write a function to double a number.",
+        "test_list": ["assert double(2) == 4", "assert double(0) == 0"],
+    }
     path = _write(tmp_path / "code.jsonl", [he, mbpp])
     task = load_code(path)
     assert task.kind == "code" and task.graph_task == "code"
@@ -149,9 +176,17 @@ def test_code_loader(tmp_path: Path) -> None:
 
 @pytest.mark.needs("bwrap")  # scoring runs the generated code in the sandbox
 def test_code_scoring(tmp_path: Path) -> None:
-    he = {"task_id": "HE/0", "prompt": "def add(a, b):\n    \"\"\"Add.\"\"\"\n", "entry_point": "add",
-          "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n"}
-    mbpp = {"task_id": 2, "text": "Write a function to double a number.", "test_list": ["assert double(2) == 4", "assert double(0) == 0"]}
+    he = {
+        "task_id": "HE/0",
+        "prompt": 'def add(a, b):\n    """Add."""\n',
+        "entry_point": "add",
+        "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n",
+    }
+    mbpp = {
+        "task_id": 2,
+        "text": "Write a function to double a number.",
+        "test_list": ["assert double(2) == 4", "assert double(0) == 0"],
+    }
     task = load_code(_write(tmp_path / "code.jsonl", [he, mbpp]))
     ex_he, ex_mb = task.examples
     assert task.score(ex_he, "```python\ndef add(a, b):\n    return a + b\n```").correct
@@ -184,8 +219,13 @@ def test_relay_probes_deterministic() -> None:
 # ------------------------------------------------------------------ metrics
 @pytest.mark.parametrize(
     ("k", "n", "lo", "hi"),
-    [(0, 10, 0.0, 0.27753), (5, 10, 0.23659, 0.76341), (10, 10, 0.72247, 1.0), (1, 1, 0.20654, 1.0),
-     (81, 263, 0.25528, 0.36621)],
+    [
+        (0, 10, 0.0, 0.27753),
+        (5, 10, 0.23659, 0.76341),
+        (10, 10, 0.72247, 1.0),
+        (1, 1, 0.20654, 1.0),
+        (81, 263, 0.25528, 0.36621),
+    ],
 )
 def test_wilson_values(k: int, n: int, lo: float, hi: float) -> None:
     got = wilson_interval(k, n)
@@ -228,7 +268,9 @@ def test_execute_isolation(tmp_path: Path) -> None:
 def test_build_program_humaneval_and_mbpp() -> None:
     prog = build_program("    return 1\n", "def check(c):\n    assert c() == 1\n", entry_point="f", prompt="def f():\n")
     assert prog.startswith("def f():\n    return 1") and prog.rstrip().endswith("check(f)")
-    assert run_tests("    return 1\n", "def check(c):\n    assert c() == 1\n", entry_point="f", prompt="def f():\n", timeout=20).passed
+    assert run_tests(
+        "    return 1\n", "def check(c):\n    assert c() == 1\n", entry_point="f", prompt="def f():\n", timeout=20
+    ).passed
     assert run_tests("X = 2", "assert X * Y == 6", setup="Y = 3", timeout=20).passed
 
 
@@ -236,11 +278,17 @@ def test_build_program_humaneval_and_mbpp() -> None:
 class FakeGraph:
     """Answers correctly for even question indices; costs depend on the method."""
 
-    COST = {"single": (1.0, 100), "text-seq": (4.0, 400), "text-hier": (4.0, 400),
-            "latent-seq": (1.2, 100), "latent-hier": (1.2, 100)}
+    COST = {
+        "single": (1.0, 100),
+        "text-seq": (4.0, 400),
+        "text-hier": (4.0, 400),
+        "latent-seq": (1.2, 100),
+        "latent-hier": (1.2, 100),
+    }
 
-    def __init__(self, method: str, log: list[tuple[str, int, tuple[str, ...]]], fail_after: int | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, method: str, log: list[tuple[str, int, tuple[str, ...]]], fail_after: int | None = None, **kwargs: Any
+    ) -> None:
         self.method, self.log, self.fail_after, self.kwargs = method, log, fail_after, kwargs
 
     def invoke(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -258,10 +306,28 @@ class FakeGraph:
         _, gen = self.COST[self.method]
         steps = self.kwargs["steps"] if self.method.startswith("latent") else 0
         n = len(qs)  # trace counts are per row (NodeRecord)
-        trace = [{"node": "a", "kind": "latent", "wall_s": 0.0, "rows": n, "prompt_tokens": [10] * n,
-                  "latent_steps": steps, "generated_tokens": [0] * n, "handle_bytes_after": 1000},
-                 {"node": "judger", "kind": "answer", "wall_s": 0.0, "rows": n, "prompt_tokens": [5] * n,
-                  "latent_steps": 0, "generated_tokens": [gen] * n, "handle_bytes_after": 4096 * n}]
+        trace = [
+            {
+                "node": "a",
+                "kind": "latent",
+                "wall_s": 0.0,
+                "rows": n,
+                "prompt_tokens": [10] * n,
+                "latent_steps": steps,
+                "generated_tokens": [0] * n,
+                "handle_bytes_after": 1000,
+            },
+            {
+                "node": "judger",
+                "kind": "answer",
+                "wall_s": 0.0,
+                "rows": n,
+                "prompt_tokens": [5] * n,
+                "latent_steps": 0,
+                "generated_tokens": [gen] * n,
+                "handle_bytes_after": 4096 * n,
+            },
+        ]
         return {"answers": answers, "trace": trace}
 
 
@@ -282,8 +348,15 @@ def _config(**kw: Any) -> BenchConfig:
 
 def _bench(tmp_path: Path, log: list, **kw: Any):
     fail_after = kw.pop("fail_after", None)
-    args: dict[str, Any] = dict(methods="single,text-seq,latent-seq", task="gsm8k", data=str(_gsm(tmp_path, 5)),
-                                batch_size=2, steps=3, out_dir=str(tmp_path / "out"), warmup=False)
+    args: dict[str, Any] = dict(
+        methods="single,text-seq,latent-seq",
+        task="gsm8k",
+        data=str(_gsm(tmp_path, 5)),
+        batch_size=2,
+        steps=3,
+        out_dir=str(tmp_path / "out"),
+        warmup=False,
+    )
     args.update(kw)
     return run_bench(object(), _config(**args), graph_factory=_factory(log, fail_after), progress=None)
 
@@ -330,7 +403,7 @@ def test_resume_after_kill_skips_finished_questions(tmp_path: Path) -> None:
     assert rerun.isdisjoint({(m, q) for m, _, qs in log for q in qs})  # finished questions not recomputed
     final = load_results(tmp_path / "out")
     assert len(final) == 15 and len({(r["method"], r["qid"]) for r in final}) == 15
-    assert all(r["method"] != "single" or r["index"] >= 4 for r in final[len(first):])
+    assert all(r["method"] != "single" or r["index"] >= 4 for r in final[len(first) :])
     assert done_before <= {(r["method"], r["qid"]) for r in final}
     assert sum(n for _, n, _ in log) + sum(n for _, n, _ in log2) == 15  # nothing computed twice
     again: list = []
@@ -376,8 +449,12 @@ def test_throughput_ratio_and_errors_are_recorded(tmp_path: Path) -> None:
         def invoke(self, state: dict[str, Any]) -> dict[str, Any]:
             raise ContextOverflowError("too long")
 
-    s = run_bench(object(), BenchConfig(methods="single", task=relay_probes(2), out_dir=str(tmp_path / "err"),
-                                        warmup=False), progress=None, graph_factory=lambda *a, **k: Overflow())
+    s = run_bench(
+        object(),
+        BenchConfig(methods="single", task=relay_probes(2), out_dir=str(tmp_path / "err"), warmup=False),
+        progress=None,
+        graph_factory=lambda *a, **k: Overflow(),
+    )
     assert s.method("single").errors == 2 and s.method("single").correct == 0
     rec = load_results(tmp_path / "err")[0]
     assert rec["status"] == "error" and "ContextOverflowError" in rec["error"]
@@ -387,9 +464,14 @@ def test_throughput_ratio_and_errors_are_recorded(tmp_path: Path) -> None:
             return {"answers": ["x"], "trace": []}
 
     with pytest.raises(GraphOutputError, match="1 answers for 2 questions"):
-        run_bench(object(), BenchConfig(methods="single", task=relay_probes(2), batch_size=2,
-                                        out_dir=str(tmp_path / "short"), warmup=False),
-                  progress=None, graph_factory=lambda *a, **k: Short())
+        run_bench(
+            object(),
+            BenchConfig(
+                methods="single", task=relay_probes(2), batch_size=2, out_dir=str(tmp_path / "short"), warmup=False
+            ),
+            progress=None,
+            graph_factory=lambda *a, **k: Short(),
+        )
 
 
 @pytest.mark.parametrize(
@@ -435,16 +517,32 @@ def test_config_defaults_come_from_their_owners() -> None:
 
 def test_ratio_math() -> None:
     def rec(method: str, bs: int, qid: str, wall: float, gen: float) -> dict[str, Any]:
-        return {"method": method, "batch_size": bs, "seed": 0, "repeat": 0, "qid": qid, "wall_s": wall,
-                "generated_tokens": gen, "correct": True}
+        return {
+            "method": method,
+            "batch_size": bs,
+            "seed": 0,
+            "repeat": 0,
+            "qid": qid,
+            "wall_s": wall,
+            "generated_tokens": gen,
+            "correct": True,
+        }
 
-    records = [rec("text-seq", 8, "q1", 10, 400), rec("latent-seq", 8, "q1", 1.5, 60), rec("single", 8, "q1", 1.0, 50),
-               rec("latent-seq", 1, "q1", 6.0, 60), rec("text-seq", 8, "q2", 99, 999)]  # q2: not common
+    records = [
+        rec("text-seq", 8, "q1", 10, 400),
+        rec("latent-seq", 8, "q1", 1.5, 60),
+        rec("single", 8, "q1", 1.0, 50),
+        rec("latent-seq", 1, "q1", 6.0, 60),
+        rec("text-seq", 8, "q2", 99, 999),
+    ]  # q2: not common
     r = {x.name: x for x in compute_ratios(records, 8)}
     assert r["latent-seq speed-up over text-seq (wall)"].value == pytest.approx(10 / 1.5)
     assert r["latent-seq speed-up over text-seq (wall)"].met is True
     assert r["latent-seq generated-token reduction vs text-seq"].value == pytest.approx(0.85)
-    assert r["latent-seq wall / single wall"].value == pytest.approx(1.5) and r["latent-seq wall / single wall"].met is False
+    assert (
+        r["latent-seq wall / single wall"].value == pytest.approx(1.5)
+        and r["latent-seq wall / single wall"].met is False
+    )
     assert r["latent-seq questions/s, batch 8 / batch 1"].value == pytest.approx(4.0)
     assert summarize(records)[0].n == 2
 
@@ -456,8 +554,22 @@ def test_cli_register_parses() -> None:
     parser = argparse.ArgumentParser(prog="latent-graph")
     sub = parser.add_subparsers(dest="command")
     register(sub)
-    args = parser.parse_args(["bench", "--methods", "single,latent-seq", "--limit", "3", "--seeds", "0,1",
-                              "--throughput-batch-sizes", "1", "--resume", "--top-p", "0.9"])
+    args = parser.parse_args(
+        [
+            "bench",
+            "--methods",
+            "single,latent-seq",
+            "--limit",
+            "3",
+            "--seeds",
+            "0,1",
+            "--throughput-batch-sizes",
+            "1",
+            "--resume",
+            "--top-p",
+            "0.9",
+        ]
+    )
     assert args.command == "bench" and args.limit == 3 and args.seeds == [0, 1] and args.resume
     assert args.throughput_batch_sizes == [1] and args.top_p == 0.9 and callable(args.func)
     with pytest.raises(SystemExit):
@@ -466,9 +578,22 @@ def test_cli_register_parses() -> None:
 
 # ------------------------------------------------------- real graphs, tiny model
 def test_end_to_end_tiny_model_all_methods(tmp_path: Path, llama: Any) -> None:
-    s = run_bench(llama, _config(methods="all", task="gsm8k", data=str(_gsm(tmp_path, 2)), batch_size=2, steps=2,
-                                 max_new_tokens=3, out_dir=str(tmp_path / "e2e"), throughput_batch_sizes=[1],
-                                 throughput_limit=1, warmup=False), progress=None)
+    s = run_bench(
+        llama,
+        _config(
+            methods="all",
+            task="gsm8k",
+            data=str(_gsm(tmp_path, 2)),
+            batch_size=2,
+            steps=2,
+            max_new_tokens=3,
+            out_dir=str(tmp_path / "e2e"),
+            throughput_batch_sizes=[1],
+            throughput_limit=1,
+            warmup=False,
+        ),
+        progress=None,
+    )
     assert [m.method for m in s.methods if m.batch_size == 2] == list(METHODS)
     for m in s.methods:
         assert m.n == (2 if m.batch_size == 2 else 1) and m.errors == 0
@@ -480,13 +605,29 @@ def test_end_to_end_tiny_model_all_methods(tmp_path: Path, llama: Any) -> None:
     assert Path(s.files["markdown"]).exists()
 
 
-def test_end_to_end_relay_and_cli(tmp_path: Path, llama: Any, monkeypatch: pytest.MonkeyPatch,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_end_to_end_relay_and_cli(
+    tmp_path: Path, llama: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from latent_graph.cli import bench as cli
 
     monkeypatch.setattr(cli, "load_from_args", lambda *a, **k: llama)
-    code = cli.main(["--task", "relay", "--limit", "2", "--methods", "single,latent-seq", "--steps", "1",
-                     "--max-new-tokens", "3", "--out", str(tmp_path / "relay"), "--quiet"])
+    code = cli.main(
+        [
+            "--task",
+            "relay",
+            "--limit",
+            "2",
+            "--methods",
+            "single,latent-seq",
+            "--steps",
+            "1",
+            "--max-new-tokens",
+            "3",
+            "--out",
+            str(tmp_path / "relay"),
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "| latent-seq |" in out and "relay" in out
     assert cli.main(["--task", "relay", "--limit", "2", "--out", str(tmp_path / "relay"), "--quiet"]) == 2

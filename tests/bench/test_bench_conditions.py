@@ -53,14 +53,15 @@ def test_measure_counts_a_compact_chain(llama: Any) -> None:
     assert r["gen_tok_per_q"] > 0 and r["bytes_per_edge_q"] > 0 and r["judger_cols"] > 0
     assert r["s_per_q"] == pytest.approx(r["wall_s"] / 6)
     # the same answers as one plain invoke per batch (greedy)
-    plain = [str(a) for i in (0, 4) for a in graph.invoke(relay_state(task.examples[i:i + 4]))["answers"]]
+    plain = [str(a) for i in (0, 4) for a in graph.invoke(relay_state(task.examples[i : i + 4]))["answers"]]
     assert r["answers"] == plain
 
 
 def test_measure_text_edges_and_no_fact(llama: Any) -> None:
     task = relay_probes(3)
-    text = build_sequential(llama, edges="text", message_tokens=2, max_new_tokens=2, task="plain",
-                            handle_store=HandleStore.in_memory())
+    text = build_sequential(
+        llama, edges="text", message_tokens=2, max_new_tokens=2, task="plain", handle_store=HandleStore.in_memory()
+    )
     r = measure(text, task, 3, "none")
     assert r["n"] == 3 and r["family_hits"] == {} and r["ckpt_bytes_per_q"] is None
     assert r["bytes_per_edge_q"] > 0  # UTF-8 bytes of the text messages

@@ -90,7 +90,13 @@ def test_find_numbers_binary_minus_is_not_a_sign() -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(Fraction(18), "18"), (Fraction(-5, 2), "-2.5"), (Fraction(1, 3), "1/3"), (Fraction(3, 8), "0.375"), (Fraction(0), "0")],
+    [
+        (Fraction(18), "18"),
+        (Fraction(-5, 2), "-2.5"),
+        (Fraction(1, 3), "1/3"),
+        (Fraction(3, 8), "0.375"),
+        (Fraction(0), "0"),
+    ],
 )
 def test_format_number(value: Fraction, text: str) -> None:
     assert format_number(value) == text

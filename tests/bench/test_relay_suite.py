@@ -7,8 +7,6 @@ from typing import Any
 
 import pytest
 
-from latent_graph.nodes import StandInModel
-
 from latent_graph.bench.errors import BenchArgumentError
 from latent_graph.bench.relay_suite import (
     FAMILIES,
@@ -23,7 +21,7 @@ from latent_graph.bench.relay_suite import (
     split_templates,
 )
 from latent_graph.bench.tasks import load_task
-from latent_graph.nodes import AgentNode
+from latent_graph.nodes import AgentNode, StandInModel
 
 
 def test_deterministic_and_extends() -> None:
@@ -128,8 +126,10 @@ def test_agent_context_through_graphs(llama: Any) -> None:
     from latent_graph.graphs import build_compact, build_sequential
 
     state = {"questions": ["What is the code?"], "context": ["first fact"], "agent_context": {"critic": ["own fact"]}}
-    for g in (build_sequential(llama, steps=1, max_new_tokens=2, task="plain"),
-              build_compact(llama, steps=1, max_new_tokens=2, task="plain")):
+    for g in (
+        build_sequential(llama, steps=1, max_new_tokens=2, task="plain"),
+        build_compact(llama, steps=1, max_new_tokens=2, task="plain"),
+    ):
         prompts = {n["node"]: n["prompts"][0] for n in g.invoke(state)["trace"]}
         assert "first fact" in prompts["planner"] and "own fact" not in prompts["planner"]
         assert "own fact" in prompts["critic"] and "first fact" not in prompts["critic"]

@@ -11,7 +11,6 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -54,8 +53,9 @@ def test_setsid_grandchild_dies_at_timeout() -> None:
 def test_output_is_capped_and_not_buffered() -> None:
     tracemalloc.start()
     try:
-        res = run_python("import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(50):\n    sys.stdout.write(chunk)\n",
-                         timeout=20)
+        res = run_python(
+            "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(50):\n    sys.stdout.write(chunk)\n", timeout=20
+        )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -87,8 +87,9 @@ def test_harness_environment_is_invisible() -> None:
         "print(run_python(sys.stdin.read(), timeout=10).stdout)\n"
     )
     env = {**os.environ, "LG_SECRET": secret}
-    out = subprocess.run([sys.executable, "-c", harness], input=prog, env=env, capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", harness], input=prog, env=env, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     assert "clean" in out and secret not in out
 
 
@@ -122,8 +123,12 @@ def test_processes_and_their_memory_are_capped() -> None:
     )
     res = run_python(prog, timeout=10, memory_mb=160)
     assert "children 0" in res.stdout, res.stdout + res.stderr
-    bomb = run_python("import os\nn = 0\nfor _ in range(30):\n    try:\n        os.fork() or os._exit(0); n += 1\n"
-                      "    except OSError:\n        pass\nprint('forked', n)\n", timeout=10, max_procs=4)
+    bomb = run_python(
+        "import os\nn = 0\nfor _ in range(30):\n    try:\n        os.fork() or os._exit(0); n += 1\n"
+        "    except OSError:\n        pass\nprint('forked', n)\n",
+        timeout=10,
+        max_procs=4,
+    )
     assert "forked" in bomb.stdout and int(bomb.stdout.split()[-1]) < 30
 
 

@@ -65,8 +65,21 @@ def test_run_json_is_a_run_trace(tiny, capsys):
 
 def test_run_save_trace_report_and_report_command(tiny, tmp_path, capsys):
     trace, html = tmp_path / "a" / "run.json", tmp_path / "a" / "run.html"
-    assert run("run", *FAST, "--edges", "latent,text,latent", "--save-trace", str(trace), "--report", str(html),
-               "q1?", "q2?") == 0
+    assert (
+        run(
+            "run",
+            *FAST,
+            "--edges",
+            "latent,text,latent",
+            "--save-trace",
+            str(trace),
+            "--report",
+            str(html),
+            "q1?",
+            "q2?",
+        )
+        == 0
+    )
     assert RunTrace.load(trace).answers and "<svg" in html.read_text()
     assert run("run", *FAST, "--edges", "text", "--save-trace", str(tmp_path / "t.json"), "--quiet", "q1?", "q2?") == 0
     assert run("report", str(trace), "-o", str(tmp_path / "again.html")) == 0
@@ -94,16 +107,19 @@ def test_questions_from_file_jsonl_and_stdin(tiny, tmp_path, monkeypatch, capsys
     assert json.loads(capsys.readouterr().out)["questions"] == ["from stdin?"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--steps", "-1", "q"], "steps must be an int >= 0"),
-    (["--top-p", "0", "q"], "top_p must be in (0, 1]"),
-    (["--graph", "nope", "q"], "graph must be one of"),
-    (["--graph", "no_such_module:factory", "q"], "cannot import"),
-    (["--edges", "latent,bogus,latent", "q"], "edge kinds must be"),
-    (["--edges", "latent,text", "q"], "2 edge kinds for 3 edges"),
-    (["--file", "/no/such/file.txt"], "cannot read questions file"),
-    (["--report", ".", "q"], "is a directory"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--steps", "-1", "q"], "steps must be an int >= 0"),
+        (["--top-p", "0", "q"], "top_p must be in (0, 1]"),
+        (["--graph", "nope", "q"], "graph must be one of"),
+        (["--graph", "no_such_module:factory", "q"], "cannot import"),
+        (["--edges", "latent,bogus,latent", "q"], "edge kinds must be"),
+        (["--edges", "latent,text", "q"], "2 edge kinds for 3 edges"),
+        (["--file", "/no/such/file.txt"], "cannot read questions file"),
+        (["--report", ".", "q"], "is a directory"),
+    ],
+)
 def test_bad_flags_give_exit_2_and_one_line(tiny, capsys, argv, message):
     assert run("run", *FAST, *argv) == 2
     err = capsys.readouterr().err
@@ -142,8 +158,9 @@ def test_other_graphs(tiny, capsys, graph):
 def test_execute_with_progress_bar_and_streaming(tiny, capsys):
     from latent_graph.graphs import build_sequential
 
-    out = cli.execute(build_sequential(tiny, steps=1, max_new_tokens=3), {"questions": ["q"]},
-                      stream_tokens=True, progress=True)
+    out = cli.execute(
+        build_sequential(tiny, steps=1, max_new_tokens=3), {"questions": ["q"]}, stream_tokens=True, progress=True
+    )
     captured = capsys.readouterr()
     assert len(out["trace"]) == 4 and captured.out.strip() == out["answers"][0].strip()
     assert "node" in captured.err  # the tqdm bar went to stderr
@@ -224,7 +241,10 @@ def test_every_realign_spec_in_help_runs(tiny_dir, tmp_path, monkeypatch, capsys
     assert [s.split("[")[0] for s in specs] == list(REALIGNERS)  # the help offers the whole catalog
     values = {"k": "3", "t": "0.5", "alpha": "0.25"}
     runs = [s.split("[")[0] for s in specs] + [  # each kind bare, then with every parameter it lists
-        s.split("[")[0] + ":" + ",".join(f"{p}={values[p]}" for p in re.findall(r"(\w+)=N", s)) for s in specs if "[" in s]
+        s.split("[")[0] + ":" + ",".join(f"{p}={values[p]}" for p in re.findall(r"(\w+)=N", s))
+        for s in specs
+        if "[" in s
+    ]
     for spec in runs:
         assert run("run", *FAST, "--quiet", "--model", str(tiny_dir), "--realign", spec, "What is 3+5?") == 0, spec
         out, err = capsys.readouterr()

@@ -18,7 +18,9 @@ def test_finished_rows_stop_costing_compute(tiny_factory, arch):
         for p in m.hf_model.parameters():
             if p.dim() == 2:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.15)
-    alone_ids = [[c.token_id for c in m.decode_stream(m.think(None, q, steps=2), "Answer.", max_new_tokens=10)] for q in QS]
+    alone_ids = [
+        [c.token_id for c in m.decode_stream(m.think(None, q, steps=2), "Answer.", max_new_tokens=10)] for q in QS
+    ]
     # an extra EOS: a token some row generates early and some other row generates later or never
 
     def ends(t: int) -> list[int]:
@@ -31,8 +33,13 @@ def test_finished_rows_stop_costing_compute(tiny_factory, arch):
     h = m.think(None, QS, steps=2)
     rows_per_step: list[int] = []
     hook = m.base.register_forward_pre_hook(
-        lambda mod, args, kw: rows_per_step.append(int(kw["input_ids"].shape[0])) if kw.get("input_ids") is not None
-        and kw["input_ids"].shape[1] == 1 else None, with_kwargs=True)
+        lambda mod, args, kw: (
+            rows_per_step.append(int(kw["input_ids"].shape[0]))
+            if kw.get("input_ids") is not None and kw["input_ids"].shape[1] == 1
+            else None
+        ),
+        with_kwargs=True,
+    )
     try:
         batch = m.decode(h, "Answer.", max_new_tokens=10)
     finally:

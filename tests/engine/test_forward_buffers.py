@@ -11,9 +11,9 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from latent_graph.engine.forward import work as cache_mod
 from latent_graph.engine import from_cache
 from latent_graph.engine.forward import BufferCache
+from latent_graph.engine.forward import work as cache_mod
 
 PROMPTS = ["What is 12 times 7?", "Alice has 3 apples and buys 5 more. How many now?"]
 
@@ -43,7 +43,11 @@ def assert_same_handle(a, b):
     for x, y in zip(ta, tb):
         assert x.shape == y.shape and torch.equal(x, y)
     assert a.segments == b.segments
-    assert (a.prompt_tokens, a.latent_steps, a.generated_tokens) == (b.prompt_tokens, b.latent_steps, b.generated_tokens)
+    assert (a.prompt_tokens, a.latent_steps, a.generated_tokens) == (
+        b.prompt_tokens,
+        b.latent_steps,
+        b.generated_tokens,
+    )
 
 
 def pipeline(model, prompts, max_new_tokens=12):
@@ -128,8 +132,12 @@ def test_step_fast_path_equals_full_mask_path(any_model, monkeypatch):
     padded = [PROMPTS[0], PROMPTS[1] + " Answer with a number."]  # different lengths: a padded batch too
     new = [pipeline(any_model, p) for p in ([PROMPTS[0]], padded)]
     with monkeypatch.context() as m:
-        m.setattr(cache_mod.Work, "dense", property(lambda self: False, lambda self, v: None), raising=False)  # pass the mask
-        m.setattr(cache_mod.Work, "ones", lambda self, rows: torch.ones((rows, 1), dtype=torch.long))  # never the fast path
+        m.setattr(
+            cache_mod.Work, "dense", property(lambda self: False, lambda self, v: None), raising=False
+        )  # pass the mask
+        m.setattr(
+            cache_mod.Work, "ones", lambda self, rows: torch.ones((rows, 1), dtype=torch.long)
+        )  # never the fast path
         old = [pipeline(any_model, p) for p in ([PROMPTS[0]], padded)]
     for a, b in zip(new, old):
         for x, y in zip(a[:2], b[:2]):

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_model
 from latent_graph.engine import DecodeOptions
 from latent_graph.engine.forward import feed
 from latent_graph.errors import ContextOverflowError
+
+from conftest import make_model
 
 ENGINE = Path(__file__).resolve().parents[2] / "latent_graph" / "engine"
 OVERFLOW = r"cache \+ .* reserved positions = \d+ exceeds the context window"

@@ -57,7 +57,9 @@ def test_prefill_and_steps_equal_transformers(llama) -> None:
         kw = {"input_ids": ids[:, step : step + 1]} if step < 2 else {"inputs_embeds": a[:, -1:]}
         with torch.no_grad():
             a = llama.base(attention_mask=mask, position_ids=nxt, cache=ca, use_cache=True, **kw).last_hidden_state
-            b = LlamaStack(llama.base)(attention_mask=mask, position_ids=nxt, cache=cb, use_cache=True, **kw).last_hidden_state
+            b = LlamaStack(llama.base)(
+                attention_mask=mask, position_ids=nxt, cache=cb, use_cache=True, **kw
+            ).last_hidden_state
         assert torch.equal(a, b)
         assert all(torch.equal(x, y) for x, y in zip(_kv(ca), _kv(cb)))
 
@@ -78,7 +80,9 @@ def test_dense_step_without_mask_equals_transformers(llama) -> None:
     e = torch.randn(1, 1, llama.base.config.hidden_size)
     with torch.no_grad():
         a = llama.base(inputs_embeds=e, position_ids=torch.tensor([[4]]), cache=ca, use_cache=True).last_hidden_state
-        b = LlamaStack(llama.base)(inputs_embeds=e, position_ids=torch.tensor([[4]]), cache=cb, use_cache=True).last_hidden_state
+        b = LlamaStack(llama.base)(
+            inputs_embeds=e, position_ids=torch.tensor([[4]]), cache=cb, use_cache=True
+        ).last_hidden_state
     assert torch.equal(a, b)
 
 

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
 
 from latent_graph import DecodeOptions, InvalidArgumentError
 from latent_graph.engine import KVPolicy, compress, kept_total, observing
@@ -16,7 +17,6 @@ from latent_graph.graphs import build_compact, build_hierarchical, build_sequent
 from latent_graph.nodes import JudgerNode, LatentAgentNode, add_agent
 from latent_graph.persist import handle_from_chunks, handle_to_chunks
 from latent_graph.state import LatentState
-from langgraph.graph import END, START, StateGraph
 
 QS = ["The code word is FALCON. What is the code word?", "Alice has 3 apples and buys 5 more.", "Plan it."]
 FAST = dict(steps=2, max_new_tokens=4)
@@ -31,8 +31,12 @@ def _handle(ref):
 
 def _same(a, b) -> bool:
     a, b = _handle(a), _handle(b)
-    return (a.segments == b.segments and torch.equal(a.attention_mask, b.attention_mask)
-            and torch.equal(a.position_ids, b.position_ids) and all(torch.equal(x, y) for x, y in zip(a.keys, b.keys)))
+    return (
+        a.segments == b.segments
+        and torch.equal(a.attention_mask, b.attention_mask)
+        and torch.equal(a.position_ids, b.position_ids)
+        and all(torch.equal(x, y) for x, y in zip(a.keys, b.keys))
+    )
 
 
 def test_kv_keep_one_is_bit_identical(llama):
@@ -70,7 +74,7 @@ def test_compress_keeps_protected_columns_and_positions(llama, score):
         orig = h.position_ids[r][h.attention_mask[r].bool()].tolist()
         new = c.position_ids[r][c.attention_mask[r].bool()].tolist()
         assert set(new) <= set(orig) and new == sorted(new)
-        assert orig[: pol.sink] == new[: pol.sink] and orig[-pol.recent:] == new[-pol.recent:]  # sink + last columns
+        assert orig[: pol.sink] == new[: pol.sink] and orig[-pol.recent :] == new[-pol.recent :]  # sink + last columns
         assert len(new) == math.ceil(0.2 * len(orig))  # the budget counts every column, protected ones included
     assert torch.equal(c.next_positions(), h.next_positions())  # the next agent continues after the max
     # the kept columns carry the very same K/V they had
@@ -129,8 +133,13 @@ def test_budget_is_respected_per_row_and_padding_never_kept(llama):
     real = h.attention_mask.bool()
     assert len({int(real[r, start:].sum()) for r in range(h.batch_size)}) > 1  # rows differ in length
     for keep in (0.1, 0.2, 0.5):
-        for pol in (KVPolicy(keep=keep), KVPolicy(keep=keep, pool=7), KVPolicy(keep=keep, score="attention"),
-                    KVPolicy(keep=keep, scope="sender"), KVPolicy(keep=keep, scope="sender", pool=7, close=3)):
+        for pol in (
+            KVPolicy(keep=keep),
+            KVPolicy(keep=keep, pool=7),
+            KVPolicy(keep=keep, score="attention"),
+            KVPolicy(keep=keep, scope="sender"),
+            KVPolicy(keep=keep, scope="sender", pool=7, close=3),
+        ):
             k = select(h, _spiky(h, [start - 1] * h.batch_size) + torch.rand(h.attention_mask.shape), pol, start)
             assert not bool((k & ~real).any())  # padding is never kept
             if pol.scope == "sender":
@@ -150,16 +159,19 @@ def test_budget_is_respected_per_row_and_padding_never_kept(llama):
     assert not bool(k[r, pad + 1 : pad + 4].any())
 
 
-@pytest.mark.parametrize("pol", [KVPolicy(keep=0.3), KVPolicy(keep=0.3, heads=[[0, 0], [1, 0]])],
-                         ids=["attention", "key-norm heads"])
+@pytest.mark.parametrize(
+    "pol", [KVPolicy(keep=0.3), KVPolicy(keep=0.3, heads=[[0, 0], [1, 0]])], ids=["attention", "key-norm heads"]
+)
 def test_per_row_selection_matches_single_rows(llama, pol):
     """A batch row keeps exactly the columns that row keeps when compressed alone."""
     h = llama.think(None, QS, 2)
     c = compress(llama, h, pol)
     for r, q in enumerate(QS):
         one = compress(llama, llama.think(None, [q], 2), pol)
-        assert one.position_ids[0][one.attention_mask[0].bool()].tolist() == \
-            c.position_ids[r][c.attention_mask[r].bool()].tolist()
+        assert (
+            one.position_ids[0][one.attention_mask[0].bool()].tolist()
+            == c.position_ids[r][c.attention_mask[r].bool()].tolist()
+        )
 
 
 def test_budget_caps_columns_and_dropped_survives_a_checkpoint(llama):
@@ -184,16 +196,26 @@ def test_prebuilt_graphs_compress_every_latent_edge(llama, builder):
 def test_hand_built_node_takes_kv_fields(llama):
     g = StateGraph(LatentState)
     add_agent(g, LatentAgentNode(model=llama, name="a", instruction="Think.", steps=2, kv_keep=0.5, kv_budget=30))
-    add_agent(g, JudgerNode(model=llama, name="judger", instruction="Answer.",
-                            decoding=DecodeOptions(max_new_tokens=3)))
+    add_agent(
+        g, JudgerNode(model=llama, name="judger", instruction="Answer.", decoding=DecodeOptions(max_new_tokens=3))
+    )
     g.add_edge(START, "a"), g.add_edge("a", "judger"), g.add_edge("judger", END)
     out = g.compile().invoke({"questions": QS})
     rec = out["trace"][0]
     assert rec["kv_kept"] <= 30 * len(QS) and rec["kv_kept"] < rec["kv_total"]
 
 
-@pytest.mark.parametrize("bad", [dict(kv_keep=0), dict(kv_keep=1.5), dict(kv_keep="x"), dict(kv_budget=0),
-                                 dict(cache_budget=-1), dict(message_tokens=0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(kv_keep=0),
+        dict(kv_keep=1.5),
+        dict(kv_keep="x"),
+        dict(kv_budget=0),
+        dict(cache_budget=-1),
+        dict(message_tokens=0),
+    ],
+)
 def test_bad_options_are_named_errors(llama, bad):
     with pytest.raises(InvalidArgumentError):
         build_sequential(llama, **bad)
@@ -218,8 +240,9 @@ def test_cache_budget_bounds_a_ten_agent_chain(llama):
 
 
 def test_cache_budget_keeps_a_twenty_turn_thread_bounded(llama):
-    g = build_compact(llama, agents=("planner",), cache_budget=80, checkpointer=InMemorySaver(), steps=1,
-                      max_new_tokens=3)
+    g = build_compact(
+        llama, agents=("planner",), cache_budget=80, checkpointer=InMemorySaver(), steps=1, max_new_tokens=3
+    )
     cfg = {"configurable": {"thread_id": "t", "latent_thread": "continue", "latent_window": 4000}}
     cols = []
     for turn in range(20):
@@ -251,8 +274,9 @@ def test_head_scores_per_row_and_bad_heads(llama):
     h = llama.think(None, QS, 2)
     s = key_norm_scores(h, pol.heads)
     real = h.attention_mask.bool()
-    assert torch.allclose(s[real].new_tensor([float(s[r][real[r]].mean()) for r in range(len(QS))]),
-                          torch.zeros(len(QS)), atol=1e-4)  # each head z-scored over the row's real columns
+    assert torch.allclose(
+        s[real].new_tensor([float(s[r][real[r]].mean()) for r in range(len(QS))]), torch.zeros(len(QS)), atol=1e-4
+    )  # each head z-scored over the row's real columns
     assert calibrated_heads(h) is None and "SmolLM2-135M-Instruct" in CALIBRATED_HEADS  # a tiny model has none
     with pytest.raises(InvalidArgumentError):
         compress(llama, h, KVPolicy(keep=0.3, heads=[[99, 0]]))
@@ -344,8 +368,10 @@ def test_chain_selection_is_per_row_over_two_senders(llama):
     for r, (q, p) in enumerate(zip(QS, later)):
         b1 = compress(llama, llama.think(None, [q], 2, agent="a"), pol)
         one = compress(llama, llama.think(b1, [p], 2, agent="b"), pol, b1.seq_len)
-        assert one.position_ids[0][one.attention_mask[0].bool()].tolist() == \
-            c.position_ids[r][c.attention_mask[r].bool()].tolist()
+        assert (
+            one.position_ids[0][one.attention_mask[0].bool()].tolist()
+            == c.position_ids[r][c.attention_mask[r].bool()].tolist()
+        )
 
 
 @pytest.mark.parametrize("how", ["mean", "max"])

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import ARCHS
 from latent_graph.engine import SharedPrefixes, enable_prefixes
+
+from conftest import ARCHS
 
 SYSTEM = "You are a helpful assistant. Plan the solution step by step. Check the plan carefully and refine it."
 PREAMBLE = "Planner, plan the solution step by step. Answer with the final number in boxed form. Question: "
@@ -20,8 +21,14 @@ def _no_cache(m):
 
 
 def _same(a, b) -> bool:
-    pairs = [*zip(a.keys, b.keys), *zip(a.values, b.values), *zip(a.latents, b.latents),
-             (a.attention_mask, b.attention_mask), (a.position_ids, b.position_ids), (a.last_hidden, b.last_hidden)]
+    pairs = [
+        *zip(a.keys, b.keys),
+        *zip(a.values, b.values),
+        *zip(a.latents, b.latents),
+        (a.attention_mask, b.attention_mask),
+        (a.position_ids, b.position_ids),
+        (a.last_hidden, b.last_hidden),
+    ]
     return all(torch.equal(x, y) for x, y in pairs)
 
 
@@ -61,7 +68,9 @@ def test_prefix_found_across_requests_and_batches(tiny_factory):
     enable_prefixes(m)
     first = m.decode(None, PREAMBLE + QS[0], system=SYSTEM, max_new_tokens=5)  # one request: nothing to share yet
     assert len(m.prefixes) == 0
-    second = m.decode(None, PREAMBLE + QS[1], system=SYSTEM, max_new_tokens=5)  # shares system + preamble with the first
+    second = m.decode(
+        None, PREAMBLE + QS[1], system=SYSTEM, max_new_tokens=5
+    )  # shares system + preamble with the first
     assert len(m.prefixes) == 1 and m.prefixes.stats.misses == 1
     batch = m.think(None, [PREAMBLE + q for q in QS[1:]], steps=1, system=SYSTEM)  # another batch reuses it
     assert m.prefixes.stats.hits >= 1

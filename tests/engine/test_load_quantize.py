@@ -61,7 +61,9 @@ def test_tiny_model_quantized_on_cpu(tiny_factory, tmp_path, quantization):
 
 # ------------------------------------------------------------- default model
 PROMPT = "What is the capital of France? Answer in one short sentence."
-PAIRS = [Pair(f"What is {a} plus {b}? Answer with the number only.", str(a + b)) for a in range(2, 6) for b in range(2, 4)]
+PAIRS = [
+    Pair(f"What is {a} plus {b}? Answer with the number only.", str(a + b)) for a in range(2, 6) for b in range(2, 4)
+]
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,13 @@ from latent_graph import DeviceMismatchError, InvalidArgumentError, LocalLatentM
 
 pytest.importorskip("accelerate")
 
-BASE = {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.norm": "cpu", "model.rotary_emb": "cpu",
-        "lm_head": "cpu"}
+BASE = {
+    "model.embed_tokens": "cpu",
+    "model.layers.0": "cpu",
+    "model.norm": "cpu",
+    "model.rotary_emb": "cpu",
+    "lm_head": "cpu",
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +41,10 @@ def test_disk_offloaded_layer_gives_the_unsharded_results(saved, tmp_path):
     off = _load(saved, device_map={**BASE, "model.layers.1": "disk"}, offload_folder=str(tmp_path / "off"))
     assert off.hf_model.model.layers[1].self_attn.q_proj.weight.device.type == "meta"  # really offloaded
     assert off.fingerprint == ref.fingerprint and off.layer_devices == (torch.device("cpu"),) * 2
-    a, b = off.think(None, ["Plan it.", "What is 12 times 7?"], steps=3), ref.think(None, ["Plan it.", "What is 12 times 7?"], steps=3)
+    a, b = (
+        off.think(None, ["Plan it.", "What is 12 times 7?"], steps=3),
+        ref.think(None, ["Plan it.", "What is 12 times 7?"], steps=3),
+    )
     for ka, kb in zip(a.keys, b.keys):
         assert torch.allclose(ka, kb, atol=1e-5)
     da = off.decode(a, "Answer.", max_new_tokens=6)
@@ -57,5 +65,8 @@ def test_handle_layer_devices_are_checked(llama):
 
 def test_offloaded_embeddings_are_refused_by_name(saved, tmp_path):
     with pytest.raises(ModelLoadError, match="input embeddings and the lm_head"):
-        _load(saved, device_map={**BASE, "model.embed_tokens": "disk", "model.layers.1": "cpu"},
-              offload_folder=str(tmp_path / "off"))
+        _load(
+            saved,
+            device_map={**BASE, "model.embed_tokens": "disk", "model.layers.1": "cpu"},
+            offload_folder=str(tmp_path / "off"),
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from transformers import DynamicCache
@@ -56,8 +58,7 @@ def test_latent_step_equals_manual_hf_forward(any_model):
         hid = out.hidden_states[-1][:, -1]
         for _ in range(2):
             e = m.realigner(hid)
-            out = m.hf_model(inputs_embeds=e[:, None], cache=out.cache,
-                             use_cache=True, output_hidden_states=True)
+            out = m.hf_model(inputs_embeds=e[:, None], cache=out.cache, use_cache=True, output_hidden_states=True)
             hid = out.hidden_states[-1][:, -1]
     torch.testing.assert_close(h.last_hidden, hid, atol=1e-5, rtol=1e-4)
     k_ref = out.cache.layers[-1].keys
@@ -69,7 +70,9 @@ def test_realignment_equals_closed_form(llama):
     w_in = llama.hf_model.get_input_embeddings().weight.double()
     w_out = llama.hf_model.get_output_embeddings().weight.double()
     lam = 1e-5
-    expected = torch.linalg.inv(w_out.T @ w_out + lam * torch.eye(w_in.shape[1], dtype=torch.float64)) @ (w_out.T @ w_in)
+    expected = torch.linalg.inv(w_out.T @ w_out + lam * torch.eye(w_in.shape[1], dtype=torch.float64)) @ (
+        w_out.T @ w_in
+    )
     torch.testing.assert_close(llama.realigner.matrix.double(), expected, atol=1e-4, rtol=1e-3)
     h = torch.randn(3, w_in.shape[1])
     e = llama.realigner(h)
@@ -146,9 +149,10 @@ def test_decode_uses_cache_at_zero_steps(llama):
         m, format_prompt(m.tokenizer, PB, None, False, after_open_turn=False)
     )
     with torch.no_grad():
-        ref = m.hf_model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False,
-                                  eos_token_id=sorted(m.eos_ids), pad_token_id=0)
-    ref_ids = [t for t in ref[0, len(ids):].tolist() if t not in m.eos_ids]
+        ref = m.hf_model.generate(
+            torch.tensor([ids]), max_new_tokens=8, do_sample=False, eos_token_id=sorted(m.eos_ids), pad_token_id=0
+        )
+    ref_ids = [t for t in ref[0, len(ids) :].tolist() if t not in m.eos_ids]
     assert d.handle.generated_tokens == len(ref_ids)
     assert d.text == m.tokenizer.decode(ref_ids, skip_special_tokens=True)
     fresh = m.decode(None, PB, max_new_tokens=8)
@@ -165,7 +169,7 @@ def test_handles_are_never_mutated(llama):
     after = [*h.keys, *h.values, h.attention_mask, h.position_ids, *h.latents]
     assert all(torch.equal(a, b) for a, b in zip(before, after))
     assert h.segments == segs and h2.seq_len > h.seq_len
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         h.segments = ()  # frozen dataclass
 
 
@@ -185,12 +189,17 @@ def test_memory_last_keeps_positions(llama):
     tc = _ids(m, format_prompt(m.tokenizer, "Answer.", None, False, **closed))
     with torch.no_grad():
         full = m.hf_model(input_ids=torch.tensor([ta + tb]), use_cache=True).cache
-        kept_kv = [(l.keys[:, :, len(ta):], l.values[:, :, len(ta):]) for l in full.layers]
+        kept_kv = [(layer.keys[:, :, len(ta) :], layer.values[:, :, len(ta) :]) for layer in full.layers]
         pos = torch.arange(len(ta) + len(tb), len(ta) + len(tb) + len(tc))[None]
-        ref = m.hf_model(input_ids=torch.tensor([tc]), position_ids=pos,
-                         cache=DynamicCache(ddp_cache_data=kept_kv), use_cache=True).logits[:, -1]
-        wrong = m.hf_model(input_ids=torch.tensor([tc]), position_ids=pos - len(ta),
-                           cache=DynamicCache(ddp_cache_data=kept_kv), use_cache=True).logits[:, -1]
+        ref = m.hf_model(
+            input_ids=torch.tensor([tc]), position_ids=pos, cache=DynamicCache(ddp_cache_data=kept_kv), use_cache=True
+        ).logits[:, -1]
+        wrong = m.hf_model(
+            input_ids=torch.tensor([tc]),
+            position_ids=pos - len(ta),
+            cache=DynamicCache(ddp_cache_data=kept_kv),
+            use_cache=True,
+        ).logits[:, -1]
     torch.testing.assert_close(_logits(m, out), ref.float(), atol=1e-4, rtol=0)
     assert not torch.allclose(_logits(m, out), wrong.float(), atol=1e-4)
 

@@ -7,15 +7,15 @@ from typing import Any
 import pytest
 import torch
 
-from latent_graph.errors import InvalidArgumentError
-from latent_graph.graphs import build_sequential
-from latent_graph.engine.realign import mean_embedding_norm
 from latent_graph.engine.realign import (
     BlendRealigner,
     KnnProjectionRealigner,
     SoftTokenRealigner,
     make_realigner,
+    mean_embedding_norm,
 )
+from latent_graph.errors import InvalidArgumentError
+from latent_graph.graphs import build_sequential
 
 SPECS = ["soft:k=8,t=0.7", "soft:k=1", "knn:k=4", "knn:k=1", "blend:alpha=0.5,k=4", "ridge", "identity"]
 
@@ -63,8 +63,10 @@ def test_knn_norm_and_span(llama: Any) -> None:
     e = r(h)
     assert torch.allclose(e.norm(dim=-1), torch.full((3,), mean_embedding_norm(w_in)), rtol=1e-4)
     one = make_realigner(llama, "knn:k=1")(h)  # k=1: the nearest embedding's direction (or its opposite)
-    near = torch.nn.functional.normalize(w_in[r.unit.matmul(torch.nn.functional.normalize(
-        llama.realigner(h).float(), dim=-1).T).argmax(dim=0)].float(), dim=-1)
+    near = torch.nn.functional.normalize(
+        w_in[r.unit.matmul(torch.nn.functional.normalize(llama.realigner(h).float(), dim=-1).T).argmax(dim=0)].float(),
+        dim=-1,
+    )
     cos = (torch.nn.functional.normalize(one, dim=-1) * near).sum(-1).abs()
     assert torch.allclose(cos, torch.ones(3), atol=1e-4)
 
@@ -92,8 +94,13 @@ def test_plugged_through_think_and_graph(llama: Any, spec: str) -> None:
     m = llama.with_realigner(r)
     assert m.realigner is not None and m.realigner.name == r.name
     seen: list[torch.Tensor] = []
-    h = m.think(None, ["Plan the solution.", "Check the plan."], steps=3, agent="planner",
-                on_step=lambda info: seen.append(info.embedding))
+    h = m.think(
+        None,
+        ["Plan the solution.", "Check the plan."],
+        steps=3,
+        agent="planner",
+        on_step=lambda info: seen.append(info.embedding),
+    )
     assert h.latent_steps == 3 and len(seen) == 3 and all(torch.isfinite(x).all() for x in seen)
     assert torch.allclose(seen[0], r(h.hiddens[0][:, 0]), atol=1e-5)  # the step fed exactly r(h)
     out = m.decode(h, "Answer briefly.", max_new_tokens=3)

@@ -19,8 +19,17 @@ def _load(path: Path):
 
 
 def test_there_are_examples():
-    assert {p.stem for p in EXAMPLES} >= {"custom_graph", "streaming", "resume_checkpoint", "html_report",
-                                          "send_map_reduce", "subgraph", "loop", "multi_turn", "tool_agent"}
+    assert {p.stem for p in EXAMPLES} >= {
+        "custom_graph",
+        "streaming",
+        "resume_checkpoint",
+        "html_report",
+        "send_map_reduce",
+        "subgraph",
+        "loop",
+        "multi_turn",
+        "tool_agent",
+    }
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

@@ -9,15 +9,15 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langgraph.graph import END, START, StateGraph
 
 from latent_graph import DecodeOptions, InvalidArgumentError, LatentHandle, ModelMismatchError
-from latent_graph.graphs import build_compact, build_hierarchical, build_sequential, build_single
-from latent_graph.persist import default_handle_store, is_ref
-from latent_graph.graphs import roles
+from latent_graph.graphs import build_compact, build_hierarchical, build_sequential, build_single, roles
+from latent_graph.langchain import LatentRunnable, as_chat_model
 from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode, add_agent
+from latent_graph.persist import default_handle_store, is_ref
+from latent_graph.present.draw import to_ascii, to_image, to_mermaid
 from latent_graph.present.edges import edge_kinds_of
 from latent_graph.state import LatentState
 from latent_graph.state.edges import sends_metadata
-from latent_graph.langchain import LatentRunnable, as_chat_model
-from latent_graph.present.draw import to_ascii, to_image, to_mermaid
+
 
 def load(ref):
     """The handle behind a state reference (the nodes' default store)."""
@@ -34,8 +34,7 @@ def test_sequential_runs_with_any_edges(llama, edges):
     assert len(out["answers"]) == len(QS)
     assert [t["node"] for t in out["trace"]] == ["planner", "critic", "refiner", "judger"]
     kinds = [t["kind"] for t in out["trace"][:3]]
-    expected = {"latent": ["latent"] * 3, "text": ["text"] * 3}.get(edges if isinstance(edges, str) else "",
-                                                                     None)
+    expected = {"latent": ["latent"] * 3, "text": ["text"] * 3}.get(edges if isinstance(edges, str) else "", None)
     if isinstance(edges, list):
         expected = edges
     elif isinstance(edges, dict):
@@ -48,11 +47,15 @@ def test_sequential_runs_with_any_edges(llama, edges):
             assert t["latent_steps"] == 0 and all(n > 0 for n in t["generated_tokens"])
         assert t["rows"] == len(QS) and len(t["prompt_tokens"]) == len(QS) and min(t["prompt_tokens"]) > 0
     # the output holds the final handle as a JSON reference (None after a text edge), loadable from its store
-    assert out.get("handle") is None or (is_ref(out["handle"]) and load(out["handle"]).seq_len == out["handle"]["columns"])
+    assert out.get("handle") is None or (
+        is_ref(out["handle"]) and load(out["handle"]).seq_len == out["handle"]["columns"]
+    )
 
 
 def test_text_edge_starts_fresh_cache_and_passes_text(llama):
-    out = build_sequential(llama, edges=["latent", "text", "latent"], message_tokens=4, **FAST).invoke({"questions": QS[:1]})
+    out = build_sequential(llama, edges=["latent", "text", "latent"], message_tokens=4, **FAST).invoke(
+        {"questions": QS[:1]}
+    )
     by = {t["node"]: t for t in out["trace"]}
     # the critic decodes on top of the planner's cache; the refiner starts a fresh one
     assert by["critic"]["kv_len"] > by["planner"]["kv_len"]
@@ -80,11 +83,13 @@ def _judger_logits(model, handle, question: str) -> torch.Tensor:
 def test_hierarchical_judger_sees_every_branch(llama):
     g = build_hierarchical(llama, **FAST)
     # the judger clears branches; capture the merge instead via the nodes by hand
-    experts = {n: LatentAgentNode(model=llama, name=n, instruction=i, sees_context=k == 0, branch=True, steps=2)
-               for k, (n, i) in enumerate(roles.EXPERTS.items())}
+    experts = {
+        n: LatentAgentNode(model=llama, name=n, instruction=i, sees_context=k == 0, branch=True, steps=2)
+        for k, (n, i) in enumerate(roles.EXPERTS.items())
+    }
     state = {"questions": ["Which code?"], "context": ["The code is BLUE-42."]}
     branches = {}
-    for n, node in experts.items():
+    for node in experts.values():
         branches.update(node(state)["branches"])
     judge = JudgerNode(model=llama, name="judger", instruction="Answer.", decoding=DecodeOptions(max_new_tokens=2))
     merged = judge.incoming({**state, "branches": branches})
@@ -96,7 +101,9 @@ def test_hierarchical_judger_sees_every_branch(llama):
     first = next(iter(roles.EXPERTS))
     other.update(experts[first]({**state, "context": ["The code is RED-17."]})["branches"])
     merged2 = judge.incoming({**state, "branches": other})
-    assert not torch.allclose(_judger_logits(llama, merged, "Which code?"), _judger_logits(llama, merged2, "Which code?"))
+    assert not torch.allclose(
+        _judger_logits(llama, merged, "Which code?"), _judger_logits(llama, merged2, "Which code?")
+    )
     assert g.invoke(state)["answers"]
 
 
@@ -129,14 +136,16 @@ def test_state_handle_is_never_mutated(llama):
     b = StateGraph(LatentState)
     b.add_node("planner", spy)
     b.add_node("critic", LatentAgentNode(model=llama, name="critic", instruction=roles.CRITIC, steps=3))
-    b.add_node("judger", JudgerNode(model=llama, name="judger", instruction="Answer.",
-                                    decoding=DecodeOptions(max_new_tokens=3)))
+    b.add_node(
+        "judger",
+        JudgerNode(model=llama, name="judger", instruction="Answer.", decoding=DecodeOptions(max_new_tokens=3)),
+    )
     b.add_edge(START, "planner")
     b.add_edge("planner", "critic")
     b.add_edge("critic", "judger")
     b.add_edge("judger", END)
     out = b.compile().invoke({"questions": QS[:2]})
-    (h, before), = seen
+    ((h, before),) = seen
     after = [*h.keys, *h.values, h.attention_mask, h.position_ids]
     assert all(torch.equal(x, y) for x, y in zip(before, after))
     assert load(out["handle"]).seq_len > h.seq_len  # later nodes built new handles
@@ -163,7 +172,9 @@ def test_custom_events_and_message_stream(llama):
             msg, meta = chunk
             if isinstance(msg, AIMessageChunk) and msg.content:
                 tokens.append((meta["langgraph_node"], msg.content))
-    assert [(c["node"], c["step"]) for c in customs] == [(n, s) for n in ("planner", "critic", "refiner") for s in (0, 1)]
+    assert [(c["node"], c["step"]) for c in customs] == [
+        (n, s) for n in ("planner", "critic", "refiner") for s in (0, 1)
+    ]
     assert all(len(c["nearest"][0]) == 2 and c["norm"][0] > 0 for c in customs)
     assert tokens and {n for n, _ in tokens} == {"judger"}
 
@@ -183,8 +194,10 @@ def test_text_agent_with_any_langchain_chat_model(llama, tiny_factory):
     fake = FakeListChatModel(responses=["Step 1: multiply.", "Step 1: add."])
     b = StateGraph(LatentState)
     b.add_node("planner", TextAgentNode(model=fake, name="planner", instruction=roles.PLANNER))
-    b.add_node("judger", JudgerNode(model=llama, name="judger", instruction="Answer.",
-                                    decoding=DecodeOptions(max_new_tokens=3)))
+    b.add_node(
+        "judger",
+        JudgerNode(model=llama, name="judger", instruction="Answer.", decoding=DecodeOptions(max_new_tokens=3)),
+    )
     b.add_edge(START, "planner")
     b.add_edge("planner", "judger")
     b.add_edge("judger", END)
@@ -278,10 +291,12 @@ def test_model_is_a_runnable_and_a_chat_model(llama):
 def test_judger_keeps_the_decoded_handle_when_asked(llama):
     h = llama.think(None, "Plan.", steps=1, agent="planner")
     state = {"questions": ["What is 2+2?"], "handle": h}
-    kept = JudgerNode(model=llama, name="judger", instruction="Answer.",
-                      decoding=DecodeOptions(max_new_tokens=3), keep_handle=True)(state)
-    plain = JudgerNode(model=llama, name="judger", instruction="Answer.",
-                       decoding=DecodeOptions(max_new_tokens=3))(state)
+    kept = JudgerNode(
+        model=llama, name="judger", instruction="Answer.", decoding=DecodeOptions(max_new_tokens=3), keep_handle=True
+    )(state)
+    plain = JudgerNode(model=llama, name="judger", instruction="Answer.", decoding=DecodeOptions(max_new_tokens=3))(
+        state
+    )
     assert "handle" not in plain and kept["answers"] == plain["answers"]
     out = load(kept["handle"])
     assert out.seq_len == kept["trace"][0]["kv_len"] > h.seq_len and out.segments[-1].agent == "judger"
@@ -300,8 +315,13 @@ def test_compact_agents_prompts_restate_the_question_only_when_asked(llama):
         f"{COMPACT_FIRST}\n\nQuestion: Which colour?",
     ]
     # the compact layout's later agents: instruction + private context, no question
-    assert later.prompts(state) == [f"{COMPACT_LATER}\n\nContext (only you have seen this): The code is K-7.", COMPACT_LATER]
+    assert later.prompts(state) == [
+        f"{COMPACT_LATER}\n\nContext (only you have seen this): The code is K-7.",
+        COMPACT_LATER,
+    ]
     g = build_compact(llama, **FAST)
     nodes = {n: g.builder.nodes[n].runnable for n in ("planner", "critic", "refiner")}
-    restates = {n: getattr(getattr(r, "func", None) or getattr(r, "afunc", None), "restate", None) for n, r in nodes.items()}
+    restates = {
+        n: getattr(getattr(r, "func", None) or getattr(r, "afunc", None), "restate", None) for n, r in nodes.items()
+    }
     assert restates == {"planner": True, "critic": False, "refiner": False}, restates

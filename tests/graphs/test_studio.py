@@ -47,9 +47,26 @@ def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("studio")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LATENT_GRAPH_LOG": "0"}
     log = (work / "server.log").open("wb")
-    proc = subprocess.Popen([str(cli), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port),
-                             "--config", str(ROOT / "langgraph.json")], cwd=work, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+    proc = subprocess.Popen(
+        [
+            str(cli),
+            "dev",
+            "--no-browser",
+            "--no-reload",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--config",
+            str(ROOT / "langgraph.json"),
+        ],
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         from langgraph_sdk import get_sync_client
@@ -94,8 +111,9 @@ def test_every_graph_has_schemas_and_a_run_resumes(server):
         thread = server.threads.create()["thread_id"]
         drawn = server.assistants.get_graph(ids[graph_id])
         first = next(e["target"] for e in drawn["edges"] if e["source"] == "__start__")
-        ran = server.runs.wait(thread, ids[graph_id], input={"questions": ["What is 2 plus 3?"]}, config=cfg,
-                               interrupt_after=[first])
+        ran = server.runs.wait(
+            thread, ids[graph_id], input={"questions": ["What is 2 plus 3?"]}, config=cfg, interrupt_after=[first]
+        )
         paused = server.threads.get_state(thread)
         agents = [n for n in drawn["nodes"] if not n["id"].startswith("__")]
         if len(agents) == 1:  # a one-node graph has nothing left to resume

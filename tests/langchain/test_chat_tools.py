@@ -30,17 +30,25 @@ class Weather(TypedDict):
     sky: Literal["sunny", "cloudy", "rainy"]
 
 
-ARRAY = {"title": "shopping", "type": "object", "properties": {"items": {"type": "array", "items": {"type": "string"}},
-         "total": {"type": "number"}}, "required": ["items", "total"]}
+ARRAY = {
+    "title": "shopping",
+    "type": "object",
+    "properties": {"items": {"type": "array", "items": {"type": "string"}}, "total": {"type": "number"}},
+    "required": ["items", "total"],
+}
 
 
 def test_structured_output_is_valid_first_try(engine) -> None:
     from latent_graph.langchain import as_chat_model
 
     chat = as_chat_model(engine, max_new_tokens=64)
-    cases = [(Person, "json_schema", "Bob is 30 years old."), (Person, "function_calling", "Ann is 25."),
-             (Weather, "json_schema", "It rains in Oslo."), (Weather, "function_calling", "Sunny in Rome."),
-             (ARRAY, "json_schema", "I bought milk and eggs for 5 dollars.")]
+    cases = [
+        (Person, "json_schema", "Bob is 30 years old."),
+        (Person, "function_calling", "Ann is 25."),
+        (Weather, "json_schema", "It rains in Oslo."),
+        (Weather, "function_calling", "Sunny in Rome."),
+        (ARRAY, "json_schema", "I bought milk and eggs for 5 dollars."),
+    ]
     ok = 0
     for schema, method, q in cases * 4:  # 20 calls
         out = chat.with_structured_output(schema, method=method, include_raw=True).invoke(q)
@@ -66,7 +74,8 @@ def test_react_agent_calls_the_tool(engine) -> None:
         return a * b
 
     out = create_react_agent(as_chat_model(engine, max_new_tokens=48), [multiply]).invoke(
-        {"messages": [("user", "What is 12 times 7?")]})
+        {"messages": [("user", "What is 12 times 7?")]}
+    )
     msgs = out["messages"]
     assert msgs[1].tool_calls[0]["name"] == "multiply" and msgs[1].tool_calls[0]["args"] == {"a": 12, "b": 7}
     assert msgs[1].tool_calls[0]["id"] and msgs[2].content == "84"
@@ -82,8 +91,9 @@ def test_local_model_in_chains(engine) -> None:
 
     runnable = LatentRunnable(engine)
     text = (prompt | runnable | StrOutputParser()).invoke({"q": "What is 2+2?"}, {"max_concurrency": 1})
-    direct = engine.decode(None, None, messages=[[{"role": "system", "content": "Be brief."},
-                                                  {"role": "user", "content": "What is 2+2?"}]]).text
+    direct = engine.decode(
+        None, None, messages=[[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}]]
+    ).text
     assert isinstance(text, str) and text == direct
     h = runnable.invoke({"prompt": "Plan 12*7.", "mode": "think", "steps": 2})
     assert h.latent_steps == 2 and "".join(runnable.stream("Say hi.", max_new_tokens=5))
@@ -91,4 +101,7 @@ def test_local_model_in_chains(engine) -> None:
 
 def test_engine_import_loads_no_langchain() -> None:
     code = "import sys, latent_graph.engine; print(any(m.startswith('langchain') for m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )

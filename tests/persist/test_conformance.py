@@ -25,8 +25,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-import pgcluster
 from latent_graph.persist import HandleStore, MemoryBlobStore
+
+import pgcluster
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -51,7 +52,9 @@ class SyncAsAsync(BaseCheckpointSaver):
         return await asyncio.to_thread(self.inner.get_tuple, config)
 
     async def alist(self, config, *, filter=None, before=None, limit=None) -> AsyncIterator[Any]:  # type: ignore[no-untyped-def]
-        items = await asyncio.to_thread(lambda: list(self.inner.list(config, filter=filter, before=before, limit=limit)))
+        items = await asyncio.to_thread(
+            lambda: list(self.inner.list(config, filter=filter, before=before, limit=limit))
+        )
         for item in items:
             yield item
 
@@ -121,8 +124,11 @@ def _report(name: str, factory: Any) -> dict[str, Any]:
     registered = checkpointer_test(name=name)(factory)
     report = asyncio.run(validate(registered))
     failures = {k: r.failures for k, r in report.results.items() if r.passed is False}
-    return {"base": report.passed_all_base(), "failures": failures,
-            "passed": sum(r.tests_passed for r in report.results.values())}
+    return {
+        "base": report.passed_all_base(),
+        "failures": failures,
+        "passed": sum(r.tests_passed for r in report.results.values()),
+    }
 
 
 @pytest.mark.parametrize("name", ["InMemorySaver", "SqliteSaver", "AsyncSqliteSaver"])
@@ -158,7 +164,9 @@ async def _round_trip_async(saver: BaseCheckpointSaver, values: dict[str, Any]) 
     ckpt = empty_checkpoint()
     ckpt["channel_values"] = dict(values)
     ckpt["channel_versions"] = {k: saver.get_next_version(None, None) for k in values}
-    cfg = await saver.aput({"configurable": {"thread_id": "r", "checkpoint_ns": ""}}, ckpt, {}, ckpt["channel_versions"])
+    cfg = await saver.aput(
+        {"configurable": {"thread_id": "r", "checkpoint_ns": ""}}, ckpt, {}, ckpt["channel_versions"]
+    )
     await saver.aput_writes(cfg, [("handle", values["handle"])], "task-1")
     back = await saver.aget_tuple(cfg)
     assert back.checkpoint["channel_values"] == values and back.pending_writes[0][2] == values["handle"]
@@ -194,15 +202,20 @@ def test_postgres_end_to_end_with_resume_in_a_second_process(llama, pg_url, tmp_
     env = {**os.environ, "PYTHONPATH": str(TESTS.parent), "LATENT_GRAPH_CACHE": str(tmp_path / "c")}
 
     def script(*args: str) -> str:
-        proc = subprocess.run([sys.executable, str(TESTS / "stock_savers_run.py"), *args], capture_output=True,
-                              text=True, timeout=300, env=env)
+        proc = subprocess.run(
+            [sys.executable, str(TESTS / "stock_savers_run.py"), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         return next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
 
     assert '"next": ["b"]' in script("pause", pg_url, "pg-thread")
     import json
 
-    r = json.loads(script("resume", pg_url, "pg-thread")[len("RESULT "):])
+    r = json.loads(script("resume", pg_url, "pg-thread")[len("RESULT ") :])
     assert r["answers"] == r["reference"] and r["loads"] == 1  # agent a's handle, read from PostgresBlobStore
     from latent_graph.persist.pg_blobs import PostgresBlobStore
 

@@ -33,8 +33,9 @@ def saved(request, tmp_path):
 def test_sequential_resume_after_critic_is_identical(llama, saved, edges):
     saver, blobs = saved
     reference = build_sequential(llama, edges=edges, **OPTS).invoke({"questions": QS})["answers"]
-    g = build_sequential(llama, edges=edges, checkpointer=saver, handle_store=HandleStore(blobs),
-                         interrupt_after=["critic"], **OPTS)
+    g = build_sequential(
+        llama, edges=edges, checkpointer=saver, handle_store=HandleStore(blobs), interrupt_after=["critic"], **OPTS
+    )
     cfg = {"configurable": {"thread_id": "t1"}}
     first = g.invoke({"questions": QS}, cfg)
     assert "answers" not in first or not first.get("answers")
@@ -51,8 +52,13 @@ def test_sequential_resume_after_critic_is_identical(llama, saved, edges):
 def test_hierarchical_resume_with_branch_handles(llama, saved):
     saver, blobs = saved
     reference = build_hierarchical(llama, **OPTS).invoke({"questions": QS})["answers"]
-    g = build_hierarchical(llama, checkpointer=saver, handle_store=HandleStore(blobs),
-                           interrupt_after=["math_expert", "science_expert", "code_expert"], **OPTS)
+    g = build_hierarchical(
+        llama,
+        checkpointer=saver,
+        handle_store=HandleStore(blobs),
+        interrupt_after=["math_expert", "science_expert", "code_expert"],
+        **OPTS,
+    )
     cfg = {"configurable": {"thread_id": "h1"}}
     g.invoke({"questions": QS}, cfg)
     state = g.get_state(cfg)

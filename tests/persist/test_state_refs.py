@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from chains import three_agent_chain
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.store.memory import InMemoryStore
@@ -31,17 +30,24 @@ from latent_graph.persist import (
 )
 from latent_graph.state import LatentState
 
+from chains import three_agent_chain
+
 TESTS = Path(__file__).resolve().parents[1]
 SCRIPT = TESTS / "stock_savers_run.py"
 Q = {"questions": ["What is 2 plus 3?"]}
 
 
 def run_script(*args: str, env: dict[str, str], timeout: int = 300) -> dict:
-    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(TESTS.parent), **env})
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(TESTS.parent), **env},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 chain = three_agent_chain
@@ -50,7 +56,9 @@ chain = three_agent_chain
 # ---------------------------------------------------------- stock savers, no project helper
 def test_stock_savers_and_functional_api_under_strict_msgpack(tmp_path):
     """InMemorySaver, SqliteSaver reopened on a new connection, AsyncSqliteSaver + ainvoke, @entrypoint/@task."""
-    r = run_script("all", str(tmp_path), env={"LANGGRAPH_STRICT_MSGPACK": "true", "LATENT_GRAPH_CACHE": str(tmp_path / "c")})
+    r = run_script(
+        "all", str(tmp_path), env={"LANGGRAPH_STRICT_MSGPACK": "true", "LATENT_GRAPH_CACHE": str(tmp_path / "c")}
+    )
     answers = r["memory"]["answers"]
     assert answers and r["sqlite"]["answers"] == answers and r["async_sqlite"]["answers"] == answers
     for name in ("memory", "sqlite"):

@@ -8,16 +8,31 @@ import subprocess
 from html import escape
 
 import pytest
-from conftest import os_tool
 
 from latent_graph import InvalidArgumentError
 from latent_graph.graphs import build_sequential
 from latent_graph.present import RunTrace, render_compare, render_report, write_compare, write_report
 
-QS = ["What is 12 times 7?", "Is <b>bold</b> & \"quoted\" <script>alert(1)</script> escaped?"]
+from conftest import os_tool
+
+QS = ["What is 12 times 7?", 'Is <b>bold</b> & "quoted" <script>alert(1)</script> escaped?']
 FAST = dict(steps=2, max_new_tokens=4)
-FIELDS = {"node", "kind", "start", "end", "wall_s", "prompt_tokens", "latent_steps", "generated_tokens",
-          "handle_bytes_before", "handle_bytes_after", "kv_len", "memory", "steps", "prompts"}
+FIELDS = {
+    "node",
+    "kind",
+    "start",
+    "end",
+    "wall_s",
+    "prompt_tokens",
+    "latent_steps",
+    "generated_tokens",
+    "handle_bytes_before",
+    "handle_bytes_after",
+    "kv_len",
+    "memory",
+    "steps",
+    "prompts",
+}
 
 
 def _run(model, edges="latent", inspect=0) -> RunTrace:
@@ -61,12 +76,25 @@ def test_logit_lens_is_opt_in(text_run, llama):
 def test_trace_json_round_trip(mixed, tmp_path):
     path = mixed.save(tmp_path / "sub" / "run.json")
     data = json.loads(path.read_text())
-    assert {"version", "created", "model", "graph", "edges", "options", "questions", "answers", "messages",
-            "trace", "mermaid"} <= set(data)
+    assert {
+        "version",
+        "created",
+        "model",
+        "graph",
+        "edges",
+        "options",
+        "questions",
+        "answers",
+        "messages",
+        "trace",
+        "mermaid",
+    } <= set(data)
     back = RunTrace.load(path)
     assert back == mixed
     tot = back.totals()
-    assert tot["wall_s"] == 1.5 and tot["latent_steps"] == 4 * len(QS) and tot["generated_tokens"] > 0  # summed over questions
+    assert (
+        tot["wall_s"] == 1.5 and tot["latent_steps"] == 4 * len(QS) and tot["generated_tokens"] > 0
+    )  # summed over questions
 
 
 def test_trace_load_errors(tmp_path):
@@ -122,9 +150,7 @@ def test_compare_report(mixed, text_run, tmp_path):
 
 def test_report_from_a_minimal_trace():
     html = render_report(RunTrace(questions=["q"], answers=["a"]))
-    assert "no graph shape recorded" in html and "<pre class=\"answer\">a</pre>" in html
-
-
+    assert "no graph shape recorded" in html and '<pre class="answer">a</pre>' in html
 
 
 @pytest.mark.needs("chromium")
@@ -133,10 +159,21 @@ def test_report_renders_in_headless_chromium(mixed, tmp_path):
 
     html = write_report(mixed, tmp_path / "run.html")
     png = tmp_path / "shot.png"
-    cmd = [os_tool("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1280,2000",
-           html.resolve().as_uri()]
+    cmd = [
+        os_tool("chromium"),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--screenshot={png}",
+        "--window-size=1280,2000",
+        html.resolve().as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert png.exists(), f"no screenshot (rc={proc.returncode}): {proc.stderr[-2000:]}"
     img = Image.open(png).convert("RGB")

@@ -23,8 +23,14 @@ from latent_graph.serve import GraphWorker, Item, ServeClient, ServeConfig
 from latent_graph.serve.errors import InvalidRequestError
 from latent_graph.serve.schema import AnswerRequest, ChatRequest, answer_request_of_chat, parse, settings_of
 
-CFG = dict(steps=2, max_new_tokens=6, max_batch_size=4, batch_wait_timeout_s=0.2, max_question_chars=2000,
-           default_graph="sequential")  # these tests exercise the four-agent chain
+CFG = dict(
+    steps=2,
+    max_new_tokens=6,
+    max_batch_size=4,
+    batch_wait_timeout_s=0.2,
+    max_question_chars=2000,
+    default_graph="sequential",
+)  # these tests exercise the four-agent chain
 RAY_MISSING = "ray[serve] is not installed (pip install 'latent-graph[serve]')"
 
 
@@ -33,13 +39,26 @@ def settings(cfg: ServeConfig, **body: object):
 
 
 # ---------------------------------------------------------------- without Ray
-@pytest.mark.parametrize("body", [
-    {"question": 3}, {"question": ""}, {"question": "   "}, {"question": "x", "steps": True},
-    {"question": "x", "steps": -1}, {"question": "x", "steps": 999}, {"question": "x", "graph": "os:system"},
-    {"question": "x", "edges": ["latent", "bogus"]}, {"question": "x", "edges": []}, {"question": "x", "top_p": 0},
-    {"question": "x", "max_new_tokens": 10**6}, {"question": "x", "extra": 1}, {"question": "x" * 2001},
-    {"question": "x", "context": ["not", "a", "string"]}, {"question": "x", "seed": "1"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"question": 3},
+        {"question": ""},
+        {"question": "   "},
+        {"question": "x", "steps": True},
+        {"question": "x", "steps": -1},
+        {"question": "x", "steps": 999},
+        {"question": "x", "graph": "os:system"},
+        {"question": "x", "edges": ["latent", "bogus"]},
+        {"question": "x", "edges": []},
+        {"question": "x", "top_p": 0},
+        {"question": "x", "max_new_tokens": 10**6},
+        {"question": "x", "extra": 1},
+        {"question": "x" * 2001},
+        {"question": "x", "context": ["not", "a", "string"]},
+        {"question": "x", "seed": "1"},
+    ],
+)
 def test_bad_requests_are_named_errors(body: dict) -> None:
     with pytest.raises(InvalidRequestError):
         settings_of(parse(AnswerRequest, body), ServeConfig(**CFG))
@@ -51,14 +70,34 @@ def test_every_graph_option_reaches_the_served_graph(tiny_factory) -> None:
     from latent_graph.serve.schema import REQUEST_OPTIONS
 
     cfg = ServeConfig(**CFG)
-    body = dict(steps=3, memory="last", max_new_tokens=5, message_tokens=7, temperature=0.5, top_p=0.9, seed=3,
-                task="plain", inspect=2, kv_keep=0.5, kv_budget=40, cache_budget=90)
+    body = dict(
+        steps=3,
+        memory="last",
+        max_new_tokens=5,
+        message_tokens=7,
+        temperature=0.5,
+        top_p=0.9,
+        seed=3,
+        task="plain",
+        inspect=2,
+        kv_keep=0.5,
+        kv_budget=40,
+        cache_budget=90,
+    )
     assert set(body) == set(REQUEST_OPTIONS)  # a new option must be added here: it is served too
     s = settings(cfg, **body)
     assert s.options == GraphOptions(**body, max_questions=cfg.max_questions)
     assert {k: s.graph_kwargs()[k] for k in body} == body
-    for bad in ({"kv_keep": 0.0}, {"kv_keep": 1.5}, {"kv_budget": 0}, {"cache_budget": -1}, {"memory": "most"},
-                {"message_tokens": 10**6}, {"inspect": 10**6}, {"kv_keep": "0.5"}):
+    for bad in (
+        {"kv_keep": 0.0},
+        {"kv_keep": 1.5},
+        {"kv_budget": 0},
+        {"cache_budget": -1},
+        {"memory": "most"},
+        {"message_tokens": 10**6},
+        {"inspect": 10**6},
+        {"kv_keep": "0.5"},
+    ):
         with pytest.raises(InvalidRequestError):
             settings(cfg, **bad)
     worker = GraphWorker(tiny_factory("llama"), cfg)
@@ -73,8 +112,18 @@ def test_every_graph_option_reaches_the_served_graph(tiny_factory) -> None:
 def test_equal_settings_are_equal_keys_and_others_are_not() -> None:
     cfg = ServeConfig(**CFG)
     assert settings(cfg) == settings(cfg, steps=2, edges="latent")
-    assert len({settings(cfg), settings(cfg, steps=3), settings(cfg, temperature=0.5), settings(cfg, graph="single"),
-                settings(cfg, edges=["latent", "text", "latent"])}) == 5
+    assert (
+        len(
+            {
+                settings(cfg),
+                settings(cfg, steps=3),
+                settings(cfg, temperature=0.5),
+                settings(cfg, graph="single"),
+                settings(cfg, edges=["latent", "text", "latent"]),
+            }
+        )
+        == 5
+    )
 
 
 def test_worker_batch_matches_rows_alone_and_isolates_a_bad_row(tiny_factory) -> None:
@@ -106,9 +155,19 @@ def test_worker_checkpoints_each_run_to_its_own_sqlite_file(tiny_factory, tmp_pa
 
 def test_chat_request_maps_to_answer_request_and_rejects_an_empty_question() -> None:
     cfg = ServeConfig(**CFG)
-    chat = parse(ChatRequest, {"model": "single", "max_tokens": 5, "messages": [
-        {"role": "system", "content": "notes"}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
-        {"role": "user", "content": "What is 3+5?"}]})
+    chat = parse(
+        ChatRequest,
+        {
+            "model": "single",
+            "max_tokens": 5,
+            "messages": [
+                {"role": "system", "content": "notes"},
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "yo"},
+                {"role": "user", "content": "What is 3+5?"},
+            ],
+        },
+    )
     req = answer_request_of_chat(chat, cfg)
     assert (req.question, req.graph, req.max_new_tokens) == ("What is 3+5?", "single", 5)
     assert req.context == "notes\nuser: hi\nassistant: yo"
@@ -137,8 +196,9 @@ def served(tiny_factory) -> Iterator[tuple[ServeClient, ServeConfig]]:
     from latent_graph.serve import start, stop
 
     cloudpickle.register_pickle_by_value(sys.modules[tiny_factory.__module__])  # replicas build the tiny model
-    cfg = ServeConfig(model_factory=functools.partial(tiny_factory, "llama"), port=_free_port(),
-                      max_body_bytes=20_000, **CFG)
+    cfg = ServeConfig(
+        model_factory=functools.partial(tiny_factory, "llama"), port=_free_port(), max_body_bytes=20_000, **CFG
+    )
     url = start(cfg)
     try:
         yield ServeClient(url, timeout_s=60, retries=30), cfg
@@ -163,12 +223,14 @@ def test_health_and_answer_equal_in_process(served, local) -> None:
 
 def test_http_errors_are_named_and_the_replica_survives(served) -> None:
     client, _ = served
-    cases = [(client.call("/v1/answer", b"{nope", retry=False), 422, "InvalidRequestError"),
-             (client.call("/v1/answer", [1, 2], retry=False), 422, "InvalidRequestError"),
-             (client.ask("x", graph="evil"), 422, "InvalidRequestError"),
-             (client.call("/v1/answer", {"question": "x" * 30_000}, retry=False), 413, "RequestTooLargeError"),
-             (client.ask("x", edges=["latent", "text"]), 400, "InvalidArgumentError"),
-             (client.call("/v1/nothing"), 404, "NotFoundError")]
+    cases = [
+        (client.call("/v1/answer", b"{nope", retry=False), 422, "InvalidRequestError"),
+        (client.call("/v1/answer", [1, 2], retry=False), 422, "InvalidRequestError"),
+        (client.ask("x", graph="evil"), 422, "InvalidRequestError"),
+        (client.call("/v1/answer", {"question": "x" * 30_000}, retry=False), 413, "RequestTooLargeError"),
+        (client.ask("x", edges=["latent", "text"]), 400, "InvalidArgumentError"),
+        (client.call("/v1/nothing"), 404, "NotFoundError"),
+    ]
     for reply, status, name in cases:
         assert (reply.status, reply.body["error"]) == (status, name) and reply.body["message"]
     assert client.ask("What is 3+5?").status == 200
@@ -198,8 +260,14 @@ def test_stream_sends_latent_steps_tokens_then_done(served) -> None:
 
 def test_openai_chat_completions(served) -> None:
     client, _ = served
-    reply = client.call("/v1/chat/completions", {"model": "single", "max_tokens": 4, "messages": [
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 3+5?"}]})
+    reply = client.call(
+        "/v1/chat/completions",
+        {
+            "model": "single",
+            "max_tokens": 4,
+            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 3+5?"}],
+        },
+    )
     assert reply.status == 200 and reply.body["object"] == "chat.completion"
     assert isinstance(reply.body["choices"][0]["message"]["content"], str)
     assert reply.body["latent_graph"]["graph"] == "single"

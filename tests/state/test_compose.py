@@ -18,14 +18,18 @@ def send_graph(model, topics=TOPICS):
     """planner -> Send(worker) per topic -> judger (map-reduce over latent branches)."""
     builder = StateGraph(LatentState)
     add_agent(builder, LatentAgentNode(model=model, name="planner", instruction="Plan.", steps=2))
-    add_agent(builder, LatentAgentNode(model=model, name="worker", instruction="Work on your part.", steps=2,
-                                       branch=True))
-    add_agent(builder, JudgerNode(model=model, name="judger", instruction="Answer.",
-                                  decoding=DecodeOptions(max_new_tokens=2)))
+    add_agent(
+        builder, LatentAgentNode(model=model, name="worker", instruction="Work on your part.", steps=2, branch=True)
+    )
+    add_agent(
+        builder, JudgerNode(model=model, name="judger", instruction="Answer.", decoding=DecodeOptions(max_new_tokens=2))
+    )
 
     def fan_out(state):
-        return [Send("worker", {"questions": [f"{t}: {q}" for q in state["questions"]], "handle": state["handle"]})
-                for t in topics]
+        return [
+            Send("worker", {"questions": [f"{t}: {q}" for q in state["questions"]], "handle": state["handle"]})
+            for t in topics
+        ]
 
     builder.add_edge(START, "planner")
     builder.add_conditional_edges("planner", fan_out, ["worker"])
@@ -69,8 +73,9 @@ def test_branch_collision_is_a_named_error(llama):
     for node in ("a", "b"):
         builder.add_node(node, LatentAgentNode(model=llama, name="x", instruction="Think.", steps=1, branch=True))
         builder.add_edge(START, node)
-    builder.add_node("j", JudgerNode(model=llama, name="j", instruction="Answer.",
-                                     decoding=DecodeOptions(max_new_tokens=1)))
+    builder.add_node(
+        "j", JudgerNode(model=llama, name="j", instruction="Answer.", decoding=DecodeOptions(max_new_tokens=1))
+    )
     builder.add_edge(["a", "b"], "j")
     with pytest.raises(BranchCollisionError):
         builder.compile().invoke({"questions": ["q"]})
@@ -82,8 +87,10 @@ def _inner(model):
 
     builder = StateGraph(LatentState)
     add_agent(builder, LatentAgentNode(model=model, name="inner_think", instruction="Think.", steps=1))
-    add_agent(builder, TextAgentNode(model=model, name="inner_say", instruction="Say it.",
-                                     decoding=DecodeOptions(max_new_tokens=2)))
+    add_agent(
+        builder,
+        TextAgentNode(model=model, name="inner_say", instruction="Say it.", decoding=DecodeOptions(max_new_tokens=2)),
+    )
     builder.add_edge(START, "inner_think")
     builder.add_edge("inner_think", "inner_say")
     builder.add_edge("inner_say", END)
@@ -94,11 +101,14 @@ def test_subgraph_merges_state_once(llama):
     from latent_graph.nodes import TextAgentNode
 
     builder = StateGraph(LatentState)
-    add_agent(builder, TextAgentNode(model=llama, name="outer", instruction="Say hi.",
-                                     decoding=DecodeOptions(max_new_tokens=2)))
+    add_agent(
+        builder,
+        TextAgentNode(model=llama, name="outer", instruction="Say hi.", decoding=DecodeOptions(max_new_tokens=2)),
+    )
     builder.add_node("sub", _inner(llama), metadata={"latent_graph": {"sends": "text"}})
-    add_agent(builder, JudgerNode(model=llama, name="judger", instruction="Answer.",
-                                  decoding=DecodeOptions(max_new_tokens=2)))
+    add_agent(
+        builder, JudgerNode(model=llama, name="judger", instruction="Answer.", decoding=DecodeOptions(max_new_tokens=2))
+    )
     builder.add_edge(START, "outer")
     builder.add_edge("outer", "sub")
     builder.add_edge("sub", "judger")
@@ -145,7 +155,9 @@ def test_plain_langgraph_savers_store_handles(llama, tmp_path):
     out = build_sequential(llama, checkpointer=saver, handle_store=store, **FAST).invoke({"questions": ["q"]}, cfg)
     assert out["answers"] and saver.serde is serde  # the saver as given, its serializer untouched
     sq = SqliteSaver(sqlite3.connect(str(tmp_path / "c.db"), check_same_thread=False))
-    assert build_sequential(llama, checkpointer=sq, handle_store=store, **FAST).invoke({"questions": ["q"]}, cfg)["answers"]
+    assert build_sequential(llama, checkpointer=sq, handle_store=store, **FAST).invoke({"questions": ["q"]}, cfg)[
+        "answers"
+    ]
     # a hand-built graph compiles with the same stock saver: its nodes put references in state
     builder = StateGraph(LatentState)
     add_agent(builder, LatentAgentNode(model=llama, name="a", instruction="Think.", steps=1, handle_store=store))
@@ -208,15 +220,17 @@ def test_chat_model_honours_langchain_options(llama):
     full = as_chat_model(llama, max_new_tokens=12).invoke("Plan the solution step by step.")
     assert full.usage_metadata["output_tokens"] >= 1
     text = str(full.content)
-    assert as_chat_model(llama).invoke("Plan the solution step by step.", max_tokens=2).usage_metadata[
-        "output_tokens"] <= 2
+    assert (
+        as_chat_model(llama).invoke("Plan the solution step by step.", max_tokens=2).usage_metadata["output_tokens"]
+        <= 2
+    )
     if len(text) > 2:  # stop at the text's second character: the reply is cut before it
         stop = text[1]
         cut = as_chat_model(llama, max_new_tokens=12).bind(stop=[stop]).invoke("Plan the solution step by step.")
         assert cut.content == text[: text.index(stop)]
     chunks = list(as_chat_model(llama, max_new_tokens=4).stream("Hi"))
     with_usage = [c for c in chunks if c.usage_metadata]
-    assert len(with_usage) == 1 and all(not c.content for c in chunks[chunks.index(with_usage[0]):])
+    assert len(with_usage) == 1 and all(not c.content for c in chunks[chunks.index(with_usage[0]) :])
     total = chunks[0]
     for c in chunks[1:]:
         total = total + c
@@ -255,8 +269,10 @@ def test_latent_steps_reach_astream_events_and_custom_stream(llama):
 
     events = asyncio.run(collect())
     custom = [e for e in events if e["event"] == "on_custom_event" and e["name"] == "latent_step"]
-    assert [(e["data"]["node"], e["data"]["step"], e["data"]["total"]) for e in custom] == [("planner", 0, 2),
-                                                                                          ("planner", 1, 2)]
+    assert [(e["data"]["node"], e["data"]["step"], e["data"]["total"]) for e in custom] == [
+        ("planner", 0, 2),
+        ("planner", 1, 2),
+    ]
     assert custom[0]["metadata"]["langgraph_node"] == "planner"
     streamed = [c for c in g.stream({"questions": ["q"]}, stream_mode="custom") if c.get("event") == "latent_step"]
     assert len(streamed) == 2
@@ -267,15 +283,16 @@ def test_latent_edge_into_a_foreign_chat_model_becomes_text(llama):
     from langchain_core.language_models import FakeListChatModel
 
     from latent_graph.nodes import TextAgentNode
-    from latent_graph.present.edges import edge_kinds_of
     from latent_graph.present.draw import to_mermaid
+    from latent_graph.present.edges import edge_kinds_of
 
     foreign = FakeListChatModel(responses=["the foreign reply"] * 4)
     builder = StateGraph(LatentState)
     add_agent(builder, LatentAgentNode(model=llama, name="planner", instruction="Plan.", steps=2))
     add_agent(builder, TextAgentNode(model=foreign, name="reviewer", instruction="Review.", handoff_model=llama))
-    add_agent(builder, JudgerNode(model=llama, name="judger", instruction="Answer.",
-                                  decoding=DecodeOptions(max_new_tokens=2)))
+    add_agent(
+        builder, JudgerNode(model=llama, name="judger", instruction="Answer.", decoding=DecodeOptions(max_new_tokens=2))
+    )
     builder.add_edge(START, "planner")
     builder.add_edge("planner", "reviewer")
     builder.add_edge("reviewer", "judger")
@@ -292,12 +309,13 @@ def test_latent_edge_into_a_foreign_chat_model_becomes_text(llama):
 def test_chat_face_of_the_same_model_is_the_same_engine(llama):
     from langchain_core.language_models import FakeListChatModel
 
-    from latent_graph.nodes import TextAgentNode
     from latent_graph.graphs import build_sequential
     from latent_graph.langchain import as_chat_model
+    from latent_graph.nodes import TextAgentNode
 
-    node = TextAgentNode(model=as_chat_model(llama), name="t", instruction="Say.",
-                         decoding=DecodeOptions(max_new_tokens=2))
+    node = TextAgentNode(
+        model=as_chat_model(llama), name="t", instruction="Say.", decoding=DecodeOptions(max_new_tokens=2)
+    )
     h = llama.think(None, "Plan.", 1, agent="planner")
     assert node({"questions": ["q"], "handle": h})["trace"][0]["handle_bytes_before"] > 0
     assert build_sequential(as_chat_model(llama), **FAST).invoke({"questions": ["q"]})["answers"]
