@@ -10,7 +10,7 @@ layer into a higher one. Layers, low to high: errors, engine, persist, langchain
 graphs, present, cli. A call going up is *declared* when the callee is the value of a parameter
 of the calling function annotated with a ``Protocol`` (a callback it received, e.g. ``on_step:
 StepCallback``); it is listed with that Protocol's name, any other upward call as UNDECLARED.
-Module *imports* are not calls and are not counted. ``tests/test_run_path.py`` runs
+Module *imports* are not calls and are not counted. ``tests/architecture/test_run_path.py`` runs
 :func:`trace` on a tiny model and checks the bound.
 """
 

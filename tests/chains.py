@@ -14,8 +14,12 @@ def three_agent_chain(model, store=None, saver=None, interrupt=None):
     b = StateGraph(LatentState)
     add_agent(b, LatentAgentNode(model=model, name="a", instruction="Plan.", steps=2, handle_store=store))
     add_agent(b, LatentAgentNode(model=model, name="b", instruction="Check.", steps=2, handle_store=store))
-    add_agent(b, JudgerNode(model=model, name="j", instruction="Answer.",
-                            decoding=DecodeOptions(max_new_tokens=4), handle_store=store))
+    add_agent(
+        b,
+        JudgerNode(
+            model=model, name="j", instruction="Answer.", decoding=DecodeOptions(max_new_tokens=4), handle_store=store
+        ),
+    )
     b.add_edge(START, "a")
     b.add_edge("a", "b")
     b.add_edge("b", "j")

@@ -52,17 +52,25 @@ def make_tokenizer(chat_template: str | None = CHATML) -> PreTrainedTokenizerFas
         vocab_size=400, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     tok.train_from_iterator(CORPUS, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="<|im_end|>"
-    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="<|im_end|>")
     fast.chat_template = chat_template
     return fast
 
 
 def make_config(arch: str, vocab: int, ctx: int = 2048):
-    common = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=ctx,
-                  tie_word_embeddings=False, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    common = dict(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=ctx,
+        tie_word_embeddings=False,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     if arch == "llama":
         return LlamaConfig(**common)
     if arch == "qwen2":
@@ -74,13 +82,22 @@ def make_config(arch: str, vocab: int, ctx: int = 2048):
     if arch == "gemma":
         return GemmaConfig(head_dim=16, **{**common, "tie_word_embeddings": True})
     if arch == "gpt2":
-        return GPT2Config(vocab_size=vocab, n_embd=64, n_layer=2, n_head=4, n_positions=ctx,
-                          bos_token_id=1, eos_token_id=2, pad_token_id=0)
+        return GPT2Config(
+            vocab_size=vocab,
+            n_embd=64,
+            n_layer=2,
+            n_head=4,
+            n_positions=ctx,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+        )
     raise ValueError(arch)
 
 
-def make_model(arch: str = "llama", seed: int = 0, ctx: int = 2048, chat_template: str | None = CHATML,
-               **kwargs) -> LocalLatentModel:
+def make_model(
+    arch: str = "llama", seed: int = 0, ctx: int = 2048, chat_template: str | None = CHATML, **kwargs
+) -> LocalLatentModel:
     tok = make_tokenizer(chat_template)
     torch.manual_seed(seed)
     hf = AutoModelForCausalLM.from_config(make_config(arch, len(tok), ctx))
@@ -151,8 +168,10 @@ def os_tool_problem(tool: str) -> str | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "needs(tool): the test needs an OS tool (bwrap, dot, chromium); skipped "
-                                       "with the reason where it is missing")
+    config.addinivalue_line(
+        "markers",
+        "needs(tool): the test needs an OS tool (bwrap, dot, chromium); skipped with the reason where it is missing",
+    )
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

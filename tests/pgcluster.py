@@ -64,13 +64,28 @@ def start(timeout: int = 60) -> Iterator[str]:
         run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", db_user, "--no-sync")
         subprocess.run([*prefix, "mkdir", "-p", str(sock)], check=True, timeout=10)
         opts = f"-k {sock} -p {port} -c listen_addresses='' -c fsync=off"
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "-t", str(timeout), "start")
+        run(
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            opts,
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-t",
+            str(timeout),
+            "start",
+        )
     except (PgUnavailable, subprocess.SubprocessError, OSError) as exc:
         shutil.rmtree(root, ignore_errors=True)
         raise PgUnavailable(str(exc)) from exc
     try:
         yield f"postgresql://{db_user}@/postgres?host={sock}&port={port}"
     finally:
-        subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, timeout=timeout)
+        subprocess.run(
+            [*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            timeout=timeout,
+        )
         shutil.rmtree(root, ignore_errors=True)

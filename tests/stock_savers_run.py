@@ -1,6 +1,6 @@
 """Runs latent graphs on LangGraph's stock savers with no project helper; prints one JSON line of results.
 
-Used by tests/test_state_refs.py in fresh processes (``LANGGRAPH_STRICT_MSGPACK`` is read at import,
+Used by tests/persist/test_state_refs.py and tests/persist/test_conformance.py in fresh processes (``LANGGRAPH_STRICT_MSGPACK`` is read at import,
 and a resume must happen in another process). Usage::
 
     python tests/stock_savers_run.py all <tmpdir>          # the four stock set-ups
@@ -18,8 +18,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from chains import three_agent_chain  # noqa: E402
-from conftest import make_model  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 from langgraph.checkpoint.sqlite import SqliteSaver  # noqa: E402
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
@@ -28,6 +26,9 @@ from langgraph.func import entrypoint, task  # noqa: E402
 from latent_graph import DecodeOptions  # noqa: E402
 from latent_graph.nodes import JudgerNode, LatentAgentNode  # noqa: E402
 from latent_graph.persist import HandleStore, default_handle_store, is_ref  # noqa: E402
+
+from chains import three_agent_chain  # noqa: E402
+from conftest import make_model  # noqa: E402
 
 MODEL = make_model("llama")
 Q = {"questions": ["What is 2 plus 3?"]}
@@ -46,14 +47,21 @@ def time_travel(graph, thread: str) -> dict:
     history = list(graph.get_state_history(cfg(thread)))
     after_a = next(s for s in history if s.next == ("b",))
     replay = graph.invoke(None, after_a.config)
-    return {"history": len(history), "history_refs": sum(is_ref(s.values.get("handle")) for s in history),
-            "replayed": replay["answers"]}
+    return {
+        "history": len(history),
+        "history_refs": sum(is_ref(s.values.get("handle")) for s in history),
+        "replayed": replay["answers"],
+    }
 
 
 def check_memory() -> dict:
     graph = build(InMemorySaver())
     out = graph.invoke(Q, cfg("m"))
-    return {"answers": out["answers"], "ref": is_ref(graph.get_state(cfg("m")).values["handle"]), **time_travel(graph, "m")}
+    return {
+        "answers": out["answers"],
+        "ref": is_ref(graph.get_state(cfg("m")).values["handle"]),
+        **time_travel(graph, "m"),
+    }
 
 
 def check_sqlite(path: Path) -> dict:
@@ -106,8 +114,9 @@ def saver_for(where: str):
         import psycopg
         from langgraph.checkpoint.postgres import PostgresSaver
 
-        saver = PostgresSaver(psycopg.connect(where, autocommit=True, prepare_threshold=0,
-                                              row_factory=psycopg.rows.dict_row))
+        saver = PostgresSaver(
+            psycopg.connect(where, autocommit=True, prepare_threshold=0, row_factory=psycopg.rows.dict_row)
+        )
         saver.setup()
         return saver
     return SqliteSaver(sqlite3.connect(where, check_same_thread=False))
@@ -126,8 +135,12 @@ def main() -> None:
     mode = sys.argv[1]
     if mode == "all":
         tmp = Path(sys.argv[2])
-        result = {"memory": check_memory(), "sqlite": check_sqlite(tmp / "s.db"),
-                  "async_sqlite": asyncio.run(_async_sqlite(tmp / "a.db")), "functional": check_functional()}
+        result = {
+            "memory": check_memory(),
+            "sqlite": check_sqlite(tmp / "s.db"),
+            "async_sqlite": asyncio.run(_async_sqlite(tmp / "a.db")),
+            "functional": check_functional(),
+        }
     elif mode == "pause":
         graph = build(saver_for(sys.argv[2]), interrupt=["a"], store=store_for(sys.argv[2]))
         graph.invoke(Q, cfg(sys.argv[3]))
@@ -138,8 +151,12 @@ def main() -> None:
         resumed = graph.invoke(None, cfg(sys.argv[3]))
         loads = store.loads
         reference = build().invoke(Q)
-        result = {"answers": resumed["answers"], "reference": reference["answers"], "loads": loads,
-                  "columns": resumed["handle"]["columns"]}
+        result = {
+            "answers": resumed["answers"],
+            "reference": reference["answers"],
+            "loads": loads,
+            "columns": resumed["handle"]["columns"],
+        }
     print("RESULT " + json.dumps(result))
 
 

@@ -13,9 +13,10 @@ import pytest
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-import pgcluster
 from latent_graph.graphs import build_compact, build_hierarchical, build_sequential
 from latent_graph.persist import HandleStore, MemoryBlobStore, acollect_blobs, is_ref
+
+import pgcluster
 
 Q = {"questions": ["What is 12 times 7?", "Alice has 3 apples and buys 5 more. How many apples?"]}
 OPTS = dict(steps=2, max_new_tokens=6)
@@ -29,8 +30,10 @@ BUILDERS: dict[str, tuple[Any, list[str]]] = {  # the builder, and the nodes a r
 @pytest.fixture(scope="module")
 def reference(llama) -> dict[str, list[str]]:
     """Each builder's answers without a checkpointer (handles held in memory)."""
-    return {name: build(llama, handle_store=HandleStore.in_memory(), **OPTS).invoke(Q)["answers"]
-            for name, (build, _) in BUILDERS.items()}
+    return {
+        name: build(llama, handle_store=HandleStore.in_memory(), **OPTS).invoke(Q)["answers"]
+        for name, (build, _) in BUILDERS.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +62,9 @@ def _holds_refs(values: dict[str, Any]) -> bool:
     return any(is_ref(v) for v in [values.get("handle"), *(values.get("branches") or {}).values()])
 
 
-async def store_resume_travel(model: Any, name: str, saver: BaseCheckpointSaver, blobs: Any, aio: bool) -> dict[str, Any]:
+async def store_resume_travel(
+    model: Any, name: str, saver: BaseCheckpointSaver, blobs: Any, aio: bool
+) -> dict[str, Any]:
     """Pause a run after its first agents, resume it and time-travel to the pause, each on a new graph object
     whose handle store holds nothing in memory (a fresh process's view): what it answers comes from the saver
     and the blobs."""
@@ -82,8 +87,12 @@ async def store_resume_travel(model: Any, name: str, saver: BaseCheckpointSaver,
     travelled = await _call(travel, "invoke", None, again.config, aio=aio)
     forked = await _history(travel, config, aio)
     assert saver.serde is serde and travel.checkpointer is saver  # the serializer untouched
-    return {"resumed": resumed["answers"], "travelled": travelled["answers"], "loads": (cold.loads, colder.loads),
-            "checkpoints": (len(history), len(forked))}
+    return {
+        "resumed": resumed["answers"],
+        "travelled": travelled["answers"],
+        "loads": (cold.loads, colder.loads),
+        "checkpoints": (len(history), len(forked)),
+    }
 
 
 def _check(result: dict[str, Any], expected: list[str]) -> None:

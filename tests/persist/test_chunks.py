@@ -45,7 +45,11 @@ def assert_same(a: LatentHandle, b: LatentHandle) -> None:
         same(a.last_hidden, b.last_hidden)
     assert a.segments == b.segments
     assert a.fingerprint == b.fingerprint
-    assert (a.prompt_tokens, a.latent_steps, a.generated_tokens) == (b.prompt_tokens, b.latent_steps, b.generated_tokens)
+    assert (a.prompt_tokens, a.latent_steps, a.generated_tokens) == (
+        b.prompt_tokens,
+        b.latent_steps,
+        b.generated_tokens,
+    )
     assert a.meta == b.meta
     assert b.device == torch.device("cpu")
 
@@ -125,9 +129,13 @@ def test_unknown_version_and_foreign_safetensors_raise(chain):
     split = handle_to_chunks(chain[0])
     victim = manifest_chunk_keys(split.manifest)[0]
     t = {"x": torch.zeros(2)}
-    for data, match in [(st_save(t, metadata={"latent_graph": json.dumps({"format": "latent_graph.handle.chunk",
-                                                                            "version": 99})}), "version 99"),
-                        (st_save(t), "metadata")]:  # a plain safetensors file
+    for data, match in [
+        (
+            st_save(t, metadata={"latent_graph": json.dumps({"format": "latent_graph.handle.chunk", "version": 99})}),
+            "version 99",
+        ),
+        (st_save(t), "metadata"),
+    ]:  # a plain safetensors file
         key = chunk_key(data)
         manifest = split.manifest.replace(victim, key)
         body = json.loads(manifest)["body"]

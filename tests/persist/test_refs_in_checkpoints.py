@@ -42,8 +42,9 @@ def _agent(model, store, name: str, prompt: str, calls: dict[str, int], fail_onc
 
 def _judge(model, store) -> Callable[[State], dict]:
     def node(state: State) -> dict:
-        d = model.decode(store.load(state["handle"], model), "Answer with the final number.", max_new_tokens=12,
-                         agent="judger")
+        d = model.decode(
+            store.load(state["handle"], model), "Answer with the final number.", max_new_tokens=12, agent="judger"
+        )
         return {"handle": store.save(d.handle), "answer": d.text}
 
     return node
@@ -85,21 +86,28 @@ def make_saver(request, tmp_path):
 
 
 def _same(a: Any, b: Any) -> None:
-    assert a.segments == b.segments and all(torch.equal(x, y) for x, y in zip((*a.keys, *a.values), (*b.keys, *b.values)))
+    assert a.segments == b.segments and all(
+        torch.equal(x, y) for x, y in zip((*a.keys, *a.values), (*b.keys, *b.values))
+    )
 
 
 @pytest.fixture(scope="module")
 def reference(llama) -> dict:
     store = HandleStore(MemoryBlobStore())
     out = chain_graph(llama, store).compile().invoke({"question": QUESTION})
-    return {"answer": out["answer"], "handle": store.load(out["handle"]),
-            "branches": {k: store.load(v) for k, v in out["branches"].items()}}
+    return {
+        "answer": out["answer"],
+        "handle": store.load(out["handle"]),
+        "branches": {k: store.load(v) for k, v in out["branches"].items()},
+    }
 
 
 def test_interrupt_after_critic_then_resume(llama, make_saver, reference):
     cfg = {"configurable": {"thread_id": "t1"}}
     saver, store = make_saver()
-    first = chain_graph(llama, store).compile(checkpointer=saver, interrupt_after=["b"]).invoke({"question": QUESTION}, cfg)
+    first = (
+        chain_graph(llama, store).compile(checkpointer=saver, interrupt_after=["b"]).invoke({"question": QUESTION}, cfg)
+    )
     assert "answer" not in first and is_ref(first["handle"])
     calls: dict[str, int] = {}
     saver, store = make_saver()  # sqlite: new connections, nothing in memory
@@ -118,7 +126,9 @@ def test_crash_in_refiner_then_resume(llama, make_saver, reference):
     calls: dict[str, int] = {}
     saver, store = make_saver()
     with pytest.raises(RuntimeError, match="c crashed"):
-        chain_graph(llama, store, calls, fail_once={"c"}).compile(checkpointer=saver).invoke({"question": QUESTION}, cfg)
+        chain_graph(llama, store, calls, fail_once={"c"}).compile(checkpointer=saver).invoke(
+            {"question": QUESTION}, cfg
+        )
     saver, store = make_saver()
     out = chain_graph(llama, store, calls).compile(checkpointer=saver).invoke(None, cfg)
     assert calls == {"a": 1, "b": 1, "c": 2}
@@ -168,8 +178,11 @@ def test_pending_writes_with_references_survive_a_crash(llama, make_saver):
 
 def test_checkpoint_bytes_stay_near_final_handle(llama, make_saver):
     saver, store = make_saver()
-    out = chain_graph(llama, store).compile(checkpointer=saver).invoke({"question": QUESTION},
-                                                                        {"configurable": {"thread_id": "t4"}})
+    out = (
+        chain_graph(llama, store)
+        .compile(checkpointer=saver)
+        .invoke({"question": QUESTION}, {"configurable": {"thread_id": "t4"}})
+    )
     final = store.load(out["handle"]).nbytes
     refs = checkpoint_nbytes(saver)
     stored = refs + store.blobs.nbytes

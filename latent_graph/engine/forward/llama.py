@@ -7,7 +7,7 @@ layers). :class:`LlamaStack` runs the *same* torch operations in the same order,
 same weights, calling transformers' own rotary embedding, mask builder and ``apply_rotary_pos_emb``,
 and the branches of its ``sdpa_attention_forward`` that apply on a CPU or CUDA device — only the
 module plumbing is gone — so its hidden states
-and K/V are bit-for-bit those of ``LlamaModel.forward`` (``tests/test_llama_forward.py``
+and K/V are bit-for-bit those of ``LlamaModel.forward`` (``tests/engine/test_forward_llama.py``
 checks prefill, steps, padding and batches on the tiny llama and the default model).
 
 It runs only where that holds: a plain ``LlamaModel`` with plain ``nn.Linear`` weights (not

@@ -1,0 +1,107 @@
+"""The chat face on the default model: structured output valid first try, a tool-calling react agent, ``prompt | model``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel
+from typing_extensions import TypedDict
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from latent_graph.engine import LocalLatentModel
+
+    return LocalLatentModel.default()
+
+
+class Person(BaseModel):
+    name: str
+    age: int
+
+
+class Weather(TypedDict):
+    city: str
+    sky: Literal["sunny", "cloudy", "rainy"]
+
+
+ARRAY = {
+    "title": "shopping",
+    "type": "object",
+    "properties": {"items": {"type": "array", "items": {"type": "string"}}, "total": {"type": "number"}},
+    "required": ["items", "total"],
+}
+
+
+def test_structured_output_is_valid_first_try(engine) -> None:
+    from latent_graph.langchain import as_chat_model
+
+    chat = as_chat_model(engine, max_new_tokens=64)
+    cases = [
+        (Person, "json_schema", "Bob is 30 years old."),
+        (Person, "function_calling", "Ann is 25."),
+        (Weather, "json_schema", "It rains in Oslo."),
+        (Weather, "function_calling", "Sunny in Rome."),
+        (ARRAY, "json_schema", "I bought milk and eggs for 5 dollars."),
+    ]
+    ok = 0
+    for schema, method, q in cases * 4:  # 20 calls
+        out = chat.with_structured_output(schema, method=method, include_raw=True).invoke(q)
+        assert out["parsing_error"] is None, out
+        value = out["parsed"]
+        if schema is Person:
+            assert isinstance(value, Person)
+        else:
+            assert set(value) >= set(["items", "total"] if schema is ARRAY else ["city", "sky"])
+        ok += 1
+    assert ok == 20
+
+
+def test_react_agent_calls_the_tool(engine) -> None:
+    from langchain_core.tools import tool
+    from langgraph.prebuilt import create_react_agent
+
+    from latent_graph.langchain import as_chat_model
+
+    @tool
+    def multiply(a: int, b: int) -> int:
+        """Multiply two integers."""
+        return a * b
+
+    out = create_react_agent(as_chat_model(engine, max_new_tokens=48), [multiply]).invoke(
+        {"messages": [("user", "What is 12 times 7?")]}
+    )
+    msgs = out["messages"]
+    assert msgs[1].tool_calls[0]["name"] == "multiply" and msgs[1].tool_calls[0]["args"] == {"a": 12, "b": 7}
+    assert msgs[1].tool_calls[0]["id"] and msgs[2].content == "84"
+    assert "84" in msgs[-1].content and not msgs[-1].tool_calls
+
+
+def test_local_model_in_chains(engine) -> None:
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+
+    prompt = ChatPromptTemplate.from_messages([("system", "Be brief."), ("human", "{q}")])
+    from latent_graph.langchain import LatentRunnable
+
+    runnable = LatentRunnable(engine)
+    text = (prompt | runnable | StrOutputParser()).invoke({"q": "What is 2+2?"}, {"max_concurrency": 1})
+    direct = engine.decode(
+        None, None, messages=[[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}]]
+    ).text
+    assert isinstance(text, str) and text == direct
+    h = runnable.invoke({"prompt": "Plan 12*7.", "mode": "think", "steps": 2})
+    assert h.latent_steps == 2 and "".join(runnable.stream("Say hi.", max_new_tokens=5))
+
+
+def test_engine_import_loads_no_langchain() -> None:
+    code = "import sys, latent_graph.engine; print(any(m.startswith('langchain') for m in sys.modules))"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
