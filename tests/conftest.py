@@ -11,6 +11,7 @@ import functools
 import shutil
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -165,6 +166,26 @@ def os_tool_problem(tool: str) -> str | None:
     if exe is None:
         return f"{tool} is not installed"
     return _version_problem(exe, "-V" if tool == "dot" else "--version")
+
+
+def chromium_screenshot(html: Path, png: Path, profile: Path, size: tuple[int, int]) -> subprocess.CompletedProcess:
+    """Render ``html`` in headless Chromium to ``png`` (``size`` = width, height), off the network, in a new profile."""
+    cmd = [
+        os_tool("chromium"),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--screenshot={png}",
+        f"--window-size={size[0]},{size[1]}",
+        html.resolve().as_uri(),
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
 def pytest_configure(config: pytest.Config) -> None:

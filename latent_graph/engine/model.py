@@ -50,10 +50,7 @@ from latent_graph.errors import InvalidArgumentError
 
 
 class LocalLatentModel:
-    """A local HF causal LM that agents share to talk in latent space.
-
-    Torch and transformers only: the LangChain faces (``LatentRunnable``, the chat model) wrap it
-    from :mod:`latent_graph.langchain` through this public API.
+    """A local HF causal LM that agents share to talk in latent space (the LangChain faces wrap it).
 
     Args:
         model: A loaded ``transformers`` causal LM (any architecture with a KV cache).
@@ -95,7 +92,6 @@ class LocalLatentModel:
         # last float bits): ``model.prefixes = SharedPrefixes()`` turns it on (bench and serve do)
         self.prefixes = SharedPrefixes(0)
 
-    # ------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(cls, name_or_path: str, **kwargs: Any) -> LocalLatentModel:
         """Load any HF causal LM path or hub id. See :func:`latent_graph.engine.load.pretrained.load_hf`."""
@@ -117,7 +113,6 @@ class LocalLatentModel:
         clone.realigner = make_realigner(clone, realign)
         return clone
 
-    # ---------------------------------------------------------- properties
     @property
     def device(self) -> torch.device:
         """Where inputs enter: the input embedding's execution device (masks and positions live here; read at load)."""
@@ -148,7 +143,6 @@ class LocalLatentModel:
         w = emb.weight.detach()
         return w * scale if scale is not None else w
 
-    # ---------------------------------------------------------------- think
     @torch.no_grad()
     def think(
         self,
@@ -163,17 +157,10 @@ class LocalLatentModel:
     ) -> LatentHandle:
         """Feed ``prompt`` on top of ``handle``, then take ``steps`` latent steps.
 
-        Args:
-            handle: The previous agent's handle, or None to start fresh.
-            prompt: One prompt, or one per batch row (a single one is broadcast).
-            steps: Number of latent steps (>= 0).
-            agent: Name recorded in the segment table.
-            system: Optional system message for the chat template.
-            memory: What of ``handle`` this agent reads: "all", "last" or "latent".
-            on_step: Called after each latent step with a :class:`StepInfo`.
-
-        Returns:
-            A new handle; ``handle`` itself is left untouched.
+        ``handle``: the previous agent's handle (None: start fresh); ``prompt``: one, or one per batch row;
+        ``steps`` >= 0; ``agent``: its name in the segment table; ``system``: an optional system message;
+        ``memory``: what of ``handle`` it reads ("all", "last", "latent"); ``on_step``: called after each
+        step with a :class:`StepInfo`. Returns a new handle; ``handle`` itself is left untouched.
         """
         check_steps(steps)
         # An agent with 0 latent steps leaves its turn closed (no empty assistant reply in the cache).
@@ -222,7 +209,6 @@ class LocalLatentModel:
         check_steps(steps)
         return latent_steps(self, feed_tools(self, handle, results, agent, steps, steps), steps, agent, on_step)
 
-    # --------------------------------------------------------------- decode
     def decode_iter(
         self,
         handle: LatentHandle | None,
@@ -281,9 +267,7 @@ class LocalLatentModel:
     ) -> Iterator[TokenChunk]:
         """Like :meth:`decode` (same keyword arguments) but yields :class:`TokenChunk` as they are generated."""
         opts, call = split_decode_kwargs(kwargs)
-        for item in self.decode_iter(handle, prompt, opts, **call):
-            if isinstance(item, TokenChunk):
-                yield item
+        yield from (c for c in self.decode_iter(handle, prompt, opts, **call) if isinstance(c, TokenChunk))
 
     def decode_after_tools(
         self,
@@ -301,7 +285,6 @@ class LocalLatentModel:
         *_, decoded = generate_text(self, fed, opts, agent=agent, stream=False, constraint=constraint)
         return decoded  # type: ignore[return-value]
 
-    # ------------------------------------------------------------ inspect
     def logit_lens(self, hidden: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
         """Top-k vocabulary tokens (with probabilities) of hidden states (B, H) through the lm_head."""
         return logit_lens(self, hidden, k)
@@ -311,9 +294,5 @@ class LocalLatentModel:
         return nearest_tokens(self, embedding, k)
 
     def __repr__(self) -> str:
-        return (
-            f"LocalLatentModel({self.name!r}, realign={self.realigner.name}, device={self.device}, dtype={self.dtype})"
-        )
-
-
-__all__ = ["LocalLatentModel"]
+        fields = f"{self.name!r}, realign={self.realigner.name}, device={self.device}, dtype={self.dtype}"
+        return f"LocalLatentModel({fields})"

@@ -48,55 +48,31 @@ class LatentModel(Protocol):
         """Context window in positions."""
         ...
 
-    def think(
-        self,
-        handle: LatentHandle | None,
-        prompt: str | Sequence[str],
-        steps: int = 0,
-        *,
-        agent: str = "agent",
-        system: str | None = None,
-        memory: str = DEFAULT_MEMORY,
-        on_step: StepCallback | None = None,
-    ) -> LatentHandle:
+    # fmt: off
+    # The seam reads as a table: each method's signature on as few lines as it takes.
+    def think(self, handle: LatentHandle | None, prompt: str | Sequence[str], steps: int = 0, *, agent: str = "agent",
+              system: str | None = None, memory: str = DEFAULT_MEMORY,
+              on_step: StepCallback | None = None) -> LatentHandle:
         """Prefill ``prompt`` on top of ``handle``, then take ``steps`` latent steps; returns a new handle."""
         ...
 
-    def decode(
-        self,
-        handle: LatentHandle | None,
-        prompt: str | Sequence[str],
-        *,
-        on_token: TokenCallback | None = None,
-        **kwargs: Any,
-    ) -> Decoded:
+    def decode(self, handle: LatentHandle | None, prompt: str | Sequence[str], *,
+               on_token: TokenCallback | None = None, **kwargs: Any) -> Decoded:
         """Generate text on top of ``handle`` (agent, system, memory and the DecodeOptions fields as keywords)."""
         ...
 
-    def think_after_tools(
-        self,
-        handle: LatentHandle,
-        results: Sequence[Sequence[str]],
-        steps: int = 0,
-        *,
-        agent: str = "agent",
-        on_step: StepCallback | None = None,
-    ) -> LatentHandle:
+    def think_after_tools(self, handle: LatentHandle, results: Sequence[Sequence[str]], steps: int = 0, *,
+                          agent: str = "agent", on_step: StepCallback | None = None) -> LatentHandle:
         """Feed each row's tool turn (``results[b]``: its result texts, empty = none) after the decoded call in
         ``handle``, then take ``steps`` latent steps; returns a new handle."""
         ...
 
-    def decode_after_tools(
-        self,
-        handle: LatentHandle,
-        results: Sequence[Sequence[str]],
-        options: DecodeOptions | None = None,
-        *,
-        agent: str = "agent",
-        constraint: Constraint | Sequence[Constraint | None] | None = None,
-    ) -> Decoded:
+    def decode_after_tools(self, handle: LatentHandle, results: Sequence[Sequence[str]],
+                           options: DecodeOptions | None = None, *, agent: str = "agent",
+                           constraint: Constraint | Sequence[Constraint | None] | None = None) -> Decoded:
         """Feed each row's tool turn, then decode in the new assistant turn (e.g. the next tool call)."""
         ...
+    # fmt: on
 
     def nearest_tokens(self, embedding: torch.Tensor, k: int = 1) -> list[list[tuple[str, float]]]:
         """The ``k`` input tokens nearest each realigned vector (B, H)."""

@@ -155,18 +155,24 @@ def test_arc_malformed(tmp_path: Path, obj: dict[str, Any], match: str) -> None:
         load_arc(path)
 
 
-def test_code_loader(tmp_path: Path) -> None:
-    he = {
+CODE_ROWS = (
+    {
         "task_id": "HE/0",
         "prompt": 'def add(a, b):\n    """Add."""\n',
         "entry_point": "add",
         "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n",
-    }
-    mbpp = {
+    },
+    {
         "task_id": 2,
         "text": "Write a function to double a number.",
         "test_list": ["assert double(2) == 4", "assert double(0) == 0"],
-    }
+    },
+)
+"""One HumanEval row and one MBPP row, as the code loader reads them."""
+
+
+def test_code_loader(tmp_path: Path) -> None:
+    he, mbpp = CODE_ROWS
     path = _write(tmp_path / "code.jsonl", [he, mbpp])
     task = load_code(path)
     assert task.kind == "code" and task.graph_task == "code"
@@ -176,17 +182,7 @@ def test_code_loader(tmp_path: Path) -> None:
 
 @pytest.mark.needs("bwrap")  # scoring runs the generated code in the sandbox
 def test_code_scoring(tmp_path: Path) -> None:
-    he = {
-        "task_id": "HE/0",
-        "prompt": 'def add(a, b):\n    """Add."""\n',
-        "entry_point": "add",
-        "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n",
-    }
-    mbpp = {
-        "task_id": 2,
-        "text": "Write a function to double a number.",
-        "test_list": ["assert double(2) == 4", "assert double(0) == 0"],
-    }
+    he, mbpp = CODE_ROWS
     task = load_code(_write(tmp_path / "code.jsonl", [he, mbpp]))
     ex_he, ex_mb = task.examples
     assert task.score(ex_he, "```python\ndef add(a, b):\n    return a + b\n```").correct

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from latent_graph.present import RunTrace, write_report
 from latent_graph.present.draw import to_ascii, to_dot_source, to_image, to_mermaid
 from latent_graph.present.svg import graph_svg
 
-from conftest import os_tool
+from conftest import chromium_screenshot
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = ROOT / "tests" / "snapshots"
@@ -103,17 +102,6 @@ def test_example_report_renders_in_headless_chromium(stem, llama, tmp_path):
     run = RunTrace.from_run(result["out"], ["q"], graph=result["graph"])
     html = write_report(run, tmp_path / "run.html")
     png = tmp_path / "shot.png"
-    cmd = [
-        os_tool("chromium"),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        f"--screenshot={png}",
-        "--window-size=1280,1600",
-        html.resolve().as_uri(),
-    ]
-    subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    chromium_screenshot(html, png, tmp_path / "profile", (1280, 1600))
     colors = Image.open(png).convert("RGB").getcolors(maxcolors=1 << 20)
     assert colors is not None and len(colors) > 200

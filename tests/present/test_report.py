@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from html import escape
 
 import pytest
@@ -13,7 +12,7 @@ from latent_graph import InvalidArgumentError
 from latent_graph.graphs import build_sequential
 from latent_graph.present import RunTrace, render_compare, render_report, write_compare, write_report
 
-from conftest import os_tool
+from conftest import chromium_screenshot
 
 QS = ["What is 12 times 7?", 'Is <b>bold</b> & "quoted" <script>alert(1)</script> escaped?']
 FAST = dict(steps=2, max_new_tokens=4)
@@ -159,22 +158,7 @@ def test_report_renders_in_headless_chromium(mixed, tmp_path):
 
     html = write_report(mixed, tmp_path / "run.html")
     png = tmp_path / "shot.png"
-    cmd = [
-        os_tool("chromium"),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        f"--screenshot={png}",
-        "--window-size=1280,2000",
-        html.resolve().as_uri(),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    proc = chromium_screenshot(html, png, tmp_path / "profile", (1280, 2000))
     assert png.exists(), f"no screenshot (rc={proc.returncode}): {proc.stderr[-2000:]}"
     img = Image.open(png).convert("RGB")
     assert img.size == (1280, 2000)
