@@ -5,8 +5,8 @@ question, so the judger's cache holds the question four times and three role pro
 a 135M model then echoes the preamble ("You are the Judger…") instead of answering.
 The compact layout keeps one copy: the first agent reads the private context and the
 question, later latent agents get a one-line instruction (plus any fact told to them
-alone) and no question, and the judger gets a bare ``Question: …`` turn. On the relay6
-test split it lifts latent-seq from 0.24 to 0.61–0.66 (docs/results/relay_ablation.md).
+alone) and no question, and the judger gets a bare ``Question: …`` turn. What it changes on the relay
+probes is measured in docs/results/relay_ablation.md.
 """
 
 from __future__ import annotations

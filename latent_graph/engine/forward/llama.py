@@ -2,8 +2,8 @@
 
 A latent step on a small model is dominated by Python, not arithmetic: each of the
 decoder's layers goes through about fifteen ``nn.Module`` calls, keyword-argument
-decorators and an attention-interface lookup (≈0.4 ms a layer for SmolLM2-135M, 30
-layers). :class:`LlamaStack` runs the *same* torch operations in the same order, on the
+decorators and an attention-interface lookup (measured in docs/results/engine_notes.md).
+:class:`LlamaStack` runs the *same* torch operations in the same order, on the
 same weights, calling transformers' own rotary embedding, mask builder and ``apply_rotary_pos_emb``,
 and the branches of its ``sdpa_attention_forward`` that apply on a CPU or CUDA device — only the
 module plumbing is gone — so its hidden states
