@@ -16,19 +16,25 @@ row is touched: a reference cannot name a path outside its store.
 
 Every store records when a blob was last written (:meth:`BlobStore.age`), so
 garbage collection (:mod:`latent_graph.persist.gc`) can spare blobs a running
-graph has just written but not yet checkpointed.
+graph has just written but not yet checkpointed. :meth:`BlobStore.delete` checks that age
+and drops the blob in one step per key, atomic with respect to a concurrent ``put`` of the
+same key (a check-then-delete in two steps would drop a blob a writer refreshed in between).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sqlite3
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from filelock import FileLock
 
 from latent_graph.errors import HandleRefError
 from latent_graph.paths import cache_dir
@@ -56,6 +62,11 @@ def check_key(key: Any) -> str:
     return key
 
 
+def _cutoff(older_than: float) -> float:
+    """The latest write time (``time.time()`` seconds) a blob dropped by ``delete(older_than=...)`` may have."""
+    return time.time() - older_than if older_than > 0 else math.inf
+
+
 @runtime_checkable
 class BlobStore(Protocol):
     """Content-addressed bytes: ``sha256 hex -> bytes``. Thread-safe; writing a key twice stores it once."""
@@ -74,8 +85,14 @@ class BlobStore(Protocol):
         """Every stored key."""
         ...
 
-    def delete(self, keys: list[str]) -> None:
-        """Drop blobs (garbage collection)."""
+    def delete(self, keys: Iterable[str], older_than: float = 0.0) -> int:
+        """Drop those of ``keys`` last written at least ``older_than`` seconds ago (0: whatever their age).
+
+        For each key the age check and the drop are one step, atomic with respect to a concurrent
+        ``put`` of that key: a ``put`` either refreshes the blob before the check (it is kept) or
+        writes it anew after the drop, so a writer never ends with its key missing. Returns how
+        many blobs were dropped.
+        """
         ...
 
     def age(self, key: str) -> float | None:
@@ -129,11 +146,16 @@ class MemoryBlobStore:
     def keys(self) -> list[str]:
         return list(self._data)
 
-    def delete(self, keys: list[str]) -> None:
-        with self._lock:
+    def delete(self, keys: Iterable[str], older_than: float = 0.0) -> int:
+        keys, cutoff, dropped = [check_key(k) for k in keys], _cutoff(older_than), 0
+        with self._lock:  # the lock ``put`` takes: check and drop are one step
             for key in keys:
-                self._size -= len(self._data.pop(key, b""))
-                self._times.pop(key, None)
+                written = self._times.get(key)
+                if written is not None and written <= cutoff:
+                    self._size -= len(self._data.pop(key))
+                    del self._times[key]
+                    dropped += 1
+        return dropped
 
     def age(self, key: str) -> float | None:
         t = self._times.get(key)
@@ -147,6 +169,15 @@ class MemoryBlobStore:
 class FolderBlobStore:
     """A :class:`BlobStore` in a folder: ``<root>/<key[:2]>/<key>``, written atomically (temp file + rename).
 
+    A blob's age is its file's mtime; ``put`` of a present blob refreshes it (``utime``). Refreshing
+    and ``delete``'s check-mtime-then-unlink both run under the shard's lock file
+    (``<root>/<key[:2]>/.lock``, a ``filelock`` lock: across threads and processes), so a refresh
+    lands either before the check (the blob is kept) or after the unlink (``utime`` finds no file
+    and ``put`` writes it anew). Writing a new blob needs no lock: its temp file is renamed into
+    place with a fresh mtime, and an absent file is nothing ``delete`` could drop. Readers take no
+    lock and never see a blob that is not collected go missing, not even for a moment (unlike a
+    rename-aside-then-restore scheme).
+
     Args:
         root: The folder (created); :func:`default_blob_folder` when None.
     """
@@ -159,12 +190,19 @@ class FolderBlobStore:
         key = check_key(key)
         return self.root / key[:2] / key
 
+    @staticmethod
+    def _lock(shard: Path) -> FileLock:
+        return FileLock(shard / ".lock", poll_interval=0.001)
+
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        if path.exists():
-            os.utime(path)  # a fresh write of a shared blob: GC spares it again for a while
-            return
         path.parent.mkdir(exist_ok=True)
+        with self._lock(path.parent):
+            try:
+                os.utime(path)  # a fresh write of a shared blob: GC spares it again for a while
+                return
+            except FileNotFoundError:
+                pass
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -186,9 +224,24 @@ class FolderBlobStore:
     def keys(self) -> list[str]:
         return sorted(p.name for p in self.root.glob("??/*") if _KEY.match(p.name))
 
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: Iterable[str], older_than: float = 0.0) -> int:
+        shards: dict[Path, list[Path]] = {}
         for key in keys:
-            self._path(key).unlink(missing_ok=True)
+            path = self._path(key)
+            shards.setdefault(path.parent, []).append(path)
+        cutoff, dropped = _cutoff(older_than), 0
+        for shard, paths in shards.items():
+            if not shard.is_dir():
+                continue  # none of its blobs exists
+            with self._lock(shard):  # the lock ``put`` refreshes under: check and unlink are one step
+                for path in paths:
+                    try:
+                        if path.stat().st_mtime <= cutoff:
+                            path.unlink()
+                            dropped += 1
+                    except FileNotFoundError:
+                        pass
+        return dropped
 
     def age(self, key: str) -> float | None:
         try:
@@ -253,8 +306,14 @@ class SqlBlobStore:
         with self.lock:
             return [str(r[0]) for r in self._run("SELECT key FROM latent_blobs").fetchall()]
 
-    def delete(self, keys: list[str]) -> None:
-        self._write("DELETE FROM latent_blobs WHERE key = ?", [(k,) for k in keys])
+    def delete(self, keys: Iterable[str], older_than: float = 0.0) -> int:
+        keys, cutoff, dropped = [check_key(k) for k in keys], _cutoff(older_than), 0
+        with self.lock:  # one conditional statement per key: the database makes check and drop one step
+            for key in keys:
+                dropped += self._run("DELETE FROM latent_blobs WHERE key = ? AND written <= ?", (key, cutoff)).rowcount
+            if not self.autocommit:
+                self.conn.commit()
+        return dropped
 
     def age(self, key: str) -> float | None:
         with self.lock:

@@ -9,10 +9,14 @@ the saver's public ``list`` (any saver: InMemorySaver, SqliteSaver, PostgresSave
 LangGraph stores, gathers the blob keys their references name, and deletes the other blobs.
 Nothing here reads a saver's tables or attributes: only its public API.
 
-Safe while other threads write: a blob written (or re-written, which refreshes its
-age) less than ``grace`` seconds ago is never deleted, so the blobs of a node that has
-saved its handle but whose checkpoint is not committed yet survive. A running graph's
-nodes re-save (refresh) every chunk of the handle they write.
+Safe while other threads and processes write: a blob written (or re-written, which
+refreshes its age) less than ``grace`` seconds ago is never deleted, so the blobs of a
+node that has saved its handle but whose checkpoint is not committed yet survive. A
+running graph's nodes re-save (refresh) every chunk of the handle they write. The age is
+checked by the blob store at the moment of deletion, in one step with it per key
+(``BlobStore.delete(keys, older_than=grace)``: a conditional ``DELETE`` in SQL, the store's
+lock in memory, the shard's lock file in a folder), so a blob refreshed after the scan
+that found it unreferenced is kept, not lost.
 """
 
 from __future__ import annotations
@@ -76,21 +80,16 @@ def referenced_blobs(savers: Iterable[Any] = (), stores: Iterable[Any] = ()) -> 
 
 
 def _sweep(blobs: Any, live: set[str], grace: float) -> int:
-    """Delete the blobs of ``blobs`` outside ``live`` written at least ``grace`` seconds ago; how many."""
+    """Delete the blobs of ``blobs`` outside ``live`` written at least ``grace`` seconds ago; how many.
+
+    The store checks the age when it deletes (not here beforehand), so a refresh in between keeps the blob.
+    """
     store = getattr(blobs, "blobs", blobs)
     if not isinstance(store, BlobStore):
         raise InvalidArgumentError(f"collect_blobs needs a BlobStore or HandleStore, got {type(blobs).__name__}")
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
         raise InvalidArgumentError(f"grace must be seconds >= 0, got {grace!r}")
-    garbage = []
-    for key in store.keys():
-        if key in live:
-            continue
-        age = store.age(key)
-        if age is not None and age >= grace:
-            garbage.append(key)
-    store.delete(garbage)
-    return len(garbage)
+    return store.delete([key for key in store.keys() if key not in live], older_than=grace)
 
 
 def collect_blobs(
