@@ -125,37 +125,42 @@ def test_folder_refresh_between_mtime_check_and_unlink_survives(tmp_path: Path, 
     assert key in store and store.get(key) == data and store.age(key) < GRACE
 
 
+def refresh_during_collections(store: Any, blobs: dict[str, bytes], order: list[str]) -> list[str]:
+    """A writer thread re-saves the blobs ``order`` names while collections run back to back; what it refreshed."""
+    refreshed: list[str] = []
+    errors: list[BaseException] = []
+    start, done = threading.Barrier(2), threading.Event()
+
+    def writer() -> None:
+        try:
+            start.wait()
+            for key in order:
+                store.put(key, blobs[key])
+                refreshed.append(key)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    start.wait()
+    while not done.is_set():
+        collect_blobs(store, grace=GRACE)
+    thread.join()
+    collect_blobs(store, grace=GRACE)
+    assert not errors, errors
+    return refreshed
+
+
 def test_gc_loop_never_loses_a_blob_a_writer_refreshes(store: Any) -> None:
     """Rounds of: old blobs; a writer refreshes half of them while collections run back to back."""
     rng = random.Random(0)
     for round_ in range(ROUNDS):
         blobs = put_old(store, BLOBS, first=round_ * BLOBS)
-        order = list(blobs)
-        rng.shuffle(order)
-        refreshed: list[str] = []
-        errors: list[BaseException] = []
-        start, done = threading.Barrier(2), threading.Event()
-
-        def writer() -> None:
-            try:
-                start.wait()
-                for key in order[: BLOBS // 2]:
-                    store.put(key, blobs[key])
-                    refreshed.append(key)
-            except BaseException as exc:  # reported below
-                errors.append(exc)
-            finally:
-                done.set()
-
-        thread = threading.Thread(target=writer)
-        thread.start()
-        start.wait()
-        while not done.is_set():
-            collect_blobs(store, grace=GRACE)
-        thread.join()
-        collect_blobs(store, grace=GRACE)
-        assert not errors, errors
+        order = rng.sample(list(blobs), BLOBS // 2)
+        refreshed = refresh_during_collections(store, blobs, order)
         missing = [key for key in refreshed if key not in store]
         assert not missing, f"round {round_}: {len(missing)} refreshed blobs were collected"
-        assert sorted(store.keys()) == sorted(refreshed)  # every other old blob went
+        assert sorted(store.keys()) == sorted(order)  # every other old blob went
         store.delete(store.keys())
