@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from latent_graph.persist import FolderBlobStore, MemoryBlobStore, SqliteBlobSto
 import pgcluster
 
 GRACE = 600.0
-ROUNDS, BLOBS = 6, 300  # the stress: rounds of old blobs, half of them refreshed during collections
+ROUNDS, BLOBS = 4, 200  # the stress: rounds of old blobs, half of them refreshed during collections
 BACKENDS = ["memory", "folder", "sqlite", "postgres"]
 
 
@@ -137,6 +138,7 @@ def refresh_during_collections(store: Any, blobs: dict[str, bytes], order: list[
             for key in order:
                 store.put(key, blobs[key])
                 refreshed.append(key)
+                time.sleep(0)  # let the collection run between refreshes
         except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
@@ -153,7 +155,16 @@ def refresh_during_collections(store: Any, blobs: dict[str, bytes], order: list[
     return refreshed
 
 
-def test_gc_loop_never_loses_a_blob_a_writer_refreshes(store: Any) -> None:
+@pytest.fixture
+def interleaved() -> Iterator[None]:
+    """Threads switch every 10 µs, so the writer runs inside a collection, not only between two."""
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    yield
+    sys.setswitchinterval(switch)
+
+
+def test_gc_loop_never_loses_a_blob_a_writer_refreshes(store: Any, interleaved: None) -> None:
     """Rounds of: old blobs; a writer refreshes half of them while collections run back to back."""
     rng = random.Random(0)
     for round_ in range(ROUNDS):
