@@ -278,12 +278,13 @@ class SqlBlobStore:
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         return self.conn.execute(sql.replace("?", self.mark), params)
 
-    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+        """Run ``sql`` once per row in one transaction; how many rows it changed."""
         with self.lock:
-            for params in rows:
-                self._run(sql, params)
+            changed = sum(self._run(sql, params).rowcount for params in rows)
             if not self.autocommit:
                 self.conn.commit()
+        return changed
 
     def put(self, key: str, data: bytes) -> None:
         check_key(key)
@@ -307,13 +308,10 @@ class SqlBlobStore:
             return [str(r[0]) for r in self._run("SELECT key FROM latent_blobs").fetchall()]
 
     def delete(self, keys: Iterable[str], older_than: float = 0.0) -> int:
-        keys, cutoff, dropped = [check_key(k) for k in keys], _cutoff(older_than), 0
-        with self.lock:  # one conditional statement per key: the database makes check and drop one step
-            for key in keys:
-                dropped += self._run("DELETE FROM latent_blobs WHERE key = ? AND written <= ?", (key, cutoff)).rowcount
-            if not self.autocommit:
-                self.conn.commit()
-        return dropped
+        cutoff = _cutoff(older_than)  # one conditional statement per key: check and drop are one step
+        return self._write(
+            "DELETE FROM latent_blobs WHERE key = ? AND written <= ?", [(check_key(k), cutoff) for k in keys]
+        )
 
     def age(self, key: str) -> float | None:
         with self.lock:
