@@ -3,8 +3,9 @@
 Graph state holds a small JSON reference per handle (:mod:`latent_graph.persist.refs`);
 the chunks it names live in a :class:`BlobStore`. Keys are the sha256 hex of the
 bytes, so a segment shared by successive handles is stored once, whatever saver
-holds the references. Keys are checked against ``[0-9a-f]{64}`` before any file or
-row is touched: a reference cannot name a path outside its store.
+holds the references. Every method taking a key checks it (:func:`check_key`, ``[0-9a-f]{64}``)
+before any file or row is touched: a reference cannot name a path outside its store, and a
+malformed key never reaches a database driver.
 
 - :class:`FolderBlobStore`: one file per blob under a folder (the default, under the
   project cache dir: :func:`default_blob_folder`); atomic writes, safe across processes.
@@ -58,7 +59,11 @@ def check_key(key: Any) -> str:
 
 @runtime_checkable
 class BlobStore(Protocol):
-    """Content-addressed bytes: ``sha256 hex -> bytes``. Thread-safe; writing a key twice stores it once."""
+    """Content-addressed bytes: ``sha256 hex -> bytes``. Thread-safe; writing a key twice stores it once.
+
+    Every method taking a key raises :class:`~latent_graph.errors.HandleRefError` for one that is not a blob key
+    (:func:`check_key`), before touching anything.
+    """
 
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key`` (refreshes its age when already present)."""
@@ -124,19 +129,20 @@ class MemoryBlobStore:
         return self._data.get(check_key(key))
 
     def __contains__(self, key: object) -> bool:
-        return key in self._data
+        return check_key(key) in self._data
 
     def keys(self) -> list[str]:
         return list(self._data)
 
     def delete(self, keys: list[str]) -> None:
+        keys = [check_key(key) for key in keys]  # all checked before any is dropped
         with self._lock:
             for key in keys:
                 self._size -= len(self._data.pop(key, b""))
                 self._times.pop(key, None)
 
     def age(self, key: str) -> float | None:
-        t = self._times.get(key)
+        t = self._times.get(check_key(key))
         return None if t is None else time.time() - t
 
     @property
@@ -181,14 +187,14 @@ class FolderBlobStore:
             return None
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and bool(_KEY.match(key)) and self._path(key).exists()
+        return self._path(check_key(key)).exists()
 
     def keys(self) -> list[str]:
         return sorted(p.name for p in self.root.glob("??/*") if _KEY.match(p.name))
 
     def delete(self, keys: list[str]) -> None:
-        for key in keys:
-            self._path(key).unlink(missing_ok=True)
+        for path in [self._path(key) for key in keys]:  # all checked before any is dropped
+            path.unlink(missing_ok=True)
 
     def age(self, key: str) -> float | None:
         try:
@@ -247,18 +253,18 @@ class SqlBlobStore:
 
     def __contains__(self, key: object) -> bool:
         with self.lock:
-            return self._run("SELECT 1 FROM latent_blobs WHERE key = ?", (key,)).fetchone() is not None
+            return self._run("SELECT 1 FROM latent_blobs WHERE key = ?", (check_key(key),)).fetchone() is not None
 
     def keys(self) -> list[str]:
         with self.lock:
             return [str(r[0]) for r in self._run("SELECT key FROM latent_blobs").fetchall()]
 
     def delete(self, keys: list[str]) -> None:
-        self._write("DELETE FROM latent_blobs WHERE key = ?", [(k,) for k in keys])
+        self._write("DELETE FROM latent_blobs WHERE key = ?", [(check_key(k),) for k in keys])
 
     def age(self, key: str) -> float | None:
         with self.lock:
-            row = self._run("SELECT written FROM latent_blobs WHERE key = ?", (key,)).fetchone()
+            row = self._run("SELECT written FROM latent_blobs WHERE key = ?", (check_key(key),)).fetchone()
         return None if row is None else time.time() - float(row[0])
 
     @property
