@@ -135,7 +135,7 @@ def checked(ref: Any) -> HandleRef:
     if not is_ref(ref):
         got = f"a dict with keys {sorted(map(str, ref))[:8]}" if isinstance(ref, dict) else type(ref).__name__
         raise HandleRefError(f"expected a handle reference, got {got} {str(ref)[:60]!r}; {_EXPECTED}")
-    if ref["latent_graph_ref"] != REF_VERSION:
+    if type(ref["latent_graph_ref"]) is not int or ref["latent_graph_ref"] != REF_VERSION:  # not True, not 1.0
         raise HandleRefError(
             f"handle reference version {repr(ref['latent_graph_ref'])[:40]}; this latent_graph reads version "
             f"{REF_VERSION}"

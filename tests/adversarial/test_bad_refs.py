@@ -47,6 +47,7 @@ CASES = [
     ("chunks-ints", lambda r: {**r, "chunks": [1]}, r"'chunks' must be a list of blob keys"),
     ("segments-bad", lambda r: {**r, "segments": [["a"]]}, r"'segments' must hold"),
     ("version", lambda r: {**r, "latent_graph_ref": 99}, r"version 99"),
+    ("version-bool", lambda r: {**r, "latent_graph_ref": True}, r"version True"),
     ("chunk-nul", lambda r: {**r, "chunks": [r["chunks"][0][:-1] + "\x00"]}, r"not a blob key|its own references"),
     ("chunk-dotdot", lambda r: {**r, "chunks": ["../" + r["chunks"][0]]}, r"not a blob key|its own references"),
     ("digest-nul", lambda r: {**r, "digest": "\x00" + r["digest"][1:]}, r"not a blob key|its own references"),
