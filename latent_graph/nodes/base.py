@@ -17,13 +17,14 @@ from langchain_core.language_models import BaseChatModel
 from latent_graph.engine import DEFAULT_MEMORY, KVPolicy, LatentHandle, StepInfo, compress, merge_branches
 from latent_graph.nodes.model_kind import NodeModel, engine_of
 from latent_graph.nodes.streaming import emitter
-from latent_graph.persist import HandleStore, LiveHandleStore, default_handle_store, is_ref
+from latent_graph.persist import HandleStore, LiveHandleStore, default_handle_store
 from latent_graph.state.branches import branch_key, graph_node, ordered, task_id
 from latent_graph.state.edges import sends_metadata
 from latent_graph.state.schema import (
     MAX_QUESTIONS,
     Message,
     agent_contexts_of,
+    branch_map,
     contexts_of,
     questions_of,
     read_update,
@@ -108,9 +109,13 @@ class AgentNode:
 
     # ---------------------------------------------------------------- inputs
     def resolved(self, state: dict[str, Any]) -> dict[str, Any]:
-        """``state`` with ``handle`` and ``branches`` references resolved to handles (objects pass through)."""
-        handle, branches = state.get("handle"), state.get("branches") or {}
-        if not is_ref(handle) and not any(is_ref(v) for v in branches.values()):
+        """``state`` with ``handle`` and ``branches`` references resolved to handles (objects pass through).
+
+        Every value goes through the handle store's ``load``, so anything that is neither a LatentHandle nor a
+        well-formed reference raises :class:`~latent_graph.errors.HandleRefError` there (one check, every store).
+        """
+        handle, branches = state.get("handle"), branch_map(state.get("branches"))
+        if handle is None and not branches:
             return state
         load = self.handles.load
         return {

@@ -3,16 +3,15 @@
 Graph state holds a small JSON reference per handle (:mod:`latent_graph.persist.refs`);
 the chunks it names live in a :class:`BlobStore`. Keys are the sha256 hex of the
 bytes, so a segment shared by successive handles is stored once, whatever saver
-holds the references. Keys are checked against ``[0-9a-f]{64}`` before any file or
-row is touched: a reference cannot name a path outside its store.
+holds the references. Every method taking a key checks it (:func:`check_key`, ``[0-9a-f]{64}``)
+before any file or row is touched: a reference cannot name a path outside its store, and a
+malformed key never reaches a database driver.
 
 - :class:`FolderBlobStore`: one file per blob under a folder (the default, under the
   project cache dir: :func:`default_blob_folder`); atomic writes, safe across processes.
 - :class:`SqliteBlobStore`: a table in a SQLite file (one file beside a ``SqliteSaver``).
 - :class:`MemoryBlobStore`: a dict (tests, a single process).
-
-:class:`SqlBlobStore` holds the SQL the table-backed stores share (SQLite here, PostgreSQL in
-:mod:`latent_graph.persist.pg_blobs`).
+- :class:`SqlBlobStore`: the SQL the table-backed stores share (SQLite here, PostgreSQL in ``pg_blobs.py``).
 
 Every store records when a blob was last written (:meth:`BlobStore.age`), so
 garbage collection (:mod:`latent_graph.persist.gc`) can spare blobs a running
@@ -69,7 +68,11 @@ def _cutoff(older_than: float) -> float:
 
 @runtime_checkable
 class BlobStore(Protocol):
-    """Content-addressed bytes: ``sha256 hex -> bytes``. Thread-safe; writing a key twice stores it once."""
+    """Content-addressed bytes: ``sha256 hex -> bytes``. Thread-safe; writing a key twice stores it once.
+
+    Every method taking a key raises :class:`~latent_graph.errors.HandleRefError` for one that is not a blob key
+    (:func:`check_key`), before touching anything.
+    """
 
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key`` (refreshes its age when already present)."""
@@ -141,7 +144,7 @@ class MemoryBlobStore:
         return self._data.get(check_key(key))
 
     def __contains__(self, key: object) -> bool:
-        return key in self._data
+        return check_key(key) in self._data
 
     def keys(self) -> list[str]:
         return list(self._data)
@@ -158,7 +161,7 @@ class MemoryBlobStore:
         return dropped
 
     def age(self, key: str) -> float | None:
-        t = self._times.get(key)
+        t = self._times.get(check_key(key))
         return None if t is None else time.time() - t
 
     @property
@@ -219,7 +222,7 @@ class FolderBlobStore:
             return None
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and bool(_KEY.match(key)) and self._path(key).exists()
+        return self._path(check_key(key)).exists()
 
     def keys(self) -> list[str]:
         return sorted(p.name for p in self.root.glob("??/*") if _KEY.match(p.name))
@@ -301,7 +304,7 @@ class SqlBlobStore:
 
     def __contains__(self, key: object) -> bool:
         with self.lock:
-            return self._run("SELECT 1 FROM latent_blobs WHERE key = ?", (key,)).fetchone() is not None
+            return self._run("SELECT 1 FROM latent_blobs WHERE key = ?", (check_key(key),)).fetchone() is not None
 
     def keys(self) -> list[str]:
         with self.lock:
@@ -315,7 +318,7 @@ class SqlBlobStore:
 
     def age(self, key: str) -> float | None:
         with self.lock:
-            row = self._run("SELECT written FROM latent_blobs WHERE key = ?", (key,)).fetchone()
+            row = self._run("SELECT written FROM latent_blobs WHERE key = ?", (check_key(key),)).fetchone()
         return None if row is None else time.time() - float(row[0])
 
     @property

@@ -7,7 +7,8 @@ str/int/list fields only (content digest, chunk keys, shapes, fingerprint, segme
 table, a one-line summary), so any saver stores it, in strict msgpack mode too, and
 the server shows it as JSON.
 
-This module is the reference format (:func:`reference`, :func:`check_ref`), what both
+This module is the reference format (:func:`reference`; :func:`checked`, the one check of a value's form
+that both stores run before resolving it; :func:`check_ref`, a blob reference's keys and shapes), what both
 handle stores share (:class:`HotHandles`, :func:`placed`) and the store of one-shot runs,
 :class:`LiveHandleStore`, which keeps the handle objects themselves. The store whose
 references outlive a process, :class:`~latent_graph.persist.handle_store.HandleStore`,
@@ -22,7 +23,7 @@ import threading
 import uuid
 import weakref
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 import torch
 from typing_extensions import NotRequired, TypedDict
@@ -37,6 +38,7 @@ __all__ = [
     "HotHandles",
     "LiveHandleStore",
     "check_ref",
+    "checked",
     "is_ref",
     "placed",
     "ref_keys",
@@ -99,20 +101,60 @@ def ref_keys(ref: Any) -> list[str]:
     return [str(k) for k in [ref.get("digest"), *(ref.get("chunks") or [])] if k]
 
 
-def _int(ref: dict[str, Any], field: str) -> int:
-    value = ref.get(field)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise HandleRefError(f"handle reference field {field!r} must be an int >= 0, got {value!r}")
-    return value
+_FIELDS: dict[str, type] = {
+    "digest": str,
+    "chunks": list,
+    "model": str,
+    "fingerprint": str,
+    "batch": int,
+    "columns": int,
+    "layers": int,
+    "kv_heads": int,
+    "head_dim": int,
+    "dtype": str,
+    "nbytes": int,
+    "segments": list,
+    "summary": str,
+}
+_OPTIONAL: dict[str, type] = {"live": str, "writer": str}
+_EXPECTED = (
+    "a handle reference is the dict a handle store wrote (latent_graph_ref, "
+    + ", ".join(_FIELDS)
+    + "), passed back unchanged, or a LatentHandle"
+)
 
 
-def _version(ref: Any) -> None:
+def checked(ref: Any) -> HandleRef:
+    """``ref`` if it is a well-formed handle reference (every field present, of its type); the one check every
+    handle store runs on a value before resolving it.
+
+    Raises:
+        HandleRefError: Not a reference (a dict without ``latent_graph_ref``, a string, a number, a list...),
+            another format version, a field missing or of the wrong type.
+    """
     if not is_ref(ref):
-        raise HandleRefError(f"expected a handle reference (a dict with 'latent_graph_ref'), got {type(ref).__name__}")
-    if ref.get("latent_graph_ref") != REF_VERSION:
+        got = f"a dict with keys {sorted(map(str, ref))[:8]}" if isinstance(ref, dict) else type(ref).__name__
+        raise HandleRefError(f"expected a handle reference, got {got} {str(ref)[:60]!r}; {_EXPECTED}")
+    if type(ref["latent_graph_ref"]) is not int or ref["latent_graph_ref"] != REF_VERSION:  # not True, not 1.0
         raise HandleRefError(
-            f"handle reference version {ref.get('latent_graph_ref')!r}; this latent_graph reads version {REF_VERSION}"
+            f"handle reference version {repr(ref['latent_graph_ref'])[:40]}; this latent_graph reads version "
+            f"{REF_VERSION}"
         )
+    for field, kind in [*_FIELDS.items(), *((f, k) for f, k in _OPTIONAL.items() if f in ref)]:
+        if field not in ref:
+            raise HandleRefError(f"handle reference has no field {field!r}; {_EXPECTED}")
+        value = ref[field]
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise HandleRefError(f"handle reference field {field!r} must be an int >= 0, got {repr(value)[:40]}")
+        if not isinstance(value, kind):
+            raise HandleRefError(
+                f"handle reference field {field!r} must be a {kind.__name__}, got {type(value).__name__}"
+            )
+    if not all(isinstance(key, str) for key in ref["chunks"]):
+        raise HandleRefError("handle reference field 'chunks' must be a list of blob keys (str)")
+    if not all(isinstance(seg, list) and len(seg) == 4 for seg in ref["segments"]):
+        raise HandleRefError("handle reference field 'segments' must hold [agent, kind, start, end] lists")
+    return cast(HandleRef, ref)
 
 
 def reference(
@@ -152,24 +194,21 @@ def check_ref(ref: Any, model: Any = None) -> str:
         BlobMissingError: A ``live`` reference (its handle is held in memory by a one-shot run, in no blob).
         ModelMismatchError: The reference was built by another model.
     """
-    _version(ref)
+    ref = checked(ref)
     if "live" in ref:
         raise BlobMissingError(
             f"handle reference {str(ref.get('live'))[:12]}... names a handle a one-shot run held in "
             "memory (LiveHandleStore), not a blob: no blob store has it; where state outlives "
             "the run, give the graph a blob-backed HandleStore"
         )
-    digest = check_key(ref.get("digest"))
-    chunks = ref.get("chunks")
-    if not isinstance(chunks, list):
-        raise HandleRefError("handle reference field 'chunks' must be a list of blob keys")
-    for key in chunks:
+    digest = check_key(ref["digest"])
+    for key in ref["chunks"]:
         check_key(key)
-    layers, kv, head_dim, columns = (_int(ref, f) for f in ("layers", "kv_heads", "head_dim", "columns"))
+    layers, kv, head_dim, columns = ref["layers"], ref["kv_heads"], ref["head_dim"], ref["columns"]
     fp = getattr(model, "fingerprint", None)
-    if fp is not None and ref.get("fingerprint") != fp.digest:
+    if fp is not None and ref["fingerprint"] != fp.digest:
         raise ModelMismatchError(
-            str(fp), f"{ref.get('model')!r} (fingerprint {ref.get('fingerprint')})", "latent handle reference"
+            str(fp), f"{ref['model']!r} (fingerprint {ref['fingerprint']})", "latent handle reference"
         )
     want = getattr(fp, "kv_shape", None)
     if want is not None and layers and (layers, kv, head_dim) != tuple(want):
@@ -282,8 +321,7 @@ class LiveHandleStore(HotHandles):
         """The handle object behind a live reference (a LatentHandle passes through)."""
         if isinstance(ref, LatentHandle):
             return ref
-        _version(ref)
-        key = ref.get("live")
+        key = checked(ref).get("live")
         if not isinstance(key, str) or not _LIVE.match(key):
             raise HandleRefError(
                 f"a LiveHandleStore resolves only its own references (a 'live' id of 32 hex chars), "

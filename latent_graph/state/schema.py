@@ -24,6 +24,7 @@ from typing_extensions import NotRequired, TypedDict
 from latent_graph.errors import (
     BatchSizeMismatchError,
     BranchCollisionError,
+    HandleRefError,
     InvalidArgumentError,
     TooManyQuestionsError,
 )
@@ -127,7 +128,7 @@ def branches_reducer(left: dict[str, Any] | None, right: dict[str, Any] | None) 
     """
     if right is None:
         return {}
-    left = left or {}
+    left, right = branch_map(left), branch_map(right)
     clash = sorted(k for k, v in right.items() if k in left and not same_handle(left[k], v))
     if clash:
         raise BranchCollisionError(
@@ -135,6 +136,18 @@ def branches_reducer(left: dict[str, Any] | None, right: dict[str, Any] | None) 
             "keeps its own key (node[i]) when it runs under LangGraph, so two different tasks used one name"
         )
     return {**left, **right}
+
+
+def branch_map(value: Any) -> dict[str, Any]:
+    """``value`` as the ``branches`` map (None: empty); anything but a dict raises :class:`HandleRefError`."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise HandleRefError(
+            f"'branches' must map branch keys to handle references, got {type(value).__name__}; "
+            "pass back the map a graph returned, unchanged"
+        )
+    return value
 
 
 def same_handle(a: Any, b: Any) -> bool:
