@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,8 @@ from transformers import (
 )
 
 from latent_graph import LocalLatentModel
+
+import pgcluster
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -119,6 +121,16 @@ def any_model(request: pytest.FixtureRequest) -> LocalLatentModel:
 @pytest.fixture(scope="session")
 def llama() -> LocalLatentModel:
     return make_model("llama")
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster per test module (tests/pgcluster.py), skipped with the reason where it cannot start."""
+    try:
+        with pgcluster.start() as url:
+            yield url
+    except pgcluster.PgUnavailable as exc:
+        pytest.skip(f"PostgreSQL cannot start here: {exc}")
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,6 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from latent_graph.graphs import build_compact, build_hierarchical, build_sequential
 from latent_graph.persist import HandleStore, MemoryBlobStore, acollect_blobs, is_ref
 
-import pgcluster
-
 Q = {"questions": ["What is 12 times 7?", "Alice has 3 apples and buys 5 more. How many apples?"]}
 OPTS = dict(steps=2, max_new_tokens=6)
 BUILDERS: dict[str, tuple[Any, list[str]]] = {  # the builder, and the nodes a run pauses after
@@ -34,15 +32,6 @@ def reference(llama) -> dict[str, list[str]]:
         name: build(llama, handle_store=HandleStore.in_memory(), **OPTS).invoke(Q)["answers"]
         for name, (build, _) in BUILDERS.items()
     }
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    try:
-        with pgcluster.start() as url:
-            yield url
-    except pgcluster.PgUnavailable as exc:
-        pytest.skip(f"PostgreSQL cannot start here: {exc}")
 
 
 async def _call(graph: Any, method: str, *args: Any, aio: bool) -> Any:

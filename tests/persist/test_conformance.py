@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,6 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from latent_graph.persist import HandleStore, MemoryBlobStore
-
-import pgcluster
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -60,15 +58,6 @@ class SyncAsAsync(BaseCheckpointSaver):
 
     async def adelete_thread(self, thread_id: str) -> None:
         await asyncio.to_thread(self.inner.delete_thread, thread_id)
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    try:
-        with pgcluster.start() as url:
-            yield url
-    except pgcluster.PgUnavailable as exc:
-        pytest.skip(f"PostgreSQL cannot start here: {exc}")
 
 
 def _setups(pg: str | None) -> dict[str, Any]:

@@ -24,20 +24,9 @@ from langgraph.store.memory import InMemoryStore
 
 from latent_graph.persist import FolderBlobStore, MemoryBlobStore, SqliteBlobStore, collect_blobs
 
-import pgcluster
-
 GRACE = 600.0
 ROUNDS, BLOBS = 4, 200  # the stress: rounds of old blobs, half of them refreshed during collections
 BACKENDS = ["memory", "folder", "sqlite", "postgres"]
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    try:
-        with pgcluster.start() as url:
-            yield url
-    except pgcluster.PgUnavailable as exc:
-        pytest.skip(f"PostgreSQL cannot start here: {exc}")
 
 
 @pytest.fixture(params=BACKENDS)
