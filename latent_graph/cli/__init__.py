@@ -51,15 +51,6 @@ COMMAND_GROUPS: dict[str, tuple[str, str]] = {
 command runs (or for ``--help``), so ``run`` loads no bench or training code; one that cannot import is an error."""
 
 
-def load_model(args: argparse.Namespace) -> Any:
-    """Load the model named by ``--model`` (tests monkeypatch this to inject a tiny model)."""
-    from transformers.utils import logging as hf_logging
-
-    if not getattr(args, "debug", False):
-        hf_logging.disable_progress_bar()  # no per-load "Loading weights" bars in CLI output
-    return load_from_args(args)
-
-
 def graph_options(args: argparse.Namespace) -> dict[str, Any]:
     """The prebuilt-graph options given on the command line (every :class:`GraphOptions` field)."""
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(GraphOptions)}
@@ -161,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_flags(args)
     questions, contexts = read_questions(args)
     extra = parse_input(args.input)
-    model = load_model(args)
+    model = load_from_args(args)
     graph = make_graph(model, args)
     inputs: dict[str, Any] = {**extra, "questions": questions}
     if contexts is not None:

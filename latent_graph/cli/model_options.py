@@ -78,5 +78,12 @@ def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_from_args(args: argparse.Namespace, spec: str | None = None) -> Any:
-    """The model the shared flags name (``spec`` instead of ``--model``: e.g. adapter's ``--target-model``)."""
+    """The model the shared flags name (``spec`` instead of ``--model``: e.g. adapter's ``--target-model``).
+
+    Every command loads through here (tests monkeypatch it to inject a tiny model); without ``--debug``
+    transformers' per-load "Loading weights" bars stay out of the CLI's output."""
+    from transformers.utils import logging as hf_logging
+
+    if not getattr(args, "debug", False):
+        hf_logging.disable_progress_bar()
     return engine_load_model(args.model if spec is None else spec, **model_kwargs(args))

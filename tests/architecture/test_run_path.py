@@ -65,7 +65,7 @@ def traced():
     rp = RP
     model = make_model("llama")
     mp = pytest.MonkeyPatch()
-    mp.setattr(cli, "load_model", lambda args: model)
+    mp.setattr(cli, "load_from_args", lambda args: model)
     try:
         rc, t = rp.trace(lambda: cli.main(["run", "--max-new-tokens", "6", "What is 2 plus 3?"]))
     finally:

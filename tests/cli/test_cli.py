@@ -1,4 +1,4 @@
-"""The ``latent-graph`` CLI, in-process on a tiny model (``cli.load_model`` is monkeypatched)."""
+"""The ``latent-graph`` CLI, in-process on a tiny model (``cli.load_from_args`` is monkeypatched)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ FAST = ["--steps", "2", "--max-new-tokens", "4"]
 
 @pytest.fixture()
 def tiny(llama, monkeypatch):
-    monkeypatch.setattr(cli, "load_model", lambda args: llama)
+    monkeypatch.setattr(cli, "load_from_args", lambda args: llama)
     return llama
 
 
@@ -201,7 +201,7 @@ def test_draw_does_not_load_the_model(monkeypatch, capsys):
     def refuse(args):
         raise AssertionError("draw loaded the model")
 
-    monkeypatch.setattr(cli, "load_model", refuse)
+    monkeypatch.setattr(cli, "load_from_args", refuse)
     assert run("draw", "--format", "mermaid", "--model", "some/huge-model", "--edges", "latent,text,latent") == 0
     out = capsys.readouterr().out
     assert "planner == latent ==> critic" in out and "critic -. text .-> refiner" in out
