@@ -96,6 +96,11 @@ class BlobMissingError(HandleFormatError):
     """A blob a handle reference names is missing from (or corrupt in) its blob store."""
 
 
+class BlobStoreError(LatentGraphError, OSError):
+    """A blob store refuses its storage: a symlink, hard link or special file under a folder store's root (which could
+    make it read or write outside the root), or a shard that is not a directory."""
+
+
 class AdapterError(LatentGraphError, ValueError):
     """A trained adapter file is invalid or does not fit the model."""
 

@@ -4,12 +4,14 @@ Any LangGraph saver stores the references unchanged (its own serializer); :func:
 frees the blobs no checkpoint names any more, through the savers' public API.
 """
 
-from latent_graph.persist.blobs import BlobStore, FolderBlobStore, MemoryBlobStore, SqliteBlobStore
+from latent_graph.persist.blobs import BlobStore, FolderBlobStore
 from latent_graph.persist.chunks import HandleChunks, handle_from_chunks, handle_to_chunks, manifest_chunk_keys
 from latent_graph.persist.gc import acollect_blobs, checkpoint_nbytes, collect_blobs, delete_thread, referenced_blobs
 from latent_graph.persist.handle_format import chunk_key
 from latent_graph.persist.handle_store import HandleStore, default_handle_store
+from latent_graph.persist.memory_blobs import MemoryBlobStore
 from latent_graph.persist.refs import HandleRef, LiveHandleStore, is_ref
+from latent_graph.persist.sql_blobs import SqliteBlobStore
 
 __all__ = [
     "BlobStore",

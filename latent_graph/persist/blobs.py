@@ -8,42 +8,40 @@ before any file or row is touched: a reference cannot name a path outside its st
 malformed key never reaches a database driver.
 
 - :class:`FolderBlobStore`: one file per blob under a folder (the default, under the
-  project cache dir: :func:`default_blob_folder`); atomic writes, safe across processes.
-- :class:`SqliteBlobStore`: a table in a SQLite file (one file beside a ``SqliteSaver``).
-- :class:`MemoryBlobStore`: a dict (tests, a single process).
-- :class:`SqlBlobStore`: the SQL the table-backed stores share (SQLite here, PostgreSQL in ``pg_blobs.py``).
+  project cache dir: :func:`default_blob_folder`); atomic writes, safe across processes, and it never
+  follows a link out of its root.
+- In ``memory_blobs.py``: :class:`~latent_graph.persist.memory_blobs.MemoryBlobStore`, a dict (tests, one process).
+- In ``sql_blobs.py``: :class:`~latent_graph.persist.sql_blobs.SqliteBlobStore` (a table in a SQLite file,
+  beside a ``SqliteSaver``) and the SQL it shares with PostgreSQL's (``pg_blobs.py``).
 
-Every store records when a blob was last written (:meth:`BlobStore.age`), so
+Every store records when a blob was last written (``time.time()``; :meth:`BlobStore.age`), so
 garbage collection (:mod:`latent_graph.persist.gc`) can spare blobs a running
-graph has just written but not yet checkpointed. :meth:`BlobStore.delete` checks that age
+graph has just written but not yet checkpointed. :meth:`BlobStore.delete` checks that time
 and drops the blob in one step per key, atomic with respect to a concurrent ``put`` of the
 same key (a check-then-delete in two steps would drop a blob a writer refreshed in between).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import math
 import os
 import re
-import sqlite3
-import tempfile
-import threading
+import stat
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from filelock import FileLock
-
-from latent_graph.errors import HandleRefError
+from latent_graph.errors import BlobStoreError, HandleRefError
 from latent_graph.paths import cache_dir
 
 __all__ = [
     "BlobStore",
     "FolderBlobStore",
-    "MemoryBlobStore",
-    "SqlBlobStore",
-    "SqliteBlobStore",
     "check_key",
     "default_blob_folder",
 ]
@@ -59,11 +57,6 @@ def check_key(key: Any) -> str:
             "anything outside its blob store"
         )
     return key
-
-
-def _cutoff(older_than: float) -> float:
-    """The latest write time (``time.time()`` seconds) a blob dropped by ``delete(older_than=...)`` may have."""
-    return time.time() - older_than if older_than > 0 else math.inf
 
 
 @runtime_checkable
@@ -88,10 +81,10 @@ class BlobStore(Protocol):
         """Every stored key."""
         ...
 
-    def delete(self, keys: Iterable[str], older_than: float = 0.0) -> int:
-        """Drop those of ``keys`` last written at least ``older_than`` seconds ago (0: whatever their age).
+    def delete(self, keys: Iterable[str], before: float = math.inf) -> int:
+        """Drop those of ``keys`` last written at or before ``before`` (``time.time()`` seconds; default: any).
 
-        For each key the age check and the drop are one step, atomic with respect to a concurrent
+        For each key the check and the drop are one step, atomic with respect to a concurrent
         ``put`` of that key: a ``put`` either refreshes the blob before the check (it is kept) or
         writes it anew after the drop, so a writer never ends with its key missing. Returns how
         many blobs were dropped.
@@ -113,237 +106,232 @@ def default_blob_folder() -> Path:
     return cache_dir() / "handles"
 
 
-class MemoryBlobStore:
-    """A dict-backed :class:`BlobStore` (lives as long as the process).
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: a planted FIFO cannot hang a read
+_SHARD = re.compile(r"^[0-9a-f]{2}$")
 
-    Args:
-        max_bytes: If set, the oldest blobs are dropped once the store holds more (for graphs run
-            without a checkpointer, whose references only live for one invocation).
-    """
 
-    def __init__(self, max_bytes: int | None = None) -> None:
-        self._data: dict[str, bytes] = {}
-        self._times: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self.max_bytes = max_bytes
-        self._size = 0
-
-    def put(self, key: str, data: bytes) -> None:
-        check_key(key)
-        with self._lock:
-            if key not in self._data:
-                self._data[key] = bytes(data)
-                self._size += len(data)
-            self._times[key] = time.time()
-            while self.max_bytes is not None and self._size > self.max_bytes and len(self._data) > 1:
-                oldest = min(self._times, key=self._times.__getitem__)
-                self._size -= len(self._data.pop(oldest))
-                self._times.pop(oldest)
-
-    def get(self, key: str) -> bytes | None:
-        return self._data.get(check_key(key))
-
-    def __contains__(self, key: object) -> bool:
-        return check_key(key) in self._data
-
-    def keys(self) -> list[str]:
-        return list(self._data)
-
-    def delete(self, keys: Iterable[str], older_than: float = 0.0) -> int:
-        keys, cutoff, dropped = [check_key(k) for k in keys], _cutoff(older_than), 0
-        with self._lock:  # the lock ``put`` takes: check and drop are one step
-            for key in keys:
-                written = self._times.get(key)
-                if written is not None and written <= cutoff:
-                    self._size -= len(self._data.pop(key))
-                    del self._times[key]
-                    dropped += 1
-        return dropped
-
-    def age(self, key: str) -> float | None:
-        t = self._times.get(check_key(key))
-        return None if t is None else time.time() - t
-
-    @property
-    def nbytes(self) -> int:
-        return sum(len(v) for v in list(self._data.values()))
+def _refused(what: str, exc: OSError | None = None) -> BlobStoreError:
+    return BlobStoreError(
+        f"{what}: a folder blob store holds only plain directories and files under its root (a link could make it "
+        f"read or write outside the root); remove it{f' ({exc.strerror})' if exc is not None else ''}"
+    )
 
 
 class FolderBlobStore:
     """A :class:`BlobStore` in a folder: ``<root>/<key[:2]>/<key>``, written atomically (temp file + rename).
 
-    A blob's age is its file's mtime; ``put`` of a present blob refreshes it (``utime``). Refreshing
-    and ``delete``'s check-mtime-then-unlink both run under the shard's lock file
-    (``<root>/<key[:2]>/.lock``, a ``filelock`` lock: across threads and processes), so a refresh
-    lands either before the check (the blob is kept) or after the unlink (``utime`` finds no file
-    and ``put`` writes it anew). Writing a new blob needs no lock: its temp file is renamed into
-    place with a fresh mtime, and an absent file is nothing ``delete`` could drop. Readers take no
-    lock and never see a blob that is not collected go missing, not even for a moment (unlike a
-    rename-aside-then-restore scheme).
+    Nothing under the root is reached through a path that could follow a link: every shard
+    directory and blob is opened relative to its parent's descriptor (``openat``) with
+    ``O_NOFOLLOW``, and a symlink, hard link, FIFO or other special file where a shard, blob or
+    lock file belongs raises :class:`~latent_graph.errors.BlobStoreError` before anything is read
+    or written (a planted symlinked shard cannot make ``put`` write outside the root). ``keys``
+    refuses a symlink anywhere in the root or a shard. POSIX only (``openat``, ``flock``).
+
+    A blob's age is its file's mtime; ``put`` of a present blob refreshes it (``futimens``). Refreshing
+    and ``delete``'s check-mtime-then-unlink both hold the shard's lock (``flock`` on
+    ``<root>/<key[:2]>/.lock``: across threads and processes), so a refresh lands either before the
+    check (the blob is kept) or after the unlink (then ``put`` finds no file and writes it anew).
+    Writing a new blob needs no lock: its temp file is renamed into place with a fresh mtime, and an
+    absent file is nothing ``delete`` could drop. Readers take no lock and never see a blob that is
+    not collected go missing, not even for a moment.
 
     Args:
-        root: The folder (created); :func:`default_blob_folder` when None.
+        root: The folder (created); :func:`default_blob_folder` when None. Links in the path up to
+            the root are resolved once, here.
     """
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root if root is not None else default_blob_folder()).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def _path(self, key: str) -> Path:
-        key = check_key(key)
-        return self.root / key[:2] / key
-
-    @staticmethod
-    def _lock(shard: Path) -> FileLock:
-        return FileLock(shard / ".lock", poll_interval=0.001)
-
-    def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(exist_ok=True)
-        with self._lock(path.parent):
-            try:
-                os.utime(path)  # a fresh write of a shared blob: GC spares it again for a while
-                return
-            except FileNotFoundError:
-                pass
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    def _open_root(self) -> int:
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(bytes(data))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            return os.open(self.root, _DIR)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise _refused(f"the blob store root {str(self.root)!r} is no longer a directory", exc) from exc
             raise
 
-    def get(self, key: str) -> bytes | None:
+    @staticmethod
+    def _open_dir(parent: int, name: str, where: str) -> int | None:
+        """``name`` under the directory ``parent``, opened as a directory without following a link; None if absent."""
         try:
-            return self._path(key).read_bytes()
+            return os.open(name, _DIR, dir_fd=parent)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise _refused(f"{where}/{name} is a link or not a directory", exc) from exc
+            raise
+
+    @contextmanager
+    def _shard(self, key: str, create: bool = False) -> Iterator[int | None]:
+        """A descriptor of ``key``'s shard directory (made when ``create``), None when it is absent."""
+        root = self._open_root()
+        try:
+            if create:
+                try:
+                    os.mkdir(key[:2], 0o755, dir_fd=root)
+                except FileExistsError:
+                    pass
+            shard = self._open_dir(root, key[:2], str(self.root))
+        finally:
+            os.close(root)
+        try:
+            yield shard
+        finally:
+            if shard is not None:
+                os.close(shard)
+
+    def _where(self, key: str) -> str:
+        return f"{self.root}/{key[:2]}/{key}"
+
+    def _checked(self, st: os.stat_result, what: str) -> os.stat_result:
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+            raise _refused(f"{what} is a link or not a plain file")
+        return st
+
+    def _stat(self, shard: int, key: str) -> os.stat_result | None:
+        """The blob file's stat (the file itself, not a link's target), None if absent."""
+        try:
+            st = os.stat(key, dir_fd=shard, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        return self._checked(st, self._where(key))
+
+    def _open_blob(self, shard: int, key: str) -> int | None:
+        """The blob file opened for reading without following a link, None if absent."""
+        try:
+            fd = os.open(key, _FILE, dir_fd=shard)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _refused(f"{self._where(key)} is a link", exc) from exc
+            raise
+        try:
+            self._checked(os.fstat(fd), self._where(key))
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    @contextmanager
+    def _locked(self, shard: int, key: str) -> Iterator[None]:
+        """Hold the shard's lock file (``flock``; open file descriptions exclude each other, in and across processes)."""
+        try:
+            fd = os.open(".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=shard)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _refused(f"{self.root}/{key[:2]}/.lock is a link", exc) from exc
+            raise
+        try:
+            self._checked(os.fstat(fd), f"{self.root}/{key[:2]}/.lock")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def put(self, key: str, data: bytes) -> None:
+        key = check_key(key)
+        with self._shard(key, create=True) as shard:
+            assert shard is not None  # just made
+            with self._locked(shard, key):
+                fd = self._open_blob(shard, key)
+                if fd is not None:
+                    try:
+                        os.utime(fd)  # a fresh write of a shared blob: GC spares it again for a while
+                    finally:
+                        os.close(fd)
+                    return
+            tmp = f".tmp-{uuid.uuid4().hex}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=shard)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(bytes(data))
+                os.replace(tmp, key, src_dir_fd=shard, dst_dir_fd=shard)  # replaces a link itself, never its target
+            except BaseException:
+                try:
+                    os.unlink(tmp, dir_fd=shard)
+                except FileNotFoundError:
+                    pass
+                raise
+
+    def get(self, key: str) -> bytes | None:
+        key = check_key(key)
+        with self._shard(key) as shard:
+            fd = None if shard is None else self._open_blob(shard, key)
+        if fd is None:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            return f.read()
 
     def __contains__(self, key: object) -> bool:
-        return self._path(check_key(key)).exists()
+        key = check_key(key)
+        with self._shard(key) as shard:
+            return shard is not None and self._stat(shard, key) is not None
+
+    def _entries(self) -> Iterator[tuple[str, os.stat_result]]:
+        """``(key, stat)`` of every blob; a link anywhere in the root or a shard raises."""
+        root = self._open_root()
+        try:
+            with os.scandir(root) as top:
+                names = []
+                for entry in top:
+                    if entry.is_symlink():
+                        raise _refused(f"{self.root}/{entry.name} is a link")
+                    if _SHARD.match(entry.name):
+                        names.append(entry.name)
+            for name in sorted(names):
+                shard = self._open_dir(root, name, str(self.root))
+                if shard is None:
+                    continue  # removed meanwhile
+                try:
+                    with os.scandir(shard) as entries:
+                        for entry in entries:
+                            if entry.is_symlink():
+                                raise _refused(f"{self.root}/{name}/{entry.name} is a link")
+                            if _KEY.match(entry.name):
+                                try:
+                                    st = entry.stat(follow_symlinks=False)
+                                except FileNotFoundError:
+                                    continue  # collected meanwhile
+                                yield entry.name, self._checked(st, f"{self.root}/{name}/{entry.name}")
+                finally:
+                    os.close(shard)
+        finally:
+            os.close(root)
 
     def keys(self) -> list[str]:
-        return sorted(p.name for p in self.root.glob("??/*") if _KEY.match(p.name))
+        return sorted(key for key, _ in self._entries())
 
-    def delete(self, keys: Iterable[str], older_than: float = 0.0) -> int:
-        shards: dict[Path, list[Path]] = {}
+    def delete(self, keys: Iterable[str], before: float = math.inf) -> int:
+        shards: dict[str, list[str]] = {}
         for key in keys:
-            path = self._path(key)
-            shards.setdefault(path.parent, []).append(path)
-        cutoff, dropped = _cutoff(older_than), 0
-        for shard, paths in shards.items():
-            if not shard.is_dir():
-                continue  # none of its blobs exists
-            with self._lock(shard):  # the lock ``put`` refreshes under: check and unlink are one step
-                for path in paths:
-                    try:
-                        if path.stat().st_mtime <= cutoff:
-                            path.unlink()
+            shards.setdefault(check_key(key)[:2], []).append(key)
+        dropped = 0
+        for group in shards.values():
+            with self._shard(group[0]) as shard:
+                if shard is None:
+                    continue  # none of its blobs exists
+                with self._locked(shard, group[0]):  # the lock ``put`` refreshes under: check and unlink are one step
+                    for key in group:
+                        st = self._stat(shard, key)
+                        if st is not None and st.st_mtime <= before:
+                            os.unlink(key, dir_fd=shard)
                             dropped += 1
-                    except FileNotFoundError:
-                        pass
         return dropped
 
     def age(self, key: str) -> float | None:
-        try:
-            return time.time() - self._path(key).stat().st_mtime
-        except FileNotFoundError:
-            return None
+        key = check_key(key)
+        with self._shard(key) as shard:
+            st = None if shard is None else self._stat(shard, key)
+        return None if st is None else time.time() - st.st_mtime
 
     @property
     def nbytes(self) -> int:
-        return sum(p.stat().st_size for p in self.root.glob("??/*") if _KEY.match(p.name))
+        return sum(st.st_size for _, st in self._entries())
 
     def __repr__(self) -> str:
         return f"FolderBlobStore({str(self.root)!r})"
-
-
-class SqlBlobStore:
-    """The SQL of a :class:`BlobStore` in a table ``latent_blobs`` (key, data, written), shared by its backends.
-
-    A backend (:class:`SqliteBlobStore`, :class:`~latent_graph.persist.pg_blobs.PostgresBlobStore`)
-    opens the connection, creates the table and says how its driver spells a parameter
-    (``mark``) and whether writes need a ``commit`` (``autocommit``). Statements are written
-    with ``?`` and run with the backend's mark.
-
-    Args:
-        conn: A DB-API connection whose ``execute`` returns a cursor (``sqlite3``, ``psycopg``).
-        mark: The driver's parameter placeholder (``?`` for sqlite3, ``%s`` for psycopg).
-        autocommit: The connection commits every statement itself (no ``commit`` after writes).
-    """
-
-    def __init__(self, conn: Any, mark: str = "?", autocommit: bool = False) -> None:
-        self.conn, self.mark, self.autocommit = conn, mark, autocommit
-        self.lock = threading.RLock()
-
-    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        return self.conn.execute(sql.replace("?", self.mark), params)
-
-    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
-        """Run ``sql`` once per row in one transaction; how many rows it changed."""
-        with self.lock:
-            changed = sum(self._run(sql, params).rowcount for params in rows)
-            if not self.autocommit:
-                self.conn.commit()
-        return changed
-
-    def put(self, key: str, data: bytes) -> None:
-        check_key(key)
-        self._write(
-            "INSERT INTO latent_blobs (key, data, written) VALUES (?, ?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET written = excluded.written",
-            [(key, bytes(data), time.time())],
-        )
-
-    def get(self, key: str) -> bytes | None:
-        with self.lock:
-            row = self._run("SELECT data FROM latent_blobs WHERE key = ?", (check_key(key),)).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def __contains__(self, key: object) -> bool:
-        with self.lock:
-            return self._run("SELECT 1 FROM latent_blobs WHERE key = ?", (check_key(key),)).fetchone() is not None
-
-    def keys(self) -> list[str]:
-        with self.lock:
-            return [str(r[0]) for r in self._run("SELECT key FROM latent_blobs").fetchall()]
-
-    def delete(self, keys: Iterable[str], older_than: float = 0.0) -> int:
-        cutoff = _cutoff(older_than)  # one conditional statement per key: check and drop are one step
-        return self._write(
-            "DELETE FROM latent_blobs WHERE key = ? AND written <= ?", [(check_key(k), cutoff) for k in keys]
-        )
-
-    def age(self, key: str) -> float | None:
-        with self.lock:
-            row = self._run("SELECT written FROM latent_blobs WHERE key = ?", (check_key(key),)).fetchone()
-        return None if row is None else time.time() - float(row[0])
-
-    @property
-    def nbytes(self) -> int:
-        with self.lock:
-            return int(self._run("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM latent_blobs").fetchone()[0])
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-class SqliteBlobStore(SqlBlobStore):
-    """A :class:`BlobStore` in a SQLite table ``latent_blobs`` (its own connection; WAL, safe across processes).
-
-    Args:
-        path: The database file (may be the file a ``SqliteSaver`` uses).
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        super().__init__(sqlite3.connect(self.path, check_same_thread=False, timeout=30))
-        with self.lock:
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute(
-                "CREATE TABLE IF NOT EXISTS latent_blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL, "
-                "written REAL NOT NULL)"
-            )
-            self.conn.commit()

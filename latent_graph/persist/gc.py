@@ -9,20 +9,32 @@ the saver's public ``list`` (any saver: InMemorySaver, SqliteSaver, PostgresSave
 LangGraph stores, gathers the blob keys their references name, and deletes the other blobs.
 Nothing here reads a saver's tables or attributes: only its public API.
 
-Safe while other threads and processes write: a blob written (or re-written, which
-refreshes its age) less than ``grace`` seconds ago is never deleted, so the blobs of a
-node that has saved its handle but whose checkpoint is not committed yet survive. A
-running graph's nodes re-save (refresh) every chunk of the handle they write. The age is
-checked by the blob store at the moment of deletion, in one step with it per key
-(``BlobStore.delete(keys, older_than=grace)``: a conditional ``DELETE`` in SQL, the store's
+Safe while other threads and processes write (mark and sweep with a write barrier): the
+collection notes the time ``t0`` before it reads any checkpoint (the mark), and the sweep
+deletes only unreferenced blobs last written at or before ``t0 - grace``. The barrier is the
+``put`` every writer does before it commits a checkpoint naming a blob (a running graph's
+nodes re-save, so refresh, every chunk of the handle they write), and ``grace`` is the lease
+that ``put`` takes: a writer that commits within ``grace`` seconds of its ``put`` never loses
+the blob. Either the mark read its checkpoint, or the checkpoint was committed after ``t0``,
+so the ``put`` came after ``t0 - grace`` and the sweep spares it, however long the mark takes.
+The time is checked by the blob store at the moment of deletion, in one step with it per key
+(``BlobStore.delete(keys, before=t0 - grace)``: a conditional ``DELETE`` in SQL, the store's
 lock in memory, the shard's lock file in a folder), so a blob refreshed after the scan
-that found it unreferenced is kept, not lost.
+that found it unreferenced is kept, not lost. Times are ``time.time()`` of the writing and the
+collecting processes: their clocks must agree to well within ``grace``.
+
+A checkpoint written without a ``put`` (``update_state`` or a thread copy carrying a reference
+verbatim) relies on its source checkpoint: keep the source until the copy is committed, or
+re-save the handle.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
+
+from langgraph.checkpoint.memory import InMemorySaver
 
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.persist.blobs import BlobStore
@@ -64,6 +76,56 @@ def _walk_tuple(tup: Any, found: set[str]) -> None:
     _walk([w[2] for w in tup.pending_writes or []], found)
 
 
+_RETRIES = 100
+
+
+def _threads(saver: Any) -> list[Any]:
+    """What to list ``saver`` by: None (everything at once), or one config per thread of an ``InMemorySaver``.
+
+    ``InMemorySaver.list(None)`` iterates its live dict of threads, which a concurrent writer's new
+    thread changes under it (``RuntimeError: dictionary changed size during iteration``): its thread
+    ids are snapshotted first (``list(dict)`` runs under the GIL in one step) and listed one by one.
+    """
+    if not isinstance(saver, InMemorySaver):
+        return [None]
+    return [{"configurable": {"thread_id": t}} for t in list(saver.storage)]
+
+
+def _changed_under(exc: RuntimeError) -> bool:
+    return "changed size during iteration" in str(exc)
+
+
+def _mark(saver: Any, found: set[str]) -> None:
+    """Add the keys every checkpoint of ``saver`` names to ``found`` (a listing a writer disturbs is read again:
+    ``found`` only grows, so a partial first read is harmless)."""
+    for config in _threads(saver):
+        if config is not None and config["configurable"]["thread_id"] not in saver.storage:
+            continue  # deleted since the snapshot (listing it would put an empty thread back)
+        for attempt in range(_RETRIES):
+            try:
+                for tup in saver.list(config):
+                    _walk_tuple(tup, found)
+                break
+            except RuntimeError as exc:  # a new namespace in that thread, written meanwhile
+                if not _changed_under(exc) or attempt == _RETRIES - 1:
+                    raise
+
+
+async def _amark(saver: Any, found: set[str]) -> None:
+    """:func:`_mark` through ``alist``."""
+    for config in _threads(saver):
+        if config is not None and config["configurable"]["thread_id"] not in saver.storage:
+            continue
+        for attempt in range(_RETRIES):
+            try:
+                async for tup in saver.alist(config):
+                    _walk_tuple(tup, found)
+                break
+            except RuntimeError as exc:
+                if not _changed_under(exc) or attempt == _RETRIES - 1:
+                    raise
+
+
 def referenced_blobs(savers: Iterable[Any] = (), stores: Iterable[Any] = ()) -> set[str]:
     """Blob keys the references in every checkpoint/pending write of ``savers`` and item of ``stores`` name.
 
@@ -71,25 +133,29 @@ def referenced_blobs(savers: Iterable[Any] = (), stores: Iterable[Any] = ()) -> 
     """
     found: set[str] = set()
     for saver in savers:
-        for tup in saver.list(None):
-            _walk_tuple(tup, found)
+        _mark(saver, found)
     for store in stores:
         for value in _store_items(store):
             _walk(value, found)
     return found
 
 
-def _sweep(blobs: Any, live: set[str], grace: float) -> int:
-    """Delete the blobs of ``blobs`` outside ``live`` written at least ``grace`` seconds ago; how many.
-
-    The store checks the age when it deletes (not here beforehand), so a refresh in between keeps the blob.
-    """
+def _blob_store(blobs: Any, grace: Any) -> BlobStore:
+    """The blob store of ``blobs`` (a BlobStore or HandleStore), checked with ``grace`` before the mark."""
     store = getattr(blobs, "blobs", blobs)
     if not isinstance(store, BlobStore):
         raise InvalidArgumentError(f"collect_blobs needs a BlobStore or HandleStore, got {type(blobs).__name__}")
-    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace < float("inf"):
         raise InvalidArgumentError(f"grace must be seconds >= 0, got {grace!r}")
-    return store.delete([key for key in store.keys() if key not in live], older_than=grace)
+    return store
+
+
+def _sweep(store: BlobStore, live: set[str], before: float) -> int:
+    """Delete the blobs of ``store`` outside ``live`` last written at or before ``before``; how many.
+
+    The store checks the time when it deletes (not here beforehand), so a refresh in between keeps the blob.
+    """
+    return store.delete([key for key in store.keys() if key not in live], before=before)
 
 
 def collect_blobs(
@@ -100,7 +166,8 @@ def collect_blobs(
     Every saver and store whose checkpoints refer to this blob store must be passed:
     a blob only they referenced would be collected. Returns the number of blobs deleted.
     """
-    return _sweep(blobs, referenced_blobs(list(savers), list(stores)), grace)
+    store, t0 = _blob_store(blobs, grace), time.time()
+    return _sweep(store, referenced_blobs(list(savers), list(stores)), t0 - grace)
 
 
 async def acollect_blobs(
@@ -110,11 +177,11 @@ async def acollect_blobs(
 
     ``stores`` are read with their sync API.
     """
+    store, t0 = _blob_store(blobs, grace), time.time()
     found: set[str] = set()
     for saver in savers:
-        async for tup in saver.alist(None):
-            _walk_tuple(tup, found)
-    return _sweep(blobs, found | referenced_blobs((), list(stores)), grace)
+        await _amark(saver, found)
+    return _sweep(store, found | referenced_blobs((), list(stores)), t0 - grace)
 
 
 def delete_thread(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from latent_graph.persist.blobs import SqlBlobStore
+from latent_graph.persist.sql_blobs import SqlBlobStore
 
 __all__ = ["PostgresBlobStore"]
 
@@ -10,7 +10,7 @@ __all__ = ["PostgresBlobStore"]
 class PostgresBlobStore(SqlBlobStore):
     """Blobs in a table ``latent_blobs`` (key, data bytea, written): safe across processes and machines.
 
-    The statements are :class:`~latent_graph.persist.blobs.SqlBlobStore`'s, run with psycopg's ``%s``
+    The statements are :class:`~latent_graph.persist.sql_blobs.SqlBlobStore`'s, run with psycopg's ``%s``
     placeholder on an autocommit connection.
 
     Args:

@@ -15,7 +15,7 @@ import pytest
 from latent_graph.errors import HandleRefError
 from latent_graph.graphs import build_compact, build_sequential
 from latent_graph.persist import FolderBlobStore, HandleStore, LiveHandleStore, MemoryBlobStore, SqliteBlobStore
-from latent_graph.persist.blobs import SqlBlobStore
+from latent_graph.persist.sql_blobs import SqlBlobStore
 
 Q = "What is 2 plus 3?"
 BUILDERS = {"compact": build_compact, "sequential": build_sequential}

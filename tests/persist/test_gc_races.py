@@ -97,17 +97,17 @@ def test_folder_refresh_between_mtime_check_and_unlink_survives(tmp_path: Path, 
     store = FolderBlobStore(tmp_path / "blobs")
     blobs = put_old(store, 1)
     ((key, data),) = blobs.items()
-    unlink = Path.unlink
+    unlink = os.unlink
     writers: list[threading.Thread] = []
 
-    def unlink_after_a_refresh(path: Path, missing_ok: bool = False) -> None:
-        if path.name == key and not writers:  # the mtime check has passed: the blob is old
+    def unlink_after_a_refresh(path: Any, *, dir_fd: int | None = None) -> None:
+        if path == key and not writers:  # the mtime check has passed: the blob is old
             writers.append(threading.Thread(target=store.put, args=(key, data)))
             writers[0].start()
             writers[0].join(0.3)  # with the shard locked the refresh waits for the unlink; else it lands now
-        unlink(path, missing_ok=missing_ok)
+        unlink(path, dir_fd=dir_fd)
 
-    monkeypatch.setattr(Path, "unlink", unlink_after_a_refresh)
+    monkeypatch.setattr(os, "unlink", unlink_after_a_refresh)
     deleted = collect_blobs(store, grace=GRACE)
     writers[0].join()
     monkeypatch.undo()
