@@ -9,7 +9,6 @@ collections run back to back.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gc_harness import put_old
 from langgraph.store.memory import InMemoryStore
 
 from latent_graph.persist import FolderBlobStore, MemoryBlobStore, SqliteBlobStore, collect_blobs
@@ -46,32 +46,6 @@ def store(request: Any, tmp_path: Path) -> Iterator[Any]:
         s.delete(s.keys())  # the cluster is shared by the module's tests
         yield s
         s.close()
-
-
-def blob(i: int) -> tuple[str, bytes]:
-    data = f"blob {i}".encode()
-    return hashlib.sha256(data).hexdigest(), data
-
-
-def put_old(store: Any, n: int, first: int = 0, age: float = 3600.0) -> dict[str, bytes]:
-    """``n`` blobs last written ``age`` seconds ago (garbage to a collection with a shorter grace)."""
-    blobs = dict(blob(i) for i in range(first, first + n))
-    for key, data in blobs.items():
-        store.put(key, data)
-    then = time.time() - age
-    if isinstance(store, MemoryBlobStore):
-        store._times.update(dict.fromkeys(blobs, then))
-    elif isinstance(store, FolderBlobStore):
-        for key in blobs:
-            os.utime(store.root / key[:2] / key, (then, then))
-    else:
-        with store.lock:
-            for key in blobs:
-                store._run("UPDATE latent_blobs SET written = ? WHERE key = ?", (then, key))
-            if not store.autocommit:
-                store.conn.commit()
-    assert all(store.age(key) > GRACE for key in blobs)
-    return blobs
 
 
 def test_a_blob_refreshed_between_scan_and_delete_survives(store: Any, monkeypatch: Any) -> None:
@@ -164,3 +138,53 @@ def test_gc_loop_never_loses_a_blob_a_writer_refreshes(store: Any, interleaved: 
         assert not missing, f"round {round_}: {len(missing)} refreshed blobs were collected"
         assert sorted(store.keys()) == sorted(order)  # every other old blob went
         store.delete(store.keys())
+
+
+class SlowMark:
+    """A saver whose listing takes a while: a writer puts a blob and commits a checkpoint the mark does not read."""
+
+    def __init__(self, store: Any, key: str, data: bytes) -> None:
+        self.store, self.key, self.data = store, key, data
+
+    def list(self, config: Any) -> Iterator[Any]:
+        time.sleep(0.05)  # the mark has started; clocks move on
+        self.store.put(self.key, self.data)  # the writer's put, then its commit (after this listing)
+        time.sleep(0.05)
+        return iter(())
+
+
+def test_a_blob_written_after_the_mark_started_survives_any_grace(store: Any) -> None:
+    """The sweep spares what was written after the mark began, even with grace 0 and a mark slower than grace."""
+    ((key, data), (old, _)) = put_old(store, 2).items()
+    store.delete([key])
+    assert collect_blobs(store, [SlowMark(store, key, data)], grace=0.0) == 1  # only the old unreferenced blob
+    assert store.get(key) == data and old not in store
+
+
+def test_gc_on_a_live_in_memory_saver_while_a_writer_adds_threads(interleaved: None) -> None:
+    """``InMemorySaver.list(None)`` iterates its dict of threads: a writer adding one used to break the collection
+    with a raw ``RuntimeError: dictionary changed size during iteration``."""
+    from langgraph.checkpoint.base import empty_checkpoint
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    saver, store, done = InMemorySaver(), MemoryBlobStore(), threading.Event()
+    blobs = put_old(store, 1)
+    (key,) = blobs
+
+    def writer() -> None:
+        for i in range(3000):
+            store.put(key, blobs[key])  # the write barrier: a put before the commit that names the blob
+            cp = empty_checkpoint()
+            cp["channel_values"] = {"handle": {"latent_graph_ref": 1, "digest": key, "chunks": []}}
+            cp["channel_versions"] = {"handle": "1"}
+            saver.put({"configurable": {"thread_id": f"t{i}", "checkpoint_ns": ""}}, cp, {}, {"handle": "1"})
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    collections = 0
+    while not done.is_set():
+        collect_blobs(store, [saver], grace=GRACE)
+        collections += 1
+    thread.join()
+    assert collections > 1 and key in store
