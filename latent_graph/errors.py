@@ -60,6 +60,11 @@ class InvalidArgumentError(LatentGraphError, ValueError):
     """Any other bad argument (unknown memory policy, bad sampling setting...)."""
 
 
+class InvalidConfigError(InvalidArgumentError):
+    """A run config's ``thread_id``, ``checkpoint_ns`` or ``checkpoint_id`` is not one a saver can store (not a
+    str/int/UUID, too long, a NUL or a lone surrogate): refused before any saver sees it."""
+
+
 class TooManyQuestionsError(InvalidArgumentError):
     """A graph was invoked with more questions than its ``max_questions`` cap."""
 

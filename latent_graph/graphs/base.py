@@ -33,6 +33,7 @@ from latent_graph.graphs.roles import ANSWER_FORMATS, JUDGER, with_format
 from latent_graph.nodes import JudgerNode, LatentAgentNode, NodeModel, StandInModel, TextAgentNode, add_agent, engine_of
 from latent_graph.state.edges import EdgeKind, parse_edges
 from latent_graph.state.schema import MAX_QUESTIONS, GraphInput, GraphOutput, LatentState
+from latent_graph.state.threads import check_config
 
 _D = DecodeOptions()
 MESSAGE_TOKENS = 128
@@ -224,11 +225,54 @@ class Team:
         )
 
     def compile(self, name: str) -> CompiledStateGraph:
-        """Compile with the caller's checkpointer and store, untouched."""
+        """Compile with the caller's checkpointer and store, untouched, into a :class:`CheckedGraph`."""
         interrupt = list(self.kwargs.get("interrupt_after") or []) or None
-        return self.state_graph.compile(
+        graph = self.state_graph.compile(
             checkpointer=self.kwargs.get("checkpointer"),
             name=name,
             interrupt_after=interrupt,
             store=self.kwargs.get("store"),
         )
+        return CheckedGraph(**{k: v for k, v in graph.__dict__.items() if k != "__orig_class__"})
+
+
+class CheckedGraph(CompiledStateGraph):
+    """A compiled graph that checks every run config (:func:`~latent_graph.state.threads.check_config`) before its
+    checkpointer sees it: runs, state reads, history and updates, sync and async (``invoke`` runs ``stream``,
+    ``update_state`` runs ``bulk_update_state``). The checkpointer itself is the caller's object, untouched."""
+
+    def _checked(self, *configs: Any) -> None:
+        for config in (self.config, *configs):
+            check_config(config)
+
+    def stream(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
+        self._checked(config)
+        return super().stream(input, config, **kwargs)
+
+    def astream(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
+        self._checked(config)
+        return super().astream(input, config, **kwargs)
+
+    def get_state(self, config: Any, **kwargs: Any) -> Any:
+        self._checked(config)
+        return super().get_state(config, **kwargs)
+
+    async def aget_state(self, config: Any, **kwargs: Any) -> Any:
+        self._checked(config)
+        return await super().aget_state(config, **kwargs)
+
+    def get_state_history(self, config: Any, **kwargs: Any) -> Any:
+        self._checked(config, kwargs.get("before"))
+        return super().get_state_history(config, **kwargs)
+
+    def aget_state_history(self, config: Any, **kwargs: Any) -> Any:
+        self._checked(config, kwargs.get("before"))
+        return super().aget_state_history(config, **kwargs)
+
+    def bulk_update_state(self, config: Any, supersteps: Any) -> Any:
+        self._checked(config)
+        return super().bulk_update_state(config, supersteps)
+
+    async def abulk_update_state(self, config: Any, supersteps: Any) -> Any:
+        self._checked(config)
+        return await super().abulk_update_state(config, supersteps)

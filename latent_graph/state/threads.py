@@ -24,15 +24,55 @@ thread policy, chosen per invoke in the config's ``configurable``:
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from latent_graph.engine import LatentHandle
-from latent_graph.errors import InvalidArgumentError
+from latent_graph.errors import InvalidArgumentError, InvalidConfigError
 
 THREAD_MODES = ("fresh", "continue")
 MODE_KEY = "latent_thread"
 WINDOW_KEY = "latent_window"
+
+
+ID_FIELDS = {"thread_id": 512, "checkpoint_id": 512, "checkpoint_ns": 4096}
+"""The config fields every saver keys its rows by, and the most characters each may have."""
+
+
+def check_config(config: Any) -> None:
+    """Refuse a run config whose ids no saver can store, before any saver sees them.
+
+    ``configurable.thread_id``/``checkpoint_id``/``checkpoint_ns`` must each be a str (an int or UUID, which
+    LangGraph's savers store as text, passes too) of at most :data:`ID_FIELDS` characters, with no NUL and no
+    lone surrogate: otherwise PostgreSQL answers a raw ``DataError``/``ProgramLimitExceeded`` and SQLite stores
+    a megabyte key.
+
+    Raises:
+        InvalidConfigError: What is wrong and with which field.
+    """
+    if config is None:
+        return
+    conf = config.get("configurable") if isinstance(config, Mapping) else config
+    if conf is None:
+        return
+    if not isinstance(conf, Mapping):
+        raise InvalidConfigError(f"a run config is a dict with a 'configurable' dict, got {type(conf).__name__}")
+    for field, cap in ID_FIELDS.items():
+        value = conf.get(field)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int, uuid.UUID)):
+            raise InvalidConfigError(f"configurable {field!r} must be a str, got {type(value).__name__}")
+        text = str(value)
+        if len(text) > cap:
+            raise InvalidConfigError(f"configurable {field!r} has {len(text):,} characters; at most {cap} are stored")
+        try:
+            text.encode("utf-8")  # a lone surrogate has no UTF-8 form
+        except UnicodeEncodeError:
+            text = "\x00"
+        if "\x00" in text:
+            raise InvalidConfigError(f"configurable {field!r} holds a NUL or a lone surrogate: {str(value)[:40]!r}")
 
 
 def thread_mode(config: Mapping[str, Any] | None) -> str:
