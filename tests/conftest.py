@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -28,6 +29,7 @@ from transformers import (
 )
 
 from latent_graph import LocalLatentModel
+from latent_graph.errors import LatentGraphError
 
 import pgcluster
 
@@ -205,6 +207,57 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "needs(tool): the test needs an OS tool (bwrap, dot, chromium); skipped with the reason where it is missing",
     )
+    config.addinivalue_line(
+        "markers",
+        "reliability(kind): an attack, fault or bad_input of the reliability suite, counted in its summary line",
+    )
+
+
+# ------------------------------------------------------------------ the reliability suite's own counts
+RELIABILITY = {"attack": "attacks", "fault": "faults", "bad_input": "bad inputs"}
+HELD = {"attack": "blocked", "fault": "survived", "bad_input": "named errors"}
+RELIABILITY_TALLY: dict[str, dict[str, int]] = {}
+"""Per kind: ``tried``, ``held`` (the test passed), ``raw`` (it failed on an exception that is neither a
+LatentGraphError nor an assertion), ``skipped``. A test may count several cases: ``record_property("cases", n)``."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    mark = item.get_closest_marker("reliability")
+    if mark is None:
+        return
+    report = outcome.get_result()
+    kind = mark.args[0]
+    if kind not in RELIABILITY:
+        raise ValueError(f"reliability kind {kind!r} is not one of {sorted(RELIABILITY)}")
+    tally = RELIABILITY_TALLY.setdefault(kind, dict.fromkeys(["tried", "held", "raw", "skipped"], 0))
+    cases = int(dict(item.user_properties).get("cases", 1))
+    if report.skipped and report.when in ("setup", "call"):
+        tally["skipped"] += 1
+    elif report.when == "call":
+        tally["tried"] += cases
+        if report.passed:
+            tally["held"] += cases
+        elif call.excinfo is not None and not isinstance(call.excinfo.value, (LatentGraphError, AssertionError)):
+            tally["raw"] += 1
+
+
+def reliability_summary() -> str:
+    """One line: attacks tried/blocked, faults survived, bad inputs with named errors, raw errors, skipped."""
+    parts = [
+        f"{RELIABILITY[k]} {t['tried']} tried, {t['held']} {HELD[k]}"
+        for k, t in sorted(RELIABILITY_TALLY.items(), key=lambda kv: list(RELIABILITY).index(kv[0]))
+    ]
+    raw = sum(t["raw"] for t in RELIABILITY_TALLY.values())
+    skipped = sum(t["skipped"] for t in RELIABILITY_TALLY.values())
+    return "reliability: " + "; ".join(parts) + f"; raw errors {raw}; skipped {skipped}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if RELIABILITY_TALLY:
+        terminalreporter.write_sep("-", "reliability suite")
+        terminalreporter.write_line(reliability_summary())
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

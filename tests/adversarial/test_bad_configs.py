@@ -100,3 +100,6 @@ def test_postgres_saver_never_sees_a_bad_thread_id(llama: Any, pg_url: str) -> N
         for bad in ("1MB", "nul"):
             with pytest.raises(InvalidConfigError):
                 g.invoke(Q, {"configurable": {"thread_id": BAD[bad]}})
+
+
+pytestmark = pytest.mark.reliability("bad_input")  # counted in the reliability summary (tests/conftest.py)

@@ -163,3 +163,6 @@ def test_every_blob_store_method_checks_its_key(tmp_path, kind):
     assert blobs.get(good) == b"x" and good in blobs  # a list with one bad key deletes nothing
     blobs.delete([good])
     assert good not in blobs and blobs.age(good) is None
+
+
+pytestmark = pytest.mark.reliability("bad_input")  # counted in the reliability summary (tests/conftest.py)

@@ -62,3 +62,6 @@ def test_default_model_decode_ten_million_tokens_stays_small(default_model, rese
         f"decode(max_new_tokens=10**7): {out.new_tokens} tokens, +{grown:.0f} MB RSS, reserved {max(reserved)} columns"
     )
     assert grown < 200 and max(reserved) <= default_model.max_context  # old code: 10**7 + prompt columns
+
+
+pytestmark = pytest.mark.reliability("attack")  # counted in the reliability summary (tests/conftest.py)

@@ -155,3 +155,6 @@ def test_damaged_sqlite_checkpoint_is_a_named_error(tmp_path):
             open_checkpoints(path)
     with pytest.raises(sqlite3.DatabaseError):  # what a stock saver on this file would raise later
         sqlite3.connect(str(path)).execute("select count(*) from checkpoints").fetchone()
+
+
+pytestmark = pytest.mark.reliability("bad_input")  # counted in the reliability summary (tests/conftest.py)

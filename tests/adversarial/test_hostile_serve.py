@@ -263,3 +263,6 @@ def test_abandoned_heavy_request_is_cancelled(served):
     )
     assert health["cancelled"] == before + 1
     assert health["runs"] == runs + 1  # only the light request ran to the end
+
+
+pytestmark = pytest.mark.reliability("attack")  # counted in the reliability summary (tests/conftest.py)

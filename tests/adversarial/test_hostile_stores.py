@@ -135,6 +135,7 @@ def _in_process(queue: Any, kind: str, where: Any, seed: int) -> None:
 
 
 @pytest.mark.parametrize("kind", ["memory", "folder", "sqlite"])
+@pytest.mark.reliability("fault")
 def test_every_operation_is_safe_under_concurrent_writers(kind: str, tmp_path: Path) -> None:
     where: Any = {"memory": MemoryBlobStore(), "folder": tmp_path / "f", "sqlite": str(tmp_path / "b.db")}[kind]
     if kind == "sqlite":
@@ -162,3 +163,6 @@ def test_every_operation_is_safe_under_concurrent_writers(kind: str, tmp_path: P
         assert hashlib.sha256(store.get(key) or b"").hexdigest() == key
     if kind == "folder":
         assert not [p for p in Path(where).rglob(".tmp-*")]  # no temp file left behind
+
+
+pytestmark = pytest.mark.reliability("attack")  # counted in the reliability summary (tests/conftest.py)

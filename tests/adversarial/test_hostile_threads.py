@@ -91,3 +91,6 @@ def test_run_status_after_a_crash(kill_at_put, monkeypatch):
     graph.invoke(None, config)
     assert run_status(graph, config) == "finished"
     assert graph.get_state(config).values["turn"] == 2
+
+
+pytestmark = pytest.mark.reliability("fault")  # counted in the reliability summary (tests/conftest.py)

@@ -87,3 +87,6 @@ def test_hierarchical_graph_under_threads_120_runs():
     got = _hammer(tokens, list(inputs), calls=30)
     wrong = [p for p, t in got if t != want[p]]
     assert len(got) == 120 and not wrong, f"{len(wrong)} of {len(got)} runs tokenized a node's prompt differently"
+
+
+pytestmark = pytest.mark.reliability("attack")  # counted in the reliability summary (tests/conftest.py)

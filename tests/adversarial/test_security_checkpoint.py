@@ -89,3 +89,6 @@ def test_serve_names_a_damaged_checkpoint_file(tmp_path):
     sqlite3.connect(str(tmp_path / "ok.sqlite")).close()
     saver, handles = open_checkpoints(tmp_path / "ok.sqlite")
     assert saver.serde is not None and handles.blobs.keys() == []
+
+
+pytestmark = pytest.mark.reliability("attack")  # counted in the reliability summary (tests/conftest.py)

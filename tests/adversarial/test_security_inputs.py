@@ -182,3 +182,6 @@ def test_fuzz_graph_inputs(graph, questions, context):
     except LatentGraphError:
         return
     assert isinstance(out["answers"], list) and all(isinstance(a, str) for a in out["answers"])
+
+
+pytestmark = pytest.mark.reliability("bad_input")  # counted in the reliability summary (tests/conftest.py)

@@ -123,3 +123,6 @@ def test_cache_converted_before_digests_is_adopted_or_repaired(fake_default):
     with pytest.warns(UserWarning, match="safetensors"):
         _load(dm)
     assert len(calls) == 2
+
+
+pytestmark = pytest.mark.reliability("attack")  # counted in the reliability summary (tests/conftest.py)

@@ -126,3 +126,6 @@ def test_default_tokenizer_smollm2():
     _check_forgery(tok, CHATML_ATTACK, "<|im_start|>")
     for p in NORMAL:
         assert _ids(tok, p) == _template_ids(tok, p)
+
+
+pytestmark = pytest.mark.reliability("attack")  # counted in the reliability summary (tests/conftest.py)

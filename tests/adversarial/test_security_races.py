@@ -86,3 +86,6 @@ def test_read_only_cache_falls_back_to_memory(tmp_path, monkeypatch):
         ro.chmod(0o755)
     assert r.matrix.shape == (4, 4) and not any(ro.rglob("*.safetensors"))
     assert not list(ro.rglob("*.tmp"))
+
+
+pytestmark = pytest.mark.reliability("fault")  # counted in the reliability summary (tests/conftest.py)

@@ -52,3 +52,6 @@ def test_delete_thread_collects_its_blobs(llama, saved):
     _run(graph, "again", "What is 1+1?")  # handles seen before are written again, not referenced as collected
     again = graph.get_state({"configurable": {"thread_id": "again"}}).values["handle"]
     assert HandleStore(blobs).load(again, llama).num_layers == 2
+
+
+pytestmark = pytest.mark.reliability("fault")  # counted in the reliability summary (tests/conftest.py)

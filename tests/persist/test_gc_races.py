@@ -188,3 +188,6 @@ def test_gc_on_a_live_in_memory_saver_while_a_writer_adds_threads(interleaved: N
         collections += 1
     thread.join()
     assert collections > 1 and key in store
+
+
+pytestmark = pytest.mark.reliability("fault")  # counted in the reliability summary (tests/conftest.py)

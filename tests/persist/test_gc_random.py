@@ -76,3 +76,6 @@ def test_the_race_catches_a_two_step_collection(tmp_path: Path, interleaved: Non
     result = race(spec("folder", False, tmp_path, None), processes=False, rounds=ROUNDS, collect=two_step_collect)
     assert not result["errors"], result["errors"][0]
     assert result["losses"]
+
+
+pytestmark = pytest.mark.reliability("fault")  # counted in the reliability summary (tests/conftest.py)
