@@ -24,6 +24,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResul
 from langchain_core.runnables import RunnableConfig, ensure_config
 
 from latent_graph.engine import TokenChunk
+from latent_graph.nodes.running import ambient, cancellable, check_stop
 
 
 def writer() -> Callable[[Any], None]:
@@ -37,7 +38,12 @@ def writer() -> Callable[[Any], None]:
 
 
 def emitter(config: Mapping[str, Any] | None) -> Callable[[dict[str, Any]], None]:
-    """Emit an event dict to the custom stream and to ``astream_events`` (no-ops where nobody listens)."""
+    """Emit an event dict to the custom stream and to ``astream_events`` (no-ops where nobody listens).
+
+    Without a config (a node called by hand inside another node) it emits under the calling node's
+    (:func:`~latent_graph.nodes.running.ambient`).
+    """
+    config = ambient(config)  # type: ignore[arg-type]
     stream = writer()
     has_run = bool(config and config.get("callbacks"))
 
@@ -63,11 +69,12 @@ class ChatRun:
     """
 
     def __init__(self, config: RunnableConfig | None, name: str, prompts: Sequence[str], model_name: str) -> None:
-        cfg = ensure_config(config)
+        cfg = ensure_config(ambient(config))
         manager = CallbackManager.configure(
             cfg.get("callbacks"), inheritable_tags=cfg.get("tags"), inheritable_metadata=cfg.get("metadata")
         )
         self.listening = bool(manager.handlers)  # else per-token callbacks would reach nobody: skip them
+        self.wants_tokens = self.listening or cancellable()  # a cancellable run stops at a token boundary
         self.runs = manager.on_chat_model_start(
             {"name": name},
             [[HumanMessage(p)] for p in prompts],
@@ -77,7 +84,11 @@ class ChatRun:
         )
 
     def on_token(self, chunk: TokenChunk) -> None:
-        """Forward one engine token to its row's run (an ``engine.decode`` ``on_token`` callback)."""
+        """Forward one engine token to its row's run (an ``engine.decode`` ``on_token`` callback); a cancelled
+        async run stops here (:func:`~latent_graph.nodes.running.check_stop`)."""
+        check_stop()
+        if not self.listening:
+            return
         run = self.runs[chunk.row]
         message = AIMessageChunk(content=chunk.text, id=f"run-{run.run_id}")
         run.on_llm_new_token(chunk.text, chunk=ChatGenerationChunk(message=message))
