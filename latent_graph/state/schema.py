@@ -29,6 +29,7 @@ from latent_graph.errors import (
     TooManyQuestionsError,
 )
 from latent_graph.persist.refs import HandleRef
+from latent_graph.state.canonical import CanonicalValue, canonical
 from latent_graph.state.trace import NodeRecord
 
 CLEAR: dict[str, str] = {"op": "clear"}
@@ -77,7 +78,7 @@ def merge_by_id(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
                 continue
             seen.add(x["id"])
         out.append(x)
-    return out
+    return canonical(out)  # type: ignore[no-any-return]
 
 
 def trace_reducer(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
@@ -101,7 +102,8 @@ def trace_reducer(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
         for x in out
     ]
     newest = max(held, *stamps)
-    return [x for x in out if not (isinstance(x, dict) and isinstance(x.get("turn"), int) and x["turn"] < newest)]
+    kept = [x for x in out if not (isinstance(x, dict) and isinstance(x.get("turn"), int) and x["turn"] < newest)]
+    return canonical(kept)  # type: ignore[no-any-return]
 
 
 def inbox_reducer(left: list[Message] | None, right: Any) -> list[Message]:
@@ -113,10 +115,10 @@ def inbox_reducer(left: list[Message] | None, right: Any) -> list[Message]:
     left = [m if "id" in m else {**m, "id": uuid.uuid4().hex} for m in left or []]
     if isinstance(right, dict) and right.get("op") in ("read", "clear"):
         ids = None if right["op"] == "clear" else set(right.get("ids") or [])
-        return [{**m, "read": True} if ids is None or m["id"] in ids else m for m in left]  # type: ignore[typeddict-item]
+        return canonical([{**m, "read": True} if ids is None or m["id"] in ids else m for m in left])  # type: ignore[no-any-return]
     read = {m["id"] for m in right or [] if m.get("read") and "id" in m}
     merged = merge_by_id(left, [m if "id" in m else {**m, "id": uuid.uuid4().hex} for m in right or []])
-    return [{**m, "read": True} if m["id"] in read else m for m in merged]  # type: ignore[typeddict-item]
+    return canonical([{**m, "read": True} if m["id"] in read else m for m in merged])  # type: ignore[no-any-return]
 
 
 def branches_reducer(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
@@ -135,7 +137,7 @@ def branches_reducer(left: dict[str, Any] | None, right: dict[str, Any] | None) 
             f"parallel branches {clash} were written twice before a reader merged them; every Send task "
             "keeps its own key (node[i]) when it runs under LangGraph, so two different tasks used one name"
         )
-    return {**left, **right}
+    return canonical({**left, **right})  # type: ignore[no-any-return]
 
 
 def branch_map(value: Any) -> dict[str, Any]:
@@ -167,7 +169,7 @@ class LatentState(TypedDict, total=False):
     """Optional private context per question, shown to agents with ``sees_context``."""
     agent_context: dict[str, list[str]] | None
     """Private text per question for one named agent only (``{agent: [text per question]}``)."""
-    handle: HandleRef | None
+    handle: Annotated[HandleRef | None, CanonicalValue]
     """The latent edge carrier: a reference to the last latent agent's handle (None after a text edge)."""
     branches: Annotated[dict[str, HandleRef], branches_reducer]
     """References written by parallel branches (keyed ``node`` or ``node[i]`` per Send task), merged by the next reader."""
@@ -177,7 +179,7 @@ class LatentState(TypedDict, total=False):
     """Every text message ever sent (the transcript)."""
     trace: Annotated[list[NodeRecord], trace_reducer]
     """One record per executed node of the current turn, in order (earlier turns: the checkpoint history)."""
-    answers: list[str]
+    answers: Annotated[list[str], CanonicalValue]
     """The judger's answer per question."""
     turn: Annotated[int, operator.add]
     """Runs (turns) this thread has finished: answer nodes add 1 (see :mod:`latent_graph.state.threads`)."""
