@@ -17,7 +17,7 @@ from langgraph.types import CachePolicy
 
 from latent_graph.engine import DecodeOptions
 from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode
-from latent_graph.persist import FolderBlobStore, HandleStore
+from latent_graph.persist import HandleStore
 from latent_graph.state import LatentState
 from latent_graph.state.canonical import canonical
 
@@ -50,7 +50,7 @@ def run(graph):
         if mode == "values":
             final = chunk
         else:
-            for node, update in chunk.items():
+            for node in chunk:
                 if node != "__metadata__":
                     cached[node] = bool(chunk.get("__metadata__", {}).get("cached"))
     return final, cached
