@@ -121,7 +121,3 @@ class RunStoppedError(LatentGraphError, RuntimeError):
     """An async node run was cancelled (LangGraph's ``timeout=``, a cancelled task) and stopped at its next latent
     step or token; LangGraph reports the cancellation itself (``NodeTimeoutError``), this only ends the worker."""
 
-
-class HandleNotDataError(LatentGraphError, TypeError):
-    """A ``LatentHandle`` object was put where LangGraph stores plain data (a functional-API ``@task`` result, a
-    checkpointed value): store it and pass its reference (``store.save(handle)``) instead."""
