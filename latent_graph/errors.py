@@ -120,4 +120,3 @@ class ToolCallError(LatentGraphError, RuntimeError):
 class RunStoppedError(LatentGraphError, RuntimeError):
     """An async node run was cancelled (LangGraph's ``timeout=``, a cancelled task) and stopped at its next latent
     step or token; LangGraph reports the cancellation itself (``NodeTimeoutError``), this only ends the worker."""
-
