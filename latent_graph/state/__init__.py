@@ -6,6 +6,7 @@ metadata (``edges.py``; :mod:`latent_graph.present.edges` reads them back from a
 Send-task branch keys (``branches.py``) and what a reused thread carries over (``threads.py``).
 """
 
+from latent_graph.state.canonical import CanonicalValue, canonical
 from latent_graph.state.edges import EDGE_KINDS, METADATA_KEY, EdgeKind, parse_edges, sends_metadata
 from latent_graph.state.schema import (
     GraphInput,
@@ -18,6 +19,7 @@ from latent_graph.state.schema import (
 from latent_graph.state.trace import NodeRecord, StepRecord, ToolTurnRecord
 
 __all__ = [
+    "CanonicalValue",
     "EDGE_KINDS",
     "METADATA_KEY",
     "EdgeKind",
@@ -29,6 +31,7 @@ __all__ = [
     "StepRecord",
     "ToolTurnRecord",
     "branches_reducer",
+    "canonical",
     "inbox_reducer",
     "parse_edges",
     "sends_metadata",
