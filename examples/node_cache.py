@@ -3,7 +3,7 @@
 Every node gets LangGraph's own ``cache_policy=CachePolicy()`` (its default key: the pickled node input) and the
 graph a cache (``InMemoryCache()`` here; ``SqliteCache(path=...)`` shares it between processes, with a folder or
 SQLite handle store both processes can read). The second identical invoke serves *every* node from the cache:
-the state the package's nodes write pickles by content (:mod:`latent_graph.state.canonical`), so a handle
+the state the package's nodes write pickles by content (:func:`latent_graph.state.canonical`), so a handle
 reference read back from the cache gives the next node the same key as the fresh one did.
 
 Run: ``python examples/node_cache.py``.

@@ -2,9 +2,9 @@
 
 ``base.py`` (prompt assembly, inputs from state) ← ``latent.py`` (think) ← ``cross.py`` (another model's
 handle) and ``tools.py`` (tool calls and tool turns, then think; tools run through ``toolbox.py``); ``text.py``
-decodes (text agents, the judger); ``streaming.py`` carries custom events and tokens into LangGraph's streams;
-``model_kind.py`` tells which kind of model a node runs on (latent, foreign chat model, drawing stand-in);
-``running.py`` gives a node called by hand the caller's config and runs ``ainvoke`` so ``timeout=`` can stop it.
+decodes (text agents, the judger); ``streaming.py`` carries custom events and tokens into LangGraph's streams (and gives a node called by hand
+its caller's config, and ``ainvoke`` a cancellable worker so ``timeout=`` can stop it);
+``model_kind.py`` tells which kind of model a node runs on (latent, foreign chat model, drawing stand-in).
 :func:`add_agent` adds a node to any ``StateGraph`` with its edge kind declared.
 """
 

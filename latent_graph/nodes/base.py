@@ -2,7 +2,7 @@
 
 A node is a callable ``node(state, config=None) -> dict`` usable in any ``StateGraph``, and a LangChain
 ``Runnable`` whose ``ainvoke`` is natively async: LangGraph's ``add_node(..., timeout=...)`` accepts it, and a
-cancelled run stops at its next latent step or token (:mod:`latent_graph.nodes.running`). It never mutates the
+cancelled run stops at its next latent step or token (:mod:`latent_graph.nodes.streaming`). It never mutates the
 handle it reads (engine calls return new ones) and writes its :class:`~latent_graph.state.trace.NodeRecord`
 once, when it has finished.
 """
@@ -18,8 +18,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from latent_graph.engine import DEFAULT_MEMORY, KVPolicy, LatentHandle, StepInfo, compress, merge_branches
 from latent_graph.nodes.model_kind import NodeModel, engine_of
-from latent_graph.nodes.running import ambient, check_stop, in_worker, settle
-from latent_graph.nodes.streaming import emitter
+from latent_graph.nodes.streaming import ambient, check_stop, emitter, in_worker, settle
 from latent_graph.persist import HandleStore, LiveHandleStore, default_handle_store
 from latent_graph.state.branches import branch_key, graph_node, ordered, task_id
 from latent_graph.state.edges import sends_metadata
@@ -108,7 +107,7 @@ class AgentNode(Runnable[dict[str, Any], dict[str, Any]]):
 
     def begin(self, config: RunnableConfig | None) -> RunnableConfig | None:
         """Start a run: wait until cancelled runs on this model have stopped; the config to run under
-        (:func:`~latent_graph.nodes.running.ambient`: the caller's when called by hand without one)."""
+        (:func:`~latent_graph.nodes.streaming.ambient`: the caller's when called by hand without one)."""
         settle(self.model)
         return ambient(config)
 

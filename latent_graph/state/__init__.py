@@ -6,14 +6,15 @@ metadata (``edges.py``; :mod:`latent_graph.present.edges` reads them back from a
 Send-task branch keys (``branches.py``) and what a reused thread carries over (``threads.py``).
 """
 
-from latent_graph.state.canonical import CanonicalValue, canonical
 from latent_graph.state.edges import EDGE_KINDS, METADATA_KEY, EdgeKind, parse_edges, sends_metadata
 from latent_graph.state.schema import (
+    CanonicalValue,
     GraphInput,
     GraphOutput,
     LatentState,
     Message,
     branches_reducer,
+    canonical,
     inbox_reducer,
 )
 from latent_graph.state.trace import NodeRecord, StepRecord, ToolTurnRecord

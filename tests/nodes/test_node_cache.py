@@ -18,8 +18,7 @@ from langgraph.types import CachePolicy
 from latent_graph.engine import DecodeOptions
 from latent_graph.nodes import JudgerNode, LatentAgentNode, TextAgentNode
 from latent_graph.persist import HandleStore
-from latent_graph.state import LatentState
-from latent_graph.state.canonical import canonical
+from latent_graph.state import LatentState, canonical
 
 Q = {"questions": ["What is 12 times 7?", "Alice has 3 apples and buys 5 more."]}
 NODES = ["planner", "critic", "skeptic", "solver", "judger"]
