@@ -125,3 +125,8 @@ class ConstraintError(LatentGraphError, ValueError):
 class ToolCallError(LatentGraphError, RuntimeError):
     """A tool call of a tool-using latent agent failed under ``tool_errors="raise"`` (unknown tool, the tool raised,
     a result that is not text, a call cut off by the token budget); the default ``"record"`` writes an error tool turn."""
+
+
+class RunStoppedError(LatentGraphError, RuntimeError):
+    """An async node run was cancelled (LangGraph's ``timeout=``, a cancelled task) and stopped at its next latent
+    step or token; LangGraph reports the cancellation itself (``NodeTimeoutError``), this only ends the worker."""

@@ -1,9 +1,10 @@
 """Shared machinery of agent nodes: prompt assembly, inputs from state, per-step events.
 
-A node is a plain callable ``node(state, config=None) -> dict`` usable in any
-``StateGraph``. It never mutates the handle it reads (engine calls return new
-ones) and writes its :class:`~latent_graph.state.trace.NodeRecord` once, when it
-has finished.
+A node is a callable ``node(state, config=None) -> dict`` usable in any ``StateGraph``, and a LangChain
+``Runnable`` whose ``ainvoke`` is natively async: LangGraph's ``add_node(..., timeout=...)`` accepts it, and a
+cancelled run stops at its next latent step or token (:mod:`latent_graph.nodes.streaming`). It never mutates the
+handle it reads (engine calls return new ones) and writes its :class:`~latent_graph.state.trace.NodeRecord`
+once, when it has finished.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable, RunnableConfig
 
 from latent_graph.engine import DEFAULT_MEMORY, KVPolicy, LatentHandle, StepInfo, compress, merge_branches
 from latent_graph.nodes.model_kind import NodeModel, engine_of
-from latent_graph.nodes.streaming import emitter
+from latent_graph.nodes.streaming import ambient, check_stop, emitter, in_worker, settle
 from latent_graph.persist import HandleStore, LiveHandleStore, default_handle_store
 from latent_graph.state.branches import branch_key, graph_node, ordered, task_id
 from latent_graph.state.edges import sends_metadata
@@ -52,7 +54,7 @@ def add_agent(builder: Any, node: AgentNode, name: str | None = None) -> Any:
 
 
 @dataclass
-class AgentNode:
+class AgentNode(Runnable[dict[str, Any], dict[str, Any]]):
     """Base of latent, text and judger nodes.
 
     Attributes:
@@ -91,6 +93,23 @@ class AgentNode:
         engine = engine_of(self.model)  # checks the model's kind once, here
         if engine is not None:
             self.model = engine  # the same model behind its chat face is the same engine
+
+    # ------------------------------------------------------------- runs
+    def invoke(self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any) -> dict[str, Any]:
+        """``self(input, config)`` (LangGraph runs the node through this when the graph runs synchronously)."""
+        return self(input, config)  # type: ignore[operator,no-any-return]
+
+    async def ainvoke(
+        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """The run in a worker thread; cancelled (``timeout=``), it stops at the next latent step or token."""
+        return await in_worker(self.model, self, input, ambient(config))
+
+    def begin(self, config: RunnableConfig | None) -> RunnableConfig | None:
+        """Start a run: wait until cancelled runs on this model have stopped; the config to run under
+        (:func:`~latent_graph.nodes.streaming.ambient`: the caller's when called by hand without one)."""
+        settle(self.model)
+        return ambient(config)
 
     @property
     def foreign(self) -> bool:
@@ -197,6 +216,7 @@ class AgentNode:
         model = self.model
 
         def on_step(info: StepInfo) -> None:
+            check_stop()
             record = StepRecord(step=info.step, norm=[round(float(x), 4) for x in info.hidden.float().norm(dim=-1)])
             if self.inspect:
                 near = model.nearest_tokens(info.embedding, k=self.inspect)

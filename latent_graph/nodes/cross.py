@@ -36,6 +36,7 @@ class CrossModelAgentNode(LatentAgentNode):
     def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
         if self.source_model is None or self.adapter is None:
             raise InvalidArgumentError(f"cross-model node {self.name!r} needs source_model and adapter")
+        config = self.begin(config)
         start = time.time()
         incoming = self.incoming(state, config)
         base = None

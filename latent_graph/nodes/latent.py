@@ -94,4 +94,5 @@ class LatentAgentNode(AgentNode):
         return {**self.consumed(state), **self.output(after, config, state), "trace": [self.in_turn(record, state)]}
 
     def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
+        config = self.begin(config)
         return self.think(self.incoming(state, config), state, config=config)

@@ -43,7 +43,7 @@ class _Decoding(AgentNode):
                 prompts,
                 agent=self.name,
                 memory=self.memory,
-                on_token=run.on_token if run.listening else None,
+                on_token=run.on_token if run.wants_tokens else None,
                 **self.decoding.as_dict(),
             )
         except BaseException as exc:
@@ -128,6 +128,7 @@ class TextAgentNode(_Decoding):
     sends: ClassVar[Sends] = "text"
 
     def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
+        config = self.begin(config)
         texts, rec, _, handoffs = self.decode(state, config)
         msg = new_message(self.name, texts)
         update = self.consumed(state)
@@ -152,6 +153,7 @@ class JudgerNode(_Decoding):
     sends: ClassVar[Sends] = "answer"
 
     def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
+        config = self.begin(config)
         texts, rec, decoded, handoffs = self.decode(state, config)
         update = self.consumed(state)
         update["answers"] = texts

@@ -8,16 +8,19 @@ Send-task branch keys (``branches.py``) and what a reused thread carries over (`
 
 from latent_graph.state.edges import EDGE_KINDS, METADATA_KEY, EdgeKind, parse_edges, sends_metadata
 from latent_graph.state.schema import (
+    CanonicalValue,
     GraphInput,
     GraphOutput,
     LatentState,
     Message,
     branches_reducer,
+    canonical,
     inbox_reducer,
 )
 from latent_graph.state.trace import NodeRecord, StepRecord, ToolTurnRecord
 
 __all__ = [
+    "CanonicalValue",
     "EDGE_KINDS",
     "METADATA_KEY",
     "EdgeKind",
@@ -29,6 +32,7 @@ __all__ = [
     "StepRecord",
     "ToolTurnRecord",
     "branches_reducer",
+    "canonical",
     "inbox_reducer",
     "parse_edges",
     "sends_metadata",

@@ -16,9 +16,12 @@ out of a subgraph.
 """
 
 import operator
+import sys
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any
 
+from langgraph.channels import LastValue
 from typing_extensions import NotRequired, TypedDict
 
 from latent_graph.errors import (
@@ -33,6 +36,44 @@ from latent_graph.state.trace import NodeRecord
 
 CLEAR: dict[str, str] = {"op": "clear"}
 """Inbox update marking every message read."""
+
+
+# ------------------------------------------------ values that pickle by content
+def canonical(value: Any) -> Any:
+    """``value`` rebuilt so that its pickle depends on its content only, so LangGraph's default node cache key hits.
+
+    ``CachePolicy()``'s default key is ``pickle.dumps`` of the node's input (the state dict, as the channels hold
+    it). Pickle writes a string, list or dict once and refers back to it wherever the *same object* appears again,
+    so two equal states pickle differently when their objects are shared differently: a node's fresh output (a
+    segment's agent name that is also the trace record's ``node``, a one-character token that is CPython's shared
+    object) against the same output read back from the cache (every value a new object, keys from msgpack's key
+    cache). Every value the package's channels hold is therefore rebuilt by :func:`canonical`: every string interned
+    (one object per distinct string, so sharing follows equality), containers new, tuples as the lists a serializer
+    gives back. Equal content, equal pickle; in another process too (``SqliteCache``).
+    """
+    if isinstance(value, str):
+        return sys.intern(value if type(value) is str else str.__str__(value))
+    if isinstance(value, dict):
+        return {canonical(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    return value
+
+
+class CanonicalValue(LastValue):  # type: ignore[type-arg]
+    """LangGraph's ``LastValue`` channel holding :func:`canonical` values (one write per step, as ``LastValue``)."""
+
+    def update(self, values: Sequence[Any]) -> bool:
+        changed = super().update(values)
+        if changed:
+            self.value = canonical(self.value)
+        return changed
+
+    def from_checkpoint(self, checkpoint: Any) -> "CanonicalValue":
+        channel = super().from_checkpoint(checkpoint)
+        if channel.is_available():
+            channel.value = canonical(channel.value)
+        return channel
 
 
 class Message(TypedDict):
@@ -77,7 +118,7 @@ def merge_by_id(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
                 continue
             seen.add(x["id"])
         out.append(x)
-    return out
+    return canonical(out)  # type: ignore[no-any-return]
 
 
 def trace_reducer(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
@@ -101,7 +142,8 @@ def trace_reducer(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
         for x in out
     ]
     newest = max(held, *stamps)
-    return [x for x in out if not (isinstance(x, dict) and isinstance(x.get("turn"), int) and x["turn"] < newest)]
+    kept = [x for x in out if not (isinstance(x, dict) and isinstance(x.get("turn"), int) and x["turn"] < newest)]
+    return canonical(kept)  # type: ignore[no-any-return]
 
 
 def inbox_reducer(left: list[Message] | None, right: Any) -> list[Message]:
@@ -113,10 +155,10 @@ def inbox_reducer(left: list[Message] | None, right: Any) -> list[Message]:
     left = [m if "id" in m else {**m, "id": uuid.uuid4().hex} for m in left or []]
     if isinstance(right, dict) and right.get("op") in ("read", "clear"):
         ids = None if right["op"] == "clear" else set(right.get("ids") or [])
-        return [{**m, "read": True} if ids is None or m["id"] in ids else m for m in left]  # type: ignore[typeddict-item]
+        return canonical([{**m, "read": True} if ids is None or m["id"] in ids else m for m in left])  # type: ignore[no-any-return]
     read = {m["id"] for m in right or [] if m.get("read") and "id" in m}
     merged = merge_by_id(left, [m if "id" in m else {**m, "id": uuid.uuid4().hex} for m in right or []])
-    return [{**m, "read": True} if m["id"] in read else m for m in merged]  # type: ignore[typeddict-item]
+    return canonical([{**m, "read": True} if m["id"] in read else m for m in merged])  # type: ignore[no-any-return]
 
 
 def branches_reducer(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
@@ -135,7 +177,7 @@ def branches_reducer(left: dict[str, Any] | None, right: dict[str, Any] | None) 
             f"parallel branches {clash} were written twice before a reader merged them; every Send task "
             "keeps its own key (node[i]) when it runs under LangGraph, so two different tasks used one name"
         )
-    return {**left, **right}
+    return canonical({**left, **right})  # type: ignore[no-any-return]
 
 
 def branch_map(value: Any) -> dict[str, Any]:
@@ -167,7 +209,7 @@ class LatentState(TypedDict, total=False):
     """Optional private context per question, shown to agents with ``sees_context``."""
     agent_context: dict[str, list[str]] | None
     """Private text per question for one named agent only (``{agent: [text per question]}``)."""
-    handle: HandleRef | None
+    handle: Annotated[HandleRef | None, CanonicalValue]
     """The latent edge carrier: a reference to the last latent agent's handle (None after a text edge)."""
     branches: Annotated[dict[str, HandleRef], branches_reducer]
     """References written by parallel branches (keyed ``node`` or ``node[i]`` per Send task), merged by the next reader."""
@@ -177,7 +219,7 @@ class LatentState(TypedDict, total=False):
     """Every text message ever sent (the transcript)."""
     trace: Annotated[list[NodeRecord], trace_reducer]
     """One record per executed node of the current turn, in order (earlier turns: the checkpoint history)."""
-    answers: list[str]
+    answers: Annotated[list[str], CanonicalValue]
     """The judger's answer per question."""
     turn: Annotated[int, operator.add]
     """Runs (turns) this thread has finished: answer nodes add 1 (see :mod:`latent_graph.state.threads`)."""

@@ -29,6 +29,8 @@ def test_there_are_examples():
         "loop",
         "multi_turn",
         "tool_agent",
+        "node_cache",
+        "runtime_context",
     }
 
 
@@ -60,6 +62,11 @@ def test_example_runs_on_a_tiny_model(path, llama, tmp_path, capsys):
     elif path.stem == "tool_agent":  # the solver's cache holds its call and the tool turn before its latent steps
         assert [k for a, k, _ in result["segments"] if a == "solver"] == ["prompt", "text", "tool", "latent"]
         assert len(result["out"]["trace"][0]["tool_turns"][0]) == 1
+    elif path.stem == "node_cache":  # every node of the repeated question came from the cache, same answer
+        assert set(result["cached"]) == {"planner", "critic", "judger"} and all(result["cached"].values())
+        assert not any(result["ran"].values()) and result["second"]["answers"] == result["first"]["answers"]
+    elif path.stem == "runtime_context":  # events from the hand-called planner; the judger's tokens streamed
+        assert [e["step"] for e in result["brief"]["events"]] == [0, 1] and result["careful"]["answer"]
     elif path.stem == "html_report":
         assert all(p.exists() for p in result.values())
         assert "<svg" in result["report"].read_text() and "B / A" in result["compare"].read_text()

@@ -321,7 +321,5 @@ def test_compact_agents_prompts_restate_the_question_only_when_asked(llama):
     ]
     g = build_compact(llama, **FAST)
     nodes = {n: g.builder.nodes[n].runnable for n in ("planner", "critic", "refiner")}
-    restates = {
-        n: getattr(getattr(r, "func", None) or getattr(r, "afunc", None), "restate", None) for n, r in nodes.items()
-    }
+    restates = {n: getattr(r, "restate", None) for n, r in nodes.items()}  # a node is its own Runnable
     assert restates == {"planner": True, "critic": False, "refiner": False}, restates

@@ -104,7 +104,7 @@ def test_every_graph_option_reaches_the_served_graph(tiny_factory) -> None:
     s = settings(cfg, kv_keep=0.5, steps=2)
     out = worker.run(s, [Item("What is 3+5?", None, "a")])[0]
     assert "error" not in out and out["settings"]["kv_keep"] == 0.5
-    assert worker.graph(s).builder.nodes["planner"].runnable.func.kv_keep == 0.5  # the served graph compresses
+    assert worker.graph(s).builder.nodes["planner"].runnable.kv_keep == 0.5  # the served graph compresses
     chat = parse(ChatRequest, {"kv_keep": 0.5, "messages": [{"role": "user", "content": "hi"}]})
     assert answer_request_of_chat(chat, cfg).kv_keep == 0.5
 
