@@ -179,24 +179,11 @@ class LatentChatModel(BaseChatModel):
         return params
 
     # ----------------------------------------------------------- decoding
-    def _constraint(
-        self,
-        messages: list[BaseMessage],
-        tools: list[dict[str, Any]] | None,
-        choice: str,
-        parallel: bool,
-        answer: Constraint | None,
-    ) -> Constraint | None:
-        """The grammar of this reply: tool calls under ``choice``, or the final answer (``answer``: JSON or text)."""
-        if not tools or choice == "none":
-            return answer
+    def _choice(self, messages: list[BaseMessage], choice: str) -> str:
+        """The tool choice of this reply: ``auto`` decided by :attr:`auto_tool_choice` (see the module docstring)."""
         if choice == "auto" and self.auto_tool_choice == "after_user" and messages:
-            choice = {"human": "any", "tool": "none"}.get(messages[-1].type, choice)
-            if choice == "none":
-                return answer or TEXT_REPLY
-        if choice == "auto" and answer is not None:
-            return Constraint.union(tool_call_constraint(tools, "any", parallel), answer)
-        return tool_call_constraint(tools, choice, parallel)
+            return {"human": "any", "tool": "none"}.get(messages[-1].type, choice)
+        return choice
 
     def _decode(self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any) -> Iterator[AIMessageChunk]:
         """Chunks of one reply as it decodes: text deltas and tool-call chunks (:mod:`.reply`), then usage and metadata."""
@@ -204,15 +191,17 @@ class LatentChatModel(BaseChatModel):
         stop = self.stop if stop is None else stop
         opts = decode_options(self.options.as_dict(), kwargs)
         tools = call.get("tools") or None
-        answer = response_constraint(call.get("response_format"))
-        constraint = self._constraint(
-            messages,
-            tools,
-            _tool_choice(call.get("tool_choice")),
-            call.get("parallel_tool_calls", True) is not False,
-            answer,
-        )
-        split = ReplySplitter() if tools else None
+        answer = response_constraint(call.get("response_format"))  # the final (non-call) reply: JSON, or text
+        given = _tool_choice(call.get("tool_choice")) if tools else "none"
+        choice = self._choice(messages, given)
+        parallel = call.get("parallel_tool_calls", True) is not False
+        if choice == "none":  # text (not starting like a call where the policy chose it), or the JSON answer
+            constraint = answer or (TEXT_REPLY if given == "auto" else None)
+        elif choice == "auto" and answer is not None:
+            constraint = Constraint.union(tool_call_constraint(tools, "any", parallel), answer)
+        else:
+            constraint = tool_call_constraint(tools, choice, parallel)
+        split = ReplySplitter(calls_only=choice not in ("auto", "none")) if tools else None
         gen = self.engine.decode_iter(
             None,
             None,

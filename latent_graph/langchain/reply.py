@@ -11,7 +11,8 @@ streamed chunks add up to exactly the :meth:`invoke` message:
   tool-call chunk whose arguments are the raw cut text: LangChain reads it as an ``invalid_tool_calls`` entry
   (never as a call with guessed arguments), and ``create_agent`` answers it with an error tool message. A cut
   block whose text so far repeats the start of a closed block of the same reply is a repeat, dropped like a
-  whole repeated call (small models repeat a call until the token budget ends).
+  whole repeated call (small models repeat a call until the token budget ends). Where the grammar allows only
+  calls (``calls_only``), a reply without a closed block is a cut call too, even one cut inside its opening tag.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def open_block(text: str) -> tuple[str, str | None]:
 class ReplySplitter:
     """Splits one tool-bound reply into streamable content deltas and tool-call chunks (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, calls_only: bool = False) -> None:
+        self.calls_only = calls_only  # the grammar allows only calls: a reply without a whole one was cut
         self.sent = ""
         self.closed = 0
         self.keys: set[tuple[str, str]] = set()
@@ -89,6 +91,8 @@ class ReplySplitter:
     def finish(self, text: str) -> tuple[str, list[ToolCallChunk], ToolCallChunk | None]:
         """The rest of the whole reply ``text``: content delta, new calls, and the block cut open at its end (or None)."""
         head, cut = open_block(text)
+        if self.calls_only and cut is None and not _BLOCKS.search(head) and head.strip():
+            head, cut = "", head  # cut inside the opening tag
         content, calls = parse_tool_calls(head)
         delta = self._content(content.strip())
         chunks = self._calls(calls)
