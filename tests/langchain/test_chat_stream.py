@@ -14,11 +14,12 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, Too
 from langchain_core.tools import tool
 from pydantic import BaseModel
 
-from conftest import make_model
 from latent_graph.engine import parse_tool_calls
 from latent_graph.errors import TruncatedReplyError
 from latent_graph.langchain import as_chat_model
 from latent_graph.langchain.reply import ReplySplitter, open_block
+
+from conftest import make_model
 
 
 @tool
