@@ -122,6 +122,10 @@ class ConstraintError(LatentGraphError, ValueError):
     """A decoding constraint (JSON schema, regex, choice, grammar) is invalid or cannot be compiled."""
 
 
+class TruncatedReplyError(LatentGraphError, ValueError):
+    """A structured reply (JSON or a tool call) was cut by ``max_new_tokens`` or a stop string before it closed."""
+
+
 class ToolCallError(LatentGraphError, RuntimeError):
     """A tool call of a tool-using latent agent failed under ``tool_errors="raise"`` (unknown tool, the tool raised,
     a result that is not text, a call cut off by the token budget); the default ``"record"`` writes an error tool turn."""

@@ -12,7 +12,16 @@ decode from a fresh cache (graph nodes call the engine directly and read handles
   models, which rarely choose a call themselves and repeat a call after its result) makes the
   reply to a human turn a tool call and the reply to tool results plain text (one round of
   calls per user turn); ``"model"`` lets the model choose each time (text or calls).
-- ``with_structured_output``: constrained decoding (:mod:`latent_graph.langchain.structured`).
+- ``response_format`` (OpenAI's ``{"type": "json_schema", "json_schema": {"name", "schema"}}`` or
+  ``{"type": "json_object"}``, bound by ``create_agent``'s native structured output): the final
+  (non-call) reply is JSON decoded under that schema; ``with_structured_output`` binds it too
+  (:mod:`latent_graph.langchain.structured`). ``profile`` declares tool calling, tool choice, tool-call
+  streaming and structured output, so ``create_agent(model, tools, response_format=Schema)`` takes that route.
+- ``stream`` yields text as it decodes, with tools bound too, and each tool call as ``tool_call_chunks``
+  once its block closes (:mod:`latent_graph.langchain.reply`); ``invoke`` is those chunks added up.
+- A tool call or JSON reply cut by ``max_new_tokens`` (or a stop string) says so: ``finish_reason``
+  ``"length"``, a warning, and a cut call is an ``invalid_tool_calls`` entry (never a call with guessed
+  arguments); ``with_structured_output`` raises :class:`~latent_graph.errors.TruncatedReplyError`.
 - ``stop`` cuts the text before the first stop string and ends generation there; call
   options ``max_tokens`` (alias of ``max_new_tokens``), ``temperature``, ``top_p``, ``seed``;
   ``usage_metadata`` and ``response_metadata["model_name"]`` on the reply / last chunk.
@@ -20,15 +29,17 @@ decode from a fresh cache (graph nodes call the engine directly and read handles
 
 from __future__ import annotations
 
-import uuid
+import json
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
+from langchain_core.language_models.chat_models import generate_from_stream
+from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -41,17 +52,21 @@ from latent_graph.engine import (
     DecodeOptions,
     LocalLatentModel,
     count_chat_tokens,
-    parse_tool_calls,
     tool_call_constraint,
 )
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.langchain.face import to_turns
+from latent_graph.langchain.reply import ReplySplitter
+from latent_graph.langchain.structured import response_constraint
 
 ALIASES = {"max_tokens": "max_new_tokens"}
 """LangChain's common option names mapped to :class:`DecodeOptions` fields."""
 
-_CALL_KEYS = ("tools", "tool_choice", "parallel_tool_calls", "constraint", "ls_structured_output_format")
+_CALL_KEYS = ("tools", "tool_choice", "parallel_tool_calls", "response_format", "ls_structured_output_format")
 """Per-call keywords that are not decoding options (set by ``bind_tools`` / structured output)."""
+
+CUT_CALL = "the tool call was cut (finish_reason={!r}) before its block closed: raise max_new_tokens"
+"""The ``error`` of an ``invalid_tool_calls`` entry made from a cut call."""
 
 
 def decode_options(base: dict[str, Any], options: dict[str, Any]) -> DecodeOptions:
@@ -128,6 +143,25 @@ class LatentChatModel(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model": self.model_name, "fingerprint": self.engine.fingerprint.digest}
 
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        """What LangChain may rely on: tool calls and JSON replies are decoded under their grammar (text in, text out)."""
+        return ModelProfile(
+            name=self.model_name,
+            open_weights=True,
+            max_input_tokens=self.engine.max_context,
+            text_inputs=True,
+            image_inputs=False,
+            audio_inputs=False,
+            video_inputs=False,
+            pdf_inputs=False,
+            text_outputs=True,
+            tool_calling=True,
+            tool_choice=True,
+            tool_call_streaming=True,
+            structured_output=True,
+            temperature=True,
+        )
+
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         opts = decode_options(
             self.options.as_dict(), {k: v for k, v in kwargs.items() if k not in _CALL_KEYS and k != "model"}
@@ -145,34 +179,29 @@ class LatentChatModel(BaseChatModel):
         return params
 
     # ----------------------------------------------------------- decoding
-    def _constraint(
-        self, messages: list[BaseMessage], tools: list[dict[str, Any]] | None, choice: str, parallel: bool
-    ) -> Constraint | None:
-        if not tools:
-            return None
+    def _choice(self, messages: list[BaseMessage], choice: str) -> str:
+        """The tool choice of this reply: ``auto`` decided by :attr:`auto_tool_choice` (see the module docstring)."""
         if choice == "auto" and self.auto_tool_choice == "after_user" and messages:
-            choice = {"human": "any", "tool": "none"}.get(messages[-1].type, choice)
-            if choice == "none":
-                return TEXT_REPLY
-        return tool_call_constraint(tools, choice, parallel)
+            return {"human": "any", "tool": "none"}.get(messages[-1].type, choice)
+        return choice
 
-    def _decode(
-        self, messages: list[BaseMessage], stop: list[str] | None, stream: bool, **kwargs: Any
-    ) -> Iterator[ChatGenerationChunk]:
-        """Chunks of one reply: text deltas (when no tools are bound), then one chunk with calls, usage and metadata."""
+    def _decode(self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any) -> Iterator[AIMessageChunk]:
+        """Chunks of one reply as it decodes: text deltas and tool-call chunks (:mod:`.reply`), then usage and metadata."""
         call = {k: kwargs.pop(k) for k in _CALL_KEYS if k in kwargs}
         stop = self.stop if stop is None else stop
         opts = decode_options(self.options.as_dict(), kwargs)
         tools = call.get("tools") or None
-        constraint = call.get("constraint")
-        if constraint is None:
-            constraint = self._constraint(
-                messages,
-                tools,
-                _tool_choice(call.get("tool_choice")),
-                call.get("parallel_tool_calls", True) is not False,
-            )
-        live = stream and not tools  # tool calls are parsed from the whole reply
+        answer = response_constraint(call.get("response_format"))  # the final (non-call) reply: JSON, or text
+        given = _tool_choice(call.get("tool_choice")) if tools else "none"
+        choice = self._choice(messages, given)
+        parallel = call.get("parallel_tool_calls", True) is not False
+        if choice == "none":  # text (not starting like a call where the policy chose it), or the JSON answer
+            constraint = answer or (TEXT_REPLY if given == "auto" else None)
+        elif choice == "auto" and answer is not None:
+            constraint = Constraint.union(tool_call_constraint(tools, "any", parallel), answer)
+        else:
+            constraint = tool_call_constraint(tools, choice, parallel)
+        split = ReplySplitter(calls_only=choice not in ("auto", "none")) if tools else None
         gen = self.engine.decode_iter(
             None,
             None,
@@ -192,8 +221,12 @@ class LatentChatModel(BaseChatModel):
             cut = _cut(text + item.text, stop or [])
             delta = item.text if cut is None else (text + item.text)[len(text) : cut]
             text += delta
-            if delta and live:
-                yield ChatGenerationChunk(message=AIMessageChunk(content=delta))
+            if split is not None:
+                part, calls = split.feed(text)
+                if part or calls:
+                    yield AIMessageChunk(content=part, tool_call_chunks=calls)
+            elif delta:
+                yield AIMessageChunk(content=delta)
             if cut is not None:
                 gen.close()  # stop generating at the stop string
                 finish = "stop"
@@ -205,30 +238,22 @@ class LatentChatModel(BaseChatModel):
         )
         if decoded is not None and n_out < opts.max_new_tokens:
             finish = "stop"
-        content, calls = parse_tool_calls(text) if tools else (text, [])
-        seen, chunks = set(), []
-        for c in calls:  # a small model repeats one call: identical calls run once
-            key = (c["name"], repr(sorted(c["arguments"].items())))
-            if key not in seen:
-                seen.add(key)
-                chunks.append(
-                    tool_call_chunk(
-                        name=c["name"],
-                        args=_json(c["arguments"]),
-                        id=f"call_{uuid.uuid4().hex[:24]}",
-                        index=len(chunks),
-                    )
-                )
+        part, calls, broken = split.finish(text) if split is not None else ("", [], None)
+        if broken is not None or (answer is not None and not (split and split.count) and not _closes(text)):
+            what = "structured (JSON) reply" if broken is None else f"tool call {broken['name'] or ''}".strip()
+            why = f"max_new_tokens={opts.max_new_tokens}" if finish == "length" else "a stop string"
+            warnings.warn(f"the {what} was cut by {why} before it closed: ...{text[-60:]!r}", stacklevel=2)
         usage = {"input_tokens": n_in, "output_tokens": n_out, "total_tokens": n_in + n_out}
-        meta = {"model_name": self.model_name, "finish_reason": "tool_calls" if chunks else finish}
-        last = AIMessageChunk(
-            content="" if live else content,
+        if finish == "stop" and broken is None and split is not None and split.count:
+            finish = "tool_calls"
+        meta = {"model_name": self.model_name, "finish_reason": finish}
+        yield AIMessageChunk(
+            content=part,
             usage_metadata=usage,  # type: ignore[arg-type]
             response_metadata=meta,
-            tool_call_chunks=chunks,
+            tool_call_chunks=[*calls, *([broken] if broken else [])],
             chunk_position="last",
         )
-        yield ChatGenerationChunk(message=last)
 
     def _stream(
         self,
@@ -237,7 +262,8 @@ class LatentChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for chunk in self._decode(messages, stop, True, **kwargs):
+        for message in self._decode(messages, stop, **kwargs):
+            chunk = ChatGenerationChunk(message=message)
             if run_manager is not None:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -249,18 +275,11 @@ class LatentChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        from langchain_core.language_models.chat_models import generate_from_stream
-
-        result = generate_from_stream(self._decode(messages, stop, False, **kwargs))
+        result = generate_from_stream(ChatGenerationChunk(message=m) for m in self._decode(messages, stop, **kwargs))
         msg = result.generations[0].message
-        if isinstance(msg, AIMessage):  # a plain AIMessage, not a chunk, from invoke
-            result.generations[0].message = AIMessage(
-                content=msg.content,
-                tool_calls=msg.tool_calls,
-                usage_metadata=msg.usage_metadata,
-                response_metadata=msg.response_metadata,
-                id=msg.id,
-            )
+        if isinstance(msg, AIMessage) and msg.invalid_tool_calls:  # a chunk cannot carry the reason; invoke can
+            why = CUT_CALL.format(msg.response_metadata.get("finish_reason"))
+            msg.invalid_tool_calls = [{**c, "error": why} for c in msg.invalid_tool_calls]
         return result
 
     # ------------------------------------------------------ tools, schemas
@@ -288,10 +307,13 @@ class LatentChatModel(BaseChatModel):
         return structured_runnable(self, schema, include_raw=include_raw, **kwargs)
 
 
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
+def _closes(text: str) -> bool:
+    """Whether ``text`` is one whole JSON value (a structured reply that was not cut)."""
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def as_chat_model(model: LocalLatentModel, **options: Any) -> LatentChatModel:

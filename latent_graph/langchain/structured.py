@@ -3,7 +3,8 @@
 Targets: a pydantic model (v2 or v1), a TypedDict, a JSON schema, or an OpenAI tool dict.
 Methods:
 
-- ``json_schema`` (default): the reply is decoded under the schema's grammar, then parsed
+- ``json_schema`` (default): the reply is decoded under the schema's grammar (bound as OpenAI's
+  ``response_format``, as ``create_agent`` binds it; :func:`response_constraint`), then parsed
   (into the pydantic model, or a dict);
 - ``function_calling``: the schema is bound as the only tool with ``tool_choice`` set to it,
   and the call's arguments are the output (also on ``raw.tool_calls``);
@@ -12,20 +13,24 @@ Methods:
 
 ``strict`` is accepted (decoding is always strict: the grammar enforces the schema).
 ``include_raw=True`` returns ``{"raw", "parsed", "parsing_error"}`` instead of raising.
+A reply cut before its JSON or call closed (``max_new_tokens``, a stop string) raises
+:class:`~latent_graph.errors.TruncatedReplyError` (the parsers would complete cut JSON into a wrong object).
 """
 
 from __future__ import annotations
 
+import json
 from operator import itemgetter
 from typing import Any
 
+from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import JsonOutputKeyToolsParser, JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import PydanticToolsParser
-from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from latent_graph.engine import Constraint
-from latent_graph.errors import InvalidArgumentError
+from latent_graph.errors import InvalidArgumentError, TruncatedReplyError
 
 METHODS = ("json_schema", "function_calling", "json_mode")
 
@@ -66,6 +71,40 @@ def json_schema_of(schema: Any) -> dict[str, Any]:
     return tool_spec(schema)["function"]["parameters"]
 
 
+def response_constraint(response_format: Any) -> Constraint | None:
+    """The grammar of a final reply under ``response_format``: OpenAI's ``{"type": "json_schema", "json_schema":
+    {"name", "schema"}}`` / ``{"type": "json_object"}`` / ``{"type": "text"}``, or a schema as
+    :func:`json_schema_of` takes it; None: plain text."""
+    if response_format is None:
+        return None
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return Constraint.json()
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise InvalidArgumentError(f"response_format json_schema needs a 'schema' dict, got {response_format!r}")
+        return Constraint.json_schema(schema)
+    return Constraint.json_schema(json_schema_of(response_format))
+
+
+def whole(message: AIMessage) -> AIMessage:
+    """``message``, or :class:`TruncatedReplyError` where its tool call or JSON content was cut before it closed."""
+    reason = message.response_metadata.get("finish_reason")
+    if message.invalid_tool_calls:
+        raise TruncatedReplyError(f"the structured tool call was cut (finish_reason={reason!r}); raise max_new_tokens")
+    if not message.tool_calls:
+        try:
+            json.loads(message.text)
+        except ValueError as exc:
+            raise TruncatedReplyError(
+                f"the JSON reply is not whole (finish_reason={reason!r}; raise max_new_tokens): {exc}"
+            ) from exc
+    return message
+
+
 def structured_runnable(
     model: Any,
     schema: Any,
@@ -94,9 +133,17 @@ def structured_runnable(
         )
     else:
         # json_mode: any JSON object, or, when a schema is given to parse into, a JSON object of that schema
-        constraint = Constraint.json() if schema is None else Constraint.json_schema(json_schema_of(schema))
-        llm = model.bind(constraint=constraint, ls_structured_output_format=fmt)
+        response_format = (
+            {"type": "json_object"}
+            if schema is None
+            else {
+                "type": "json_schema",
+                "json_schema": {"name": tool_spec(schema)["function"]["name"], "schema": json_schema_of(schema)},
+            }
+        )
+        llm = model.bind(response_format=response_format, ls_structured_output_format=fmt)
         parser = PydanticOutputParser(pydantic_object=schema) if _is_pydantic(schema) else JsonOutputParser()
+    parser = RunnableLambda(whole) | parser
     if not include_raw:
         return llm | parser
     parsed = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)

@@ -105,3 +105,70 @@ def test_engine_import_loads_no_langchain() -> None:
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         == "False"
     )
+
+
+def _multiply():
+    from langchain_core.tools import tool
+
+    @tool
+    def multiply(a: int, b: int) -> int:
+        """Multiply two integers."""
+        return a * b
+
+    return multiply
+
+
+class Answer(BaseModel):
+    value: int
+
+
+def test_create_agent_ends_with_the_structured_answer(engine) -> None:
+    """The model profile sends ``create_agent`` down the native structured-output route: call, result, JSON answer."""
+    from langchain.agents import create_agent
+
+    from latent_graph.langchain import as_chat_model
+
+    agent = create_agent(as_chat_model(engine, max_new_tokens=48), [_multiply()], response_format=Answer)
+    out = agent.invoke({"messages": [("user", "What is 12 times 7?")]}, {"recursion_limit": 8})
+    assert out["structured_response"] == Answer(value=84)
+    msgs = out["messages"]
+    assert [m.type for m in msgs] == ["human", "ai", "tool", "ai"]
+    assert msgs[1].tool_calls[0]["args"] == {"a": 12, "b": 7} and msgs[2].content == "84"
+
+
+def test_prebuilt_agents_stream_tokens_with_tools_bound(engine) -> None:
+    from langchain.agents import create_agent
+    from langgraph.prebuilt import create_react_agent
+
+    from latent_graph.langchain import as_chat_model
+
+    chat = as_chat_model(engine, max_new_tokens=48)
+    bound = chat.bind_tools([_multiply()])
+    history = [("user", "What is 12 times 7?")]
+    chunks = list(bound.stream(history))
+    full = chunks[0]
+    for c in chunks[1:]:
+        full = full + c
+    reply = bound.invoke(history)
+    assert [(c["name"], c["args"]) for c in full.tool_calls] == [(c["name"], c["args"]) for c in reply.tool_calls]
+    assert full.content == reply.content and reply.tool_calls[0]["args"] == {"a": 12, "b": 7}
+    for build in (create_react_agent, create_agent):
+        agent = build(chat, [_multiply()])
+        streamed = list(agent.stream({"messages": history}, stream_mode="messages"))
+        from_model = [m for m, meta in streamed if meta["langgraph_node"] in ("agent", "model")]
+        assert any(m.tool_call_chunks for m in from_model)
+        answer = [m.content for m in from_model if m.content]
+        assert len(answer) > 3 and "84" in "".join(answer), (build.__name__, answer)
+
+
+def test_a_reply_cut_by_16_tokens_is_visible(engine) -> None:
+    from latent_graph.errors import TruncatedReplyError
+    from latent_graph.langchain import as_chat_model
+
+    chat = as_chat_model(engine, max_new_tokens=16)
+    with pytest.warns(UserWarning, match="max_new_tokens=16"):
+        reply = chat.bind_tools([_multiply()]).invoke("What is 123456 times 7890123?")
+    assert reply.response_metadata["finish_reason"] == "length" and not reply.tool_calls
+    assert reply.invalid_tool_calls and "cut" in reply.invalid_tool_calls[0]["error"]
+    with pytest.warns(UserWarning), pytest.raises(TruncatedReplyError):
+        chat.with_structured_output(Person).invoke("Bartholomew Montgomery-Smithson is 30 years old.")
