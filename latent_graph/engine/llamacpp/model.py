@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,7 +32,7 @@ from latent_graph.engine.handle import LatentHandle, SegmentKind
 from latent_graph.engine.llamacpp.gguf_cache import read_parts
 from latent_graph.engine.llamacpp.gguf_file import WeightView
 from latent_graph.engine.llamacpp.kvstate import KVLayout
-from latent_graph.engine.llamacpp.runtime import Runtime
+from latent_graph.engine.llamacpp.runtime import Runtime, one_torch_thread
 from latent_graph.engine.llamacpp.session import Session
 from latent_graph.engine.options import (
     DEFAULT_MEMORY,
@@ -152,6 +153,12 @@ class LlamaCppLatentModel:
         """(B, V) logits of hidden states through the dequantized output matrix (rows llama.cpp did not compute)."""
         return self.hf_model.get_output_embeddings()(hidden.float())
 
+    @contextmanager
+    def _call(self) -> Iterator[None]:
+        """One engine call at a time (one llama.cpp context), torch on one thread meanwhile."""
+        with self._lock, one_torch_thread():
+            yield
+
     # ------------------------------------------------------------------ feeding
     def _feed(
         self,
@@ -216,7 +223,7 @@ class LlamaCppLatentModel:
     ) -> LatentHandle:
         """Feed ``prompt`` on top of ``handle``, then take ``steps`` latent steps (as the transformers engine)."""
         check_steps(steps)
-        with self._lock:
+        with self._call():
             fed = self._feed_prompt(handle, prompt, agent, system, memory, reserve=steps, generation=steps > 0)
             return latent_steps(self, fed, steps, agent, on_step)
 
@@ -234,7 +241,7 @@ class LlamaCppLatentModel:
         check_embeds(embeds, self.hidden_size, handle.batch_size if handle is not None else None)
         embeds = embeds.float().cpu()
         check_finite(embeds, f"agent {agent!r}: injected embeddings")
-        with self._lock:
+        with self._call():
             if handle is not None and handle.fingerprint is not self.fingerprint:
                 self.fingerprint.check(handle.fingerprint)
             batch, n = int(embeds.shape[0]), int(embeds.shape[1])
@@ -260,7 +267,7 @@ class LlamaCppLatentModel:
     ) -> LatentHandle:
         """Append each row's tool turn (``results[b]``; empty = none), then take ``steps`` latent steps."""
         check_steps(steps)
-        with self._lock:
+        with self._call():
             rows = tool_rows(self.tokenizer, handle, results)
             fed = self._feed(handle, rows, agent=agent, kind="tool", reserve=steps, open_turn=True)
             return latent_steps(self, fed, steps, agent, on_step)
@@ -281,7 +288,7 @@ class LlamaCppLatentModel:
     ) -> Iterator[TokenChunk | Decoded]:
         """As :meth:`LocalLatentModel.decode_iter <latent_graph.engine.LocalLatentModel.decode_iter>`."""
         opts = options or DecodeOptions()
-        with self._lock:
+        with self._call():
             if messages is not None:
                 if handle is not None:
                     raise InvalidArgumentError("decoding whole chats (messages=) starts a fresh cache: pass handle=None")
@@ -326,7 +333,7 @@ class LlamaCppLatentModel:
     ) -> Decoded:
         """Append each row's tool turn, then decode in the new assistant turn."""
         opts = options or DecodeOptions()
-        with self._lock:
+        with self._call():
             rows = tool_rows(self.tokenizer, handle, results)
             fed = self._feed(handle, rows, agent=agent, kind="tool", reserve=1, open_turn=True, logits=True)
             *_, decoded = generate_text(self, fed, opts, agent=agent, stream=False, constraint=constraint)

@@ -14,10 +14,13 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from latent_graph.errors import ContextOverflowError, InvalidArgumentError, ModelLoadError
 
@@ -30,6 +33,21 @@ def free_cores() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     busy = int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
     return max(1, min(cores, cores - busy))
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread for the span of an engine call: its ops here are small (realign, argmax, copies), and
+    on a busy CPU its OpenMP workers wait for each other (a 30 ms barrier for a microsecond copy was measured) and
+    spin on the cores llama.cpp computes on. The previous setting comes back afterwards."""
+    before = torch.get_num_threads()
+    if before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            torch.set_num_threads(before)
 
 
 def import_llama_cpp() -> Any:
@@ -91,7 +109,7 @@ class Runtime:
     # ------------------------------------------------------------------ memory
     def clear(self) -> None:
         """Empty every sequence (each engine call starts from a clean pool: its cell layout is reproducible)."""
-        self.lib.llama_memory_clear(self.mem, True)
+        self.lib.llama_memory_clear(self.mem, False)  # the cells' metadata: their data is overwritten when used
 
     def seq_rm(self, seq: int, p0: int, p1: int) -> None:
         """Drop sequence ``seq``'s cells at positions [p0, p1) (-1: open end)."""

@@ -171,8 +171,9 @@ class Session:
 
     def logits(self, h: torch.Tensor, head: Any) -> torch.Tensor:
         """Logits of hidden states ``h``: llama.cpp's own when ``h`` is what the last feed returned, else the head's."""
-        if self._last is not None and h is self._last[0] and self._last[1] is not None:
-            return self._last[1]
+        last = self._last
+        if last is not None and last[1] is not None and _same(h, last[0]):
+            return last[1]
         return self.model.head_logits(h)
 
     # ------------------------------------------------------------- rows
@@ -237,3 +238,8 @@ class Session:
             generated_tokens=(b0.generated_tokens if b0 else 0) + self.generated_tokens,
             meta=dict(self.meta),
         )
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a`` is ``b`` or a view of exactly its elements (the loops slice what a forward returned)."""
+    return a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
