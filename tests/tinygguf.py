@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from conftest import CHATML, make_model
 
 

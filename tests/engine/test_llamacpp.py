@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_model
 from tinygguf import write_tiny_gguf
 
 from latent_graph import DecodeOptions, LatentHandle, ModelMismatchError
 from latent_graph.engine import Constraint, LatentModel, TokenChunk
 from latent_graph.engine.prompt import prompt_rows
 from latent_graph.errors import BatchSizeMismatchError, ContextOverflowError
+
+from conftest import make_model
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="the llama.cpp engine needs the llamacpp extra")
 
@@ -46,7 +47,9 @@ def hf():
 
 
 def same_handle(a: LatentHandle, b: LatentHandle) -> bool:
-    tensors = [(x, y) for xs, ys in ((a.keys, b.keys), (a.values, b.values), (a.latents, b.latents)) for x, y in zip(xs, ys)]
+    tensors = [
+        (x, y) for xs, ys in ((a.keys, b.keys), (a.values, b.values), (a.latents, b.latents)) for x, y in zip(xs, ys)
+    ]
     tensors += [(a.attention_mask, b.attention_mask), (a.position_ids, b.position_ids), (a.last_hidden, b.last_hidden)]
     return a.segments == b.segments and all(torch.equal(x, y) for x, y in tensors)
 
@@ -91,7 +94,9 @@ def test_batch_rows_equal_running_each_row_alone(lcpp: LlamaCppLatentModel) -> N
 
 def test_greedy_decode_equals_llama_cpp_generate(lcpp: LlamaCppLatentModel, gguf_file) -> None:
     ids: list[int] = []
-    out = lcpp.decode(None, Q, max_new_tokens=24, on_token=lambda c: ids.append(c.token_id) if c.token_id >= 0 else None)
+    out = lcpp.decode(
+        None, Q, max_new_tokens=24, on_token=lambda c: ids.append(c.token_id) if c.token_id >= 0 else None
+    )
     prompt = prompt_rows(lcpp.tokenizer, [Q], None, True, after_open_turn=False, generation=True)[0]
     llm = llama_cpp.Llama(str(gguf_file), n_ctx=256, n_threads=1, verbose=False)
     ref: list[int] = []

@@ -88,7 +88,9 @@ def _load(folder: Path, path: Path, name: str | None) -> Parts:
     return info, tokenizer, _named(fingerprint, name or info.name), w_in, w_out
 
 
-def _save(folder: Path, info: GGUFInfo, tokenizer: Any, fp: ModelFingerprint, w_in: torch.Tensor, w_out: torch.Tensor) -> None:
+def _save(
+    folder: Path, info: GGUFInfo, tokenizer: Any, fp: ModelFingerprint, w_in: torch.Tensor, w_out: torch.Tensor
+) -> None:
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
@@ -107,4 +109,6 @@ def _save(folder: Path, info: GGUFInfo, tokenizer: Any, fp: ModelFingerprint, w_
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     except OSError as exc:
-        warnings.warn(f"cannot cache what was read of the GGUF in {folder} ({exc}); the next load reads it again", stacklevel=3)
+        warnings.warn(
+            f"cannot cache what was read of the GGUF in {folder} ({exc}); the next load reads it again", stacklevel=3
+        )

@@ -156,9 +156,9 @@ def gguf_fingerprint(info: GGUFInfo, tokenizer: Any, name: str, reader: Any | No
     """The identity handles of this engine carry (see the module docstring)."""
     r = reader if reader is not None else open_gguf(info.path)
     embed, head, tensors = _tensor_digest(r)
-    vocab = hashlib.sha256(
-        json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode()
-    ).hexdigest()[:16]
+    vocab = hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode()).hexdigest()[
+        :16
+    ]
     config: dict[str, Any] = {
         "engine": ENGINE,
         "model_type": info.arch,
@@ -176,7 +176,9 @@ def gguf_fingerprint(info: GGUFInfo, tokenizer: Any, name: str, reader: Any | No
     layer = -1
     blob = json.dumps([vocab, embed, head, config, layer], sort_keys=True).encode()
     digest = hashlib.sha256(blob).hexdigest()[:16]
-    return ModelFingerprint(name, digest, vocab, embed, head, config, layer, (info.n_layer, info.n_head_kv, info.head_dim))
+    return ModelFingerprint(
+        name, digest, vocab, embed, head, config, layer, (info.n_layer, info.n_head_kv, info.head_dim)
+    )
 
 
 class WeightView:

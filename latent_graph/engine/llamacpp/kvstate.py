@@ -77,7 +77,7 @@ def row_state(
 
 def parse_state(data: np.ndarray, layout: KVLayout) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """(positions (n,), keys per layer (n, row) fp16, values per layer (n, row) fp16) of one exported sequence."""
-    buf = memoryview(np.ascontiguousarray(data, dtype=np.uint8)).cast("B")
+    buf = memoryview(np.ascontiguousarray(data, dtype=np.uint8).tobytes())
     off = 0
 
     def take(fmt: str) -> tuple[int, ...]:
@@ -108,7 +108,8 @@ def parse_state(data: np.ndarray, layout: KVLayout) -> tuple[np.ndarray, list[np
         v_trans, n_layer = take("<II")
         if n_layer != layout.n_layer or bool(v_trans) != layout.v_trans:
             raise HandleFormatError(f"llama.cpp state of {n_layer} layers (v_trans {v_trans}), expected {layout}")
-        keys, values = [], []
+        keys: list[np.ndarray] = []
+        values: list[np.ndarray] = []
         for _ in range(n_layer):
             k_type, row_bytes = take("<iQ")
             if k_type != F16 or row_bytes != layout.row * 2:
@@ -118,11 +119,13 @@ def parse_state(data: np.ndarray, layout: KVLayout) -> tuple[np.ndarray, list[np
             if v_trans:
                 v_type, size, row = take("<iII")
                 ok = v_type == F16 and size == 2 and row == layout.row
-                values.append(array(n * layout.row).reshape(layout.row, n).T if ok else None)
+                if ok:
+                    values.append(array(n * layout.row).reshape(layout.row, n).T)
             else:
                 v_type, row_bytes = take("<iQ")
                 ok = v_type == F16 and row_bytes == layout.row * 2
-                values.append(array(n * layout.row).reshape(n, layout.row) if ok else None)
+                if ok:
+                    values.append(array(n * layout.row).reshape(n, layout.row))
             if not ok:
                 raise HandleFormatError(f"llama.cpp V cache of type {v_type} (want fp16, {layout.row} a row)")
     except struct.error as exc:

@@ -142,10 +142,6 @@ class LlamaCppLatentModel:
     def max_context(self) -> int:
         return self._max_context
 
-    @property
-    def n_threads(self) -> int:
-        return self.runtime.n_threads
-
     def input_embedding_matrix(self) -> torch.Tensor:
         return self.hf_model.get_input_embeddings().weight
 
@@ -291,7 +287,9 @@ class LlamaCppLatentModel:
         with self._call():
             if messages is not None:
                 if handle is not None:
-                    raise InvalidArgumentError("decoding whole chats (messages=) starts a fresh cache: pass handle=None")
+                    raise InvalidArgumentError(
+                        "decoding whole chats (messages=) starts a fresh cache: pass handle=None"
+                    )
                 rows = chat_rows(self.tokenizer, messages, tools)
                 fed = self._feed(None, rows, agent=agent, reserve=1, open_turn=True, logits=True)
             else:
@@ -348,4 +346,4 @@ class LlamaCppLatentModel:
         return nearest_tokens(self, embedding, k)
 
     def __repr__(self) -> str:
-        return f"LlamaCppLatentModel({self.name!r}, {self.path.name}, realign={self.realigner.name}, threads={self.n_threads})"
+        return f"LlamaCppLatentModel({self.name!r}, {self.path.name}, realign={self.realigner.name}, threads={self.runtime.n_threads})"

@@ -96,7 +96,11 @@ class Session:
             hidden = self._kept_hidden(agent)
             self._set_last(hidden, None, [])
             return hidden
-        tokens, pos, seq, out, fed = [], [], [], [], []
+        tokens: list[int] = []
+        pos: list[int] = []
+        seq: list[int] = []
+        out: list[int] = []
+        fed: list[int] = []
         for b, r in enumerate(rows):
             p0 = int(self.next_pos[b])
             self.new_mask[b] += [0] * (n - len(r)) + [1] * len(r)
@@ -125,7 +129,9 @@ class Session:
 
     def _kept_hidden(self, agent: str) -> torch.Tensor:
         if self.base is None or self.base.last_hidden is None:
-            raise InvalidArgumentError(f"agent {agent!r}: a row with nothing to feed needs the handle's last hidden state")
+            raise InvalidArgumentError(
+                f"agent {agent!r}: a row with nothing to feed needs the handle's last hidden state"
+            )
         return self.base.last_hidden.float().clone()
 
     def _set_last(self, hidden: torch.Tensor, logits: torch.Tensor | None, fed: list[int]) -> None:
@@ -203,7 +209,10 @@ class Session:
         pos = torch.tensor([c + [0] * (width - len(c)) for c in self.new_pos], dtype=torch.long)
         mask, pos = mask.view(self.batch, width), pos.view(self.batch, width)
         lay = self.layout
-        keys = [torch.zeros((self.batch, lay.n_head_kv, width, lay.head_dim), dtype=torch.float16) for _ in range(lay.n_layer)]
+        keys = [
+            torch.zeros((self.batch, lay.n_head_kv, width, lay.head_dim), dtype=torch.float16)
+            for _ in range(lay.n_layer)
+        ]
         values = [torch.zeros_like(k) for k in keys]
         for b in range(self.batch):
             cols = mask[b].nonzero().squeeze(1)
@@ -213,7 +222,9 @@ class Session:
             cell_pos, k_rows, v_rows = parse_state(self.rt.export_seq(b), lay)
             order = np.argsort(cell_pos, kind="stable")
             if not np.array_equal(cell_pos[order], pos[b, cols].numpy()):
-                raise RuntimeError(f"llama.cpp sequence {b} holds positions {cell_pos[order][:8]}..., expected {pos[b, cols][:8]}")
+                raise RuntimeError(
+                    f"llama.cpp sequence {b} holds positions {cell_pos[order][:8]}..., expected {pos[b, cols][:8]}"
+                )
             for layer in range(lay.n_layer):
                 keys[layer][b, :, cols] = to_heads(k_rows[layer][order], lay)
                 values[layer][b, :, cols] = to_heads(v_rows[layer][order], lay)
