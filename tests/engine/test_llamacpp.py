@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tinygguf import write_tiny_gguf
 
-from latent_graph import DecodeOptions, LatentHandle, ModelMismatchError
+from latent_graph import DecodeOptions, LatentHandle, LlamaCppLatentModel, ModelMismatchError
 from latent_graph.engine import Constraint, LatentModel, TokenChunk
 from latent_graph.engine.prompt import prompt_rows
 from latent_graph.errors import BatchSizeMismatchError, ContextOverflowError
@@ -19,26 +18,17 @@ from conftest import make_model
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="the llama.cpp engine needs the llamacpp extra")
 
-from latent_graph.engine.llamacpp import LlamaCppLatentModel  # noqa: E402
-
 Q = "What is 12 times 7?"
 
 
 @pytest.fixture(scope="module")
-def gguf_file(tmp_path_factory: pytest.TempPathFactory):
-    return write_tiny_gguf(tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+def lcpp(llamacpp_tiny) -> LlamaCppLatentModel:
+    return llamacpp_tiny
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LATENT_GRAPH_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
-@pytest.fixture(scope="module")
-def lcpp(gguf_file, cache) -> LlamaCppLatentModel:
-    return LlamaCppLatentModel(gguf_file, n_threads=1, n_ctx=1024, max_batch=4)
+def gguf_file(tiny_gguf):
+    return tiny_gguf
 
 
 @pytest.fixture(scope="module")
