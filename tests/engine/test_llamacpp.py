@@ -164,3 +164,24 @@ def test_inject_feeds_embeddings_as_a_latent_segment(lcpp: LlamaCppLatentModel) 
     out = lcpp.inject(h, e, steps=2)
     assert [s.kind for s in out.segments][-2:] == ["latent", "latent"] and out.latent_steps == 3
     assert torch.equal(out.latents[1], e)
+
+
+@pytest.mark.integration
+def test_default_gguf_greedy_equals_llama_cpp_and_tracks_the_transformers_engine(default_model) -> None:
+    from latent_graph.engine.load.embedded import gguf_path
+
+    m = LlamaCppLatentModel.default(n_threads=1)
+    ids: list[int] = []
+    m.decode(None, Q, max_new_tokens=32, on_token=lambda c: ids.append(c.token_id) if c.token_id >= 0 else None)
+    prompt = prompt_rows(m.tokenizer, [Q], None, True, after_open_turn=False, generation=True)[0]
+    llm = llama_cpp.Llama(str(gguf_path()), n_ctx=512, n_threads=1, verbose=False)
+    ref: list[int] = []
+    for tok in llm.generate(prompt, temp=0.0):
+        if tok in m.eos_ids or len(ref) == 32:
+            break
+        ref.append(tok)
+    assert ids == ref
+    a, b = m.think(None, Q, steps=4), default_model.think(None, Q, steps=4)
+    assert torch.equal(a.attention_mask, b.attention_mask)  # the same prompt tokens
+    cos = torch.nn.functional.cosine_similarity(a.hiddens[0][0], b.hiddens[0][0], dim=-1)  # (steps,)
+    assert cos[0] > 0.999 and cos.min() > 0.98, cos  # Q4_1 kernels vs its dequantized fp32 weights

@@ -74,7 +74,9 @@ class Runtime:
         llama_cpp = import_llama_cpp()
         from llama_cpp import _internals
 
-        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's load and context logs
+        # llama.cpp's logs: llama-cpp-python 0.3.36 maps ggml's WARN to logging.ERROR, so only CRITICAL keeps
+        # its load and context chatter out of the CLI's output (failures surface as this engine's named errors)
+        logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
 
         self.lib = llama_cpp
         mparams = llama_cpp.llama_model_default_params()
