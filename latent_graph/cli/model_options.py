@@ -39,7 +39,10 @@ def add_model_args(p: argparse.ArgumentParser, *, realign: bool = True, model_he
         "GGUF for --model default; needs the llamacpp extra); default: llamacpp for a .gguf file, else transformers",
     )
     p.add_argument(
-        "--threads", type=int, default=None, help="llama.cpp threads (default: the free cores; --engine llamacpp)"
+        "--threads",
+        type=int,
+        default=None,
+        help="compute threads: llama.cpp's (default: the free cores) or torch's (default: torch's choice)",
     )
     p.add_argument(
         "--dtype", default=None, help="float32 | bfloat16 | float16 | auto (default: the loader's: fp32 on the CPU)"

@@ -35,7 +35,7 @@ def load_model(
 
     ``engine`` (see :func:`engine_for`): ``"llamacpp"`` runs the GGUF (the default model's own, for "default")
     with llama.cpp on the CPU, in the file's quantization, on ``threads`` threads (default: the free cores);
-    dtype, device and quantization are transformers' options. Options left at None are not passed, so each
+    dtype, device and quantization are transformers' options, and there ``threads`` sets torch's threads. Options left at None are not passed, so each
     loader keeps its own defaults.
     """
     if engine_for(spec, engine) == "llamacpp":
@@ -53,8 +53,12 @@ def load_model(
         if spec is None or spec == "default":
             return LlamaCppLatentModel.default(**lkw)
         return LlamaCppLatentModel(spec, **lkw)
-    if threads is not None:
-        raise InvalidArgumentError("threads is an option of the llama.cpp engine (--engine llamacpp)")
+    if threads is not None:  # the transformers engine computes on torch's threads (one setting per process)
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise InvalidArgumentError(f"threads must be an int >= 1, got {threads!r}")
+        import torch
+
+        torch.set_num_threads(threads)
     from latent_graph.engine.model import LocalLatentModel  # the model class builds on this room: imported on use
 
     pairs = (("dtype", dtype), ("device", device), ("realign", realign), ("quantization", quantization))
