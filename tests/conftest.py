@@ -125,6 +125,25 @@ def llama() -> LocalLatentModel:
     return make_model("llama")
 
 
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama of :func:`make_model` written as a GGUF file (tests/tinygguf.py)."""
+    from tinygguf import write_tiny_gguf
+
+    return write_tiny_gguf(tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+
+
+@pytest.fixture(scope="session")
+def llamacpp_tiny(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The llama.cpp engine on :func:`tiny_gguf` (1 thread); skipped where llama-cpp-python is not installed."""
+    pytest.importorskip("llama_cpp", reason="the llama.cpp engine needs the llamacpp extra")
+    from latent_graph import LlamaCppLatentModel
+
+    with pytest.MonkeyPatch.context() as mp:  # what the load caches goes to a throwaway folder
+        mp.setenv("LATENT_GRAPH_CACHE", str(tmp_path_factory.mktemp("cache")))
+        return LlamaCppLatentModel(tiny_gguf, n_threads=1, n_ctx=1024, max_batch=4)
+
+
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     """A throwaway PostgreSQL cluster per test module (tests/pgcluster.py), skipped with the reason where it cannot start."""

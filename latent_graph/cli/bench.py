@@ -66,7 +66,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=_B.out_dir, help=f"output folder (default {_B.out_dir})")
     p.add_argument("--resume", action="store_true", help="continue a run in --out, skipping finished questions")
     add_model_args(p)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument(
         "--throughput-batch-sizes",
         type=_ints,

@@ -1,5 +1,5 @@
-"""The model flags every command shares (``--model``, ``--dtype``, ``--device``, ``--realign``,
-``--quantization``), declared once with one default each, and the one way the CLI loads a model from them;
+"""The model flags every command shares (``--model``, ``--engine``, ``--threads``, ``--dtype``, ``--device``,
+``--realign``, ``--quantization``), declared once with one default each, and the one way the CLI loads a model from them;
 and the one way a dataclass of options (``GraphOptions``) becomes flags."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from latent_graph.engine import QUANTIZATIONS, REALIGNERS
+from latent_graph.engine import ENGINES, QUANTIZATIONS, REALIGNERS
 from latent_graph.engine import load_model as engine_load_model
 
 DEFAULT_MODEL = "default"
@@ -29,7 +29,20 @@ def add_model_args(p: argparse.ArgumentParser, *, realign: bool = True, model_he
     p.add_argument(
         "--model",
         default=DEFAULT_MODEL,
-        help=model_help or "HF path or hub id (default: embedded SmolLM2-135M-Instruct)",
+        help=model_help or "HF path or hub id, or a .gguf file (default: embedded SmolLM2-135M-Instruct)",
+    )
+    p.add_argument(
+        "--engine",
+        default=None,
+        choices=ENGINES,
+        help="transformers (the package's own loop) or llamacpp (llama.cpp on a GGUF: the default model's own "
+        "GGUF for --model default; needs the llamacpp extra); default: llamacpp for a .gguf file, else transformers",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="compute threads: llama.cpp's (default: the free cores) or torch's (default: torch's choice)",
     )
     p.add_argument(
         "--dtype", default=None, help="float32 | bfloat16 | float16 | auto (default: the loader's: fp32 on the CPU)"
@@ -70,6 +83,8 @@ def add_option_flags(p: argparse.ArgumentParser, fields: Iterable[dataclasses.Fi
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The loader's keyword options given by the shared flags (``--model`` aside)."""
     return {
+        "engine": args.engine,
+        "threads": args.threads,
         "dtype": args.dtype,
         "device": args.device,
         "realign": getattr(args, "realign", None),

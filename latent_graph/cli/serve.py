@@ -42,6 +42,8 @@ def config_of(args: argparse.Namespace) -> Any:
         device=args.device,
         realign=args.realign,
         quantization=args.quantization,
+        engine=args.engine,
+        threads=args.threads,
         graphs=graphs,
         default_graph=args.default_graph,
         steps=args.steps,

@@ -35,7 +35,15 @@ from latent_graph.engine.kv import (
     kept_total,
     observing,
 )
-from latent_graph.engine.load import QUANTIZATIONS, ModelFingerprint, check_quantization, load_model
+from latent_graph.engine.llamacpp import LlamaCppLatentModel
+from latent_graph.engine.load import (
+    ENGINES,
+    QUANTIZATIONS,
+    ModelFingerprint,
+    check_quantization,
+    engine_for,
+    load_model,
+)
 from latent_graph.engine.merge import merge_branches
 from latent_graph.engine.model import LocalLatentModel
 from latent_graph.engine.options import (
@@ -64,6 +72,7 @@ __all__ = [
     "DEFAULT_MEMORY",
     "DEFAULT_PREFIX_BYTES",
     "DEFAULT_STEPS",
+    "ENGINES",
     "MEMORY_POLICIES",
     "QUANTIZATIONS",
     "REALIGNERS",
@@ -76,6 +85,7 @@ __all__ = [
     "DecodingModel",
     "IdentityRealigner",
     "KVPolicy",
+    "LlamaCppLatentModel",
     "LatentHandle",
     "LatentModel",
     "LocalLatentModel",
@@ -97,6 +107,7 @@ __all__ = [
     "compress",
     "count_chat_tokens",
     "enable_prefixes",
+    "engine_for",
     "encode_prompts",
     "from_cache",
     "kept_total",

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from latent_graph.engine import DEFAULT_PREFIX_BYTES, LocalLatentModel, check_quantization, load_model
+from latent_graph.engine import DEFAULT_PREFIX_BYTES, LatentModel, check_quantization, load_model
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphOptions
 from latent_graph.state.schema import MAX_QUESTIONS
@@ -30,11 +30,12 @@ class ServeConfig:
     Attributes:
         model: "default" (embedded SmolLM2-135M), a local HF folder or a hub id already on disk.
         model_factory: Instead of ``model``: a zero-argument callable (or "module:attr") that
-            returns a :class:`LocalLatentModel`; it runs inside each replica process.
+            returns a :class:`LatentModel` (either engine); it runs inside each replica process.
         dtype, device: Passed to the model loader (``device`` defaults to "cuda" when
             ``num_gpus > 0``).
         realign: A realigner spec of ``REALIGNERS`` ("soft:k=8" ...), None = the model's default (ridge).
         quantization: "4bit", "8bit" (bitsandbytes, CPU or GPU) or None.
+        engine, threads: "transformers" | "llamacpp" (None: llamacpp for a .gguf model) and llama.cpp's threads.
         prefix_cache_bytes: Byte budget of each replica's shared-prefix cache (0 = off).
         graphs: Graph names clients may ask for (a subset of :data:`SERVABLE_GRAPHS`).
         default_graph: The graph of requests that name none: the registry's
@@ -62,11 +63,13 @@ class ServeConfig:
     """
 
     model: str = "default"
-    model_factory: Callable[[], LocalLatentModel] | str | None = None
+    model_factory: Callable[[], LatentModel] | str | None = None
     dtype: str | None = None
     device: str | None = None
     realign: str | None = None
     quantization: str | None = None
+    engine: str | None = None
+    threads: int | None = None
     prefix_cache_bytes: int = DEFAULT_PREFIX_BYTES
     graphs: tuple[str, ...] = SERVABLE_GRAPHS
     default_graph: str = ""
@@ -166,7 +169,7 @@ class ServeConfig:
         return {"ray_actor_options": {"num_cpus": 0}, "max_ongoing_requests": 1024, "num_replicas": 1}
 
     # --------------------------------------------------------------- model
-    def load_model(self) -> LocalLatentModel:
+    def load_model(self) -> LatentModel:
         """Build this replica's model (called inside the replica process)."""
         factory = self.model_factory
         if isinstance(factory, str):
@@ -177,10 +180,16 @@ class ServeConfig:
                 raise InvalidArgumentError(f"model_factory {self.model_factory!r}: cannot import it") from exc
         if factory is not None:
             model = factory()
-            if not isinstance(model, LocalLatentModel):
-                raise InvalidArgumentError(f"model_factory returned {type(model).__name__}, not a LocalLatentModel")
+            if not isinstance(model, LatentModel):
+                raise InvalidArgumentError(f"model_factory returned {type(model).__name__}, not a LatentModel")
             return model
         device = self.device or ("cuda" if self.num_gpus > 0 else None)
         return load_model(
-            self.model, dtype=self.dtype, device=device, realign=self.realign, quantization=self.quantization
+            self.model,
+            engine=self.engine,
+            threads=self.threads,
+            dtype=self.dtype,
+            device=device,
+            realign=self.realign,
+            quantization=self.quantization,
         )

@@ -65,7 +65,7 @@ def generate(
 
     for t in range(budget):
         with torch.no_grad():
-            logits = head(h)  # (b, V)
+            logits = work.logits(h, head)  # (b, V)
             if constraints is not None:
                 logits = constraints.mask(logits, rows)
             tok = (

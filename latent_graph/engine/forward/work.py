@@ -153,6 +153,11 @@ class Work:
         hidden = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
         return hidden[:, -n:]
 
+    def logits(self, h: torch.Tensor, head: Any) -> torch.Tensor:
+        """Next-token logits of hidden states ``h`` (B, H) through the model's output head (the decoding loop asks
+        the call's state, so an engine that computes logits itself can hand its own)."""
+        return head(h)
+
     def take_rows(self, idx: torch.Tensor) -> None:
         """Keep only batch rows ``idx`` (B',) of the cache, mask and positions."""
         self.cache.select_rows(idx)
