@@ -37,9 +37,11 @@ def from_cache(cache: Any) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor
     return tuple(k for k, _ in layers), tuple(v for _, v in layers)
 
 
-def stack_rows(
-    rows: list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]],
-) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+Row = tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]
+"""One batch row: per-layer keys and values (1, H_kv, T, D), its mask and positions (1, T)."""
+
+
+def stack_rows(rows: list[Row]) -> Row:
     """Stack single-row (keys, values, mask, positions) of different lengths into one batch.
 
     Shorter rows are right-padded with masked columns (zeros in K/V, mask 0), which later
@@ -79,7 +81,13 @@ class Work:
     """
 
     def __init__(
-        self, base: LatentHandle | None, batch: int, device: torch.device, fingerprint: Any, capacity: int = 0
+        self,
+        base: LatentHandle | None,
+        batch: int,
+        device: torch.device,
+        fingerprint: Any,
+        capacity: int = 0,
+        rows: int | None = None,
     ):
         if base is not None and base.seq_len > 0:
             self.cache = BufferCache(base.keys, base.values, capacity)
@@ -100,6 +108,13 @@ class Work:
         self._ones: dict[int, torch.Tensor] = {}  # no padding column yet: the model may skip its 2D mask
         self.prompt_tokens = self.latent_steps = self.generated_tokens = 0
         self.meta: dict[str, str] = dict(base.meta) if base else {}
+        self.rows = rows  # most batch rows one forward runs (more run in slices of this many); None: all
+
+    @staticmethod
+    def _run(base_model: Any, sl: slice, cache: Any, hidden_states: bool, **kw: torch.Tensor | None) -> Any:
+        """One forward of batch rows ``sl`` (of the tensors in ``kw``) on ``cache``."""
+        sliced = {k: v if v is None else v[sl] for k, v in kw.items()}
+        return base_model(**sliced, cache=cache, use_cache=True, output_hidden_states=hidden_states)
 
     def ones(self, rows: int) -> torch.Tensor:
         """The shared (rows, 1) all-ones column mask of single steps (made once per batch size)."""
@@ -135,42 +150,80 @@ class Work:
             pos, added = positions_after(self.next_pos, new_mask), new_mask.sum(dim=1)  # (B, n), (B,)
             self.dense = self.dense and bool(new_mask.all())
         mask = torch.cat([self.mask, new_mask], dim=1)  # (B, T + n)
-        out = base_model(
-            input_ids=input_ids,
-            inputs_embeds=inputs_embeds,
-            # without padding the model's causal mask is the plain one (transformers then skips it too)
-            attention_mask=None if self.dense else mask,
-            position_ids=pos,
-            cache=self.cache,
-            use_cache=True,
-            output_hidden_states=layer != -1,
-        )
-        self.cache = out.cache
+        # without padding the model's causal mask is the plain one (transformers then skips it too)
+        kw = dict(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=None if self.dense else mask)
+        kw["position_ids"] = pos
+        batch, width = int(mask.shape[0]), self.rows or int(mask.shape[0])
+        hidden_states: list[torch.Tensor] = []
+        caches = []
+        for start in range(0, batch, width):  # one slice unless the batch has more rows than ``rows``
+            sl = slice(start, start + width)
+            if width >= batch:
+                cache = self.cache
+            elif self.cache.buffers:  # slices write into the shared buffers
+                cache = self.cache.window(start, start + width, n)
+            else:  # a fresh cache: each slice fills its own, stacked after the last one
+                cache = BufferCache((), (), self.cache.capacity)
+            out = self._run(base_model, sl, cache, layer != -1, **kw)
+            caches.append(out.cache)
+            hidden_states.append((out.last_hidden_state if layer == -1 else out.hidden_states[layer])[:, -n:])
+        if width >= batch:
+            self.cache = caches[0]
+        elif self.cache.buffers:
+            self.cache.set_filled(self.length + n)
+        else:
+            keys, values = zip(*(from_cache(c) for c in caches))
+            cat = [torch.cat(x, dim=0) for x in zip(*keys)], [torch.cat(x, dim=0) for x in zip(*values)]
+            self.cache = BufferCache(tuple(cat[0]), tuple(cat[1]), self.cache.capacity)
         self.mask = mask
         self.pos = torch.cat([self.pos, pos], dim=1)
         self.next_pos = self.next_pos + added
         assert self.cache.get_seq_length() == self.length, "KV cache and mask are out of step"
-        hidden = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
-        return hidden[:, -n:]
+        return hidden_states[0] if len(hidden_states) == 1 else torch.cat(hidden_states, dim=0)
 
     def take_rows(self, idx: torch.Tensor) -> None:
         """Keep only batch rows ``idx`` (B',) of the cache, mask and positions."""
         self.cache.select_rows(idx)
         self.mask, self.pos, self.next_pos = self.mask[idx], self.pos[idx], self.next_pos[idx]
 
-    def row(self, i: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
-        """Row ``i`` as single-row (keys, values, mask, positions), for :func:`stack_rows`."""
+    def row(self, i: int, keep: int | None = None, resume: int = 0) -> Row:
+        """Row ``i`` as single-row (keys, values, mask, positions), for :func:`stack_rows` (views of the cache).
+
+        ``keep``/``resume``: only its first ``keep`` columns and those from ``resume`` on (a copy; the columns
+        between hold padding the row got while entering a running batch, see :meth:`put_row`).
+        """
         keys, values = from_cache(self.cache)
+
+        def cut(x: torch.Tensor, dim: int) -> torch.Tensor:
+            x = x[i : i + 1]
+            if keep is None:
+                return x
+            return torch.cat([x.narrow(dim, 0, keep), x.narrow(dim, resume, x.shape[dim] - resume)], dim=dim)
+
         return (
-            tuple(k[i : i + 1] for k in keys),
-            tuple(v[i : i + 1] for v in values),
-            self.mask[i : i + 1],
-            self.pos[i : i + 1],
+            tuple(cut(k, 2) for k in keys),
+            tuple(cut(v, 2) for v in values),
+            cut(self.mask, 1),
+            cut(self.pos, 1),
         )
 
-    def set_rows(
-        self, rows: list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]]
-    ) -> None:
+    def put_row(self, slot: int, row: Row, next_pos: torch.Tensor) -> None:
+        """Write ``row`` (from :meth:`row`) into batch row ``slot``, replacing it: the batch grows to the row's
+        length with masked columns if it is longer, the row is right-padded with masked columns if shorter."""
+        keys, values, mask, pos = row
+        n = int(mask.shape[1])
+        if n > self.length:
+            extra = self.mask.new_zeros((self.mask.shape[0], n - self.length))
+            self.cache.pad_to(n)
+            self.mask, self.pos = torch.cat([self.mask, extra], dim=1), torch.cat([self.pos, extra], dim=1)
+        self.cache.put_row(slot, keys, values)
+        self.mask, self.pos, self.next_pos = self.mask.clone(), self.pos.clone(), self.next_pos.clone()  # may be a handle's
+        self.mask[slot], self.pos[slot] = 0, 0
+        self.mask[slot, :n], self.pos[slot, :n] = mask[0], pos[0]
+        self.next_pos[slot] = next_pos
+        self.dense = False
+
+    def set_rows(self, rows: list[Row]) -> None:
         """Replace the batch by ``rows`` (stacked, shorter ones right-padded with masked columns)."""
         keys, values, self.mask, self.pos = stack_rows(rows)
         self.dense = bool(self.mask.all())
