@@ -82,13 +82,15 @@ class BufferLayer(DynamicLayer):
         self._k, self._v = self._k.index_select(0, idx), self._v.index_select(0, idx)
         self._set_filled(self.filled)
 
-    def window(self, start: int, stop: int) -> BufferLayer:
-        """Rows ``start:stop`` as a layer writing into this buffer (a forward on a slice of the batch);
-        the caller reserves the columns first and sets :attr:`filled` after."""
+    def window(self, start: int, stop: int, skip: int = 0) -> BufferLayer:
+        """Rows ``start:stop`` as a layer writing into this buffer (a forward on a slice of the batch), after
+        ``skip`` zero columns; the caller reserves the columns first and sets :attr:`filled` after."""
         view = BufferLayer(0)
         view.dtype, view.device, view.is_initialized = self.dtype, self.device, True
         view._k, view._v = self._k[start:stop], self._v[start:stop]
-        view._set_filled(self.filled)
+        view._k[:, :, self.filled : self.filled + skip].zero_()
+        view._v[:, :, self.filled : self.filled + skip].zero_()
+        view._set_filled(self.filled + skip)
         return view
 
     def pad_to(self, n: int) -> None:
@@ -138,12 +140,12 @@ class BufferCache(Cache):
             if layer.is_initialized:
                 layer.select_rows(idx)
 
-    def window(self, start: int, stop: int, columns: int) -> BufferCache:
-        """Rows ``start:stop`` as a cache writing into this one's buffers, with room for ``columns`` more
-        (a forward on a slice of the batch; :meth:`set_filled` after the last slice)."""
+    def window(self, start: int, stop: int, columns: int, skip: int = 0) -> BufferCache:
+        """Rows ``start:stop`` as a cache writing into this one's buffers, with room for ``columns`` more, the
+        first ``skip`` of them zero (a forward on a slice of the batch; :meth:`set_filled` after the last slice)."""
         for layer in self.buffers:
             layer.reserve(layer.filled + columns)
-        return BufferCache._of([layer.window(start, stop) for layer in self.buffers])
+        return BufferCache._of([layer.window(start, stop, skip) for layer in self.buffers])
 
     def set_filled(self, n: int) -> None:
         """Every layer now holds ``n`` columns (written through :meth:`window` caches)."""

@@ -15,6 +15,7 @@ import torch
 from transformers import DynamicCache
 
 from latent_graph.engine.forward.kvbuffer import BufferCache
+from latent_graph.engine.forward.slices import forward_slices
 from latent_graph.engine.handle import LatentHandle, Segment, SegmentKind
 
 
@@ -110,12 +111,6 @@ class Work:
         self.meta: dict[str, str] = dict(base.meta) if base else {}
         self.rows = rows  # most batch rows one forward runs (more run in slices of this many); None: all
 
-    @staticmethod
-    def _run(base_model: Any, sl: slice, cache: Any, hidden_states: bool, **kw: torch.Tensor | None) -> Any:
-        """One forward of batch rows ``sl`` (of the tensors in ``kw``) on ``cache``."""
-        sliced = {k: v if v is None else v[sl] for k, v in kw.items()}
-        return base_model(**sliced, cache=cache, use_cache=True, output_hidden_states=hidden_states)
-
     def ones(self, rows: int) -> torch.Tensor:
         """The shared (rows, 1) all-ones column mask of single steps (made once per batch size)."""
         col = self._ones.get(rows)
@@ -152,34 +147,19 @@ class Work:
         mask = torch.cat([self.mask, new_mask], dim=1)  # (B, T + n)
         # without padding the model's causal mask is the plain one (transformers then skips it too)
         kw = dict(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=None if self.dense else mask)
-        kw["position_ids"] = pos
-        batch, width = int(mask.shape[0]), self.rows or int(mask.shape[0])
-        hidden_states: list[torch.Tensor] = []
-        caches = []
-        for start in range(0, batch, width):  # one slice unless the batch has more rows than ``rows``
-            sl = slice(start, start + width)
-            if width >= batch:
-                cache = self.cache
-            elif self.cache.buffers:  # slices write into the shared buffers
-                cache = self.cache.window(start, start + width, n)
-            else:  # a fresh cache: each slice fills its own, stacked after the last one
-                cache = BufferCache((), (), self.cache.capacity)
-            out = self._run(base_model, sl, cache, layer != -1, **kw)
-            caches.append(out.cache)
-            hidden_states.append((out.last_hidden_state if layer == -1 else out.hidden_states[layer])[:, -n:])
-        if width >= batch:
-            self.cache = caches[0]
-        elif self.cache.buffers:
-            self.cache.set_filled(self.length + n)
+        if self.rows is not None and mask.shape[0] > self.rows:  # more rows than one forward runs
+            self.cache, hidden = forward_slices(
+                base_model, self.cache, self.rows, new_mask, layer, **kw, position_ids=pos
+            )
         else:
-            keys, values = zip(*(from_cache(c) for c in caches))
-            cat = [torch.cat(x, dim=0) for x in zip(*keys)], [torch.cat(x, dim=0) for x in zip(*values)]
-            self.cache = BufferCache(tuple(cat[0]), tuple(cat[1]), self.cache.capacity)
+            out = base_model(**kw, position_ids=pos, cache=self.cache, use_cache=True, output_hidden_states=layer != -1)
+            self.cache = out.cache
+            hidden = (out.last_hidden_state if layer == -1 else out.hidden_states[layer])[:, -n:]
         self.mask = mask
         self.pos = torch.cat([self.pos, pos], dim=1)
         self.next_pos = self.next_pos + added
         assert self.cache.get_seq_length() == self.length, "KV cache and mask are out of step"
-        return hidden_states[0] if len(hidden_states) == 1 else torch.cat(hidden_states, dim=0)
+        return hidden
 
     def take_rows(self, idx: torch.Tensor) -> None:
         """Keep only batch rows ``idx`` (B',) of the cache, mask and positions."""
@@ -217,7 +197,11 @@ class Work:
             self.cache.pad_to(n)
             self.mask, self.pos = torch.cat([self.mask, extra], dim=1), torch.cat([self.pos, extra], dim=1)
         self.cache.put_row(slot, keys, values)
-        self.mask, self.pos, self.next_pos = self.mask.clone(), self.pos.clone(), self.next_pos.clone()  # may be a handle's
+        self.mask, self.pos, self.next_pos = (
+            self.mask.clone(),
+            self.pos.clone(),
+            self.next_pos.clone(),
+        )  # may be a handle's
         self.mask[slot], self.pos[slot] = 0, 0
         self.mask[slot, :n], self.pos[slot, :n] = mask[0], pos[0]
         self.next_pos[slot] = next_pos
