@@ -1,8 +1,9 @@
 """The judger's generation loop on top of a prefilled :class:`~latent_graph.engine.forward.work.Work`.
 
 Greedy or sampled next tokens from the lm_head of the *last* position only;
-finished rows (EOS) leave the batch so they cost nothing more, and the full
-batch is reassembled in its original row order at the end (tested equal to
+at most ``model.batch_rows`` rows decode at once (continuous batching, :mod:`.schedule`): a finished row
+(end of sequence or budget) leaves the batch so it costs nothing more, and the next waiting row takes its
+slot; the full batch is reassembled in its original row order at the end (tested equal to
 running each row alone). :func:`generate_text` is the one way a decode call ends: it runs the loop
 under the call's constraints, records the text segment and returns the :class:`Decoded`.
 """
