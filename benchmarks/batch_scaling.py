@@ -10,7 +10,14 @@ Prints, with the load average, medians of ``--repeats`` interleaved runs:
   GFLOP/s as 2 x non-embedding parameters x tokens / s): a prompt of N tokens costs at least
   2 x parameters x N / (that rate) seconds at any batch size.
 
+With ``--chain N``, instead: a graph (``--graph``: compact, latent-seq or text-seq) over the first N GSM8K
+questions, three ways, interleaved, CPU seconds of this process (steadier than wall time on a loaded
+machine) and wall: at batch 1; at batch 8 gated (graph runs of 8 questions, each decoder waits for its
+longest row); at batch 8 continuous (one graph run of all N, 8 rows at once, a row that ends frees its slot
+for the next question). It checks that the three give the same answers (greedy).
+
 Usage: python benchmarks/batch_scaling.py [--threads N] [--tokens 40] [--repeats 3]
+       python benchmarks/batch_scaling.py --chain 16 --graph compact --threads 1 [--max-new-tokens 128]
 """
 
 from __future__ import annotations
@@ -70,16 +77,63 @@ def decode_step_ms(model: LocalLatentModel, prompts: list[str], n: int) -> float
     return (time.perf_counter() - t0 - one) / n * 1e3
 
 
+def chain(model: LocalLatentModel, questions: list[str], graph: str, max_new: int, repeats: int) -> None:
+    """Questions/s of ``graph`` at batch 1, at batch 8 gated and at batch 8 continuous (see the module doc)."""
+    from latent_graph.engine import enable_prefixes
+    from latent_graph.graphs import build_graph
+    from latent_graph.persist import HandleStore
+
+    name, edges = ("compact", "latent") if graph == "compact" else ("sequential", graph.split("-")[0])
+    store = HandleStore.in_memory()
+    g = build_graph(name, model, edges=edges, max_new_tokens=max_new, checkpointer=None, handle_store=store)
+    enable_prefixes(model)
+    ways = {"batch 1": (1, 1), "batch 8 gated": (8, 8), "batch 8 continuous": (8, len(questions))}
+    g.invoke({"questions": questions[:2]})  # warm-up
+    cpu: dict[str, list[float]] = {w: [] for w in ways}
+    wall: dict[str, list[float]] = {w: [] for w in ways}
+    answers: dict[str, list[str]] = {}
+    load0 = os.getloadavg()
+    for _ in range(repeats):
+        for way, (rows, wave) in ways.items():
+            model.batch_rows = rows
+            c0, t0, got = time.process_time(), time.perf_counter(), []
+            for i in range(0, len(questions), wave):
+                got += g.invoke({"questions": questions[i : i + wave]})["answers"]
+                store.clear()
+            cpu[way].append(time.process_time() - c0)
+            wall[way].append(time.perf_counter() - t0)
+            answers.setdefault(way, got)
+    n = len(questions)
+    print(f"{graph} over {n} questions, answer budget {max_new}, torch threads {torch.get_num_threads()}, "
+          f"{repeats} interleaved repeats (medians); load average {load0} -> {os.getloadavg()}")  # fmt: skip
+    base_c, base_w = statistics.median(cpu["batch 1"]), statistics.median(wall["batch 1"])
+    for way in ways:
+        c, w = statistics.median(cpu[way]), statistics.median(wall[way])
+        print(
+            f"{way:<20} {n / c:6.3f} q/CPU-s ({base_c / c:4.2f}x batch 1)   {n / w:6.3f} q/s wall ({base_w / w:4.2f}x)"
+        )
+    same = all(a == answers["batch 1"] for a in answers.values())
+    print(f"answers equal across the three ways: {same}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="../shared/data/gsm8k/test.jsonl")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--tokens", type=int, default=40)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--chain", type=int, default=0, help="measure a graph over this many questions instead")
+    p.add_argument("--graph", default="compact", choices=("compact", "latent-seq", "text-seq"))
+    p.add_argument("--max-new-tokens", type=int, default=128)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     model = LocalLatentModel.default()
+    if args.chain:
+        with open(args.data) as f:
+            qs = [json.loads(line)["question"] for _, line in zip(range(args.chain), f)]
+        chain(model, qs, args.graph, args.max_new_tokens, args.repeats)
+        return
     model.eos_ids = set()  # fixed-length decoding
     cfg = model.hf_model.config
     with open(args.data) as f:

@@ -72,7 +72,11 @@ class BenchConfig:
         limit: Use the first ``limit`` questions (generated relay tasks: their number, default
             :data:`GENERATED_EXAMPLES`).
         relay_seed: Seed generating relay probes.
-        batch_size: Questions per ``graph.invoke`` for every method.
+        batch_size: Rows one forward runs for every method (``model.batch_rows``): a graph run prefills and
+            thinks in slices of this many, and decodes with this many rows at once, the next question entering
+            the slot of a row that ended (continuous batching).
+        wave_batches: Each ``graph.invoke`` carries up to ``wave_batches * batch_size`` questions (the queue
+            its decoders admit from; more hold more caches in memory at once).
         graph: The graphs' node settings (steps, memory, decoding, edge compression ...); its
             ``seed`` and ``task`` stay at their defaults (see :data:`PER_JOB`).
         seeds: One full pass per seed (the graphs' sampling seed).
@@ -99,6 +103,7 @@ class BenchConfig:
     limit: int | None = None
     relay_seed: int = 0
     batch_size: int = 1
+    wave_batches: int = 4
     graph: GraphOptions = field(default_factory=GraphOptions)
     seeds: tuple[int, ...] = (0,)
     repeats: int = 1
@@ -120,6 +125,7 @@ class BenchConfig:
 
         put("methods", normalize_methods(self.methods))
         _positive_int("batch_size", self.batch_size)
+        _positive_int("wave_batches", self.wave_batches)
         _positive_int("repeats", self.repeats)
         seeds = tuple(self.seeds)
         if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):

@@ -1,6 +1,8 @@
-"""The bench's unit of work: a job plans, runs and measures one batch of questions on one method's graph.
+"""The bench's unit of work: a job plans, runs and measures one graph run over a wave of questions.
 
-A job is ``(seed, repeat, batch size, method, batch of questions)``. :func:`plan` interleaves
+A job is ``(seed, repeat, batch size, method, wave of questions)``: one ``graph.invoke`` on the wave, the
+model running ``batch size`` rows at once (``model.batch_rows``: decoders admit the next question as a row
+ends). :func:`plan` interleaves
 methods batch by batch (batch 0 for every method, then batch 1 ...), so slow drifts of a shared
 machine hit all methods alike. :func:`run_job` measures wall seconds around ``graph.invoke``;
 tokens, latent steps and handle bytes from the graph's trace; peak process RSS and CUDA memory
@@ -52,14 +54,18 @@ def plan(
     tp_methods: Sequence[str],
     tp_limit: int,
     lengths: Sequence[int] | None = None,
+    wave: int = 1,
 ) -> list[Job]:
-    """Every job of a run, in run order; the extra (throughput) batch sizes run after the last main batch they need."""
+    """Every job of a run, in run order; the extra (throughput) batch sizes run after the last main job they need.
+
+    A job at batch size ``bs`` carries up to ``wave * bs`` questions (one graph run, ``bs`` rows at once).
+    """
     indexed = list(enumerate(examples))
-    main = cut_batches(indexed, batch_size, lengths)
+    main = cut_batches(indexed, batch_size * wave, lengths)
     slot_of = {i: slot for slot, chunk in enumerate(main) for i, _ in chunk}
     extra: dict[int, list[tuple[int, tuple[tuple[int, Example], ...]]]] = {}
     for bs in tp_sizes:
-        for chunk in cut_batches(indexed[:tp_limit], bs, lengths):
+        for chunk in cut_batches(indexed[:tp_limit], bs * wave, lengths):
             slot = max(slot_of[i] for i, _ in chunk)  # run after the last main batch holding one of its questions
             extra.setdefault(slot, []).append((bs, chunk))
     jobs: list[Job] = []

@@ -49,6 +49,7 @@ def _warmup(model: Any, factory: GraphFactory, config: BenchConfig, graph_task: 
     LangGraph/LangChain setup) that would otherwise land on whichever method runs first.
     """
     kwargs = config.graph_kwargs(0, graph_task, steps=1, max_new_tokens=2)
+    _rows(model, config.batch_size)
     for method in config.methods:
         g = factory(method, model, **kwargs, checkpointer=None, handle_store=HandleStore.in_memory())
         g.invoke({"questions": ["What is 1 + 1?"] * config.batch_size})
@@ -82,11 +83,20 @@ def run_bench(
     if not isinstance(config, BenchConfig):
         raise BenchArgumentError(f"config must be a BenchConfig, got {type(config).__name__}")
     before = getattr(model, "prefixes", None)
+    rows = getattr(model, "batch_rows", None)
     try:
         return _run_bench(model, config, graph_factory or default_graph_factory, progress)
     finally:
         if before is not None:
             model.prefixes = before
+        if hasattr(model, "batch_rows"):
+            model.batch_rows = rows
+
+
+def _rows(model: Any, batch_size: int) -> None:
+    """Run ``batch_size`` rows at once (continuous batching beyond that), on a model that batches rows."""
+    if hasattr(model, "batch_rows"):
+        model.batch_rows = batch_size
 
 
 def _run_bench(
@@ -127,6 +137,7 @@ def _run_bench(
         tp_methods,
         tp_limit,
         padding["lengths"] if cfg.bucket else None,
+        cfg.wave_batches,
     )
     device = getattr(model, "device", None)
     graphs: dict[tuple[str, int], Graph] = {}
@@ -156,6 +167,7 @@ def _run_bench(
                 job.method, model, **cfg.graph_kwargs(job.seed, tk.graph_task), checkpointer=None, handle_store=handles
             )
         run = Job(job.seed, job.repeat, job.batch_size, job.method, todo)
+        _rows(model, job.batch_size)
         try:
             rows, batch = run_job(run, graphs[key], tk, device, cfg.code_timeout, batch_id)
         finally:
@@ -188,6 +200,7 @@ def _run_bench(
             **config,
             "methods": list(methods),
             "batch_size": batch_size,
+            "wave_batches": cfg.wave_batches,
             "seeds": list(cfg.seeds),
             "repeats": cfg.repeats,
             "limit": cfg.limit,

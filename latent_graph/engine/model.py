@@ -91,6 +91,9 @@ class LocalLatentModel:
         # shared prompt prefixes prefilled once; off by default (a split prefill differs from a one-shot one in the
         # last float bits): ``model.prefixes = SharedPrefixes()`` turns it on (bench and serve do)
         self.prefixes = SharedPrefixes(0)
+        # most batch rows one forward runs (None: all): a larger batch prefills and steps in slices of this many,
+        # and decodes with this many rows live, the next row entering as one finishes (continuous batching)
+        self.batch_rows: int | None = None
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, **kwargs: Any) -> LocalLatentModel:

@@ -96,6 +96,8 @@ class DecodingModel(Protocol):
     """Hidden layer fed back (-1 = the final norm output)."""
     eos_ids: Any
     """Token ids that end a row's answer (a set)."""
+    batch_rows: int | None
+    """Most rows decoding at once (None: all); the next row enters the slot of one that ended."""
 
     @property
     def device(self) -> torch.device: ...

@@ -349,12 +349,42 @@ def _bench(tmp_path: Path, log: list, **kw: Any):
         task="gsm8k",
         data=str(_gsm(tmp_path, 5)),
         batch_size=2,
+        wave_batches=1,  # one batch of questions per graph run (test_waves_... covers longer waves)
         steps=3,
         out_dir=str(tmp_path / "out"),
         warmup=False,
     )
     args.update(kw)
-    return run_bench(object(), _config(**args), graph_factory=_factory(log, fail_after), progress=None)
+    model = kw.pop("model", object())
+    args.pop("model", None)
+    return run_bench(model, _config(**args), graph_factory=_factory(log, fail_after), progress=None)
+
+
+def test_waves_run_batch_size_rows_at_once(tmp_path: Path) -> None:
+    """A graph run carries wave_batches x batch_size questions; the model runs batch_size rows at once (continuous
+    batching), set per job and restored after the run."""
+
+    class Rows:
+        batch_rows = None
+
+    model, seen = Rows(), []
+    log: list = []
+
+    class Watch(FakeGraph):
+        def invoke(self, state: dict[str, Any]) -> dict[str, Any]:
+            seen.append((len(state["questions"]), model.batch_rows))
+            return super().invoke(state)
+
+    def make(method: str, m: Any, **kwargs: Any) -> FakeGraph:
+        return Watch(method, log, None, **kwargs)
+
+    cfg = _config(
+        methods="latent-seq", task="gsm8k", data=str(_gsm(tmp_path, 5)), batch_size=2, wave_batches=2, steps=3,
+        out_dir=str(tmp_path / "out"), warmup=False, throughput_batch_sizes=[1], throughput_limit=3,
+    )  # fmt: skip
+    s = run_bench(model, cfg, graph_factory=make, progress=None)
+    assert seen == [(4, 2), (2, 1), (1, 1), (1, 2)]  # waves of 4 at 2 rows; of 2 at 1 row (first 3 questions)
+    assert model.batch_rows is None and s.method("latent-seq", 2).n == 5
 
 
 def test_run_bench_with_fake_graphs(tmp_path: Path) -> None:

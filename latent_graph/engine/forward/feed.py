@@ -114,7 +114,14 @@ def feed(
             f"exceeds the context window of {model.name!r} ({model.max_context})"
         )
     room = model.max_context - need + reserve  # positions left after the input: no call can append more
-    work = Work(handle, batch, model.device, model.fingerprint, n + min(reserve if grow is None else grow, room))
+    work = Work(
+        handle,
+        batch,
+        model.device,
+        model.fingerprint,
+        n + min(reserve if grow is None else grow, room),
+        model.batch_rows,
+    )
     if open_turn is not None:
         work.meta["open_turn"] = "1" if open_turn else "0"
     full = embeds is not None or all(tokens)  # every row's last column is real

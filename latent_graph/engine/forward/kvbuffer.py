@@ -48,16 +48,20 @@ class BufferLayer(DynamicLayer):
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         self._allocate(key_states[:, :, :0], value_states[:, :, :0])
 
+    def reserve(self, end: int) -> None:
+        """Make room for ``end`` columns (doubling the buffer when it has fewer)."""
+        if end > self._k.shape[2]:
+            grow = max(end - self._k.shape[2], self._k.shape[2])
+            self._k = torch.cat([self._k, self._k.new_empty((*self._k.shape[:2], grow, self._k.shape[-1]))], dim=2)
+            self._v = torch.cat([self._v, self._v.new_empty((*self._v.shape[:2], grow, self._v.shape[-1]))], dim=2)
+
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         start, end = self.filled, self.filled + key_states.shape[-2]
-        if end > self._k.shape[2]:  # more columns than reserved: double the buffer
-            grow = max(end - self._k.shape[2], self._k.shape[2])
-            self._k = torch.cat([self._k, self._k.new_empty((*self._k.shape[:2], grow, self._k.shape[-1]))], dim=2)
-            self._v = torch.cat([self._v, self._v.new_empty((*self._v.shape[:2], grow, self._v.shape[-1]))], dim=2)
+        self.reserve(end)
         self._k[:, :, start:end].copy_(key_states)
         self._v[:, :, start:end].copy_(value_states)
         return self._set_filled(end)
@@ -78,6 +82,33 @@ class BufferLayer(DynamicLayer):
         self._k, self._v = self._k.index_select(0, idx), self._v.index_select(0, idx)
         self._set_filled(self.filled)
 
+    def window(self, start: int, stop: int, skip: int = 0) -> BufferLayer:
+        """Rows ``start:stop`` as a layer writing into this buffer (a forward on a slice of the batch), after
+        ``skip`` zero columns; the caller reserves the columns first and sets :attr:`filled` after."""
+        view = BufferLayer(0)
+        view.dtype, view.device, view.is_initialized = self.dtype, self.device, True
+        view._k, view._v = self._k[start:stop], self._v[start:stop]
+        view._k[:, :, self.filled : self.filled + skip].zero_()
+        view._v[:, :, self.filled : self.filled + skip].zero_()
+        view._set_filled(self.filled + skip)
+        return view
+
+    def pad_to(self, n: int) -> None:
+        """Grow every row to ``n`` columns with zero K/V (columns its mask hides)."""
+        if n > self.filled:
+            self.reserve(n)
+            self._k[:, :, self.filled : n].zero_()
+            self._v[:, :, self.filled : n].zero_()
+            self._set_filled(n)
+
+    def put_row(self, slot: int, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Overwrite row ``slot`` with one row's K/V (1, H_kv, L, D), ``L <= filled``; columns after it are zeroed."""
+        n = keys.shape[2]
+        self._k[slot, :, :n].copy_(keys[0])
+        self._v[slot, :, :n].copy_(values[0])
+        self._k[slot, :, n : self.filled].zero_()
+        self._v[slot, :, n : self.filled].zero_()
+
 
 class BufferCache(Cache):
     """A transformers ``Cache`` of :class:`BufferLayer`; seeded with copies of per-layer K/V (or empty)."""
@@ -88,6 +119,7 @@ class BufferCache(Cache):
         values: tuple[torch.Tensor, ...] = (),
         capacity: int = 0,
     ) -> None:
+        self.capacity = capacity
         if keys:
             super().__init__(layers=[BufferLayer(capacity, k, v) for k, v in zip(keys, values)])
         else:
@@ -107,3 +139,30 @@ class BufferCache(Cache):
         for layer in self.buffers:
             if layer.is_initialized:
                 layer.select_rows(idx)
+
+    def window(self, start: int, stop: int, columns: int, skip: int = 0) -> BufferCache:
+        """Rows ``start:stop`` as a cache writing into this one's buffers, with room for ``columns`` more, the
+        first ``skip`` of them zero (a forward on a slice of the batch; :meth:`set_filled` after the last slice)."""
+        for layer in self.buffers:
+            layer.reserve(layer.filled + columns)
+        return BufferCache._of([layer.window(start, stop, skip) for layer in self.buffers])
+
+    def set_filled(self, n: int) -> None:
+        """Every layer now holds ``n`` columns (written through :meth:`window` caches)."""
+        for layer in self.buffers:
+            layer._set_filled(n)
+
+    def pad_to(self, n: int) -> None:
+        for layer in self.buffers:
+            layer.pad_to(n)
+
+    def put_row(self, slot: int, keys: tuple[torch.Tensor, ...], values: tuple[torch.Tensor, ...]) -> None:
+        """Overwrite batch row ``slot`` with one row's per-layer K/V (see :meth:`BufferLayer.put_row`)."""
+        for layer, k, v in zip(self.buffers, keys, values):
+            layer.put_row(slot, k, v)
+
+    @classmethod
+    def _of(cls, layers: list[BufferLayer]) -> BufferCache:
+        cache = cls()
+        cache.layers = list(layers)
+        return cache

@@ -15,6 +15,7 @@ import torch
 from transformers import DynamicCache
 
 from latent_graph.engine.forward.kvbuffer import BufferCache
+from latent_graph.engine.forward.slices import forward_slices
 from latent_graph.engine.handle import LatentHandle, Segment, SegmentKind
 
 
@@ -37,9 +38,11 @@ def from_cache(cache: Any) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor
     return tuple(k for k, _ in layers), tuple(v for _, v in layers)
 
 
-def stack_rows(
-    rows: list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]],
-) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+Row = tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]
+"""One batch row: per-layer keys and values (1, H_kv, T, D), its mask and positions (1, T)."""
+
+
+def stack_rows(rows: list[Row]) -> Row:
     """Stack single-row (keys, values, mask, positions) of different lengths into one batch.
 
     Shorter rows are right-padded with masked columns (zeros in K/V, mask 0), which later
@@ -79,7 +82,13 @@ class Work:
     """
 
     def __init__(
-        self, base: LatentHandle | None, batch: int, device: torch.device, fingerprint: Any, capacity: int = 0
+        self,
+        base: LatentHandle | None,
+        batch: int,
+        device: torch.device,
+        fingerprint: Any,
+        capacity: int = 0,
+        rows: int | None = None,
     ):
         if base is not None and base.seq_len > 0:
             self.cache = BufferCache(base.keys, base.values, capacity)
@@ -100,6 +109,7 @@ class Work:
         self._ones: dict[int, torch.Tensor] = {}  # no padding column yet: the model may skip its 2D mask
         self.prompt_tokens = self.latent_steps = self.generated_tokens = 0
         self.meta: dict[str, str] = dict(base.meta) if base else {}
+        self.rows = rows  # most batch rows one forward runs (more run in slices of this many); None: all
 
     def ones(self, rows: int) -> torch.Tensor:
         """The shared (rows, 1) all-ones column mask of single steps (made once per batch size)."""
@@ -135,23 +145,21 @@ class Work:
             pos, added = positions_after(self.next_pos, new_mask), new_mask.sum(dim=1)  # (B, n), (B,)
             self.dense = self.dense and bool(new_mask.all())
         mask = torch.cat([self.mask, new_mask], dim=1)  # (B, T + n)
-        out = base_model(
-            input_ids=input_ids,
-            inputs_embeds=inputs_embeds,
-            # without padding the model's causal mask is the plain one (transformers then skips it too)
-            attention_mask=None if self.dense else mask,
-            position_ids=pos,
-            cache=self.cache,
-            use_cache=True,
-            output_hidden_states=layer != -1,
-        )
-        self.cache = out.cache
+        # without padding the model's causal mask is the plain one (transformers then skips it too)
+        kw = dict(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=None if self.dense else mask)
+        if self.rows is not None and mask.shape[0] > self.rows:  # more rows than one forward runs
+            self.cache, hidden = forward_slices(
+                base_model, self.cache, self.rows, new_mask, layer, **kw, position_ids=pos
+            )
+        else:
+            out = base_model(**kw, position_ids=pos, cache=self.cache, use_cache=True, output_hidden_states=layer != -1)
+            self.cache = out.cache
+            hidden = (out.last_hidden_state if layer == -1 else out.hidden_states[layer])[:, -n:]
         self.mask = mask
         self.pos = torch.cat([self.pos, pos], dim=1)
         self.next_pos = self.next_pos + added
         assert self.cache.get_seq_length() == self.length, "KV cache and mask are out of step"
-        hidden = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
-        return hidden[:, -n:]
+        return hidden
 
     def logits(self, h: torch.Tensor, head: Any) -> torch.Tensor:
         """Next-token logits of hidden states ``h`` (B, H) through the model's output head (the decoding loop asks
@@ -163,19 +171,48 @@ class Work:
         self.cache.select_rows(idx)
         self.mask, self.pos, self.next_pos = self.mask[idx], self.pos[idx], self.next_pos[idx]
 
-    def row(self, i: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
-        """Row ``i`` as single-row (keys, values, mask, positions), for :func:`stack_rows`."""
+    def row(self, i: int, keep: int | None = None, resume: int = 0) -> Row:
+        """Row ``i`` as single-row (keys, values, mask, positions), for :func:`stack_rows` (views of the cache).
+
+        ``keep``/``resume``: only its first ``keep`` columns and those from ``resume`` on (a copy; the columns
+        between hold padding the row got while entering a running batch, see :meth:`put_row`).
+        """
         keys, values = from_cache(self.cache)
+
+        def cut(x: torch.Tensor, dim: int) -> torch.Tensor:
+            x = x[i : i + 1]
+            if keep is None:
+                return x
+            return torch.cat([x.narrow(dim, 0, keep), x.narrow(dim, resume, x.shape[dim] - resume)], dim=dim)
+
         return (
-            tuple(k[i : i + 1] for k in keys),
-            tuple(v[i : i + 1] for v in values),
-            self.mask[i : i + 1],
-            self.pos[i : i + 1],
+            tuple(cut(k, 2) for k in keys),
+            tuple(cut(v, 2) for v in values),
+            cut(self.mask, 1),
+            cut(self.pos, 1),
         )
 
-    def set_rows(
-        self, rows: list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]]
-    ) -> None:
+    def put_row(self, slot: int, row: Row, next_pos: torch.Tensor) -> None:
+        """Write ``row`` (from :meth:`row`) into batch row ``slot``, replacing it: the batch grows to the row's
+        length with masked columns if it is longer, the row is right-padded with masked columns if shorter."""
+        keys, values, mask, pos = row
+        n = int(mask.shape[1])
+        if n > self.length:
+            extra = self.mask.new_zeros((self.mask.shape[0], n - self.length))
+            self.cache.pad_to(n)
+            self.mask, self.pos = torch.cat([self.mask, extra], dim=1), torch.cat([self.pos, extra], dim=1)
+        self.cache.put_row(slot, keys, values)
+        self.mask, self.pos, self.next_pos = (
+            self.mask.clone(),
+            self.pos.clone(),
+            self.next_pos.clone(),
+        )  # may be a handle's
+        self.mask[slot], self.pos[slot] = 0, 0
+        self.mask[slot, :n], self.pos[slot, :n] = mask[0], pos[0]
+        self.next_pos[slot] = next_pos
+        self.dense = False
+
+    def set_rows(self, rows: list[Row]) -> None:
         """Replace the batch by ``rows`` (stacked, shorter ones right-padded with masked columns)."""
         keys, values, self.mask, self.pos = stack_rows(rows)
         self.dense = bool(self.mask.all())
