@@ -96,6 +96,21 @@ class BlobMissingError(HandleFormatError):
     """A blob a handle reference names is missing from (or corrupt in) its blob store."""
 
 
+class HandleSignatureError(HandleRefError):
+    """A handle reference (or sealed blob) fails its check against the deployment's key: unsigned (written before
+    references were signed), edited, signed with a key this deployment does not hold, or a sealed blob that does not
+    open with it."""
+
+
+class HandleNamespaceError(HandleRefError):
+    """A handle reference belongs to another namespace (another thread or authenticated user): it does not resolve
+    here, with one message whether or not its blobs exist (share a handle on purpose with ``HandleStore.share``)."""
+
+
+class SigningKeyError(LatentGraphError, ValueError):
+    """The deployment's handle signing secret is unusable (too short, an unreadable or empty key file)."""
+
+
 class AdapterError(LatentGraphError, ValueError):
     """A trained adapter file is invalid or does not fit the model."""
 
