@@ -105,8 +105,9 @@ class Sealer:
                 "unsigned handle reference (no 'sig', 'kid' and 'namespace'): written before latent_graph signed "
                 "references, or edited; it is refused - re-run the graph (or the node) that wrote it"
             )
+        key = self.keys.derive(kid, "sign")
         try:
-            _mac(self.keys.derive(kid, "sign"), _payload(ref)).verify(bytes.fromhex(sig))
+            _mac(key, _payload(ref)).verify(bytes.fromhex(sig))
         except (InvalidSignature, ValueError):
             raise HandleSignatureError(
                 "handle reference fails its signature: it was edited or forged (only the deployment's key signs)"
@@ -134,9 +135,9 @@ class Sealer:
         data = bytes(data)
         if not data.startswith(SEALED):
             return data
-        body = data[len(SEALED) :]
+        body, box = data[len(SEALED) :], AESGCM(self.keys.derive(kid, "seal", namespace))
         try:
-            return AESGCM(self.keys.derive(kid, "seal", namespace)).decrypt(body[:_NONCE], body[_NONCE:], key.encode())
+            return box.decrypt(body[:_NONCE], body[_NONCE:], key.encode())
         except (InvalidTag, ValueError):
             raise HandleSignatureError(
                 f"sealed handle blob {key[:16]}... does not open with the key its reference names "
