@@ -51,7 +51,8 @@ async def owner_only(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.Filt
     """Stamp the threads a user creates with them as owner, and let them see and run only those (their runs and
     state included); the graphs' assistants stay readable by every user."""
     if isinstance(value, dict):
-        metadata = value.setdefault("metadata", {}) or {}
-        if isinstance(metadata, dict):
-            metadata["owner"] = ctx.user.identity
+        if value.get("metadata") is None:
+            value["metadata"] = {}
+        if isinstance(value["metadata"], dict):
+            value["metadata"]["owner"] = ctx.user.identity  # in place: the server stores the dict it passed
     return {"owner": ctx.user.identity}

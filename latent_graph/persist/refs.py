@@ -56,7 +56,7 @@ class HandleRef(TypedDict):
     latent_graph_ref: int
     """Reference format version (:data:`REF_VERSION`)."""
     digest: str
-    """sha256 of the handle's manifest blob: the content address of the whole handle ("" in a ``live`` reference,
+    """Keyed content address of the handle's manifest blob: the address of the whole handle ("" in a ``live`` reference,
     which names no blob)."""
     chunks: list[str]
     """Blob keys of the segment chunks (and tail) the manifest names, in order (empty in a ``live`` reference)."""

@@ -156,11 +156,11 @@ def test_a_handle_of_another_user_does_not_resolve(auth_server):
     alice, bob = (get_sync_client(url=url, headers={"Authorization": f"Bearer {TOKENS[u]}"}) for u in ("alice", "bob"))
     with pytest.raises(Exception, match="Bearer <token>' is required"):
         get_sync_client(url=url, headers={"Authorization": "Bearer " + "c" * 40}).threads.create()
-    graph = {a["graph_id"]: a["assistant_id"] for a in alice.assistants.search()}["single"]
+    graph = {a["graph_id"]: a["assistant_id"] for a in alice.assistants.search()}["sequential"]
     cfg = {"configurable": {"steps": 1, "max_new_tokens": 4}}
     thread = alice.threads.create()["thread_id"]
-    alice.runs.wait(thread, graph, input={"questions": ["What is 2 plus 3?"]}, config=cfg)
-    ref = alice.threads.get_state(thread)["values"]["handle"]
+    alice.runs.wait(thread, graph, input={"questions": ["What is 2 plus 3?"]}, config=cfg, interrupt_after=["planner"])
+    ref = alice.threads.get_state(thread)["values"]["handle"]  # the planner's handle
     assert ref["namespace"] == "user=alice" and ref["sig"]
     with pytest.raises(Exception, match="404|not found|Not Found"):
         bob.threads.get_state(thread)  # the auth handler keeps Bob out of Alice's thread
