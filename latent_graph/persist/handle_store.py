@@ -139,7 +139,7 @@ class HandleStore:
             hit = self._read(ref, digest)
             with self._lock:
                 self.loads += 1
-                self._refs.setdefault(hit, {})[namespace] = dict(ref)  # type: ignore[assignment]
+                self._refs.setdefault(hit, {})[namespace] = {k: v for k, v in ref.items() if k != "writer"}  # type: ignore[assignment]
             self.hot.keep(digest, hit, tuple(ref["chunks"]))
         return placed(hit, model, device)
 
