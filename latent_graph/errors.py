@@ -106,6 +106,21 @@ class BlobStoreError(LatentGraphError, OSError):
     make it read or write outside the root), or a shard that is not a directory."""
 
 
+class HandleSignatureError(HandleRefError):
+    """A handle reference (or sealed blob) fails its check against the deployment's key: unsigned (written before
+    references were signed), edited, signed with a key this deployment does not hold, or a sealed blob that does not
+    open with it."""
+
+
+class HandleNamespaceError(HandleRefError):
+    """A handle reference belongs to another namespace (another thread or authenticated user): it does not resolve
+    here, with one message whether or not its blobs exist (share a handle on purpose with ``HandleStore.share``)."""
+
+
+class SigningKeyError(LatentGraphError, ValueError):
+    """The deployment's handle signing secret is unusable (too short, an unreadable or empty key file)."""
+
+
 class AdapterError(LatentGraphError, ValueError):
     """A trained adapter file is invalid or does not fit the model."""
 

@@ -127,20 +127,22 @@ class AgentNode(Runnable[dict[str, Any], dict[str, Any]]):
         return self.handle_store if self.handle_store is not None else default_handle_store()
 
     # ---------------------------------------------------------------- inputs
-    def resolved(self, state: dict[str, Any]) -> dict[str, Any]:
+    def resolved(self, state: dict[str, Any], config: Any = None) -> dict[str, Any]:
         """``state`` with ``handle`` and ``branches`` references resolved to handles (objects pass through).
 
         Every value goes through the handle store's ``load``, so anything that is neither a LatentHandle nor a
-        well-formed reference raises :class:`~latent_graph.errors.HandleRefError` there (one check, every store).
+        well-formed, signed reference of this run's namespace (the store's ``namespace(config)``) raises a
+        :class:`~latent_graph.errors.HandleRefError` there (one check, every store).
         """
         handle, branches = state.get("handle"), branch_map(state.get("branches"))
         if handle is None and not branches:
             return state
-        load = self.handles.load
+        store = self.handles
+        ns = store.namespace(config)
         return {
             **state,
-            "handle": None if handle is None else load(handle, self._reader(handle)),
-            "branches": {k: load(v, self._reader(v)) for k, v in branches.items()},
+            "handle": None if handle is None else store.load(handle, self._reader(handle), namespace=ns),
+            "branches": {k: store.load(v, self._reader(v), namespace=ns) for k, v in branches.items()},
         }
 
     def _reader(self, ref: Any) -> Any:
@@ -153,7 +155,7 @@ class AgentNode(Runnable[dict[str, Any], dict[str, Any]]):
         A handle left by an earlier run of the same thread is dropped or windowed by the
         thread policy (:mod:`latent_graph.state.threads`).
         """
-        state = self.resolved(state)
+        state = self.resolved(state, config)
         prefix = carried(state, config, int(getattr(self.model, "max_context", 0) or 2048))
         branches = state.get("branches") or {}
         if branches and not self.branch:
@@ -193,7 +195,7 @@ class AgentNode(Runnable[dict[str, Any], dict[str, Any]]):
         The key is the agent name, or ``name[i]`` for the i-th ``Send`` task of its node, so
         N Sends to one branch node keep N branches.
         """
-        ref = self.handles.save(handle)
+        ref = self.handles.save(handle, self.handles.namespace(config))
         if self.branch:
             return {"branches": {branch_key(self.name, config): {**ref, "writer": task_id(config)}}}
         return {"handle": ref, "handle_turn": int((state or {}).get("turn") or 0)}

@@ -121,11 +121,13 @@ def _latent_indices(h: LatentHandle, n_spans: int) -> list[int | None]:
     return out
 
 
-def handle_to_chunks(handle: LatentHandle) -> HandleChunks:
+def handle_to_chunks(handle: LatentHandle, address: Callable[[bytes], str] = chunk_key) -> HandleChunks:
     """Split a handle into per-segment content-addressed chunks plus a manifest.
 
     Args:
         handle: Any handle.
+        address: A chunk's key from its bytes: sha256 (:func:`chunk_key`), or a namespace's keyed address
+            (:meth:`~latent_graph.persist.sealing.Sealer.address`, what a :class:`HandleStore` uses).
 
     Returns:
         A :class:`HandleChunks`. Chunks of columns shared with an earlier handle
@@ -136,11 +138,11 @@ def handle_to_chunks(handle: LatentHandle) -> HandleChunks:
     columns = []
     for (start, end), latent in zip(spans, _latent_indices(handle, len(spans))):
         data = _column_chunk(handle, start, end, latent, attach)
-        key = chunk_key(data)
+        key = address(data)
         chunks[key] = data
         columns.append([key, start, end])
     tail = _tail_chunk(handle, attach)
-    tail_key = None if tail is None else chunk_key(tail)
+    tail_key = None if tail is None else address(tail)
     if tail is not None:
         chunks[tail_key] = tail  # type: ignore[index]
     body = {"columns": columns, "tail": tail_key, "latents_in_columns": attach, "header": handle_header(handle)}
@@ -188,8 +190,8 @@ def _col(entry: Any) -> tuple[str, int, int]:
     return entry[0], entry[1], entry[2]
 
 
-def _verified(key: str, get_chunk: Callable[[str], bytes | None]) -> bytes:
-    """The bytes stored under ``key``, checked against it (its sha256)."""
+def _verified(key: str, get_chunk: Callable[[str], bytes | None], address: Callable[[bytes], str]) -> bytes:
+    """The bytes stored under ``key``, checked against it (their address)."""
     if not isinstance(key, str):
         raise HandleFormatError(f"latent handle chunk key must be a string, got {type(key).__name__}")
     try:
@@ -199,14 +201,14 @@ def _verified(key: str, get_chunk: Callable[[str], bytes | None]) -> bytes:
     if data is None:
         raise HandleFormatError(f"latent handle chunk {key[:16]}... is missing from its blob store")
     data = bytes(data)
-    if chunk_key(data) != key:
-        raise HandleFormatError(f"latent handle chunk {key[:16]}... is corrupt (its sha256 does not match its key)")
+    if address(data) != key:
+        raise HandleFormatError(f"latent handle chunk {key[:16]}... is corrupt (its address does not match its key)")
     return data
 
 
-def _fetch(key: str, get_chunk: Callable[[str], bytes | None]) -> Tensors:
+def _fetch(key: str, get_chunk: Callable[[str], bytes | None], address: Callable[[bytes], str]) -> Tensors:
     """Load one tensor chunk and verify it is the bytes its key names."""
-    data = _verified(key, get_chunk)
+    data = _verified(key, get_chunk, address)
     tensors, meta = load_bytes(data, f"latent handle chunk {key[:16]}...")
     check_format(meta, CHUNK_FORMAT, f"latent handle chunk {key[:16]}...")
     return tensors
@@ -220,6 +222,7 @@ def handle_from_chunks(
     manifest: str | bytes,
     get_chunk: Callable[[str], bytes | None],
     device: torch.device | str | None = None,
+    address: Callable[[bytes], str] = chunk_key,
 ) -> LatentHandle:
     """Reassemble a handle from its manifest and a chunk getter.
 
@@ -227,6 +230,7 @@ def handle_from_chunks(
         manifest: The ``manifest`` of a :class:`HandleChunks`.
         get_chunk: Returns a chunk's bytes by key (None or KeyError if absent).
         device: Where to put the tensors; CPU when None.
+        address: How the chunks were addressed (:func:`handle_to_chunks`); every chunk is checked against it.
 
     Raises:
         HandleFormatError: Manifest corrupt or of an unknown version, a chunk
@@ -240,7 +244,7 @@ def handle_from_chunks(
     cols = [_col(c) for c in body["columns"]]
     if not cols:
         raise HandleFormatError("latent handle manifest lists no column chunks")
-    loaded = [_fetch(key, get_chunk) for key, _, _ in cols]
+    loaded = [_fetch(key, get_chunk, address) for key, _, _ in cols]
     what = "latent handle chunk"
     parts = Parts(
         keys=[_cat([take_tensor(c, f"k.{i}", what) for c in loaded], 2) for i in range(n_layers)],
@@ -251,7 +255,7 @@ def handle_from_chunks(
         hiddens=[],
         last_hidden=None,
     )
-    tail = _fetch(str(body["tail"]), get_chunk) if body.get("tail") is not None else {}
+    tail = _fetch(str(body["tail"]), get_chunk, address) if body.get("tail") is not None else {}
     _fill_latents(parts, header, loaded, tail, bool(body.get("latents_in_columns")))
     if header.get("has_last_hidden"):
         parts.last_hidden = take_tensor(tail, "last_hidden", "latent handle tail chunk")

@@ -56,7 +56,7 @@ class HandleRef(TypedDict):
     latent_graph_ref: int
     """Reference format version (:data:`REF_VERSION`)."""
     digest: str
-    """sha256 of the handle's manifest blob: the content address of the whole handle ("" in a ``live`` reference,
+    """Keyed content address of the handle's manifest blob: the address of the whole handle ("" in a ``live`` reference,
     which names no blob)."""
     chunks: list[str]
     """Blob keys of the segment chunks (and tail) the manifest names, in order (empty in a ``live`` reference)."""
@@ -87,6 +87,12 @@ class HandleRef(TypedDict):
     (32 hex chars, not a content address); such a reference resolves only in that store, while it holds it."""
     writer: NotRequired[str]
     """In ``branches``: the LangGraph task that wrote it (two tasks writing one key collide even with equal content)."""
+    namespace: NotRequired[str]
+    """In a blob reference: the namespace it and its blobs belong to (:func:`~latent_graph.persist.sealing.namespace_of`)."""
+    kid: NotRequired[str]
+    """In a blob reference: the id of the deployment key that signed it (:mod:`latent_graph.persist.keys`)."""
+    sig: NotRequired[str]
+    """In a blob reference: HMAC-SHA256 over every other field but ``writer`` (:mod:`latent_graph.persist.sealing`)."""
 
 
 def is_ref(value: Any) -> bool:
@@ -116,7 +122,7 @@ _FIELDS: dict[str, type] = {
     "segments": list,
     "summary": str,
 }
-_OPTIONAL: dict[str, type] = {"live": str, "writer": str}
+_OPTIONAL: dict[str, type] = {"live": str, "writer": str, "namespace": str, "kid": str, "sig": str}
 _EXPECTED = (
     "a handle reference is the dict a handle store wrote (latent_graph_ref, "
     + ", ".join(_FIELDS)
@@ -245,9 +251,10 @@ def _describe(h: LatentHandle) -> str:
 
 
 class HotHandles:
-    """Handle objects kept in memory by key, newest last; thread-safe.
+    """Handle objects kept in memory by key, newest last, each with a tag; thread-safe.
 
-    Beyond ``count`` handles or ``max_bytes`` bytes the oldest go (the newest stays whatever its
+    A :class:`~latent_graph.persist.handle_store.HandleStore` tags a handle with its manifest's chunk list, so a
+    reference listing other chunks misses the hot copy (and is refused by the cold read). Beyond ``count`` handles or ``max_bytes`` bytes the oldest go (the newest stays whatever its
     size): a long conversation's handles grow with it. ``held`` is the bytes kept.
     """
 
@@ -255,28 +262,29 @@ class HotHandles:
         self.count = int(count)
         self.max_bytes = int(max_bytes)
         self.held = 0
-        self._items: OrderedDict[str, LatentHandle] = OrderedDict()
+        self._items: OrderedDict[str, tuple[LatentHandle, Any]] = OrderedDict()
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def get(self, key: str) -> LatentHandle | None:
-        """The handle kept under ``key`` (now the newest), or None."""
+    def get(self, key: str, tag: Any = None) -> LatentHandle | None:
+        """The handle kept under ``key`` with ``tag`` (now the newest), or None."""
         with self._lock:
             hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-            return hit
+            if hit is None or hit[1] != tag:
+                return None
+            self._items.move_to_end(key)
+            return hit[0]
 
-    def keep(self, key: str, handle: LatentHandle) -> None:
-        """Keep ``handle`` under ``key`` as the newest; drop the oldest beyond the bounds."""
+    def keep(self, key: str, handle: LatentHandle, tag: Any = None) -> None:
+        """Keep ``handle`` under ``key`` with ``tag`` as the newest; drop the oldest beyond the bounds."""
         with self._lock:
             old = self._items.pop(key, None)
-            self.held += handle.nbytes - (old.nbytes if old is not None else 0)
-            self._items[key] = handle
+            self.held += handle.nbytes - (old[0].nbytes if old is not None else 0)
+            self._items[key] = (handle, tag)
             while len(self._items) > self.count or (self.held > self.max_bytes and len(self._items) > 1):
-                self.held -= self._items.popitem(last=False)[1].nbytes
+                self.held -= self._items.popitem(last=False)[1][0].nbytes
 
     def clear(self) -> None:
         """Drop every handle kept."""
@@ -294,7 +302,8 @@ class LiveHandleStore(HotHandles):
     of handles, the oldest dropped first; ``load`` gives the same object back, placed on the
     model's devices. A reference it no longer holds raises :class:`BlobMissingError`, a blob
     reference :class:`HandleRefError`. Wherever state outlives the run (a checkpointer, a
-    server), use a blob-backed :class:`~latent_graph.persist.handle_store.HandleStore`.
+    server), use a blob-backed :class:`~latent_graph.persist.handle_store.HandleStore`. Its references are not
+    signed and it has one namespace: they never leave the process, and a live id is 128 random bits.
     """
 
     def __init__(self, max_bytes: int = 1 << 30) -> None:
@@ -305,7 +314,11 @@ class LiveHandleStore(HotHandles):
     def __repr__(self) -> str:
         return f"LiveHandleStore({len(self)} handles, {self.held:,} bytes)"
 
-    def save(self, handle: LatentHandle) -> HandleRef:
+    def namespace(self, config: Any = None) -> str:
+        """The one namespace of this store ("")."""
+        return ""
+
+    def save(self, handle: LatentHandle, namespace: str = "") -> HandleRef:
         """Keep ``handle`` and return its live reference (the same one while it is held)."""
         if not isinstance(handle, LatentHandle):
             raise HandleRefError(f"LiveHandleStore.save needs a LatentHandle, got {type(handle).__name__}")
@@ -317,7 +330,7 @@ class LiveHandleStore(HotHandles):
             self.keep(ref["live"], handle)
         return dict(ref)  # type: ignore[return-value]
 
-    def load(self, ref: Any, model: Any = None, device: Any = None) -> LatentHandle:
+    def load(self, ref: Any, model: Any = None, device: Any = None, namespace: str = "") -> LatentHandle:
         """The handle object behind a live reference (a LatentHandle passes through)."""
         if isinstance(ref, LatentHandle):
             return ref

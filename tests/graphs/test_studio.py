@@ -7,6 +7,7 @@ first node resumes to an answer, and the handle in ``threads.get_state`` is plai
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,31 +39,20 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextlib.contextmanager
+def dev_server(work: Path, config: Path, env: dict[str, str], headers: dict[str, str] | None = None) -> Iterator[str]:
+    """``langgraph dev`` on ``config`` (127.0.0.1, a free port), its URL once every graph is served; stopped after."""
     pytest.importorskip("langgraph_sdk")
     cli = Path(sys.executable).with_name("langgraph")
     if not cli.exists() or shutil.which("langgraph", path=str(cli.parent)) is None:
         pytest.skip("langgraph-cli is not installed (pip install -e '.[studio]')")
     port = _free_port()
-    work = tmp_path_factory.mktemp("studio")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LATENT_GRAPH_LOG": "0"}
     log = (work / "server.log").open("wb")
     proc = subprocess.Popen(
-        [
-            str(cli),
-            "dev",
-            "--no-browser",
-            "--no-reload",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--config",
-            str(ROOT / "langgraph.json"),
-        ],
+        [str(cli), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--config", str(config)],
         cwd=work,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "LATENT_GRAPH_LOG": "0", **env},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -71,7 +62,7 @@ def server(tmp_path_factory):
     try:
         from langgraph_sdk import get_sync_client
 
-        client = get_sync_client(url=url)
+        client = get_sync_client(url=url, headers=headers)
         deadline = time.time() + 240
         while True:
             try:
@@ -82,7 +73,7 @@ def server(tmp_path_factory):
             if proc.poll() is not None or time.time() > deadline:
                 pytest.fail(f"langgraph dev did not start: {(work / 'server.log').read_text()[-3000:]}")
             time.sleep(1)
-        yield client
+        yield url
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -92,6 +83,14 @@ def server(tmp_path_factory):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from langgraph_sdk import get_sync_client
+
+    with dev_server(tmp_path_factory.mktemp("studio"), ROOT / "langgraph.json", {}) as url:
+        yield get_sync_client(url=url)
 
 
 def test_config_turns_pickle_off():
@@ -127,3 +126,54 @@ def test_every_graph_has_schemas_and_a_run_resumes(server):
         assert out["answers"] and out["answers"][0].strip(), graph_id
         final = server.threads.get_state(thread)["values"]
         assert json.loads(json.dumps(final)) == final
+
+
+# ------------------------------------------------------------------ issue 32: authenticated users, handle namespaces
+TOKENS = {"alice": "a" * 40, "bob": "b" * 40}
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    """The same server with the shipped ``auth`` handler (latent_graph/graphs/studio_auth.py) and a deployment key."""
+    work = tmp_path_factory.mktemp("studio-auth")
+    config = work / "langgraph.json"
+    auth = {"path": f"{ROOT / 'latent_graph' / 'graphs' / 'studio_auth.py'}:auth"}
+    config.write_text(json.dumps({**CONFIG, "dependencies": [str(ROOT)], "auth": auth}))
+    env = {
+        "LATENT_GRAPH_STUDIO_TOKENS": ",".join(f"{t}:{u}" for u, t in TOKENS.items()),
+        "LATENT_GRAPH_KEYS": "deployment-secret-" + "s" * 32,
+        "LATENT_GRAPH_CACHE": str(work / "cache"),
+    }
+    with dev_server(work, config, env, {"Authorization": f"Bearer {TOKENS['alice']}"}) as url:
+        yield url, work / "cache" / "handles"
+
+
+def test_a_handle_of_another_user_does_not_resolve(auth_server):
+    """Bob passes Alice's handle reference as his input: refused by name, with one message whether or not it exists."""
+    from langgraph_sdk import get_sync_client
+
+    url, blobs = auth_server
+    alice, bob = (get_sync_client(url=url, headers={"Authorization": f"Bearer {TOKENS[u]}"}) for u in ("alice", "bob"))
+    with pytest.raises(Exception, match="Bearer <token>' is required"):
+        get_sync_client(url=url, headers={"Authorization": "Bearer " + "c" * 40}).threads.create()
+    graph = {a["graph_id"]: a["assistant_id"] for a in alice.assistants.search()}["sequential"]
+    cfg = {"configurable": {"steps": 1, "max_new_tokens": 4}}
+    thread = alice.threads.create()["thread_id"]
+    alice.runs.wait(thread, graph, input={"questions": ["What is 2 plus 3?"]}, config=cfg, interrupt_after=["planner"])
+    ref = alice.threads.get_state(thread)["values"]["handle"]  # the planner's handle
+    assert ref["namespace"] == "user=alice" and ref["sig"]
+    with pytest.raises(Exception, match="404|not found|Not Found"):
+        bob.threads.get_state(thread)  # the auth handler keeps Bob out of Alice's thread
+
+    def bob_runs_on(value) -> dict:
+        mine = bob.threads.create()["thread_id"]
+        out = bob.runs.wait(mine, graph, input={"questions": ["Hi?"], "handle": value}, config=cfg, raise_error=False)
+        return out["__error__"]
+
+    first = bob_runs_on(ref)
+    assert first["error"] == "HandleNamespaceError", first
+    for key in [ref["digest"], *ref["chunks"]]:
+        (blobs / key[:2] / key).unlink()
+    assert bob_runs_on(ref) == first  # the content gone: the same answer (no membership oracle)
+    forged = bob_runs_on({**ref, "namespace": "user=bob"})
+    assert forged["error"] == "HandleSignatureError", forged
