@@ -60,7 +60,12 @@ class InvalidArgumentError(LatentGraphError, ValueError):
     """Any other bad argument (unknown memory policy, bad sampling setting...)."""
 
 
-class TooManyQuestionsError(InvalidArgumentError):
+class ResourceLimitError(InvalidArgumentError):
+    """An input exceeds a resource cap (batch rows, text length, cache reservation, tool result size) and is refused
+    before the work it would cost (``EngineLimits``, ``ToolLimits``)."""
+
+
+class TooManyQuestionsError(ResourceLimitError):
     """A graph was invoked with more questions than its ``max_questions`` cap."""
 
 
@@ -115,3 +120,15 @@ class ConstraintError(LatentGraphError, ValueError):
 class ToolCallError(LatentGraphError, RuntimeError):
     """A tool call of a tool-using latent agent failed under ``tool_errors="raise"`` (unknown tool, the tool raised,
     a result that is not text, a call cut off by the token budget); the default ``"record"`` writes an error tool turn."""
+
+
+class ToolArgumentsError(ToolCallError):
+    """A decoded tool call's arguments do not validate against the tool's JSON schema (the tool is not called)."""
+
+
+class ToolTimeoutError(ToolCallError):
+    """A tool call ran past ``ToolLimits.timeout_s``."""
+
+
+class ToolResultTooLargeError(ToolCallError):
+    """A tool result is longer than ``ToolLimits.max_result_chars`` (refused before it is tokenized)."""
