@@ -160,9 +160,12 @@ class Toolbox:
                 raise InvalidArgumentError(f"two tools share a name: {names}")
             self.node = ToolNode(wrapped, handle_tool_errors=catch) if wrapped else None
         self.tools = list(self.node.tools_by_name.values()) if self.node is not None else []
-        self.specs: list[dict[str, Any]] = [convert_to_openai_tool(t) for t in self.tools]
-        """The tools as JSON-schema specs ``{"type": "function", "function": {name, description, parameters}}``."""
-        self._validators = {s["function"]["name"]: _validator(s) for s in self.specs}
+        try:
+            self.specs: list[dict[str, Any]] = [convert_to_openai_tool(t) for t in self.tools]
+            """The tools as JSON-schema specs ``{"type": "function", "function": {name, description, parameters}}``."""
+            self._validators = {s["function"]["name"]: _validator(s) for s in self.specs}
+        except RecursionError:
+            raise InvalidArgumentError("a tool's argument schema is nested too deeply") from None
 
     @property
     def names(self) -> list[str]:

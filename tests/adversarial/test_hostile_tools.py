@@ -17,7 +17,7 @@ from langchain_core.tools import StructuredTool
 
 from latent_graph.engine import parse_tool_calls
 from latent_graph.engine.prompt import encode_turn, markup_ids, render_chat, render_tool_turn
-from latent_graph.errors import ToolArgumentsError, ToolResultTooLargeError, ToolTimeoutError
+from latent_graph.errors import InvalidArgumentError, ToolArgumentsError, ToolResultTooLargeError, ToolTimeoutError
 from latent_graph.nodes import ToolAgentNode, ToolLimits
 from latent_graph.nodes.toolbox import Toolbox
 from latent_graph.persist import HandleStore
@@ -183,9 +183,13 @@ def test_a_huge_result_is_refused_before_tokenizing(llama) -> None:
         raising({"questions": ["Go."]})
 
 
-def test_tool_limits_are_checked() -> None:
-    from latent_graph.errors import InvalidArgumentError
-
+def test_tool_limits_and_schemas_are_checked() -> None:
     for bad in ({"timeout_s": 0}, {"max_result_chars": 0}, {"timeout_s": True}):
         with pytest.raises(InvalidArgumentError):
             ToolLimits(**bad)
+    deep: dict = {"type": "integer"}
+    for _ in range(2000):
+        deep = {"type": "object", "properties": {"a": deep}}
+    tool = StructuredTool.from_function(_lookup, name="deep", description="Deep.", args_schema=deep)
+    with pytest.raises(InvalidArgumentError, match="nested too deeply"):  # was a raw RecursionError
+        Toolbox([tool])
