@@ -1,10 +1,11 @@
-"""Hostile decoding constraints (issue 32 item 5): time and peak RSS growth until the named ConstraintError.
+"""Hostile decoding constraints and inputs (issue 32 items 5, 6): time and peak RSS growth until the named error.
 
 For each case of ``tests/adversarial/test_hostile_grammars.py`` the hostile input is built first (the attacker's
 own cost, not counted), then ``Compiler.compile`` is timed and the process RSS is sampled every millisecond for
 its peak. Also prints the compile time of the largest constraints the default limits let through (the worst
 legitimate cost). The default model's tokenizer is used when the embedded model is installed (its 49k vocabulary
-is what compile time scales with), else the tests' tiny one.
+is what compile time scales with), else the tests' tiny one. Last, the engine caps and tool limits on a tiny
+model (the refusals come before any model work): 10^4 prompts, a 10 MB prompt, a 10 MB tool result.
 
 Usage: python benchmarks/bench_hostile_grammars.py
 """
@@ -26,7 +27,7 @@ from test_hostile_grammars import HOSTILE, deep_schema  # noqa: E402
 
 from latent_graph.engine.decode.constrain import Compiler, Constraint  # noqa: E402
 from latent_graph.engine.options import GrammarLimits  # noqa: E402
-from latent_graph.errors import ConstraintError  # noqa: E402
+from latent_graph.errors import LatentGraphError  # noqa: E402
 
 
 def tokenizer():
@@ -63,8 +64,8 @@ def measure(fn):
     try:
         fn()
         outcome = "compiled"
-    except ConstraintError as exc:
-        outcome = f"ConstraintError: {str(exc)[:70]}"
+    except LatentGraphError as exc:
+        outcome = f"{type(exc).__name__}: {str(exc)[:70]}"
     elapsed = time.perf_counter() - t0
     done.set()
     sampler.join()
@@ -104,6 +105,41 @@ def main() -> None:
     print(f"\n{'largest allowed by the defaults':40s} {'seconds':>8s} {'+MB peak':>9s}  outcome")
     for case, c in at_limit.items():
         elapsed, grown, outcome = measure(lambda c=c: comp.compile(c))
+        print(f"{case:40s} {elapsed:8.4f} {grown:9.1f}  {outcome}")
+
+    inputs()
+
+
+def inputs() -> None:
+    from latent_graph.nodes import ToolLimits
+    from latent_graph.nodes.toolbox import Toolbox
+
+    from conftest import make_model
+
+    model = make_model("llama")
+    call = model.decode(None, "Call a tool.", max_new_tokens=2)
+    huge = "x" * 10_000_000
+
+    def dump(x: int) -> str:
+        """Returns 10 MB."""
+        return huge
+
+    box = Toolbox([dump], limits=ToolLimits())
+
+    def tool_run() -> None:
+        (out,) = box.run([{"name": "dump", "arguments": {"x": 1}, "id": "1"}])
+        if out.error is not None:
+            raise out.kind(out.error)
+
+    cases = {
+        "think(10^4 prompts)": lambda: model.think(None, ["What is 2+2?"] * 10**4, steps=2),
+        "think(10 MB prompt)": lambda: model.think(None, huge, steps=2),
+        "decode_after_tools(10 MB result)": lambda: model.decode_after_tools(call.handle, [[huge]]),
+        "Toolbox.run(tool returning 10 MB)": tool_run,
+    }
+    print(f"\n{'hostile input (tiny model)':40s} {'seconds':>8s} {'+MB peak':>9s}  outcome")
+    for case, fn in cases.items():
+        elapsed, grown, outcome = measure(fn)
         print(f"{case:40s} {elapsed:8.4f} {grown:9.1f}  {outcome}")
 
 

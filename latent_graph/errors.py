@@ -65,6 +65,11 @@ class ResourceLimitError(InvalidArgumentError):
     before the work it would cost (``EngineLimits``, ``ToolLimits``)."""
 
 
+class TextTooLongError(ResourceLimitError, ContextOverflowError):
+    """One text (a prompt, a chat message, a tool result) is longer than ``EngineLimits.max_text_chars``: refused
+    before it is tokenized (by default the cap is a length that cannot fit the context window)."""
+
+
 class TooManyQuestionsError(ResourceLimitError):
     """A graph was invoked with more questions than its ``max_questions`` cap."""
 

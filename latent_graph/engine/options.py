@@ -19,6 +19,7 @@ from latent_graph.errors import (
     InvalidStepsError,
     NonFiniteLatentError,
     ResourceLimitError,
+    TextTooLongError,
 )
 
 MemoryPolicy = Literal["all", "last", "latent"]
@@ -103,6 +104,11 @@ class GrammarLimits:
                 raise InvalidArgumentError(f"GrammarLimits.{name} must be a positive number, got {value!r}")
 
 
+CHARS_PER_POSITION = 16
+"""Default character cap of one text per position of the context window: a text this long cannot fit (English
+averages about 4 characters per token), so it is refused before tokenizing costs memory."""
+
+
 @dataclass(frozen=True)
 class EngineLimits:
     """Resource caps of every engine call, checked before anything is tokenized or allocated.
@@ -114,7 +120,8 @@ class EngineLimits:
     Attributes:
         max_rows: Batch rows of one call (prompts, chats, rows of tool results or embeddings).
         max_text_chars: Characters of one text fed to the model (a prompt, a system message, a chat message,
-            a tool result), checked before it is tokenized; its tokens are then checked against the context window.
+            a tool result), checked before it is tokenized (its tokens are then checked against the context
+            window); None: :data:`CHARS_PER_POSITION` per position of the model's context window.
         max_cache_bytes: K/V bytes one call may reserve: rows x columns (the handle's, the input's and the
             reserve) x the model's bytes per column, checked before the buffers are allocated.
         grammar: The bounds of decoding constraints (:class:`GrammarLimits`, checked by
@@ -122,13 +129,15 @@ class EngineLimits:
     """
 
     max_rows: int = 1024
-    max_text_chars: int = 1_000_000
+    max_text_chars: int | None = None
     max_cache_bytes: int = 8 * 2**30
     grammar: GrammarLimits = field(default_factory=GrammarLimits)
 
     def __post_init__(self) -> None:
         for name in ("max_rows", "max_text_chars", "max_cache_bytes"):
             value = getattr(self, name)
+            if name == "max_text_chars" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidArgumentError(f"EngineLimits.{name} must be an int >= 1, got {value!r}")
         if not isinstance(self.grammar, GrammarLimits):
@@ -139,13 +148,15 @@ class EngineLimits:
         if rows > self.max_rows:
             raise ResourceLimitError(f"{rows} {what} in one call exceed EngineLimits.max_rows={self.max_rows}")
 
-    def check_texts(self, texts: Any, what: str) -> None:
-        """:class:`ResourceLimitError` if a text of ``texts`` is longer than :attr:`max_text_chars` (before tokenizing)."""
+    def check_texts(self, texts: Any, what: str, context: int) -> None:
+        """:class:`~latent_graph.errors.TextTooLongError` if a text of ``texts`` is longer than :attr:`max_text_chars` (before
+        tokenizing; ``context``: the model's window, which the default cap is derived from)."""
+        cap = self.max_text_chars or CHARS_PER_POSITION * context
         for text in texts:
-            if isinstance(text, str) and len(text) > self.max_text_chars:
-                raise ResourceLimitError(
+            if isinstance(text, str) and len(text) > cap:
+                raise TextTooLongError(
                     f"a {what} of {len(text)} characters exceeds EngineLimits.max_text_chars={self.max_text_chars} "
-                    "(checked before tokenizing)"
+                    f"(the cap is {cap}; checked before tokenizing)"
                 )
 
     def check_reserve(self, rows: int, columns: int, column_bytes: int, what: str) -> None:

@@ -12,7 +12,13 @@ import pytest
 
 from latent_graph.engine.forward import kvbuffer
 from latent_graph.engine.options import EngineLimits
-from latent_graph.errors import InvalidArgumentError, ResourceLimitError, TooManyQuestionsError
+from latent_graph.errors import (
+    ContextOverflowError,
+    InvalidArgumentError,
+    ResourceLimitError,
+    TextTooLongError,
+    TooManyQuestionsError,
+)
 
 from conftest import make_model
 
@@ -85,6 +91,7 @@ def test_caps_are_one_checked_object() -> None:
         with pytest.raises(InvalidArgumentError):
             EngineLimits(**bad)
     assert issubclass(TooManyQuestionsError, ResourceLimitError)  # the builders' cap is the same kind of error
+    assert issubclass(TextTooLongError, ContextOverflowError)  # a text that cannot fit the window, refused early
     model = make_model("llama")
     model.limits = EngineLimits(max_rows=2)
     with pytest.raises(ResourceLimitError):

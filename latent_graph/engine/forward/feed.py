@@ -173,7 +173,7 @@ def feed_prompt(
     prompts = prompt_list(prompt, handle.batch_size if handle is not None else None)
     limits = limits_of(model)
     limits.check_rows(len(prompts), "prompts")
-    limits.check_texts([*prompts, system], "prompt")
+    limits.check_texts([*prompts, system], "prompt", model.max_context)
     if handle is not None:
         handle = handle.with_memory(memory)  # the feed checks it fits this model
     first = handle is None or handle.seq_len == 0
@@ -189,7 +189,8 @@ def feed_tools(
     limits = limits_of(model)
     if isinstance(results, (list, tuple)):
         limits.check_rows(len(results), "rows of tool results")
-        limits.check_texts((t for r in results if isinstance(r, (list, tuple)) for t in r), "tool result")
+        texts = (t for r in results if isinstance(r, (list, tuple)) for t in r)
+        limits.check_texts(texts, "tool result", model.max_context)
     rows = tool_rows(model.tokenizer, handle, results)
     return feed(model, handle, rows, agent=agent, kind="tool", reserve=reserve, grow=grow, open_turn=True)
 
@@ -207,8 +208,8 @@ def feed_chats(
     if isinstance(chats, (list, tuple)):
         limits.check_rows(len(chats), "chats")
         turns = [t for c in chats if isinstance(c, (list, tuple)) for t in c if isinstance(t, dict)]
-        limits.check_texts((t.get("content") for t in turns), "chat message")
+        limits.check_texts((t.get("content") for t in turns), "chat message", model.max_context)
         calls = [c for t in turns for c in (t.get("tool_calls") or []) if isinstance(c, dict)]
-        limits.check_texts((str(c.get("arguments")) for c in calls), "tool call's arguments")
+        limits.check_texts((str(c.get("arguments")) for c in calls), "tool call's arguments", model.max_context)
     rows = chat_rows(model.tokenizer, chats, tools)
     return feed(model, None, rows, agent=agent, reserve=reserve, grow=grow, open_turn=True)
