@@ -65,7 +65,17 @@ class InvalidConfigError(InvalidArgumentError):
     str/int/UUID, too long, a NUL or a lone surrogate): refused before any saver sees it."""
 
 
-class TooManyQuestionsError(InvalidArgumentError):
+class ResourceLimitError(InvalidArgumentError):
+    """An input exceeds a resource cap (batch rows, text length, cache reservation, tool result size) and is refused
+    before the work it would cost (``EngineLimits``, ``ToolLimits``)."""
+
+
+class TextTooLongError(ResourceLimitError, ContextOverflowError):
+    """One text (a prompt, a chat message, a tool result) is longer than ``EngineLimits.max_text_chars``: refused
+    before it is tokenized (by default the cap is a length that cannot fit the context window)."""
+
+
+class TooManyQuestionsError(ResourceLimitError):
     """A graph was invoked with more questions than its ``max_questions`` cap."""
 
 
@@ -149,3 +159,15 @@ class ToolCallError(LatentGraphError, RuntimeError):
 class RunStoppedError(LatentGraphError, RuntimeError):
     """An async node run was cancelled (LangGraph's ``timeout=``, a cancelled task) and stopped at its next latent
     step or token; LangGraph reports the cancellation itself (``NodeTimeoutError``), this only ends the worker."""
+
+
+class ToolArgumentsError(ToolCallError):
+    """A decoded tool call's arguments do not validate against the tool's JSON schema (the tool is not called)."""
+
+
+class ToolTimeoutError(ToolCallError):
+    """A tool call ran past ``ToolLimits.timeout_s``."""
+
+
+class ToolResultTooLargeError(ToolCallError):
+    """A tool result is longer than ``ToolLimits.max_result_chars`` (refused before it is tokenized)."""

@@ -24,7 +24,7 @@ import torch
 from latent_graph.engine.decode.constrain import Constraint
 from latent_graph.engine.decode.loop import generate_text
 from latent_graph.engine.decode.sampling import eos_ids
-from latent_graph.engine.forward.feed import feed, feed_prompt, feed_tools
+from latent_graph.engine.forward.feed import feed, feed_chats, feed_prompt, feed_tools
 from latent_graph.engine.forward.llama import stack_of
 from latent_graph.engine.forward.steps import latent_steps
 from latent_graph.engine.handle import LatentHandle
@@ -34,13 +34,14 @@ from latent_graph.engine.load.fingerprint import compute_fingerprint
 from latent_graph.engine.options import (
     DEFAULT_MEMORY,
     DecodeOptions,
+    EngineLimits,
     MemoryPolicy,
     check_embeds,
     check_finite,
     check_steps,
     split_decode_kwargs,
 )
-from latent_graph.engine.prompt.chat import ChatTurn, chat_rows
+from latent_graph.engine.prompt.chat import ChatTurn
 from latent_graph.engine.protocols import StepCallback, TokenCallback
 from latent_graph.engine.realign.base import Realigner
 from latent_graph.engine.realign.catalog import make_realigner
@@ -94,6 +95,8 @@ class LocalLatentModel:
         # most batch rows one forward runs (None: all): a larger batch prefills and steps in slices of this many,
         # and decodes with this many rows live, the next row entering as one finishes (continuous batching)
         self.batch_rows: int | None = None
+        self.limits = EngineLimits()
+        """Resource caps of every call (rows, text length, K/V reservation, grammar size); replace to change."""
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, **kwargs: Any) -> LocalLatentModel:
@@ -236,8 +239,7 @@ class LocalLatentModel:
         if messages is not None:
             if handle is not None:
                 raise InvalidArgumentError("decoding whole chats (messages=) starts a fresh cache: pass handle=None")
-            rows = chat_rows(self.tokenizer, messages, tools)
-            fed = feed(self, None, rows, agent=agent, reserve=1, grow=opts.max_new_tokens, open_turn=True)
+            fed = feed_chats(self, messages, tools, agent, reserve=1, grow=opts.max_new_tokens)
         else:  # room for one token; the generation budget is clamped to the context window
             fed = feed_prompt(self, handle, prompt, agent, system, memory, reserve=1, grow=opts.max_new_tokens)
         yield from generate_text(self, fed, opts, agent=agent, stream=stream, constraint=constraint)

@@ -8,12 +8,19 @@ an error message is written exactly once.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 import torch
 
-from latent_graph.errors import BatchSizeMismatchError, InvalidArgumentError, InvalidStepsError, NonFiniteLatentError
+from latent_graph.errors import (
+    BatchSizeMismatchError,
+    InvalidArgumentError,
+    InvalidStepsError,
+    NonFiniteLatentError,
+    ResourceLimitError,
+    TextTooLongError,
+)
 
 MemoryPolicy = Literal["all", "last", "latent"]
 MEMORY_POLICIES: tuple[str, ...] = ("all", "last", "latent")
@@ -59,6 +66,113 @@ class DecodeOptions:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class GrammarLimits:
+    """How large a decoding constraint may be (a model's are ``model.limits.grammar``, see :class:`EngineLimits`).
+
+    Attributes:
+        max_schema_chars: Characters of one JSON schema's text.
+        max_depth: Nesting of JSON objects/arrays in one schema's text.
+        max_enum: Values of one ``enum`` (and options of one ``choice``).
+        max_properties: Properties of one object schema.
+        max_regex_chars: Characters of one regular expression (a ``pattern`` inside a schema too).
+        max_ebnf_chars: Characters of one EBNF grammar (and of one ``choice``'s options together).
+        max_ebnf_rules: Rules (``::=``) of one EBNF grammar.
+        max_literal_chars: Characters of one literal (``text``).
+        max_parts: Nodes of one constraint tree (``concat``/``union`` parts and their leaves, counted).
+        compile_seconds: Wall-clock budget of parsing and compiling one constraint.
+        max_cached: Compiled grammars a model keeps (least recently used go first).
+    """
+
+    max_schema_chars: int = 100_000
+    max_depth: int = 64
+    max_enum: int = 4096
+    max_properties: int = 256
+    max_regex_chars: int = 4096
+    max_ebnf_chars: int = 65_536
+    max_ebnf_rules: int = 1024
+    max_literal_chars: int = 4096
+    max_parts: int = 256
+    compile_seconds: float = 10.0
+    max_cached: int = 64
+
+    def __post_init__(self) -> None:
+        for name, value in self.__dict__.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise InvalidArgumentError(f"GrammarLimits.{name} must be a positive number, got {value!r}")
+
+
+CHARS_PER_POSITION = 16
+"""Default character cap of one text per position of the context window: a text this long cannot fit (English
+averages about 4 characters per token), so it is refused before tokenizing costs memory."""
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    """Resource caps of every engine call, checked before anything is tokenized or allocated.
+
+    A model holds one (``model.limits``; replace it to change a cap: ``model.limits = EngineLimits(max_rows=4096)``).
+    The graph builders' ``max_questions`` stays the tighter, friendlier cap; these hold for every caller of the
+    engine. Past a cap: :class:`~latent_graph.errors.ResourceLimitError`.
+
+    Attributes:
+        max_rows: Batch rows of one call (prompts, chats, rows of tool results or embeddings).
+        max_text_chars: Characters of one text fed to the model (a prompt, a system message, a chat message,
+            a tool result), checked before it is tokenized (its tokens are then checked against the context
+            window); None: :data:`CHARS_PER_POSITION` per position of the model's context window.
+        max_cache_bytes: K/V bytes one call may reserve: rows x columns (the handle's, the input's and the
+            reserve) x the model's bytes per column, checked before the buffers are allocated.
+        grammar: The bounds of decoding constraints (:class:`GrammarLimits`, checked by
+            :mod:`latent_graph.engine.decode.limits` before compiling).
+    """
+
+    max_rows: int = 1024
+    max_text_chars: int | None = None
+    max_cache_bytes: int = 8 * 2**30
+    grammar: GrammarLimits = field(default_factory=GrammarLimits)
+
+    def __post_init__(self) -> None:
+        for name in ("max_rows", "max_text_chars", "max_cache_bytes"):
+            value = getattr(self, name)
+            if name == "max_text_chars" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgumentError(f"EngineLimits.{name} must be an int >= 1, got {value!r}")
+        if not isinstance(self.grammar, GrammarLimits):
+            raise InvalidArgumentError(f"EngineLimits.grammar must be a GrammarLimits, got {self.grammar!r}")
+
+    def check_rows(self, rows: int, what: str) -> None:
+        """:class:`ResourceLimitError` if one call has more than :attr:`max_rows` rows."""
+        if rows > self.max_rows:
+            raise ResourceLimitError(f"{rows} {what} in one call exceed EngineLimits.max_rows={self.max_rows}")
+
+    def check_texts(self, texts: Any, what: str, context: int) -> None:
+        """:class:`~latent_graph.errors.TextTooLongError` if a text of ``texts`` is longer than :attr:`max_text_chars` (before
+        tokenizing; ``context``: the model's window, which the default cap is derived from)."""
+        cap = self.max_text_chars or CHARS_PER_POSITION * context
+        for text in texts:
+            if isinstance(text, str) and len(text) > cap:
+                raise TextTooLongError(
+                    f"a {what} of {len(text)} characters exceeds EngineLimits.max_text_chars={self.max_text_chars} "
+                    f"(the cap is {cap}; checked before tokenizing)"
+                )
+
+    def check_reserve(self, rows: int, columns: int, column_bytes: int, what: str) -> None:
+        """:class:`ResourceLimitError` if ``rows`` x ``columns`` K/V columns exceed :attr:`max_cache_bytes`."""
+        need = rows * columns * column_bytes
+        if need > self.max_cache_bytes:
+            raise ResourceLimitError(
+                f"{what}: {rows} rows x {columns} columns x {column_bytes} bytes = {need} bytes of K/V "
+                f"exceed EngineLimits.max_cache_bytes={self.max_cache_bytes} (checked before allocating)"
+            )
+
+
+def limits_of(model: Any) -> EngineLimits:
+    """``model.limits``, or the defaults for a model object that has none."""
+    limits = getattr(model, "limits", None)
+    return limits if isinstance(limits, EngineLimits) else EngineLimits()
 
 
 def check_steps(steps: Any) -> int:

@@ -13,6 +13,7 @@ from latent_graph.nodes.cross import CrossModelAgentNode
 from latent_graph.nodes.latent import LatentAgentNode
 from latent_graph.nodes.model_kind import NodeModel, StandInModel, engine_of
 from latent_graph.nodes.text import JudgerNode, TextAgentNode
+from latent_graph.nodes.toolbox import ToolLimits
 from latent_graph.nodes.tools import ToolAgentNode
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "StandInModel",
     "TextAgentNode",
     "ToolAgentNode",
+    "ToolLimits",
     "add_agent",
     "compose_prompt",
     "engine_of",

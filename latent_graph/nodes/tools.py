@@ -47,7 +47,7 @@ from latent_graph.engine import (
 from latent_graph.errors import InvalidArgumentError, ToolCallError
 from latent_graph.nodes.latent import LatentAgentNode
 from latent_graph.nodes.streaming import emitter
-from latent_graph.nodes.toolbox import Outcome, Toolbox
+from latent_graph.nodes.toolbox import Outcome, Toolbox, ToolLimits
 from latent_graph.state.edges import sends_metadata
 from latent_graph.state.trace import StepRecord, ToolTurnRecord, prompt_tokens_of
 
@@ -68,7 +68,9 @@ class ToolAgentNode(LatentAgentNode):
         max_tool_rounds: Most rounds of calls one run decodes (each round: one reply, then its tool turn).
         tool_call_tokens: Token budget of each decoded reply.
         parallel_tool_calls: Allow several calls in one reply (identical repeats run once).
-        tool_errors: ``record`` a failed call as an error tool turn, or ``raise`` ToolCallError.
+        tool_errors: ``record`` a failed call as an error tool turn, or ``raise`` ToolCallError (its subclass
+            ToolArgumentsError, ToolTimeoutError or ToolResultTooLargeError where one applies).
+        tool_limits: Timeout and result-size cap of the calls (:class:`~latent_graph.nodes.toolbox.ToolLimits`).
     """
 
     tools: Any = field(default_factory=list)
@@ -77,6 +79,7 @@ class ToolAgentNode(LatentAgentNode):
     tool_call_tokens: int = 64
     parallel_tool_calls: bool = False
     tool_errors: Literal["record", "raise"] = "record"
+    tool_limits: ToolLimits = field(default_factory=ToolLimits)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -88,7 +91,7 @@ class ToolAgentNode(LatentAgentNode):
         budget = self.tool_call_tokens
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 8:
             raise InvalidArgumentError(f"tool_call_tokens must be an int >= 8, got {budget!r}")
-        self.toolbox = Toolbox(self.tools, catch=self.tool_errors == "record")
+        self.toolbox = Toolbox(self.tools, catch=self.tool_errors == "record", limits=self.tool_limits)
         names = self.toolbox.names
         if self.tool_choice not in ("auto", "any", "none") and self.tool_choice not in names:
             raise InvalidArgumentError(
@@ -194,7 +197,7 @@ class ToolAgentNode(LatentAgentNode):
             for c in row:
                 out = Outcome(f"Error: {c['error']}", c["error"]) if "error" in c else next(done)
                 if out.error is not None and self.tool_errors == "raise":
-                    raise ToolCallError(f"agent {self.name!r} row {r}: tool call {c['name']!r} failed: {out.error}")
+                    raise out.kind(f"agent {self.name!r} row {r}: tool call {c['name']!r} failed: {out.error}")
                 rec = ToolTurnRecord(round=k, name=c["name"], arguments=c["arguments"], id=c["id"], result=out.text)
                 if out.error is not None:
                     rec["error"] = out.error

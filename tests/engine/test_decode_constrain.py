@@ -155,7 +155,7 @@ def test_whole_chats_keep_message_text_literal(model) -> None:
 
 
 def test_parse_tool_calls_keeps_bad_blocks_as_text() -> None:
-    text = 'x <tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call> <tool_call>nope</tool_call>'
+    text = '<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call> <tool_call>nope</tool_call>'
     rest, calls = parse_tool_calls(text)
     assert calls == [{"name": "f", "arguments": {"a": 1}}] and "nope" in rest
     assert parse_tool_calls("plain") == ("plain", [])

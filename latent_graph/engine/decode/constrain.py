@@ -9,18 +9,23 @@ each sampling step, sets the logits of tokens the grammar forbids to ``-inf``. R
 a constraint are untouched, and a constrained row whose greedy token is allowed keeps it,
 so greedy output equals unconstrained output wherever the constraint accepts it (tested).
 A row ends when its grammar is complete and the model emits an end-of-sequence token
-(the only tokens allowed then).
+(the only tokens allowed then). Every constraint is bounded (:class:`~latent_graph.engine.options.GrammarLimits`)
+before xgrammar compiles it.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
+from latent_graph.engine.decode.limits import check_constraint
+from latent_graph.engine.options import GrammarLimits, limits_of
 from latent_graph.errors import ConstraintError
 
 ConstraintKind = Literal["json_schema", "json", "regex", "choice", "ebnf", "text", "concat", "union"]
@@ -44,13 +49,16 @@ class Constraint:
 
     @classmethod
     def json_schema(cls, schema: dict[str, Any] | str) -> Constraint:
-        """Output is one JSON value valid under ``schema`` (a dict or its JSON text)."""
+        """Output is one JSON value valid under ``schema`` (a dict or its JSON text; parsed and bounded when compiled,
+        see :mod:`latent_graph.engine.decode.limits`)."""
+        if isinstance(schema, str):
+            return cls("json_schema", _text(schema, "JSON schema"))
         try:
-            text = schema if isinstance(schema, str) else json.dumps(schema)
-            json.loads(text)
+            return cls("json_schema", json.dumps(schema))
+        except RecursionError:
+            raise ConstraintError("JSON schema is nested too deeply to serialise") from None
         except (TypeError, ValueError) as exc:
             raise ConstraintError(f"JSON schema is not JSON-serialisable: {exc}") from exc
-        return cls("json_schema", text)
 
     @classmethod
     def json(cls) -> Constraint:
@@ -137,7 +145,13 @@ def to_grammar(c: Constraint) -> Any:
 
 
 class Compiler:
-    """Compiles constraints for one tokenizer and vocabulary size; caches compiled grammars by constraint."""
+    """Compiles constraints for one tokenizer and vocabulary size; caches compiled grammars by constraint.
+
+    Every constraint is checked against the :class:`GrammarLimits` given before xgrammar sees it; parsing and
+    compiling then run in a daemon thread (xgrammar releases the GIL) that the caller waits on for at most
+    ``compile_seconds``: past it, :class:`ConstraintError` (the thread finishes in the background and its
+    result is dropped; the size limits bound that leftover work). At most ``max_cached`` grammars are kept.
+    """
 
     def __init__(self, tokenizer: Any, vocab_size: int, stop_ids: Sequence[int]) -> None:
         import xgrammar as xgr
@@ -147,18 +161,45 @@ class Compiler:
             tokenizer, vocab_size=vocab_size, stop_token_ids=sorted(stop_ids)
         )
         self.compiler = xgr.GrammarCompiler(self.info, max_threads=1)
-        self._cache: dict[Constraint, Any] = {}
+        self._cache: OrderedDict[Constraint, Any] = OrderedDict()
 
-    def compile(self, c: Constraint) -> Any:
+    def compile(self, c: Constraint, limits: GrammarLimits | None = None) -> Any:
+        """The compiled grammar of ``c`` (cached), once ``c`` is checked against ``limits`` (default: the defaults)."""
+        limits = limits or GrammarLimits()
         if not isinstance(c, Constraint):
             raise ConstraintError(f"a constraint must be a Constraint, got {type(c).__name__}")
-        if c not in self._cache:
-            grammar = to_grammar(c)
+        if c in self._cache:
+            self._cache.move_to_end(c)
+            return self._cache[c]
+        check_constraint(c, limits)
+        compiled = self._compile_within_budget(c, limits.compile_seconds)
+        self._cache[c] = compiled
+        while len(self._cache) > limits.max_cached:
+            self._cache.popitem(last=False)
+        return compiled
+
+    def _compile_within_budget(self, c: Constraint, seconds: float) -> Any:
+        out: list[Any] = []
+
+        def work() -> None:
             try:
-                self._cache[c] = self.compiler.compile_grammar(grammar)
-            except Exception as exc:
-                raise ConstraintError(f"cannot compile the {c.kind} constraint: {exc}") from exc
-        return self._cache[c]
+                out.append(self.compiler.compile_grammar(to_grammar(c)))
+            except ConstraintError as exc:
+                out.append(exc)
+            except Exception as exc:  # xgrammar raises RuntimeError/ValueError with its parser's message
+                out.append(ConstraintError(f"cannot compile the {c.kind} constraint: {exc}"))
+
+        thread = threading.Thread(target=work, name="latent-graph-grammar", daemon=True)
+        thread.start()
+        thread.join(seconds)
+        if not out:
+            raise ConstraintError(
+                f"compiling the {c.kind} constraint took longer than {seconds} s "
+                "(GrammarLimits.compile_seconds); refused"
+            )
+        if isinstance(out[0], ConstraintError):
+            raise out[0]
+        return out[0]
 
 
 def compiler_for(model: Any) -> Compiler:
@@ -187,9 +228,11 @@ class RowConstraints:
     def __init__(self, model: Any, constraints: list[Constraint | None]) -> None:
         import xgrammar as xgr
 
-        comp = compiler_for(model)
+        comp, limits = compiler_for(model), limits_of(model).grammar
         self.vocab_size = comp.vocab_size
-        self.matchers = {r: xgr.GrammarMatcher(comp.compile(c)) for r, c in enumerate(constraints) if c is not None}
+        self.matchers = {
+            r: xgr.GrammarMatcher(comp.compile(c, limits)) for r, c in enumerate(constraints) if c is not None
+        }
         self.bitmask = xgr.allocate_token_bitmask(len(constraints), comp.vocab_size)  # (B, ceil(V / 32)) int32
 
     def mask(self, logits: torch.Tensor, rows: list[int]) -> torch.Tensor:

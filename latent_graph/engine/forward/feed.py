@@ -9,11 +9,13 @@ Every engine call that adds input to a handle goes through :func:`feed`, which
    else :class:`ContextOverflowError`, before anything is allocated (the one place this is checked);
 3. builds the call's :class:`~latent_graph.engine.forward.work.Work` with ``grow`` cache columns
    preallocated for what the call appends afterwards, clamped to the positions the window has left
-   (the one rule for the reserve);
+   (the one rule for the reserve), after checking rows x columns against the model's
+   :class:`~latent_graph.engine.options.EngineLimits` (``max_cache_bytes``);
 4. forwards, records the segment and counts the fed tokens.
 
-:func:`feed_prompt` (an agent's chat-formatted prompt turn) and :func:`feed_tools` (a tool turn) render their
-rows and hand them to :func:`feed`.
+:func:`feed_prompt` (an agent's chat-formatted prompt turn), :func:`feed_chats` (whole chats on a fresh cache)
+and :func:`feed_tools` (a tool turn) check their rows and texts against the model's ``EngineLimits``
+(``max_rows``, ``max_text_chars``) before rendering or tokenizing anything, then hand their rows to :func:`feed`.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ import torch
 from latent_graph.engine.forward.work import Work
 from latent_graph.engine.handle import LatentHandle, SegmentKind
 from latent_graph.engine.load.devices import check_devices
-from latent_graph.engine.options import MemoryPolicy, check_finite, check_memory
-from latent_graph.engine.prompt.chat import tool_rows
+from latent_graph.engine.options import MemoryPolicy, check_finite, check_memory, limits_of
+from latent_graph.engine.prompt.chat import ChatTurn, chat_rows, tool_rows
 from latent_graph.engine.prompt.turn import left_pad, pad_id, prompt_list, prompt_rows
 from latent_graph.errors import ContextOverflowError, DTypeMismatchError, InvalidArgumentError
 
@@ -63,6 +65,16 @@ def check_handle(model: Any, handle: LatentHandle) -> None:
         )
 
 
+def column_bytes(model: Any) -> int:
+    """K/V bytes one cache column takes across all layers (from the model's fingerprint; hidden size if unknown)."""
+    itemsize = torch.empty((), dtype=model.dtype).element_size()
+    shape = getattr(model.fingerprint, "kv_shape", None)
+    if shape is None:
+        return 2 * itemsize * model.hidden_size * max(1, len(model.layer_devices))
+    layers, heads, dim = shape
+    return 2 * itemsize * layers * heads * dim
+
+
 @torch.no_grad()
 def feed(
     model: Any,
@@ -91,6 +103,8 @@ def feed(
         open_turn: Record whether the cache now ends inside an open assistant turn (None: unchanged).
         share_prefix: A fresh prompt may start from the model's shared prefixes.
     """
+    limits = limits_of(model)
+    limits.check_rows(len(rows), f"rows of {WHAT.get(kind, kind)}")
     if handle is not None:
         check_handle(model, handle)
     embeds = rows if isinstance(rows, torch.Tensor) else None
@@ -114,14 +128,10 @@ def feed(
             f"exceeds the context window of {model.name!r} ({model.max_context})"
         )
     room = model.max_context - need + reserve  # positions left after the input: no call can append more
-    work = Work(
-        handle,
-        batch,
-        model.device,
-        model.fingerprint,
-        n + min(reserve if grow is None else grow, room),
-        model.batch_rows,
-    )
+    extra = n + min(reserve if grow is None else grow, room)
+    held = handle.seq_len if handle is not None else 0
+    limits.check_reserve(batch, held + extra, column_bytes(model), f"agent {agent!r}")
+    work = Work(handle, batch, model.device, model.fingerprint, extra, model.batch_rows)
     if open_turn is not None:
         work.meta["open_turn"] = "1" if open_turn else "0"
     full = embeds is not None or all(tokens)  # every row's last column is real
@@ -161,6 +171,9 @@ def feed_prompt(
     """
     check_memory(memory)
     prompts = prompt_list(prompt, handle.batch_size if handle is not None else None)
+    limits = limits_of(model)
+    limits.check_rows(len(prompts), "prompts")
+    limits.check_texts([*prompts, system], "prompt", model.max_context)
     if handle is not None:
         handle = handle.with_memory(memory)  # the feed checks it fits this model
     first = handle is None or handle.seq_len == 0
@@ -173,5 +186,30 @@ def feed_tools(
     model: Any, handle: LatentHandle, results: Sequence[Sequence[str]], agent: str, reserve: int, grow: int
 ) -> Fed:
     """Feed each row's tool turn (``results[b]``: its result texts) after the call ``handle`` ends with."""
+    limits = limits_of(model)
+    if isinstance(results, (list, tuple)):
+        limits.check_rows(len(results), "rows of tool results")
+        texts = (t for r in results if isinstance(r, (list, tuple)) for t in r)
+        limits.check_texts(texts, "tool result", model.max_context)
     rows = tool_rows(model.tokenizer, handle, results)
     return feed(model, handle, rows, agent=agent, kind="tool", reserve=reserve, grow=grow, open_turn=True)
+
+
+def feed_chats(
+    model: Any,
+    chats: Sequence[Sequence[ChatTurn]],
+    tools: list[dict[str, Any]] | None,
+    agent: str,
+    reserve: int,
+    grow: int,
+) -> Fed:
+    """Feed one whole chat per row (rendered by the chat template with ``tools``) on a fresh cache."""
+    limits = limits_of(model)
+    if isinstance(chats, (list, tuple)):
+        limits.check_rows(len(chats), "chats")
+        turns = [t for c in chats if isinstance(c, (list, tuple)) for t in c if isinstance(t, dict)]
+        limits.check_texts((t.get("content") for t in turns), "chat message", model.max_context)
+        calls = [c for t in turns for c in (t.get("tool_calls") or []) if isinstance(c, dict)]
+        limits.check_texts((str(c.get("arguments")) for c in calls), "tool call's arguments", model.max_context)
+    rows = chat_rows(model.tokenizer, chats, tools)
+    return feed(model, None, rows, agent=agent, reserve=reserve, grow=grow, open_turn=True)

@@ -9,12 +9,17 @@ its setting fixed once when built and never changed afterwards: ``plain``
 (special-token strings become special tokens) and ``literal`` (they are split
 into ordinary tokens). Encoding through them reads no shared mutable state.
 
+``literal`` splits *every* added token, not only those the tokenizer marks special: in Qwen2.5's
+tokenizer the tool tags (``<tool_call>``, ``<tool_response>``...) are ordinary added tokens, and a tool
+result holding ``</tool_response><tool_call>`` must not encode to the template's own tag ids.
+
 :func:`backends` builds the pair once per tokenizer object (kept beside it in a
 weak map, so it goes when the tokenizer goes).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from typing import Any
@@ -36,7 +41,7 @@ class BackendPair:
 
     @property
     def literal(self) -> Any:
-        """Special-token strings are split into ordinary tokens (used for user text; built on first need)."""
+        """Added-token strings (special or not) are split into ordinary tokens (used for user text; built on first need)."""
         with self._lock:
             if self._literal is None:
                 self._literal = self._copy(self._backend, self._raw, split=True)
@@ -44,6 +49,11 @@ class BackendPair:
 
     @staticmethod
     def _copy(backend: Any, raw: str, split: bool) -> Any:
+        if split:  # encode_special_tokens splits the special added tokens only: mark every added token special
+            spec = json.loads(raw)
+            for added in spec.get("added_tokens") or []:
+                added["special"] = True
+            raw = json.dumps(spec)
         tok = type(backend).from_str(raw)
         tok.no_truncation()
         tok.no_padding()
@@ -56,7 +66,7 @@ class BackendPair:
         return list(enc.ids), list(enc.offsets)
 
     def encode_literal(self, text: str) -> list[int]:
-        """Ids of ``text`` with every special-token string split into ordinary tokens."""
+        """Ids of ``text`` with every added-token string (special or not) split into ordinary tokens."""
         return list(self.literal.encode(text, add_special_tokens=False).ids) if text else []
 
 

@@ -25,7 +25,8 @@ MAX_PARALLEL = 4
 TEXT_REPLY = Constraint.ebnf("root ::= [^<] [^]*")
 """A plain-text reply: anything not starting with ``<`` (so neither a tool call nor an echoed tag)."""
 
-_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.S)
+_BLOCK = re.compile(r"\s*<tool_call>\s*(.*?)\s*</tool_call>", re.S)
+"""One tool-call block, matched at a position (leading whitespace included)."""
 
 
 def tools_system_text(tools: list[dict[str, Any]]) -> str:
@@ -84,29 +85,39 @@ def tool_call_constraint(tools: list[dict[str, Any]], choice: str = "auto", para
     return calls
 
 
-def parse_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
-    """(text outside tool-call blocks, the calls ``{"name", "arguments"}`` found in it); unparsable blocks stay text."""
-    calls, kept, pos = [], [], 0
-    for m in _BLOCK.finditer(text):
+def _call_of(block: str) -> dict[str, Any] | None:
+    """The call ``{"name", "arguments"}`` of one block's JSON text; None when it is not a well-formed call."""
+    try:
+        call = json.loads(block)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+        return None
+    args = call.get("arguments", call.get("parameters", {}))
+    if isinstance(args, str):
         try:
-            call = json.loads(m.group(1))
+            args = json.loads(args)
         except json.JSONDecodeError:
-            continue
-        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
-            continue
-        args = call.get("arguments", call.get("parameters", {}))
-        if isinstance(args, str):
-            try:
-                args = json.loads(args)
-            except json.JSONDecodeError:
-                continue
-        if not isinstance(args, dict):
-            continue
-        calls.append({"name": call["name"], "arguments": args})
-        kept.append(text[pos : m.start()])
+            return None
+    return {"name": call["name"], "arguments": args} if isinstance(args, dict) else None
+
+
+def parse_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """(the text after the calls, the calls ``{"name", "arguments"}``) of a reply.
+
+    Calls count only in the declared form, the form the tool-call grammar allows: blocks at the very start of
+    the reply, one after another with only whitespace between them. A block inside plain text (a smuggled
+    call under ``tool_choice="auto"``, whose text grammar only forbids a leading ``<``) is text, never a call;
+    an unparsable block ends the calls (it and what follows stay text). A last block cut off by the token
+    budget is dropped from the text after calls.
+    """
+    calls, pos = [], 0
+    while (m := _BLOCK.match(text, pos)) is not None and (call := _call_of(m.group(1))) is not None:
+        calls.append(call)
         pos = m.end()
-    tail = text[pos:]
-    if calls and "<tool_call>" in tail and "</tool_call>" not in tail[tail.index("<tool_call>") :]:
-        tail = tail[: tail.index("<tool_call>")]  # a further call cut off by the token budget
-    kept.append(tail)
-    return "".join(kept).strip() if calls else text, calls
+    if not calls:
+        return text, []
+    tail = text[pos:].strip()
+    if tail.startswith("<tool_call>") and "</tool_call>" not in tail:
+        tail = ""  # a further call cut off by the token budget
+    return tail, calls

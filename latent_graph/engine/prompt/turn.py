@@ -131,11 +131,10 @@ def _render(
 
 # ------------------------------------------------------------ tokenizing
 def markup_ids(tokenizer: Any) -> set[int]:
-    """Ids of the tokenizer's special tokens (the ones only template markup may produce)."""
+    """Ids of the tokenizer's special and added tokens (the ones only template markup may produce), whether or
+    not the tokenizer marks them special: Qwen2.5's tool tags are ordinary added tokens."""
     ids = {int(i) for i in getattr(tokenizer, "all_special_ids", []) or []}
-    for tid, tok in (getattr(tokenizer, "added_tokens_decoder", None) or {}).items():
-        if getattr(tok, "special", True):
-            ids.add(int(tid))
+    ids.update(int(tid) for tid in (getattr(tokenizer, "added_tokens_decoder", None) or {}))
     return ids
 
 
