@@ -21,7 +21,7 @@ from latent_graph.nodes.model_kind import model_name
 from latent_graph.nodes.streaming import ChatRun
 from latent_graph.state.access import reply, values_of
 from latent_graph.state.branches import nested
-from latent_graph.state.schema import Message, new_message, questions_of
+from latent_graph.state.schema import Message, new_message, questions_of, unread
 from latent_graph.state.threads import thread_mode
 from latent_graph.state.trace import NodeRecord, Sends
 
@@ -168,8 +168,8 @@ class JudgerNode(_Decoding):
         update["trace"] = [self.in_turn(rec, state)]
         update["turn"] = 1  # the answer ends this run's turn (see latent_graph.state.threads)
         hand_on = nested(config)
-        if hand_on:
-            update["inbox"] = [msg]
+        if hand_on:  # what it read stays read (a list update marks by flag), its answer is the next reader's
+            update["inbox"] = [*({**m, "read": True} for m in unread(state.get("inbox"))), msg]
         if (self.keep_handle or hand_on or thread_mode(config) == "continue") and decoded is not None:
             update.update(self.output(decoded, None, state))
         return {**update, **reply(state, self.name, texts)}

@@ -21,7 +21,14 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, convert_to_messages, get_buffer_string
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    ToolMessage,
+    convert_to_messages,
+    get_buffer_string,
+)
 from pydantic import BaseModel
 
 from latent_graph.errors import InvalidArgumentError, StateTypeError
@@ -57,7 +64,8 @@ class Conversation(NamedTuple):
     question: str
     """Text of the last ``HumanMessage``."""
     history: str
-    """The turns before it, one ``Role: text`` line each ("" when it opens the conversation)."""
+    """The text turns before it, one ``Role: text`` line each ("" when it opens the conversation); tool
+    traffic (tool results, replies that only call tools, e.g. a supervisor's handoffs) is left out."""
 
 
 def conversation_of(state: Mapping[str, Any]) -> Conversation | None:
@@ -75,7 +83,8 @@ def conversation_of(state: Mapping[str, Any]) -> Conversation | None:
     last = next((i for i in range(len(messages) - 1, -1, -1) if isinstance(messages[i], HumanMessage)), None)
     if last is None:
         return None
-    return Conversation(messages[last].text, get_buffer_string(messages[:last]))
+    turns = [m for m in messages[:last] if not isinstance(m, ToolMessage) and not getattr(m, "tool_calls", None)]
+    return Conversation(messages[last].text, get_buffer_string([m for m in turns if m.text]))
 
 
 def reply(state: Mapping[str, Any], agent: str, texts: Sequence[str]) -> dict[str, list[BaseMessage]]:
