@@ -29,6 +29,9 @@ def test_there_are_examples():
         "loop",
         "multi_turn",
         "tool_agent",
+        "messages_state",
+        "pydantic_state",
+        "supervisor",
     }
 
 
@@ -53,6 +56,9 @@ def test_example_runs_on_a_tiny_model(path, llama, tmp_path, capsys):
         assert sorted(branches) == ["worker[0]", "worker[1]", "worker[2]"]
     elif path.stem == "subgraph":
         assert [r["node"] for r in result["out"]["trace"]] == ["scout", "critic", "judger", "editor"]
+        editor = result["out"]["trace"][-1]  # the editor read the team's answer (and the judger's handle)
+        assert f"Message from judger:\n{result['out']['answers'][0]}" in editor["prompts"][0]
+        assert editor["handle_bytes_before"] == result["out"]["trace"][2]["handle_bytes_after"]
     elif path.stem == "loop":
         assert [r["node"] for r in result["out"]["trace"]] == ["planner", "critic"] * 2 + ["judger"]
     elif path.stem == "multi_turn":
@@ -60,6 +66,13 @@ def test_example_runs_on_a_tiny_model(path, llama, tmp_path, capsys):
     elif path.stem == "tool_agent":  # the solver's cache holds its call and the tool turn before its latent steps
         assert [k for a, k, _ in result["segments"] if a == "solver"] == ["prompt", "text", "tool", "latent"]
         assert len(result["out"]["trace"][0]["tool_turns"][0]) == 1
+    elif path.stem == "messages_state":  # two turns of one conversation, each answered by the team's judger
+        assert [(m.type, m.name) for m in result["out"]["messages"]] == [("human", None), ("ai", "judger")] * 2
+    elif path.stem == "pydantic_state":
+        assert result["out"]["answers"] and result["out"]["handle"]["columns"] > 0
+    elif path.stem == "supervisor":  # the supervisor handed off, the team answered into the conversation
+        names = [m.name for m in result["out"]["messages"] if m.type == "ai"]
+        assert names[:2] == ["supervisor", "judger"] and names[-1] == "supervisor"
     elif path.stem == "html_report":
         assert all(p.exists() for p in result.values())
         assert "<svg" in result["report"].read_text() and "B / A" in result["compare"].read_text()
