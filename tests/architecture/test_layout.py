@@ -220,6 +220,7 @@ def test_derived_option_declarations_cannot_drift(monkeypatch) -> None:
         "store",
         "handle_store",
         "interrupt_after",
+        "name",
         "realign",
     }
     assert set(GraphKwargs.__annotations__) == {*OPTION_NAMES, *base.WIRING}
