@@ -84,7 +84,7 @@ def main(model: LocalLatentModel | None = None, steps: int = 4, max_new_tokens: 
     out = graph.invoke({"questions": [QUESTION]})
     for rec in out["trace"]:
         print(f"{rec['node']:>8} [{rec['kind']:>6}] {rec['wall_s']:.2f}s  kv_len={rec['kv_len']}")
-    for msg in out["messages"]:
+    for msg in out["transcript"]:
         print(f"{msg['agent']} said: {msg['texts'][0]!r}")
     print("answer:", out["answers"][0])
     return out

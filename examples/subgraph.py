@@ -1,10 +1,13 @@
 """Example — a subgraph: a prebuilt sequential team used as one node of a bigger graph.
 
-    scout ==latent==> team[critic ==> judger] --text--> editor ==> end
+    scout ==latent==> team[critic ==> judger] ==latent==> editor ==> end
 
 The scout thinks; its handle flows *into* the team (prebuilt graphs accept
-``handle`` as input), whose judger answers; the editor, a text agent, rewrites the
-team's answer. Trace and messages merge once (by record id) across the boundary.
+``handle`` as input), whose judger answers and, running inside a bigger graph, hands
+its answer on: the answer as a message in the inbox, and its decoded handle (the
+cache with the answer's tokens) as the latent edge. The editor, a text agent, reads
+both and rewrites the team's answer. Trace and transcript merge once (by record id)
+across the boundary.
 
 Run: ``python examples/subgraph.py`` (uses the embedded default model).
 """
@@ -40,7 +43,7 @@ def build(model: LocalLatentModel, steps: int = 4, max_new_tokens: int = 64) -> 
             model=model, name="scout", steps=steps, instruction="You are the Scout. Find what the question asks."
         ),
     )
-    b.add_node("team", team, metadata=sends_metadata("text"))  # the team's judger sends text onwards
+    b.add_node("team", team, metadata=sends_metadata("latent"))  # the team's judger hands on its handle + answer
     add_agent(
         b,
         TextAgentNode(
@@ -65,6 +68,7 @@ def main(model: LocalLatentModel | None = None, steps: int = 4, max_new_tokens: 
     out = graph.invoke({"questions": [QUESTION]})
     print(" -> ".join(r["node"] for r in out["trace"]))
     print("team answer:", out["answers"][0])
+    print("editor:", out["transcript"][-1]["texts"][0])
     return {"graph": graph, "out": out}
 
 

@@ -79,6 +79,18 @@ class TooManyQuestionsError(ResourceLimitError):
     """A graph was invoked with more questions than its ``max_questions`` cap."""
 
 
+class NoQuestionsError(InvalidArgumentError):
+    """A graph (or node) got neither ``questions`` nor a conversation (``messages`` with a ``HumanMessage``)."""
+
+
+class StateTypeError(LatentGraphError, TypeError):
+    """A node was handed a state that is neither a dict, a pydantic model nor a dataclass."""
+
+
+class StateChannelError(InvalidArgumentError):
+    """A node writes a key the graph's state does not declare (LangGraph would drop the update silently)."""
+
+
 class CacheDirError(LatentGraphError, OSError):
     """latent_graph's cache directory cannot be created or written (read-only, full, not a directory)."""
 

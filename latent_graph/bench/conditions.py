@@ -98,7 +98,7 @@ def measure(
                         edge_bytes += rec["handle_bytes_after"] / rec["rows"]
                         edges += 1
                     elif rec["kind"] == "text":
-                        sent = sum(len(t.encode()) for m in upd.get("messages") or [] for t in m["texts"])
+                        sent = sum(len(t.encode()) for m in upd.get("transcript") or [] for t in m["texts"])
                         edge_bytes += sent / rec["rows"]
                         edges += 1
                     else:

@@ -62,6 +62,9 @@ class GraphKwargs(TypedDict, total=False):
     ``HandleStore.in_memory()`` to write nothing to disk (the CLI's ``run`` does)."""
     interrupt_after: Sequence[str] | None
     """Node names to pause after (resume with ``graph.invoke(None, config)``)."""
+    name: str
+    """The compiled graph's name (default: its registry name, e.g. "compact"): what a parent graph, a supervisor
+    (``create_supervisor`` hands off to agents by name) and LangGraph Server call it."""
     realign: str | Realigner | None
     """Override the model's realigner: a spec of the engine's catalog (``REALIGNERS``: "ridge", "identity",
     "soft:k=8,t=1", "knn:k=4", "blend:alpha=0.5") or a Realigner / trained adapter."""
@@ -180,6 +183,10 @@ class Team:
         kinds = parse_edges(kwargs.get("edges", "latent"), list(senders))
         # a foreign chat model cannot think latently: every edge leaving it is text
         self.kinds: dict[str, EdgeKind] = kinds if engine is not None else {s: "text" for s in senders}
+        name = kwargs.get("name")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise InvalidArgumentError(f"name must be a non-empty string, got {name!r}")
+        self.name: str | None = name
         self.judger = kwargs.get("judger", JUDGER)
         self.handle_store = kwargs.get("handle_store")
         self.kwargs = kwargs
@@ -225,11 +232,12 @@ class Team:
         )
 
     def compile(self, name: str) -> CompiledStateGraph:
-        """Compile with the caller's checkpointer and store, untouched, into a :class:`CheckedGraph`."""
+        """Compile with the caller's checkpointer and store, untouched, into a :class:`CheckedGraph`; named ``name=``
+        if given, else ``name``."""
         interrupt = list(self.kwargs.get("interrupt_after") or []) or None
         graph = self.state_graph.compile(
             checkpointer=self.kwargs.get("checkpointer"),
-            name=name,
+            name=self.name or name,
             interrupt_after=interrupt,
             store=self.kwargs.get("store"),
         )

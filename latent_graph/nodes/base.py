@@ -17,6 +17,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from latent_graph.engine import DEFAULT_MEMORY, KVPolicy, LatentHandle, StepInfo, compress, merge_branches
+from latent_graph.errors import StateChannelError
 from latent_graph.nodes.model_kind import NodeModel, engine_of
 from latent_graph.nodes.streaming import ambient, check_stop, emitter, in_worker, settle
 from latent_graph.persist import HandleStore, LiveHandleStore, default_handle_store
@@ -49,7 +50,20 @@ def compose_prompt(instruction: str, question: str | None, context: str | None, 
 
 
 def add_agent(builder: Any, node: AgentNode, name: str | None = None) -> Any:
-    """``builder.add_node(name or node.name, node, metadata=node.metadata)``: an agent node with its edge kind declared."""
+    """``builder.add_node(name or node.name, node, metadata=node.metadata)``: an agent node with its edge kind declared.
+
+    Raises:
+        StateChannelError: The node passes a latent handle on but the graph's state has no channel for it
+            (LangGraph would drop the update silently).
+    """
+    channel = "branches" if node.branch else "handle"
+    channels = getattr(builder, "channels", None)
+    if node.sends == "latent" and not node.foreign and isinstance(channels, dict) and channel not in channels:
+        raise StateChannelError(
+            f"agent {node.name!r} passes its latent handle on in {channel!r}, which the graph's state lacks "
+            "(LangGraph drops updates to undeclared keys): build on latent_graph.state.LatentState (it holds "
+            f"MessagesState's 'messages' too) or declare '{channel}' in your state"
+        )
     return builder.add_node(name or node.name, node, metadata=node.metadata)
 
 

@@ -15,6 +15,7 @@ from langchain_core.runnables import RunnableConfig
 
 from latent_graph.errors import InvalidArgumentError
 from latent_graph.nodes.latent import LatentAgentNode
+from latent_graph.state.access import values_of
 
 
 @dataclass
@@ -33,7 +34,8 @@ class CrossModelAgentNode(LatentAgentNode):
         """References reaching this node were built by ``source_model``: resolve them for it."""
         return self.source_model if self.source_model is not None else super()._reader(ref)
 
-    def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
+    def __call__(self, state: Any, config: RunnableConfig | None = None) -> dict[str, Any]:
+        state = values_of(state)
         if self.source_model is None or self.adapter is None:
             raise InvalidArgumentError(f"cross-model node {self.name!r} needs source_model and adapter")
         config = self.begin(config)

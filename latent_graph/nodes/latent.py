@@ -9,6 +9,7 @@ from langchain_core.runnables import RunnableConfig
 
 from latent_graph.engine import DEFAULT_STEPS, KVPolicy, LatentHandle, compress, kept_total, observing
 from latent_graph.nodes.base import AgentNode
+from latent_graph.state.access import values_of
 from latent_graph.state.trace import NodeRecord, Sends, StepRecord, prompt_tokens_of
 
 
@@ -93,6 +94,7 @@ class LatentAgentNode(AgentNode):
             record["kv_kept"], record["kv_total"] = kept_total(after)
         return {**self.consumed(state), **self.output(after, config, state), "trace": [self.in_turn(record, state)]}
 
-    def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
+    def __call__(self, state: Any, config: RunnableConfig | None = None) -> dict[str, Any]:
         config = self.begin(config)
+        state = values_of(state)
         return self.think(self.incoming(state, config), state, config=config)

@@ -19,7 +19,9 @@ from latent_graph.errors import ModelMismatchError
 from latent_graph.nodes.base import AgentNode, compose_prompt
 from latent_graph.nodes.model_kind import model_name
 from latent_graph.nodes.streaming import ChatRun
-from latent_graph.state.schema import Message, new_message, questions_of
+from latent_graph.state.access import reply, values_of
+from latent_graph.state.branches import nested
+from latent_graph.state.schema import Message, new_message, questions_of, unread
 from latent_graph.state.threads import thread_mode
 from latent_graph.state.trace import NodeRecord, Sends
 
@@ -127,39 +129,49 @@ class TextAgentNode(_Decoding):
 
     sends: ClassVar[Sends] = "text"
 
-    def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
+    def __call__(self, state: Any, config: RunnableConfig | None = None) -> dict[str, Any]:
         config = self.begin(config)
+        state = values_of(state)
         texts, rec, _, handoffs = self.decode(state, config)
         msg = new_message(self.name, texts)
         update = self.consumed(state)
-        update["messages"] = [*handoffs, msg]
+        update["transcript"] = [*handoffs, msg]
         update["inbox"] = [msg]
         if not self.branch:
             update["handle"] = None  # a text edge carries text only
         update["trace"] = [self.in_turn(rec, state)]
-        return update
+        return {**update, **reply(state, self.name, texts)}
 
 
 @dataclass
 class JudgerNode(_Decoding):
     """Decodes the final answer from the incoming handle (+ any text messages).
 
+    Inside a bigger graph (a team used as a subgraph, or invoked by a parent graph's node) the judger hands
+    its answer on: the answer goes to ``inbox`` (the next agent reads it as a message) and the decoded
+    handle (cache + answer tokens) to ``handle`` (the next latent reader continues after the answer).
+
     Attributes:
-        keep_handle: Also write the decoded handle (cache + answer tokens) to ``handle``
+        keep_handle: Also write the decoded handle to ``handle`` when the graph runs on its own
             (always done when the thread continues as a conversation).
     """
 
     keep_handle: bool = False
     sends: ClassVar[Sends] = "answer"
 
-    def __call__(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
+    def __call__(self, state: Any, config: RunnableConfig | None = None) -> dict[str, Any]:
         config = self.begin(config)
+        state = values_of(state)
         texts, rec, decoded, handoffs = self.decode(state, config)
+        msg = new_message(self.name, texts)
         update = self.consumed(state)
         update["answers"] = texts
-        update["messages"] = [*handoffs, new_message(self.name, texts)]
+        update["transcript"] = [*handoffs, msg]
         update["trace"] = [self.in_turn(rec, state)]
         update["turn"] = 1  # the answer ends this run's turn (see latent_graph.state.threads)
-        if (self.keep_handle or thread_mode(config) == "continue") and decoded is not None:
+        hand_on = nested(config)
+        if hand_on:  # what it read stays read (a list update marks by flag), its answer is the next reader's
+            update["inbox"] = [*({**m, "read": True} for m in unread(state.get("inbox"))), msg]
+        if (self.keep_handle or hand_on or thread_mode(config) == "continue") and decoded is not None:
             update.update(self.output(decoded, None, state))
-        return update
+        return {**update, **reply(state, self.name, texts)}

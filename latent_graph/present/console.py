@@ -93,7 +93,7 @@ def execute(
             built (:func:`latent_graph.present.edges.answer_nodes`); None reads them here.
 
     Returns:
-        The final graph output (``answers``, ``messages``, ``trace``).
+        The final graph output (``answers``, ``transcript``, ``trace``).
     """
     prog = Progress(sum(1 for n in graph.get_graph().nodes if n not in (START, END)), enabled=progress)
     answering = answer_nodes(graph) if answering is None else answering

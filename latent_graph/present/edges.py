@@ -55,17 +55,21 @@ def converted_edges(graph: Any, xray: bool = False) -> set[tuple[str, str]]:
 def drawn_edges(graph: Any, xray: bool = False) -> list[DrawnEdge]:
     """Every edge of a compiled graph with its kind, from its senders' declarations (``xray``: subgraphs expanded).
 
-    A latent edge into a node declared ``receives="text"`` is a text edge (see :func:`converted_edges`),
-    and so is an answer passed on to another node (a subgraph's judger feeding the parent). Conditional edges keep LangGraph's label (the router's path name); one into a node declared
+    A latent edge into a node declared ``receives="text"`` is a text edge (see :func:`converted_edges`).
+    An answer passed on to another node (a subgraph's judger feeding the parent) is latent: the judger hands on
+    its decoded handle (cache + answer) with the answer as a message; it is text when the judger runs on a
+    foreign chat model (declared ``receives="text"``: it has no handle) or the reader reads text only.
+    Conditional edges keep LangGraph's label (the router's path name); one into a node declared
     ``branch`` (a parallel branch, e.g. ``Send`` fan-out) is labelled "Send" when it has none.
     """
     sends, branch = node_sends(graph, xray), declared(graph, "branch", xray)
+    receives = declared(graph, "receives", xray)
     converted = converted_edges(graph, xray)
     out = []
     for e in graph.get_graph(xray=xray).edges:
         kind = "text" if (e.source, e.target) in converted else sends.get(e.source)
         if kind == "answer" and e.target != "__end__":
-            kind = "text"  # an answer passed on inside a bigger graph is a message
+            kind = "text" if "text" in (receives.get(e.source), receives.get(e.target)) else "latent"
         label = str(e.data) if e.data is not None else ("Send" if e.conditional and e.target in branch else "")
         out.append(
             DrawnEdge(

@@ -53,7 +53,7 @@ class RunTrace:
         questions: The batch of questions, in order.
         answers: The final answer per question.
         trace: Node records in execution order (:class:`~latent_graph.state.NodeRecord`).
-        messages: Text sent over text edges (and the judger's answers): ``{agent, texts}``.
+        transcript: Text sent over text edges (and the judger's answers): ``{agent, texts}``.
         context: Per-question private context, if any.
         model: ``{"name", "digest"}`` of the model (its fingerprint).
         graph: Graph name.
@@ -70,7 +70,7 @@ class RunTrace:
     questions: list[str]
     answers: list[str]
     trace: list[NodeRecord] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
+    transcript: list[Message] = field(default_factory=list)
     context: list[str] | None = None
     model: dict[str, str] = field(default_factory=dict)
     graph: str = ""
@@ -97,7 +97,7 @@ class RunTrace:
         wall_s: float | None = None,
         graph_name: str | None = None,
     ) -> RunTrace:
-        """Build from a graph's output (``answers``, ``messages``, ``trace``).
+        """Build from a graph's output (``answers``, ``transcript``, ``trace``).
 
         Args:
             out: What ``graph.invoke`` returned (or the last ``values`` chunk of a stream).
@@ -114,7 +114,7 @@ class RunTrace:
             questions=list(questions),
             answers=[str(a) for a in out.get("answers") or []],
             trace=_jsonable(trace),
-            messages=_jsonable(list(out.get("messages") or [])),
+            transcript=_jsonable(list(out.get("transcript") or [])),
             context=list(context) if context is not None else None,
             options=_jsonable(dict(options or {})),
             wall_s=None if wall_s is None else round(float(wall_s), 4),
@@ -146,7 +146,7 @@ class RunTrace:
 
     def texts_of(self, agent: str) -> list[str] | None:
         """Per-question texts ``agent`` sent (its last message), or None."""
-        found = [m for m in self.messages if m["agent"] == agent]
+        found = [m for m in self.transcript if m["agent"] == agent]
         return list(found[-1]["texts"]) if found else None
 
     def totals(self) -> dict[str, float]:

@@ -257,7 +257,7 @@ def _row(value: Any, i: int, n: int) -> Any:
 def row_result(out: dict[str, Any], i: int, n: int) -> dict[str, Any]:
     """Answer, text messages and trace of row ``i`` of a batched graph output."""
     trace = [{**_row(rec, i, n), "batch_size": n} for rec in out.get("trace", [])]
-    messages = [{"agent": m["agent"], "text": m["texts"][i]} for m in out.get("messages", []) if len(m["texts"]) == n]
+    messages = [{"agent": m["agent"], "text": m["texts"][i]} for m in out.get("transcript", []) if len(m["texts"]) == n]
     # node records count tokens per row: this row's usage is exact
     usage = {k: sum(rec[k][i] for rec in out.get("trace", [])) for k in ("prompt_tokens", "generated_tokens")}
     return {"answer": out["answers"][i], "messages": messages, "trace": trace, "usage": usage}

@@ -61,6 +61,12 @@ def task_id(config: Mapping[str, Any] | None) -> str:
     )
 
 
+def nested(config: Mapping[str, Any] | None) -> bool:
+    """Whether the running task belongs to a graph that runs inside another graph (a subgraph node, or a graph
+    a parent's node invoked): its checkpoint namespace has more than one level (LangGraph joins them with "|")."""
+    return "|" in task_id(config)
+
+
 def graph_node(config: Mapping[str, Any] | None, default: str) -> str:
     """The LangGraph node the running task belongs to (``default`` outside a graph run)."""
     meta = (ambient(config) or {}).get("metadata") or {}

@@ -6,7 +6,10 @@
   :class:`LatentHandle` object from hand-written code; ``HandleStore.load(ref)`` gives one back);
 - ``branches``: references written by parallel branches, merged by the judger;
 - ``inbox``: text-edge messages, marked read by the agent that consumes them;
-- ``messages``: every text message ever sent (the transcript);
+- ``transcript``: every text message ever sent (named so it cannot collide with LangGraph's chat channel);
+- ``messages``: LangGraph's ``add_messages`` channel (as in ``MessagesState``): a run without
+  ``questions`` reads its question and context from the conversation, and the agents that decode text
+  answer into it (:mod:`latent_graph.state.access`), so a prebuilt team is a ``MessagesState`` agent too;
 - ``trace``: one record per executed node; ``answers``: the judger's output.
 
 Lists merge by id and reading is a monotonic flag, so a compiled graph used as a
@@ -21,7 +24,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Annotated, Any
 
+from langchain_core.messages import AnyMessage
 from langgraph.channels import LastValue
+from langgraph.graph.message import add_messages
 from typing_extensions import NotRequired, TypedDict
 
 from latent_graph.errors import (
@@ -29,9 +34,11 @@ from latent_graph.errors import (
     BranchCollisionError,
     HandleRefError,
     InvalidArgumentError,
+    NoQuestionsError,
     TooManyQuestionsError,
 )
 from latent_graph.persist.refs import HandleRef
+from latent_graph.state.access import conversation_of
 from latent_graph.state.trace import NodeRecord
 
 CLEAR: dict[str, str] = {"op": "clear"}
@@ -215,8 +222,10 @@ class LatentState(TypedDict, total=False):
     """References written by parallel branches (keyed ``node`` or ``node[i]`` per Send task), merged by the next reader."""
     inbox: Annotated[list[Message], inbox_reducer]
     """Text-edge messages; the next agent reads the unread ones and marks them read."""
-    messages: Annotated[list[Message], merge_by_id]
-    """Every text message ever sent (the transcript)."""
+    transcript: Annotated[list[Message], merge_by_id]
+    """Every text message ever sent."""
+    messages: Annotated[list[AnyMessage], add_messages]
+    """LangGraph's conversation channel: the question when there are no ``questions``; replies are appended."""
     trace: Annotated[list[NodeRecord], trace_reducer]
     """One record per executed node of the current turn, in order (earlier turns: the checkpoint history)."""
     answers: Annotated[list[str], CanonicalValue]
@@ -242,6 +251,8 @@ class GraphInput(TypedDict, total=False):
     """Parallel branch references to merge (a parent's fan-out into this graph)."""
     inbox: list[Message]
     """Text-edge messages sent into this graph."""
+    messages: Annotated[list[AnyMessage], add_messages]
+    """A conversation (``MessagesState``): without ``questions``, its last human message is the question."""
 
 
 class GraphOutput(TypedDict, total=False):
@@ -249,8 +260,10 @@ class GraphOutput(TypedDict, total=False):
 
     answers: list[str]
     """The judger's answer per question."""
-    messages: list[Message]
+    transcript: list[Message]
     """The transcript of text messages."""
+    messages: Annotated[list[AnyMessage], add_messages]
+    """The conversation, with the answer appended as an ``AIMessage`` named by the judger (one-question runs)."""
     trace: list[NodeRecord]
     """One record per executed node."""
     inbox: list[Message]
@@ -264,8 +277,14 @@ MAX_QUESTIONS = 256
 
 
 def questions_of(state: dict[str, Any], limit: int = MAX_QUESTIONS) -> list[str]:
-    """The batch of questions in ``state`` (a single string counts as one); at most ``limit`` of them."""
+    """The batch of questions in ``state`` (a single string counts as one); at most ``limit`` of them.
+
+    Without ``questions``, the last human message of the conversation in ``messages`` is the one question.
+    """
     qs = state.get("questions")
+    conversation = None if qs else conversation_of(state)
+    if conversation is not None:
+        return [conversation.question]
     if isinstance(qs, str):
         qs = [qs]
     if isinstance(qs, (list, tuple)) and len(qs) > limit:  # before touching them: refuse in O(1)
@@ -273,15 +292,22 @@ def questions_of(state: dict[str, Any], limit: int = MAX_QUESTIONS) -> list[str]
             f"graph input has {len(qs)} questions; at most {limit} per invocation "
             "(raise max_questions= when building the graph, or split the batch)"
         )
-    if not isinstance(qs, (list, tuple)) or not qs or not all(isinstance(q, str) for q in qs):
-        raise InvalidArgumentError("graph input needs 'questions': a non-empty list of strings")
+    if not qs:
+        raise NoQuestionsError(
+            "graph input needs 'questions' (a non-empty list of strings) or 'messages' holding a HumanMessage "
+            "(LangGraph's MessagesState: its last human message is the question)"
+        )
+    if not isinstance(qs, (list, tuple)) or not all(isinstance(q, str) for q in qs):
+        raise InvalidArgumentError("graph input 'questions' must be a non-empty list of strings")
     return list(qs)
 
 
 def contexts_of(state: dict[str, Any], n: int) -> list[str] | None:
+    """Per-question private context: ``state['context']``, else the conversation before the question it asks."""
     ctx = state.get("context")
     if ctx is None:
-        return None
+        conversation = None if state.get("questions") else conversation_of(state)
+        return [conversation.history] if conversation and conversation.history else None
     if isinstance(ctx, str):
         ctx = [ctx] * n
     if not isinstance(ctx, (list, tuple)) or not all(c is None or isinstance(c, str) for c in ctx):

@@ -9,7 +9,7 @@ it (``handle_turn``), and a handle from an earlier turn is carried over by the
 thread policy, chosen per invoke in the config's ``configurable``:
 
 - ``latent_thread="fresh"`` (default): each run starts a fresh cache (the transcript
-  in ``messages`` still accumulates, as in any LangGraph thread; ``trace`` holds the
+  in ``transcript`` still accumulates, as in any LangGraph thread; ``trace`` holds the
   current turn's records, stamped with ``turn``, so checkpoints grow linearly with the
   runs; earlier turns' records stay in the thread's checkpoint history);
 - ``latent_thread="continue"``: a multi-turn conversation. The first reader of a turn

@@ -177,7 +177,7 @@ def test_no_hidden_model_registry(llama) -> None:
     ok = TextAgentNode(
         model=FakeListChatModel(responses=["r"]), name="reviewer", instruction="Review.", handoff_model=llama
     )
-    assert ok({"questions": ["q"], "handle": h})["messages"][-1]["texts"] == ["r"]
+    assert ok({"questions": ["q"], "handle": h})["transcript"][-1]["texts"] == ["r"]
 
 
 def test_graph_options_have_one_owner() -> None:
@@ -220,6 +220,7 @@ def test_derived_option_declarations_cannot_drift(monkeypatch) -> None:
         "store",
         "handle_store",
         "interrupt_after",
+        "name",
         "realign",
     }
     assert set(GraphKwargs.__annotations__) == {*OPTION_NAMES, *base.WIRING}

@@ -31,6 +31,9 @@ def test_there_are_examples():
         "tool_agent",
         "node_cache",
         "runtime_context",
+        "messages_state",
+        "pydantic_state",
+        "supervisor",
     }
 
 
@@ -55,6 +58,9 @@ def test_example_runs_on_a_tiny_model(path, llama, tmp_path, capsys):
         assert sorted(branches) == ["worker[0]", "worker[1]", "worker[2]"]
     elif path.stem == "subgraph":
         assert [r["node"] for r in result["out"]["trace"]] == ["scout", "critic", "judger", "editor"]
+        editor = result["out"]["trace"][-1]  # the editor read the team's answer (and the judger's handle)
+        assert f"Message from judger:\n{result['out']['answers'][0]}" in editor["prompts"][0]
+        assert editor["handle_bytes_before"] == result["out"]["trace"][2]["handle_bytes_after"]
     elif path.stem == "loop":
         assert [r["node"] for r in result["out"]["trace"]] == ["planner", "critic"] * 2 + ["judger"]
     elif path.stem == "multi_turn":
@@ -67,6 +73,13 @@ def test_example_runs_on_a_tiny_model(path, llama, tmp_path, capsys):
         assert not any(result["ran"].values()) and result["second"]["answers"] == result["first"]["answers"]
     elif path.stem == "runtime_context":  # events from the hand-called planner; the judger's tokens streamed
         assert [e["step"] for e in result["brief"]["events"]] == [0, 1] and result["careful"]["answer"]
+    elif path.stem == "messages_state":  # two turns of one conversation, each answered by the team's judger
+        assert [(m.type, m.name) for m in result["out"]["messages"]] == [("human", None), ("ai", "judger")] * 2
+    elif path.stem == "pydantic_state":
+        assert result["out"]["answers"] and result["out"]["handle"]["columns"] > 0
+    elif path.stem == "supervisor":  # the supervisor handed off, the team answered into the conversation
+        names = [m.name for m in result["out"]["messages"] if m.type == "ai"]
+        assert names[:2] == ["supervisor", "judger"] and names[-1] == "supervisor"
     elif path.stem == "html_report":
         assert all(p.exists() for p in result.values())
         assert "<svg" in result["report"].read_text() and "B / A" in result["compare"].read_text()

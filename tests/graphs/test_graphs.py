@@ -60,7 +60,7 @@ def test_text_edge_starts_fresh_cache_and_passes_text(llama):
     # the critic decodes on top of the planner's cache; the refiner starts a fresh one
     assert by["critic"]["kv_len"] > by["planner"]["kv_len"]
     assert by["refiner"]["kv_len"] < by["critic"]["kv_len"]
-    assert [m["agent"] for m in out["messages"]] == ["critic", "judger"]
+    assert [m["agent"] for m in out["transcript"]] == ["critic", "judger"]
 
 
 @pytest.mark.parametrize("edges", ["latent", "text", ["latent", "text", "latent"]])
@@ -202,7 +202,7 @@ def test_text_agent_with_any_langchain_chat_model(llama, tiny_factory):
     b.add_edge("planner", "judger")
     b.add_edge("judger", END)
     out = b.compile().invoke({"questions": QS[:2]})
-    assert out["messages"][0]["texts"] == ["Step 1: multiply.", "Step 1: add."]
+    assert out["transcript"][0]["texts"] == ["Step 1: multiply.", "Step 1: add."]
     # a handle of a model no agent node runs on cannot be decoded into a message for the foreign model
     stranger = tiny_factory("llama", seed=7)
     hx = stranger.think(None, "q", steps=1)

@@ -84,7 +84,7 @@ def test_trace_json_round_trip(mixed, tmp_path):
         "options",
         "questions",
         "answers",
-        "messages",
+        "transcript",
         "trace",
         "mermaid",
     } <= set(data)

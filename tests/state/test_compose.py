@@ -115,7 +115,7 @@ def test_subgraph_merges_state_once(llama):
     builder.add_edge("judger", END)
     out = builder.compile().invoke({"questions": ["What is 3+5?"]})
     assert [r["node"] for r in out["trace"]] == ["outer", "inner_think", "inner_say", "judger"]
-    assert [m["agent"] for m in out["messages"]] == ["outer", "inner_say", "judger"]
+    assert [m["agent"] for m in out["transcript"]] == ["outer", "inner_say", "judger"]
     judger = out["trace"][-1]
     # the subgraph consumed outer's message: the judger reads inner_say's message only
     assert "Message from inner_say" in judger["prompts"][0] and "Message from outer" not in judger["prompts"][0]
@@ -301,7 +301,7 @@ def test_latent_edge_into_a_foreign_chat_model_becomes_text(llama):
     out = g.invoke({"questions": ["What is 12 times 7?"]})
     reviewer = next(r for r in out["trace"] if r["node"] == "reviewer")
     assert "planner" in reviewer["converted"] and "Message from planner" in reviewer["prompts"][0]
-    assert [m["agent"] for m in out["messages"]] == ["planner", "reviewer", "judger"]
+    assert [m["agent"] for m in out["transcript"]] == ["planner", "reviewer", "judger"]
     assert edge_kinds_of(g)[("planner", "reviewer")] == "text"
     assert "planner -. text .-> reviewer" in to_mermaid(g)
 
