@@ -43,7 +43,7 @@ def namespace_of(config: Any, per_thread: bool = False) -> str:
     """The namespace a run's handles belong to: ``user=<id>`` under LangGraph Server's authentication (the user the
     server's ``auth`` handler returned, which clients cannot set), ``thread=<id>`` added when ``per_thread``; "" for
     neither (the deployment's one namespace). Values are percent-encoded, so the string is unambiguous."""
-    conf = (config or {}).get("configurable") or {} if isinstance(config, Mapping) else {}
+    conf = (config.get("configurable") if isinstance(config, Mapping) else None) or {}
     parts = []
     user = conf.get("langgraph_auth_user_id")
     if not user:

@@ -173,3 +173,15 @@ def test_sealed_blobs_round_trip_and_are_unreadable_without_the_key(handle):
 def test_plain_store_refuses_to_sign_garbage():
     with pytest.raises(HandleRefError, match="needs a LatentHandle"):
         HandleStore(MemoryBlobStore(), keys=KeyRing([NEW])).save("not a handle")  # type: ignore[arg-type]
+
+
+def test_default_store_reads_its_settings_from_the_environment(tmp_path, monkeypatch):
+    from latent_graph.persist import default_handle_store
+
+    monkeypatch.setenv("LATENT_GRAPH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LATENT_GRAPH_KEYS", NEW)
+    monkeypatch.setenv("LATENT_GRAPH_ENCRYPT_BLOBS", "1")
+    monkeypatch.setenv("LATENT_GRAPH_NAMESPACE", "thread")
+    store = default_handle_store()
+    assert store.sealer.encrypt and store.sealer.keys.kid == KeyRing([NEW]).kid
+    assert store.namespace({"configurable": {"thread_id": "t"}}) == "thread=t"
