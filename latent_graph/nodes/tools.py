@@ -19,7 +19,11 @@ Bad inputs, decided here: a failed call never loses the run by default (``tool_e
 unknown tool name, a tool that raises, a result that is not text (a ``Command``, non-text content, an
 object that is no JSON value) or a call cut off by ``tool_call_tokens`` becomes an error tool turn
 (``"Error: ..."``) that the agent reads, recorded in the trace with its ``error``. ``tool_errors="raise"``
-raises :class:`~latent_graph.errors.ToolCallError` instead. Rounds are bounded by construction: after the
+raises :class:`~latent_graph.errors.ToolCallError` instead. A call is bounded before and while it runs
+(:class:`~latent_graph.nodes.toolbox.ToolLimits`): arguments that do not validate against the tool's schema never
+reach the tool, a round of calls has a timeout and a result a size cap (named subclasses of ``ToolCallError``);
+only calls in the declared form, at the start of a reply, run (a ``<tool_call>`` block inside text is text).
+Rounds are bounded by construction: after the
 last round's results the agent takes its latent steps and decodes nothing more, so a model that keeps
 calling cannot exceed ``max_tool_rounds`` (an int in [1, :data:`MAX_TOOL_ROUNDS`], else
 :class:`~latent_graph.errors.InvalidArgumentError`).

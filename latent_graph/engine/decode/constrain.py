@@ -160,22 +160,26 @@ class Compiler:
         self.info = xgr.TokenizerInfo.from_huggingface(
             tokenizer, vocab_size=vocab_size, stop_token_ids=sorted(stop_ids)
         )
-        self.compiler = xgr.GrammarCompiler(self.info, max_threads=1)
+        self.compiler = xgr.GrammarCompiler(self.info, max_threads=1, cache_enabled=False)  # one cache: ours, bounded
         self._cache: OrderedDict[Constraint, Any] = OrderedDict()
+        self._lock = threading.Lock()
 
     def compile(self, c: Constraint, limits: GrammarLimits | None = None) -> Any:
         """The compiled grammar of ``c`` (cached), once ``c`` is checked against ``limits`` (default: the defaults)."""
         limits = limits or GrammarLimits()
         if not isinstance(c, Constraint):
             raise ConstraintError(f"a constraint must be a Constraint, got {type(c).__name__}")
-        if c in self._cache:
-            self._cache.move_to_end(c)
-            return self._cache[c]
+        with self._lock:
+            hit = self._cache.get(c)
+            if hit is not None:
+                self._cache.move_to_end(c)
+                return hit
         check_constraint(c, limits)
         compiled = self._compile_within_budget(c, limits.compile_seconds)
-        self._cache[c] = compiled
-        while len(self._cache) > limits.max_cached:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[c] = compiled
+            while len(self._cache) > limits.max_cached:
+                self._cache.popitem(last=False)
         return compiled
 
     def _compile_within_budget(self, c: Constraint, seconds: float) -> Any:
