@@ -126,3 +126,21 @@ def test_a_node_can_be_added_without_a_name_like_any_runnable(llama):
     b.add_edge(START, "planner")
     out = b.compile().invoke(Q)
     assert out["trace"][0]["node"] == "planner"
+
+
+def test_a_cancelled_run_stops_at_the_next_token_of_the_judger_and_the_next_latent_step(llama):
+    import contextvars
+    import threading
+
+    from latent_graph.errors import RunStoppedError
+    from latent_graph.nodes import streaming
+
+    planner, judger = _nodes(llama)
+    told = threading.Event()
+    told.set()  # the awaiting task was cancelled before the first boundary
+    context = contextvars.copy_context()
+    context.run(streaming._STOP.set, told)
+    for node in (planner, judger):
+        with pytest.raises(RunStoppedError):
+            context.run(node, Q)
+    assert judger({**Q, **planner(Q)})["answers"]  # outside a cancelled run nothing stops
