@@ -4,7 +4,8 @@ Prints, from one run, with the load average before and after (methods interleave
 - decode per token: llama.cpp's own greedy ``Llama.generate`` vs this engine's ``decode`` on the same GGUF
   (the embedded default model's), same prompt tokens, same thread count; per token =
   (time for 1 + n tokens - time for 1 token) / n, end of sequence ignored;
-- a latent step vs that decode step (per step = (think with 1 + n steps - think with 1 step) / n);
+- a latent step vs that decode step (per step = (think with 1 + n steps - think with 1 step) / n), and both
+  again as the median gap between ``on_step`` / ``on_token`` callbacks (robust on a loaded machine);
 - the default graph (compact: 3 latent agents + judger) end to end per question on both engines, same questions,
   steps and budgets, greedy; and whether their answers agree.
 
@@ -114,7 +115,17 @@ def main() -> None:
         },
         args.repeats,
     )
+    gaps: dict[str, list[float]] = {"latent": [], "decode": []}
+    for _ in range(args.repeats):  # the same two steps timed from inside: the gaps between callbacks
+        for kind in gaps:
+            stamps: list[float] = []
+            if kind == "latent":
+                ours.think(None, PROMPT, steps=n, on_step=lambda _, s=stamps: s.append(time.perf_counter()))
+            else:
+                ours.decode(None, PROMPT, max_new_tokens=n, on_token=lambda _, s=stamps: s.append(time.perf_counter()))
+            gaps[kind] += [b - a for a, b in zip(stamps, stamps[1:])]
     ours.eos_ids = eos
+    lat_gap, dec_gap = (statistics.median(gaps[k]) for k in ("latent", "decode"))
     own_tok = (med["ownN"] - med["own1"]) / n
     eng_tok = (med["engN"] - med["eng1"]) / n
     step = (med["thinkN"] - med["think1"]) / n
@@ -124,6 +135,10 @@ def main() -> None:
     say(f"  ratio engine / llama.cpp   {eng_tok / own_tok:7.3f}  (goal <= 1.15)")
     say(f"  latent step                {step * 1e3:7.2f} ms/step ({n} steps after 1, same prompt)")
     say(f"  ratio latent / decode step {step / eng_tok:7.3f}  (goal <= 1.0)")
+    say(
+        f"  the same from the gaps between callbacks (median of {len(gaps['latent'])}): latent step "
+        f"{lat_gap * 1e3:.2f} ms, decode step {dec_gap * 1e3:.2f} ms (streaming), ratio {lat_gap / dec_gap:.3f}"
+    )
 
     qs = QUESTIONS[: args.questions]
     graphs = {

@@ -185,3 +185,15 @@ def test_default_gguf_greedy_equals_llama_cpp_and_tracks_the_transformers_engine
     assert torch.equal(a.attention_mask, b.attention_mask)  # the same prompt tokens
     cos = torch.nn.functional.cosine_similarity(a.hiddens[0][0], b.hiddens[0][0], dim=-1)  # (steps,)
     assert cos[0] > 0.999 and cos.min() > 0.98, cos  # Q4_1 kernels vs its dequantized fp32 weights
+
+
+def test_rows_ending_early_leave_the_batch_like_on_the_transformers_engine(lcpp: LlamaCppLatentModel, hf) -> None:
+    rows = [Constraint.choice(["yes"]), None, Constraint.regex("[0-9]{3}")]  # rows end after 1, 10 and 3 tokens
+    prompts = [Q, "Plan.", "The secret code is BLUE-42."]
+    a = lcpp.decode(lcpp.think(None, prompts, steps=2), "Answer.", max_new_tokens=10, constraint=rows)
+    b = hf.decode(hf.think(None, prompts, steps=2), "Answer.", max_new_tokens=10, constraint=rows)
+    assert a.texts == b.texts and a.new_tokens == b.new_tokens and len(set(a.new_tokens)) == 3
+    assert torch.equal(a.handle.attention_mask, b.handle.attention_mask)
+    assert torch.equal(a.handle.position_ids * a.handle.attention_mask, b.handle.position_ids * b.handle.attention_mask)
+    after = lcpp.decode(a.handle, "Again.", max_new_tokens=4)  # the ragged handle is read back correctly
+    assert after.texts == hf.decode(b.handle, "Again.", max_new_tokens=4).texts
