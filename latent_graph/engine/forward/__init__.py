@@ -6,6 +6,7 @@
 - :mod:`.work`: :class:`Work`, the mutable state of one call on top of an immutable handle (the
   KV cache it writes, mask, positions, segments); :func:`positions_after` is the one position rule.
 - :mod:`.kvbuffer`: :class:`BufferCache`, the KV cache itself: preallocated columns written in place.
+- :mod:`.slices`: a batch larger than the model's ``batch_rows`` forwarded in row slices of that many.
 - :mod:`.llama`: :class:`LlamaStack`, the Llama decoder's forward without per-module dispatch
   (bit-equal to transformers'; :func:`stack_of` picks it where that holds).
 """
