@@ -37,6 +37,8 @@ def test_example_runs_on_a_tiny_model(path, llama, tmp_path, capsys):
     module = _load(path)
     assert module.__doc__ and callable(getattr(module, "main", None)), f"{path.name} needs a docstring and main()"
     kwargs = dict(model=llama, steps=2, max_new_tokens=4)
+    if path.stem == "prebuilt_agent":  # a whole tool call and JSON answer from a random model need room
+        kwargs["max_new_tokens"] = 160
     if "out_dir" in inspect.signature(module.main).parameters:
         kwargs["out_dir"] = tmp_path
     result = module.main(**kwargs)
@@ -60,6 +62,10 @@ def test_example_runs_on_a_tiny_model(path, llama, tmp_path, capsys):
     elif path.stem == "tool_agent":  # the solver's cache holds its call and the tool turn before its latent steps
         assert [k for a, k, _ in result["segments"] if a == "solver"] == ["prompt", "text", "tool", "latent"]
         assert len(result["out"]["trace"][0]["tool_turns"][0]) == 1
+    elif path.stem == "prebuilt_agent":  # the call streamed as tool_call_chunks, the JSON answer token by token
+        assert result["calls"] == ["weather"] and len(result["tokens"]) > 3
+        answer = result["state"]["structured_response"]
+        assert answer == type(answer).model_validate_json(result["state"]["messages"][-1].content)
     elif path.stem == "html_report":
         assert all(p.exists() for p in result.values())
         assert "<svg" in result["report"].read_text() and "B / A" in result["compare"].read_text()
