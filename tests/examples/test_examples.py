@@ -34,6 +34,7 @@ def test_there_are_examples():
         "messages_state",
         "pydantic_state",
         "supervisor",
+        "prebuilt_agent",
     }
 
 
@@ -42,6 +43,8 @@ def test_example_runs_on_a_tiny_model(path, llama, tmp_path, capsys):
     module = _load(path)
     assert module.__doc__ and callable(getattr(module, "main", None)), f"{path.name} needs a docstring and main()"
     kwargs = dict(model=llama, steps=2, max_new_tokens=4)
+    if path.stem == "prebuilt_agent":  # a whole tool call and JSON answer from a random model need room
+        kwargs["max_new_tokens"] = 160
     if "out_dir" in inspect.signature(module.main).parameters:
         kwargs["out_dir"] = tmp_path
     result = module.main(**kwargs)
@@ -80,6 +83,10 @@ def test_example_runs_on_a_tiny_model(path, llama, tmp_path, capsys):
     elif path.stem == "supervisor":  # the supervisor handed off, the team answered into the conversation
         names = [m.name for m in result["out"]["messages"] if m.type == "ai"]
         assert names[:2] == ["supervisor", "judger"] and names[-1] == "supervisor"
+    elif path.stem == "prebuilt_agent":  # the call streamed as tool_call_chunks, the JSON answer token by token
+        assert result["calls"] == ["weather"] and len(result["tokens"]) > 3
+        answer = result["state"]["structured_response"]
+        assert answer == type(answer).model_validate_json(result["state"]["messages"][-1].content)
     elif path.stem == "html_report":
         assert all(p.exists() for p in result.values())
         assert "<svg" in result["report"].read_text() and "B / A" in result["compare"].read_text()
