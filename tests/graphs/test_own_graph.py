@@ -216,3 +216,20 @@ def test_team_as_subgraph_hands_on_its_answer_and_its_handle(llama):
     alone = team.invoke({"questions": [Q]})
     critic = next(r for r in alone["trace"] if r["node"] == "critic")
     assert alone["handle"]["columns"] == critic["kv_len"] and not alone.get("inbox")
+
+
+@pytest.mark.integration
+@pytest.mark.filterwarnings("ignore:create_react_agent has been moved")
+def test_supervisor_hands_off_to_the_team_on_the_default_model(default_model):
+    """The default model behind its chat face routes (a human turn gets a tool call) and the team answers."""
+    from langgraph_supervisor import create_supervisor
+
+    from latent_graph.langchain import as_chat_model
+
+    team = build_compact(default_model, name="latent_team", steps=4, max_new_tokens=24)
+    sup = create_supervisor([team], model=as_chat_model(default_model, max_new_tokens=96)).compile()
+    out = sup.invoke({"messages": [HumanMessage(Q)]})
+    ai = [m for m in out["messages"] if isinstance(m, AIMessage)]
+    assert ai[0].tool_calls[0]["name"] == "transfer_to_latent_team"
+    answer = next(m for m in ai if m.name == "judger")
+    assert "12" in answer.content and answer.content == team.invoke({"questions": [Q]})["answers"][0]
