@@ -212,6 +212,7 @@ def test_team_as_subgraph_hands_on_its_answer_and_its_handle(llama):
         by["editor"]["handle_bytes_before"] == by["judger"]["handle_bytes_after"] > by["critic"]["handle_bytes_after"]
     )
     assert edge_kinds_of(g, xray=True)[("team:judger", "editor")] == "latent"
+    assert edge_kinds_of(g)[("team", "editor")] == "latent"  # the team node declares what its judger does
     # on its own the same team hands nothing on: its handle is the critic's, its inbox holds no answer
     alone = team.invoke({"questions": [Q]})
     critic = next(r for r in alone["trace"] if r["node"] == "critic")
