@@ -88,6 +88,21 @@ def test_latent_chain_in_a_messages_graph(llama):
         add_agent(StateGraph(MessagesState), LatentAgentNode(model=llama, name="p", instruction="Plan.", steps=1))
 
 
+def test_streamed_tokens_and_the_appended_reply_are_one_message(llama):
+    writer = TextAgentNode(model=llama, name="writer", instruction="Reply.", decoding=DecodeOptions(max_new_tokens=3))
+    single = StateGraph(MessagesState)
+    add_agent(single, writer)
+    single.add_edge(START, "writer")
+    team = StateGraph(MessagesState)
+    team.add_node("latent_team", build_compact(llama, name="latent_team", **FAST))
+    team.add_edge(START, "latent_team")
+    for g in (single.compile(), team.compile()):
+        streamed = [c for c, _ in g.stream({"messages": [("user", Q)]}, stream_mode="messages")]
+        out = g.invoke({"messages": [("user", Q)]})
+        assert streamed and "".join(str(c.content) for c in streamed) == out["messages"][-1].content
+        assert len({c.id for c in streamed}) == 1  # tokens and the reply appended to 'messages' share one id
+
+
 def test_text_agent_alone_in_a_messages_state_graph(llama):
     builder = StateGraph(MessagesState)
     add_agent(
