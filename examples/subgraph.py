@@ -23,7 +23,6 @@ from latent_graph.graphs import build_sequential
 from latent_graph.nodes import LatentAgentNode, TextAgentNode, add_agent
 from latent_graph.present.draw import to_mermaid
 from latent_graph.state import LatentState
-from latent_graph.state.edges import sends_metadata
 
 QUESTION = "What is 15 percent of 80?"
 
@@ -43,7 +42,7 @@ def build(model: LocalLatentModel, steps: int = 4, max_new_tokens: int = 64) -> 
             model=model, name="scout", steps=steps, instruction="You are the Scout. Find what the question asks."
         ),
     )
-    b.add_node("team", team, metadata=sends_metadata("latent"))  # the team's judger hands on its handle + answer
+    b.add_node("team", team)  # drawn as what its judger hands on: its handle (and its answer as a message)
     add_agent(
         b,
         TextAgentNode(

@@ -98,6 +98,11 @@ class ChatRun:
             run_name=name,
         )
 
+    def message_id(self, row: int) -> str:
+        """The id of row ``row``'s message: its tokens and its full reply share it, and so does the reply a node
+        appends to ``messages`` (LangGraph's ``messages`` stream then sends it once)."""
+        return f"run-{self.runs[row].run_id}"
+
     def on_token(self, chunk: TokenChunk) -> None:
         """Forward one engine token to its row's run (an ``engine.decode`` ``on_token`` callback); a cancelled
         async run stops here (:func:`~latent_graph.nodes.streaming.check_stop`)."""
@@ -105,14 +110,14 @@ class ChatRun:
         if not self.listening:
             return
         run = self.runs[chunk.row]
-        message = AIMessageChunk(content=chunk.text, id=f"run-{run.run_id}")
+        message = AIMessageChunk(content=chunk.text, id=self.message_id(chunk.row))
         run.on_llm_new_token(chunk.text, chunk=ChatGenerationChunk(message=message))
 
     def finish(self, texts: Sequence[str], prompt_tokens: Sequence[int], new_tokens: Sequence[int]) -> None:
         """Close every row's run with its full message and token usage."""
-        for run, text, n_in, n_out in zip(self.runs, texts, prompt_tokens, new_tokens):
+        for row, (run, text, n_in, n_out) in enumerate(zip(self.runs, texts, prompt_tokens, new_tokens)):
             usage = {"input_tokens": n_in, "output_tokens": n_out, "total_tokens": n_in + n_out}
-            message = AIMessage(content=text, id=f"run-{run.run_id}", usage_metadata=usage)  # type: ignore[arg-type]
+            message = AIMessage(content=text, id=self.message_id(row), usage_metadata=usage)  # type: ignore[arg-type]
             run.on_llm_end(LLMResult(generations=[[ChatGeneration(message=message)]]))
 
     def fail(self, error: BaseException) -> None:

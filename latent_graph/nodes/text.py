@@ -37,7 +37,9 @@ class _Decoding(AgentNode):
     handoff_model: LatentModel | None = None
     """On a foreign chat model: the latent model that decodes an incoming latent handle into a message."""
 
-    def _engine_decode(self, before: LatentHandle | None, prompts: list[str], config: Any) -> Decoded:
+    def _engine_decode(
+        self, before: LatentHandle | None, prompts: list[str], config: Any
+    ) -> tuple[Decoded, list[str | None]]:
         run = ChatRun(config, self.name, prompts, self.model.name)
         try:
             result = self.model.decode(
@@ -52,22 +54,23 @@ class _Decoding(AgentNode):
             run.fail(exc)
             raise
         run.finish(result.texts, result.prompt_tokens, result.new_tokens)
-        return result
+        return result, [run.message_id(i) for i in range(len(prompts))]
 
     def decode(
         self, state: dict[str, Any], config: Any
-    ) -> tuple[list[str], NodeRecord, LatentHandle | None, list[Message]]:
+    ) -> tuple[list[str], NodeRecord, LatentHandle | None, list[Message], list[str | None]]:
         """Decode one text per question.
 
         Returns:
             (texts, trace record, decoded handle or None, handoff messages: the message a latent
-            sender's model decoded when its edge entered this foreign chat model, if any).
+            sender's model decoded when its edge entered this foreign chat model, if any; the id of each
+            row's reply, shared by its streamed tokens).
         """
         start = time.time()
         before = self.incoming(state, config)
         if not self.foreign:
             prompts = self.prompts(state)
-            d = self._engine_decode(before, prompts, config)
+            d, ids = self._engine_decode(before, prompts, config)
             rec = self.trace_record(
                 config,
                 start=start,
@@ -79,7 +82,7 @@ class _Decoding(AgentNode):
                 steps=[],
                 prompts=prompts,
             )
-            return d.texts, rec, d.handle, []
+            return d.texts, rec, d.handle, [], ids
         converted, handoffs = None, []
         if before is not None:
             handoff, converted = self.handoff(state, before, config)
@@ -102,7 +105,7 @@ class _Decoding(AgentNode):
         )
         if converted:
             rec["converted"] = converted
-        return texts, rec, None, handoffs
+        return texts, rec, None, handoffs, [r.id for r in replies]
 
     def handoff(self, state: dict[str, Any], handle: LatentHandle, config: Any) -> tuple[Message, str]:
         """Turn a latent edge into a text edge: the handle's own model decodes the sender's message."""
@@ -132,7 +135,7 @@ class TextAgentNode(_Decoding):
     def __call__(self, state: Any, config: RunnableConfig | None = None) -> dict[str, Any]:
         config = self.begin(config)
         state = values_of(state)
-        texts, rec, _, handoffs = self.decode(state, config)
+        texts, rec, _, handoffs, ids = self.decode(state, config)
         msg = new_message(self.name, texts)
         update = self.consumed(state)
         update["transcript"] = [*handoffs, msg]
@@ -140,7 +143,7 @@ class TextAgentNode(_Decoding):
         if not self.branch:
             update["handle"] = None  # a text edge carries text only
         update["trace"] = [self.in_turn(rec, state)]
-        return {**update, **reply(state, self.name, texts)}
+        return {**update, **reply(state, self.name, texts, ids)}
 
 
 @dataclass
@@ -162,7 +165,7 @@ class JudgerNode(_Decoding):
     def __call__(self, state: Any, config: RunnableConfig | None = None) -> dict[str, Any]:
         config = self.begin(config)
         state = values_of(state)
-        texts, rec, decoded, handoffs = self.decode(state, config)
+        texts, rec, decoded, handoffs, ids = self.decode(state, config)
         msg = new_message(self.name, texts)
         update = self.consumed(state)
         update["answers"] = texts
@@ -174,4 +177,4 @@ class JudgerNode(_Decoding):
             update["inbox"] = [*({**m, "read": True} for m in unread(state.get("inbox"))), msg]
         if (self.keep_handle or hand_on or thread_mode(config) == "continue") and decoded is not None:
             update.update(self.output(decoded, None, state))
-        return {**update, **reply(state, self.name, texts)}
+        return {**update, **reply(state, self.name, texts, ids)}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Literal, NamedTuple
 
+from langgraph.pregel import Pregel
+
 from latent_graph.state import EDGE_KINDS, METADATA_KEY
 
 DrawnKind = Literal["latent", "text", "plain", "tool"]
@@ -28,12 +30,21 @@ class DrawnEdge(NamedTuple):
 
 
 def declared(graph: Any, key: str, xray: bool = False) -> dict[str, str]:
-    """``{node: value}`` of one declared key (``sends``/``receives``/``branch``) for the nodes of a compiled graph."""
+    """``{node: value}`` of one declared key (``sends``/``receives``/``branch``) for the nodes of a compiled graph.
+
+    A compiled graph added as a node without a declaration of its own declares what its last node does (a
+    prebuilt team: its judger's ``answer``), so ``builder.add_node("team", team)`` draws as what crosses.
+    """
     out = {}
     for name, node in graph.get_graph(xray=xray).nodes.items():
         decl = (node.metadata or {}).get(METADATA_KEY) or {}
         if key in decl:
             out[str(name)] = str(decl[key])
+        elif not decl and isinstance(node.data, Pregel):
+            last = {e.source for e in node.data.get_graph().edges if e.target == "__end__"}
+            inner = {v for n, v in declared(node.data, key).items() if n in last}
+            if len(inner) == 1:
+                out[str(name)] = inner.pop()
     return out
 
 

@@ -87,9 +87,12 @@ def conversation_of(state: Mapping[str, Any]) -> Conversation | None:
     return Conversation(messages[last].text, get_buffer_string([m for m in turns if m.text]))
 
 
-def reply(state: Mapping[str, Any], agent: str, texts: Sequence[str]) -> dict[str, list[BaseMessage]]:
+def reply(
+    state: Mapping[str, Any], agent: str, texts: Sequence[str], ids: Sequence[str | None] = ()
+) -> dict[str, list[BaseMessage]]:
     """The update appending ``agent``'s answer to the conversation: ``{"messages": [AIMessage]}`` when
-    ``state`` holds one and the run has one question, else nothing (see the module docstring)."""
+    ``state`` holds one and the run has one question, else nothing (see the module docstring). ``ids``: the
+    id of each row's reply (its streamed tokens carry it, so LangGraph's ``messages`` stream sends it once)."""
     if len(texts) != 1 or conversation_of(state) is None:
         return {}
-    return {MESSAGES: [AIMessage(content=texts[0], name=agent)]}
+    return {MESSAGES: [AIMessage(content=texts[0], name=agent, id=next(iter(ids), None))]}

@@ -88,6 +88,21 @@ def test_latent_chain_in_a_messages_graph(llama):
         add_agent(StateGraph(MessagesState), LatentAgentNode(model=llama, name="p", instruction="Plan.", steps=1))
 
 
+def test_streamed_tokens_and_the_appended_reply_are_one_message(llama):
+    writer = TextAgentNode(model=llama, name="writer", instruction="Reply.", decoding=DecodeOptions(max_new_tokens=3))
+    single = StateGraph(MessagesState)
+    add_agent(single, writer)
+    single.add_edge(START, "writer")
+    team = StateGraph(MessagesState)
+    team.add_node("latent_team", build_compact(llama, name="latent_team", **FAST))
+    team.add_edge(START, "latent_team")
+    for g in (single.compile(), team.compile()):
+        streamed = [c for c, _ in g.stream({"messages": [("user", Q)]}, stream_mode="messages")]
+        out = g.invoke({"messages": [("user", Q)]})
+        assert streamed and "".join(str(c.content) for c in streamed) == out["messages"][-1].content
+        assert len({c.id for c in streamed}) == 1  # tokens and the reply appended to 'messages' share one id
+
+
 def test_text_agent_alone_in_a_messages_state_graph(llama):
     builder = StateGraph(MessagesState)
     add_agent(
@@ -212,7 +227,25 @@ def test_team_as_subgraph_hands_on_its_answer_and_its_handle(llama):
         by["editor"]["handle_bytes_before"] == by["judger"]["handle_bytes_after"] > by["critic"]["handle_bytes_after"]
     )
     assert edge_kinds_of(g, xray=True)[("team:judger", "editor")] == "latent"
+    assert edge_kinds_of(g)[("team", "editor")] == "latent"  # the team node declares what its judger does
     # on its own the same team hands nothing on: its handle is the critic's, its inbox holds no answer
     alone = team.invoke({"questions": [Q]})
     critic = next(r for r in alone["trace"] if r["node"] == "critic")
     assert alone["handle"]["columns"] == critic["kv_len"] and not alone.get("inbox")
+
+
+@pytest.mark.integration
+@pytest.mark.filterwarnings("ignore:create_react_agent has been moved")
+def test_supervisor_hands_off_to_the_team_on_the_default_model(default_model):
+    """The default model behind its chat face routes (a human turn gets a tool call) and the team answers."""
+    from langgraph_supervisor import create_supervisor
+
+    from latent_graph.langchain import as_chat_model
+
+    team = build_compact(default_model, name="latent_team", steps=4, max_new_tokens=24)
+    sup = create_supervisor([team], model=as_chat_model(default_model, max_new_tokens=96)).compile()
+    out = sup.invoke({"messages": [HumanMessage(Q)]})
+    ai = [m for m in out["messages"] if isinstance(m, AIMessage)]
+    assert ai[0].tool_calls[0]["name"] == "transfer_to_latent_team"
+    answer = next(m for m in ai if m.name == "judger")
+    assert "12" in answer.content and answer.content == team.invoke({"questions": [Q]})["answers"][0]
