@@ -6,8 +6,9 @@ blobs addressed per namespace under the deployment's key (:mod:`~latent_graph.pe
 :mod:`~latent_graph.persist.sealing`; docs/security.md).
 """
 
-from latent_graph.persist.blobs import BlobStore, FolderBlobStore
+from latent_graph.persist.blobs import BlobStore
 from latent_graph.persist.chunks import HandleChunks, handle_from_chunks, handle_to_chunks, manifest_chunk_keys
+from latent_graph.persist.folder_blobs import FolderBlobStore
 from latent_graph.persist.gc import acollect_blobs, checkpoint_nbytes, collect_blobs, delete_thread, referenced_blobs
 from latent_graph.persist.handle_format import chunk_key
 from latent_graph.persist.handle_store import HandleStore, default_handle_store

@@ -21,8 +21,9 @@ from typing import Any
 
 from latent_graph.engine import LatentHandle
 from latent_graph.errors import BlobMissingError, HandleFormatError, HandleRefError
-from latent_graph.persist.blobs import BlobStore, FolderBlobStore, default_blob_folder
+from latent_graph.persist.blobs import BlobStore
 from latent_graph.persist.chunks import handle_from_chunks, handle_to_chunks, manifest_chunk_keys
+from latent_graph.persist.folder_blobs import FolderBlobStore, default_blob_folder
 from latent_graph.persist.keys import KeyRing, default_keyring
 from latent_graph.persist.refs import HandleRef, HotHandles, LiveHandleStore, check_ref, placed, reference
 from latent_graph.persist.sealing import Sealer, namespace_of
@@ -96,7 +97,9 @@ class HandleStore:
         kid = self.sealer.keys.kid
         with self._lock:
             known = self._refs.get(handle, {}).get(namespace)
-        if known is not None and known["kid"] == kid and known["digest"] in self.blobs:  # saved, not collected since
+        # saved before and not collected since: refresh its blobs' age (GC spares them until this save's checkpoint
+        # commits, as a fresh put would) instead of writing them again
+        if known is not None and known["kid"] == kid and self.blobs.touch([*known["chunks"], known["digest"]]):
             return dict(known)  # type: ignore[return-value]
         address = self.sealer.address(kid, namespace)
         split = handle_to_chunks(handle, address)

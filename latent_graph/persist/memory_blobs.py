@@ -49,6 +49,14 @@ class MemoryBlobStore:
         with self._lock:
             return list(self._data)
 
+    def touch(self, keys: Iterable[str]) -> bool:
+        keys, now = [check_key(k) for k in keys], time.time()
+        with self._lock:
+            for key in keys:
+                if key in self._times:
+                    self._times[key] = now
+            return all(key in self._times for key in keys)
+
     def delete(self, keys: Iterable[str], before: float = math.inf) -> int:
         keys, dropped = [check_key(k) for k in keys], 0
         with self._lock:  # the lock ``put`` takes: check and drop are one step

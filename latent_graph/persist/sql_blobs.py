@@ -74,6 +74,11 @@ class SqlBlobStore:
         keys = [check_key(k) for k in keys]  # one conditional statement per key: check and drop are one step
         return self._write("DELETE FROM latent_blobs WHERE key = ? AND written <= ?", [(k, before) for k in keys])
 
+    def touch(self, keys: Iterable[str]) -> bool:
+        keys = [check_key(k) for k in keys]
+        now = time.time()
+        return self._write("UPDATE latent_blobs SET written = ? WHERE key = ?", [(now, k) for k in keys]) == len(keys)
+
     def age(self, key: str) -> float | None:
         with self.lock:
             row = self._run("SELECT written FROM latent_blobs WHERE key = ?", (check_key(key),)).fetchone()
