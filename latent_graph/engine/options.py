@@ -155,8 +155,8 @@ class EngineLimits:
         for text in texts:
             if isinstance(text, str) and len(text) > cap:
                 raise TextTooLongError(
-                    f"a {what} of {len(text)} characters exceeds EngineLimits.max_text_chars={self.max_text_chars} "
-                    f"(the cap is {cap}; checked before tokenizing)"
+                    f"a {what} of {len(text)} characters exceeds the cap of {cap} (EngineLimits.max_text_chars; "
+                    f"default {CHARS_PER_POSITION} per position of the context window), checked before tokenizing"
                 )
 
     def check_reserve(self, rows: int, columns: int, column_bytes: int, what: str) -> None:
