@@ -31,7 +31,7 @@ from latent_graph.engine.forward.steps import latent_steps
 from latent_graph.engine.handle import LatentHandle, SegmentKind
 from latent_graph.engine.llamacpp.gguf_cache import read_parts
 from latent_graph.engine.llamacpp.gguf_file import WeightView
-from latent_graph.engine.llamacpp.kvstate import KVLayout
+from latent_graph.engine.llamacpp.kvstate import KVLayout, parse_state
 from latent_graph.engine.llamacpp.runtime import Runtime, one_torch_thread
 from latent_graph.engine.llamacpp.session import Session
 from latent_graph.engine.options import (
@@ -51,7 +51,7 @@ from latent_graph.engine.realign.base import Realigner
 from latent_graph.engine.realign.catalog import make_realigner
 from latent_graph.engine.realign.lens import logit_lens, nearest_tokens
 from latent_graph.engine.results import Decoded, TokenChunk
-from latent_graph.errors import BatchSizeMismatchError, InvalidArgumentError, ModelLoadError
+from latent_graph.errors import HandleFormatError, InvalidArgumentError, ModelLoadError
 
 DEFAULT_CONTEXT = 8192
 """KV cells of the context unless ``n_ctx`` says (shared by a batch's rows; never above the training context)."""
@@ -102,8 +102,12 @@ class LlamaCppLatentModel:
         self.layout = KVLayout(info.n_layer, info.n_head_kv, info.head_dim, v_trans=True)
         self.realigner = make_realigner(self, realign)
         self.path = path
-        self.source = "gguf"
         self._lock = threading.RLock()
+        try:  # one token in and its cache read back: a cache layout this engine cannot read fails here, by name
+            parse_state(self.runtime.probe_state(), self.layout)
+        except HandleFormatError as exc:
+            raise ModelLoadError(f"{path}: its llama.cpp cache layout is not supported ({exc})") from exc
+        self.source = "gguf"
 
     @classmethod
     def default(cls, **kwargs: Any) -> LlamaCppLatentModel:
@@ -169,11 +173,6 @@ class LlamaCppLatentModel:
     ) -> Fed:
         if handle is not None and handle.fingerprint is not self.fingerprint:
             self.fingerprint.check(handle.fingerprint)
-        if len(rows) > self.runtime.n_seq_max:
-            raise BatchSizeMismatchError(
-                f"a batch of {len(rows)} rows; this llama.cpp model runs at most {self.runtime.n_seq_max} "
-                "(load it with a larger max_batch)"
-            )
         session = Session(self, handle, len(rows), logits)
         session.check_room([len(r) for r in rows], reserve, agent, WHAT.get(kind, kind))
         if open_turn is not None:

@@ -124,6 +124,15 @@ class Runtime:
         got = int(self.lib.llama_state_seq_get_data(self.ctx, _u8(buf), size, seq))
         return buf[:got]
 
+    def probe_state(self) -> np.ndarray:
+        """The exported state of one token (id 0) fed alone: what a sequence state of this model looks like."""
+        self.clear()
+        one = np.zeros(1, dtype=np.int32)
+        self.decode(one, one, np.ones(1, dtype=np.int8), tokens=one)
+        state = self.export_seq(0)
+        self.clear()
+        return state
+
     def import_seq(self, seq: int, data: np.ndarray) -> None:
         """Load a sequence state into (empty) sequence ``seq``."""
         data = np.ascontiguousarray(data, dtype=np.uint8)

@@ -21,7 +21,7 @@ import torch
 
 from latent_graph.engine.handle import LatentHandle, Segment, SegmentKind
 from latent_graph.engine.llamacpp.kvstate import parse_state, row_state, to_heads
-from latent_graph.errors import ContextOverflowError, InvalidArgumentError
+from latent_graph.errors import BatchSizeMismatchError, ContextOverflowError, InvalidArgumentError
 
 
 class Session:
@@ -29,6 +29,11 @@ class Session:
 
     def __init__(self, model: Any, base: LatentHandle | None, batch: int, logits: bool = False) -> None:
         self.model, self.rt, self.layout = model, model.runtime, model.layout
+        if batch > self.rt.n_seq_max:
+            raise BatchSizeMismatchError(
+                f"a batch of {batch} rows; this llama.cpp model runs at most {self.rt.n_seq_max} "
+                "(load it with a larger max_batch)"
+            )
         self.base, self.batch, self.want_logits = base, batch, logits
         self.rt.clear()
         start = base.next_positions() if base is not None else torch.zeros(batch, dtype=torch.long)
