@@ -73,9 +73,10 @@ def call_factory(factory: GraphFactory, model: NodeModel, options: Mapping[str, 
 
 
 def build_graph(
-    name: str, model: NodeModel, *, edges: str | Sequence[str] | Mapping[str, str] = "latent", **options: Any
+    name: str, model: NodeModel, /, *, edges: str | Sequence[str] | Mapping[str, str] = "latent", **options: Any
 ) -> Any:
-    """Build the graph called ``name`` (a key of :data:`GRAPHS` or a ``module:attr`` factory, see :func:`call_factory`)."""
+    """Build the graph called ``name`` (a key of :data:`GRAPHS` or a ``module:attr`` factory, see :func:`call_factory`);
+    ``name=`` among the options names the compiled graph (positional ``name`` is the registry's)."""
     if name == "single":
         return build_single(model, **options)
     if name in GRAPHS:

@@ -70,6 +70,10 @@ def test_every_builder_takes_a_name_and_a_conversation(llama, build):
     assert team.name == "my_team" and build(llama, **FAST).name == build.__name__.removeprefix("build_")
     out = team.invoke({"messages": [("user", Q)]})
     assert isinstance(out["messages"][-1], AIMessage) and out["messages"][-1].content == out["answers"][0]
+    from latent_graph.graphs import build_graph
+
+    registry = build.__name__.removeprefix("build_")
+    assert build_graph(registry, llama, name="my_team", **FAST).name == "my_team"
     with pytest.raises(InvalidArgumentError, match="name must be a non-empty string"):
         build(llama, name="", **FAST)
 
