@@ -95,11 +95,17 @@ def test_default_run_enters_only_the_listed_modules_while_the_graph_runs(traced)
                 "latent_graph.persist.handle_store",
                 "latent_graph.bench",
                 "latent_graph.adapters",
-                "latent_graph.graphs",
+                "latent_graph.graphs.registry",
+                "latent_graph.graphs.roles",
+                "latent_graph.graphs.compact",
+                "latent_graph.graphs.sequential",
+                "latent_graph.graphs.hierarchical",
+                "latent_graph.graphs.studio",
             )
         )
     ]
     assert detours == [], detours  # no drawing, trace, saver, registry or builder while the graph runs
+    # (graphs.base is entered: its CheckedGraph checks the run config before the saver sees it)
 
 
 def test_every_upward_call_is_a_declared_protocol_callback(traced) -> None:
