@@ -11,8 +11,15 @@ import torch
 
 from latent_graph import DecodeOptions, LatentHandle, LlamaCppLatentModel, ModelMismatchError
 from latent_graph.engine import Constraint, LatentModel, TokenChunk
+from latent_graph.engine.options import EngineLimits
 from latent_graph.engine.prompt import prompt_rows
-from latent_graph.errors import BatchSizeMismatchError, ContextOverflowError
+from latent_graph.errors import (
+    BatchSizeMismatchError,
+    ContextOverflowError,
+    LlamaCppError,
+    ResourceLimitError,
+    TextTooLongError,
+)
 
 from conftest import make_model
 
@@ -156,6 +163,36 @@ def test_named_errors_for_a_batch_too_large_and_a_context_overflow(lcpp: LlamaCp
     with pytest.raises(ContextOverflowError):
         lcpp.think(None, "word " * 1100)
     assert lcpp.decode(None, Q, max_new_tokens=2).new_tokens[0] <= 2  # still usable afterwards
+
+
+def test_engine_limits_are_checked_before_any_work(lcpp: LlamaCppLatentModel, monkeypatch) -> None:
+    h = lcpp.think(None, [Q, Q], steps=1)
+    calls: list[int] = []
+    monkeypatch.setattr(lcpp.runtime, "decode", lambda *a, **k: calls.append(1))  # nothing may reach llama.cpp
+    monkeypatch.setattr(lcpp, "limits", EngineLimits(max_rows=1, max_text_chars=20))
+    with pytest.raises(ResourceLimitError, match="max_rows=1"):
+        lcpp.think(None, [Q, Q])
+    with pytest.raises(ResourceLimitError, match="max_rows=1"):
+        lcpp.inject(None, lcpp.input_embedding_matrix()[[5, 9]].view(2, 1, -1))
+    with pytest.raises(TextTooLongError):
+        lcpp.decode(None, "x" * 21)
+    with pytest.raises(TextTooLongError):
+        lcpp.decode(None, "", messages=[[{"role": "user", "content": "y" * 21}]])
+    with pytest.raises(ResourceLimitError, match="max_rows=1"):
+        lcpp.think_after_tools(h, [["ok"], ["ok"]])
+    monkeypatch.setattr(lcpp, "limits", EngineLimits(max_cache_bytes=1000))
+    with pytest.raises(ResourceLimitError, match="max_cache_bytes"):
+        lcpp.think(None, Q, steps=4)
+    assert calls == []
+
+
+def test_a_llama_decode_failure_is_a_named_error(lcpp: LlamaCppLatentModel, monkeypatch) -> None:
+    monkeypatch.setattr(lcpp.runtime.lib, "llama_decode", lambda ctx, batch: -3)
+    with pytest.raises(LlamaCppError, match="code -3"):
+        lcpp.think(None, Q)
+    monkeypatch.setattr(lcpp.runtime.lib, "llama_decode", lambda ctx, batch: 1)
+    with pytest.raises(ContextOverflowError, match="no free KV cells"):
+        lcpp.think(None, Q)
 
 
 def test_inject_feeds_embeddings_as_a_latent_segment(lcpp: LlamaCppLatentModel) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from latent_graph.errors import ContextOverflowError, InvalidArgumentError, ModelLoadError
+from latent_graph.errors import ContextOverflowError, InvalidArgumentError, LlamaCppError, ModelLoadError
 
 INSTALL_HINT = 'pip install -e ".[llamacpp]"  (builds llama-cpp-python==0.3.36 from source)'
 
@@ -208,7 +208,7 @@ class Runtime:
                     "hold every row of the batch (load the model with a larger n_ctx)"
                 )
             if rc != 0:
-                raise RuntimeError(f"llama_decode failed with code {rc}")
+                raise LlamaCppError(f"llama_decode failed with code {rc} on a batch of {m} entries")
             for i in np.flatnonzero(out[lo:hi]).tolist():
                 ptr = self.lib.llama_get_embeddings_ith(self.ctx, i)
                 hidden[k] = np.ctypeslib.as_array(ptr, shape=(self.n_embd,))
