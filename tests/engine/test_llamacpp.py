@@ -16,6 +16,7 @@ from latent_graph.engine.prompt import prompt_rows
 from latent_graph.errors import (
     BatchSizeMismatchError,
     ContextOverflowError,
+    InvalidArgumentError,
     LlamaCppError,
     ResourceLimitError,
     TextTooLongError,
@@ -234,3 +235,27 @@ def test_rows_ending_early_leave_the_batch_like_on_the_transformers_engine(lcpp:
     assert torch.equal(a.handle.position_ids * a.handle.attention_mask, b.handle.position_ids * b.handle.attention_mask)
     after = lcpp.decode(a.handle, "Again.", max_new_tokens=4)  # the ragged handle is read back correctly
     assert after.texts == hf.decode(b.handle, "Again.", max_new_tokens=4).texts
+
+
+def test_a_requantized_gguf_is_made_once_and_decodes_like_llama_cpp_on_it(
+    gguf_file, tmp_path, monkeypatch, lcpp: LlamaCppLatentModel
+) -> None:
+    monkeypatch.setenv("LATENT_GRAPH_CACHE", str(tmp_path))
+    with pytest.raises(InvalidArgumentError, match="transformers engine"):
+        LlamaCppLatentModel(gguf_file, n_threads=1, quantization="4bit")
+    fast = LlamaCppLatentModel(gguf_file, n_threads=1, n_ctx=256, max_batch=2, quantization="q8_0")
+    assert fast.path.is_relative_to(tmp_path) and fast.path.name == "q8_0.gguf"
+    assert fast.fingerprint.digest != lcpp.fingerprint.digest  # other weights: handles do not cross
+    made = fast.path.stat().st_mtime_ns
+    again = LlamaCppLatentModel(gguf_file, n_threads=1, n_ctx=256, max_batch=2, quantization="q8_0")
+    assert again.path == fast.path and fast.path.stat().st_mtime_ns == made
+    llm = llama_cpp.Llama(str(fast.path), n_ctx=256, n_threads=1, verbose=False)
+    tokens = prompt_rows(fast.tokenizer, [Q], None, True, after_open_turn=False, generation=True)[0]
+    own = []
+    for tok in llm.generate(tokens, temp=0.0, reset=True):
+        if tok in fast.eos_ids or len(own) == 12:
+            break
+        own.append(tok)
+    out = fast.decode(None, Q, max_new_tokens=12)
+    assert out.handle.generated_tokens == len(own)
+    assert fast.tokenizer.decode(own, skip_special_tokens=True) == out.texts[0]

@@ -30,7 +30,7 @@ from latent_graph.engine.forward.feed import WHAT, Fed, check_chats, check_tool_
 from latent_graph.engine.forward.steps import latent_steps
 from latent_graph.engine.handle import LatentHandle
 from latent_graph.engine.llamacpp.feed import feed, feed_prompt
-from latent_graph.engine.llamacpp.gguf_cache import read_parts
+from latent_graph.engine.llamacpp.gguf_cache import read_parts, requantized
 from latent_graph.engine.llamacpp.gguf_file import WeightView
 from latent_graph.engine.llamacpp.kvstate import KVLayout, parse_state
 from latent_graph.engine.llamacpp.runtime import Runtime, one_torch_thread
@@ -71,6 +71,9 @@ class LlamaCppLatentModel:
         n_threads: llama.cpp threads (default: the free cores, see :func:`.runtime.free_cores`).
         max_batch: Most rows of one call.
         n_batch: Most tokens per llama.cpp decode (longer prompts go in several).
+        quantization: None runs the file as it is; ``"q4_0"`` or ``"q8_0"`` requantizes it once (kept in the cache
+            dir) to a type llama.cpp's CPU kernels prefill faster (see :data:`.runtime.GGUF_QUANTIZATIONS`); the
+            fingerprint is then the requantized file's.
     """
 
     def __init__(
@@ -84,10 +87,13 @@ class LlamaCppLatentModel:
         n_threads: int | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
         n_batch: int = 512,
+        quantization: str | None = None,
     ) -> None:
         path = Path(path)
         if not path.is_file():
             raise ModelLoadError(f"no GGUF file at {path}")
+        if quantization is not None:
+            path = requantized(path, quantization)
         self.info, self.tokenizer, self.fingerprint, w_in, w_out = read_parts(path, name)
         info = self.info
         self.name = self.fingerprint.name
