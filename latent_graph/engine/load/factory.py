@@ -50,8 +50,8 @@ def load_model(
             )
         from latent_graph.engine.llamacpp.model import LlamaCppLatentModel  # optional extra: imported on use
 
-        pairs = (("realign", realign), ("n_threads", threads), ("quantization", quantization))
-        lkw: dict[str, Any] = {k: v for k, v in pairs if v is not None}
+        lpairs = (("realign", realign), ("n_threads", threads), ("quantization", quantization))
+        lkw: dict[str, Any] = {k: v for k, v in lpairs if v is not None}
         if spec is None or spec == "default":
             return LlamaCppLatentModel.default(**lkw)
         return LlamaCppLatentModel(spec, **lkw)
