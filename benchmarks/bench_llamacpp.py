@@ -6,10 +6,13 @@ Prints, from one run, with the load average before and after (methods interleave
   (time for 1 + n tokens - time for 1 token) / n, end of sequence ignored;
 - a latent step vs that decode step (per step = (think with 1 + n steps - think with 1 step) / n), and both
   again as the median gap between ``on_step`` / ``on_token`` callbacks (robust on a loaded machine);
-- the default graph (compact: 3 latent agents + judger) end to end per question on both engines, same questions,
-  steps and budgets, greedy; and whether their answers agree.
+- prefill of one long prompt: llama.cpp's own ``Llama.eval`` vs this engine's ``think`` with 0 steps, on the file
+  as it is and requantized (``--quantization``, a comma list, default q8_0,q4_0; ``none``: skip);
+- the default graph (compact: 3 latent agents + judger) end to end per question on both engines (llama.cpp on
+  the file as it is and requantized), same questions, steps and budgets, greedy; and whether their answers agree.
 
-Usage: python benchmarks/bench_llamacpp.py [--threads 1] [--tokens 32] [--steps 8] [--repeats 3] [--out FILE]
+Usage: python benchmarks/bench_llamacpp.py [--threads 1] [--tokens 32] [--steps 8] [--repeats 3]
+       [--quantization q8_0,q4_0] [--out FILE]
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ QUESTIONS = [
     "What is 12 times 7?",
 ]
 PROMPT = "Explain step by step how to compute 17 times 23, then give the result."
+LONG = " ".join(QUESTIONS * 4)  # about as many prompt tokens as the default chain prefills per question
 
 
 def load_avg() -> str:
@@ -62,6 +66,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--questions", type=int, default=2)
+    ap.add_argument("--quantization", default="q8_0,q4_0", help="requantized GGUFs to run too (comma list; none)")
     ap.add_argument("--out", default=None, help="also write the report here")
     args = ap.parse_args()
     lines: list[str] = []
@@ -140,11 +145,32 @@ def main() -> None:
         f"{lat_gap * 1e3:.2f} ms, decode step {dec_gap * 1e3:.2f} ms (streaming), ratio {lat_gap / dec_gap:.3f}"
     )
 
+    engines = {"llamacpp": ours}
+    for kind in [] if args.quantization == "none" else args.quantization.split(","):
+        t0 = time.perf_counter()
+        engines[f"llamacpp {kind}"] = LlamaCppLatentModel.default(n_threads=args.threads, quantization=kind)
+        say(f"requantized engine load: {time.perf_counter() - t0:.2f} s; {engines[f'llamacpp {kind}']!r}")
+    long_tokens = prompt_rows(ours.tokenizer, [LONG], None, True, after_open_turn=False, generation=False)[0]
+    fns: dict[str, Callable[[], float]] = {}
+    for name, eng in engines.items():
+        ref = llama_cpp.Llama(
+            str(eng.path), n_ctx=2048, n_threads=args.threads, n_threads_batch=args.threads, verbose=False
+        )
+
+        def evaluate(ref: llama_cpp.Llama = ref) -> float:
+            ref.reset()
+            return timed(lambda: ref.eval(long_tokens))
+
+        fns[f"{name}: Llama.eval"] = evaluate
+        fns[f"{name}: think(steps=0)"] = lambda eng=eng: timed(lambda: eng.think(None, LONG))
+    pre = interleaved(fns, args.repeats)
+    say(f"prefill of {len(long_tokens)} prompt tokens, medians of {args.repeats}:")
+    for k, v in pre.items():
+        say(f"  {k:34s} {v * 1e3:8.1f} ms  ({v / len(long_tokens) * 1e3:.2f} ms/token)")
+
     qs = QUESTIONS[: args.questions]
-    graphs = {
-        "llamacpp": build_compact(ours, steps=args.steps, max_new_tokens=64),
-        "transformers": build_compact(hf, steps=args.steps, max_new_tokens=64),
-    }
+    graphs = {k: build_compact(e, steps=args.steps, max_new_tokens=64) for k, e in engines.items()}
+    graphs["transformers"] = build_compact(hf, steps=args.steps, max_new_tokens=64)
     answers: dict[str, list[str]] = {k: [] for k in graphs}
 
     def chain(name: str) -> Callable[[], float]:
@@ -164,13 +190,14 @@ def main() -> None:
         g.invoke({"questions": [qs[0]]})
     per_q = interleaved({k: chain(k) for k in graphs}, max(1, args.repeats // 2))
     say(f"default graph (compact, {args.steps} steps, 64-token judger) per question, {len(qs)} questions, batch 1:")
-    say(f"  llama.cpp engine  {per_q['llamacpp']:7.3f} s")
-    say(f"  transformers      {per_q['transformers']:7.3f} s")
-    say(f"  speed-up          {per_q['transformers'] / per_q['llamacpp']:7.2f}x  (goal >= 4)")
-    same = sum(a == b for a, b in zip(answers["llamacpp"], answers["transformers"]))
-    say(f"  answers equal on {same}/{len(qs)} questions (Q4_1 kernels vs dequantized fp32 weights)")
-    for q, a, b in zip(qs, answers["llamacpp"], answers["transformers"]):
-        say(f"    {q[:40]!r}: llamacpp {a[:60]!r} | transformers {b[:60]!r}")
+    for k, v in per_q.items():
+        say(f"  {k:18s} {v:7.3f} s")
+    for k in engines:
+        say(f"  speed-up {k:18s} {per_q['transformers'] / per_q[k]:5.2f}x over transformers  (goal >= 4)")
+        same = sum(a == b for a, b in zip(answers[k], answers["transformers"]))
+        say(f"    answers equal to the transformers engine's (dequantized Q4_1, fp32) on {same}/{len(qs)} questions")
+    for i, q in enumerate(qs):
+        say(f"    {q[:40]!r}: " + " | ".join(f"{k} {answers[k][i][:50]!r}" for k in answers))
     say(f"load average after: {load_avg()}")
     if args.out:
         with open(args.out, "w") as f:

@@ -151,6 +151,11 @@ class ModelLoadError(LatentGraphError, OSError):
     """A model path or hub id could not be loaded."""
 
 
+class LlamaCppError(LatentGraphError, RuntimeError):
+    """llama.cpp failed a call of the llama.cpp engine (``llama_decode`` returned an error other than "no free KV
+    cells", which is a :class:`ContextOverflowError`, or a sequence read back is not what was fed)."""
+
+
 class BranchCollisionError(LatentGraphError, ValueError):
     """Two parallel branches wrote a handle under the same branch key in one step."""
 

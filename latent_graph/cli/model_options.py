@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from latent_graph.engine import ENGINES, QUANTIZATIONS, REALIGNERS
+from latent_graph.engine import ENGINES, GGUF_QUANTIZATIONS, QUANTIZATIONS, REALIGNERS
 from latent_graph.engine import load_model as engine_load_model
 
 DEFAULT_MODEL = "default"
@@ -58,9 +58,10 @@ def add_model_args(p: argparse.ArgumentParser, *, realign: bool = True, model_he
     p.add_argument(
         "--quantization",
         default=None,
-        choices=QUANTIZATIONS,
-        help="load the weights in 4-bit NF4 or 8-bit LLM.int8() through bitsandbytes "
-        "(on the CPU or a GPU, wherever the installed bitsandbytes runs it)",
+        choices=(*QUANTIZATIONS, *GGUF_QUANTIZATIONS),
+        help="transformers engine: load the weights in 4-bit NF4 or 8-bit LLM.int8() through bitsandbytes "
+        "(on the CPU or a GPU, wherever the installed bitsandbytes runs it); llama.cpp engine: requantize the GGUF "
+        "once (cached) to q4_0 or q8_0, whose prompt kernels are faster on the CPU",
     )
 
 

@@ -35,7 +35,7 @@ from latent_graph.engine.kv import (
     kept_total,
     observing,
 )
-from latent_graph.engine.llamacpp import LlamaCppLatentModel
+from latent_graph.engine.llamacpp import GGUF_QUANTIZATIONS, LlamaCppLatentModel
 from latent_graph.engine.load import (
     ENGINES,
     QUANTIZATIONS,
@@ -86,6 +86,7 @@ __all__ = [
     "Decoded",
     "DecodingModel",
     "EngineLimits",
+    "GGUF_QUANTIZATIONS",
     "GrammarLimits",
     "IdentityRealigner",
     "KVPolicy",

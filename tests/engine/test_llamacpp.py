@@ -11,8 +11,16 @@ import torch
 
 from latent_graph import DecodeOptions, LatentHandle, LlamaCppLatentModel, ModelMismatchError
 from latent_graph.engine import Constraint, LatentModel, TokenChunk
+from latent_graph.engine.options import EngineLimits
 from latent_graph.engine.prompt import prompt_rows
-from latent_graph.errors import BatchSizeMismatchError, ContextOverflowError
+from latent_graph.errors import (
+    BatchSizeMismatchError,
+    ContextOverflowError,
+    InvalidArgumentError,
+    LlamaCppError,
+    ResourceLimitError,
+    TextTooLongError,
+)
 
 from conftest import make_model
 
@@ -158,6 +166,36 @@ def test_named_errors_for_a_batch_too_large_and_a_context_overflow(lcpp: LlamaCp
     assert lcpp.decode(None, Q, max_new_tokens=2).new_tokens[0] <= 2  # still usable afterwards
 
 
+def test_engine_limits_are_checked_before_any_work(lcpp: LlamaCppLatentModel, monkeypatch) -> None:
+    h = lcpp.think(None, [Q, Q], steps=1)
+    calls: list[int] = []
+    monkeypatch.setattr(lcpp.runtime, "decode", lambda *a, **k: calls.append(1))  # nothing may reach llama.cpp
+    monkeypatch.setattr(lcpp, "limits", EngineLimits(max_rows=1, max_text_chars=20))
+    with pytest.raises(ResourceLimitError, match="max_rows=1"):
+        lcpp.think(None, [Q, Q])
+    with pytest.raises(ResourceLimitError, match="max_rows=1"):
+        lcpp.inject(None, lcpp.input_embedding_matrix()[[5, 9]].view(2, 1, -1))
+    with pytest.raises(TextTooLongError):
+        lcpp.decode(None, "x" * 21)
+    with pytest.raises(TextTooLongError):
+        lcpp.decode(None, "", messages=[[{"role": "user", "content": "y" * 21}]])
+    with pytest.raises(ResourceLimitError, match="max_rows=1"):
+        lcpp.think_after_tools(h, [["ok"], ["ok"]])
+    monkeypatch.setattr(lcpp, "limits", EngineLimits(max_cache_bytes=1000))
+    with pytest.raises(ResourceLimitError, match="max_cache_bytes"):
+        lcpp.think(None, Q, steps=4)
+    assert calls == []
+
+
+def test_a_llama_decode_failure_is_a_named_error(lcpp: LlamaCppLatentModel, monkeypatch) -> None:
+    monkeypatch.setattr(lcpp.runtime.lib, "llama_decode", lambda ctx, batch: -3)
+    with pytest.raises(LlamaCppError, match="code -3"):
+        lcpp.think(None, Q)
+    monkeypatch.setattr(lcpp.runtime.lib, "llama_decode", lambda ctx, batch: 1)
+    with pytest.raises(ContextOverflowError, match="no free KV cells"):
+        lcpp.think(None, Q)
+
+
 def test_inject_feeds_embeddings_as_a_latent_segment(lcpp: LlamaCppLatentModel) -> None:
     h = lcpp.think(None, Q, steps=1)
     e = lcpp.input_embedding_matrix()[[5, 9, 11]][None]
@@ -197,3 +235,27 @@ def test_rows_ending_early_leave_the_batch_like_on_the_transformers_engine(lcpp:
     assert torch.equal(a.handle.position_ids * a.handle.attention_mask, b.handle.position_ids * b.handle.attention_mask)
     after = lcpp.decode(a.handle, "Again.", max_new_tokens=4)  # the ragged handle is read back correctly
     assert after.texts == hf.decode(b.handle, "Again.", max_new_tokens=4).texts
+
+
+def test_a_requantized_gguf_is_made_once_and_decodes_like_llama_cpp_on_it(
+    gguf_file, tmp_path, monkeypatch, lcpp: LlamaCppLatentModel
+) -> None:
+    monkeypatch.setenv("LATENT_GRAPH_CACHE", str(tmp_path))
+    with pytest.raises(InvalidArgumentError, match="transformers engine"):
+        LlamaCppLatentModel(gguf_file, n_threads=1, quantization="4bit")
+    fast = LlamaCppLatentModel(gguf_file, n_threads=1, n_ctx=256, max_batch=2, quantization="q8_0")
+    assert fast.path.is_relative_to(tmp_path) and fast.path.name == "q8_0.gguf"
+    assert fast.fingerprint.digest != lcpp.fingerprint.digest  # other weights: handles do not cross
+    made = fast.path.stat().st_mtime_ns
+    again = LlamaCppLatentModel(gguf_file, n_threads=1, n_ctx=256, max_batch=2, quantization="q8_0")
+    assert again.path == fast.path and fast.path.stat().st_mtime_ns == made
+    llm = llama_cpp.Llama(str(fast.path), n_ctx=256, n_threads=1, verbose=False)
+    tokens = prompt_rows(fast.tokenizer, [Q], None, True, after_open_turn=False, generation=True)[0]
+    own = []
+    for tok in llm.generate(tokens, temp=0.0, reset=True):
+        if tok in fast.eos_ids or len(own) == 12:
+            break
+        own.append(tok)
+    out = fast.decode(None, Q, max_new_tokens=12)
+    assert out.handle.generated_tokens == len(own)
+    assert fast.tokenizer.decode(own, skip_special_tokens=True) == out.texts[0]

@@ -171,9 +171,7 @@ def feed_prompt(
     """
     check_memory(memory)
     prompts = prompt_list(prompt, handle.batch_size if handle is not None else None)
-    limits = limits_of(model)
-    limits.check_rows(len(prompts), "prompts")
-    limits.check_texts([*prompts, system], "prompt", model.max_context)
+    check_prompts(model, prompts, system)
     if handle is not None:
         handle = handle.with_memory(memory)  # the feed checks it fits this model
     first = handle is None or handle.seq_len == 0
@@ -186,11 +184,7 @@ def feed_tools(
     model: Any, handle: LatentHandle, results: Sequence[Sequence[str]], agent: str, reserve: int, grow: int
 ) -> Fed:
     """Feed each row's tool turn (``results[b]``: its result texts) after the call ``handle`` ends with."""
-    limits = limits_of(model)
-    if isinstance(results, (list, tuple)):
-        limits.check_rows(len(results), "rows of tool results")
-        texts = (t for r in results if isinstance(r, (list, tuple)) for t in r)
-        limits.check_texts(texts, "tool result", model.max_context)
+    check_tool_results(model, results)
     rows = tool_rows(model.tokenizer, handle, results)
     return feed(model, handle, rows, agent=agent, kind="tool", reserve=reserve, grow=grow, open_turn=True)
 
@@ -204,6 +198,30 @@ def feed_chats(
     grow: int,
 ) -> Fed:
     """Feed one whole chat per row (rendered by the chat template with ``tools``) on a fresh cache."""
+    check_chats(model, chats)
+    rows = chat_rows(model.tokenizer, chats, tools)
+    return feed(model, None, rows, agent=agent, reserve=reserve, grow=grow, open_turn=True)
+
+
+# the EngineLimits checks of each kind of input, before it is rendered or tokenized (every engine runs these)
+def check_prompts(model: Any, prompts: Sequence[str], system: str | None) -> None:
+    """``max_rows`` and ``max_text_chars`` of one prompt per row (and the system message)."""
+    limits = limits_of(model)
+    limits.check_rows(len(prompts), "prompts")
+    limits.check_texts([*prompts, system], "prompt", model.max_context)
+
+
+def check_tool_results(model: Any, results: Any) -> None:
+    """``max_rows`` and ``max_text_chars`` of rows of tool result texts."""
+    limits = limits_of(model)
+    if isinstance(results, (list, tuple)):
+        limits.check_rows(len(results), "rows of tool results")
+        texts = (t for r in results if isinstance(r, (list, tuple)) for t in r)
+        limits.check_texts(texts, "tool result", model.max_context)
+
+
+def check_chats(model: Any, chats: Any) -> None:
+    """``max_rows`` and ``max_text_chars`` of whole chats (message contents and tool calls' arguments)."""
     limits = limits_of(model)
     if isinstance(chats, (list, tuple)):
         limits.check_rows(len(chats), "chats")
@@ -211,5 +229,3 @@ def feed_chats(
         limits.check_texts((t.get("content") for t in turns), "chat message", model.max_context)
         calls = [c for t in turns for c in (t.get("tool_calls") or []) if isinstance(c, dict)]
         limits.check_texts((str(c.get("arguments")) for c in calls), "tool call's arguments", model.max_context)
-    rows = chat_rows(model.tokenizer, chats, tools)
-    return feed(model, None, rows, agent=agent, reserve=reserve, grow=grow, open_turn=True)

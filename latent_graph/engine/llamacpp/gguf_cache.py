@@ -30,6 +30,7 @@ from latent_graph.engine.llamacpp.gguf_file import (
     read_info,
     read_matrices,
 )
+from latent_graph.engine.llamacpp.runtime import requantize
 from latent_graph.engine.load.fingerprint import ModelFingerprint
 from latent_graph.errors import CacheDirError
 from latent_graph.paths import cache_dir
@@ -48,6 +49,12 @@ def file_key(path: Path) -> str:
         f.seek(max(0, st.st_size - (1 << 20)))
         h.update(f.read(1 << 20))
     return h.hexdigest()[:24]
+
+
+def requantized(path: Path, kind: str) -> Path:
+    """The GGUF at ``path`` requantized to ``kind`` (see :data:`.runtime.GGUF_QUANTIZATIONS`), made at the first load
+    and kept in the cache dir next to what is read of the file."""
+    return requantize(path, kind, cache_dir() / "gguf" / f"{file_key(path)}-requantized")
 
 
 def read_parts(path: Path, name: str | None) -> Parts:

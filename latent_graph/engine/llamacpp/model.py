@@ -26,10 +26,11 @@ import torch
 
 from latent_graph.engine.decode.constrain import Constraint
 from latent_graph.engine.decode.loop import generate_text
-from latent_graph.engine.forward.feed import WHAT, Fed
+from latent_graph.engine.forward.feed import WHAT, Fed, check_chats, check_tool_results
 from latent_graph.engine.forward.steps import latent_steps
-from latent_graph.engine.handle import LatentHandle, SegmentKind
-from latent_graph.engine.llamacpp.gguf_cache import read_parts
+from latent_graph.engine.handle import LatentHandle
+from latent_graph.engine.llamacpp.feed import feed, feed_prompt
+from latent_graph.engine.llamacpp.gguf_cache import read_parts, requantized
 from latent_graph.engine.llamacpp.gguf_file import WeightView
 from latent_graph.engine.llamacpp.kvstate import KVLayout, parse_state
 from latent_graph.engine.llamacpp.runtime import Runtime, one_torch_thread
@@ -37,15 +38,14 @@ from latent_graph.engine.llamacpp.session import Session
 from latent_graph.engine.options import (
     DEFAULT_MEMORY,
     DecodeOptions,
+    EngineLimits,
     MemoryPolicy,
     check_embeds,
     check_finite,
-    check_memory,
     check_steps,
     split_decode_kwargs,
 )
 from latent_graph.engine.prompt.chat import ChatTurn, chat_rows, tool_rows
-from latent_graph.engine.prompt.turn import prompt_list, prompt_rows
 from latent_graph.engine.protocols import StepCallback, TokenCallback
 from latent_graph.engine.realign.base import Realigner
 from latent_graph.engine.realign.catalog import make_realigner
@@ -71,6 +71,9 @@ class LlamaCppLatentModel:
         n_threads: llama.cpp threads (default: the free cores, see :func:`.runtime.free_cores`).
         max_batch: Most rows of one call.
         n_batch: Most tokens per llama.cpp decode (longer prompts go in several).
+        quantization: None runs the file as it is; ``"q4_0"`` or ``"q8_0"`` requantizes it once (kept in the cache
+            dir) to a type llama.cpp's CPU kernels prefill faster (see :data:`.runtime.GGUF_QUANTIZATIONS`); the
+            fingerprint is then the requantized file's.
     """
 
     def __init__(
@@ -84,10 +87,13 @@ class LlamaCppLatentModel:
         n_threads: int | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
         n_batch: int = 512,
+        quantization: str | None = None,
     ) -> None:
         path = Path(path)
         if not path.is_file():
             raise ModelLoadError(f"no GGUF file at {path}")
+        if quantization is not None:
+            path = requantized(path, quantization)
         self.info, self.tokenizer, self.fingerprint, w_in, w_out = read_parts(path, name)
         info = self.info
         self.name = self.fingerprint.name
@@ -103,6 +109,8 @@ class LlamaCppLatentModel:
         self.realigner = make_realigner(self, realign)
         self.path = path
         self._lock = threading.RLock()
+        self.batch_rows: int | None = None  # every row of a call decodes at once (sequences of one context)
+        self.limits = EngineLimits()  # resource caps of every call, as on the transformers engine; replace to change
         try:  # one token in and its cache read back: a cache layout this engine cannot read fails here, by name
             parse_state(self.runtime.probe_state(), self.layout)
         except HandleFormatError as exc:
@@ -160,50 +168,6 @@ class LlamaCppLatentModel:
             yield
 
     # ------------------------------------------------------------------ feeding
-    def _feed(
-        self,
-        handle: LatentHandle | None,
-        rows: list[list[int]],
-        *,
-        agent: str,
-        kind: SegmentKind = "prompt",
-        reserve: int = 0,
-        open_turn: bool | None = None,
-        logits: bool = False,
-    ) -> Fed:
-        if handle is not None and handle.fingerprint is not self.fingerprint:
-            self.fingerprint.check(handle.fingerprint)
-        session = Session(self, handle, len(rows), logits)
-        session.check_room([len(r) for r in rows], reserve, agent, WHAT.get(kind, kind))
-        if open_turn is not None:
-            session.meta["open_turn"] = "1" if open_turn else "0"
-        hidden = session.feed_tokens(rows, agent, kind)
-        check_finite(hidden, f"agent {agent!r}: hidden state after its {WHAT.get(kind, kind)}")
-        return Fed(cast(Any, session), hidden, [len(r) for r in rows])
-
-    def _feed_prompt(
-        self,
-        handle: LatentHandle | None,
-        prompt: str | Sequence[str],
-        agent: str,
-        system: str | None,
-        memory: MemoryPolicy | str,
-        reserve: int,
-        generation: bool = True,
-        logits: bool = False,
-    ) -> Fed:
-        """As :func:`latent_graph.engine.forward.feed.feed_prompt`: the agent's turn on what ``memory`` reads."""
-        check_memory(memory)
-        prompts = prompt_list(prompt, handle.batch_size if handle is not None else None)
-        if handle is not None:
-            if handle.fingerprint is not self.fingerprint:
-                self.fingerprint.check(handle.fingerprint)
-            handle = handle.with_memory(memory)
-        first = handle is None or handle.seq_len == 0
-        open_turn = handle is not None and handle.meta.get("open_turn", "1") == "1"
-        rows = prompt_rows(self.tokenizer, prompts, system, first, after_open_turn=open_turn, generation=generation)
-        return self._feed(handle, rows, agent=agent, reserve=reserve, open_turn=generation, logits=logits)
-
     # ------------------------------------------------------------------ the seam
     def think(
         self,
@@ -219,7 +183,7 @@ class LlamaCppLatentModel:
         """Feed ``prompt`` on top of ``handle``, then take ``steps`` latent steps (as the transformers engine)."""
         check_steps(steps)
         with self._call():
-            fed = self._feed_prompt(handle, prompt, agent, system, memory, reserve=steps, generation=steps > 0)
+            fed = feed_prompt(self, handle, prompt, agent, system, memory, reserve=steps, generation=steps > 0)
             return latent_steps(self, fed, steps, agent, on_step)
 
     def inject(
@@ -263,8 +227,9 @@ class LlamaCppLatentModel:
         """Append each row's tool turn (``results[b]``; empty = none), then take ``steps`` latent steps."""
         check_steps(steps)
         with self._call():
+            check_tool_results(self, results)
             rows = tool_rows(self.tokenizer, handle, results)
-            fed = self._feed(handle, rows, agent=agent, kind="tool", reserve=steps, open_turn=True)
+            fed = feed(self, handle, rows, agent=agent, kind="tool", reserve=steps, open_turn=True)
             return latent_steps(self, fed, steps, agent, on_step)
 
     def decode_iter(
@@ -289,10 +254,11 @@ class LlamaCppLatentModel:
                     raise InvalidArgumentError(
                         "decoding whole chats (messages=) starts a fresh cache: pass handle=None"
                     )
+                check_chats(self, messages)
                 rows = chat_rows(self.tokenizer, messages, tools)
-                fed = self._feed(None, rows, agent=agent, reserve=1, open_turn=True, logits=True)
+                fed = feed(self, None, rows, agent=agent, reserve=1, open_turn=True, logits=True)
             else:
-                fed = self._feed_prompt(handle, prompt, agent, system, memory, reserve=1, logits=True)
+                fed = feed_prompt(self, handle, prompt, agent, system, memory, reserve=1, logits=True)
             yield from generate_text(self, fed, opts, agent=agent, stream=stream, constraint=constraint)
 
     def decode(
@@ -331,8 +297,9 @@ class LlamaCppLatentModel:
         """Append each row's tool turn, then decode in the new assistant turn."""
         opts = options or DecodeOptions()
         with self._call():
+            check_tool_results(self, results)
             rows = tool_rows(self.tokenizer, handle, results)
-            fed = self._feed(handle, rows, agent=agent, kind="tool", reserve=1, open_turn=True, logits=True)
+            fed = feed(self, handle, rows, agent=agent, kind="tool", reserve=1, open_turn=True, logits=True)
             *_, decoded = generate_text(self, fed, opts, agent=agent, stream=False, constraint=constraint)
         return decoded  # type: ignore[return-value]
 

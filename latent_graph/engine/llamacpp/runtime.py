@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from latent_graph.errors import ContextOverflowError, InvalidArgumentError, ModelLoadError
+from latent_graph.engine.load.quantize import QUANTIZATIONS
+from latent_graph.errors import ContextOverflowError, InvalidArgumentError, LlamaCppError, ModelLoadError
 
+GGUF_QUANTIZATIONS: tuple[str, ...] = ("q4_0", "q8_0")
+"""Types a GGUF can be requantized to at first load (``LlamaCppLatentModel(quantization=...)``): llama.cpp's CPU
+backend has fast prompt kernels for these (Q4_0 is repacked for AVX2/AVX-512 at load, Q8_0 goes through its
+tinyBLAS matmul), while K-quants and Q4_1 prefill on the slower generic path. Q8_0 of a 4-bit file keeps its
+values almost exactly; Q4_0 of a Q4_1 file rounds them again (outputs may differ)."""
 INSTALL_HINT = 'pip install -e ".[llamacpp]"  (builds llama-cpp-python==0.3.36 from source)'
 
 
@@ -57,6 +64,38 @@ def import_llama_cpp() -> Any:
     except ImportError as exc:
         raise ModelLoadError(f"the llama.cpp engine needs llama-cpp-python: {INSTALL_HINT} ({exc})") from exc
     return llama_cpp
+
+
+def requantize(path: Path, kind: str, folder: Path) -> Path:
+    """``path`` requantized to ``kind`` (one of :data:`GGUF_QUANTIZATIONS`) as ``folder/<kind>.gguf``, written once
+    (through a temporary file renamed into place, so a concurrent loader sees all of it or nothing)."""
+    if kind not in GGUF_QUANTIZATIONS:
+        raise InvalidArgumentError(
+            f"a GGUF can be requantized to one of {GGUF_QUANTIZATIONS}, not {kind!r} (the quantizations "
+            f"{QUANTIZATIONS} are the transformers engine's)"
+        )
+    out = folder / f"{kind}.gguf"
+    if out.is_file():
+        return out
+    llama_cpp = import_llama_cpp()
+    logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)  # its per-tensor log lines
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind.upper()}")
+    params.allow_requantize = True
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{kind}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        try:
+            if int(llama_cpp.llama_model_quantize(str(path).encode(), tmp.encode(), ctypes.byref(params))) != 0:
+                raise ModelLoadError(f"llama.cpp could not requantize {path} to {kind}")
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot write the {kind} copy of {path} in {folder}: {exc}") from exc
+    return out
 
 
 class Runtime:
@@ -208,7 +247,7 @@ class Runtime:
                     "hold every row of the batch (load the model with a larger n_ctx)"
                 )
             if rc != 0:
-                raise RuntimeError(f"llama_decode failed with code {rc}")
+                raise LlamaCppError(f"llama_decode failed with code {rc} on a batch of {m} entries")
             for i in np.flatnonzero(out[lo:hi]).tolist():
                 ptr = self.lib.llama_get_embeddings_ith(self.ctx, i)
                 hidden[k] = np.ctypeslib.as_array(ptr, shape=(self.n_embd,))

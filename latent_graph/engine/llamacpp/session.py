@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from latent_graph.engine.forward.feed import column_bytes
 from latent_graph.engine.handle import LatentHandle, Segment, SegmentKind
 from latent_graph.engine.llamacpp.kvstate import parse_state, row_state, to_heads
-from latent_graph.errors import BatchSizeMismatchError, ContextOverflowError, InvalidArgumentError
+from latent_graph.engine.options import limits_of
+from latent_graph.errors import BatchSizeMismatchError, ContextOverflowError, InvalidArgumentError, LlamaCppError
 
 
 class Session:
@@ -29,6 +31,7 @@ class Session:
 
     def __init__(self, model: Any, base: LatentHandle | None, batch: int, logits: bool = False) -> None:
         self.model, self.rt, self.layout = model, model.runtime, model.layout
+        limits_of(model).check_rows(batch, "rows")
         if batch > self.rt.n_seq_max:
             raise BatchSizeMismatchError(
                 f"a batch of {batch} rows; this llama.cpp model runs at most {self.rt.n_seq_max} "
@@ -85,13 +88,18 @@ class Session:
 
     # ------------------------------------------------------------- feeding
     def check_room(self, lengths: list[int], reserve: int, agent: str, what: str) -> None:
-        """:class:`ContextOverflowError` unless every row's input plus ``reserve`` fits the model's context."""
+        """:class:`ContextOverflowError` unless every row's input plus ``reserve`` fits the model's context, and the
+        model's ``EngineLimits.max_cache_bytes`` for the columns the new handle will hold (as the transformers
+        engine's feed checks them)."""
         need = max(s + n for s, n in zip(self.start, lengths)) + reserve
         if need > self.model.max_context:
             raise ContextOverflowError(
                 f"agent {agent!r}: cache + {what} + {reserve} reserved positions = {need} "
                 f"exceeds the context window of {self.model.name!r} ({self.model.max_context})"
             )
+        room = self.model.max_context - need + reserve
+        columns = self.base_len + max(lengths, default=0) + min(reserve, room)
+        limits_of(self.model).check_reserve(self.batch, columns, column_bytes(self.model), f"agent {agent!r}")
 
     def feed_tokens(self, rows: list[list[int]], agent: str, kind: SegmentKind) -> torch.Tensor:
         """Append each row's tokens as one left-padded ``kind`` segment; returns the (B, H) last hidden states
@@ -193,7 +201,11 @@ class Session:
         self.live = [self.live[i] for i in keep]
         self.next_pos = self.next_pos[idx]
 
-    def row(self, i: int) -> tuple[int, int]:
+    def row(self, i: int, keep: int | None = None, resume: int = 0) -> tuple[int, int]:
+        """Live row ``i`` as (its original row, its next position), for :meth:`set_rows`. ``keep``/``resume`` are
+        for rows that entered a running batch, which this engine does not do (its ``batch_rows`` is None)."""
+        if keep is not None:
+            raise InvalidArgumentError("the llama.cpp engine runs every row of a call at once (batch_rows=None)")
         return self.live[i], int(self.next_pos[i])
 
     def set_rows(self, rows: list[tuple[int, int]]) -> None:
@@ -227,7 +239,7 @@ class Session:
             cell_pos, k_rows, v_rows = parse_state(self.rt.export_seq(b), lay)
             order = np.argsort(cell_pos, kind="stable")
             if not np.array_equal(cell_pos[order], pos[b, cols].numpy()):
-                raise RuntimeError(
+                raise LlamaCppError(
                     f"llama.cpp sequence {b} holds positions {cell_pos[order][:8]}..., expected {pos[b, cols][:8]}"
                 )
             for layer in range(lay.n_layer):

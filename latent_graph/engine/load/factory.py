@@ -34,22 +34,24 @@ def load_model(
     or a GGUF file.
 
     ``engine`` (see :func:`engine_for`): ``"llamacpp"`` runs the GGUF (the default model's own, for "default")
-    with llama.cpp on the CPU, in the file's quantization, on ``threads`` threads (default: the free cores);
-    dtype, device and quantization are transformers' options, and there ``threads`` sets torch's threads. Options left at None are not passed, so each
+    with llama.cpp on the CPU, in the file's quantization (or requantized once to ``quantization`` "q4_0"/"q8_0",
+    whose prompt kernels are faster), on ``threads`` threads (default: the free cores); dtype and device are
+    transformers' options, as are the "4bit"/"8bit" quantizations, and there ``threads`` sets torch's threads. Options left at None are not passed, so each
     loader keeps its own defaults.
     """
     if engine_for(spec, engine) == "llamacpp":
-        given = [k for k, v in (("dtype", dtype), ("quantization", quantization)) if v is not None]
+        given = ["dtype"] if dtype is not None else []
         if device not in (None, "cpu"):
             given.append("device")
         if given:
             raise InvalidArgumentError(
                 f"{', '.join(given)} are options of the transformers engine; the llama.cpp engine runs the "
-                "GGUF's own quantization on the CPU"
+                "GGUF on the CPU"
             )
         from latent_graph.engine.llamacpp.model import LlamaCppLatentModel  # optional extra: imported on use
 
-        lkw: dict[str, Any] = {k: v for k, v in (("realign", realign), ("n_threads", threads)) if v is not None}
+        lpairs = (("realign", realign), ("n_threads", threads), ("quantization", quantization))
+        lkw: dict[str, Any] = {k: v for k, v in lpairs if v is not None}
         if spec is None or spec == "default":
             return LlamaCppLatentModel.default(**lkw)
         return LlamaCppLatentModel(spec, **lkw)
