@@ -13,6 +13,7 @@ streamed chunks add up to exactly the :meth:`invoke` message:
   block whose text so far repeats the start of a closed block of the same reply is a repeat, dropped like a
   whole repeated call (small models repeat a call until the token budget ends). Where the grammar allows only
   calls (``calls_only``), a reply without a closed block is a cut call too, even one cut inside its opening tag.
+  A block opened after text is text (calls open a reply, as the tool-call grammar has them).
 """
 
 from __future__ import annotations
@@ -94,6 +95,9 @@ class ReplySplitter:
         if self.calls_only and cut is None and not _BLOCKS.search(head) and head.strip():
             head, cut = "", head  # cut inside the opening tag
         content, calls = parse_tool_calls(head)
+        if cut is not None and (content.strip() if calls else head.strip()):
+            head, cut = text, None  # after text a tag is text: calls only open a reply
+            content, calls = parse_tool_calls(head)
         delta = self._content(content.strip())
         chunks = self._calls(calls)
         if cut is None or any(block.startswith(cut) for block in _BLOCKS.findall(head)):

@@ -16,6 +16,7 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from latent_graph.engine import LocalLatentModel
+from latent_graph.errors import TruncatedReplyError
 from latent_graph.langchain import LatentChatModel
 
 pytestmark = pytest.mark.integration
@@ -69,7 +70,14 @@ class TestLatentChatModelUnit(_Params, ChatModelUnitTests):
 
 
 class TestLatentChatModelIntegration(_Params, ChatModelIntegrationTests):
-    pass
+    @pytest.mark.xfail(
+        strict=True,
+        raises=TruncatedReplyError,
+        reason="the 135M model repeats inside Joke.setup ('A cat is a cat, a cat is ...') past max_tokens; the cut "
+        "JSON is refused by name instead of being completed by LangChain's partial-JSON parser into a cut string",
+    )
+    def test_structured_output_optional_param(self, model: Any) -> None:
+        super().test_structured_output_optional_param(model)
 
 
 for _name in dir(TestLatentChatModelIntegration):  # the suite's async tests need pytest-asyncio's marker
