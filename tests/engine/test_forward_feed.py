@@ -34,7 +34,8 @@ def test_one_site_raises_the_context_overflow() -> None:
         for node in ast.walk(ast.parse(f.read_text())):
             if isinstance(node, ast.Raise) and "ContextOverflowError" in ast.unparse(node):
                 sites.append(str(f.relative_to(ENGINE)))
-    assert sites == ["forward/feed.py"], sites
+    # llamacpp/runtime.py raises it when llama.cpp's own KV cells run out (its context, not the model's window)
+    assert [s for s in sites if s != "llamacpp/runtime.py"] == ["forward/feed.py"], sites
 
 
 def test_every_input_kind_overflows_with_the_same_error(small) -> None:

@@ -65,6 +65,16 @@ def check_handle(model: Any, handle: LatentHandle) -> None:
         )
 
 
+def check_context(model: Any, need: int, reserve: int, agent: str, what: str) -> None:
+    """The context check of every engine: :class:`ContextOverflowError` when the longest row's cache + input +
+    ``reserve`` positions (``need``) exceed ``model.max_context``."""
+    if need > model.max_context:
+        raise ContextOverflowError(
+            f"agent {agent!r}: cache + {what} + {reserve} reserved positions = {need} "
+            f"exceeds the context window of {model.name!r} ({model.max_context})"
+        )
+
+
 def column_bytes(model: Any) -> int:
     """K/V bytes one cache column takes across all layers (from the model's fingerprint; hidden size if unknown)."""
     itemsize = torch.empty((), dtype=model.dtype).element_size()
@@ -122,11 +132,7 @@ def feed(
         tokens = [len(r) + shared for r in lists]
     start = handle.next_positions() if handle is not None else torch.zeros(batch, dtype=torch.long)  # (B,)
     need = int((start.to(mask.device) + mask.sum(dim=1)).max()) + reserve
-    if need > model.max_context:  # checked before any buffer is reserved
-        raise ContextOverflowError(
-            f"agent {agent!r}: cache + {WHAT.get(kind, kind)} + {reserve} reserved positions = {need} "
-            f"exceeds the context window of {model.name!r} ({model.max_context})"
-        )
+    check_context(model, need, reserve, agent, WHAT.get(kind, kind))  # before any buffer is reserved
     room = model.max_context - need + reserve  # positions left after the input: no call can append more
     extra = n + min(reserve if grow is None else grow, room)
     held = handle.seq_len if handle is not None else 0

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from latent_graph.engine.forward.feed import column_bytes
+from latent_graph.engine.forward.feed import check_context, column_bytes
 from latent_graph.engine.handle import LatentHandle, Segment, SegmentKind
 from latent_graph.engine.llamacpp.kvstate import parse_state, row_state, to_heads
 from latent_graph.engine.options import limits_of
-from latent_graph.errors import BatchSizeMismatchError, ContextOverflowError, InvalidArgumentError, LlamaCppError
+from latent_graph.errors import BatchSizeMismatchError, InvalidArgumentError, LlamaCppError
 
 
 class Session:
@@ -92,11 +92,7 @@ class Session:
         model's ``EngineLimits.max_cache_bytes`` for the columns the new handle will hold (as the transformers
         engine's feed checks them)."""
         need = max(s + n for s, n in zip(self.start, lengths)) + reserve
-        if need > self.model.max_context:
-            raise ContextOverflowError(
-                f"agent {agent!r}: cache + {what} + {reserve} reserved positions = {need} "
-                f"exceeds the context window of {self.model.name!r} ({self.model.max_context})"
-            )
+        check_context(self.model, need, reserve, agent, what)
         room = self.model.max_context - need + reserve
         columns = self.base_len + max(lengths, default=0) + min(reserve, room)
         limits_of(self.model).check_reserve(self.batch, columns, column_bytes(self.model), f"agent {agent!r}")
