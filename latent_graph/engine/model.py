@@ -24,6 +24,7 @@ import torch
 from latent_graph.engine.decode.constrain import Constraint
 from latent_graph.engine.decode.loop import generate_text
 from latent_graph.engine.decode.sampling import eos_ids
+from latent_graph.engine.faces import EngineFaces
 from latent_graph.engine.forward.feed import feed, feed_chats, feed_prompt, feed_tools
 from latent_graph.engine.forward.llama import stack_of
 from latent_graph.engine.forward.steps import latent_steps
@@ -39,18 +40,16 @@ from latent_graph.engine.options import (
     check_embeds,
     check_finite,
     check_steps,
-    split_decode_kwargs,
 )
 from latent_graph.engine.prompt.chat import ChatTurn
-from latent_graph.engine.protocols import StepCallback, TokenCallback
+from latent_graph.engine.protocols import StepCallback
 from latent_graph.engine.realign.base import Realigner
 from latent_graph.engine.realign.catalog import make_realigner
-from latent_graph.engine.realign.lens import logit_lens, nearest_tokens
 from latent_graph.engine.results import Decoded, TokenChunk
 from latent_graph.errors import InvalidArgumentError
 
 
-class LocalLatentModel:
+class LocalLatentModel(EngineFaces):
     """A local HF causal LM that agents share to talk in latent space (the LangChain faces wrap it).
 
     Args:
@@ -244,36 +243,6 @@ class LocalLatentModel:
             fed = feed_prompt(self, handle, prompt, agent, system, memory, reserve=1, grow=opts.max_new_tokens)
         yield from generate_text(self, fed, opts, agent=agent, stream=stream, constraint=constraint)
 
-    def decode(
-        self,
-        handle: LatentHandle | None,
-        prompt: str | Sequence[str],
-        *,
-        on_token: TokenCallback | None = None,
-        **kwargs: Any,
-    ) -> Decoded:
-        """Generate text on top of ``handle`` (the judger path).
-
-        ``kwargs``: ``agent`` (default "judger"), ``system``, ``memory`` (as in :meth:`think`), ``constraint``,
-        ``messages``/``tools`` (as in :meth:`decode_iter`) and the :class:`DecodeOptions` fields (max_new_tokens,
-        temperature, top_p, seed); unknown names raise :class:`InvalidArgumentError`. Greedy when
-        ``temperature == 0``; ``seed`` makes sampling reproducible. ``on_token`` receives every generated token.
-        """
-        opts, call = split_decode_kwargs(kwargs)
-        for item in self.decode_iter(handle, prompt, opts, stream=on_token is not None, **call):
-            if isinstance(item, Decoded):
-                return item
-            if on_token is not None:
-                on_token(item)
-        raise AssertionError("decode_iter ends with a Decoded")
-
-    def decode_stream(
-        self, handle: LatentHandle | None, prompt: str | Sequence[str], **kwargs: Any
-    ) -> Iterator[TokenChunk]:
-        """Like :meth:`decode` (same keyword arguments) but yields :class:`TokenChunk` as they are generated."""
-        opts, call = split_decode_kwargs(kwargs)
-        yield from (c for c in self.decode_iter(handle, prompt, opts, **call) if isinstance(c, TokenChunk))
-
     def decode_after_tools(
         self,
         handle: LatentHandle,
@@ -289,14 +258,6 @@ class LocalLatentModel:
         fed = feed_tools(self, handle, results, agent, 1, opts.max_new_tokens)
         *_, decoded = generate_text(self, fed, opts, agent=agent, stream=False, constraint=constraint)
         return decoded  # type: ignore[return-value]
-
-    def logit_lens(self, hidden: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
-        """Top-k vocabulary tokens (with probabilities) of hidden states (B, H) through the lm_head."""
-        return logit_lens(self, hidden, k)
-
-    def nearest_tokens(self, embedding: torch.Tensor, k: int = 1) -> list[list[tuple[str, float]]]:
-        """Input-embedding rows nearest (cosine) to realigned vectors (B, H)."""
-        return nearest_tokens(self, embedding, k)
 
     def __repr__(self) -> str:
         fields = f"{self.name!r}, realign={self.realigner.name}, device={self.device}, dtype={self.dtype}"

@@ -26,6 +26,7 @@ import torch
 
 from latent_graph.engine.decode.constrain import Constraint
 from latent_graph.engine.decode.loop import generate_text
+from latent_graph.engine.faces import EngineFaces
 from latent_graph.engine.forward.feed import WHAT, Fed, check_chats, check_tool_results
 from latent_graph.engine.forward.steps import latent_steps
 from latent_graph.engine.handle import LatentHandle
@@ -43,13 +44,11 @@ from latent_graph.engine.options import (
     check_embeds,
     check_finite,
     check_steps,
-    split_decode_kwargs,
 )
 from latent_graph.engine.prompt.chat import ChatTurn, chat_rows, tool_rows
-from latent_graph.engine.protocols import StepCallback, TokenCallback
+from latent_graph.engine.protocols import StepCallback
 from latent_graph.engine.realign.base import Realigner
 from latent_graph.engine.realign.catalog import make_realigner
-from latent_graph.engine.realign.lens import logit_lens, nearest_tokens
 from latent_graph.engine.results import Decoded, TokenChunk
 from latent_graph.errors import HandleFormatError, InvalidArgumentError, ModelLoadError
 
@@ -59,7 +58,7 @@ DEFAULT_MAX_BATCH = 16
 """Most rows (parallel llama.cpp sequences) of one call unless ``max_batch`` says."""
 
 
-class LlamaCppLatentModel:
+class LlamaCppLatentModel(EngineFaces):
     """A GGUF model run by llama.cpp that agents share to talk in latent space (see the module docstring).
 
     Args:
@@ -261,30 +260,6 @@ class LlamaCppLatentModel:
                 fed = feed_prompt(self, handle, prompt, agent, system, memory, reserve=1, logits=True)
             yield from generate_text(self, fed, opts, agent=agent, stream=stream, constraint=constraint)
 
-    def decode(
-        self,
-        handle: LatentHandle | None,
-        prompt: str | Sequence[str],
-        *,
-        on_token: TokenCallback | None = None,
-        **kwargs: Any,
-    ) -> Decoded:
-        """Generate text on top of ``handle`` (keywords as :meth:`LocalLatentModel.decode`)."""
-        opts, call = split_decode_kwargs(kwargs)
-        for item in self.decode_iter(handle, prompt, opts, stream=on_token is not None, **call):
-            if isinstance(item, Decoded):
-                return item
-            if on_token is not None:
-                on_token(item)
-        raise AssertionError("decode_iter ends with a Decoded")
-
-    def decode_stream(
-        self, handle: LatentHandle | None, prompt: str | Sequence[str], **kwargs: Any
-    ) -> Iterator[TokenChunk]:
-        """Like :meth:`decode` but yields :class:`TokenChunk` as they are generated."""
-        opts, call = split_decode_kwargs(kwargs)
-        yield from (c for c in self.decode_iter(handle, prompt, opts, **call) if isinstance(c, TokenChunk))
-
     def decode_after_tools(
         self,
         handle: LatentHandle,
@@ -302,14 +277,6 @@ class LlamaCppLatentModel:
             fed = feed(self, handle, rows, agent=agent, kind="tool", reserve=1, open_turn=True, logits=True)
             *_, decoded = generate_text(self, fed, opts, agent=agent, stream=False, constraint=constraint)
         return decoded  # type: ignore[return-value]
-
-    def logit_lens(self, hidden: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
-        """Top-k vocabulary tokens (with probabilities) of hidden states (B, H) through the output matrix."""
-        return logit_lens(self, hidden, k)
-
-    def nearest_tokens(self, embedding: torch.Tensor, k: int = 1) -> list[list[tuple[str, float]]]:
-        """Input-embedding rows nearest (cosine) to realigned vectors (B, H)."""
-        return nearest_tokens(self, embedding, k)
 
     def __repr__(self) -> str:
         return f"LlamaCppLatentModel({self.name!r}, {self.path.name}, realign={self.realigner.name}, threads={self.runtime.n_threads})"
