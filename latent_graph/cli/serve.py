@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from latent_graph import InvalidArgumentError
-from latent_graph.cli.model_options import add_model_args
+from latent_graph.cli.model_options import add_model_args, model_kwargs
 from latent_graph.graphs import DEFAULT_GRAPH, GRAPHS, GraphOptions
 from latent_graph.graphs.roles import ANSWER_FORMATS
 
@@ -38,12 +38,7 @@ def config_of(args: argparse.Namespace) -> Any:
     return ServeConfig(
         model=args.model,
         model_factory=args.model_factory,
-        dtype=args.dtype,
-        device=args.device,
-        realign=args.realign,
-        quantization=args.quantization,
-        engine=args.engine,
-        threads=args.threads,
+        **model_kwargs(args),
         graphs=graphs,
         default_graph=args.default_graph,
         steps=args.steps,

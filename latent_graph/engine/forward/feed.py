@@ -175,15 +175,29 @@ def feed_prompt(
 
     An agent after an open assistant turn closes it first; ``generation`` opens a new one after the prompt.
     """
+    handle, rows = prompt_turn(model, handle, prompt, system, memory, generation)
+    return feed(model, handle, rows, agent=agent, reserve=reserve, grow=grow, open_turn=generation, share_prefix=True)
+
+
+def prompt_turn(
+    model: Any,
+    handle: LatentHandle | None,
+    prompt: str | Sequence[str],
+    system: str | None,
+    memory: MemoryPolicy | str,
+    generation: bool,
+) -> tuple[LatentHandle | None, list[list[int]]]:
+    """What every engine's prompt feed puts on its cache: ``memory``'s view of ``handle`` (the caller's feed checks
+    it fits the model) and each row's chat turn as token ids, after the prompts passed ``EngineLimits``."""
     check_memory(memory)
     prompts = prompt_list(prompt, handle.batch_size if handle is not None else None)
     check_prompts(model, prompts, system)
     if handle is not None:
-        handle = handle.with_memory(memory)  # the feed checks it fits this model
+        handle = handle.with_memory(memory)
     first = handle is None or handle.seq_len == 0
     open_turn = handle is not None and handle.meta.get("open_turn", "1") == "1"
     rows = prompt_rows(model.tokenizer, prompts, system, first, after_open_turn=open_turn, generation=generation)
-    return feed(model, handle, rows, agent=agent, reserve=reserve, grow=grow, open_turn=generation, share_prefix=True)
+    return handle, rows
 
 
 def feed_tools(

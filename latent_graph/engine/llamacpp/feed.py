@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from latent_graph.engine.forward.feed import WHAT, Fed, check_prompts
+from latent_graph.engine.forward.feed import WHAT, Fed, prompt_turn
 from latent_graph.engine.handle import LatentHandle, SegmentKind
 from latent_graph.engine.llamacpp.session import Session
-from latent_graph.engine.options import MemoryPolicy, check_finite, check_memory
-from latent_graph.engine.prompt.turn import prompt_list, prompt_rows
+from latent_graph.engine.options import MemoryPolicy, check_finite
 
 
 def feed(
@@ -52,14 +51,7 @@ def feed_prompt(
     logits: bool = False,
 ) -> Fed:
     """As :func:`latent_graph.engine.forward.feed.feed_prompt`: the agent's turn on what ``memory`` reads."""
-    check_memory(memory)
-    prompts = prompt_list(prompt, handle.batch_size if handle is not None else None)
-    check_prompts(model, prompts, system)
-    if handle is not None:
-        if handle.fingerprint is not model.fingerprint:
-            model.fingerprint.check(handle.fingerprint)
-        handle = handle.with_memory(memory)
-    first = handle is None or handle.seq_len == 0
-    open_turn = handle is not None and handle.meta.get("open_turn", "1") == "1"
-    rows = prompt_rows(model.tokenizer, prompts, system, first, after_open_turn=open_turn, generation=generation)
+    if handle is not None and handle.fingerprint is not model.fingerprint:
+        model.fingerprint.check(handle.fingerprint)  # before its memory view, as the session needs its layout
+    handle, rows = prompt_turn(model, handle, prompt, system, memory, generation)
     return feed(model, handle, rows, agent=agent, reserve=reserve, open_turn=generation, logits=logits)
